@@ -1,0 +1,268 @@
+"""Per-account engagement windows: event-time daily buckets with bounded retention.
+
+An :class:`AccountWindow` folds one account's usage, support and billing events into daily buckets (UTC days)
+and keeps only the last ``retention_days`` of them, so its size is bounded however long the account lives.
+Distinct active users are counted exactly while a day is still open to late events, then the user set is
+dropped and only the count kept. Per-event-name counts are kept for the account's top event names, found
+with the Space-Saving algorithm so the set of names stays bounded too.
+
+The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
+/ :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+DAY_MS = 86_400_000
+
+# Column layout of one day's bucket (a list of ints: compact in memory and in JSON).
+USAGE = 0
+ACTIVE_USERS = 1
+TICKETS_LOW = 2
+TICKETS_NORMAL = 3
+TICKETS_HIGH = 4
+TICKETS_URGENT = 5
+ESCALATED = 6
+SOLVED = 7
+CSAT_SUM = 8
+CSAT_COUNT = 9
+PAYMENT_FAILED = 10
+PAYMENT_SUCCEEDED = 11
+N_COLUMNS = 12
+
+TICKET_COLUMN = {"low": TICKETS_LOW, "normal": TICKETS_NORMAL, "high": TICKETS_HIGH, "urgent": TICKETS_URGENT}
+# A distinct-user set larger than this per day stops growing (the count saturates); seats beyond it are rare.
+MAX_USERS_PER_DAY = 2_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowConfig:
+    """How much history a window keeps and how late an event may be."""
+
+    retention_days: int = 56
+    allowed_lateness_ms: int = 2 * DAY_MS
+    top_events: int = 5
+
+
+def day_of(ts_ms: int) -> int:
+    """UTC day number (days since the epoch) of an event time."""
+    return ts_ms // DAY_MS
+
+
+def user_hash(user_id: str) -> int:
+    """A stable 32-bit hash (Python's ``hash`` is salted per process, which would break restarts)."""
+    return zlib.crc32(user_id.encode())
+
+
+class AccountWindow:
+    """Daily engagement buckets of one account.
+
+    Parameters
+    ----------
+    config
+        Retention, lateness allowance and the number of event names tracked.
+
+    Examples
+    --------
+    >>> w = AccountWindow(WindowConfig())
+    >>> t = 1_795_687_200_000  # 2026-11-26T10:00:00Z
+    >>> w.add_usage(t, "report_exported", "u1", 1), w.add_usage(t + 60_000, "report_exported", "u2", 2)
+    (True, True)
+    >>> w.add_support(t, "ticket_opened", "urgent", None)
+    True
+    >>> w.add_usage(t - 3 * DAY_MS, "login", "u1", 1)  # beyond the 2-day lateness allowance
+    False
+    >>> b = w.bucket(day_of(t))
+    >>> b[USAGE], b[ACTIVE_USERS], b[TICKETS_URGENT]
+    (3, 2, 1)
+    >>> AccountWindow.from_state(w.to_state(), WindowConfig()).to_state() == w.to_state()
+    True
+    """
+
+    __slots__ = (
+        "billing_ts_ms",
+        "canceled_ts_ms",
+        "config",
+        "day_events",
+        "day_users",
+        "days",
+        "event_totals",
+        "first_seen_ms",
+        "mrr",
+        "plan",
+        "watermark_ms",
+    )
+
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+        self.days: dict[int, list[int]] = {}
+        self.day_events: dict[int, dict[str, int]] = {}
+        self.day_users: dict[int, set[int]] = {}
+        self.event_totals: dict[str, int] = {}
+        self.watermark_ms: int | None = None
+        self.first_seen_ms: int | None = None
+        self.plan: str | None = None
+        self.mrr: float | None = None
+        self.billing_ts_ms: int | None = None
+        self.canceled_ts_ms: int | None = None
+
+    # -- folding events -------------------------------------------------------------------------------------
+
+    def accepts(self, ts_ms: int) -> bool:
+        """Whether an event at ``ts_ms`` is within the lateness allowance of this account's watermark."""
+        return self.watermark_ms is None or ts_ms >= self.watermark_ms - self.config.allowed_lateness_ms
+
+    def _bucket_for(self, ts_ms: int) -> list[int] | None:
+        if not self.accepts(ts_ms):
+            return None
+        if self.watermark_ms is None or ts_ms > self.watermark_ms:
+            self.watermark_ms = ts_ms
+            if self.first_seen_ms is None:
+                self.first_seen_ms = ts_ms
+            self._expire()
+        elif self.first_seen_ms is not None and ts_ms < self.first_seen_ms:
+            self.first_seen_ms = ts_ms
+        day = day_of(ts_ms)
+        bucket = self.days.get(day)
+        if bucket is None:
+            bucket = self.days[day] = [0] * N_COLUMNS
+        return bucket
+
+    def add_usage(self, ts_ms: int, event: str, user_id: str | None, count: int) -> bool:
+        """Fold one usage event; returns False (and changes nothing) when it is too late."""
+        bucket = self._bucket_for(ts_ms)
+        if bucket is None:
+            return False
+        day = day_of(ts_ms)
+        bucket[USAGE] += count
+        if user_id is not None:
+            users = self.day_users.get(day)
+            if users is None:
+                users = self.day_users[day] = set()
+            if len(users) < MAX_USERS_PER_DAY:
+                users.add(user_hash(user_id))
+                bucket[ACTIVE_USERS] = len(users)
+        if self._track_event_name(event, count):
+            names = self.day_events.get(day)
+            if names is None:
+                names = self.day_events[day] = {}
+            names[event] = names.get(event, 0) + count
+        return True
+
+    def _track_event_name(self, event: str, count: int) -> bool:
+        """Space-Saving heavy hitters over ``4 * top_events`` candidates; True when ``event`` is tracked.
+
+        The candidate table is wider than the reported top-k so that a name growing popular late is admitted
+        before the reported top is decided; a name evicted from it loses its daily counts.
+        """
+        totals = self.event_totals
+        if event in totals:
+            totals[event] += count
+            return True
+        if len(totals) < 4 * self.config.top_events:
+            totals[event] = count
+            return True
+        weakest = min(totals, key=totals.__getitem__)
+        floor = totals.pop(weakest)
+        totals[event] = floor + count
+        for names in self.day_events.values():
+            names.pop(weakest, None)
+        return True
+
+    def top_event_names(self) -> list[str]:
+        """The account's ``top_events`` most frequent event names, most frequent first."""
+        ranked = sorted(self.event_totals.items(), key=lambda item: (-item[1], item[0]))
+        return [name for name, _ in ranked[: self.config.top_events]]
+
+    def add_support(self, ts_ms: int, kind: str, priority: str | None, score: int | None) -> bool:
+        """Fold one support event; returns False when it is too late."""
+        bucket = self._bucket_for(ts_ms)
+        if bucket is None:
+            return False
+        if kind == "ticket_opened":
+            bucket[TICKET_COLUMN[priority or "normal"]] += 1
+        elif kind == "escalated":
+            bucket[ESCALATED] += 1
+        elif kind == "ticket_solved":
+            bucket[SOLVED] += 1
+        elif kind == "csat" and score is not None:
+            bucket[CSAT_SUM] += score
+            bucket[CSAT_COUNT] += 1
+        return True
+
+    def add_billing(self, ts_ms: int, kind: str, mrr: float | None, plan: str | None) -> bool:
+        """Fold one billing event; the newest billing event decides the current plan and MRR."""
+        bucket = self._bucket_for(ts_ms)
+        if bucket is None:
+            return False
+        if kind == "payment_failed":
+            bucket[PAYMENT_FAILED] += 1
+        elif kind == "payment_succeeded":
+            bucket[PAYMENT_SUCCEEDED] += 1
+        if self.billing_ts_ms is None or ts_ms >= self.billing_ts_ms:
+            self.billing_ts_ms = ts_ms
+            if mrr is not None:
+                self.mrr = mrr
+            if plan is not None:
+                self.plan = plan
+            if kind == "subscription_canceled":
+                self.canceled_ts_ms = ts_ms
+            elif kind == "subscription_created":
+                self.canceled_ts_ms = None
+        return True
+
+    def _expire(self) -> None:
+        assert self.watermark_ms is not None
+        newest_day = day_of(self.watermark_ms)
+        oldest_kept = newest_day - self.config.retention_days + 1
+        open_from = day_of(self.watermark_ms - self.config.allowed_lateness_ms)
+        for day in [d for d in self.days if d < oldest_kept]:
+            del self.days[day]
+            self.day_events.pop(day, None)
+        for day in [d for d in self.day_users if d < open_from]:
+            del self.day_users[day]
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def bucket(self, day: int) -> list[int]:
+        """The bucket of ``day`` (zeros when the account did nothing that day)."""
+        return self.days.get(day) or [0] * N_COLUMNS
+
+    def total(self, column: int, first_day: int, last_day: int) -> int:
+        """Sum of ``column`` over the days ``first_day..last_day`` inclusive."""
+        return sum(b[column] for d, b in self.days.items() if first_day <= d <= last_day)
+
+    # -- state ----------------------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-compatible state (lists and string-keyed dicts only)."""
+        return {
+            "d": [[day, *bucket] for day, bucket in sorted(self.days.items())],
+            "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
+            "u": [[day, sorted(users)] for day, users in sorted(self.day_users.items())],
+            "t": self.event_totals,
+            "w": self.watermark_ms,
+            "f": self.first_seen_ms,
+            "p": self.plan,
+            "m": self.mrr,
+            "b": self.billing_ts_ms,
+            "c": self.canceled_ts_ms,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: WindowConfig) -> AccountWindow:
+        window = cls(config)
+        window.days = {row[0]: list(row[1:]) for row in state["d"]}
+        window.day_events = {day: dict(names) for day, names in state["e"]}
+        window.day_users = {day: set(users) for day, users in state["u"]}
+        window.event_totals = dict(state["t"])
+        window.watermark_ms = state["w"]
+        window.first_seen_ms = state["f"]
+        window.plan = state["p"]
+        window.mrr = state["m"]
+        window.billing_ts_ms = state["b"]
+        window.canceled_ts_ms = state["c"]
+        return window

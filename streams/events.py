@@ -1,0 +1,237 @@
+"""Parse and validate canonical churnwatch events from raw Kafka bytes.
+
+Every rejection carries a :class:`DeadLetterReason` so the record can go to the dead-letter topic with the
+reason in a header. Validation is strict about what is required and lenient about extra fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from streams.errors import ChurnwatchError
+
+MAX_ID_LENGTH = 256
+MAX_NAME_LENGTH = 128
+MAX_COUNT = 1_000_000
+# Events before this are certainly bad data (epoch seconds sent as ms, zeroed clocks).
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+SUPPORT_KINDS = frozenset({"ticket_opened", "ticket_solved", "csat", "escalated"})
+PRIORITIES = ("low", "normal", "high", "urgent")
+BILLING_KINDS = frozenset(
+    {"subscription_created", "plan_changed", "payment_failed", "payment_succeeded", "subscription_canceled"}
+)
+
+
+class DeadLetterReason(StrEnum):
+    TOO_LARGE = "too_large"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_TYPE = "unknown_type"
+    WRONG_TOPIC = "wrong_topic"
+    KEY_MISMATCH = "key_mismatch"
+    INVALID_TS = "invalid_ts"
+    FUTURE_TS = "future_ts"
+    LATE = "late"
+
+
+class InvalidEventError(ChurnwatchError):
+    """A record that is not a valid canonical event."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    account_id: str
+    ts_ms: int
+    event: str
+    user_id: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupportEvent:
+    account_id: str
+    ts_ms: int
+    kind: str
+    priority: str | None
+    score: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BillingEvent:
+    account_id: str
+    ts_ms: int
+    kind: str
+    mrr: float | None
+    plan: str | None
+
+
+Event = UsageEvent | SupportEvent | BillingEvent
+EVENT_TYPES = ("usage", "support", "billing")
+
+
+def parse_ts(value: Any) -> int:
+    """Event time in epoch milliseconds from RFC 3339 text or epoch milliseconds.
+
+    >>> parse_ts("2026-11-26T10:00:00Z")
+    1795687200000
+    >>> parse_ts(1795687200000)
+    1795687200000
+    >>> parse_ts("2026-11-26 10:00")
+    Traceback (most recent call last):
+    ...
+    streams.events.InvalidEventError: invalid_ts: 'ts' must be RFC 3339 with a UTC offset or epoch ms
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        ts_ms = value
+    elif isinstance(value, str) and len(value) <= 40 and "T" in value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEventError(
+                DeadLetterReason.INVALID_TS, "'ts' must be RFC 3339 with a UTC offset or epoch ms"
+            ) from None
+        if parsed.tzinfo is None:
+            raise InvalidEventError(DeadLetterReason.INVALID_TS, "'ts' has no UTC offset")
+        ts_ms = int(parsed.timestamp() * 1000)
+    else:
+        raise InvalidEventError(
+            DeadLetterReason.INVALID_TS, "'ts' must be RFC 3339 with a UTC offset or epoch ms"
+        )
+    if ts_ms < MIN_TS_MS:
+        raise InvalidEventError(DeadLetterReason.INVALID_TS, f"'ts' {ts_ms} is before 2000-01-01")
+    return ts_ms
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool, max_length: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidEventError(DeadLetterReason.MISSING_FIELD, f"missing {name!r}")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEventError(DeadLetterReason.WRONG_TYPE, f"{name!r} must be a string")
+    if not value or len(value) > max_length:
+        raise InvalidEventError(DeadLetterReason.INVALID_VALUE, f"{name!r} must be 1-{max_length} characters")
+    return value
+
+
+def _choice(body: dict[str, Any], name: str, choices: frozenset[str] | tuple[str, ...], *, required: bool) -> str | None:
+    value = _text(body, name, required=required, max_length=MAX_NAME_LENGTH)
+    if value is not None and value not in choices:
+        raise InvalidEventError(DeadLetterReason.INVALID_VALUE, f"{name!r} must be one of {sorted(choices)}")
+    return value
+
+
+def _int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEventError(DeadLetterReason.WRONG_TYPE, f"{name!r} must be an integer")
+    if not low <= value <= high:
+        raise InvalidEventError(DeadLetterReason.INVALID_VALUE, f"{name!r} must be in [{low}, {high}]")
+    return value
+
+
+def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
+    """Turn a decoded JSON value into a typed event or raise :class:`InvalidEventError`.
+
+    ``max_ts_ms`` rejects events from the future (clock skew beyond the allowance).
+
+    >>> validate({"type": "usage", "account_id": "acme", "ts": "2026-11-26T10:00:00Z",
+    ...           "event": "report_exported", "user_id": "u1", "count": 1})
+    UsageEvent(account_id='acme', ts_ms=1795687200000, event='report_exported', user_id='u1', count=1)
+    >>> validate({"type": "billing", "account_id": "acme", "ts": 1795687200000, "kind": "payment_failed"})
+    BillingEvent(account_id='acme', ts_ms=1795687200000, kind='payment_failed', mrr=None, plan=None)
+    """
+    if not isinstance(body, dict):
+        raise InvalidEventError(DeadLetterReason.NOT_AN_OBJECT, "event must be a JSON object")
+    event_type = body.get("type")
+    if event_type is None:
+        raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "missing 'type'")
+    if event_type not in EVENT_TYPES:
+        raise InvalidEventError(DeadLetterReason.UNKNOWN_TYPE, f"unknown type {str(event_type)[:40]!r}")
+    account_id = _text(body, "account_id", required=True, max_length=MAX_ID_LENGTH)
+    assert account_id is not None
+    if "ts" not in body:
+        raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "missing 'ts'")
+    ts_ms = parse_ts(body["ts"])
+    if max_ts_ms is not None and ts_ms > max_ts_ms:
+        raise InvalidEventError(DeadLetterReason.FUTURE_TS, f"'ts' {ts_ms} is beyond the allowed clock skew")
+    if event_type == "usage":
+        event = _text(body, "event", required=True, max_length=MAX_NAME_LENGTH)
+        assert event is not None
+        user_id = _text(body, "user_id", required=False, max_length=MAX_ID_LENGTH)
+        count = _int(body, "count", 1, MAX_COUNT)
+        return UsageEvent(account_id, ts_ms, event, user_id, 1 if count is None else count)
+    if event_type == "support":
+        kind = _choice(body, "kind", SUPPORT_KINDS, required=True)
+        assert kind is not None
+        priority = _choice(body, "priority", PRIORITIES, required=False)
+        score = _int(body, "score", 1, 5)
+        if kind == "csat" and score is None:
+            raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "a csat event needs 'score'")
+        return SupportEvent(account_id, ts_ms, kind, priority, score)
+    kind = _choice(body, "kind", BILLING_KINDS, required=True)
+    assert kind is not None
+    mrr = body.get("mrr")
+    if mrr is not None:
+        if not isinstance(mrr, int | float) or isinstance(mrr, bool):
+            raise InvalidEventError(DeadLetterReason.WRONG_TYPE, "'mrr' must be a number")
+        if not 0 <= mrr < 1e12:
+            raise InvalidEventError(DeadLetterReason.INVALID_VALUE, "'mrr' must be >= 0")
+        mrr = float(mrr)
+    plan = _text(body, "plan", required=False, max_length=MAX_NAME_LENGTH)
+    return BillingEvent(account_id, ts_ms, kind, mrr, plan)
+
+
+def decode(
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    max_ts_ms: int | None = None,
+    key: bytes | None = None,
+    expected_type: str | None = None,
+) -> Event:
+    """Decode and validate one Kafka record value.
+
+    ``key``, when given, must equal the account id (the partitioning contract); ``expected_type``, when given,
+    is the only event type the record's topic may carry.
+
+    >>> decode(b'{"type":"usage","account_id":"a","ts":1795687200000,"event":"x"}', max_bytes=100, key=b"a")
+    UsageEvent(account_id='a', ts_ms=1795687200000, event='x', user_id=None, count=1)
+    >>> decode(b'{"type":', max_bytes=100)
+    Traceback (most recent call last):
+    ...
+    streams.events.InvalidEventError: invalid_json: value is not valid JSON
+    """
+    if raw is None:
+        raise InvalidEventError(DeadLetterReason.INVALID_JSON, "record has no value")
+    if len(raw) > max_bytes:
+        raise InvalidEventError(DeadLetterReason.TOO_LARGE, f"{len(raw)} bytes exceeds {max_bytes}")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidEventError(DeadLetterReason.INVALID_JSON, "value is not valid JSON") from None
+    event = validate(body, max_ts_ms=max_ts_ms)
+    if expected_type is not None and body["type"] != expected_type:
+        raise InvalidEventError(
+            DeadLetterReason.WRONG_TOPIC, f"a {body['type']} event on the {expected_type} topic"
+        )
+    if key is not None and key != event.account_id.encode():
+        raise InvalidEventError(DeadLetterReason.KEY_MISMATCH, "record key differs from 'account_id'")
+    return event

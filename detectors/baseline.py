@@ -1,0 +1,339 @@
+"""Per-account baselines and change detectors for engagement signals.
+
+Three small, River-style pieces make up an account's engagement model; each keeps a few numbers of state so
+thousands of accounts fit in a changelog-backed table:
+
+* :class:`SeasonalBaseline` learns what a normal day looks like for one daily signal (usage events, active
+  users, key events) with weekly seasonality: separate exponentially weighted statistics for weekdays and
+  weekends, so a quiet weekend is compared with other weekends.
+* :class:`DropDetector` runs River's Page-Hinkley test (``mode="down"``) on the baseline-normalised series
+  (z-scores), so it reacts to sustained drops, not single bad days.
+* :class:`GapTracker` learns an account's usual gap between active days, so silence is judged against the
+  account's own rhythm (daily, weekly, monthly) instead of a fixed number of days.
+
+Every class has ``clone()``, JSON-compatible ``to_state()`` / ``from_state()`` and keeps its floats rounded to
+:data:`STATE_DECIMALS` decimals in memory, so a JSON round trip (what the live table does on every update) gives
+bit-identical subsequent outputs to an in-memory run (what offline replay does).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import drift
+
+# Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
+STATE_DECIMALS = 4
+# 1970-01-01 (day 0) was a Thursday; Monday = 0.
+_EPOCH_WEEKDAY = 3
+
+
+def weekday_of(day: int) -> int:
+    """Weekday (Monday = 0) of a UTC day number.
+
+    >>> weekday_of(20_600)  # 2026-05-27
+    2
+    """
+    return (day + _EPOCH_WEEKDAY) % 7
+
+
+def is_weekend(day: int) -> bool:
+    """Whether a UTC day number is a Saturday or Sunday.
+
+    >>> is_weekend(20_603), is_weekend(20_605)
+    (True, False)
+    """
+    return weekday_of(day) >= 5
+
+
+def _round(value: float) -> float:
+    return round(value, STATE_DECIMALS)
+
+
+def half_life_alpha(half_life: float) -> float:
+    """Smoothing factor of an exponentially weighted mean whose weights halve every ``half_life`` steps.
+
+    >>> round(half_life_alpha(1.0), 3)
+    0.5
+    """
+    return 1.0 - 0.5 ** (1.0 / half_life)
+
+
+class SeasonalBaseline:
+    """Exponentially weighted baseline of one daily count signal, per weekly slot (weekday / weekend).
+
+    For each slot it keeps the number of days seen, the EW mean of the raw value (the expected level, used for
+    ratios in explanations) and the EW mean and variance of ``log1p(value)`` (used for z-scores, which tames
+    the skew of counts). Early on the weights are ``1/n`` so the first days are averaged exactly.
+
+    Parameters
+    ----------
+    half_life_days
+        Calendar days after which an observation's weight has halved; each slot converts this to its own
+        number of observations (5 per week for weekdays, 2 for weekends).
+    sd_floor
+        Smallest standard deviation of ``log1p(value)`` used in z-scores, so a perfectly regular account does
+        not turn a tiny wobble into an alarm.
+    z_clip
+        z-scores are clipped to ``[-z_clip, z_clip]`` so one extreme day cannot dominate the drift test.
+
+    Examples
+    --------
+    >>> b = SeasonalBaseline()
+    >>> for day in range(20_600, 20_628):  # four weeks: 40 events on weekdays, 10 on weekends
+    ...     b.learn_one(day, 10.0 if is_weekend(day) else 40.0)
+    >>> round(b.expected(20_628), 1), round(b.expected(20_631), 1)  # a Thursday, then a Sunday
+    (40.0, 10.0)
+    >>> abs(b.score_one(20_631, 10.0)) < 0.01  # a normal Sunday is not a drop
+    True
+    >>> b.score_one(20_628, 10.0) < -3  # but a weekday at the weekend level is
+    True
+    >>> SeasonalBaseline.from_state(b.to_state()).to_state() == b.to_state()
+    True
+    """
+
+    STATE_BUDGET_BYTES = 120
+    __slots__ = ("_alphas", "half_life_days", "sd_floor", "slots", "z_clip")
+
+    def __init__(self, half_life_days: float = 28.0, sd_floor: float = 0.25, z_clip: float = 4.0) -> None:
+        self.half_life_days = half_life_days
+        self.sd_floor = sd_floor
+        self.z_clip = z_clip
+        self._alphas = (half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7))
+        # Per slot: [days seen, EW mean of value, EW mean of log1p(value), EW variance of log1p(value)].
+        self.slots: list[list[float]] = [[0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0]]
+
+    def clone(self) -> SeasonalBaseline:
+        """A fresh, untrained baseline with the same parameters."""
+        return SeasonalBaseline(self.half_life_days, self.sd_floor, self.z_clip)
+
+    def days_seen(self, day: int | None = None) -> int:
+        """Days learned in ``day``'s slot, or in both slots when ``day`` is None."""
+        if day is None:
+            return int(self.slots[0][0] + self.slots[1][0])
+        return int(self.slots[is_weekend(day)][0])
+
+    def learn_one(self, day: int, value: float) -> None:
+        """Fold one completed day's value into its slot."""
+        slot = self.slots[is_weekend(day)]
+        n = slot[0] + 1
+        alpha = max(self._alphas[is_weekend(day)], 1.0 / n)
+        log_value = math.log1p(value)
+        delta = log_value - slot[2]
+        slot[0] = n
+        slot[1] = _round(slot[1] + alpha * (value - slot[1]))
+        slot[2] = _round(slot[2] + alpha * delta)
+        # West's EW variance update: incremental and stable.
+        slot[3] = _round((1.0 - alpha) * (slot[3] + alpha * delta * delta))
+
+    def expected(self, day: int) -> float:
+        """Expected raw value on ``day`` (the EW mean of its slot; 0 before the slot has data)."""
+        slot = self.slots[is_weekend(day)]
+        if slot[0] == 0:
+            # Before the slot has data (the first days), the other slot is the best guess.
+            return self.slots[not is_weekend(day)][1]
+        return slot[1]
+
+    def score_one(self, day: int, value: float) -> float:
+        """z-score of ``value`` against ``day``'s slot in ``log1p`` space, clipped; 0 without history."""
+        slot = self.slots[is_weekend(day)]
+        if slot[0] == 0:
+            return 0.0
+        sd = max(math.sqrt(slot[3]), self.sd_floor)
+        z = (math.log1p(value) - slot[2]) / sd
+        return max(-self.z_clip, min(self.z_clip, z))
+
+    def rescale(self, factor: float) -> None:
+        """Move both slots to ``factor`` times their level (accepting a new normal after a lasting change)."""
+        shift = math.log(max(factor, 1e-3))
+        for slot in self.slots:
+            slot[1] = _round(slot[1] * factor)
+            slot[2] = _round(max(0.0, slot[2] + shift))
+
+    def to_state(self) -> list[list[float]]:
+        return [list(slot) for slot in self.slots]
+
+    @classmethod
+    def from_state(cls, state: list[list[float]], **params: float) -> SeasonalBaseline:
+        baseline = cls(**params)
+        baseline.slots = [list(slot) for slot in state]
+        return baseline
+
+
+class GapTracker:
+    """EW mean and variance of the gaps (in days) between an account's active days.
+
+    ``score_one(today)`` says how far the current silence exceeds the usual gap, in units of a robust spread
+    (at least ``rel_floor`` times the mean gap and at least ``abs_floor_days``), so a daily account is
+    suspicious after a few silent days while a weekly or monthly account only once its own rhythm is clearly
+    broken.
+
+    Parameters
+    ----------
+    half_life_gaps
+        Number of gaps after which a gap's weight has halved.
+    rel_floor, abs_floor_days
+        Floors of the spread: regular weekly accounts have almost no variance, and a day late is not alarming.
+    min_gaps
+        Gaps needed before silence is scored at all (a new monthly account has no rhythm yet).
+
+    Examples
+    --------
+    >>> g = GapTracker()
+    >>> for day in range(100, 150, 7):  # active once a week
+    ...     g.learn_one(day)
+    >>> round(g.mean_gap, 1)
+    7.0
+    >>> g.score_one(150)  # 1 day past the usual weekly visit: fine
+    0.0
+    >>> round(g.score_one(160), 2)  # 11 days past the last visit: well beyond the usual week
+    2.29
+    """
+
+    STATE_BUDGET_BYTES = 60
+    __slots__ = ("_alpha", "abs_floor_days", "half_life_gaps", "last_active_day", "mean_gap", "min_gaps",
+                 "n_gaps", "rel_floor", "var_gap")
+
+    def __init__(
+        self,
+        half_life_gaps: float = 12.0,
+        rel_floor: float = 0.25,
+        abs_floor_days: float = 0.75,
+        min_gaps: int = 2,
+    ) -> None:
+        self.half_life_gaps = half_life_gaps
+        self.rel_floor = rel_floor
+        self.abs_floor_days = abs_floor_days
+        self.min_gaps = min_gaps
+        self._alpha = half_life_alpha(half_life_gaps)
+        self.last_active_day: int | None = None
+        self.n_gaps = 0
+        self.mean_gap = 0.0
+        self.var_gap = 0.0
+
+    def clone(self) -> GapTracker:
+        return GapTracker(self.half_life_gaps, self.rel_floor, self.abs_floor_days, self.min_gaps)
+
+    def learn_one(self, day: int) -> None:
+        """Record an active day (days must come in increasing order; repeats are ignored)."""
+        last = self.last_active_day
+        if last is not None and day > last:
+            gap = float(day - last)
+            self.n_gaps += 1
+            alpha = max(self._alpha, 1.0 / self.n_gaps)
+            delta = gap - self.mean_gap
+            self.mean_gap = _round(self.mean_gap + alpha * delta)
+            self.var_gap = _round((1.0 - alpha) * (self.var_gap + alpha * delta * delta))
+        if last is None or day > last:
+            self.last_active_day = day
+
+    def spread(self) -> float:
+        """Robust spread of the gap: the EW standard deviation, floored."""
+        return max(math.sqrt(self.var_gap), self.rel_floor * self.mean_gap, self.abs_floor_days)
+
+    def silent_days(self, today: int) -> int:
+        """Completed days without activity before ``today`` (0 if active yesterday or never active)."""
+        if self.last_active_day is None:
+            return 0
+        return max(0, today - 1 - self.last_active_day)
+
+    def score_one(self, today: int) -> float:
+        """Excess of the running gap (``today - last active day``) over the usual gap, in spreads (>= 0)."""
+        if self.last_active_day is None or self.n_gaps < self.min_gaps:
+            return 0.0
+        gap = today - self.last_active_day
+        return _round(max(0.0, (gap - self.mean_gap) / self.spread()))
+
+    def to_state(self) -> list[Any]:
+        return [self.last_active_day, self.n_gaps, self.mean_gap, self.var_gap]
+
+    @classmethod
+    def from_state(cls, state: list[Any], **params: Any) -> GapTracker:
+        tracker = cls(**params)
+        tracker.last_active_day, tracker.n_gaps, tracker.mean_gap, tracker.var_gap = state
+        return tracker
+
+
+class DropDetector:
+    """Sustained-drop detector: River's Page-Hinkley test (``mode="down"``) on a normalised series.
+
+    Fed with baseline z-scores, ``threshold`` is in z units: with ``delta = 0.5`` a series sitting two
+    standard deviations low accumulates 1.5 per day, so ``threshold = 6`` fires on the fourth such day,
+    while independent noise rarely drifts that far. The River object is kept as is; only its handful of
+    numbers are serialised (its pickle is ~400 bytes, the JSON state ~40).
+
+    Parameters
+    ----------
+    threshold, delta, alpha, min_instances
+        Passed to :class:`river.drift.PageHinkley`.
+
+    Examples
+    --------
+    >>> d = DropDetector()
+    >>> noise = [0.3, -0.4, 0.1, -0.2, 0.5, -0.1, 0.0, 0.2, -0.3, 0.1]
+    >>> [d.update(z) for z in noise].count(True)
+    0
+    >>> [d.update(z) for z in [-2.5] * 6]
+    [False, False, False, True, False, False]
+    """
+
+    STATE_BUDGET_BYTES = 60
+    __slots__ = ("_ph", "alpha", "delta", "min_instances", "threshold")
+
+    def __init__(
+        self, threshold: float = 6.0, delta: float = 0.5, alpha: float = 0.98, min_instances: int = 7
+    ) -> None:
+        self.threshold = threshold
+        self.delta = delta
+        self.alpha = alpha
+        self.min_instances = min_instances
+        self._ph = drift.PageHinkley(
+            min_instances=min_instances, delta=delta, threshold=threshold, alpha=alpha, mode="down"
+        )
+
+    def clone(self) -> DropDetector:
+        return DropDetector(self.threshold, self.delta, self.alpha, self.min_instances)
+
+    @property
+    def n(self) -> int:
+        return int(self._ph._x_mean.n)
+
+    def update(self, z: float) -> bool:
+        """Feed one normalised value; True when a sustained drop is detected at this value."""
+        ph = self._ph
+        ph.update(z)
+        # Keep River's internals on the same 1e-4 grid as the JSON state (see the module docstring).
+        mean = ph._x_mean
+        mean._mean = _round(mean._mean)
+        ph._sum_decrease = _round(ph._sum_decrease)
+        ph._max_decrease = _round(ph._max_decrease)
+        return bool(ph.drift_detected)
+
+    def score(self) -> float:
+        """Current Page-Hinkley statistic for decreases, as a share of the threshold (0 = no evidence)."""
+        ph = self._ph
+        if ph._x_mean.n == 0:
+            return 0.0
+        return max(0.0, (ph._max_decrease - ph._sum_decrease) / self.threshold)
+
+    def reset(self) -> None:
+        """Forget the series (after a drop was handled or the baseline was re-levelled)."""
+        self._ph._reset()
+
+    def to_state(self) -> list[Any]:
+        ph = self._ph
+        # The "increase" half of the test is irrelevant in mode="down", so it is not stored.
+        return [int(ph._x_mean.n), ph._x_mean._mean, ph._sum_decrease, ph._max_decrease, int(ph.drift_detected)]
+
+    @classmethod
+    def from_state(cls, state: list[Any], **params: Any) -> DropDetector:
+        detector = cls(**params)
+        ph = detector._ph
+        n, mean, sum_decrease, max_decrease, detected = state
+        ph._x_mean.n = float(n)
+        ph._x_mean._mean = float(mean)
+        ph._sum_decrease = float(sum_decrease)
+        ph._max_decrease = float(max_decrease)
+        ph._drift_detected = bool(detected)
+        return detector

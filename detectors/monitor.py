@@ -1,0 +1,986 @@
+"""Account monitoring: baselines, drops, silence, risk, explanations and alert episodes in one call.
+
+:class:`AccountMonitor` is what the stream processors (Faust agents, offline replay) call. It owns no
+per-account data: each account's detector state (:class:`AccountDetectorState`, a few hundred bytes of JSON)
+lives beside the account's :class:`~detectors.windows.AccountWindow` in the caller's table, and
+:meth:`AccountMonitor.observe` updates it in place. The one global piece is the :class:`~detectors.risk.RiskModel`
+(``monitor.risk_model``), which learns from outcomes reported by every account.
+
+Time is event time: ``observe(..., now_ms)`` treats every UTC day before ``day_of(now_ms)`` as complete, learns
+the completed days it has not learned yet (tracked in ``state.learned_through``, so a replayed or repeated call
+learns nothing twice) and judges silence against ``now_ms``. Callers pass the event-time watermark after
+folding events, and the clock (or the watermark, offline) in periodic sweeps so that accounts that stopped
+sending events are still evaluated.
+
+:class:`OutageGuard` looks at all assessments of one sweep: when many accounts go quiet or drop at the same
+moment it raises one pipeline incident and holds back the account alerts it explains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors.alerts import Alert, AlertKind, Severity, Transition
+from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline, half_life_alpha
+from detectors.risk import FEATURE_INDEX, FEATURES, RiskModel
+from detectors.windows import (
+    ACTIVE_USERS,
+    CSAT_COUNT,
+    CSAT_SUM,
+    DAY_MS,
+    ESCALATED,
+    PAYMENT_FAILED,
+    PAYMENT_SUCCEEDED,
+    TICKETS_HIGH,
+    TICKETS_LOW,
+    TICKETS_NORMAL,
+    TICKETS_URGENT,
+    USAGE,
+    AccountWindow,
+    WindowConfig,
+    day_of,
+)
+
+__all__ = [
+    "AccountDetectorState",
+    "AccountMonitor",
+    "Assessment",
+    "DetectorConfig",
+    "GuardDecision",
+    "OutageGuard",
+    "Outcome",
+    "RiskModel",
+]
+
+SIGNALS = ("usage", "active users", "key events")
+_SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+_RANK = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
+# Flags that an ingestion outage produces (and the guard may explain away).
+OUTAGE_FLAGS = frozenset({"quiet", "drop"})
+
+
+def _iso_day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectorConfig:
+    """Every threshold of detection, risk and the alert policy (defaults tuned on simulator seeds 1-2).
+
+    Parameters
+    ----------
+    horizon_days
+        Risk is the probability of cancelling within this many days; snapshots are labelled after it.
+    baseline_half_life_days
+        Memory of the seasonal baselines.
+    min_history_days
+        Days since an account's first activity before its usage baselines are trusted (warm-up).
+    drift_threshold, drift_delta, drift_alpha, drift_min_days
+        Page-Hinkley parameters on the daily z-scores (threshold in z units).
+    z_clip
+        Daily z-scores are clipped to this magnitude.
+    recover_ratio, recover_days
+        A flagged drop is over when the last 7 days' usage is at least ``recover_ratio`` of the baseline on
+        ``recover_days`` consecutive days; until then the baseline is frozen.
+    max_freeze_days
+        A drop that lasts this long becomes the new normal (the baseline is re-levelled).
+    min_expected_events
+        Drop ratios are only computed when the baseline expects at least this many events in the window.
+    alert_threshold
+        Risk at which an episode opens.
+    severity_bands
+        Risk at which severity becomes medium, high and critical (below the first: low).
+    resolve_threshold, resolve_after_days
+        An episode resolves after this many consecutive days with risk below ``resolve_threshold``, usage back
+        to ``recover_ratio`` of the baseline and no unusual silence.
+    cooldown_days
+        No new episode for this long after one resolved.
+    min_positives, learning_rate, l2
+        The global :class:`~detectors.risk.RiskModel`.
+    snapshot_every_days
+        How often an account's features are kept as a snapshot to label later (positives and negatives).
+    reason_min_logodds, max_reasons
+        Reasons are features adding at least this much log-odds, at most ``max_reasons`` of them.
+    outage_share, outage_min_accounts, outage_onset_days, outage_min_expected
+        The outage guard: an incident when at least ``outage_min_accounts`` and ``outage_share`` of monitored
+        accounts went quiet or dropped within ``outage_onset_days``; an account counts as quiet when its
+        baseline expected at least ``outage_min_expected`` events since its last activity.
+    day_close_delay_ms
+        A UTC day counts as complete this long after midnight (room for in-flight events in live mode).
+    """
+
+    horizon_days: int = 30
+    baseline_half_life_days: float = 28.0
+    min_history_days: int = 14
+    drift_threshold: float = 6.0
+    drift_delta: float = 0.5
+    drift_alpha: float = 0.98
+    drift_min_days: int = 7
+    z_clip: float = 4.0
+    recover_ratio: float = 0.8
+    recover_days: int = 5
+    max_freeze_days: int = 56
+    min_expected_events: float = 5.0
+    gap_half_life: float = 12.0
+    alert_threshold: float = 0.3
+    severity_bands: tuple[float, float, float] = (0.45, 0.6, 0.8)
+    resolve_threshold: float = 0.15
+    resolve_after_days: int = 7
+    cooldown_days: int = 14
+    min_positives: int = 30
+    learning_rate: float = 0.02
+    l2: float = 1e-4
+    snapshot_every_days: int = 7
+    reason_min_logodds: float = 0.4
+    max_reasons: int = 4
+    outage_share: float = 0.3
+    outage_min_accounts: int = 20
+    outage_onset_days: int = 2
+    outage_min_expected: float = 5.0
+    day_close_delay_ms: int = 0
+
+
+class AccountDetectorState:
+    """One account's detector state: baselines, drift and gap detectors, episode, pending snapshots.
+
+    Plain data with JSON-compatible :meth:`to_state` / :meth:`from_state` (about 300-700 bytes), kept next
+    to the account's window. Create it with :meth:`AccountMonitor.new_state`.
+    """
+
+    STATE_BUDGET_BYTES = 1_024
+    __slots__ = (
+        "baselines",
+        "canceled_ts_ms",
+        "cooldown_until_ms",
+        "drifts",
+        "drop_signals",
+        "drop_since",
+        "episode",
+        "first_active_day",
+        "gaps",
+        "last_snapshot_day",
+        "learned_through",
+        "pending",
+        "recovered_days",
+        "ref_mrr",
+        "snoozed_until_ms",
+        "ticket_days",
+        "ticket_rate",
+    )
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.baselines = [
+            SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS
+        ]
+        self.drifts = [
+            DropDetector(config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days)
+            for _ in SIGNALS
+        ]
+        self.gaps = GapTracker(config.gap_half_life)
+        self.learned_through: int | None = None
+        self.first_active_day: int | None = None
+        self.drop_since: int | None = None
+        self.drop_signals = 0  # bit i set: SIGNALS[i] drifted down
+        self.recovered_days = 0
+        self.ticket_rate = 0.0  # EW tickets per day
+        self.ticket_days = 0
+        self.ref_mrr: float | None = None  # recent peak MRR, decaying towards the current MRR
+        self.canceled_ts_ms: int | None = None
+        # Open episode: [episode_id, opened_ts_ms, highest severity rank, healthy days, muted 0/1].
+        self.episode: list[Any] | None = None
+        self.cooldown_until_ms = 0
+        self.snoozed_until_ms = 0
+        # Scored snapshots awaiting their outcome: [day, risk, [[feature index, value], ...]].
+        self.pending: list[list[Any]] = []
+        self.last_snapshot_day: int | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-compatible state (short keys: this is stored once per account)."""
+        return {
+            "b": [b.to_state() for b in self.baselines],
+            "r": [d.to_state() for d in self.drifts],
+            "g": self.gaps.to_state(),
+            "l": self.learned_through,
+            "f": self.first_active_day,
+            "ds": self.drop_since,
+            "dm": self.drop_signals,
+            "rd": self.recovered_days,
+            "t": [self.ticket_rate, self.ticket_days],
+            "m": self.ref_mrr,
+            "c": self.canceled_ts_ms,
+            "e": self.episode,
+            "cd": self.cooldown_until_ms,
+            "sz": self.snoozed_until_ms,
+            "p": self.pending,
+            "ps": self.last_snapshot_day,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: DetectorConfig | None = None) -> AccountDetectorState:
+        """Rebuild from :meth:`to_state` output; ``config`` must be the one the state was made with."""
+        cfg = config if config is not None else DetectorConfig()
+        self = cls(cfg)
+        self.baselines = [
+            SeasonalBaseline.from_state(s, half_life_days=cfg.baseline_half_life_days, z_clip=cfg.z_clip)
+            for s in state["b"]
+        ]
+        self.drifts = [
+            DropDetector.from_state(
+                s,
+                threshold=cfg.drift_threshold,
+                delta=cfg.drift_delta,
+                alpha=cfg.drift_alpha,
+                min_instances=cfg.drift_min_days,
+            )
+            for s in state["r"]
+        ]
+        self.gaps = GapTracker.from_state(state["g"], half_life_gaps=cfg.gap_half_life)
+        self.learned_through = state["l"]
+        self.first_active_day = state["f"]
+        self.drop_since = state["ds"]
+        self.drop_signals = state["dm"]
+        self.recovered_days = state["rd"]
+        self.ticket_rate, self.ticket_days = state["t"]
+        self.ref_mrr = state["m"]
+        self.canceled_ts_ms = state["c"]
+        self.episode = list(state["e"]) if state["e"] is not None else None
+        self.cooldown_until_ms = state["cd"]
+        self.snoozed_until_ms = state["sz"]
+        self.pending = [list(p) for p in state["p"]]
+        self.last_snapshot_day = state["ps"]
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A labelled snapshot: the features and risk an account had on ``day`` and whether it then cancelled."""
+
+    account_id: str
+    day: int
+    risk: float
+    features: dict[str, float]
+    label: bool
+
+
+@dataclass(slots=True, kw_only=True)
+class Assessment:
+    """What :meth:`AccountMonitor.observe` concluded about one account at ``now_ms``.
+
+    ``alerts`` are the episode transitions to emit (after the :class:`OutageGuard`, if used). ``monitored``
+    is False while the account has no trusted baseline yet (warm-up) or has cancelled. ``onset_day`` is the
+    first day of the current quiet spell or flagged drop (what the outage guard groups accounts by).
+    """
+
+    account_id: str
+    now_ms: int
+    risk: float
+    severity: Severity | None
+    reasons: tuple[str, ...] = ()
+    flags: frozenset[str] = frozenset()
+    features: dict[str, float] = field(default_factory=dict)
+    monitored: bool = False
+    onset_day: int | None = None
+    episode_id: str | None = None
+    plan: str | None = None
+    mrr: float | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class AccountMonitor:
+    """Per-account detection and alert policy over :class:`~detectors.windows.AccountWindow` data.
+
+    Parameters
+    ----------
+    config
+        Thresholds of detection, risk and alerting.
+    window_config
+        The windows' configuration (retention bounds how far back days can be learned).
+    risk_model
+        The global model; a fresh one (prior until ``config.min_positives`` outcomes) when omitted.
+
+    Examples
+    --------
+    A daily account with a stable weekday/weekend rhythm that then goes silent:
+
+    >>> from detectors.windows import AccountWindow, WindowConfig, DAY_MS
+    >>> monitor = AccountMonitor(DetectorConfig(), WindowConfig())
+    >>> window, state = AccountWindow(WindowConfig()), monitor.new_state()
+    >>> day0 = 20_600
+    >>> for day in range(day0, day0 + 40):
+    ...     for k in range(20 if (day + 3) % 7 < 5 else 5):
+    ...         _ = window.add_usage(day * DAY_MS + 36_000_000 + k, "report_exported", f"u{k % 4}", 1)
+    ...     a = monitor.observe("acme", window, state, (day + 1) * DAY_MS)
+    >>> a.risk < 0.05, a.alerts
+    (True, [])
+    >>> for day in range(day0 + 41, day0 + 60):  # nothing arrives any more; sweeps keep evaluating
+    ...     a = monitor.observe("acme", window, state, day * DAY_MS)
+    ...     if a.alerts:
+    ...         print(day - day0 - 40, a.alerts[0].transition.value, a.reasons[0])
+    9 opened silent for 8 days (usually active every 1.0 days)
+    """
+
+    def __init__(
+        self, config: DetectorConfig, window_config: WindowConfig, risk_model: RiskModel | None = None
+    ) -> None:
+        self.config = config
+        self.window_config = window_config
+        self.risk_model = (
+            risk_model
+            if risk_model is not None
+            else RiskModel(min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2)
+        )
+        self._ticket_alpha = half_life_alpha(56.0)
+        self._mrr_decay = 0.5 ** (1.0 / 60.0)
+
+    def new_state(self) -> AccountDetectorState:
+        return AccountDetectorState(self.config)
+
+    def state_from(self, state: dict[str, Any]) -> AccountDetectorState:
+        """Rebuild a state saved with ``to_state()`` under this monitor's config."""
+        return AccountDetectorState.from_state(state, self.config)
+
+    # -- public operations --------------------------------------------------------------------------------
+
+    def snooze(self, state: AccountDetectorState, until_ms: int) -> None:
+        """Emit no alerts for this account until ``until_ms`` (its episode is still tracked)."""
+        state.snoozed_until_ms = max(state.snoozed_until_ms, until_ms)
+
+    def suppress(self, state: AccountDetectorState, alert: Alert) -> None:
+        """Record that ``alert`` was held back by the outage guard: an episode it opened stays muted."""
+        episode = state.episode
+        if alert.transition is Transition.OPENED and episode is not None and episode[0] == alert.episode_id:
+            episode[4] = 1
+
+    def severity_of(self, risk: float) -> Severity:
+        bands = self.config.severity_bands
+        if risk >= bands[2]:
+            return Severity.CRITICAL
+        if risk >= bands[1]:
+            return Severity.HIGH
+        if risk >= bands[0]:
+            return Severity.MEDIUM
+        return Severity.LOW
+
+    def observe(
+        self,
+        account_id: str,
+        window: AccountWindow,
+        state: AccountDetectorState,
+        now_ms: int,
+        *,
+        clock_ms: int | None = None,
+    ) -> Assessment:
+        """Bring ``state`` up to ``now_ms`` and assess the account; see the module docstring.
+
+        Parameters
+        ----------
+        account_id
+            The account (used in alert and episode ids).
+        window, state
+            The account's window (events already folded) and detector state (updated in place).
+        now_ms
+            Event time of the evaluation: the watermark after a batch, or the clock in a timer sweep.
+        clock_ms
+            Processing time stamped on alerts as ``detected_ts_ms`` (defaults to ``now_ms``).
+        """
+        cfg = self.config
+        today = day_of(now_ms - cfg.day_close_delay_ms)
+        outcomes: list[Outcome] = []
+        if window.canceled_ts_ms is not None:
+            return self._canceled(account_id, window, state, now_ms, outcomes)
+        if state.canceled_ts_ms is not None:  # re-subscribed: start over with the labels
+            state.canceled_ts_ms = None
+        new_days = self._learn_days(window, state, today - 1)
+        self._track_mrr(window, state, new_days)
+        features, context = self._features(window, state, today)
+        risk = self.risk_model.predict_proba_one(features)
+        self._label_and_snapshot(account_id, state, today, risk, features, outcomes)
+        flags, onset_day = self._flags(state, features, context)
+        monitored = "warming_up" not in flags
+        severity = self.severity_of(risk) if risk >= cfg.alert_threshold else None
+        reasons: tuple[str, ...] = ()
+        if risk >= cfg.resolve_threshold:
+            reasons = self._reasons(features, context)
+        alerts = self._episode_step(
+            account_id, window, state, now_ms, clock_ms if clock_ms is not None else now_ms,
+            risk, reasons, features, new_days,
+        )
+        return Assessment(
+            account_id=account_id,
+            now_ms=now_ms,
+            risk=risk,
+            severity=severity,
+            reasons=reasons,
+            flags=frozenset(flags),
+            features=features,
+            monitored=monitored,
+            onset_day=onset_day,
+            episode_id=state.episode[0] if state.episode is not None else None,
+            plan=window.plan,
+            mrr=window.mrr,
+            alerts=alerts,
+            outcomes=outcomes,
+        )
+
+    # -- learning ---------------------------------------------------------------------------------------
+
+    def _learn_days(self, window: AccountWindow, state: AccountDetectorState, last_day: int) -> int:
+        """Learn the completed days ``learned_through + 1 .. last_day``; returns how many were new."""
+        start = state.learned_through + 1 if state.learned_through is not None else None
+        if start is None:
+            if not window.days:
+                return 0
+            start = min(window.days)
+        if start > last_day:
+            return 0
+        # Days beyond the window's retention are gone; they were empty or the account would have been seen.
+        start = max(start, last_day - self.window_config.retention_days + 1)
+        new_days = last_day - start + 1
+        cfg = self.config
+        days = window.days
+        key_names = window.top_event_names()[1:]
+        for day in range(start, last_day + 1):
+            bucket = days.get(day)
+            usage = bucket[USAGE] if bucket is not None else 0
+            if state.first_active_day is None:
+                if usage == 0:
+                    continue
+                state.first_active_day = day
+            if usage > 0:
+                state.gaps.learn_one(day)
+            tickets = (
+                bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                if bucket is not None
+                else 0
+            )
+            state.ticket_days += 1
+            alpha = max(self._ticket_alpha, 1.0 / state.ticket_days)
+            state.ticket_rate = round(state.ticket_rate + alpha * (tickets - state.ticket_rate), 5)
+            if bucket is None:
+                values = (0.0, 0.0, 0.0)
+            else:
+                names = window.day_events.get(day)
+                key = sum(names.get(n, 0) for n in key_names) if names else 0
+                values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
+            self._learn_signals(window, state, day, values, cfg)
+        state.learned_through = last_day
+        return new_days
+
+    def _learn_signals(
+        self,
+        window: AccountWindow,
+        state: AccountDetectorState,
+        day: int,
+        values: tuple[float, float, float],
+        cfg: DetectorConfig,
+    ) -> None:
+        assert state.first_active_day is not None
+        warm = day - state.first_active_day >= cfg.min_history_days
+        if state.drop_since is None:
+            flagged = 0
+            if warm:
+                for i, baseline in enumerate(state.baselines):
+                    # Signals too small to have a level (an account without user ids) are not tested.
+                    if baseline.slots[0][1] < 1.0:
+                        continue
+                    if state.drifts[i].update(baseline.score_one(day, values[i])):
+                        flagged |= 1 << i
+            if flagged:
+                state.drop_since = day
+                state.drop_signals = flagged
+                state.recovered_days = 0
+            else:
+                for baseline, value in zip(state.baselines, values, strict=True):
+                    baseline.learn_one(day, value)
+            return
+        # A drop is flagged: the baseline is frozen so the decline does not become the new normal.
+        ratio = self._recent_ratio(window, state.baselines[0], USAGE, day, 7)
+        state.recovered_days = state.recovered_days + 1 if ratio >= cfg.recover_ratio else 0
+        if state.recovered_days >= cfg.recover_days:
+            self._clear_drop(state)
+        elif day - state.drop_since >= cfg.max_freeze_days:
+            for baseline in state.baselines:
+                baseline.rescale(max(ratio, 0.05))
+            self._clear_drop(state)
+
+    @staticmethod
+    def _clear_drop(state: AccountDetectorState) -> None:
+        state.drop_since = None
+        state.drop_signals = 0
+        state.recovered_days = 0
+        for detector in state.drifts:
+            detector.reset()
+
+    @staticmethod
+    def _recent_ratio(
+        window: AccountWindow, baseline: SeasonalBaseline, column: int, last_day: int, length: int
+    ) -> float:
+        actual = 0
+        expected = 0.0
+        days = window.days
+        for day in range(last_day - length + 1, last_day + 1):
+            bucket = days.get(day)
+            if bucket is not None:
+                actual += bucket[column]
+            expected += baseline.expected(day)
+        return actual / expected if expected > 0 else 1.0
+
+    def _track_mrr(self, window: AccountWindow, state: AccountDetectorState, new_days: int) -> None:
+        mrr = window.mrr
+        if mrr is None:
+            return
+        if state.ref_mrr is None or mrr >= state.ref_mrr:
+            state.ref_mrr = mrr
+        elif new_days:
+            state.ref_mrr = round(mrr + (state.ref_mrr - mrr) * self._mrr_decay**new_days, 2)
+
+    # -- features and reasons ---------------------------------------------------------------------------
+
+    def _features(
+        self, window: AccountWindow, state: AccountDetectorState, today: int
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Risk features (only the non-zero ones) and the numbers behind them, for explanations."""
+        cfg = self.config
+        features: dict[str, float] = {}
+        context: dict[str, Any] = {}
+        last = today - 1
+        days = window.days
+        first = state.first_active_day
+        if first is not None and last - first >= cfg.min_history_days:
+            mean_gap = state.gaps.mean_gap
+            length = 7 if mean_gap < 2.5 else (14 if mean_gap < 9 else 28)
+            context["length"] = length
+            key_names = window.top_event_names()[1:]
+            for i, (name, column) in enumerate(
+                (("usage_drop", USAGE), ("users_drop", ACTIVE_USERS), ("key_drop", -1))
+            ):
+                baseline = state.baselines[i]
+                actual = 0.0
+                expected = 0.0
+                for day in range(last - length + 1, last + 1):
+                    expected += baseline.expected(day)
+                    bucket = days.get(day)
+                    if bucket is None:
+                        continue
+                    if column >= 0:
+                        actual += bucket[column]
+                    else:
+                        names = window.day_events.get(day)
+                        if names:
+                            actual += sum(names.get(n, 0) for n in key_names)
+                if expected >= cfg.min_expected_events and actual < expected:
+                    features[name] = round(1.0 - actual / expected, 4)
+                    context[name] = (actual / length, expected / length)
+            if state.drop_since is not None:
+                features["drop_weeks"] = round(min(8.0, (today - state.drop_since) / 7.0), 4)
+                context["drop_weeks"] = state.drop_since
+            if last - first >= 55:
+                recent = old = 0
+                for day, bucket in days.items():
+                    if last - 13 <= day <= last:
+                        recent += bucket[USAGE]
+                    elif last - 55 <= day <= last - 28:
+                        old += bucket[USAGE]
+                if old >= 28 and recent * 2 < old:
+                    # Only a halving or worse counts: slower shrinkage is ordinary churn of seats.
+                    features["decline"] = round(1.0 - (recent / 14) / (old / 28), 4)
+                    context["decline"] = (recent / 14, old / 28)
+            silence = min(10.0, state.gaps.score_one(today))
+            if silence > 0:
+                features["silence"] = silence
+            context["silent_days"] = state.gaps.silent_days(today)
+            context["mean_gap"] = state.gaps.mean_gap
+        # Support and billing: the last 14 / 30 days including today's events so far.
+        tickets = urgent = escalated = csat_count = failed = 0
+        csat_sum = 0
+        last_success = last_failure = first_open_failure = None
+        for day in range(today - 29, today + 1):
+            bucket = days.get(day)
+            if bucket is None:
+                continue
+            if day > today - 14:
+                tickets += bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                urgent += bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                escalated += bucket[ESCALATED]
+            csat_sum += bucket[CSAT_SUM]
+            csat_count += bucket[CSAT_COUNT]
+            if bucket[PAYMENT_FAILED]:
+                failed += bucket[PAYMENT_FAILED]
+                last_failure = day
+                if first_open_failure is None:
+                    first_open_failure = day
+            if bucket[PAYMENT_SUCCEEDED]:
+                last_success = day
+                first_open_failure = None
+        expected_tickets = 14.0 * state.ticket_rate
+        excess = tickets - 2.0 * expected_tickets - 1.0
+        if excess > 0:
+            features["ticket_burst"] = round(math.log1p(excess), 4)
+        if urgent + escalated:
+            features["urgent"] = float(min(8, urgent + escalated))
+        context["tickets"] = (tickets, expected_tickets, urgent, escalated)
+        if csat_count:
+            mean_csat = csat_sum / csat_count
+            if mean_csat < 3.5:
+                features["low_csat"] = round((3.5 - mean_csat) * min(csat_count, 3) / 3.0, 4)
+            context["csat"] = (mean_csat, csat_count)
+        if failed:
+            features["payment_failed"] = float(min(4, failed))
+            context["payments"] = (failed, last_failure, last_success)
+        if first_open_failure is not None:
+            features["payment_unresolved"] = round(min(2.0, (today - first_open_failure) / 7.0), 4)
+            context["unresolved_since"] = first_open_failure
+        mrr = window.mrr
+        if mrr is not None and state.ref_mrr and mrr < state.ref_mrr:
+            features["mrr_drop"] = round(1.0 - mrr / state.ref_mrr, 4)
+            context["mrr"] = (state.ref_mrr, mrr)
+        return features, context
+
+    def _flags(
+        self, state: AccountDetectorState, features: dict[str, float], context: dict[str, Any]
+    ) -> tuple[set[str], int | None]:
+        flags: set[str] = set()
+        onset: int | None = None
+        cfg = self.config
+        first = state.first_active_day
+        last = state.learned_through
+        if first is None or last is None or last - first < cfg.min_history_days:
+            flags.add("warming_up")
+        if state.drop_since is not None:
+            flags.add("drop")
+            onset = state.drop_since
+        if "silence" in features:
+            flags.add("silent")
+        last_active = state.gaps.last_active_day
+        if last_active is not None and last is not None and last > last_active and "warming_up" not in flags:
+            # Quiet: no events at all although the baseline expected plenty (what an outage looks like).
+            expected = 0.0
+            baseline = state.baselines[0]
+            for day in range(last_active + 1, min(last, last_active + 14) + 1):
+                expected += baseline.expected(day)
+            if expected >= cfg.outage_min_expected:
+                flags.add("quiet")
+                onset = last_active + 1 if onset is None else min(onset, last_active + 1)
+        if "payment_failed" in features:
+            flags.add("payment_failed")
+        if "ticket_burst" in features or "urgent" in features or "low_csat" in features:
+            flags.add("support")
+        if "mrr_drop" in features:
+            flags.add("downgrade")
+        if state.episode is not None:
+            flags.add("episode_open")
+        return flags, onset
+
+    def _reasons(self, features: dict[str, float], context: dict[str, Any]) -> tuple[str, ...]:
+        cfg = self.config
+        contributions = self.risk_model.contributions(features)
+        ranked = sorted(
+            (item for item in contributions.items() if item[1] >= cfg.reason_min_logodds),
+            key=lambda item: -item[1],
+        )
+        reasons = [self._describe(name, features[name], context) for name, _ in ranked[: cfg.max_reasons]]
+        return tuple(r for r in reasons if r)
+
+    @staticmethod
+    def _describe(name: str, value: float, context: dict[str, Any]) -> str:
+        length = context.get("length", 7)
+        if name in ("usage_drop", "users_drop", "key_drop"):
+            actual, expected = context[name]
+            label = SIGNALS[FEATURE_INDEX[name]]
+            return (
+                f"{label} -{value:.0%} vs its usual level ({actual:.1f}/day over the last {length} days, "
+                f"{expected:.1f}/day expected for those weekdays/weekends)"
+            )
+        if name == "drop_weeks":
+            return f"sustained decline flagged since {_iso_day(context['drop_weeks'])} ({value * 7:.0f} days)"
+        if name == "decline":
+            recent, old = context["decline"]
+            return f"usage -{value:.0%} over the last 2 weeks vs 4-8 weeks ago ({recent:.1f}/day vs {old:.1f}/day)"
+        if name == "silence":
+            return (
+                f"silent for {context['silent_days']} days "
+                f"(usually active every {context['mean_gap']:.1f} days)"
+            )
+        if name in ("ticket_burst", "urgent"):
+            tickets, expected, urgent, escalated = context["tickets"]
+            return (
+                f"{tickets} tickets in 14 days (usually {expected:.1f}), "
+                f"{urgent} urgent/high, {escalated} escalated"
+            )
+        if name == "low_csat":
+            mean_csat, count = context["csat"]
+            return f"CSAT {mean_csat:.1f}/5 over {count} rating{'s' if count != 1 else ''} in 30 days"
+        if name == "payment_failed":
+            failed, last_failure, last_success = context["payments"]
+            times = {1: "once", 2: "twice"}.get(failed, f"{failed} times")
+            recovered = (
+                "recovered" if last_success is not None and last_success >= last_failure else "not recovered"
+            )
+            return f"payment failed {times} in 30 days ({recovered})"
+        if name == "payment_unresolved":
+            return f"failed payment unresolved since {_iso_day(context['unresolved_since'])}"
+        if name == "mrr_drop":
+            ref, mrr = context["mrr"]
+            return f"MRR {ref:,.0f} -> {mrr:,.0f} (-{value:.0%}, downgrade)"
+        return ""
+
+    # -- outcomes ---------------------------------------------------------------------------------------
+
+    def _label_and_snapshot(
+        self,
+        account_id: str,
+        state: AccountDetectorState,
+        today: int,
+        risk: float,
+        features: dict[str, float],
+        outcomes: list[Outcome],
+    ) -> None:
+        cfg = self.config
+        horizon = cfg.horizon_days
+        while state.pending and today - state.pending[0][0] >= horizon:
+            # Survived the horizon after the snapshot: a negative.
+            self._learn_outcome(account_id, state.pending.pop(0), False, outcomes)
+        first = state.first_active_day
+        last = state.learned_through
+        if first is None or last is None or last - first < cfg.min_history_days:
+            return
+        if state.last_snapshot_day is None or today - state.last_snapshot_day >= cfg.snapshot_every_days:
+            state.pending.append(
+                [today, round(risk, 4), [[FEATURE_INDEX[k], v] for k, v in features.items()]]
+            )
+            state.last_snapshot_day = today
+
+    def _learn_outcome(
+        self, account_id: str, snapshot: list[Any], label: bool, outcomes: list[Outcome]
+    ) -> None:
+        day, risk, sparse = snapshot
+        features = {FEATURES[i]: v for i, v in sparse}
+        self.risk_model.learn_one(features, label)
+        outcomes.append(Outcome(account_id, day, risk, features, label))
+
+    def _canceled(
+        self,
+        account_id: str,
+        window: AccountWindow,
+        state: AccountDetectorState,
+        now_ms: int,
+        outcomes: list[Outcome],
+    ) -> Assessment:
+        canceled = window.canceled_ts_ms
+        assert canceled is not None
+        if state.canceled_ts_ms != canceled:
+            state.canceled_ts_ms = canceled
+            horizon_ms = self.config.horizon_days * DAY_MS
+            for snapshot in state.pending:
+                if 0 <= canceled - snapshot[0] * DAY_MS <= horizon_ms:
+                    self._learn_outcome(account_id, snapshot, True, outcomes)
+            state.pending = []
+            # The account is gone: its episode ends with the subscription (no alert; the cancel is the news).
+            state.episode = None
+        return Assessment(
+            account_id=account_id,
+            now_ms=now_ms,
+            risk=1.0,
+            severity=None,
+            reasons=(f"subscription canceled at {_rfc3339(canceled)}",),
+            flags=frozenset({"canceled"}),
+            plan=window.plan,
+            mrr=window.mrr,
+            outcomes=outcomes,
+        )
+
+    # -- episodes ---------------------------------------------------------------------------------------
+
+    def _episode_step(
+        self,
+        account_id: str,
+        window: AccountWindow,
+        state: AccountDetectorState,
+        now_ms: int,
+        clock_ms: int,
+        risk: float,
+        reasons: tuple[str, ...],
+        features: dict[str, float],
+        new_days: int,
+    ) -> list[Alert]:
+        cfg = self.config
+        snoozed = now_ms < state.snoozed_until_ms
+        episode = state.episode
+
+        def alert(transition: Transition, severity: Severity) -> Alert:
+            assert state.episode is not None
+            return Alert(
+                kind=AlertKind.ACCOUNT_RISK,
+                account_id=account_id,
+                episode_id=state.episode[0],
+                transition=transition,
+                severity=severity,
+                risk=round(risk, 4),
+                reasons=reasons,
+                plan=window.plan,
+                mrr=window.mrr,
+                event_ts_ms=now_ms,
+                detected_ts_ms=clock_ms,
+            )
+
+        if episode is None:
+            if risk < cfg.alert_threshold or now_ms < state.cooldown_until_ms:
+                return []
+            severity = self.severity_of(risk)
+            # Muted from the start when snoozed: a snooze covers the whole episode it hides.
+            state.episode = [f"{account_id}:{now_ms}", now_ms, _RANK[severity], 0, int(snoozed)]
+            return [] if snoozed else [alert(Transition.OPENED, severity)]
+        alerts: list[Alert] = []
+        muted = snoozed or bool(episode[4])
+        severity = self.severity_of(risk)
+        if risk >= cfg.alert_threshold and _RANK[severity] > episode[2]:
+            episode[2] = _RANK[severity]
+            if not muted:
+                alerts.append(alert(Transition.ESCALATED, severity))
+        if new_days:
+            healthy = (
+                risk < cfg.resolve_threshold
+                and features.get("usage_drop", 0.0) <= 1.0 - cfg.recover_ratio
+                and "silence" not in features
+            )
+            episode[3] = episode[3] + new_days if healthy else 0
+            if episode[3] >= cfg.resolve_after_days:
+                if not muted:
+                    alerts.append(alert(Transition.RESOLVED, Severity.LOW))
+                state.episode = None
+                state.cooldown_until_ms = now_ms + cfg.cooldown_days * DAY_MS
+        return alerts
+
+
+def _rfc3339(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- outage guard -----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class GuardDecision:
+    """What to emit after one sweep: the pipeline incident transitions and the account alerts kept."""
+
+    incident_alerts: list[Alert]
+    alerts: list[Alert]
+    suppressed: list[Alert]
+    affected: int
+    monitored: int
+
+
+class OutageGuard:
+    """Tells an ingestion outage from a wave of churn: one pipeline incident instead of a flood of alerts.
+
+    Feed it every :class:`Assessment` of one sweep (all accounts, same ``now_ms``). When at least
+    ``outage_min_accounts`` and ``outage_share`` of the monitored accounts went quiet (no events although
+    their baseline expected plenty) or started a drop within the last ``outage_onset_days``, it opens a
+    :data:`~detectors.alerts.AlertKind.PIPELINE_INCIDENT`. Account alerts of accounts whose quiet spell or drop
+    began during an incident (open, or one of the last few) are held back; the caller should pass each to
+    :meth:`AccountMonitor.suppress` so the episode they opened stays muted. The incident resolves when the
+    affected share falls below half the trigger share.
+
+    Examples
+    --------
+    >>> guard = OutageGuard(DetectorConfig(outage_min_accounts=2))
+    >>> quiet = [Assessment(account_id=f"a{i}", now_ms=10 * DAY_MS, risk=0.01, severity=None,
+    ...                     flags=frozenset({"quiet"}), monitored=True, onset_day=9) for i in range(3)]
+    >>> fine = [Assessment(account_id=f"b{i}", now_ms=10 * DAY_MS, risk=0.01, severity=None, monitored=True)
+    ...         for i in range(3)]
+    >>> decision = guard.review(quiet + fine, 10 * DAY_MS)
+    >>> [(a.kind.value, a.transition.value) for a in decision.incident_alerts], decision.affected
+    ([('pipeline_incident', 'opened')], 3)
+    """
+
+    STATE_BUDGET_BYTES = 400
+    __slots__ = ("config", "incident", "spans")
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        # Open incident: [episode_id, onset_day, opened_ms, peak affected share] or None.
+        self.incident: list[Any] | None = None
+        # [onset_day, end_day] of recent incidents: alerts of drops that began inside them stay explained.
+        self.spans: list[list[int]] = []
+
+    def _explained(self, assessment: Assessment) -> bool:
+        onset = assessment.onset_day
+        if onset is None or not (assessment.flags & OUTAGE_FLAGS):
+            return False
+        if self.incident is not None and onset >= self.incident[1] - 1:
+            return True
+        return any(start - 1 <= onset <= end for start, end in self.spans)
+
+    def review(self, assessments: list[Assessment], now_ms: int) -> GuardDecision:
+        cfg = self.config
+        today = day_of(now_ms)
+        monitored = [a for a in assessments if a.monitored]
+        recent = [
+            a
+            for a in monitored
+            if a.onset_day is not None and a.onset_day >= today - cfg.outage_onset_days and a.flags & OUTAGE_FLAGS
+        ]
+        incident_alerts: list[Alert] = []
+        n = len(monitored)
+        if self.incident is None and len(recent) >= cfg.outage_min_accounts and len(recent) >= cfg.outage_share * n:
+            onset = min(a.onset_day for a in recent if a.onset_day is not None)
+            share = len(recent) / n
+            self.incident = [f"pipeline:{onset * DAY_MS}", onset, now_ms, share]
+            incident_alerts.append(self._alert(Transition.OPENED, share, len(recent), n, now_ms))
+        affected = sum(1 for a in monitored if self._explained(a)) if self.incident is not None else len(recent)
+        if self.incident is not None:
+            share = affected / n if n else 0.0
+            if share > self.incident[3] and self._severity(share) != self._severity(self.incident[3]):
+                self.incident[3] = share
+                incident_alerts.append(self._alert(Transition.ESCALATED, share, affected, n, now_ms))
+            elif share < cfg.outage_share / 2:
+                incident_alerts.append(self._alert(Transition.RESOLVED, share, affected, n, now_ms))
+                self.spans = [*self.spans[-4:], [self.incident[1], today]]
+                self.incident = None
+        kept: list[Alert] = []
+        suppressed: list[Alert] = []
+        for assessment in assessments:
+            if not assessment.alerts:
+                continue
+            target = suppressed if self._explained(assessment) else kept
+            target.extend(assessment.alerts)
+        return GuardDecision(
+            incident_alerts=incident_alerts, alerts=kept, suppressed=suppressed, affected=affected, monitored=n
+        )
+
+    @staticmethod
+    def _severity(share: float) -> Severity:
+        return Severity.CRITICAL if share >= 0.6 else Severity.HIGH
+
+    def _alert(self, transition: Transition, share: float, affected: int, monitored: int, now_ms: int) -> Alert:
+        assert self.incident is not None
+        episode_id, onset = self.incident[0], self.incident[1]
+        return Alert(
+            kind=AlertKind.PIPELINE_INCIDENT,
+            account_id="*",
+            episode_id=episode_id,
+            transition=transition,
+            severity=Severity.LOW if transition is Transition.RESOLVED else self._severity(share),
+            risk=round(share, 4),
+            reasons=(
+                f"{affected} of {monitored} monitored accounts ({share:.0%}) went quiet or dropped "
+                f"since {_iso_day(onset)}: likely an ingestion outage, account alerts held back",
+            ),
+            event_ts_ms=now_ms,
+            detected_ts_ms=now_ms,
+            extra={"affected": affected, "monitored": monitored, "onset_day": _iso_day(onset)},
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {"incident": self.incident, "spans": self.spans}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: DetectorConfig) -> OutageGuard:
+        guard = cls(config)
+        guard.incident = list(state["incident"]) if state["incident"] is not None else None
+        guard.spans = [list(span) for span in state["spans"]]
+        return guard

@@ -1,0 +1,189 @@
+"""The Faust application: topics, the account state table, the ingest agent and the worker's HTTP views.
+
+Raw records are taken from the three event topics in micro-batches and folded by :class:`BatchFolder`; each
+changed account is written to the changelog-backed ``accounts`` table once per batch. Faust flushes the
+producer (changelog and dead-letter writes) before it commits the consumed offsets, and the state remembers
+the offsets it applied, so a crash neither loses nor double-counts events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from detectors.windows import WindowConfig
+from streams.ingest import AccountState, BatchFolder, RawRecord
+from streams.kafka_client import faust_credentials
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+ACCOUNTS_TABLE = "accounts"
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return tuple((str(name), bytes(value or b"")) for name, value in items)
+
+
+def window_config(settings: Settings) -> WindowConfig:
+    return WindowConfig(
+        retention_days=settings.retention_days,
+        allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
+        top_events=settings.top_events,
+    )
+
+
+class Churnwatch:
+    """One churnwatch worker's Faust app and everything it owns."""
+
+    def __init__(self, settings: Settings, *, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = Metrics.build(self.registry)
+        self.window_config = window_config(settings)
+        self.folder = BatchFolder(
+            window_config=self.window_config,
+            max_event_bytes=settings.max_event_bytes,
+            max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
+            clock=lambda: int(time.time() * 1000),
+        )
+        datadir = (settings.data_dir / f"{settings.app_id}-{settings.web_port}").resolve()
+        datadir.parent.mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{server.strip()}" for server in settings.bootstrap.split(",")],
+            broker_credentials=faust_credentials(settings),
+            store="memory://",
+            autodiscover=False,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            table_standby_replicas=settings.standby_replicas,
+            key_serializer="raw",
+            value_serializer="raw",
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            broker_session_timeout=settings.session_timeout_seconds,
+            broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+            broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+            web_enabled=True,
+            web_bind=settings.web_host,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            datadir=str(datadir),
+        )
+        self.type_by_topic = {topic: event_type for event_type, topic in settings.event_topics.items()}
+        self.events_channel = self.app.topic(
+            *settings.event_topics.values(), key_serializer="raw", value_serializer="raw"
+        )
+        self.deadletter_topic = self.app.topic(
+            settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
+        )
+        self.alerts_topic = self.app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+        self.accounts = self.app.Table(
+            ACCOUNTS_TABLE,
+            partitions=settings.partitions,
+            # bytes types make faust use the "raw" codec: keys are account ids, values compact orjson.
+            key_type=bytes,
+            value_type=bytes,
+        )
+        self.events_folded = 0
+        self.deadletters_sent = 0
+        self.app.agent(self.events_channel, name="churnwatch.ingest")(self._ingest)
+        self._register_views()
+        self.app.timer(5.0, name="churnwatch.gauges")(self._update_gauges)
+
+    # -- ingest ---------------------------------------------------------------------------------------------
+
+    async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        settings = self.settings
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_seconds):
+            started = time.perf_counter()
+            records = [
+                RawRecord(
+                    self.type_by_topic[event.message.topic],
+                    event.message.key,
+                    event.message.value,
+                    event.message.topic,
+                    event.message.partition,
+                    event.message.offset,
+                    _headers(event.message.headers),
+                )
+                for event in events
+            ]
+            result = self.folder.fold(records, self.accounts.data.get)
+            for key, (state, partition) in result.changed.items():
+                self._store(key, state, partition)
+            for dead in result.dead_letters:
+                await self.deadletter_topic.send(key=dead.record.key, value=dead.record.value, headers=dead.headers())
+                self.metrics.events_consumed.labels(topic=dead.record.event_type, outcome=dead.reason.value).inc()
+                self.metrics.deadletters.labels(reason=dead.reason.value).inc()
+            self._count_ok(records, result.dead_letters, result.skipped_duplicates)
+            self.events_folded += result.folded
+            self.deadletters_sent += len(result.dead_letters)
+            now = time.time()
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            if result.max_event_ts_ms is not None:
+                self.metrics.processing_latency.observe(max(0.0, now - result.max_event_ts_ms / 1000))
+            yield None
+
+    def _store(self, key: bytes, state: AccountState, partition: int) -> None:
+        """Write one account's state: local store plus changelog record to the partition it came from."""
+        raw = state.to_bytes()
+        self.accounts.data[key] = raw
+        self.accounts.send_changelog(partition, key, raw)
+
+    def _count_ok(self, records: list[RawRecord], dead: list[Any], duplicates: int) -> None:
+        per_type: dict[str, int] = {}
+        for record in records:
+            per_type[record.event_type] = per_type.get(record.event_type, 0) + 1
+        for letter in dead:
+            per_type[letter.record.event_type] -= 1
+        for event_type, count in per_type.items():
+            if count:
+                self.metrics.events_consumed.labels(topic=event_type, outcome="ok").inc(count)
+        if duplicates:
+            self.metrics.duplicates_skipped.inc(duplicates)
+
+    async def _update_gauges(self) -> None:
+        self.metrics.accounts_tracked.set(len(self.accounts.data))
+
+    # -- HTTP views -----------------------------------------------------------------------------------------
+
+    def assigned_partitions(self) -> list[int]:
+        try:
+            assignment = self.app.assignor.assigned_actives()
+        except Exception:  # before the first assignment faust has nothing to tell
+            return []
+        return sorted({tp.partition for tp in assignment if tp.topic in self.type_by_topic})
+
+    def _register_views(self) -> None:
+        # faust binds page handlers as View methods, so they are plain closures taking (view, request).
+        @self.app.page("/churnwatch/stats/")
+        async def stats(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            body = {
+                "accounts": len(self.accounts.data),
+                "events_folded": self.events_folded,
+                "deadletters": self.deadletters_sent,
+                "partitions": self.assigned_partitions(),
+            }
+            return web.bytes(orjson.dumps(body), content_type="application/json")
+
+        @self.app.page("/churnwatch/accounts/{account_id}/")
+        async def account(web: faust.web.View, request: faust.web.Request, account_id: str) -> faust.web.Response:
+            raw = self.accounts.data.get(account_id.encode())
+            if raw is None:
+                return web.bytes(b'{"error":"unknown account"}', content_type="application/json", status=404)
+            state = AccountState.from_bytes(raw, self.window_config)
+            body = {"account_id": account_id, "window": state.window.to_state(), "applied_offsets": state.applied_offsets}
+            return web.bytes(orjson.dumps(body), content_type="application/json")
+
+        @self.app.page("/metrics")
+        async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            return web.bytes(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

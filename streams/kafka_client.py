@@ -1,0 +1,90 @@
+"""Kafka connection options from settings, and creation of churnwatch's topics."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from streams.errors import ConfigError, KafkaUnavailableError
+from streams.settings import Settings
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    if settings.ssl_certfile is not None:
+        context.load_cert_chain(
+            str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None
+        )
+    return context
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiokafka producers, consumers and admin clients."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "security_protocol": settings.security_protocol,
+    }
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        assert settings.sasl_password is not None
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The same security settings in the form faust's ``broker_credentials`` takes."""
+    context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL"):
+        assert settings.sasl_password is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create churnwatch's topics when missing; fail fast when existing ones are not co-partitioned."""
+    admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(settings))
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise ConfigError("CHURNWATCH_BOOTSTRAP_SERVERS", f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+    try:
+        names = [*settings.event_topics.values(), settings.topic_alerts, settings.topic_deadletter]
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.partitions, settings.replication_factor) for name in names if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except KafkaError as exc:
+                # Another worker may have created them in the meantime; the check below decides.
+                if "TopicAlreadyExists" not in type(exc).__name__:
+                    raise KafkaUnavailableError(f"creating topics failed: {exc!r}") from None
+        described = await admin.describe_topics(list(settings.event_topics.values()))
+        for topic in described:
+            partitions = len(topic["partitions"])
+            if partitions != settings.partitions:
+                raise ConfigError(
+                    "CHURNWATCH_PARTITIONS",
+                    f"topic {topic['topic']!r} has {partitions} partitions, settings say {settings.partitions}; "
+                    "event topics must be co-partitioned with the state tables",
+                )
+    finally:
+        await admin.close()

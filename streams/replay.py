@@ -1,0 +1,424 @@
+"""Offline replay: the live pipeline's windows, detectors and alert policy over a JSON-lines event file.
+
+No Kafka: lines are decoded and validated exactly as the ingest path does (:func:`streams.events.validate`),
+folded into the same :class:`~detectors.windows.AccountWindow` per account and evaluated by the same
+:class:`~detectors.monitor.AccountMonitor` and :class:`~detectors.monitor.OutageGuard`. The event-time
+watermark (the largest timestamp seen) is the clock: each time it crosses a UTC midnight every account is
+swept, so accounts that went silent are evaluated too. Detector work is therefore per account-day, and the
+per-event cost is decoding plus the window fold.
+
+:func:`run_replay` is the core (tests and benchmarks call it); :func:`build_report` turns a result into
+detection-quality metrics when the file contains ``subscription_canceled`` events.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.alerts import Alert, AlertKind, Transition
+from detectors.monitor import (
+    AccountDetectorState,
+    AccountMonitor,
+    Assessment,
+    DetectorConfig,
+    OutageGuard,
+    Outcome,
+)
+from detectors.risk import brier_score, reliability_table
+from detectors.windows import DAY_MS, AccountWindow, WindowConfig
+from streams.events import BillingEvent, InvalidEventError, UsageEvent, validate
+
+ProgressCallback = Callable[[int, int], None]  # (lines read, event-time watermark in ms)
+
+
+def rfc3339(ts_ms: int) -> str:
+    """RFC 3339 UTC text of an epoch-ms time (second precision).
+
+    >>> rfc3339(1795687200000)
+    '2026-11-26T10:00:00Z'
+    """
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True, kw_only=True)
+class ReplayResult:
+    """Everything a replay produced; see :func:`run_replay`."""
+
+    config: DetectorConfig
+    window_config: WindowConfig
+    lines: int = 0
+    events: int = 0
+    bad_lines: int = 0
+    bad_reasons: Counter[str] = field(default_factory=Counter)
+    late_events: int = 0
+    after_as_of: int = 0
+    first_ts_ms: int | None = None
+    clock_ms: int | None = None
+    sweeps: int = 0
+    elapsed_s: float = 0.0
+    windows: dict[str, AccountWindow] = field(default_factory=dict)
+    states: dict[str, AccountDetectorState] = field(default_factory=dict)
+    assessments: dict[str, Assessment] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    suppressed: list[Alert] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    cancellations: dict[str, int] = field(default_factory=dict)
+    monitor: AccountMonitor | None = None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.lines / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def run_replay(
+    lines: Iterable[bytes],
+    *,
+    config: DetectorConfig | None = None,
+    window_config: WindowConfig | None = None,
+    monitor: AccountMonitor | None = None,
+    as_of_ms: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 1 << 16,
+) -> ReplayResult:
+    """Replay event lines in order through windows, detectors and the alert policy.
+
+    Parameters
+    ----------
+    lines
+        Raw JSON lines (bytes, with or without the trailing newline), in event-time order as far as the
+        window's lateness allowance requires; blank lines are ignored, invalid ones counted.
+    config, window_config
+        Detection and window configuration (defaults when omitted).
+    monitor
+        A ready monitor (e.g. with a pre-trained risk model); built from ``config`` when omitted.
+    as_of_ms
+        Stop the clock here: later events are skipped (counted) and the final evaluation runs at this time.
+    on_progress
+        Called every ``progress_every`` lines (and at the end) with (lines read, watermark ms).
+    """
+    started = time.perf_counter()
+    cfg = config if config is not None else (monitor.config if monitor is not None else DetectorConfig())
+    wcfg = window_config if window_config is not None else WindowConfig()
+    mon = monitor if monitor is not None else AccountMonitor(cfg, wcfg)
+    guard = OutageGuard(cfg)
+    result = ReplayResult(config=cfg, window_config=wcfg, monitor=mon)
+    windows = result.windows
+    states = result.states
+    bad = result.bad_reasons
+    cancellations = result.cancellations
+    swept: dict[str, None] = {}  # accounts with usage that are not cancelled: the daily sweep's population
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    watermark = -1
+    current_day: int | None = None
+    n_lines = events = late = after = 0
+    next_progress = progress_every
+
+    def sweep(now_ms: int, accounts: Iterable[str]) -> None:
+        batch: list[Assessment] = []
+        for account in accounts:
+            assessment = mon.observe(account, windows[account], states[account], now_ms)
+            batch.append(assessment)
+            result.assessments[account] = assessment
+            if assessment.outcomes:
+                result.outcomes.extend(assessment.outcomes)
+            if "canceled" in assessment.flags:
+                swept.pop(account, None)
+        decision = guard.review(batch, now_ms)
+        for alert in decision.suppressed:
+            mon.suppress(states[alert.account_id], alert)
+        result.alerts.extend(decision.incident_alerts)
+        result.alerts.extend(decision.alerts)
+        result.suppressed.extend(decision.suppressed)
+        result.sweeps += 1
+
+    for raw in lines:
+        n_lines += 1
+        if n_lines >= next_progress and on_progress is not None:
+            on_progress(n_lines, watermark)
+            next_progress += progress_every
+        try:
+            event = validate(loads(raw))
+        except decode_error:
+            if raw.strip():
+                bad["invalid_json"] += 1
+            else:
+                n_lines -= 1  # blank line: not an event at all
+            continue
+        except InvalidEventError as error:
+            bad[error.reason.value] += 1
+            continue
+        ts = event.ts_ms
+        if as_of_ms is not None and ts > as_of_ms:
+            after += 1
+            continue
+        if ts > watermark:
+            day = ts // DAY_MS
+            if current_day is None:
+                current_day = day
+                result.first_ts_ms = ts
+            elif day > current_day:
+                # The watermark crossed midnight: every earlier day is complete, evaluate all accounts.
+                current_day = day
+                if swept:
+                    sweep(day * DAY_MS, list(swept))
+            watermark = ts
+        account = event.account_id
+        window = windows.get(account)
+        if window is None:
+            window = windows[account] = AccountWindow(wcfg)
+            states[account] = mon.new_state()
+        if type(event) is UsageEvent:
+            ok = window.add_usage(ts, event.event, event.user_id, event.count)
+            if ok and account not in swept and account not in cancellations:
+                swept[account] = None
+        elif type(event) is BillingEvent:
+            ok = window.add_billing(ts, event.kind, event.mrr, event.plan)
+            if ok and event.kind == "subscription_canceled":
+                cancellations.setdefault(account, ts)
+        else:
+            ok = window.add_support(ts, event.kind, event.priority, event.score)  # type: ignore[union-attr]
+        if ok:
+            events += 1
+        else:
+            late += 1
+    clock = as_of_ms if as_of_ms is not None else max(watermark, 0)
+    if windows:
+        # Final evaluation of every account at the stopped clock (idempotent for days already learned).
+        sweep(clock, list(windows))
+    result.lines = n_lines
+    result.events = events
+    result.bad_lines = sum(bad.values())
+    result.late_events = late
+    result.after_as_of = after
+    result.clock_ms = clock
+    result.elapsed_s = time.perf_counter() - started
+    if on_progress is not None:
+        on_progress(n_lines, watermark)
+    return result
+
+
+def replay_file(path: Path, **kwargs: Any) -> ReplayResult:
+    """:func:`run_replay` over a JSON-lines file, read in large binary chunks."""
+    with Path(path).open("rb") as handle:
+        return run_replay(handle, **kwargs)
+
+
+# -- outputs ------------------------------------------------------------------------------------------------
+
+
+def score_rows(result: ReplayResult) -> list[dict[str, Any]]:
+    """One row per account seen: final risk, severity, reasons, plan and MRR."""
+    rows = []
+    for account in sorted(result.windows):
+        a = result.assessments.get(account)
+        window = result.windows[account]
+        rows.append(
+            {
+                "account_id": account,
+                "risk": round(a.risk, 4) if a is not None else 0.0,
+                "severity": a.severity.value if a is not None and a.severity is not None else "",
+                "reasons": "; ".join(a.reasons) if a is not None else "",
+                "plan": window.plan or "",
+                "mrr": window.mrr if window.mrr is not None else "",
+                "flags": " ".join(sorted(a.flags)) if a is not None else "",
+                "episode_id": (a.episode_id or "") if a is not None else "",
+            }
+        )
+    return rows
+
+
+def write_scores(result: ReplayResult, path: Path) -> int:
+    rows = score_rows(result)
+    columns = ["account_id", "risk", "severity", "reasons", "plan", "mrr", "flags", "episode_id"]
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def alert_record(alert: Alert) -> dict[str, Any]:
+    """The alerts-file form of an alert: the Alert fields plus ``ts`` (RFC 3339 event time it fired)."""
+    return {
+        "account_id": alert.account_id,
+        "ts": rfc3339(alert.event_ts_ms),
+        "kind": alert.kind.value,
+        "transition": alert.transition.value,
+        "severity": alert.severity.value,
+        "risk": alert.risk,
+        "reasons": list(alert.reasons),
+        "episode_id": alert.episode_id,
+        "idempotency_key": alert.idempotency_key,
+        "plan": alert.plan,
+        "mrr": alert.mrr,
+        "event_ts_ms": alert.event_ts_ms,
+        "detected_ts_ms": alert.detected_ts_ms,
+    }
+
+
+def write_alerts(result: ReplayResult, path: Path) -> int:
+    with Path(path).open("wb") as handle:
+        for alert in result.alerts:
+            handle.write(orjson.dumps(alert_record(alert)) + b"\n")
+    return len(result.alerts)
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 2)
+
+
+def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: int = 60) -> dict[str, Any]:
+    """Detection-quality metrics of a replay.
+
+    Parameters
+    ----------
+    warmup_days
+        Days from the first event during which baselines form: alerts opened then and account-days then are
+        left out of the false-positive accounting, and churners cancelling then are not counted.
+    lookback_days
+        A churner counts as flagged when an episode opened within this many days before its cancellation;
+        lead time is measured from the first such opening.
+    """
+    cfg = result.config
+    report: dict[str, Any] = {
+        "lines": result.lines,
+        "events": result.events,
+        "bad_lines": result.bad_lines,
+        "bad_reasons": dict(result.bad_reasons),
+        "late_events": result.late_events,
+        "after_as_of": result.after_as_of,
+        "accounts": len(result.windows),
+        "clock": rfc3339(result.clock_ms) if result.clock_ms is not None else None,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "events_per_s": round(result.events_per_s),
+        "sweeps": result.sweeps,
+        "alerts": Counter(f"{a.kind.value}:{a.transition.value}" for a in result.alerts),
+        "suppressed_alerts": len(result.suppressed),
+        "pipeline_incidents": sum(
+            1 for a in result.alerts if a.kind is AlertKind.PIPELINE_INCIDENT and a.transition is Transition.OPENED
+        ),
+        "risk_model": {
+            "using_prior": result.monitor.risk_model.using_prior if result.monitor else None,
+            "positives": result.monitor.risk_model.n_positives if result.monitor else 0,
+            "negatives": result.monitor.risk_model.n_negatives if result.monitor else 0,
+        },
+    }
+    report["alerts"] = dict(report["alerts"])
+    # The horizon starts at the first usage day (billing preambles may date back years).
+    usage_start = min(
+        (s.first_active_day for s in result.states.values() if s.first_active_day is not None), default=None
+    )
+    if usage_start is None or result.clock_ms is None:
+        return report
+    start_ms = usage_start * DAY_MS
+    warm_ms = start_ms + warmup_days * DAY_MS
+    end_ms = result.clock_ms
+    opened: dict[str, list[int]] = {}
+    for alert in result.alerts:
+        if alert.kind is AlertKind.ACCOUNT_RISK and alert.transition is Transition.OPENED:
+            opened.setdefault(alert.account_id, []).append(alert.event_ts_ms)
+    churned = {a: ts for a, ts in result.cancellations.items() if ts >= warm_ms}
+    report["cancellations"] = len(result.cancellations)
+    report["warmup_days"] = warmup_days
+    report["lookback_days"] = lookback_days
+    if churned:
+        leads: list[float] = []
+        for account, cancel_ms in churned.items():
+            before = [t for t in opened.get(account, []) if cancel_ms - lookback_days * DAY_MS <= t < cancel_ms]
+            if before:
+                leads.append((cancel_ms - min(before)) / DAY_MS)
+        report["churners"] = len(churned)
+        report["churners_flagged"] = len(leads)
+        report["flagged_share"] = round(len(leads) / len(churned), 4)
+        report["lead_days"] = {
+            "median": _quantile(leads, 0.5),
+            "p25": _quantile(leads, 0.25),
+            "p75": _quantile(leads, 0.75),
+            "min": round(min(leads), 2) if leads else None,
+        }
+    # False positives: episodes opened after warm-up on accounts that did not cancel (in the file).
+    survivors = [a for a in result.windows if a not in result.cancellations]
+    account_days = 0.0
+    false_alerts = 0
+    alerted_survivors = 0
+    for account in survivors:
+        state = result.states[account]
+        if state.first_active_day is None:
+            continue
+        begin = max(warm_ms, state.first_active_day * DAY_MS)
+        if end_ms > begin:
+            account_days += (end_ms - begin) / DAY_MS
+        late = [t for t in opened.get(account, []) if t >= warm_ms]
+        false_alerts += len(late)
+        alerted_survivors += bool(late)
+    report["survivors"] = len(survivors)
+    report["survivor_alerts"] = false_alerts
+    report["survivors_alerted"] = alerted_survivors
+    report["survivor_alerts_per_30_days"] = round(false_alerts / (account_days / 30.0), 5) if account_days else None
+    # Precision over alerts whose outcome is known: opened after warm-up and at least a lookback before the end,
+    # or followed by a cancellation.
+    judged = hits = 0
+    for account, times in opened.items():
+        cancel_ms = result.cancellations.get(account)
+        for t in times:
+            if t < warm_ms:
+                continue
+            hit = cancel_ms is not None and t < cancel_ms <= t + lookback_days * DAY_MS
+            if hit or t + lookback_days * DAY_MS <= end_ms:
+                judged += 1
+                hits += hit
+    report["precision"] = round(hits / judged, 4) if judged else None
+    report["precision_alerts_judged"] = judged
+    pairs = [(o.risk, o.label) for o in result.outcomes]
+    if pairs:
+        base_rate = sum(1 for _, y in pairs if y) / len(pairs)
+        report["calibration"] = {
+            "horizon_days": cfg.horizon_days,
+            "snapshots": len(pairs),
+            "positives": sum(1 for _, y in pairs if y),
+            "brier": brier_score(pairs),
+            "brier_base_rate": brier_score([(base_rate, y) for _, y in pairs]),
+            "reliability": [
+                {
+                    "low": round(r.low, 4),
+                    "high": round(r.high, 4),
+                    "n": r.n,
+                    "mean_predicted": round(r.mean_predicted, 4),
+                    "observed_rate": round(r.observed_rate, 4),
+                }
+                for r in reliability_table(pairs)
+            ],
+        }
+    return report
+
+
+def state_sizes(result: ReplayResult) -> dict[str, float]:
+    """Mean and max JSON bytes per account of window state and detector state."""
+    window_sizes = [len(orjson.dumps(w.to_state())) for w in result.windows.values()]
+    detector_sizes = [len(orjson.dumps(s.to_state())) for s in result.states.values()]
+    if not window_sizes:
+        return {}
+    return {
+        "window_mean": round(statistics.fmean(window_sizes), 1),
+        "window_max": max(window_sizes),
+        "detector_mean": round(statistics.fmean(detector_sizes), 1),
+        "detector_p99": sorted(detector_sizes)[int(0.99 * (len(detector_sizes) - 1))],
+        "detector_max": max(detector_sizes),
+    }

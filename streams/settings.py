@@ -1,0 +1,148 @@
+"""All of churnwatch's settings in one frozen object.
+
+Values come from keyword arguments, then ``CHURNWATCH_*`` environment variables, then a TOML config file named
+by ``CHURNWATCH_CONFIG_FILE``, then the defaults. Secrets are :class:`pydantic.SecretStr` (never printed) and
+may be read from files (``CHURNWATCH_SASL_PASSWORD_FILE=/run/secrets/...``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from streams.errors import ConfigError
+
+SECRET_FILE_SUFFIX = "_FILE"
+ENV_PREFIX = "CHURNWATCH_"
+
+
+class Settings(BaseSettings):
+    """churnwatch settings (env prefix ``CHURNWATCH_``; see docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    # -- Kafka connection --------------------------------------------------------------------------------
+    bootstrap_servers: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...). Unset: start the embedded local broker."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when security_protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (or CHURNWATCH_SASL_PASSWORD_FILE).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle for TLS (SSL / SASL_SSL).")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client private key for mutual TLS.")
+
+    # -- embedded local broker ---------------------------------------------------------------------------
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Port of the embedded local broker.")
+    kafka_home: Path = Field(
+        Path(".kafka"), description="Where the embedded broker keeps its jars, config, data and log."
+    )
+
+    # -- topics --------------------------------------------------------------------------------------------
+    app_id: str = Field("churnwatch", min_length=1, description="Consumer group id and prefix of table topics.")
+    topic_usage: str = Field("churnwatch.usage", min_length=1, description="Usage events topic.")
+    topic_support: str = Field("churnwatch.support", min_length=1, description="Support events topic.")
+    topic_billing: str = Field("churnwatch.billing", min_length=1, description="Billing events topic.")
+    topic_alerts: str = Field("churnwatch.alerts", min_length=1, description="Alerts topic (the outbox).")
+    topic_deadletter: str = Field("churnwatch.deadletter", min_length=1, description="Dead-letter topic.")
+    partitions: int = Field(8, ge=1, le=10_000, description="Partitions of every churnwatch topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    standby_replicas: int = Field(0, ge=0, description="Standby table replicas kept by other workers.")
+
+    # -- validation and windows ----------------------------------------------------------------------------
+    max_event_bytes: int = Field(65_536, ge=64, description="Larger records are dead-lettered (too_large).")
+    max_future_skew_seconds: float = Field(
+        86_400, gt=0, description="Events further than this ahead of the wall clock are dead-lettered."
+    )
+    allowed_lateness_seconds: float = Field(
+        2 * 86_400, ge=0, description="Out-of-order allowance behind an account's newest event."
+    )
+    retention_days: int = Field(56, ge=7, le=3_650, description="Days of daily buckets kept per account.")
+    top_events: int = Field(5, ge=1, le=50, description="Event names counted per day for each account.")
+
+    # -- worker ------------------------------------------------------------------------------------------
+    batch_max_events: int = Field(2_000, ge=1, description="Events folded per micro-batch at most.")
+    batch_within_seconds: float = Field(0.25, gt=0, description="Longest wait to fill a micro-batch.")
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's HTTP server (API, metrics).")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server.")
+    data_dir: Path = Field(Path(".churnwatch"), description="Worker data directory (faust's datadir).")
+    session_timeout_seconds: float = Field(30, gt=0, description="Kafka consumer group session timeout.")
+    heartbeat_interval_seconds: float = Field(3, gt=0, description="Kafka consumer heartbeat interval.")
+    rebalance_timeout_seconds: float = Field(60, gt=0, description="Kafka consumer group rebalance timeout.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: dict[str, object]) -> dict[str, object]:
+        """``CHURNWATCH_<SECRET>_FILE`` points at a file holding the secret (Docker/Kubernetes secrets)."""
+        for name in ("sasl_password",):
+            path = os.environ.get(f"{ENV_PREFIX}{name.upper()}{SECRET_FILE_SUFFIX}")
+            if path and values.get(name) is None:
+                try:
+                    values[name] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"cannot read {ENV_PREFIX}{name.upper()}_FILE: {exc.strerror}") from None
+        return values
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                raise ValueError("sasl_mechanism is required when security_protocol is SASL_*")
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError("sasl_username and sasl_password are required for SASL")
+        return self
+
+    @property
+    def embedded_kafka(self) -> bool:
+        """True when no external Kafka is configured and churnwatch runs its own local broker."""
+        return not self.bootstrap_servers
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def event_topics(self) -> dict[str, str]:
+        """Event type -> topic name."""
+        return {"usage": self.topic_usage, "support": self.topic_support, "billing": self.topic_billing}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning validation errors into a :class:`ConfigError` naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "settings"
+        setting = f"{ENV_PREFIX}{location.upper()}" if location != "settings" else location
+        raise ConfigError(setting, first["msg"]) from None

@@ -1,0 +1,48 @@
+"""Run a churnwatch worker: make sure Kafka and the topics exist, then run the Faust worker until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+import structlog
+
+from streams import kafka_local
+from streams.app import Churnwatch
+from streams.kafka_client import ensure_topics
+from streams.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def local_broker(settings: Settings) -> kafka_local.LocalBroker:
+    return kafka_local.LocalBroker(settings.kafka_home.resolve(), settings.kafka_port)
+
+
+def prepare_kafka(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Start the embedded broker when no external Kafka is configured, then create the topics."""
+    quiet_kafka_client_logs()
+    if settings.embedded_kafka:
+        kafka_local.start(local_broker(settings))
+    if loop is None:
+        asyncio.run(ensure_topics(settings))
+    else:
+        loop.run_until_complete(ensure_topics(settings))
+
+
+def quiet_kafka_client_logs() -> None:
+    """aiokafka logs every refused connection and missing-topic retry at WARNING/ERROR: keep it to real errors."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def run_worker(settings: Settings) -> None:
+    """Blocks until SIGINT/SIGTERM; several processes with the same settings form one consumer group."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    prepare_kafka(settings, loop)
+    churnwatch = Churnwatch(settings)
+    churnwatch.metrics.worker_up.set(1)
+    log.info("worker.starting", bootstrap=settings.bootstrap, app_id=settings.app_id, web_port=settings.web_port)
+    worker = faust.Worker(churnwatch.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

@@ -64,8 +64,9 @@ class SeasonalBaseline:
     """Exponentially weighted baseline of one daily count signal, per weekly slot (weekday / weekend).
 
     For each slot it keeps the number of days seen, the EW mean of the raw value (the expected level, used for
-    ratios in explanations) and the EW mean and variance of ``log1p(value)`` (used for z-scores, which tames
-    the skew of counts). Early on the weights are ``1/n`` so the first days are averaged exactly.
+    ratios in explanations), the EW mean and variance of ``log1p(value)`` (used for z-scores, which tames
+    the skew of counts) and the EW share of days with a non-zero value (how surprising a silent day is).
+    Early on the weights are ``1/n`` so the first days are averaged exactly.
 
     Parameters
     ----------
@@ -89,11 +90,13 @@ class SeasonalBaseline:
     True
     >>> b.score_one(20_628, 10.0) < -3  # but a weekday at the weekend level is
     True
+    >>> round(b.silence_surprise(20_628, 20_629), 1)  # two silent weekdays of an always-active account
+    7.0
     >>> SeasonalBaseline.from_state(b.to_state()).to_state() == b.to_state()
     True
     """
 
-    STATE_BUDGET_BYTES = 120
+    STATE_BUDGET_BYTES = 140
     __slots__ = ("_alphas", "half_life_days", "sd_floor", "slots", "z_clip")
 
     def __init__(self, half_life_days: float = 28.0, sd_floor: float = 0.25, z_clip: float = 4.0) -> None:
@@ -101,8 +104,8 @@ class SeasonalBaseline:
         self.sd_floor = sd_floor
         self.z_clip = z_clip
         self._alphas = (half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7))
-        # Per slot: [days seen, EW mean of value, EW mean of log1p(value), EW variance of log1p(value)].
-        self.slots: list[list[float]] = [[0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0]]
+        # Per slot: [days seen, EW mean of value, EW mean and EW variance of log1p(value), EW share active].
+        self.slots: list[list[float]] = [[0, 0.0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0, 0.0]]
 
     def clone(self) -> SeasonalBaseline:
         """A fresh, untrained baseline with the same parameters."""
@@ -126,6 +129,20 @@ class SeasonalBaseline:
         slot[2] = _round(slot[2] + alpha * delta)
         # West's EW variance update: incremental and stable.
         slot[3] = _round((1.0 - alpha) * (slot[3] + alpha * delta * delta))
+        slot[4] = _round(slot[4] + alpha * ((value > 0) - slot[4]))
+
+    def silence_surprise(self, first_day: int, last_day: int, max_share: float = 0.97) -> float:
+        """Surprise (nats, ``-log P``) of no activity on ``first_day..last_day`` if days were independent.
+
+        Each day adds ``-log(1 - p)`` with ``p`` its slot's share of active days (capped at ``max_share`` so
+        one silent day is never conclusive): a silent weekend costs a weekday-only team almost nothing.
+        """
+        surprise = 0.0
+        weekday_cost = -math.log(1.0 - min(self.slots[0][4], max_share))
+        weekend_cost = -math.log(1.0 - min(self.slots[1][4], max_share))
+        for day in range(first_day, last_day + 1):
+            surprise += weekend_cost if is_weekend(day) else weekday_cost
+        return surprise
 
     def expected(self, day: int) -> float:
         """Expected raw value on ``day`` (the EW mean of its slot; 0 before the slot has data)."""

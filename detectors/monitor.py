@@ -89,6 +89,12 @@ class DetectorConfig:
         A drop that lasts this long becomes the new normal (the baseline is re-levelled).
     min_expected_events
         Drop ratios are only computed when the baseline expects at least this many events in the window.
+    drop_pseudo_count
+        Added to actual and expected counts of a drop ratio, so small accounts need more evidence.
+    sparse_gap_days
+        Accounts whose usual gap between active days is at least this are sparse: silence is judged by the
+        gap model (:class:`~detectors.baseline.GapTracker`) and drops over windows of two usual gaps; other
+        accounts by the per-weekday/weekend chance of a silent day.
     alert_threshold
         Risk at which an episode opens.
     severity_bands
@@ -124,6 +130,8 @@ class DetectorConfig:
     recover_days: int = 5
     max_freeze_days: int = 56
     min_expected_events: float = 5.0
+    drop_pseudo_count: float = 5.0
+    sparse_gap_days: float = 2.5
     gap_half_life: float = 12.0
     alert_threshold: float = 0.3
     severity_bands: tuple[float, float, float] = (0.45, 0.6, 0.8)
@@ -551,10 +559,16 @@ class AccountMonitor:
         days = window.days
         first = state.first_active_day
         if first is not None and last - first >= cfg.min_history_days:
-            mean_gap = state.gaps.mean_gap
-            length = 7 if mean_gap < 2.5 else (14 if mean_gap < 9 else 28)
+            gaps = state.gaps
+            mean_gap = gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0
+            sparse = mean_gap >= cfg.sparse_gap_days
+            # Compare whole weeks, and at least two usual gaps, so a sparse account's quiet weeks are normal.
+            length = min(
+                self.window_config.retention_days, 7 * math.ceil(2.0 * (mean_gap + gaps.spread()) / 7.0)
+            ) if sparse else 7
             context["length"] = length
             key_names = window.top_event_names()[1:]
+            pseudo = cfg.drop_pseudo_count
             for i, (name, column) in enumerate(
                 (("usage_drop", USAGE), ("users_drop", ACTIVE_USERS), ("key_drop", -1))
             ):
@@ -573,12 +587,13 @@ class AccountMonitor:
                         if names:
                             actual += sum(names.get(n, 0) for n in key_names)
                 if expected >= cfg.min_expected_events and actual < expected:
-                    features[name] = round(1.0 - actual / expected, 4)
+                    # The pseudo-count shrinks ratios of small counts: 2 of 5 events is weak evidence.
+                    features[name] = round(1.0 - (actual + pseudo) / (expected + pseudo), 4)
                     context[name] = (actual / length, expected / length)
             if state.drop_since is not None:
                 features["drop_weeks"] = round(min(8.0, (today - state.drop_since) / 7.0), 4)
                 context["drop_weeks"] = state.drop_since
-            if last - first >= 55:
+            if not sparse and last - first >= 55:
                 recent = old = 0
                 for day, bucket in days.items():
                     if last - 13 <= day <= last:
@@ -589,11 +604,19 @@ class AccountMonitor:
                     # Only a halving or worse counts: slower shrinkage is ordinary churn of seats.
                     features["decline"] = round(1.0 - (recent / 14) / (old / 28), 4)
                     context["decline"] = (recent / 14, old / 28)
-            silence = min(10.0, state.gaps.score_one(today))
-            if silence > 0:
-                features["silence"] = silence
-            context["silent_days"] = state.gaps.silent_days(today)
-            context["mean_gap"] = state.gaps.mean_gap
+            silent_days = gaps.silent_days(today)
+            if silent_days:
+                if sparse:
+                    # Regular sparse rhythm: Gaussian tail of the gap excess, in nats.
+                    z = gaps.score_one(today)
+                    surprise = 0.5 * z * z
+                else:
+                    surprise = state.baselines[0].silence_surprise(last - min(silent_days, 56) + 1, last)
+                silence = round(min(10.0, surprise / 2.0), 4)
+                if silence > 0:
+                    features["silence"] = silence
+            context["silent_days"] = silent_days
+            context["mean_gap"] = mean_gap
         # Support and billing: the last 14 / 30 days including today's events so far.
         tickets = urgent = escalated = csat_count = failed = 0
         csat_sum = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 DAY_MS = 86_400_000
 
@@ -32,6 +32,11 @@ CSAT_COUNT = 9
 PAYMENT_FAILED = 10
 PAYMENT_SUCCEEDED = 11
 N_COLUMNS = 12
+
+# Streams, each with its own watermark (the order of streams.events.EVENT_TYPES).
+USAGE_STREAM = 0
+SUPPORT_STREAM = 1
+BILLING_STREAM = 2
 
 TICKET_COLUMN = {"low": TICKETS_LOW, "normal": TICKETS_NORMAL, "high": TICKETS_HIGH, "urgent": TICKETS_URGENT}
 # A distinct-user set larger than this per day stops growing (the count saturates); seats beyond it are rare.
@@ -93,7 +98,7 @@ class AccountWindow:
         "first_seen_ms",
         "mrr",
         "plan",
-        "watermark_ms",
+        "watermarks",
     )
 
     def __init__(self, config: WindowConfig) -> None:
@@ -102,7 +107,10 @@ class AccountWindow:
         self.day_events: dict[int, dict[str, int]] = {}
         self.day_users: dict[int, set[int]] = {}
         self.event_totals: dict[str, int] = {}
-        self.watermark_ms: int | None = None
+        # Newest event time per stream (usage, support, billing). Lateness is judged within a stream: Kafka orders
+        # records only within a partition, and how far one topic's consumption runs ahead of another's is an
+        # artefact of fetching, not of the events.
+        self.watermarks: list[int | None] = [None, None, None]
         self.first_seen_ms: int | None = None
         self.plan: str | None = None
         self.mrr: float | None = None
@@ -111,31 +119,49 @@ class AccountWindow:
 
     # -- folding events -------------------------------------------------------------------------------------
 
-    def accepts(self, ts_ms: int) -> bool:
-        """Whether an event at ``ts_ms`` is within the lateness allowance of this account's watermark."""
-        return self.watermark_ms is None or ts_ms >= self.watermark_ms - self.config.allowed_lateness_ms
+    @property
+    def watermark_ms(self) -> int | None:
+        """Newest event time seen on any stream (None before the first event)."""
+        seen = [mark for mark in self.watermarks if mark is not None]
+        return max(seen) if seen else None
 
-    def _bucket_for(self, ts_ms: int) -> list[int] | None:
-        if not self.accepts(ts_ms):
-            return None
-        if self.watermark_ms is None or ts_ms > self.watermark_ms:
-            self.watermark_ms = ts_ms
-            if self.first_seen_ms is None:
-                self.first_seen_ms = ts_ms
-            self._expire()
-        elif self.first_seen_ms is not None and ts_ms < self.first_seen_ms:
+    def accepts(self, stream: int, ts_ms: int) -> bool:
+        """Whether an event at ``ts_ms`` on ``stream`` is within the lateness allowance of that stream."""
+        mark = self.watermarks[stream]
+        return mark is None or ts_ms >= mark - self.config.allowed_lateness_ms
+
+    def _bucket_for(self, stream: int, ts_ms: int) -> list[int] | None | Literal[False]:
+        """The bucket to update; None when the day already expired; False when the event is too late."""
+        if not self.accepts(stream, ts_ms):
+            return False
+        mark = self.watermarks[stream]
+        if mark is None or ts_ms > mark:
+            newest = self.watermark_ms
+            self.watermarks[stream] = ts_ms
+            if newest is None or ts_ms > newest:
+                self._expire()
+        if self.first_seen_ms is None or ts_ms < self.first_seen_ms:
             self.first_seen_ms = ts_ms
         day = day_of(ts_ms)
+        if day < self.oldest_kept_day():
+            # Accepted (its own stream is in order) but older than the retention: nothing left to update.
+            return None
         bucket = self.days.get(day)
         if bucket is None:
             bucket = self.days[day] = [0] * N_COLUMNS
         return bucket
 
+    def oldest_kept_day(self) -> int:
+        newest = self.watermark_ms
+        return -(2**62) if newest is None else day_of(newest) - self.config.retention_days + 1
+
     def add_usage(self, ts_ms: int, event: str, user_id: str | None, count: int) -> bool:
         """Fold one usage event; returns False (and changes nothing) when it is too late."""
-        bucket = self._bucket_for(ts_ms)
-        if bucket is None:
+        bucket = self._bucket_for(USAGE_STREAM, ts_ms)
+        if bucket is False:
             return False
+        if bucket is None:
+            return True
         day = day_of(ts_ms)
         bucket[USAGE] += count
         if user_id is not None:
@@ -179,9 +205,11 @@ class AccountWindow:
 
     def add_support(self, ts_ms: int, kind: str, priority: str | None, score: int | None) -> bool:
         """Fold one support event; returns False when it is too late."""
-        bucket = self._bucket_for(ts_ms)
-        if bucket is None:
+        bucket = self._bucket_for(SUPPORT_STREAM, ts_ms)
+        if bucket is False:
             return False
+        if bucket is None:
+            return True
         if kind == "ticket_opened":
             bucket[TICKET_COLUMN[priority or "normal"]] += 1
         elif kind == "escalated":
@@ -195,13 +223,14 @@ class AccountWindow:
 
     def add_billing(self, ts_ms: int, kind: str, mrr: float | None, plan: str | None) -> bool:
         """Fold one billing event; the newest billing event decides the current plan and MRR."""
-        bucket = self._bucket_for(ts_ms)
-        if bucket is None:
+        bucket = self._bucket_for(BILLING_STREAM, ts_ms)
+        if bucket is False:
             return False
-        if kind == "payment_failed":
-            bucket[PAYMENT_FAILED] += 1
-        elif kind == "payment_succeeded":
-            bucket[PAYMENT_SUCCEEDED] += 1
+        if isinstance(bucket, list):
+            if kind == "payment_failed":
+                bucket[PAYMENT_FAILED] += 1
+            elif kind == "payment_succeeded":
+                bucket[PAYMENT_SUCCEEDED] += 1
         if self.billing_ts_ms is None or ts_ms >= self.billing_ts_ms:
             self.billing_ts_ms = ts_ms
             if mrr is not None:
@@ -215,10 +244,9 @@ class AccountWindow:
         return True
 
     def _expire(self) -> None:
-        assert self.watermark_ms is not None
-        newest_day = day_of(self.watermark_ms)
-        oldest_kept = newest_day - self.config.retention_days + 1
-        open_from = day_of(self.watermark_ms - self.config.allowed_lateness_ms)
+        oldest_kept = self.oldest_kept_day()
+        usage_mark = self.watermarks[USAGE_STREAM]
+        open_from = oldest_kept if usage_mark is None else day_of(usage_mark - self.config.allowed_lateness_ms)
         for day in [d for d in self.days if d < oldest_kept]:
             del self.days[day]
             self.day_events.pop(day, None)
@@ -244,7 +272,7 @@ class AccountWindow:
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
             "u": [[day, sorted(users)] for day, users in sorted(self.day_users.items())],
             "t": self.event_totals,
-            "w": self.watermark_ms,
+            "w": self.watermarks,
             "f": self.first_seen_ms,
             "p": self.plan,
             "m": self.mrr,
@@ -259,7 +287,7 @@ class AccountWindow:
         window.day_events = {day: dict(names) for day, names in state["e"]}
         window.day_users = {day: set(users) for day, users in state["u"]}
         window.event_totals = dict(state["t"])
-        window.watermark_ms = state["w"]
+        window.watermarks = list(state["w"])
         window.first_seen_ms = state["f"]
         window.plan = state["p"]
         window.mrr = state["m"]

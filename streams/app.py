@@ -101,7 +101,7 @@ class Churnwatch:
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
-    async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    async def _ingest(self, stream: faust.Stream[bytes]) -> AsyncIterator[None]:
         settings = self.settings
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_seconds):
             started = time.perf_counter()

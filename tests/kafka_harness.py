@@ -1,0 +1,207 @@
+"""Helpers for tests against the real broker: worker processes, producing, reading topics, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams import kafka_local
+from streams.producer import send_all
+from streams.settings import Settings
+
+T = TypeVar("T")
+
+
+def free_port(*, pair: bool = False) -> int:
+    """A free loopback port (and, with ``pair``, the next one free too: the broker's controller port)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if not pair or port >= 65535:
+            return port
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+def wait_until(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll ``condition`` until it returns something truthy (polling a condition, not sleeping blindly)."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class KafkaForTests:
+    bootstrap: str
+    broker: kafka_local.LocalBroker | None = None
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    web_port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", timeout=5)
+
+    def stats(self) -> dict[str, Any] | None:
+        try:
+            response = self.get("/churnwatch/stats/")
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        response = self.get(f"/churnwatch/accounts/{account_id}/")
+        return response.json() if response.status_code == 200 else None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, *, timeout: float = 30) -> None:
+        """SIGTERM, then SIGKILL: a worker whose broker died may ignore SIGTERM."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+@dataclass
+class WorkerFactory:
+    kafka: KafkaForTests
+    directory: Path
+    name: str
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        slug = re.sub(r"[^a-zA-Z0-9]+", "-", self.name)[:40]
+        self.prefix = f"t-{slug}-{uuid.uuid4().hex[:6]}"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
+        env.update(
+            {
+                "CHURNWATCH_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
+                "CHURNWATCH_APP_ID": self.prefix,
+                "CHURNWATCH_TOPIC_USAGE": f"{self.prefix}.usage",
+                "CHURNWATCH_TOPIC_SUPPORT": f"{self.prefix}.support",
+                "CHURNWATCH_TOPIC_BILLING": f"{self.prefix}.billing",
+                "CHURNWATCH_TOPIC_ALERTS": f"{self.prefix}.alerts",
+                "CHURNWATCH_TOPIC_DEADLETTER": f"{self.prefix}.deadletter",
+                "CHURNWATCH_PARTITIONS": str(self.partitions),
+                "CHURNWATCH_DATA_DIR": str(self.directory / "data"),
+                "CHURNWATCH_SESSION_TIMEOUT_SECONDS": "6",
+                "CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS": "1",
+                "CHURNWATCH_REBALANCE_TIMEOUT_SECONDS": "10",
+                "CHURNWATCH_BATCH_WITHIN_SECONDS": "0.1",
+            }
+        )
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def settings(self) -> Settings:
+        values = {key.removeprefix("CHURNWATCH_").lower(): value for key, value in self.env().items()
+                  if key.startswith("CHURNWATCH_")}
+        return Settings(**values)  # type: ignore[arg-type]
+
+    def start(self, *, wait_ready: bool = True, **env: str) -> WorkerProcess:
+        web_port = free_port()
+        log_path = self.directory / f"worker-{len(self.started)}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"],
+            env=self.env(CHURNWATCH_WEB_PORT=str(web_port), **env),
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        worker = WorkerProcess(process, web_port, log_path)
+        self.started.append(worker)
+        if wait_ready:
+            self.wait_ready(worker)
+        return worker
+
+    def wait_ready(self, worker: WorkerProcess, *, partitions: int | None = None) -> None:
+        """Ready = answering HTTP with partitions assigned (recovery done) — or fail with its log."""
+        expected = self.partitions if partitions is None else partitions
+
+        def ready() -> bool:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
+            stats = worker.stats()
+            return stats is not None and len(stats["partitions"]) == expected
+
+        wait_until(ready, timeout=90, what="worker ready")
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+    def produce(self, records: Iterable[tuple[str, bytes, bytes]]) -> int:
+        return asyncio.run(send_all(self.settings(), records))
+
+
+async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30) -> list[Any]:
+    """Read ``topic`` from the beginning until ``expected`` records arrived (or time out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + timeout
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        assert partitions, f"topic {topic} does not exist"
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        records: list[Any] = []
+        while len(records) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    return asyncio.run(awaitable)  # type: ignore[arg-type]

@@ -164,6 +164,7 @@ class AccountDetectorState:
         "canceled_ts_ms",
         "cooldown_until_ms",
         "drifts",
+        "drop_depth",
         "drop_signals",
         "drop_since",
         "episode",
@@ -192,6 +193,7 @@ class AccountDetectorState:
         self.first_active_day: int | None = None
         self.drop_since: int | None = None
         self.drop_signals = 0  # bit i set: SIGNALS[i] drifted down
+        self.drop_depth = 0.0  # 1 - usage ratio of the 3 days up to the flag: how abrupt the drop was
         self.recovered_days = 0
         self.ticket_rate = 0.0  # EW tickets per day
         self.ticket_days = 0
@@ -215,6 +217,7 @@ class AccountDetectorState:
             "f": self.first_active_day,
             "ds": self.drop_since,
             "dm": self.drop_signals,
+            "dd": self.drop_depth,
             "rd": self.recovered_days,
             "t": [self.ticket_rate, self.ticket_days],
             "m": self.ref_mrr,
@@ -250,6 +253,7 @@ class AccountDetectorState:
         self.first_active_day = state["f"]
         self.drop_since = state["ds"]
         self.drop_signals = state["dm"]
+        self.drop_depth = state["dd"]
         self.recovered_days = state["rd"]
         self.ticket_rate, self.ticket_days = state["t"]
         self.ref_mrr = state["m"]
@@ -501,6 +505,8 @@ class AccountMonitor:
                 state.drop_since = day
                 state.drop_signals = flagged
                 state.recovered_days = 0
+                ratio = self._recent_ratio(window, state.baselines[0], USAGE, day, 3)
+                state.drop_depth = round(max(0.0, min(1.0, 1.0 - ratio)), 4)
             else:
                 for baseline, value in zip(state.baselines, values, strict=True):
                     baseline.learn_one(day, value)
@@ -519,6 +525,7 @@ class AccountMonitor:
     def _clear_drop(state: AccountDetectorState) -> None:
         state.drop_since = None
         state.drop_signals = 0
+        state.drop_depth = 0.0
         state.recovered_days = 0
         for detector in state.drifts:
             detector.reset()
@@ -593,6 +600,8 @@ class AccountMonitor:
             if state.drop_since is not None:
                 features["drop_weeks"] = round(min(8.0, (today - state.drop_since) / 7.0), 4)
                 context["drop_weeks"] = state.drop_since
+                if state.drop_depth:
+                    features["abrupt"] = state.drop_depth
             if not sparse and last - first >= 55:
                 recent = old = 0
                 for day, bucket in days.items():
@@ -600,10 +609,12 @@ class AccountMonitor:
                         recent += bucket[USAGE]
                     elif last - 55 <= day <= last - 28:
                         old += bucket[USAGE]
-                if old >= 28 and recent * 2 < old:
-                    # Only a halving or worse counts: slower shrinkage is ordinary churn of seats.
-                    features["decline"] = round(1.0 - (recent / 14) / (old / 28), 4)
-                    context["decline"] = (recent / 14, old / 28)
+                if old >= 28:
+                    # +1/day shrinks small accounts' ratios; declines under 25% are ordinary seat churn.
+                    ratio = (recent / 14 + 1.0) / (old / 28 + 1.0)
+                    if ratio < 0.75:
+                        features["decline"] = round((0.75 - ratio) / 0.75, 4)
+                        context["decline"] = (recent / 14, old / 28, 1.0 - recent * 2 / old)
             silent_days = gaps.silent_days(today)
             if silent_days:
                 if sparse:
@@ -721,8 +732,8 @@ class AccountMonitor:
         if name == "drop_weeks":
             return f"sustained decline flagged since {_iso_day(context['drop_weeks'])} ({value * 7:.0f} days)"
         if name == "decline":
-            recent, old = context["decline"]
-            return f"usage -{value:.0%} over the last 2 weeks vs 4-8 weeks ago ({recent:.1f}/day vs {old:.1f}/day)"
+            recent, old, change = context["decline"]
+            return f"usage -{change:.0%} over the last 2 weeks vs 4-8 weeks ago ({recent:.1f}/day vs {old:.1f}/day)"
         if name == "silence":
             return (
                 f"silent for {context['silent_days']} days "

@@ -26,6 +26,7 @@ FEATURES: tuple[str, ...] = (
     "users_drop",  # the same for daily active users
     "key_drop",  # the same for key events (the account's top event names except its most common one)
     "drop_weeks",  # weeks since a sustained drop was flagged (capped at 8)
+    "abrupt",  # how deep the flagged drop was in its first 3 days, in [0, 1]: vacations start abruptly
     "decline",  # 1 - usage of the last 2 weeks / usage 4-8 weeks ago, in [0, 1]
     "silence",  # how far the current silence exceeds the account's usual gap, in spreads (capped at 10)
     "ticket_burst",  # log1p(tickets in 14 days beyond twice the account's usual rate)
@@ -39,15 +40,16 @@ FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 # The prior: log-odds of cancelling within 30 days. The intercept is a ~2% monthly base rate; each weight is
 # the log-odds added by one unit of its feature. Set by hand from what each signal means (tuned on simulator
-# seeds 1-2 only), e.g. an unrecovered payment failure for a week (+2.4) or ten spreads of silence (+4.5)
-# lift a healthy account into alert territory on their own; a vacation-like drop (~70% for a week or two)
-# does not, unless other signals pile on.
+# seeds 1-2 only), e.g. an unrecovered payment failure for a week (+2.4) or a long silence (up to +4.5)
+# lift a healthy account into alert territory on their own; a vacation-like drop (~70% for a week or two,
+# starting abruptly: the only negative weight) does not, unless other signals pile on.
 PRIOR_INTERCEPT = -4.0
 PRIOR_WEIGHTS: dict[str, float] = {
     "usage_drop": 0.8,
     "users_drop": 1.2,
     "key_drop": 0.4,
     "drop_weeks": 0.6,
+    "abrupt": -1.5,
     "decline": 2.0,
     "silence": 0.45,
     "ticket_burst": 0.6,

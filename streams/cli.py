@@ -78,6 +78,68 @@ def produce(events: Path = typer.Argument(..., exists=True, dir_okay=False, help
     typer.echo(f"sent {sent} events; {rejected} lines were not canonical events and were not sent")
 
 
+@app.command()
+def demo(
+    accounts: int = typer.Option(300, min=1, help="Simulated accounts."),
+    days: int = typer.Option(90, min=7, help="Days of history the simulated clock runs through."),
+    rate: float = typer.Option(3_000, min=1, help="Events/s produced (this sets how fast the clock runs)."),
+    seed: int = typer.Option(7, min=0, help="Simulator seed."),
+    duration: float | None = typer.Option(None, min=1, help="Stop after this many seconds (default: Ctrl-C)."),
+) -> None:
+    """Local Kafka + simulated customers + a worker, watched live in the terminal."""
+    from streams.demo import run_demo
+
+    run_demo(_settings(), accounts=accounts, days=days, rate=rate, seed=seed, duration=duration)
+
+
+@app.command()
+def simulate(
+    out: Path | None = typer.Option(None, help="Write events as JSONL here instead of producing to Kafka."),
+    truth: Path | None = typer.Option(None, help="Write the ground truth (who churns, when, why) as JSONL here."),
+    accounts: int = typer.Option(200, min=1, help="Number of accounts."),
+    days: int = typer.Option(120, min=1, help="Days of history to simulate."),
+    seed: int = typer.Option(7, min=0, help="Random seed (same seed, same events)."),
+    start: str | None = typer.Option(None, help="First simulated day (RFC 3339). Default: DAYS days ago."),
+    rate: float | None = typer.Option(None, min=1, help="Events/s when producing to Kafka (default: as fast as possible)."),
+) -> None:
+    """Generate a realistic SaaS customer base: JSONL with --out, else produce to Kafka at --rate."""
+    from datetime import UTC, datetime, timedelta
+
+    from streams.simulator import Simulation, SimulationConfig, write_jsonl
+
+    first_day = (
+        datetime.fromisoformat(start) if start else datetime.now(UTC) - timedelta(days=days)
+    ).astimezone(UTC)
+    simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=first_day))
+    if out is not None:
+        written = write_jsonl(simulation, out, truth)
+        typer.echo(f"wrote {written} events to {out}" + (f" and the ground truth to {truth}" if truth else ""))
+        return
+    if truth is not None:
+        truth.write_bytes(b"".join(orjson_line(row) for row in simulation.truth()))
+    import asyncio
+
+    from rich.progress import Progress
+
+    from streams.producer import produce_live
+    from streams.worker import prepare_kafka
+
+    settings = _settings()
+    prepare_kafka(settings)
+    with Progress() as progress:
+        task = progress.add_task("producing", total=None)
+        sent = asyncio.run(
+            produce_live(settings, simulation.events(), rate=rate, on_sent=lambda n, _: progress.update(task, completed=n))
+        )
+    typer.echo(f"produced {sent} events to {settings.bootstrap}")
+
+
+def orjson_line(row: object) -> bytes:
+    import orjson
+
+    return orjson.dumps(row) + b"\n"
+
+
 def main() -> None:
     try:
         app()

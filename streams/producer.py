@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +83,59 @@ def produce_file(settings: Settings, path: Path) -> tuple[int, int]:
     return sent, rejected
 
 
-async def paced(events: Iterable[dict[str, Any]], *, speedup: float, start_ms: int) -> AsyncIterator[dict[str, Any]]:
-    """Yield events when a clock running ``speedup`` times real time reaches their timestamps.
+class RateLimiter:
+    """Let ``rate`` items per second through (``None``: unlimited), sleeping only when ahead of schedule."""
 
-    The simulated clock starts at ``start_ms`` now; this is how the demo replays history "live".
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.started = time.monotonic()
+        self.count = 0
+
+    async def wait(self) -> None:
+        self.count += 1
+        if self.rate is None:
+            return
+        ahead = self.count / self.rate - (time.monotonic() - self.started)
+        if ahead > 0.005:
+            await asyncio.sleep(ahead)
+
+
+async def produce_live(
+    settings: Settings,
+    events: Iterable[dict[str, Any]],
+    *,
+    rate: float | None,
+    malformed_every: int = 0,
+    on_sent: Callable[[int, dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Produce simulator events at ``rate`` events/s; every ``malformed_every``-th record is corrupted.
+
+    Corrupted records (truncated JSON) exercise the dead-letter path in demos. Returns records sent.
     """
-    started = time.monotonic()
-    for event in events:
-        due = (event["_ts_ms"] - start_ms) / 1000 / speedup
-        delay = due - (time.monotonic() - started)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        yield event
+    producer = new_producer(settings)
+    await producer.start()
+    limiter = RateLimiter(rate)
+    sent = 0
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for event in events:
+            if should_stop():
+                break
+            await limiter.wait()
+            value = orjson.dumps(event)
+            if malformed_every and sent % malformed_every == malformed_every - 1:
+                value = value[: len(value) // 2]
+            pending.append(
+                await producer.send(settings.event_topics[event["type"]], value=value, key=event["account_id"].encode())
+            )
+            sent += 1
+            if on_sent is not None:
+                on_sent(sent, event)
+            if len(pending) >= IN_FLIGHT:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent

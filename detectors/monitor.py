@@ -133,7 +133,7 @@ class DetectorConfig:
     drop_pseudo_count: float = 5.0
     sparse_gap_days: float = 2.5
     gap_half_life: float = 12.0
-    alert_threshold: float = 0.3
+    alert_threshold: float = 0.4
     severity_bands: tuple[float, float, float] = (0.45, 0.6, 0.8)
     resolve_threshold: float = 0.15
     resolve_after_days: int = 7

@@ -47,6 +47,21 @@ def is_weekend(day: int) -> bool:
     return weekday_of(day) >= 5
 
 
+def weekend_days(first_day: int, last_day: int) -> int:
+    """Number of Saturdays and Sundays in ``first_day..last_day`` (inclusive), in O(1).
+
+    >>> weekend_days(20_600, 20_613), weekend_days(20_603, 20_603), weekend_days(5, 4)
+    (4, 1, 0)
+    """
+    if last_day < first_day:
+        return 0
+    n = last_day - first_day + 1
+    count = 2 * (n // 7)
+    for day in range(first_day + 7 * (n // 7), last_day + 1):  # the remainder: at most 6 days
+        count += weekday_of(day) >= 5
+    return count
+
+
 def _round(value: float) -> float:
     return round(value, STATE_DECIMALS)
 
@@ -137,12 +152,12 @@ class SeasonalBaseline:
         Each day adds ``-log(1 - p)`` with ``p`` its slot's share of active days (capped at ``max_share`` so
         one silent day is never conclusive): a silent weekend costs a weekday-only team almost nothing.
         """
-        surprise = 0.0
+        if last_day < first_day:
+            return 0.0
+        weekend = weekend_days(first_day, last_day)
         weekday_cost = -math.log(1.0 - min(self.slots[0][4], max_share))
         weekend_cost = -math.log(1.0 - min(self.slots[1][4], max_share))
-        for day in range(first_day, last_day + 1):
-            surprise += weekend_cost if is_weekend(day) else weekday_cost
-        return surprise
+        return (last_day - first_day + 1 - weekend) * weekday_cost + weekend * weekend_cost
 
     def expected(self, day: int) -> float:
         """Expected raw value on ``day`` (the EW mean of its slot; 0 before the slot has data)."""
@@ -151,6 +166,15 @@ class SeasonalBaseline:
             # Before the slot has data (the first days), the other slot is the best guess.
             return self.slots[not is_weekend(day)][1]
         return slot[1]
+
+    def expected_total(self, first_day: int, last_day: int) -> float:
+        """Expected sum of the raw value over ``first_day..last_day`` (O(1); see :meth:`expected`)."""
+        if last_day < first_day:
+            return 0.0
+        weekend = weekend_days(first_day, last_day)
+        weekday_level = self.slots[0][1] if self.slots[0][0] else self.slots[1][1]
+        weekend_level = self.slots[1][1] if self.slots[1][0] else self.slots[0][1]
+        return (last_day - first_day + 1 - weekend) * weekday_level + weekend * weekend_level
 
     def score_one(self, day: int, value: float) -> float:
         """z-score of ``value`` against ``day``'s slot in ``log1p`` space, clipped; 0 without history."""

@@ -534,14 +534,13 @@ class AccountMonitor:
     def _recent_ratio(
         window: AccountWindow, baseline: SeasonalBaseline, column: int, last_day: int, length: int
     ) -> float:
-        actual = 0
-        expected = 0.0
         days = window.days
+        actual = 0
         for day in range(last_day - length + 1, last_day + 1):
             bucket = days.get(day)
             if bucket is not None:
                 actual += bucket[column]
-            expected += baseline.expected(day)
+        expected = baseline.expected_total(last_day - length + 1, last_day)
         return actual / expected if expected > 0 else 1.0
 
     def _track_mrr(self, window: AccountWindow, state: AccountDetectorState, new_days: int) -> None:
@@ -558,63 +557,84 @@ class AccountMonitor:
     def _features(
         self, window: AccountWindow, state: AccountDetectorState, today: int
     ) -> tuple[dict[str, float], dict[str, Any]]:
-        """Risk features (only the non-zero ones) and the numbers behind them, for explanations."""
+        """Risk features (only the non-zero ones) and the numbers behind them, for explanations.
+
+        One pass over the window's (at most ``retention_days``) buckets collects every sum; expected sums
+        come from the baselines in O(1). This runs once per account-day in sweeps, so it is kept lean.
+        """
         cfg = self.config
         features: dict[str, float] = {}
         context: dict[str, Any] = {}
         last = today - 1
         days = window.days
         first = state.first_active_day
-        if first is not None and last - first >= cfg.min_history_days:
-            gaps = state.gaps
-            mean_gap = gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0
-            sparse = mean_gap >= cfg.sparse_gap_days
-            # Compare whole weeks, and at least two usual gaps, so a sparse account's quiet weeks are normal.
-            length = min(
-                self.window_config.retention_days, 7 * math.ceil(2.0 * (mean_gap + gaps.spread()) / 7.0)
-            ) if sparse else 7
+        warm = first is not None and last - first >= cfg.min_history_days
+        gaps = state.gaps
+        mean_gap = gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0
+        sparse = mean_gap >= cfg.sparse_gap_days
+        # Compare whole weeks, and at least two usual gaps, so a sparse account's quiet weeks are normal.
+        length = (
+            min(self.window_config.retention_days, 7 * math.ceil(2.0 * (mean_gap + gaps.spread()) / 7.0))
+            if sparse
+            else 7
+        )
+        signal_from = last - length + 1
+        key_names = window.top_event_names()[1:] if warm else []
+        actual = [0, 0, 0]
+        recent = old = 0
+        tickets = urgent = escalated = csat_count = csat_sum = failed = 0
+        success_day = -1
+        failure_days: list[int] = []
+        day_events = window.day_events
+        for day, bucket in days.items():
+            if day > today:
+                continue
+            if warm and signal_from <= day <= last:
+                actual[0] += bucket[USAGE]
+                actual[1] += bucket[ACTIVE_USERS]
+                names = day_events.get(day)
+                if names:
+                    actual[2] += sum(names.get(n, 0) for n in key_names)
+            if day <= last:
+                if day > last - 14:
+                    recent += bucket[USAGE]
+                elif last - 55 <= day <= last - 28:
+                    old += bucket[USAGE]
+            if day > today - 30:
+                csat_sum += bucket[CSAT_SUM]
+                csat_count += bucket[CSAT_COUNT]
+                if bucket[PAYMENT_FAILED]:
+                    failed += bucket[PAYMENT_FAILED]
+                    failure_days.append(day)
+                if bucket[PAYMENT_SUCCEEDED] and day > success_day:
+                    success_day = day
+                if day > today - 14:
+                    tickets += (
+                        bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                    )
+                    urgent += bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                    escalated += bucket[ESCALATED]
+        if warm:
+            assert first is not None
             context["length"] = length
-            key_names = window.top_event_names()[1:]
             pseudo = cfg.drop_pseudo_count
-            for i, (name, column) in enumerate(
-                (("usage_drop", USAGE), ("users_drop", ACTIVE_USERS), ("key_drop", -1))
-            ):
-                baseline = state.baselines[i]
-                actual = 0.0
-                expected = 0.0
-                for day in range(last - length + 1, last + 1):
-                    expected += baseline.expected(day)
-                    bucket = days.get(day)
-                    if bucket is None:
-                        continue
-                    if column >= 0:
-                        actual += bucket[column]
-                    else:
-                        names = window.day_events.get(day)
-                        if names:
-                            actual += sum(names.get(n, 0) for n in key_names)
-                if expected >= cfg.min_expected_events and actual < expected:
+            for i, name in enumerate(("usage_drop", "users_drop", "key_drop")):
+                expected = state.baselines[i].expected_total(signal_from, last)
+                if expected >= cfg.min_expected_events and actual[i] < expected:
                     # The pseudo-count shrinks ratios of small counts: 2 of 5 events is weak evidence.
-                    features[name] = round(1.0 - (actual + pseudo) / (expected + pseudo), 4)
-                    context[name] = (actual / length, expected / length)
+                    features[name] = round(1.0 - (actual[i] + pseudo) / (expected + pseudo), 4)
+                    context[name] = (actual[i] / length, expected / length)
             if state.drop_since is not None:
                 features["drop_weeks"] = round(min(8.0, (today - state.drop_since) / 7.0), 4)
                 context["drop_weeks"] = state.drop_since
                 if state.drop_depth:
                     features["abrupt"] = state.drop_depth
-            if not sparse and last - first >= 55:
-                recent = old = 0
-                for day, bucket in days.items():
-                    if last - 13 <= day <= last:
-                        recent += bucket[USAGE]
-                    elif last - 55 <= day <= last - 28:
-                        old += bucket[USAGE]
-                if old >= 28:
-                    # +1/day shrinks small accounts' ratios; declines under 25% are ordinary seat churn.
-                    ratio = (recent / 14 + 1.0) / (old / 28 + 1.0)
-                    if ratio < 0.75:
-                        features["decline"] = round((0.75 - ratio) / 0.75, 4)
-                        context["decline"] = (recent / 14, old / 28, 1.0 - recent * 2 / old)
+            if not sparse and last - first >= 55 and old >= 28:
+                # +1/day shrinks small accounts' ratios; declines under 25% are ordinary seat churn.
+                ratio = (recent / 14 + 1.0) / (old / 28 + 1.0)
+                if ratio < 0.75:
+                    features["decline"] = round((0.75 - ratio) / 0.75, 4)
+                    context["decline"] = (recent / 14, old / 28, 1.0 - recent * 2 / old)
             silent_days = gaps.silent_days(today)
             if silent_days:
                 if sparse:
@@ -629,27 +649,6 @@ class AccountMonitor:
             context["silent_days"] = silent_days
             context["mean_gap"] = mean_gap
         # Support and billing: the last 14 / 30 days including today's events so far.
-        tickets = urgent = escalated = csat_count = failed = 0
-        csat_sum = 0
-        last_success = last_failure = first_open_failure = None
-        for day in range(today - 29, today + 1):
-            bucket = days.get(day)
-            if bucket is None:
-                continue
-            if day > today - 14:
-                tickets += bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
-                urgent += bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
-                escalated += bucket[ESCALATED]
-            csat_sum += bucket[CSAT_SUM]
-            csat_count += bucket[CSAT_COUNT]
-            if bucket[PAYMENT_FAILED]:
-                failed += bucket[PAYMENT_FAILED]
-                last_failure = day
-                if first_open_failure is None:
-                    first_open_failure = day
-            if bucket[PAYMENT_SUCCEEDED]:
-                last_success = day
-                first_open_failure = None
         expected_tickets = 14.0 * state.ticket_rate
         excess = tickets - 2.0 * expected_tickets - 1.0
         if excess > 0:
@@ -664,10 +663,13 @@ class AccountMonitor:
             context["csat"] = (mean_csat, csat_count)
         if failed:
             features["payment_failed"] = float(min(4, failed))
-            context["payments"] = (failed, last_failure, last_success)
-        if first_open_failure is not None:
-            features["payment_unresolved"] = round(min(2.0, (today - first_open_failure) / 7.0), 4)
-            context["unresolved_since"] = first_open_failure
+            last_failure = max(failure_days)
+            context["payments"] = (failed, last_failure, success_day if success_day >= 0 else None)
+            open_failures = [d for d in failure_days if d > success_day]
+            if open_failures:
+                first_open = min(open_failures)
+                features["payment_unresolved"] = round(min(2.0, (today - first_open) / 7.0), 4)
+                context["unresolved_since"] = first_open
         mrr = window.mrr
         if mrr is not None and state.ref_mrr and mrr < state.ref_mrr:
             features["mrr_drop"] = round(1.0 - mrr / state.ref_mrr, 4)
@@ -692,10 +694,7 @@ class AccountMonitor:
         last_active = state.gaps.last_active_day
         if last_active is not None and last is not None and last > last_active and "warming_up" not in flags:
             # Quiet: no events at all although the baseline expected plenty (what an outage looks like).
-            expected = 0.0
-            baseline = state.baselines[0]
-            for day in range(last_active + 1, min(last, last_active + 14) + 1):
-                expected += baseline.expected(day)
+            expected = state.baselines[0].expected_total(last_active + 1, min(last, last_active + 14))
             if expected >= cfg.outage_min_expected:
                 flags.add("quiet")
                 onset = last_active + 1 if onset is None else min(onset, last_active + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -141,6 +142,9 @@ def orjson_line(row: object) -> bytes:
 
 
 def main() -> None:
+    from streams.logs import configure_logging
+
+    configure_logging(os.environ.get("CHURNWATCH_LOG_LEVEL", "info").lower())
     try:
         app()
     except ChurnwatchError as exc:

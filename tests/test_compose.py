@@ -1,0 +1,48 @@
+"""docker-compose.yml cannot be run here (no Docker engine): check it against what churnwatch expects."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_kafka_image_matches_the_broker_version_we_test_against() -> None:
+    pom = (REPO / "deploy" / "kafka" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert version is not None
+    assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{version.group(1)}"
+
+
+def test_kraft_settings_are_complete() -> None:
+    # The apache/kafka image drops all its defaults once one KAFKA_* variable is set.
+    env = compose()["services"]["kafka"]["environment"]
+    for name in ("KAFKA_NODE_ID", "KAFKA_PROCESS_ROLES", "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS",
+                 "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "KAFKA_CONTROLLER_LISTENER_NAMES",
+                 "KAFKA_CONTROLLER_QUORUM_VOTERS", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"):
+        assert name in env, name
+    listeners = {entry.split("://")[0] for entry in env["KAFKA_LISTENERS"].split(",")}
+    mapped = {entry.split(":")[0] for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")}
+    assert listeners <= mapped
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in listeners
+
+
+def test_churnwatch_services_use_known_settings_and_reach_kafka() -> None:
+    services = compose()["services"]
+    known = {f"CHURNWATCH_{name.upper()}" for name in Settings.model_fields}
+    kafka_listeners = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    for name in ("worker", "simulator"):
+        env = services[name]["environment"]
+        assert set(env) <= known, set(env) - known
+        assert env["CHURNWATCH_BOOTSTRAP_SERVERS"] in kafka_listeners
+        assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert (REPO / services["worker"]["build"] / "Dockerfile").exists()

@@ -365,7 +365,13 @@ class DropDetector:
     def to_state(self) -> list[Any]:
         ph = self._ph
         # The "increase" half of the test is irrelevant in mode="down", so it is not stored.
-        return [int(ph._x_mean.n), ph._x_mean._mean, ph._sum_decrease, ph._max_decrease, int(ph.drift_detected)]
+        return [
+            int(ph._x_mean.n),
+            float(ph._x_mean._mean),
+            float(ph._sum_decrease),
+            float(ph._max_decrease),  # River starts it at the int -1
+            int(ph.drift_detected),
+        ]
 
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> DropDetector:

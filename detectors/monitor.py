@@ -62,6 +62,21 @@ _RANK = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
 OUTAGE_FLAGS = frozenset({"quiet", "drop"})
 
 
+def key_events(names: dict[str, int] | None) -> int:
+    """Key events of a day: tracked events other than the day's most common name.
+
+    The dominant name is usually passive (page views); what remains is deliberate work. Taking the day's own
+    maximum (rather than the account's all-time top name) keeps the signal stable when names are close in
+    frequency and their ranking flips.
+
+    >>> key_events({"page_viewed": 30, "report_exported": 6, "comment_added": 4}), key_events(None)
+    (10, 0)
+    """
+    if not names:
+        return 0
+    return sum(names.values()) - max(names.values())
+
+
 def _iso_day(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
 
@@ -330,9 +345,11 @@ class AccountMonitor:
     (True, [])
     >>> for day in range(day0 + 41, day0 + 60):  # nothing arrives any more; sweeps keep evaluating
     ...     a = monitor.observe("acme", window, state, day * DAY_MS)
-    ...     if a.alerts:
-    ...         print(day - day0 - 40, a.alerts[0].transition.value, a.reasons[0])
-    9 opened silent for 8 days (usually active every 1.0 days)
+    ...     for alert in a.alerts:
+    ...         print(day - day0 - 40, alert.transition.value, alert.severity.value, a.reasons[0])
+    5 opened low silent for 5 days (usually active every 1.0 days)
+    6 escalated high silent for 6 days (usually active every 1.0 days)
+    7 escalated critical silent for 7 days (usually active every 1.0 days)
     """
 
     def __init__(
@@ -347,6 +364,10 @@ class AccountMonitor:
         )
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
+
+    def clone(self) -> AccountMonitor:
+        """A fresh monitor with the same configuration and an untrained risk model of the same parameters."""
+        return AccountMonitor(self.config, self.window_config, self.risk_model.clone())
 
     def new_state(self) -> AccountDetectorState:
         return AccountDetectorState(self.config)
@@ -454,7 +475,6 @@ class AccountMonitor:
         new_days = last_day - start + 1
         cfg = self.config
         days = window.days
-        key_names = window.top_event_names()[1:]
         for day in range(start, last_day + 1):
             bucket = days.get(day)
             usage = bucket[USAGE] if bucket is not None else 0
@@ -476,7 +496,7 @@ class AccountMonitor:
                 values = (0.0, 0.0, 0.0)
             else:
                 names = window.day_events.get(day)
-                key = sum(names.get(n, 0) for n in key_names) if names else 0
+                key = key_events(names)
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
             self._learn_signals(window, state, day, values, cfg)
         state.learned_through = last_day
@@ -579,7 +599,6 @@ class AccountMonitor:
             else 7
         )
         signal_from = last - length + 1
-        key_names = window.top_event_names()[1:] if warm else []
         actual = [0, 0, 0]
         recent = old = 0
         tickets = urgent = escalated = csat_count = csat_sum = failed = 0
@@ -592,9 +611,7 @@ class AccountMonitor:
             if warm and signal_from <= day <= last:
                 actual[0] += bucket[USAGE]
                 actual[1] += bucket[ACTIVE_USERS]
-                names = day_events.get(day)
-                if names:
-                    actual[2] += sum(names.get(n, 0) for n in key_names)
+                actual[2] += key_events(day_events.get(day))
             if day <= last:
                 if day > last - 14:
                     recent += bucket[USAGE]
@@ -638,8 +655,8 @@ class AccountMonitor:
             silent_days = gaps.silent_days(today)
             if silent_days:
                 if sparse:
-                    # Regular sparse rhythm: Gaussian tail of the gap excess, in nats.
-                    z = gaps.score_one(today)
+                    # Regular sparse rhythm: Gaussian tail of the gap excess beyond one spread, in nats.
+                    z = max(0.0, gaps.score_one(today) - 1.0)
                     surprise = 0.5 * z * z
                 else:
                     surprise = state.baselines[0].silence_surprise(last - min(silent_days, 56) + 1, last)
@@ -939,6 +956,9 @@ class OutageGuard:
         self.incident: list[Any] | None = None
         # [onset_day, end_day] of recent incidents: alerts of drops that began inside them stay explained.
         self.spans: list[list[int]] = []
+
+    def clone(self) -> OutageGuard:
+        return OutageGuard(self.config)
 
     def _explained(self, assessment: Assessment) -> bool:
         onset = assessment.onset_day

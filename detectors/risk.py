@@ -24,7 +24,7 @@ from river import linear_model, optim
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
     "users_drop",  # the same for daily active users
-    "key_drop",  # the same for key events (the account's top event names except its most common one)
+    "key_drop",  # the same for key events (tracked events other than the day's most common name)
     "drop_weeks",  # weeks since a sustained drop was flagged (capped at 8)
     "abrupt",  # how deep the flagged drop was in its first 3 days, in [0, 1]: vacations start abruptly
     "decline",  # 1 - usage of the last 2 weeks / usage 4-8 weeks ago, in [0, 1]

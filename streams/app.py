@@ -9,20 +9,25 @@ the offsets it applied, so a crash neither loses nor double-counts events.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
 
 import faust
+import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from detectors.alerts import Alert
 from detectors.windows import WindowConfig
 from streams.ingest import AccountState, BatchFolder, RawRecord
 from streams.kafka_client import faust_credentials
 from streams.metrics import Metrics
+from streams.notifier import LedgerEntry, Notifier, OutboxRecord
+from streams.sinks import DeliveryOutcome, RetryAttempt, RetryPolicy, Sink, build_sinks, deliver
 from streams.settings import Settings
 
 ACCOUNTS_TABLE = "accounts"
+DELIVERIES_TABLE = "deliveries"
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
@@ -93,6 +98,21 @@ class Churnwatch:
             key_type=bytes,
             value_type=bytes,
         )
+        self.deliveries = self.app.Table(
+            DELIVERIES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes
+        )
+        self.sinks_config = settings.sinks_config()
+        self.http = httpx.AsyncClient(timeout=self.sinks_config.http_timeout())
+        self.notifier = Notifier(
+            build_sinks(self.sinks_config, self.http),
+            self.sinks_config.retry_policy(),
+            load=self.deliveries.data.get,
+            store=self._store_ledger,
+            clock=lambda: int(time.time() * 1000),
+            send=self._deliver,
+        )
+        self.app.agent(self.alerts_topic, name="churnwatch.notify")(self._notify)
+        self.app.timer(3600.0, name="churnwatch.ledger_expiry")(self._expire_ledger)
         self.events_folded = 0
         self.deadletters_sent = 0
         self.app.agent(self.events_channel, name="churnwatch.ingest")(self._ingest)
@@ -101,9 +121,9 @@ class Churnwatch:
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
-    async def _ingest(self, stream: faust.Stream[bytes]) -> AsyncIterator[None]:
+    async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         settings = self.settings
-        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_within_seconds):
+        async for events in cast(faust.Stream[bytes], stream).take_events(settings.batch_max_events, within=settings.batch_within_seconds):
             started = time.perf_counter()
             records = [
                 RawRecord(
@@ -153,6 +173,58 @@ class Churnwatch:
 
     async def _update_gauges(self) -> None:
         self.metrics.accounts_tracked.set(len(self.accounts.data))
+
+    # -- alert delivery -------------------------------------------------------------------------------------
+
+    async def _notify(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for events in cast(faust.Stream[bytes], stream).take_events(100, within=0.5):
+            records = [
+                OutboxRecord(event.message.key, event.message.value, event.message.partition, event.message.offset)
+                for event in events
+            ]
+            result = await self.notifier.handle(records)
+            for failed in result.failed:
+                headers = [
+                    ("churnwatch.error.reason", failed.reason.encode()[:1000]),
+                    ("churnwatch.error.sink", (failed.sink or "").encode()),
+                    ("churnwatch.source.topic", self.settings.topic_alerts.encode()),
+                    ("churnwatch.source.partition", str(failed.record.partition).encode()),
+                    ("churnwatch.source.offset", str(failed.record.offset).encode()),
+                ]
+                await self.deadletter_topic.send(key=failed.record.key, value=failed.record.value, headers=headers)
+            for sink, count in result.delivered.items():
+                self.metrics.alert_deliveries.labels(sink=sink, outcome="delivered").inc(count)
+            for failed in result.failed:
+                self.metrics.alert_deliveries.labels(sink=failed.sink or "none", outcome="dead_lettered").inc()
+            if result.duplicates:
+                self.metrics.alert_duplicates_suppressed.inc(result.duplicates)
+            await self.app.producer.flush()
+            yield None
+
+    async def _deliver(self, sink: Sink, alerts: Sequence[Alert], policy: RetryPolicy) -> DeliveryOutcome:
+        def on_retry(attempt: RetryAttempt) -> None:
+            self.metrics.alert_delivery_retries.labels(sink=attempt.sink).inc()
+
+        return await deliver(sink, alerts, policy, on_retry=on_retry)
+
+    async def _store_ledger(self, entries: dict[bytes, LedgerEntry]) -> None:
+        """Make ledger entries durable before moving on: a restart must see what was already delivered."""
+        for key, entry in entries.items():
+            raw = entry.to_bytes()
+            self.deliveries.data[key] = raw
+            self.deliveries.send_changelog(entry.partition, key, raw)
+        await self.app.producer.flush()
+
+    async def _expire_ledger(self) -> None:
+        """Forget idempotency keys (and lapsed snoozes) older than the dedup retention: bounded state."""
+        horizon = int((time.time() - self.settings.dedup_retention_days * 86_400) * 1000)
+        now_ms = int(time.time() * 1000)
+        for key, raw in list(self.deliveries.data.items()):
+            entry = LedgerEntry.from_bytes(raw)
+            lapsed = entry.snoozed_until_ms is not None and entry.snoozed_until_ms < now_ms
+            if entry.first_seen_ms < horizon and (entry.snoozed_until_ms is None or lapsed):
+                del self.deliveries.data[key]
+                self.deliveries.send_changelog(entry.partition, key, None)
 
     # -- HTTP views -----------------------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ class Metrics:
     batch_seconds: Histogram
     processing_latency: Histogram
     worker_up: Gauge
+    alert_deliveries: Counter
+    alert_delivery_retries: Counter
+    alert_duplicates_suppressed: Counter
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> Metrics:
@@ -71,4 +74,21 @@ class Metrics:
                 registry=registry,
             ),
             worker_up=Gauge("churnwatch_worker_up", "1 while the worker runs.", registry=registry),
+            alert_deliveries=Counter(
+                "churnwatch_alert_deliveries_total",
+                "Alerts handled per sink, by outcome (delivered, dead_lettered).",
+                ["sink", "outcome"],
+                registry=registry,
+            ),
+            alert_delivery_retries=Counter(
+                "churnwatch_alert_delivery_retries_total",
+                "Delivery retries per sink (5xx, 429, timeouts).",
+                ["sink"],
+                registry=registry,
+            ),
+            alert_duplicates_suppressed=Counter(
+                "churnwatch_alert_duplicates_suppressed_total",
+                "Alerts not sent again because their idempotency key was already handled.",
+                registry=registry,
+            ),
         )

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from streams.errors import ConfigError
+from streams.sinks import SinksConfig
 
 SECRET_FILE_SUFFIX = "_FILE"
 ENV_PREFIX = "CHURNWATCH_"
@@ -28,7 +29,8 @@ ENV_PREFIX = "CHURNWATCH_"
 class Settings(BaseSettings):
     """churnwatch settings (env prefix ``CHURNWATCH_``; see docs/configuration.md)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+    # hide_input_in_errors: a validation error must never print a secret value.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", hide_input_in_errors=True)
 
     # -- Kafka connection --------------------------------------------------------------------------------
     bootstrap_servers: str | None = Field(
@@ -85,6 +87,28 @@ class Settings(BaseSettings):
     rebalance_timeout_seconds: float = Field(60, gt=0, description="Kafka consumer group rebalance timeout.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 
+    # -- alert delivery ------------------------------------------------------------------------------------
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Slack incoming-webhook URL (or CHURNWATCH_SLACK_WEBHOOK_URL_FILE). Unset: no Slack."
+    )
+    webhook_url: SecretStr | None = Field(
+        None, description="CRM/workflow webhook URL, signed per Standard Webhooks (or ..._FILE)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="The webhook's 'whsec_...' signing secret (or CHURNWATCH_WEBHOOK_SECRET_FILE)."
+    )
+    alerts_jsonl_path: Path | None = Field(None, description="Append delivered alerts to this JSONL file.")
+    slack_digest_threshold: int = Field(3, ge=1, description="More alerts than this at once: one Slack digest.")
+    delivery_max_attempts: int = Field(8, ge=1, description="Delivery attempts per alert batch and sink.")
+    delivery_base_delay_seconds: float = Field(1.0, ge=0, description="First retry delay (doubles each time).")
+    delivery_max_delay_seconds: float = Field(60.0, ge=0, description="Longest delay between retries.")
+    delivery_budget_seconds: float = Field(
+        900.0, gt=0, description="Give up (dead-letter) a batch after retrying this long."
+    )
+    dedup_retention_days: float = Field(
+        14.0, gt=0, description="How long delivered idempotency keys are remembered."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -104,7 +128,7 @@ class Settings(BaseSettings):
     @classmethod
     def _read_secret_files(cls, values: dict[str, object]) -> dict[str, object]:
         """``CHURNWATCH_<SECRET>_FILE`` points at a file holding the secret (Docker/Kubernetes secrets)."""
-        for name in ("sasl_password",):
+        for name in ("sasl_password", "slack_webhook_url", "webhook_url", "webhook_secret"):
             path = os.environ.get(f"{ENV_PREFIX}{name.upper()}{SECRET_FILE_SUFFIX}")
             if path and values.get(name) is None:
                 try:
@@ -121,6 +145,25 @@ class Settings(BaseSettings):
             if not self.sasl_username or self.sasl_password is None:
                 raise ValueError("sasl_username and sasl_password are required for SASL")
         return self
+
+    def sinks_config(self) -> SinksConfig:
+        """The notification sinks these settings enable (raises ConfigError naming a bad setting)."""
+        try:
+            return SinksConfig(
+                slack_webhook_url=self.slack_webhook_url,
+                webhook_url=self.webhook_url,
+                webhook_secret=self.webhook_secret,
+                jsonl_path=self.alerts_jsonl_path,
+                slack_digest_threshold=self.slack_digest_threshold,
+                max_attempts=self.delivery_max_attempts,
+                base_delay_s=self.delivery_base_delay_seconds,
+                max_delay_s=self.delivery_max_delay_seconds,
+                total_budget_s=self.delivery_budget_seconds,
+            )
+        except ValidationError as exc:
+            message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            field = message.split(":")[0] if ":" in message else "webhook_secret"
+            raise ConfigError(f"{ENV_PREFIX}{field.upper()}", message) from None
 
     @property
     def embedded_kafka(self) -> bool:

@@ -1,0 +1,108 @@
+"""Alert delivery from the outbox topic to real local HTTP receivers, across failures and restarts."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import orjson
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from detectors.alerts import Alert, AlertKind, Severity, Transition
+from tests.http_recorder import HTTPRecorder
+from tests.kafka_harness import WorkerFactory, read_topic, run, wait_until
+
+pytestmark = pytest.mark.kafka
+
+SECRET = "whsec_" + base64.b64encode(b"churnwatch-test-signing-key-0001").decode()
+
+
+def alert(account: str, transition: Transition = Transition.OPENED, risk: float = 0.4) -> Alert:
+    return Alert(kind=AlertKind.ACCOUNT_RISK, account_id=account, episode_id=f"{account}:1795600000000",
+                 transition=transition, severity=Severity.HIGH, risk=risk, plan="pro", mrr=199.0,
+                 reasons=("active users -62% vs its 8-week weekday median",),
+                 event_ts_ms=1_795_600_000_000, detected_ts_ms=1_795_600_001_000)
+
+
+def outbox(workers: WorkerFactory, alerts: list[Alert]) -> None:
+    topic = workers.settings().topic_alerts
+    workers.produce((topic, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts)
+
+
+def configure_sinks(workers: WorkerFactory, crm: HTTPRecorder, slack: HTTPRecorder, tmp_path: Path) -> Path:
+    jsonl = tmp_path / "alerts.jsonl"
+    workers.extra_env.update(
+        CHURNWATCH_WEBHOOK_URL=crm.url_for("/hooks/crm-secret-path"),
+        CHURNWATCH_WEBHOOK_SECRET=SECRET,
+        CHURNWATCH_SLACK_WEBHOOK_URL=slack.url_for("/services/T000/B000/slack-secret-token"),
+        CHURNWATCH_ALERTS_JSONL_PATH=str(jsonl),
+        CHURNWATCH_DELIVERY_BASE_DELAY_SECONDS="0.2",
+        CHURNWATCH_DELIVERY_MAX_DELAY_SECONDS="1",
+    )
+    return jsonl
+
+
+def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_path: Path) -> None:
+    with HTTPRecorder([500, 500, (429, {"Retry-After": "1"}), 200]) as crm, HTTPRecorder() as slack:
+        jsonl = configure_sinks(workers, crm, slack, tmp_path)
+        worker = workers.start()
+        outbox(workers, [alert("acme")])
+        requests = crm.wait_for_sync(4, timeout=60)
+        succeeded = [r for r in crm.requests if r.reply.status == 200]
+        assert len(succeeded) == 1
+        # Every attempt carries the same id, so a receiver can dedupe; the signature verifies independently.
+        assert {r.header("webhook-id") for r in requests} == {"acme:1795600000000:opened"}
+        body = Webhook(SECRET).verify(succeeded[0].body, {k: v for k, v in succeeded[0].headers.items()})
+        assert body["account_id"] == "acme" and body["revenue_at_risk"] == pytest.approx(0.4 * 199.0)
+        assert slack.wait_for_sync(1, timeout=30)[0].json()["blocks"][0]["type"] == "header"
+        wait_until(lambda: jsonl.exists() and jsonl.read_text().count("\n") == 1, timeout=30, what="jsonl line")
+
+        # The same alert again (a detector replay after a crash would do this): suppressed by the ledger,
+        # also by a new worker process that only knows the ledger from its changelog.
+        worker.stop()
+        restarted = workers.start()
+        outbox(workers, [alert("acme"), alert("acme", Transition.ESCALATED, risk=0.7)])
+        wait_until(lambda: sum(r.reply.status == 200 for r in crm.requests) == 2, timeout=60, what="escalation")
+        metrics = restarted.get("/metrics").text
+        wait_until(lambda: "churnwatch_alert_duplicates_suppressed_total 1.0" in restarted.get("/metrics").text,
+                   timeout=30, what="duplicate counted")
+        assert [r.header("webhook-id") for r in crm.requests if r.reply.status == 200] == [
+            "acme:1795600000000:opened", "acme:1795600000000:escalated"]
+        assert len(slack.requests) == 2
+        assert jsonl.read_text().count("\n") == 2
+        assert "churnwatch_alert_delivery_retries_total" in metrics
+        assert "crm-secret-path" not in worker.log() + restarted.log()
+        assert "slack-secret-token" not in worker.log() + restarted.log()
+
+
+def test_alerts_written_while_no_worker_runs_are_delivered_once_later(workers: WorkerFactory, tmp_path: Path) -> None:
+    with HTTPRecorder() as crm, HTTPRecorder() as slack:
+        configure_sinks(workers, crm, slack, tmp_path)
+        first = workers.start()
+        first.kill()  # kill -9: the outbox is all that remains
+        outbox(workers, [alert(f"acct-{i}") for i in range(5)])
+        workers.start()
+        crm.wait_for_sync(5, timeout=60)
+        ids = [r.header("webhook-id") for r in crm.requests]
+        assert sorted(ids) == sorted(f"acct-{i}:1795600000000:opened" for i in range(5))
+        # Five alerts at once reach Slack as one digest, not five messages.
+        wait_until(lambda: len(slack.requests) >= 1, timeout=30, what="slack digest")
+        assert len(slack.requests) == 1
+        assert "5" in slack.requests[0].json()["text"]
+
+
+def test_permanent_failures_are_dead_lettered_with_the_reason(workers: WorkerFactory, tmp_path: Path) -> None:
+    with HTTPRecorder(default=400) as crm, HTTPRecorder() as slack:
+        configure_sinks(workers, crm, slack, tmp_path)
+        workers.start()
+        outbox(workers, [alert("bad-hook")])
+        topic = workers.settings().topic_deadletter
+        dead = run(read_topic(workers.kafka.bootstrap, topic, expected=1))
+        assert len(dead) == 1
+        headers = dict(dead[0].headers)
+        assert headers["churnwatch.error.sink"] == b"webhook"
+        assert b"400" in headers["churnwatch.error.reason"]
+        assert orjson.loads(dead[0].value)["idempotency_key"] == "bad-hook:1795600000000:opened"
+        assert len(crm.requests) == 1  # 4xx is permanent: no retry
+        assert len(slack.requests) == 1  # the other sink still got it

@@ -1,0 +1,249 @@
+"""One generic check suite, River style, run over every detector class.
+
+Each detector is described by a :class:`Spec`: how to build it, how to drive it with a seeded random stream
+(returning its outputs) and how to serialise it. The same checks then apply to all of them: clone gives a fresh
+copy with the same parameters, a pickle round trip and a JSON state round trip both continue with identical
+outputs, the same seed gives the same outputs, and the JSON state stays under the class's byte budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
+from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
+from detectors.risk import FEATURES, PriorScorer, RiskModel
+from detectors.windows import DAY_MS, AccountWindow, WindowConfig
+
+DAY0 = 20_601
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    make: Callable[[], Any]
+    run: Callable[[Any, random.Random, int, int], list[Any]]  # (detector, rng, first step, steps) -> outputs
+    dump: Callable[[Any], Any]  # JSON-compatible state
+    load: Callable[[Any, Any], Any]  # (state, a template detector with the same parameters) -> detector
+    budget: int  # bytes of the JSON state
+    params: Callable[[Any], Any]  # the parameters clone() must preserve
+
+
+# -- drivers -------------------------------------------------------------------------------------------------
+
+
+def run_baseline(b: SeasonalBaseline, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for day in range(DAY0 + first, DAY0 + first + steps):
+        value = float(rng.randrange(0, 60))
+        out.append((b.score_one(day, value), b.expected(day)))
+        b.learn_one(day, value)
+    return out
+
+
+def run_gaps(g: GapTracker, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for day in range(DAY0 + first, DAY0 + first + steps):
+        if rng.random() < 0.4:
+            g.learn_one(day)
+        out.append((g.score_one(day + 1), g.silent_days(day + 1)))
+    return out
+
+
+def run_drop(d: DropDetector, rng: random.Random, first: int, steps: int) -> list[Any]:
+    return [(d.update(rng.gauss(-0.5, 1.5)), d.score()) for _ in range(steps)]
+
+
+def random_features(rng: random.Random) -> dict[str, float]:
+    return {name: round(rng.random() * 2, 3) for name in FEATURES if rng.random() < 0.3}
+
+
+def run_model(m: Any, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for _ in range(steps):
+        x = random_features(rng)
+        out.append(m.predict_proba_one(x))
+        m.learn_one(x, rng.random() < 0.2)
+    return out
+
+
+class MonitorHarness:
+    """An account monitor with one account's window and state (the state is what is budgeted)."""
+
+    def __init__(self, monitor: AccountMonitor) -> None:
+        self.monitor = monitor
+        self.window = AccountWindow(monitor.window_config)
+        self.state = monitor.new_state()
+
+    def clone(self) -> MonitorHarness:
+        return MonitorHarness(self.monitor.clone())
+
+
+def run_monitor(h: MonitorHarness, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for day in range(DAY0 + first, DAY0 + first + steps):
+        level = 0 if rng.random() < 0.1 else rng.randrange(5, 40)
+        for k in range(level):
+            h.window.add_usage(day * DAY_MS + 30_000_000 + k * 1000, f"e{rng.randrange(6)}", f"u{rng.randrange(8)}", 1)
+        if rng.random() < 0.05:
+            h.window.add_support(day * DAY_MS + 40_000_000, "ticket_opened", rng.choice(["urgent", "low"]), None)
+        if rng.random() < 0.03:
+            h.window.add_billing(day * DAY_MS + 50_000_000, "payment_failed", 199.0, "pro")
+        a = h.monitor.observe("acct", h.window, h.state, (day + 1) * DAY_MS)
+        out.append((a.risk, a.reasons, sorted(a.flags), [x.to_dict() for x in a.alerts]))
+    return out
+
+
+def dump_monitor(h: MonitorHarness) -> Any:
+    return h.state.to_state()
+
+
+def load_monitor(state: Any, template: MonitorHarness) -> MonitorHarness:
+    # Window and risk model are checked by their own owners; here only the detector state goes through JSON.
+    h = copy.deepcopy(template)
+    h.state = AccountDetectorState.from_state(state, h.monitor.config)
+    return h
+
+
+def run_guard(g: OutageGuard, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for step in range(first, first + steps):
+        now = (DAY0 + step) * DAY_MS
+        batch = [
+            Assessment(
+                account_id=f"a{i}",
+                now_ms=now,
+                risk=0.1,
+                severity=None,
+                monitored=True,
+                flags=frozenset({"quiet"}) if rng.random() < 0.45 else frozenset(),
+                onset_day=DAY0 + step - rng.randrange(0, 3),
+            )
+            for i in range(30)
+        ]
+        decision = g.review(batch, now)
+        out.append(([a.to_dict() for a in decision.incident_alerts], decision.affected))
+    return out
+
+
+SPECS = [
+    Spec(
+        "SeasonalBaseline",
+        lambda: SeasonalBaseline(half_life_days=21.0),
+        run_baseline,
+        lambda b: b.to_state(),
+        lambda s, t: SeasonalBaseline.from_state(s, half_life_days=t.half_life_days, sd_floor=t.sd_floor, z_clip=t.z_clip),
+        SeasonalBaseline.STATE_BUDGET_BYTES,
+        lambda b: (b.half_life_days, b.sd_floor, b.z_clip),
+    ),
+    Spec(
+        "GapTracker",
+        lambda: GapTracker(half_life_gaps=8.0),
+        run_gaps,
+        lambda g: g.to_state(),
+        lambda s, t: GapTracker.from_state(s, half_life_gaps=t.half_life_gaps, rel_floor=t.rel_floor,
+                                           abs_floor_days=t.abs_floor_days, min_gaps=t.min_gaps),
+        GapTracker.STATE_BUDGET_BYTES,
+        lambda g: (g.half_life_gaps, g.rel_floor, g.abs_floor_days, g.min_gaps),
+    ),
+    Spec(
+        "DropDetector",
+        lambda: DropDetector(threshold=4.0),
+        run_drop,
+        lambda d: d.to_state(),
+        lambda s, t: DropDetector.from_state(s, threshold=t.threshold, delta=t.delta, alpha=t.alpha,
+                                             min_instances=t.min_instances),
+        DropDetector.STATE_BUDGET_BYTES,
+        lambda d: (d.threshold, d.delta, d.alpha, d.min_instances),
+    ),
+    Spec(
+        "PriorScorer",
+        PriorScorer,
+        run_model,
+        lambda p: p.to_state(),
+        lambda s, t: PriorScorer.from_state(s),
+        PriorScorer.STATE_BUDGET_BYTES,
+        lambda p: (p.weights, p.intercept),
+    ),
+    Spec(
+        "RiskModel",
+        lambda: RiskModel(min_positives=5, learning_rate=0.05),
+        run_model,
+        lambda m: m.to_state(),
+        lambda s, t: RiskModel.from_state(s),
+        RiskModel.STATE_BUDGET_BYTES,
+        lambda m: (m.min_positives, m.learning_rate, m.l2, m.prior.to_state()),
+    ),
+    Spec(
+        "AccountMonitor",
+        lambda: MonitorHarness(AccountMonitor(DetectorConfig(min_history_days=10), WindowConfig())),
+        run_monitor,
+        dump_monitor,
+        load_monitor,
+        AccountDetectorState.STATE_BUDGET_BYTES,
+        lambda h: (h.monitor.config, h.monitor.window_config),
+    ),
+    Spec(
+        "OutageGuard",
+        lambda: OutageGuard(DetectorConfig(outage_min_accounts=5)),
+        run_guard,
+        lambda g: g.to_state(),
+        lambda s, t: OutageGuard.from_state(s, t.config),
+        OutageGuard.STATE_BUDGET_BYTES,
+        lambda g: g.config,
+    ),
+]
+STEPS = 90
+
+
+@pytest.fixture(params=SPECS, ids=[s.name for s in SPECS])
+def spec(request: pytest.FixtureRequest) -> Spec:
+    return request.param
+
+
+def test_clone_is_fresh_with_the_same_parameters(spec: Spec) -> None:
+    trained = spec.make()
+    spec.run(trained, random.Random(1), 0, STEPS)
+    clone = trained.clone()
+    assert clone is not trained
+    assert spec.params(clone) == spec.params(trained)
+    assert spec.run(clone, random.Random(2), 0, STEPS) == spec.run(spec.make(), random.Random(2), 0, STEPS)
+
+
+def test_pickle_round_trip_continues_identically(spec: Spec) -> None:
+    detector = spec.make()
+    spec.run(detector, random.Random(3), 0, STEPS // 2)
+    restored = pickle.loads(pickle.dumps(detector))
+    assert spec.run(restored, random.Random(4), STEPS // 2, STEPS // 2) == spec.run(
+        detector, random.Random(4), STEPS // 2, STEPS // 2
+    )
+
+
+def test_same_seed_same_outputs(spec: Spec) -> None:
+    assert spec.run(spec.make(), random.Random(5), 0, STEPS) == spec.run(spec.make(), random.Random(5), 0, STEPS)
+
+
+def test_json_state_round_trip_continues_identically_within_budget(spec: Spec) -> None:
+    detector = spec.make()
+    sizes = []
+    for chunk in range(3):
+        spec.run(detector, random.Random(10 + chunk), chunk * STEPS // 3, STEPS // 3)
+        raw = orjson.dumps(spec.dump(detector))
+        sizes.append(len(raw))
+        restored = spec.load(orjson.loads(raw), detector)
+        assert orjson.dumps(spec.dump(restored)) == raw
+        detector = restored
+    assert max(sizes) <= spec.budget, f"{spec.name} state is {max(sizes)} bytes (budget {spec.budget})"
+    twin = spec.load(orjson.loads(orjson.dumps(spec.dump(detector))), detector)
+    rng_seed = 99
+    assert spec.run(twin, random.Random(rng_seed), STEPS, 20) == spec.run(
+        detector, random.Random(rng_seed), STEPS, 20
+    )

@@ -1,0 +1,254 @@
+"""Tests of micro-batch folding (``streams.ingest.BatchFolder``): no Kafka needed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.windows import (
+    ACTIVE_USERS,
+    DAY_MS,
+    PAYMENT_FAILED,
+    TICKETS_URGENT,
+    USAGE,
+    AccountWindow,
+    WindowConfig,
+    day_of,
+)
+from streams.events import DeadLetterReason
+from streams.ingest import AccountState, BatchFolder, DeadLetter, RawRecord
+
+NOW_MS = 1_795_687_200_000  # 2026-11-26T10:00:00Z, the injected wall clock
+DAY0 = day_of(NOW_MS)
+CFG = WindowConfig()
+TOPICS = {"usage": "churnwatch.usage", "support": "churnwatch.support", "billing": "churnwatch.billing"}
+
+
+def folder(max_event_bytes: int = 4096) -> BatchFolder:
+    return BatchFolder(
+        window_config=CFG, max_event_bytes=max_event_bytes, max_future_skew_ms=DAY_MS, clock=lambda: NOW_MS
+    )
+
+
+def body(event_type: str, account: str = "acme", ts: Any = NOW_MS, **fields: Any) -> dict[str, Any]:
+    defaults: dict[str, dict[str, Any]] = {
+        "usage": {"event": "report_exported"},
+        "support": {"kind": "ticket_opened"},
+        "billing": {"kind": "payment_failed"},
+    }
+    return {"type": event_type, "account_id": account, "ts": ts, **defaults.get(event_type, {}), **fields}
+
+
+def rec(
+    event_type: str,
+    offset: int,
+    value: dict[str, Any] | bytes | None = None,
+    *,
+    key: bytes | None | str = "account",
+    partition: int = 3,
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> RawRecord:
+    if value is None:
+        value = body(event_type)
+    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    if key == "account":
+        key = value["account_id"].encode() if isinstance(value, dict) else b"acme"
+    assert not isinstance(key, str)
+    return RawRecord(event_type, key, raw, TOPICS[event_type], partition, offset, headers)
+
+
+class Store:
+    """A table stand-in that counts reads per key."""
+
+    def __init__(self, rows: dict[bytes, bytes] | None = None) -> None:
+        self.rows = dict(rows or {})
+        self.reads: Counter[bytes] = Counter()
+
+    def load(self, key: bytes) -> bytes | None:
+        self.reads[key] += 1
+        return self.rows.get(key)
+
+    def save(self, changed: dict[bytes, tuple[AccountState, int]]) -> None:
+        for key, (state, _partition) in changed.items():
+            self.rows[key] = state.to_bytes()
+
+
+def test_folds_valid_records() -> None:
+    store = Store()
+    result = folder().fold(
+        [
+            rec("usage", 0, body("usage", user_id="u1", count=2)),
+            rec("usage", 1, body("usage", user_id="u2")),
+            rec("support", 0, body("support", priority="urgent")),
+            rec("billing", 0, body("billing", ts=NOW_MS - 3_600_000)),
+        ],
+        store.load,
+    )
+    assert result.dead_letters == []
+    assert result.folded == 4
+    assert result.max_event_ts_ms == NOW_MS
+    state, partition = result.changed[b"acme"]
+    assert partition == 3
+    bucket = state.window.bucket(DAY0)
+    assert (bucket[USAGE], bucket[ACTIVE_USERS], bucket[TICKETS_URGENT], bucket[PAYMENT_FAILED]) == (3, 2, 1, 1)
+    assert state.applied_offsets == [1, 0, 0]
+
+
+def test_dead_letters_carry_reason_detail_source_and_original_headers() -> None:
+    original = (("traceparent", b"00-abc-def-01"), ("producer", b"crm"))
+    record = rec("usage", 41, b'{"type":', key=b"acme", partition=5, headers=original)
+    result = folder().fold([record], Store().load)
+    assert result.changed == {}
+    assert result.folded == 0
+    [dead] = result.dead_letters
+    assert dead.record is record  # original key and bytes go to the dead-letter topic untouched
+    assert dead.reason is DeadLetterReason.INVALID_JSON
+    headers = dead.headers()
+    assert headers[: len(original)] == list(original)
+    as_dict = dict(headers)
+    assert as_dict["churnwatch.error.reason"] == b"invalid_json"
+    assert as_dict["churnwatch.error.detail"] == b"value is not valid JSON"
+    assert as_dict["churnwatch.source.topic"] == b"churnwatch.usage"
+    assert as_dict["churnwatch.source.partition"] == b"5"
+    assert as_dict["churnwatch.source.offset"] == b"41"
+    assert all(isinstance(value, bytes) for _, value in headers)
+
+
+def test_dead_letter_detail_header_is_truncated() -> None:
+    record = rec("usage", 0)
+    headers = dict(DeadLetter(record, DeadLetterReason.INVALID_VALUE, "x" * 5000).headers())
+    assert headers["churnwatch.error.detail"] == b"x" * 1000
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (rec("usage", 0, b"x" * 5000), DeadLetterReason.TOO_LARGE),
+        (rec("usage", 0, b"[]"), DeadLetterReason.NOT_AN_OBJECT),
+        (rec("usage", 0, body("usage", event=None)), DeadLetterReason.MISSING_FIELD),
+        (rec("usage", 0, body("usage", count="2")), DeadLetterReason.WRONG_TYPE),
+        (rec("support", 0, body("support", priority="p1")), DeadLetterReason.INVALID_VALUE),
+        (rec("usage", 0, body("pageview")), DeadLetterReason.UNKNOWN_TYPE),
+        (rec("billing", 0, body("usage")), DeadLetterReason.WRONG_TOPIC),
+        (rec("usage", 0, body("usage"), key=b"globex"), DeadLetterReason.KEY_MISMATCH),
+        (rec("usage", 0, body("usage"), key=None), DeadLetterReason.KEY_MISMATCH),
+        (rec("usage", 0, body("usage", ts="2026-11-26T10:00:00")), DeadLetterReason.INVALID_TS),
+        (rec("usage", 0, body("usage", ts=NOW_MS + DAY_MS + 1)), DeadLetterReason.FUTURE_TS),
+        (rec("usage", 0, b"", key=b"acme"), DeadLetterReason.INVALID_JSON),
+    ],
+)
+def test_invalid_records_dead_lettered(record: RawRecord, reason: DeadLetterReason) -> None:
+    store = Store()
+    result = folder().fold([record], store.load)
+    assert [(dead.record, dead.reason) for dead in result.dead_letters] == [(record, reason)]
+    assert dict(result.dead_letters[0].headers())["churnwatch.error.reason"] == reason.value.encode()
+    assert result.changed == {}
+    assert result.folded == 0
+    assert store.reads == {}  # nothing to fold, nothing loaded
+
+
+def test_record_without_value_dead_lettered() -> None:
+    record = RawRecord("usage", b"acme", None, TOPICS["usage"], 0, 7)
+    [dead] = folder().fold([record], Store().load).dead_letters
+    assert dead.reason is DeadLetterReason.INVALID_JSON
+
+
+def test_future_skew_boundary() -> None:
+    ok = rec("usage", 0, body("usage", ts=NOW_MS + DAY_MS))
+    result = folder().fold([ok], Store().load)
+    assert result.dead_letters == []
+    assert result.folded == 1
+
+
+def test_late_event_dead_lettered_but_offset_applied() -> None:
+    late_ts = NOW_MS - CFG.allowed_lateness_ms - 1
+    late = rec("usage", 1, body("usage", ts=late_ts))
+    result = folder().fold([rec("usage", 0), late], Store().load)
+    assert [(dead.record, dead.reason) for dead in result.dead_letters] == [(late, DeadLetterReason.LATE)]
+    assert dict(result.dead_letters[0].headers())["churnwatch.error.reason"] == b"late"
+    assert result.folded == 1
+    state, _ = result.changed[b"acme"]
+    assert state.applied_offsets[0] == 1  # a replay will not dead-letter it again
+    assert state.window.total(USAGE, 0, 10**9) == 1
+
+
+def test_state_read_once_per_account_per_batch() -> None:
+    stored = AccountState(AccountWindow(CFG))
+    store = Store({b"acme": stored.to_bytes()})
+    records = [
+        rec("usage", offset, body("usage", account=account))
+        for offset, account in enumerate(["acme", "globex", "acme", "initech", "acme", "globex"])
+    ]
+    records.append(rec("support", 0, body("support", account="acme")))
+    records.append(rec("billing", 0, body("billing", account="globex")))
+    records.append(rec("usage", 99, b"not json", key=b"umbrella"))
+    result = folder().fold(records, store.load)
+    assert store.reads == {b"acme": 1, b"globex": 1, b"initech": 1}
+    assert set(result.changed) == {b"acme", b"globex", b"initech"}
+    assert result.folded == 8
+    assert result.changed[b"acme"][0].window.bucket(DAY0)[USAGE] == 3
+
+
+def test_stored_state_is_continued() -> None:
+    store = Store()
+    fold = folder().fold
+    store.save(fold([rec("usage", 0, body("usage", user_id="u1"))], store.load).changed)
+    result = fold([rec("usage", 1, body("usage", user_id="u2", count=4))], store.load)
+    state, _ = result.changed[b"acme"]
+    bucket = state.window.bucket(DAY0)
+    assert (bucket[USAGE], bucket[ACTIVE_USERS]) == (5, 2)
+    assert state.applied_offsets == [1, -1, -1]
+
+
+def test_duplicate_offsets_skipped_after_restart() -> None:
+    store = Store()
+    fold = folder().fold
+    first_batch = [rec("usage", 10), rec("usage", 11), rec("support", 5)]
+    store.save(fold(first_batch, store.load).changed)
+    # The batch was stored but its offsets not committed: Kafka delivers it again, plus one new record.
+    redelivered = [*first_batch, rec("usage", 12), rec("billing", 5)]
+    result = fold(redelivered, store.load)
+    assert result.skipped_duplicates == 3
+    assert result.folded == 2
+    state, _ = result.changed[b"acme"]
+    assert state.window.bucket(DAY0)[USAGE] == 3
+    assert state.applied_offsets == [12, 5, 5]
+
+
+def test_duplicates_within_one_batch_and_offsets_per_topic() -> None:
+    result = folder().fold([rec("usage", 3), rec("usage", 3), rec("usage", 2), rec("support", 3)], Store().load)
+    assert result.skipped_duplicates == 2
+    assert result.folded == 2
+
+
+def test_only_duplicates_change_nothing() -> None:
+    store = Store()
+    store.save(folder().fold([rec("usage", 10)], store.load).changed)
+    result = folder().fold([rec("usage", 9), rec("usage", 10)], store.load)
+    assert result.skipped_duplicates == 2
+    assert result.changed == {}
+
+
+def test_changed_accounts_map_to_source_partition() -> None:
+    records = [
+        rec("usage", 0, body("usage", account="acme"), partition=1),
+        rec("usage", 0, body("usage", account="globex"), partition=6),
+        rec("support", 0, body("support", account="acme"), partition=1),
+    ]
+    result = folder().fold(records, Store().load)
+    assert {key: partition for key, (_state, partition) in result.changed.items()} == {b"acme": 1, b"globex": 6}
+
+
+def test_account_state_bytes_round_trip() -> None:
+    store = Store()
+    result = folder().fold([rec("usage", 4, body("usage", user_id="u1")), rec("billing", 2)], store.load)
+    state, _ = result.changed[b"acme"]
+    state.detector = {"score": 0.5}
+    raw = state.to_bytes()
+    again = AccountState.from_bytes(raw, CFG)
+    assert again.to_bytes() == raw
+    assert again.applied_offsets == [4, -1, 2]
+    assert again.detector == {"score": 0.5}

@@ -1,0 +1,88 @@
+"""Package layout rule: ``detectors`` is pure logic and depends on neither the transport nor ``streams``."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DETECTORS = REPO / "detectors"
+FORBIDDEN = frozenset({"faust", "aiokafka", "mode", "streams"})
+
+MODULES = sorted(path for path in DETECTORS.glob("*.py"))
+
+
+def forbidden_imports(source: str) -> list[str]:
+    """Top-level packages from FORBIDDEN that ``source`` imports, statically or by name."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and (
+                (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            )
+        ):
+            names = [node.args[0].value]
+        found.extend(name for name in names if name.split(".")[0] in FORBIDDEN)
+    return found
+
+
+def test_scanner_catches_every_form() -> None:
+    source = (
+        "import faust\n"
+        "import aiokafka.admin as admin\n"
+        "from mode import Service\n"
+        "from streams.events import decode\n"
+        "def f():\n"
+        "    import importlib\n"
+        "    importlib.import_module('streams.settings')\n"
+        "    __import__('faust.types')\n"
+        "from . import windows\n"
+        "import modest, streamsx\n"
+    )
+    assert forbidden_imports(source) == [
+        "faust",
+        "aiokafka.admin",
+        "mode",
+        "streams.events",
+        "streams.settings",
+        "faust.types",
+    ]
+
+
+def test_detectors_modules_found() -> None:
+    names = {path.name for path in MODULES}
+    assert {"__init__.py", "windows.py"} <= names
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[path.name for path in MODULES])
+def test_detectors_source_imports_no_transport(path: Path) -> None:
+    assert forbidden_imports(path.read_text()) == []
+
+
+def test_importing_detectors_loads_no_transport() -> None:
+    modules = ["detectors", *(f"detectors.{path.stem}" for path in MODULES if path.stem != "__init__")]
+    code = (
+        f"import {', '.join(modules)}; import sys, json; "
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {list(FORBIDDEN)!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded == []

@@ -12,8 +12,8 @@ thousands of accounts fit in a changelog-backed table:
   account's own rhythm (daily, weekly, monthly) instead of a fixed number of days.
 
 Every class has ``clone()``, JSON-compatible ``to_state()`` / ``from_state()`` and keeps its floats rounded to
-:data:`STATE_DECIMALS` decimals in memory, so a JSON round trip (what the live table does on every update) gives
-bit-identical subsequent outputs to an in-memory run (what offline replay does).
+:data:`STATE_DECIMALS` decimals in memory, so a JSON round trip (what the live table does on every update)
+gives bit-identical subsequent outputs to an in-memory run (what offline replay does).
 """
 
 from __future__ import annotations
@@ -233,8 +233,17 @@ class GapTracker:
     """
 
     STATE_BUDGET_BYTES = 60
-    __slots__ = ("_alpha", "abs_floor_days", "half_life_gaps", "last_active_day", "mean_gap", "min_gaps",
-                 "n_gaps", "rel_floor", "var_gap")
+    __slots__ = (
+        "_alpha",
+        "abs_floor_days",
+        "half_life_gaps",
+        "last_active_day",
+        "mean_gap",
+        "min_gaps",
+        "n_gaps",
+        "rel_floor",
+        "var_gap",
+    )
 
     def __init__(
         self,

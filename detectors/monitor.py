@@ -3,14 +3,15 @@
 :class:`AccountMonitor` is what the stream processors (Faust agents, offline replay) call. It owns no
 per-account data: each account's detector state (:class:`AccountDetectorState`, a few hundred bytes of JSON)
 lives beside the account's :class:`~detectors.windows.AccountWindow` in the caller's table, and
-:meth:`AccountMonitor.observe` updates it in place. The one global piece is the :class:`~detectors.risk.RiskModel`
-(``monitor.risk_model``), which learns from outcomes reported by every account.
+:meth:`AccountMonitor.observe` updates it in place. The one global piece is the
+:class:`~detectors.risk.RiskModel` (``monitor.risk_model``), which learns from outcomes reported by every
+account.
 
-Time is event time: ``observe(..., now_ms)`` treats every UTC day before ``day_of(now_ms)`` as complete, learns
-the completed days it has not learned yet (tracked in ``state.learned_through``, so a replayed or repeated call
-learns nothing twice) and judges silence against ``now_ms``. Callers pass the event-time watermark after
-folding events, and the clock (or the watermark, offline) in periodic sweeps so that accounts that stopped
-sending events are still evaluated.
+Time is event time: ``observe(..., now_ms)`` treats every UTC day before ``day_of(now_ms)`` as complete,
+learns the completed days it has not learned yet (tracked in ``state.learned_through``, so a replayed or
+repeated call learns nothing twice) and judges silence against ``now_ms``. Callers pass the event-time
+watermark after folding events, and the clock (or the watermark, offline) in periodic sweeps so that accounts
+that stopped sending events are still evaluated.
 
 :class:`OutageGuard` looks at all assessments of one sweep: when many accounts go quiet or drop at the same
 moment it raises one pipeline incident and holds back the account alerts it explains.
@@ -200,7 +201,9 @@ class AccountDetectorState:
             SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS
         ]
         self.drifts = [
-            DropDetector(config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days)
+            DropDetector(
+                config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days
+            )
             for _ in SIGNALS
         ]
         self.gaps = GapTracker(config.gap_half_life)
@@ -360,7 +363,9 @@ class AccountMonitor:
         self.risk_model = (
             risk_model
             if risk_model is not None
-            else RiskModel(min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2)
+            else RiskModel(
+                min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2
+            )
         )
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
@@ -439,8 +444,15 @@ class AccountMonitor:
         if risk >= cfg.resolve_threshold:
             reasons = self._reasons(features, context)
         alerts = self._episode_step(
-            account_id, window, state, now_ms, clock_ms if clock_ms is not None else now_ms,
-            risk, reasons, features, new_days,
+            account_id,
+            window,
+            state,
+            now_ms,
+            clock_ms if clock_ms is not None else now_ms,
+            risk,
+            reasons,
+            features,
+            new_days,
         )
         return Assessment(
             account_id=account_id,
@@ -627,7 +639,10 @@ class AccountMonitor:
                     success_day = day
                 if day > today - 14:
                     tickets += (
-                        bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                        bucket[TICKETS_LOW]
+                        + bucket[TICKETS_NORMAL]
+                        + bucket[TICKETS_HIGH]
+                        + bucket[TICKETS_URGENT]
                     )
                     urgent += bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
                     escalated += bucket[ESCALATED]
@@ -749,7 +764,10 @@ class AccountMonitor:
             return f"sustained decline flagged since {_iso_day(context['drop_weeks'])} ({value * 7:.0f} days)"
         if name == "decline":
             recent, old, change = context["decline"]
-            return f"usage -{change:.0%} over the last 2 weeks vs 4-8 weeks ago ({recent:.1f}/day vs {old:.1f}/day)"
+            return (
+                f"usage -{change:.0%} over the last 2 weeks vs 4-8 weeks ago "
+                f"({recent:.1f}/day vs {old:.1f}/day)"
+            )
         if name == "silence":
             return (
                 f"silent for {context['silent_days']} days "
@@ -930,8 +948,8 @@ class OutageGuard:
     Feed it every :class:`Assessment` of one sweep (all accounts, same ``now_ms``). When at least
     ``outage_min_accounts`` and ``outage_share`` of the monitored accounts went quiet (no events although
     their baseline expected plenty) or started a drop within the last ``outage_onset_days``, it opens a
-    :data:`~detectors.alerts.AlertKind.PIPELINE_INCIDENT`. Account alerts of accounts whose quiet spell or drop
-    began during an incident (open, or one of the last few) are held back; the caller should pass each to
+    :data:`~detectors.alerts.AlertKind.PIPELINE_INCIDENT`. Account alerts of accounts whose quiet spell or
+    drop began during an incident (open, or one of the last few) are held back; the caller should pass each to
     :meth:`AccountMonitor.suppress` so the episode they opened stays muted. The incident resolves when the
     affected share falls below half the trigger share.
 
@@ -975,16 +993,24 @@ class OutageGuard:
         recent = [
             a
             for a in monitored
-            if a.onset_day is not None and a.onset_day >= today - cfg.outage_onset_days and a.flags & OUTAGE_FLAGS
+            if a.onset_day is not None
+            and a.onset_day >= today - cfg.outage_onset_days
+            and a.flags & OUTAGE_FLAGS
         ]
         incident_alerts: list[Alert] = []
         n = len(monitored)
-        if self.incident is None and len(recent) >= cfg.outage_min_accounts and len(recent) >= cfg.outage_share * n:
+        if (
+            self.incident is None
+            and len(recent) >= cfg.outage_min_accounts
+            and len(recent) >= cfg.outage_share * n
+        ):
             onset = min(a.onset_day for a in recent if a.onset_day is not None)
             share = len(recent) / n
             self.incident = [f"pipeline:{onset * DAY_MS}", onset, now_ms, share]
             incident_alerts.append(self._alert(Transition.OPENED, share, len(recent), n, now_ms))
-        affected = sum(1 for a in monitored if self._explained(a)) if self.incident is not None else len(recent)
+        affected = (
+            sum(1 for a in monitored if self._explained(a)) if self.incident is not None else len(recent)
+        )
         if self.incident is not None:
             share = affected / n if n else 0.0
             if share > self.incident[3] and self._severity(share) != self._severity(self.incident[3]):
@@ -1002,14 +1028,20 @@ class OutageGuard:
             target = suppressed if self._explained(assessment) else kept
             target.extend(assessment.alerts)
         return GuardDecision(
-            incident_alerts=incident_alerts, alerts=kept, suppressed=suppressed, affected=affected, monitored=n
+            incident_alerts=incident_alerts,
+            alerts=kept,
+            suppressed=suppressed,
+            affected=affected,
+            monitored=n,
         )
 
     @staticmethod
     def _severity(share: float) -> Severity:
         return Severity.CRITICAL if share >= 0.6 else Severity.HIGH
 
-    def _alert(self, transition: Transition, share: float, affected: int, monitored: int, now_ms: int) -> Alert:
+    def _alert(
+        self, transition: Transition, share: float, affected: int, monitored: int, now_ms: int
+    ) -> Alert:
         assert self.incident is not None
         episode_id, onset = self.incident[0], self.incident[1]
         return Alert(

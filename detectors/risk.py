@@ -85,7 +85,9 @@ class PriorScorer:
     STATE_BUDGET_BYTES = 600
     __slots__ = ("intercept", "weights")
 
-    def __init__(self, weights: Mapping[str, float] | None = None, intercept: float = PRIOR_INTERCEPT) -> None:
+    def __init__(
+        self, weights: Mapping[str, float] | None = None, intercept: float = PRIOR_INTERCEPT
+    ) -> None:
         self.weights = dict(PRIOR_WEIGHTS if weights is None else weights)
         self.intercept = intercept
 
@@ -201,7 +203,11 @@ class RiskModel:
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state: counts, learned weights and intercept (the prior and parameters too)."""
         return {
-            "params": {"min_positives": self.min_positives, "learning_rate": self.learning_rate, "l2": self.l2},
+            "params": {
+                "min_positives": self.min_positives,
+                "learning_rate": self.learning_rate,
+                "l2": self.l2,
+            },
             "prior": self.prior.to_state(),
             "n_pos": self.n_positives,
             "n_neg": self.n_negatives,

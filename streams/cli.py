@@ -13,6 +13,21 @@ from streams.settings import Settings, load_settings
 app = typer.Typer(help="churnwatch: streaming engagement monitor for subscription businesses.", no_args_is_help=True)
 kafka_app = typer.Typer(help="The embedded local Kafka broker (used when no bootstrap servers are set).")
 app.add_typer(kafka_app, name="kafka")
+alerts_app = typer.Typer(help="Alert sinks and per-account snoozes.")
+app.add_typer(alerts_app, name="alerts")
+
+DURATION_UNITS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``30m``, ``12h``, ``7d`` or ``2w``."""
+    unit = DURATION_UNITS.get(text[-1:].lower())
+    try:
+        if unit is None:
+            raise ValueError
+        return float(text[:-1]) * unit
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 12h, 7d or 2w") from None
 
 
 def _settings() -> Settings:
@@ -133,6 +148,51 @@ def simulate(
             produce_live(settings, simulation.events(), rate=rate, on_sent=lambda n, _: progress.update(task, completed=n))
         )
     typer.echo(f"produced {sent} events to {settings.bootstrap}")
+
+
+@alerts_app.command("test")
+def alerts_test(sink: str = typer.Argument(..., help="slack, webhook or jsonl")) -> None:
+    """Send a sample alert to one configured sink and report the outcome."""
+    import asyncio
+
+    import httpx
+
+    from streams.sinks import build_sinks, send_test_alert
+
+    settings = _settings()
+    config = settings.sinks_config()
+
+    async def run() -> str:
+        async with httpx.AsyncClient(timeout=config.http_timeout()) as client:
+            sinks = {built.name: built for built in build_sinks(config, client)}
+            if sink not in sinks:
+                configured = ", ".join(sinks) or "none"
+                raise typer.BadParameter(f"sink {sink!r} is not configured (configured: {configured})")
+            return await send_test_alert(sinks[sink])
+
+    outcome = asyncio.run(run())
+    typer.echo(outcome)
+    if "FAILED" in outcome:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("snooze")
+def alerts_snooze(
+    account: str = typer.Argument(..., help="Account id."),
+    duration: str = typer.Option(..., "--for", help="How long, e.g. 12h, 7d, 2w."),
+) -> None:
+    """Hold back an account's alerts for a while (they are recorded, not sent)."""
+    import asyncio
+    import time
+
+    from streams.notifier import snooze_record
+    from streams.producer import send_all
+
+    settings = _settings()
+    until_ms = int((time.time() + parse_duration(duration)) * 1000)
+    record = (settings.topic_alerts, account.encode(), snooze_record(account, until_ms))
+    asyncio.run(send_all(settings, [record]))
+    typer.echo(f"alerts for {account} snoozed for {duration}")
 
 
 def orjson_line(row: object) -> bytes:

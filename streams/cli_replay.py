@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -17,19 +17,33 @@ from streams.replay import build_report, rfc3339, run_replay, state_sizes, write
 
 
 def replay(
-    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL file of canonical events."),
-    as_of: str | None = typer.Option(
-        None, "--as-of", help="Stop the clock at this time (RFC 3339): later events are ignored."
-    ),
-    scores: Path | None = typer.Option(None, "--scores", help="Write one CSV row per account (risk, reasons)."),
-    alerts: Path | None = typer.Option(None, "--alerts", help="Write the alerts that would have fired (JSONL)."),
-    report: Path | None = typer.Option(None, "--report", help="Write the detection-quality report (JSON)."),
-    alert_threshold: float | None = typer.Option(
-        None, "--alert-threshold", min=0.0, max=1.0, help="Risk at which an episode opens (default: tuned)."
-    ),
-    warmup_days: int = typer.Option(21, "--warmup-days", min=0, help="Days left out of false-positive counts."),
+    events: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL file of canonical events.")
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Stop the clock at this time (RFC 3339): later events are ignored."),
+    ] = None,
+    scores: Annotated[
+        Path | None, typer.Option("--scores", help="Write one CSV row per account (risk, reasons).")
+    ] = None,
+    alerts: Annotated[
+        Path | None, typer.Option("--alerts", help="Write the alerts that would have fired (JSONL).")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the detection-quality report (JSON).")
+    ] = None,
+    alert_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--alert-threshold", min=0.0, max=1.0, help="Risk at which an episode opens (default: tuned)."
+        ),
+    ] = None,
+    warmup_days: Annotated[
+        int, typer.Option("--warmup-days", min=0, help="Days left out of false-positive counts.")
+    ] = 21,
 ) -> None:
-    """Replay an event file through the live windows, detectors and alert policy, as fast as the CPU allows."""
+    """Replay an event file through the live windows, detectors and alert policy, as fast as the CPU can."""
     console = Console(stderr=True)
     as_of_ms: int | None = None
     if as_of is not None:
@@ -87,29 +101,41 @@ def _print_summary(console: Console, body: dict[str, Any]) -> None:
     table.add_row("pipeline incidents", str(body["pipeline_incidents"]))
     if "churners" in body:
         lead = body["lead_days"]
-        table.add_row("churners flagged before cancelling", f"{body['churners_flagged']} / {body['churners']} "
-                      f"({body['flagged_share']:.0%})")
+        table.add_row(
+            "churners flagged before cancelling",
+            f"{body['churners_flagged']} / {body['churners']} ({body['flagged_share']:.0%})",
+        )
         table.add_row("lead time (days) median / p25", f"{_fmt(lead['median'])} / {_fmt(lead['p25'])}")
     if "survivor_alerts_per_30_days" in body:
-        table.add_row("alerts on non-churners per account per 30 days",
-                      _fmt(body["survivor_alerts_per_30_days"], "{:.2%}"))
+        table.add_row(
+            "alerts on non-churners per account per 30 days",
+            _fmt(body["survivor_alerts_per_30_days"], "{:.2%}"),
+        )
         table.add_row("precision (alert followed by a cancel)", _fmt(body["precision"], "{:.0%}"))
     calibration = body.get("calibration")
     if calibration:
-        table.add_row("Brier score (base-rate Brier)",
-                      f"{calibration['brier']:.4f} ({calibration['brier_base_rate']:.4f})")
+        table.add_row(
+            "Brier score (base-rate Brier)",
+            f"{calibration['brier']:.4f} ({calibration['brier_base_rate']:.4f})",
+        )
     sizes = body.get("state_bytes")
     if sizes:
-        table.add_row("state bytes/account: window, detector",
-                      f"{sizes['window_mean']:.0f}, {sizes['detector_mean']:.0f} (max {sizes['detector_max']})")
+        table.add_row(
+            "state bytes/account: window, detector",
+            f"{sizes['window_mean']:.0f}, {sizes['detector_mean']:.0f} (max {sizes['detector_max']})",
+        )
     console.print(table)
     if calibration:
         reliability = Table(title=f"reliability (deciles of risk, {calibration['horizon_days']}-day horizon)")
         for column in ("risk range", "snapshots", "mean predicted", "observed"):
             reliability.add_column(column, justify="right")
         for row in calibration["reliability"]:
-            reliability.add_row(f"{row['low']:.3f}-{row['high']:.3f}", str(row["n"]),
-                                f"{row['mean_predicted']:.3f}", f"{row['observed_rate']:.3f}")
+            reliability.add_row(
+                f"{row['low']:.3f}-{row['high']:.3f}",
+                str(row["n"]),
+                f"{row['mean_predicted']:.3f}",
+                f"{row['observed_rate']:.3f}",
+            )
         console.print(reliability)
 
 

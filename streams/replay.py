@@ -312,7 +312,9 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
         "alerts": Counter(f"{a.kind.value}:{a.transition.value}" for a in result.alerts),
         "suppressed_alerts": len(result.suppressed),
         "pipeline_incidents": sum(
-            1 for a in result.alerts if a.kind is AlertKind.PIPELINE_INCIDENT and a.transition is Transition.OPENED
+            1
+            for a in result.alerts
+            if a.kind is AlertKind.PIPELINE_INCIDENT and a.transition is Transition.OPENED
         ),
         "risk_model": {
             "using_prior": result.monitor.risk_model.using_prior if result.monitor else None,
@@ -341,7 +343,9 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
     if churned:
         leads: list[float] = []
         for account, cancel_ms in churned.items():
-            before = [t for t in opened.get(account, []) if cancel_ms - lookback_days * DAY_MS <= t < cancel_ms]
+            before = [
+                t for t in opened.get(account, []) if cancel_ms - lookback_days * DAY_MS <= t < cancel_ms
+            ]
             if before:
                 leads.append((cancel_ms - min(before)) / DAY_MS)
         report["churners"] = len(churned)
@@ -371,9 +375,11 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
     report["survivors"] = len(survivors)
     report["survivor_alerts"] = false_alerts
     report["survivors_alerted"] = alerted_survivors
-    report["survivor_alerts_per_30_days"] = round(false_alerts / (account_days / 30.0), 5) if account_days else None
-    # Precision over alerts whose outcome is known: opened after warm-up and at least a lookback before the end,
-    # or followed by a cancellation.
+    report["survivor_alerts_per_30_days"] = (
+        round(false_alerts / (account_days / 30.0), 5) if account_days else None
+    )
+    # Precision over alerts whose outcome is known: opened after warm-up and at least a lookback before the
+    # end, or followed by a cancellation.
     judged = hits = 0
     for account, times in opened.items():
         cancel_ms = result.cancellations.get(account)

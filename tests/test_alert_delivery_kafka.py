@@ -106,3 +106,36 @@ def test_permanent_failures_are_dead_lettered_with_the_reason(workers: WorkerFac
         assert orjson.loads(dead[0].value)["idempotency_key"] == "bad-hook:1795600000000:opened"
         assert len(crm.requests) == 1  # 4xx is permanent: no retry
         assert len(slack.requests) == 1  # the other sink still got it
+
+
+def test_snoozed_account_is_not_notified(workers: WorkerFactory, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with HTTPRecorder() as crm, HTTPRecorder() as slack:
+        configure_sinks(workers, crm, slack, tmp_path)
+        workers.start()
+        snooze = subprocess.run([sys.executable, "-m", "streams", "alerts", "snooze", "quiet-co", "--for", "7d"],
+                                env=workers.env(), capture_output=True, text=True, timeout=60, check=False)
+        assert snooze.returncode == 0, snooze.stderr
+        outbox(workers, [alert("quiet-co"), alert("loud-co")])
+        crm.wait_for_sync(1, timeout=60)
+        wait_until(lambda: len(slack.requests) == 1, timeout=30, what="slack message")
+        assert [r.header("webhook-id") for r in crm.requests] == ["loud-co:1795600000000:opened"]
+        assert "quiet-co" not in slack.requests[0].body.decode()
+
+
+def test_alerts_test_command_reports_the_outcome(workers: WorkerFactory, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with HTTPRecorder([503]) as crm, HTTPRecorder([404]) as slack:
+        configure_sinks(workers, crm, slack, tmp_path)
+        ok = subprocess.run([sys.executable, "-m", "streams", "alerts", "test", "webhook"], env=workers.env(),
+                            capture_output=True, text=True, timeout=60, check=False)
+        assert ok.returncode == 0 and "delivered (2 attempts)" in ok.stdout, ok.stdout + ok.stderr
+        Webhook(SECRET).verify(crm.requests[-1].body, dict(crm.requests[-1].headers))
+        failed = subprocess.run([sys.executable, "-m", "streams", "alerts", "test", "slack"], env=workers.env(),
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert failed.returncode == 1 and "404" in failed.stdout
+        assert "slack-secret-token" not in failed.stdout + failed.stderr

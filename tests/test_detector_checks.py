@@ -1,9 +1,10 @@
 """One generic check suite, River style, run over every detector class.
 
 Each detector is described by a :class:`Spec`: how to build it, how to drive it with a seeded random stream
-(returning its outputs) and how to serialise it. The same checks then apply to all of them: clone gives a fresh
-copy with the same parameters, a pickle round trip and a JSON state round trip both continue with identical
-outputs, the same seed gives the same outputs, and the JSON state stays under the class's byte budget.
+(returning its outputs) and how to serialise it. The same checks then apply to all of them: clone gives a
+fresh copy with the same parameters, a pickle round trip and a JSON state round trip both continue with
+identical outputs, the same seed gives the same outputs, and the JSON state stays under the class's byte
+budget.
 """
 
 from __future__ import annotations
@@ -92,9 +93,13 @@ def run_monitor(h: MonitorHarness, rng: random.Random, first: int, steps: int) -
     for day in range(DAY0 + first, DAY0 + first + steps):
         level = 0 if rng.random() < 0.1 else rng.randrange(5, 40)
         for k in range(level):
-            h.window.add_usage(day * DAY_MS + 30_000_000 + k * 1000, f"e{rng.randrange(6)}", f"u{rng.randrange(8)}", 1)
+            h.window.add_usage(
+                day * DAY_MS + 30_000_000 + k * 1000, f"e{rng.randrange(6)}", f"u{rng.randrange(8)}", 1
+            )
         if rng.random() < 0.05:
-            h.window.add_support(day * DAY_MS + 40_000_000, "ticket_opened", rng.choice(["urgent", "low"]), None)
+            h.window.add_support(
+                day * DAY_MS + 40_000_000, "ticket_opened", rng.choice(["urgent", "low"]), None
+            )
         if rng.random() < 0.03:
             h.window.add_billing(day * DAY_MS + 50_000_000, "payment_failed", 199.0, "pro")
         a = h.monitor.observe("acct", h.window, h.state, (day + 1) * DAY_MS)
@@ -140,7 +145,9 @@ SPECS = [
         lambda: SeasonalBaseline(half_life_days=21.0),
         run_baseline,
         lambda b: b.to_state(),
-        lambda s, t: SeasonalBaseline.from_state(s, half_life_days=t.half_life_days, sd_floor=t.sd_floor, z_clip=t.z_clip),
+        lambda s, t: SeasonalBaseline.from_state(
+            s, half_life_days=t.half_life_days, sd_floor=t.sd_floor, z_clip=t.z_clip
+        ),
         SeasonalBaseline.STATE_BUDGET_BYTES,
         lambda b: (b.half_life_days, b.sd_floor, b.z_clip),
     ),
@@ -149,8 +156,13 @@ SPECS = [
         lambda: GapTracker(half_life_gaps=8.0),
         run_gaps,
         lambda g: g.to_state(),
-        lambda s, t: GapTracker.from_state(s, half_life_gaps=t.half_life_gaps, rel_floor=t.rel_floor,
-                                           abs_floor_days=t.abs_floor_days, min_gaps=t.min_gaps),
+        lambda s, t: GapTracker.from_state(
+            s,
+            half_life_gaps=t.half_life_gaps,
+            rel_floor=t.rel_floor,
+            abs_floor_days=t.abs_floor_days,
+            min_gaps=t.min_gaps,
+        ),
         GapTracker.STATE_BUDGET_BYTES,
         lambda g: (g.half_life_gaps, g.rel_floor, g.abs_floor_days, g.min_gaps),
     ),
@@ -159,8 +171,9 @@ SPECS = [
         lambda: DropDetector(threshold=4.0),
         run_drop,
         lambda d: d.to_state(),
-        lambda s, t: DropDetector.from_state(s, threshold=t.threshold, delta=t.delta, alpha=t.alpha,
-                                             min_instances=t.min_instances),
+        lambda s, t: DropDetector.from_state(
+            s, threshold=t.threshold, delta=t.delta, alpha=t.alpha, min_instances=t.min_instances
+        ),
         DropDetector.STATE_BUDGET_BYTES,
         lambda d: (d.threshold, d.delta, d.alpha, d.min_instances),
     ),
@@ -228,7 +241,9 @@ def test_pickle_round_trip_continues_identically(spec: Spec) -> None:
 
 
 def test_same_seed_same_outputs(spec: Spec) -> None:
-    assert spec.run(spec.make(), random.Random(5), 0, STEPS) == spec.run(spec.make(), random.Random(5), 0, STEPS)
+    assert spec.run(spec.make(), random.Random(5), 0, STEPS) == spec.run(
+        spec.make(), random.Random(5), 0, STEPS
+    )
 
 
 def test_json_state_round_trip_continues_identically_within_budget(spec: Spec) -> None:

@@ -286,7 +286,9 @@ def test_json_state_round_trip_matches_in_memory_run() -> None:
         memory.events(day, level(day))
         stored.events(day, level(day))
         a = memory.observe((day + 1) * DAY_MS)
-        stored.state = AccountDetectorState.from_state(orjson.loads(orjson.dumps(stored.state.to_state())), config)
+        stored.state = AccountDetectorState.from_state(
+            orjson.loads(orjson.dumps(stored.state.to_state())), config
+        )
         b = stored.observe((day + 1) * DAY_MS)
         assert (a.risk, a.reasons, a.flags) == (b.risk, b.reasons, b.flags)
     assert [x.to_dict() for x in memory.alerts] == [x.to_dict() for x in stored.alerts]

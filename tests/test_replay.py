@@ -73,19 +73,30 @@ def test_cli_writes_scores_alerts_and_report(
     records = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
     assert records, "a base with 10% silent and 10% involuntary churners must raise alerts"
     for record in records:
-        assert {"account_id", "ts", "kind", "severity", "risk", "reasons", "transition", "episode_id"} <= set(record)
+        assert {"account_id", "ts", "kind", "severity", "risk", "reasons", "transition", "episode_id"} <= set(
+            record
+        )
         datetime.fromisoformat(record["ts"])
         assert record["kind"] in {k.value for k in AlertKind}
         assert 0.0 <= record["risk"] <= 1.0
         if record["transition"] == "opened":
             assert record["reasons"], "every flagged account carries reasons"
     body = orjson.loads(report.read_bytes())
-    for key in ("churners", "flagged_share", "lead_days", "survivor_alerts_per_30_days", "precision", "calibration"):
+    for key in (
+        "churners",
+        "flagged_share",
+        "lead_days",
+        "survivor_alerts_per_30_days",
+        "precision",
+        "calibration",
+    ):
         assert key in body, key
     assert {"median", "p25"} <= set(body["lead_days"])
     assert {"brier", "reliability"} <= set(body["calibration"])
     assert body["churners"] == sum(
-        1 for t in truth_rows if t["churned"] and datetime.fromisoformat(t["churn_ts"]) >= START.replace(day=22)
+        1
+        for t in truth_rows
+        if t["churned"] and datetime.fromisoformat(t["churn_ts"]) >= START.replace(day=22)
     )
 
 
@@ -98,7 +109,9 @@ def test_as_of_stops_the_clock(sim_files: tuple[Path, Path], app: typer.Typer, t
     assert result.after_as_of > 0
     assert all(w.watermark_ms is None or w.watermark_ms <= as_of_ms for w in result.windows.values())
     assert all(a.event_ts_ms <= as_of_ms for a in result.alerts)
-    assert all(s.learned_through is None or s.learned_through < as_of_ms // DAY_MS for s in result.states.values())
+    assert all(
+        s.learned_through is None or s.learned_through < as_of_ms // DAY_MS for s in result.states.values()
+    )
     alerts = tmp_path / "alerts.jsonl"
     outcome = CliRunner().invoke(app, ["replay", str(events), "--as-of", as_of, "--alerts", str(alerts)])
     assert outcome.exit_code == 0, outcome.output
@@ -119,7 +132,12 @@ def test_bad_lines_are_counted_not_fatal(sim_files: tuple[Path, Path]) -> None:
     ]
     result = run_replay([*lines[:2500], *garbage, *lines[2500:]])
     assert result.bad_lines == 4  # the blank line is not an event at all
-    assert result.bad_reasons == {"invalid_json": 1, "missing_field": 1, "unknown_type": 1, "not_an_object": 1}
+    assert result.bad_reasons == {
+        "invalid_json": 1,
+        "missing_field": 1,
+        "unknown_type": 1,
+        "not_an_object": 1,
+    }
     assert result.events == 5000
     report = build_report(result)
     assert report["bad_lines"] == 4
@@ -131,4 +149,6 @@ def test_replay_is_deterministic(sim_files: tuple[Path, Path]) -> None:
     first = run_replay(lines, config=DetectorConfig())
     second = run_replay(lines, config=DetectorConfig())
     assert [a.to_dict() for a in first.alerts] == [a.to_dict() for a in second.alerts]
-    assert {k: v.risk for k, v in first.assessments.items()} == {k: v.risk for k, v in second.assessments.items()}
+    assert {k: v.risk for k, v in first.assessments.items()} == {
+        k: v.risk for k, v in second.assessments.items()
+    }

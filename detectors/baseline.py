@@ -140,11 +140,12 @@ class SeasonalBaseline:
         log_value = math.log1p(value)
         delta = log_value - slot[2]
         slot[0] = n
-        slot[1] = _round(slot[1] + alpha * (value - slot[1]))
-        slot[2] = _round(slot[2] + alpha * delta)
+        # round(x, 4) inline rather than _round: this runs for every signal of every account-day.
+        slot[1] = round(slot[1] + alpha * (value - slot[1]), 4)
+        slot[2] = round(slot[2] + alpha * delta, 4)
         # West's EW variance update: incremental and stable.
-        slot[3] = _round((1.0 - alpha) * (slot[3] + alpha * delta * delta))
-        slot[4] = _round(slot[4] + alpha * ((value > 0) - slot[4]))
+        slot[3] = round((1.0 - alpha) * (slot[3] + alpha * delta * delta), 4)
+        slot[4] = round(slot[4] + alpha * ((value > 0) - slot[4]), 4)
 
     def silence_surprise(self, first_day: int, last_day: int, max_share: float = 0.97) -> float:
         """Surprise (nats, ``-log P``) of no activity on ``first_day..last_day`` if days were independent.
@@ -357,7 +358,7 @@ class DropDetector:
         mean = ph._x_mean
         mean._mean = _round(mean._mean)
         ph._sum_decrease = _round(ph._sum_decrease)
-        ph._max_decrease = _round(ph._max_decrease)
+        ph._max_decrease = _round(ph._max_decrease)  # type: ignore[assignment]  # River types it int
         return bool(ph.drift_detected)
 
     def score(self) -> float:
@@ -390,6 +391,6 @@ class DropDetector:
         ph._x_mean.n = float(n)
         ph._x_mean._mean = float(mean)
         ph._sum_decrease = float(sum_decrease)
-        ph._max_decrease = float(max_decrease)
+        ph._max_decrease = float(max_decrease)  # type: ignore[assignment]
         ph._drift_detected = bool(detected)
         return detector

@@ -33,6 +33,7 @@ from detectors.windows import (
     CSAT_SUM,
     DAY_MS,
     ESCALATED,
+    N_COLUMNS,
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
     TICKETS_HIGH,
@@ -61,6 +62,9 @@ _SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITIC
 _RANK = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
 # Flags that an ingestion outage produces (and the guard may explain away).
 OUTAGE_FLAGS = frozenset({"quiet", "drop"})
+# Bucket columns from TICKETS_LOW on are support and billing; most days have none, so they are skipped whole.
+_SUPPORT_FROM = TICKETS_LOW
+_NO_SUPPORT = [0] * (N_COLUMNS - TICKETS_LOW)
 
 
 def key_events(names: dict[str, int] | None) -> int:
@@ -350,7 +354,7 @@ class AccountMonitor:
     ...     a = monitor.observe("acme", window, state, day * DAY_MS)
     ...     for alert in a.alerts:
     ...         print(day - day0 - 40, alert.transition.value, alert.severity.value, a.reasons[0])
-    5 opened low silent for 5 days (usually active every 1.0 days)
+    5 opened medium silent for 5 days (usually active every 1.0 days)
     6 escalated high silent for 6 days (usually active every 1.0 days)
     7 escalated critical silent for 7 days (usually active every 1.0 days)
     """
@@ -617,19 +621,34 @@ class AccountMonitor:
         success_day = -1
         failure_days: list[int] = []
         day_events = window.day_events
+        signal_age = today - signal_from  # ages (days before today) inside the signal window: 1..signal_age
         for day, bucket in days.items():
-            if day > today:
+            age = today - day
+            if age <= 0:
+                # Today (still open): only its support and billing events count already.
+                if age == 0 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:
+                    tickets += bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH]
+                    tickets += bucket[TICKETS_URGENT]
+                    urgent += bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
+                    escalated += bucket[ESCALATED]
+                    csat_sum += bucket[CSAT_SUM]
+                    csat_count += bucket[CSAT_COUNT]
+                    if bucket[PAYMENT_FAILED]:
+                        failed += bucket[PAYMENT_FAILED]
+                        failure_days.append(day)
+                    if bucket[PAYMENT_SUCCEEDED]:
+                        success_day = max(success_day, day)
                 continue
-            if warm and signal_from <= day <= last:
-                actual[0] += bucket[USAGE]
+            usage = bucket[USAGE]
+            if age <= 14:
+                recent += usage
+            elif 29 <= age <= 56:
+                old += usage
+            if warm and age <= signal_age:
+                actual[0] += usage
                 actual[1] += bucket[ACTIVE_USERS]
                 actual[2] += key_events(day_events.get(day))
-            if day <= last:
-                if day > last - 14:
-                    recent += bucket[USAGE]
-                elif last - 55 <= day <= last - 28:
-                    old += bucket[USAGE]
-            if day > today - 30:
+            if age < 30 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:
                 csat_sum += bucket[CSAT_SUM]
                 csat_count += bucket[CSAT_COUNT]
                 if bucket[PAYMENT_FAILED]:
@@ -637,13 +656,9 @@ class AccountMonitor:
                     failure_days.append(day)
                 if bucket[PAYMENT_SUCCEEDED] and day > success_day:
                     success_day = day
-                if day > today - 14:
-                    tickets += (
-                        bucket[TICKETS_LOW]
-                        + bucket[TICKETS_NORMAL]
-                        + bucket[TICKETS_HIGH]
-                        + bucket[TICKETS_URGENT]
-                    )
+                if age < 14:
+                    tickets += bucket[TICKETS_LOW] + bucket[TICKETS_NORMAL] + bucket[TICKETS_HIGH]
+                    tickets += bucket[TICKETS_URGENT]
                     urgent += bucket[TICKETS_HIGH] + bucket[TICKETS_URGENT]
                     escalated += bucket[ESCALATED]
         if warm:

@@ -131,20 +131,21 @@ class AccountWindow:
         return mark is None or ts_ms >= mark - self.config.allowed_lateness_ms
 
     def _bucket_for(self, stream: int, ts_ms: int) -> list[int] | None | Literal[False]:
-        """The bucket to update; None when the day already expired; False when the event is too late."""
+        """The bucket to update; None when the day is beyond the retention; False when the event is too late."""
         if not self.accepts(stream, ts_ms):
             return False
         mark = self.watermarks[stream]
         if mark is None or ts_ms > mark:
-            newest = self.watermark_ms
             self.watermarks[stream] = ts_ms
-            if newest is None or ts_ms > newest:
+            lateness = self.config.allowed_lateness_ms
+            if mark is None or day_of(ts_ms) > day_of(mark) or day_of(ts_ms - lateness) > day_of(mark - lateness):
+                # Expiry depends only on watermark days, so running it when a day turns is enough (and cheap).
                 self._expire()
         if self.first_seen_ms is None or ts_ms < self.first_seen_ms:
             self.first_seen_ms = ts_ms
         day = day_of(ts_ms)
         if day < self.oldest_kept_day():
-            # Accepted (its own stream is in order) but older than the retention: nothing left to update.
+            # Accepted (its own stream is in order) but older than the retention: no bucket to update.
             return None
         bucket = self.days.get(day)
         if bucket is None:
@@ -161,6 +162,9 @@ class AccountWindow:
         if bucket is False:
             return False
         if bucket is None:
+            # Beyond the retention: no day to count in, but the name's running total still counts, so the
+            # result does not depend on how far other streams had run ahead.
+            self._track_event_name(event, count)
             return True
         day = day_of(ts_ms)
         bucket[USAGE] += count
@@ -246,7 +250,9 @@ class AccountWindow:
     def _expire(self) -> None:
         oldest_kept = self.oldest_kept_day()
         usage_mark = self.watermarks[USAGE_STREAM]
-        open_from = oldest_kept if usage_mark is None else day_of(usage_mark - self.config.allowed_lateness_ms)
+        open_from = oldest_kept
+        if usage_mark is not None:
+            open_from = max(open_from, day_of(usage_mark - self.config.allowed_lateness_ms))
         for day in [d for d in self.days if d < oldest_kept]:
             del self.days[day]
             self.day_events.pop(day, None)

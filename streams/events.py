@@ -7,7 +7,7 @@ reason in a header. Validation is strict about what is required and lenient abou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,8 @@ import orjson
 
 from streams.errors import ChurnwatchError
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
 MAX_ID_LENGTH = 256
 MAX_NAME_LENGTH = 128
 MAX_COUNT = 1_000_000
@@ -106,7 +108,8 @@ def parse_ts(value: Any) -> int:
             ) from None
         if parsed.tzinfo is None:
             raise InvalidEventError(DeadLetterReason.INVALID_TS, "'ts' has no UTC offset")
-        ts_ms = int(parsed.timestamp() * 1000)
+        # Integer arithmetic: float seconds * 1000 truncates some milliseconds one too low.
+        ts_ms = (parsed - EPOCH) // ONE_MS
     else:
         raise InvalidEventError(
             DeadLetterReason.INVALID_TS, "'ts' must be RFC 3339 with a UTC offset or epoch ms"

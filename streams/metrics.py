@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
+RISK_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+SWEEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
@@ -26,6 +28,18 @@ class Metrics:
     alert_deliveries: Counter
     alert_delivery_retries: Counter
     alert_duplicates_suppressed: Counter
+    consumer_lag: Gauge
+    last_event_timestamp: Gauge
+    accounts_at_risk: Gauge
+    revenue_at_risk: Gauge
+    alerts_raised: Counter
+    risk_score: Histogram
+    state_bytes: Gauge
+    sweep_seconds: Histogram
+    recovery_in_progress: Gauge
+    worker_info: Info
+    top_account_risk: Gauge
+    top_accounts_truncated: Gauge
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> Metrics:
@@ -89,6 +103,71 @@ class Metrics:
             alert_duplicates_suppressed=Counter(
                 "churnwatch_alert_duplicates_suppressed_total",
                 "Alerts not sent again because their idempotency key was already handled.",
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "churnwatch_consumer_lag_messages",
+                "Records not yet consumed (high watermark minus committed offset), summed over this worker's "
+                "partitions, by topic role (usage, support, billing, alerts).",
+                ["topic"],
+                registry=registry,
+            ),
+            last_event_timestamp=Gauge(
+                "churnwatch_last_event_timestamp_seconds",
+                "Wall-clock time at which this worker last folded a valid event.",
+                registry=registry,
+            ),
+            accounts_at_risk=Gauge(
+                "churnwatch_accounts_at_risk",
+                "Accounts currently in an open risk episode, by severity and plan.",
+                ["severity", "plan"],
+                registry=registry,
+            ),
+            revenue_at_risk=Gauge(
+                "churnwatch_revenue_at_risk",
+                "Sum over at-risk accounts of risk x MRR (in the MRR's currency), by plan.",
+                ["plan"],
+                registry=registry,
+            ),
+            alerts_raised=Counter(
+                "churnwatch_alerts_raised_total",
+                "Alerts written to the outbox, by kind, severity and transition.",
+                ["kind", "severity", "transition"],
+                registry=registry,
+            ),
+            risk_score=Histogram(
+                "churnwatch_risk_score",
+                "Distribution of account risk (probability of cancelling within the horizon) at each sweep.",
+                buckets=RISK_BUCKETS,
+                registry=registry,
+            ),
+            state_bytes=Gauge(
+                "churnwatch_state_bytes",
+                "Serialized size of the account state this worker holds, by table.",
+                ["table"],
+                registry=registry,
+            ),
+            sweep_seconds=Histogram(
+                "churnwatch_sweep_duration_seconds",
+                "Duration of one timer sweep that re-evaluates every account on the clock.",
+                buckets=SWEEP_BUCKETS,
+                registry=registry,
+            ),
+            recovery_in_progress=Gauge(
+                "churnwatch_table_recovery_in_progress",
+                "1 while this worker restores table state from changelog topics.",
+                registry=registry,
+            ),
+            worker_info=Info("churnwatch_worker", "churnwatch version and identity.", registry=registry),
+            top_account_risk=Gauge(
+                "churnwatch_top_account_risk",
+                "Opt-in, capped export of the riskiest accounts (CHURNWATCH_TOP_ACCOUNTS_EXPORT).",
+                ["account_id", "plan", "severity"],
+                registry=registry,
+            ),
+            top_accounts_truncated=Gauge(
+                "churnwatch_top_accounts_truncated",
+                "1 when more accounts are at risk than the capped per-account export shows.",
                 registry=registry,
             ),
         )

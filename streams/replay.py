@@ -65,7 +65,9 @@ class ReplayResult:
     first_ts_ms: int | None = None
     clock_ms: int | None = None
     sweeps: int = 0
+    observations: int = 0
     elapsed_s: float = 0.0
+    sweep_s: float = 0.0  # of elapsed_s, the time spent in detector sweeps (the rest is decoding and folding)
     windows: dict[str, AccountWindow] = field(default_factory=dict)
     states: dict[str, AccountDetectorState] = field(default_factory=dict)
     assessments: dict[str, Assessment] = field(default_factory=dict)
@@ -125,6 +127,7 @@ def run_replay(
     next_progress = progress_every
 
     def sweep(now_ms: int, accounts: Iterable[str]) -> None:
+        sweep_started = time.perf_counter()
         batch: list[Assessment] = []
         for account in accounts:
             assessment = mon.observe(account, windows[account], states[account], now_ms)
@@ -141,6 +144,8 @@ def run_replay(
         result.alerts.extend(decision.alerts)
         result.suppressed.extend(decision.suppressed)
         result.sweeps += 1
+        result.observations += len(batch)
+        result.sweep_s += time.perf_counter() - sweep_started
 
     for raw in lines:
         n_lines += 1
@@ -309,6 +314,8 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
         "elapsed_s": round(result.elapsed_s, 3),
         "events_per_s": round(result.events_per_s),
         "sweeps": result.sweeps,
+        "observations": result.observations,
+        "sweep_s": round(result.sweep_s, 3),
         "alerts": Counter(f"{a.kind.value}:{a.transition.value}" for a in result.alerts),
         "suppressed_alerts": len(result.suppressed),
         "pipeline_incidents": sum(
@@ -382,11 +389,11 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
     # end, or followed by a cancellation.
     judged = hits = 0
     for account, times in opened.items():
-        cancel_ms = result.cancellations.get(account)
+        canceled_at = result.cancellations.get(account)
         for t in times:
             if t < warm_ms:
                 continue
-            hit = cancel_ms is not None and t < cancel_ms <= t + lookback_days * DAY_MS
+            hit = canceled_at is not None and t < canceled_at <= t + lookback_days * DAY_MS
             if hit or t + lookback_days * DAY_MS <= end_ms:
                 judged += 1
                 hits += hit

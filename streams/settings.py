@@ -186,6 +186,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "settings"
-        setting = f"{ENV_PREFIX}{location.upper()}" if location != "settings" else location
-        raise ConfigError(setting, first["msg"]) from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        location = ".".join(str(part) for part in first["loc"])
+        if not location:
+            # Checks across several settings carry no location: name the first setting the message names.
+            named = sorted((message.find(name), name) for name in Settings.model_fields if name in message)
+            location = named[0][1] if named else ""
+        setting = f"{ENV_PREFIX}{location.upper()}" if location else "settings"
+        raise ConfigError(setting, message) from None

@@ -88,7 +88,7 @@ def test_canonical_billing_example() -> None:
 
 def test_usage_optional_fields_default() -> None:
     assert validate(usage()) == UsageEvent("acme", T_MS, "report_exported", None, 1)
-    assert validate(usage(count=7)).count == 7
+    assert validate(usage(count=7)) == UsageEvent("acme", T_MS, "report_exported", None, 7)
     assert validate(usage(user_id=None, count=None)) == UsageEvent("acme", T_MS, "report_exported", None, 1)
 
 
@@ -99,7 +99,7 @@ def test_every_support_kind_without_optional_fields(kind: str) -> None:
 
 @pytest.mark.parametrize("priority", PRIORITIES)
 def test_every_priority(priority: str) -> None:
-    assert validate(support(priority=priority)).priority == priority
+    assert validate(support(priority=priority)) == SupportEvent("acme", T_MS, "ticket_opened", priority, None)
 
 
 @pytest.mark.parametrize("score", [1, 2, 3, 4, 5])
@@ -114,7 +114,8 @@ def test_every_billing_kind_without_optional_fields(kind: str) -> None:
 
 def test_integer_mrr_becomes_float() -> None:
     event = validate(billing(mrr=99))
-    assert event.mrr == 99.0
+    assert event == BillingEvent("acme", T_MS, "payment_failed", 99.0, None)
+    assert isinstance(event, BillingEvent)
     assert isinstance(event.mrr, float)
 
 
@@ -124,9 +125,11 @@ def test_extra_fields_accepted() -> None:
 
 
 def test_limits_inclusive() -> None:
-    assert validate(usage(count=MAX_COUNT)).count == MAX_COUNT
+    assert validate(usage(count=MAX_COUNT)) == UsageEvent("acme", T_MS, "report_exported", None, MAX_COUNT)
     assert validate(usage(account_id="a" * MAX_ID_LENGTH)).account_id == "a" * MAX_ID_LENGTH
-    assert validate(usage(event="e" * MAX_NAME_LENGTH)).event == "e" * MAX_NAME_LENGTH
+    assert validate(usage(event="e" * MAX_NAME_LENGTH)) == UsageEvent(
+        "acme", T_MS, "e" * MAX_NAME_LENGTH, None, 1
+    )
 
 
 # -- timestamps ---------------------------------------------------------------------------------------------
@@ -153,11 +156,6 @@ def test_ts_fraction_of_a_second() -> None:
     assert parse_ts("2026-11-26T12:00:00.999+02:00") == T_MS + 999
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG streams/events.py parse_ts: int(parsed.timestamp() * 1000) truncates a float, so some "
-    "millisecond timestamps come out 1 ms early",
-)
 def test_ts_milliseconds_exact() -> None:
     assert parse_ts("2004-01-10T22:44:16.120Z") == 1_073_774_656_120
     assert parse_ts("2038-11-20T21:25:19.535Z") == 2_173_901_119_535
@@ -293,7 +291,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -366,11 +366,17 @@ def test_validate_arbitrary_event_like_objects(value: dict[str, Any]) -> None:
     except InvalidEventError:
         return
     assert event.account_id == value["account_id"]
-    assert value["type"] == {UsageEvent: "usage", SupportEvent: "support", BillingEvent: "billing"}[type(event)]
+    assert (
+        value["type"] == {UsageEvent: "usage", SupportEvent: "support", BillingEvent: "billing"}[type(event)]
+    )
 
 
 @settings(max_examples=200, deadline=None)
-@given(moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)))
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    )
+)
 def test_rfc3339_seconds_round_trip(moment: datetime) -> None:
     moment = moment.replace(microsecond=0)
     text = moment.isoformat().replace("+00:00", "Z")

@@ -47,7 +47,7 @@ def rec(
     offset: int,
     value: dict[str, Any] | bytes | None = None,
     *,
-    key: bytes | None | str = "account",
+    key: bytes | str | None = "account",
     partition: int = 3,
     headers: tuple[tuple[str, bytes], ...] = (),
 ) -> RawRecord:
@@ -93,7 +93,12 @@ def test_folds_valid_records() -> None:
     state, partition = result.changed[b"acme"]
     assert partition == 3
     bucket = state.window.bucket(DAY0)
-    assert (bucket[USAGE], bucket[ACTIVE_USERS], bucket[TICKETS_URGENT], bucket[PAYMENT_FAILED]) == (3, 2, 1, 1)
+    assert (bucket[USAGE], bucket[ACTIVE_USERS], bucket[TICKETS_URGENT], bucket[PAYMENT_FAILED]) == (
+        3,
+        2,
+        1,
+        1,
+    )
     assert state.applied_offsets == [1, 0, 0]
 
 
@@ -219,7 +224,9 @@ def test_duplicate_offsets_skipped_after_restart() -> None:
 
 
 def test_duplicates_within_one_batch_and_offsets_per_topic() -> None:
-    result = folder().fold([rec("usage", 3), rec("usage", 3), rec("usage", 2), rec("support", 3)], Store().load)
+    result = folder().fold(
+        [rec("usage", 3), rec("usage", 3), rec("usage", 2), rec("support", 3)], Store().load
+    )
     assert result.skipped_duplicates == 2
     assert result.folded == 2
 
@@ -239,7 +246,10 @@ def test_changed_accounts_map_to_source_partition() -> None:
         rec("support", 0, body("support", account="acme"), partition=1),
     ]
     result = folder().fold(records, Store().load)
-    assert {key: partition for key, (_state, partition) in result.changed.items()} == {b"acme": 1, b"globex": 6}
+    assert {key: partition for key, (_state, partition) in result.changed.items()} == {
+        b"acme": 1,
+        b"globex": 6,
+    }
 
 
 def test_account_state_bytes_round_trip() -> None:

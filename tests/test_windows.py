@@ -73,7 +73,9 @@ def test_buckets_are_utc_days() -> None:
 
 
 def test_distinct_active_users_per_day() -> None:
-    w = fold([u(T0, user="u1"), u(T0 + HOUR_MS, user="u1"), u(T0 + DAY_MS, user="u1"), u(T0 + DAY_MS, user="u2")])
+    w = fold(
+        [u(T0, user="u1"), u(T0 + HOUR_MS, user="u1"), u(T0 + DAY_MS, user="u1"), u(T0 + DAY_MS, user="u2")]
+    )
     assert w.bucket(DAY0)[ACTIVE_USERS] == 1
     assert w.bucket(DAY0 + 1)[ACTIVE_USERS] == 2
 
@@ -85,7 +87,9 @@ def test_anonymous_usage_counts_events_not_users() -> None:
 
 
 def test_count_field_adds_up() -> None:
-    w = fold([u(T0, count=3), u(T0 + HOUR_MS, count=4), u(T0 + DAY_MS, count=10), u(T0 + 2 * DAY_MS, count=1)])
+    w = fold(
+        [u(T0, count=3), u(T0 + HOUR_MS, count=4), u(T0 + DAY_MS, count=10), u(T0 + 2 * DAY_MS, count=1)]
+    )
     assert w.bucket(DAY0)[USAGE] == 7
     assert w.total(USAGE, DAY0, DAY0 + 1) == 17
     assert w.total(USAGE, DAY0, DAY0 + 2) == 18
@@ -120,7 +124,14 @@ def test_support_columns() -> None:
 
 
 def test_payments() -> None:
-    w = fold([b(T0, "payment_failed"), b(T0 + 1, "payment_failed"), b(T0 + 2, "payment_succeeded"), b(T0 + 3, "plan_changed")])
+    w = fold(
+        [
+            b(T0, "payment_failed"),
+            b(T0 + 1, "payment_failed"),
+            b(T0 + 2, "payment_succeeded"),
+            b(T0 + 3, "plan_changed"),
+        ]
+    )
     bucket = w.bucket(DAY0)
     assert (bucket[PAYMENT_FAILED], bucket[PAYMENT_SUCCEEDED]) == (2, 1)
     assert sum(bucket) == 3
@@ -214,8 +225,9 @@ def test_state_bounded_over_a_year() -> None:
     """A year of daily activity keeps at most ``retention_days`` buckets and a steady-size state.
 
     Each kept day costs one bucket row (~40 bytes of JSON) and one event-name row (8 names of ~15 bytes,
-    ~130 bytes): ~170 bytes x 56 days ~ 9.5 KB, measured 9,598 bytes at steady state. The bound of 12 KiB leaves
-    ~25% for longer counters; keeping all 365 days would be ~62 KB, so a broken expiry fails by a factor of 5.
+    ~130 bytes): ~170 bytes x 56 days ~ 9.5 KB, measured 9,598 bytes at steady state. The bound of 12 KiB
+    leaves ~25% for longer counters; keeping all 365 days would be ~62 KB, so a broken expiry fails by a
+    factor of 5.
     """
     w = window()
     names = [f"feature_{i:02d}" for i in range(8)]
@@ -293,7 +305,10 @@ def test_space_saving_keeps_heavy_names() -> None:
 
 
 def test_top_event_names_ranked_then_alphabetical() -> None:
-    w = fold([u(T0, "b", count=5), u(T0, "a", count=5), u(T0, "c", count=9), u(T0, "d", count=1)], WindowConfig(top_events=3))
+    w = fold(
+        [u(T0, "b", count=5), u(T0, "a", count=5), u(T0, "c", count=9), u(T0, "d", count=1)],
+        WindowConfig(top_events=3),
+    )
     assert w.top_event_names() == ["c", "a", "b"]
 
 
@@ -375,23 +390,11 @@ def test_order_independent_across_streams() -> None:
     assert first["c"] == T0 + 3 * DAY_MS + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG detectors/windows.py _bucket_for/_expire: user sets are closed by the usage watermark but "
-    "_expire() runs only when the newest watermark over all streams advances, so a billing stream running "
-    "ahead keeps closed days' user sets",
-)
 def test_user_set_closing_independent_of_stream_interleaving() -> None:
     states = _states([u(T0 + 10 * DAY_MS), u(T0 + 15 * DAY_MS)], [b(T0 + 20 * DAY_MS)])
     assert all(state == states[0] for state in states)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG detectors/windows.py add_usage: an accepted usage event older than the retention skips "
-    "_track_event_name when it arrives after another stream advanced the watermark, but is counted in "
-    "event_totals (and its user set outlives the expired day) when it arrives first",
-)
 def test_event_totals_independent_of_stream_interleaving_beyond_retention() -> None:
     states = _states([u(T0, "export", "u1")], [b(T0 + 100 * DAY_MS)])
     assert all(state == states[0] for state in states)

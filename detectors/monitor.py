@@ -153,7 +153,7 @@ class DetectorConfig:
     drop_pseudo_count: float = 5.0
     sparse_gap_days: float = 2.5
     gap_half_life: float = 12.0
-    alert_threshold: float = 0.4
+    alert_threshold: float = 0.35
     severity_bands: tuple[float, float, float] = (0.45, 0.6, 0.8)
     resolve_threshold: float = 0.15
     resolve_after_days: int = 7
@@ -166,7 +166,7 @@ class DetectorConfig:
     max_reasons: int = 4
     outage_share: float = 0.3
     outage_min_accounts: int = 20
-    outage_onset_days: int = 2
+    outage_onset_days: int = 4
     outage_min_expected: float = 5.0
     day_close_delay_ms: int = 0
 
@@ -981,7 +981,7 @@ class OutageGuard:
     """
 
     STATE_BUDGET_BYTES = 400
-    __slots__ = ("config", "incident", "spans")
+    __slots__ = ("config", "incident", "last_review_day", "spans")
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
@@ -989,6 +989,7 @@ class OutageGuard:
         self.incident: list[Any] | None = None
         # [onset_day, end_day] of recent incidents: alerts of drops that began inside them stay explained.
         self.spans: list[list[int]] = []
+        self.last_review_day: int | None = None
 
     def clone(self) -> OutageGuard:
         return OutageGuard(self.config)
@@ -1004,13 +1005,16 @@ class OutageGuard:
     def review(self, assessments: list[Assessment], now_ms: int) -> GuardDecision:
         cfg = self.config
         today = day_of(now_ms)
+        # "Recent" reaches back to the previous review too, so a sweep delayed by days still sees the onset.
+        since = today - cfg.outage_onset_days
+        if self.last_review_day is not None:
+            since = min(since, self.last_review_day - 1)
+        self.last_review_day = max(today, self.last_review_day or today)
         monitored = [a for a in assessments if a.monitored]
         recent = [
             a
             for a in monitored
-            if a.onset_day is not None
-            and a.onset_day >= today - cfg.outage_onset_days
-            and a.flags & OUTAGE_FLAGS
+            if a.onset_day is not None and a.onset_day >= since and a.flags & OUTAGE_FLAGS
         ]
         incident_alerts: list[Alert] = []
         n = len(monitored)
@@ -1076,11 +1080,12 @@ class OutageGuard:
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"incident": self.incident, "spans": self.spans}
+        return {"incident": self.incident, "spans": self.spans, "last": self.last_review_day}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], config: DetectorConfig) -> OutageGuard:
         guard = cls(config)
         guard.incident = list(state["incident"]) if state["incident"] is not None else None
         guard.spans = [list(span) for span in state["spans"]]
+        guard.last_review_day = state.get("last")
         return guard

@@ -107,9 +107,9 @@ class AccountWindow:
         self.day_events: dict[int, dict[str, int]] = {}
         self.day_users: dict[int, set[int]] = {}
         self.event_totals: dict[str, int] = {}
-        # Newest event time per stream (usage, support, billing). Lateness is judged within a stream: Kafka orders
-        # records only within a partition, and how far one topic's consumption runs ahead of another's is an
-        # artefact of fetching, not of the events.
+        # Newest event time per stream (usage, support, billing). Lateness is judged within a stream: Kafka
+        # orders records only within a partition, and how far one topic's consumption runs ahead of another's
+        # is an artefact of fetching, not of the events.
         self.watermarks: list[int | None] = [None, None, None]
         self.first_seen_ms: int | None = None
         self.plan: str | None = None
@@ -130,15 +130,19 @@ class AccountWindow:
         mark = self.watermarks[stream]
         return mark is None or ts_ms >= mark - self.config.allowed_lateness_ms
 
-    def _bucket_for(self, stream: int, ts_ms: int) -> list[int] | None | Literal[False]:
-        """The bucket to update; None when the day is beyond the retention; False when the event is too late."""
+    def _bucket_for(self, stream: int, ts_ms: int) -> list[int] | Literal[False] | None:
+        """The bucket to update; None: the day is beyond the retention; False: the event is too late."""
         if not self.accepts(stream, ts_ms):
             return False
         mark = self.watermarks[stream]
         if mark is None or ts_ms > mark:
             self.watermarks[stream] = ts_ms
             lateness = self.config.allowed_lateness_ms
-            if mark is None or day_of(ts_ms) > day_of(mark) or day_of(ts_ms - lateness) > day_of(mark - lateness):
+            if (
+                mark is None
+                or day_of(ts_ms) > day_of(mark)
+                or day_of(ts_ms - lateness) > day_of(mark - lateness)
+            ):
                 # Expiry depends only on watermark days, so running it when a day turns is enough (and cheap).
                 self._expire()
         if self.first_seen_ms is None or ts_ms < self.first_seen_ms:

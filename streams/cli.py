@@ -10,7 +10,9 @@ import typer
 from streams.errors import ChurnwatchError
 from streams.settings import Settings, load_settings
 
-app = typer.Typer(help="churnwatch: streaming engagement monitor for subscription businesses.", no_args_is_help=True)
+app = typer.Typer(
+    help="churnwatch: streaming engagement monitor for subscription businesses.", no_args_is_help=True
+)
 kafka_app = typer.Typer(help="The embedded local Kafka broker (used when no bootstrap servers are set).")
 app.add_typer(kafka_app, name="kafka")
 alerts_app = typer.Typer(help="Alert sinks and per-account snoozes.")
@@ -82,10 +84,11 @@ def worker() -> None:
 
 
 @app.command()
-def produce(events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL file of events.")) -> None:
+def produce(
+    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL file of events."),
+) -> None:
     """Send a file of canonical events to their topics, keyed by account id."""
     from streams.producer import produce_file
-
     from streams.worker import prepare_kafka
 
     settings = _settings()
@@ -100,7 +103,9 @@ def demo(
     days: int = typer.Option(90, min=7, help="Days of history the simulated clock runs through."),
     rate: float = typer.Option(3_000, min=1, help="Events/s produced (this sets how fast the clock runs)."),
     seed: int = typer.Option(7, min=0, help="Simulator seed."),
-    duration: float | None = typer.Option(None, min=1, help="Stop after this many seconds (default: Ctrl-C)."),
+    duration: float | None = typer.Option(
+        None, min=1, help="Stop after this many seconds (default: Ctrl-C)."
+    ),
 ) -> None:
     """Local Kafka + simulated customers + a worker, watched live in the terminal."""
     from streams.demo import run_demo
@@ -111,12 +116,16 @@ def demo(
 @app.command()
 def simulate(
     out: Path | None = typer.Option(None, help="Write events as JSONL here instead of producing to Kafka."),
-    truth: Path | None = typer.Option(None, help="Write the ground truth (who churns, when, why) as JSONL here."),
+    truth: Path | None = typer.Option(
+        None, help="Write the ground truth (who churns, when, why) as JSONL here."
+    ),
     accounts: int = typer.Option(200, min=1, help="Number of accounts."),
     days: int = typer.Option(120, min=1, help="Days of history to simulate."),
     seed: int = typer.Option(7, min=0, help="Random seed (same seed, same events)."),
     start: str | None = typer.Option(None, help="First simulated day (RFC 3339). Default: DAYS days ago."),
-    rate: float | None = typer.Option(None, min=1, help="Events/s when producing to Kafka (default: as fast as possible)."),
+    rate: float | None = typer.Option(
+        None, min=1, help="Events/s when producing to Kafka (default: as fast as possible)."
+    ),
 ) -> None:
     """Generate a realistic SaaS customer base: JSONL with --out, else produce to Kafka at --rate."""
     from datetime import UTC, datetime, timedelta
@@ -129,7 +138,9 @@ def simulate(
     simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=first_day))
     if out is not None:
         written = write_jsonl(simulation, out, truth)
-        typer.echo(f"wrote {written} events to {out}" + (f" and the ground truth to {truth}" if truth else ""))
+        typer.echo(
+            f"wrote {written} events to {out}" + (f" and the ground truth to {truth}" if truth else "")
+        )
         return
     if truth is not None:
         truth.write_bytes(b"".join(orjson_line(row) for row in simulation.truth()))
@@ -145,7 +156,12 @@ def simulate(
     with Progress() as progress:
         task = progress.add_task("producing", total=None)
         sent = asyncio.run(
-            produce_live(settings, simulation.events(), rate=rate, on_sent=lambda n, _: progress.update(task, completed=n))
+            produce_live(
+                settings,
+                simulation.events(),
+                rate=rate,
+                on_sent=lambda n, _: progress.update(task, completed=n),
+            )
         )
     typer.echo(f"produced {sent} events to {settings.bootstrap}")
 
@@ -199,6 +215,15 @@ def orjson_line(row: object) -> bytes:
     import orjson
 
     return orjson.dumps(row) + b"\n"
+
+
+def _register_replay() -> None:
+    from streams.cli_replay import replay
+
+    app.command("replay")(replay)
+
+
+_register_replay()
 
 
 def main() -> None:

@@ -96,7 +96,9 @@ def render(state: DemoState, settings: Settings, started: float) -> Group:
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
     for name, value in settings.model_dump(exclude_none=True).items():
-        env[f"CHURNWATCH_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+        env[f"CHURNWATCH_{name.upper()}"] = str(
+            value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        )
     return subprocess.Popen(
         [sys.executable, "-m", "streams", "worker"],
         env=env,
@@ -118,10 +120,16 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 async def watch(
-    settings: Settings, state: DemoState, worker: subprocess.Popen[bytes], stop: asyncio.Event, live: Live,
+    settings: Settings,
+    state: DemoState,
+    worker: subprocess.Popen[bytes],
+    stop: asyncio.Event,
+    live: Live,
     started: float,
 ) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{settings.web_host}:{settings.web_port}", timeout=2) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://{settings.web_host}:{settings.web_port}", timeout=2
+    ) as client:
         while not stop.is_set():
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with code {worker.returncode}; see its log")
@@ -136,7 +144,14 @@ async def watch(
 
 
 async def run_demo_async(
-    settings: Settings, *, accounts: int, days: int, rate: float, seed: int, duration: float | None, console: Console
+    settings: Settings,
+    *,
+    accounts: int,
+    days: int,
+    rate: float,
+    seed: int,
+    duration: float | None,
+    console: Console,
 ) -> DemoState:
     started = time.monotonic()
     state = DemoState()
@@ -161,8 +176,14 @@ async def run_demo_async(
         with Live(render(state, settings, started), console=console, refresh_per_second=2) as live:
             watcher = asyncio.create_task(watch(settings, state, worker, stop, live, started))
             producer = asyncio.create_task(
-                produce_live(settings, simulation.events(), rate=rate, malformed_every=2_000, on_sent=on_sent,
-                             should_stop=stop.is_set)
+                produce_live(
+                    settings,
+                    simulation.events(),
+                    rate=rate,
+                    malformed_every=2_000,
+                    on_sent=on_sent,
+                    should_stop=stop.is_set,
+                )
             )
             if duration is not None:
                 loop.call_later(duration, stop.set)
@@ -194,8 +215,15 @@ def run_demo(
         console.print(f"Kafka ready in {time.monotonic() - began:.1f} s")
     try:
         state = asyncio.run(
-            run_demo_async(settings, accounts=accounts, days=days, rate=rate, seed=seed, duration=duration,
-                           console=console)
+            run_demo_async(
+                settings,
+                accounts=accounts,
+                days=days,
+                rate=rate,
+                seed=seed,
+                duration=duration,
+                console=console,
+            )
         )
     finally:
         if broker is not None and started_broker:

@@ -132,7 +132,9 @@ def _text(body: dict[str, Any], name: str, *, required: bool, max_length: int) -
     return value
 
 
-def _choice(body: dict[str, Any], name: str, choices: frozenset[str] | tuple[str, ...], *, required: bool) -> str | None:
+def _choice(
+    body: dict[str, Any], name: str, choices: frozenset[str] | tuple[str, ...], *, required: bool
+) -> str | None:
     value = _text(body, name, required=required, max_length=MAX_NAME_LENGTH)
     if value is not None and value not in choices:
         raise InvalidEventError(DeadLetterReason.INVALID_VALUE, f"{name!r} must be one of {sorted(choices)}")

@@ -30,6 +30,8 @@ from streams.events import (
 
 STATE_VERSION = 1
 
+BeforeEvent = Callable[[str, int, dict[bytes, "AccountState"]], Iterable[bytes]]
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -67,25 +69,32 @@ class AccountState:
     """What a table row holds for one account: its window, detector state and applied offsets."""
 
     window: AccountWindow
+    partition: int
     applied_offsets: list[int] = field(default_factory=lambda: [-1] * len(EVENT_TYPES))
     detector: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
-            {"v": STATE_VERSION, "o": self.applied_offsets, "w": self.window.to_state(), "d": self.detector}
+            {
+                "v": STATE_VERSION,
+                "p": self.partition,
+                "o": self.applied_offsets,
+                "w": self.window.to_state(),
+                "d": self.detector,
+            }
         )
 
     @classmethod
     def from_bytes(cls, raw: bytes, config: WindowConfig) -> AccountState:
         body = orjson.loads(raw)
-        return cls(AccountWindow.from_state(body["w"], config), list(body["o"]), body.get("d"))
+        return cls(AccountWindow.from_state(body["w"], config), body["p"], list(body["o"]), body.get("d"))
 
 
 @dataclass(slots=True)
 class BatchResult:
     """Accounts whose state changed (to be written once each) and records to dead-letter."""
 
-    changed: dict[bytes, tuple[AccountState, int]] = field(default_factory=dict)  # key -> (state, partition)
+    changed: dict[bytes, AccountState] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     folded: int = 0
     skipped_duplicates: int = 0
@@ -120,8 +129,17 @@ class BatchFolder:
         self.max_future_skew_ms = max_future_skew_ms
         self.clock = clock
 
-    def fold(self, records: Iterable[RawRecord], load: Callable[[bytes], bytes | None]) -> BatchResult:
-        """Fold ``records`` (in consumption order); ``load(key)`` returns an account's stored state bytes."""
+    def fold(
+        self,
+        records: Iterable[RawRecord],
+        load: Callable[[bytes], bytes | None],
+        before_event: BeforeEvent | None = None,
+    ) -> BatchResult:
+        """Fold ``records`` (in consumption order); ``load(key)`` returns an account's stored state bytes.
+
+        ``before_event(event_type, ts_ms, states)``, when given, runs before each valid event is folded, with
+        the batch's working states; it returns the keys among them it changed (the event clock sweeps there).
+        """
         result = BatchResult()
         states: dict[bytes, AccountState] = {}
         max_ts_ms = self.clock() + self.max_future_skew_ms
@@ -139,13 +157,16 @@ class BatchFolder:
                 continue
             key = record.key
             assert key is not None  # decode() checked it equals the account id
+            if before_event is not None:
+                for changed in before_event(record.event_type, event.ts_ms, states):
+                    result.changed[changed] = states[changed]
             state = states.get(key)
             if state is None:
                 stored = load(key)
                 state = (
                     AccountState.from_bytes(stored, self.window_config)
                     if stored is not None
-                    else AccountState(AccountWindow(self.window_config))
+                    else AccountState(AccountWindow(self.window_config), record.partition)
                 )
                 states[key] = state
             topic_index = EVENT_TYPES.index(record.event_type)
@@ -153,7 +174,7 @@ class BatchFolder:
                 result.skipped_duplicates += 1
                 continue
             state.applied_offsets[topic_index] = record.offset
-            result.changed[key] = (state, record.partition)
+            result.changed[key] = state
             if not self._fold_event(state.window, event):
                 result.dead_letters.append(
                     DeadLetter(record, DeadLetterReason.LATE, "older than the account's lateness allowance")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from typing import Any
 
 import faust
@@ -63,12 +65,16 @@ async def ensure_topics(settings: Settings) -> None:
     try:
         await admin.start()
     except KafkaConnectionError as exc:
-        raise ConfigError("CHURNWATCH_BOOTSTRAP_SERVERS", f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+        raise ConfigError(
+            "CHURNWATCH_BOOTSTRAP_SERVERS", f"cannot reach Kafka at {settings.bootstrap}: {exc}"
+        ) from None
     try:
         names = [*settings.event_topics.values(), settings.topic_alerts, settings.topic_deadletter]
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, settings.partitions, settings.replication_factor) for name in names if name not in existing
+            NewTopic(name, settings.partitions, settings.replication_factor)
+            for name in names
+            if name not in existing
         ]
         if missing:
             try:
@@ -77,13 +83,20 @@ async def ensure_topics(settings: Settings) -> None:
                 # Another worker may have created them in the meantime; the check below decides.
                 if "TopicAlreadyExists" not in type(exc).__name__:
                     raise KafkaUnavailableError(f"creating topics failed: {exc!r}") from None
-        described = await admin.describe_topics(list(settings.event_topics.values()))
+        deadline = time.monotonic() + 30
+        while True:
+            described = await admin.describe_topics(list(settings.event_topics.values()))
+            # A just-created topic can briefly be described without partitions: wait for its metadata.
+            if all(topic["partitions"] for topic in described) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
         for topic in described:
             partitions = len(topic["partitions"])
             if partitions != settings.partitions:
                 raise ConfigError(
                     "CHURNWATCH_PARTITIONS",
-                    f"topic {topic['topic']!r} has {partitions} partitions, settings say {settings.partitions}; "
+                    f"topic {topic['topic']!r} has {partitions} partitions, "
+                    f"settings say {settings.partitions}; "
                     "event topics must be co-partitioned with the state tables",
                 )
     finally:

@@ -1,6 +1,7 @@
 """The embedded single-node Apache Kafka broker (KRaft) that the demo and the tests run on loopback.
 
-Kafka's jars come from Maven Central through ``deploy/kafka/pom.xml`` into ``<kafka_home>/libs``; the broker is
+Kafka's jars come from Maven Central through ``deploy/kafka/pom.xml`` into ``<kafka_home>/libs``; the
+broker is
 the same ``kafka.Kafka`` main class that Kafka's own start script runs. The controller listens on
 ``port + 1``. State lives under ``<kafka_home>/broker-<port>/`` so several brokers (say a test one beside the
 demo one) can coexist.
@@ -9,6 +10,7 @@ demo one) can coexist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -109,13 +111,23 @@ def ensure_jars(broker: LocalBroker) -> None:
         raise KafkaUnavailableError("Maven ('mvn') is needed once to fetch Kafka's jars from Maven Central")
     log.info("kafka.fetching_jars", into=str(broker.libs))
     result = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={broker.libs}"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={broker.libs}",
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise KafkaUnavailableError(f"fetching Kafka's jars failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise KafkaUnavailableError(
+            f"fetching Kafka's jars failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
 
 
 def _java(broker: LocalBroker, *args: str, log_config: Path | None = None) -> list[str]:
@@ -158,7 +170,9 @@ def _port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def wait_until_ready(bootstrap: str, timeout: float, *, process: subprocess.Popen[bytes] | None = None) -> None:
+async def wait_until_ready(
+    bootstrap: str, timeout: float, *, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until the broker answers a metadata request (not a fixed sleep: the JVM takes a few seconds)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -245,7 +259,5 @@ def stop(broker: LocalBroker, *, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the broker is our child, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -48,7 +48,9 @@ class LedgerEntry:
     snoozed_until_ms: int | None = None
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"p": self.partition, "t": self.first_seen_ms, "s": self.sinks, "u": self.snoozed_until_ms})
+        return orjson.dumps(
+            {"p": self.partition, "t": self.first_seen_ms, "s": self.sinks, "u": self.snoozed_until_ms}
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LedgerEntry:
@@ -74,7 +76,7 @@ class NotifyResult:
 
 
 def snooze_record(account_id: str, until_ms: int) -> bytes:
-    """The outbox record that snoozes an account's alerts until ``until_ms`` (``churnwatch alerts snooze``)."""
+    """The outbox record snoozing an account's alerts until ``until_ms`` (``churnwatch alerts snooze``)."""
     return orjson.dumps({"type": "snooze", "account_id": account_id, "until_ms": until_ms})
 
 
@@ -178,7 +180,9 @@ class Notifier:
             body: Any = orjson.loads(record.value or b"")
             if body.get("type") == "snooze":
                 key = f"{SNOOZE_PREFIX}{body['account_id']}".encode()
-                entries[key] = LedgerEntry(record.partition, self.clock(), snoozed_until_ms=int(body["until_ms"]))
+                entries[key] = LedgerEntry(
+                    record.partition, self.clock(), snoozed_until_ms=int(body["until_ms"])
+                )
                 return None
             alert = Alert.from_dict(body)
         except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:

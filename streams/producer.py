@@ -26,7 +26,10 @@ def new_producer(settings: Settings) -> AIOKafkaProducer:
 
 
 async def send_all(
-    settings: Settings, records: Iterable[tuple[str, bytes, bytes]], *, on_sent: Callable[[int], None] | None = None
+    settings: Settings,
+    records: Iterable[tuple[str, bytes, bytes]],
+    *,
+    on_sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send ``(topic, key, value)`` records; returns how many were acknowledged."""
     producer = new_producer(settings)
@@ -127,7 +130,9 @@ async def produce_live(
             if malformed_every and sent % malformed_every == malformed_every - 1:
                 value = value[: len(value) // 2]
             pending.append(
-                await producer.send(settings.event_topics[event["type"]], value=value, key=event["account_id"].encode())
+                await producer.send(
+                    settings.event_topics[event["type"]], value=value, key=event["account_id"].encode()
+                )
             )
             sent += 1
             if on_sent is not None:

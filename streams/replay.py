@@ -173,10 +173,12 @@ def run_replay(
                 current_day = day
                 result.first_ts_ms = ts
             elif day > current_day:
-                # The watermark crossed midnight: every earlier day is complete, evaluate all accounts.
-                current_day = day
+                # The watermark crossed midnight: every earlier day is complete, evaluate all accounts, once
+                # per midnight crossed (a gap in the file is swept day by day, up to 62, as the timer would).
                 if swept:
-                    sweep(day * DAY_MS, list(swept))
+                    for midnight in range(max(current_day + 1, day - 62), day + 1):
+                        sweep(midnight * DAY_MS, list(swept))
+                current_day = day
             watermark = ts
         account = event.account_id
         window = windows.get(account)

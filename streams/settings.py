@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     """churnwatch settings (env prefix ``CHURNWATCH_``; see docs/configuration.md)."""
 
     # hide_input_in_errors: a validation error must never print a secret value.
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
     # -- Kafka connection --------------------------------------------------------------------------------
     bootstrap_servers: str | None = Field(
@@ -43,7 +45,9 @@ class Settings(BaseSettings):
         None, description="SASL mechanism when security_protocol is SASL_*."
     )
     sasl_username: str | None = Field(None, description="SASL user name.")
-    sasl_password: SecretStr | None = Field(None, description="SASL password (or CHURNWATCH_SASL_PASSWORD_FILE).")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (or CHURNWATCH_SASL_PASSWORD_FILE)."
+    )
     ssl_cafile: Path | None = Field(None, description="CA bundle for TLS (SSL / SASL_SSL).")
     ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
     ssl_keyfile: Path | None = Field(None, description="Client private key for mutual TLS.")
@@ -55,7 +59,9 @@ class Settings(BaseSettings):
     )
 
     # -- topics --------------------------------------------------------------------------------------------
-    app_id: str = Field("churnwatch", min_length=1, description="Consumer group id and prefix of table topics.")
+    app_id: str = Field(
+        "churnwatch", min_length=1, description="Consumer group id and prefix of table topics."
+    )
     topic_usage: str = Field("churnwatch.usage", min_length=1, description="Usage events topic.")
     topic_support: str = Field("churnwatch.support", min_length=1, description="Support events topic.")
     topic_billing: str = Field("churnwatch.billing", min_length=1, description="Billing events topic.")
@@ -87,9 +93,22 @@ class Settings(BaseSettings):
     rebalance_timeout_seconds: float = Field(60, gt=0, description="Kafka consumer group rebalance timeout.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 
+    # -- detection -----------------------------------------------------------------------------------------
+    evaluation_clock: Literal["wall", "event"] = Field(
+        "wall",
+        description="Clock of detector sweeps: 'wall' (live: a timer sweeps on wall-clock time) or 'event' "
+        "(the event-time watermark: each UTC midnight it crosses sweeps, as replay does; for backfills).",
+    )
+    sweep_interval_seconds: float = Field(60.0, gt=0, description="Wall-clock sweep period ('wall' clock).")
+    alert_threshold: float = Field(0.35, gt=0, lt=1, description="Risk at which an account's episode opens.")
+    top_accounts_export: int = Field(
+        0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
+    )
+
     # -- alert delivery ------------------------------------------------------------------------------------
     slack_webhook_url: SecretStr | None = Field(
-        None, description="Slack incoming-webhook URL (or CHURNWATCH_SLACK_WEBHOOK_URL_FILE). Unset: no Slack."
+        None,
+        description="Slack incoming-webhook URL (or CHURNWATCH_SLACK_WEBHOOK_URL_FILE). Unset: no Slack.",
     )
     webhook_url: SecretStr | None = Field(
         None, description="CRM/workflow webhook URL, signed per Standard Webhooks (or ..._FILE)."
@@ -98,9 +117,13 @@ class Settings(BaseSettings):
         None, description="The webhook's 'whsec_...' signing secret (or CHURNWATCH_WEBHOOK_SECRET_FILE)."
     )
     alerts_jsonl_path: Path | None = Field(None, description="Append delivered alerts to this JSONL file.")
-    slack_digest_threshold: int = Field(3, ge=1, description="More alerts than this at once: one Slack digest.")
+    slack_digest_threshold: int = Field(
+        3, ge=1, description="More alerts than this at once: one Slack digest."
+    )
     delivery_max_attempts: int = Field(8, ge=1, description="Delivery attempts per alert batch and sink.")
-    delivery_base_delay_seconds: float = Field(1.0, ge=0, description="First retry delay (doubles each time).")
+    delivery_base_delay_seconds: float = Field(
+        1.0, ge=0, description="First retry delay (doubles each time)."
+    )
     delivery_max_delay_seconds: float = Field(60.0, ge=0, description="Longest delay between retries.")
     delivery_budget_seconds: float = Field(
         900.0, gt=0, description="Give up (dead-letter) a batch after retrying this long."

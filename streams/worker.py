@@ -32,7 +32,7 @@ def prepare_kafka(settings: Settings, loop: asyncio.AbstractEventLoop | None = N
 
 
 def quiet_kafka_client_logs() -> None:
-    """aiokafka logs every refused connection and missing-topic retry at WARNING/ERROR: keep it to real errors."""
+    """aiokafka logs every refused connection and missing-topic retry as an error: keep real errors only."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
@@ -43,6 +43,8 @@ def run_worker(settings: Settings) -> None:
     prepare_kafka(settings, loop)
     churnwatch = Churnwatch(settings)
     churnwatch.metrics.worker_up.set(1)
-    log.info("worker.starting", bootstrap=settings.bootstrap, app_id=settings.app_id, web_port=settings.web_port)
+    log.info(
+        "worker.starting", bootstrap=settings.bootstrap, app_id=settings.app_id, web_port=settings.web_port
+    )
     worker = faust.Worker(churnwatch.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()

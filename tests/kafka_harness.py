@@ -140,8 +140,11 @@ class WorkerFactory:
         return env
 
     def settings(self) -> Settings:
-        values = {key.removeprefix("CHURNWATCH_").lower(): value for key, value in self.env().items()
-                  if key.startswith("CHURNWATCH_")}
+        values = {
+            key.removeprefix("CHURNWATCH_").lower(): value
+            for key, value in self.env().items()
+            if key.startswith("CHURNWATCH_")
+        }
         return Settings(**values)  # type: ignore[arg-type]
 
     def start(self, *, wait_ready: bool = True, **env: str) -> WorkerProcess:
@@ -166,7 +169,9 @@ class WorkerFactory:
 
         def ready() -> bool:
             if worker.process.poll() is not None:
-                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}")
+                raise AssertionError(
+                    f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}"
+                )
             stats = worker.stats()
             return stats is not None and len(stats["partitions"]) == expected
 
@@ -182,7 +187,9 @@ class WorkerFactory:
 
 async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30) -> list[Any]:
     """Read ``topic`` from the beginning until ``expected`` records arrived (or time out)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)

@@ -19,10 +19,19 @@ SECRET = "whsec_" + base64.b64encode(b"churnwatch-test-signing-key-0001").decode
 
 
 def alert(account: str, transition: Transition = Transition.OPENED, risk: float = 0.4) -> Alert:
-    return Alert(kind=AlertKind.ACCOUNT_RISK, account_id=account, episode_id=f"{account}:1795600000000",
-                 transition=transition, severity=Severity.HIGH, risk=risk, plan="pro", mrr=199.0,
-                 reasons=("active users -62% vs its 8-week weekday median",),
-                 event_ts_ms=1_795_600_000_000, detected_ts_ms=1_795_600_001_000)
+    return Alert(
+        kind=AlertKind.ACCOUNT_RISK,
+        account_id=account,
+        episode_id=f"{account}:1795600000000",
+        transition=transition,
+        severity=Severity.HIGH,
+        risk=risk,
+        plan="pro",
+        mrr=199.0,
+        reasons=("active users -62% vs its 8-week weekday median",),
+        event_ts_ms=1_795_600_000_000,
+        detected_ts_ms=1_795_600_001_000,
+    )
 
 
 def outbox(workers: WorkerFactory, alerts: list[Alert]) -> None:
@@ -56,19 +65,28 @@ def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_
         body = Webhook(SECRET).verify(succeeded[0].body, {k: v for k, v in succeeded[0].headers.items()})
         assert body["account_id"] == "acme" and body["revenue_at_risk"] == pytest.approx(0.4 * 199.0)
         assert slack.wait_for_sync(1, timeout=30)[0].json()["blocks"][0]["type"] == "header"
-        wait_until(lambda: jsonl.exists() and jsonl.read_text().count("\n") == 1, timeout=30, what="jsonl line")
+        wait_until(
+            lambda: jsonl.exists() and jsonl.read_text().count("\n") == 1, timeout=30, what="jsonl line"
+        )
 
         # The same alert again (a detector replay after a crash would do this): suppressed by the ledger,
         # also by a new worker process that only knows the ledger from its changelog.
         worker.stop()
         restarted = workers.start()
         outbox(workers, [alert("acme"), alert("acme", Transition.ESCALATED, risk=0.7)])
-        wait_until(lambda: sum(r.reply.status == 200 for r in crm.requests) == 2, timeout=60, what="escalation")
+        wait_until(
+            lambda: sum(r.reply.status == 200 for r in crm.requests) == 2, timeout=60, what="escalation"
+        )
         metrics = restarted.get("/metrics").text
-        wait_until(lambda: "churnwatch_alert_duplicates_suppressed_total 1.0" in restarted.get("/metrics").text,
-                   timeout=30, what="duplicate counted")
+        wait_until(
+            lambda: "churnwatch_alert_duplicates_suppressed_total 1.0" in restarted.get("/metrics").text,
+            timeout=30,
+            what="duplicate counted",
+        )
         assert [r.header("webhook-id") for r in crm.requests if r.reply.status == 200] == [
-            "acme:1795600000000:opened", "acme:1795600000000:escalated"]
+            "acme:1795600000000:opened",
+            "acme:1795600000000:escalated",
+        ]
         assert len(slack.requests) == 2
         assert jsonl.read_text().count("\n") == 2
         assert "churnwatch_alert_delivery_retries_total" in metrics
@@ -76,7 +94,9 @@ def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_
         assert "slack-secret-token" not in worker.log() + restarted.log()
 
 
-def test_alerts_written_while_no_worker_runs_are_delivered_once_later(workers: WorkerFactory, tmp_path: Path) -> None:
+def test_alerts_written_while_no_worker_runs_are_delivered_once_later(
+    workers: WorkerFactory, tmp_path: Path
+) -> None:
     with HTTPRecorder() as crm, HTTPRecorder() as slack:
         configure_sinks(workers, crm, slack, tmp_path)
         first = workers.start()
@@ -115,8 +135,14 @@ def test_snoozed_account_is_not_notified(workers: WorkerFactory, tmp_path: Path)
     with HTTPRecorder() as crm, HTTPRecorder() as slack:
         configure_sinks(workers, crm, slack, tmp_path)
         workers.start()
-        snooze = subprocess.run([sys.executable, "-m", "streams", "alerts", "snooze", "quiet-co", "--for", "7d"],
-                                env=workers.env(), capture_output=True, text=True, timeout=60, check=False)
+        snooze = subprocess.run(
+            [sys.executable, "-m", "streams", "alerts", "snooze", "quiet-co", "--for", "7d"],
+            env=workers.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert snooze.returncode == 0, snooze.stderr
         outbox(workers, [alert("quiet-co"), alert("loud-co")])
         crm.wait_for_sync(1, timeout=60)
@@ -131,11 +157,23 @@ def test_alerts_test_command_reports_the_outcome(workers: WorkerFactory, tmp_pat
 
     with HTTPRecorder([503]) as crm, HTTPRecorder([404]) as slack:
         configure_sinks(workers, crm, slack, tmp_path)
-        ok = subprocess.run([sys.executable, "-m", "streams", "alerts", "test", "webhook"], env=workers.env(),
-                            capture_output=True, text=True, timeout=60, check=False)
+        ok = subprocess.run(
+            [sys.executable, "-m", "streams", "alerts", "test", "webhook"],
+            env=workers.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert ok.returncode == 0 and "delivered (2 attempts)" in ok.stdout, ok.stdout + ok.stderr
         Webhook(SECRET).verify(crm.requests[-1].body, dict(crm.requests[-1].headers))
-        failed = subprocess.run([sys.executable, "-m", "streams", "alerts", "test", "slack"], env=workers.env(),
-                                capture_output=True, text=True, timeout=60, check=False)
+        failed = subprocess.run(
+            [sys.executable, "-m", "streams", "alerts", "test", "slack"],
+            env=workers.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert failed.returncode == 1 and "404" in failed.stdout
         assert "slack-secret-token" not in failed.stdout + failed.stderr

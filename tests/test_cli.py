@@ -33,8 +33,14 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 def churnwatch(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.kafka
@@ -57,11 +63,15 @@ def test_kafka_start_status_stop(tmp_path: Path) -> None:
 @pytest.mark.kafka
 def test_demo_runs_the_whole_pipeline_and_stops_the_broker(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
-    result = churnwatch("demo", "--accounts", "20", "--days", "14", "--rate", "2000", "--duration", "25",
-                        env=env, timeout=180)
+    result = churnwatch(
+        "demo", "--accounts", "20", "--days", "14", "--rate", "2000", "--duration", "25", env=env, timeout=180
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = re.search(r"demo finished: ([\d,]+) events produced, ([\d,]+) folded, ([\d,]+) accounts, "
-                        r"([\d,]+) dead", result.stdout.replace("\n", " "))
+    summary = re.search(
+        r"demo finished: ([\d,]+) events produced, ([\d,]+) folded, ([\d,]+) accounts, "
+        r"([\d,]+) dead",
+        result.stdout.replace("\n", " "),
+    )
     assert summary is not None, result.stdout[-2000:]
     produced, folded, accounts, dead = (int(group.replace(",", "")) for group in summary.groups())
     assert produced > 1000 and folded > 0 and accounts == 20

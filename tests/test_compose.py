@@ -26,9 +26,16 @@ def test_kafka_image_matches_the_broker_version_we_test_against() -> None:
 def test_kraft_settings_are_complete() -> None:
     # The apache/kafka image drops all its defaults once one KAFKA_* variable is set.
     env = compose()["services"]["kafka"]["environment"]
-    for name in ("KAFKA_NODE_ID", "KAFKA_PROCESS_ROLES", "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS",
-                 "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "KAFKA_CONTROLLER_LISTENER_NAMES",
-                 "KAFKA_CONTROLLER_QUORUM_VOTERS", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"):
+    for name in (
+        "KAFKA_NODE_ID",
+        "KAFKA_PROCESS_ROLES",
+        "KAFKA_LISTENERS",
+        "KAFKA_ADVERTISED_LISTENERS",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+        "KAFKA_CONTROLLER_LISTENER_NAMES",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+    ):
         assert name in env, name
     listeners = {entry.split("://")[0] for entry in env["KAFKA_LISTENERS"].split(",")}
     mapped = {entry.split(":")[0] for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")}

@@ -72,7 +72,7 @@ class Store:
         return self.rows.get(key)
 
     def save(self, changed: dict[bytes, tuple[AccountState, int]]) -> None:
-        for key, (state, _partition) in changed.items():
+        for key, state in changed.items():
             self.rows[key] = state.to_bytes()
 
 
@@ -90,7 +90,8 @@ def test_folds_valid_records() -> None:
     assert result.dead_letters == []
     assert result.folded == 4
     assert result.max_event_ts_ms == NOW_MS
-    state, partition = result.changed[b"acme"]
+    state = result.changed[b"acme"]
+    partition = state.partition
     assert partition == 3
     bucket = state.window.bucket(DAY0)
     assert (bucket[USAGE], bucket[ACTIVE_USERS], bucket[TICKETS_URGENT], bucket[PAYMENT_FAILED]) == (
@@ -175,13 +176,13 @@ def test_late_event_dead_lettered_but_offset_applied() -> None:
     assert [(dead.record, dead.reason) for dead in result.dead_letters] == [(late, DeadLetterReason.LATE)]
     assert dict(result.dead_letters[0].headers())["churnwatch.error.reason"] == b"late"
     assert result.folded == 1
-    state, _ = result.changed[b"acme"]
+    state = result.changed[b"acme"]
     assert state.applied_offsets[0] == 1  # a replay will not dead-letter it again
     assert state.window.total(USAGE, 0, 10**9) == 1
 
 
 def test_state_read_once_per_account_per_batch() -> None:
-    stored = AccountState(AccountWindow(CFG))
+    stored = AccountState(AccountWindow(CFG), 0)
     store = Store({b"acme": stored.to_bytes()})
     records = [
         rec("usage", offset, body("usage", account=account))
@@ -194,7 +195,7 @@ def test_state_read_once_per_account_per_batch() -> None:
     assert store.reads == {b"acme": 1, b"globex": 1, b"initech": 1}
     assert set(result.changed) == {b"acme", b"globex", b"initech"}
     assert result.folded == 8
-    assert result.changed[b"acme"][0].window.bucket(DAY0)[USAGE] == 3
+    assert result.changed[b"acme"].window.bucket(DAY0)[USAGE] == 3
 
 
 def test_stored_state_is_continued() -> None:
@@ -202,7 +203,7 @@ def test_stored_state_is_continued() -> None:
     fold = folder().fold
     store.save(fold([rec("usage", 0, body("usage", user_id="u1"))], store.load).changed)
     result = fold([rec("usage", 1, body("usage", user_id="u2", count=4))], store.load)
-    state, _ = result.changed[b"acme"]
+    state = result.changed[b"acme"]
     bucket = state.window.bucket(DAY0)
     assert (bucket[USAGE], bucket[ACTIVE_USERS]) == (5, 2)
     assert state.applied_offsets == [1, -1, -1]
@@ -218,7 +219,7 @@ def test_duplicate_offsets_skipped_after_restart() -> None:
     result = fold(redelivered, store.load)
     assert result.skipped_duplicates == 3
     assert result.folded == 2
-    state, _ = result.changed[b"acme"]
+    state = result.changed[b"acme"]
     assert state.window.bucket(DAY0)[USAGE] == 3
     assert state.applied_offsets == [12, 5, 5]
 
@@ -246,7 +247,7 @@ def test_changed_accounts_map_to_source_partition() -> None:
         rec("support", 0, body("support", account="acme"), partition=1),
     ]
     result = folder().fold(records, Store().load)
-    assert {key: partition for key, (_state, partition) in result.changed.items()} == {
+    assert {key: state.partition for key, state in result.changed.items()} == {
         b"acme": 1,
         b"globex": 6,
     }
@@ -255,7 +256,7 @@ def test_changed_accounts_map_to_source_partition() -> None:
 def test_account_state_bytes_round_trip() -> None:
     store = Store()
     result = folder().fold([rec("usage", 4, body("usage", user_id="u1")), rec("billing", 2)], store.load)
-    state, _ = result.changed[b"acme"]
+    state = result.changed[b"acme"]
     state.detector = {"score": 0.5}
     raw = state.to_bytes()
     again = AccountState.from_bytes(raw, CFG)

@@ -86,16 +86,26 @@ def test_malformed_records_are_dead_lettered_and_neighbours_processed(workers: W
     now = datetime.now(UTC).replace(microsecond=0)
 
     def usage(account: str, ts: datetime, **extra: object) -> bytes:
-        body = {"type": "usage", "account_id": account, "ts": ts.isoformat().replace("+00:00", "Z"),
-                "event": "page_viewed", "user_id": "u1", **extra}
+        body = {
+            "type": "usage",
+            "account_id": account,
+            "ts": ts.isoformat().replace("+00:00", "Z"),
+            "event": "page_viewed",
+            "user_id": "u1",
+            **extra,
+        }
         return orjson.dumps(body)
 
     usage_topic = settings.topic_usage
     bad: list[tuple[str, bytes, bytes, str]] = [
         (usage_topic, b"good", b'{"type": "usage", "account_id": "good"', "invalid_json"),
         (usage_topic, b"good", b"[1, 2, 3]", "not_an_object"),
-        (usage_topic, b"good", orjson.dumps({"type": "usage", "account_id": "good", "ts": 1795687200000}),
-         "missing_field"),
+        (
+            usage_topic,
+            b"good",
+            orjson.dumps({"type": "usage", "account_id": "good", "ts": 1795687200000}),
+            "missing_field",
+        ),
         (usage_topic, b"good", usage("good", now, count="3"), "wrong_type"),
         (usage_topic, b"good", orjson.dumps({"type": "pageview", "account_id": "good"}), "unknown_type"),
         (usage_topic, b"good", usage("good", now + timedelta(days=30)), "future_ts"),
@@ -108,8 +118,10 @@ def test_malformed_records_are_dead_lettered_and_neighbours_processed(workers: W
     good_after = [usage("good", now - timedelta(hours=1)), usage("other", now)]
     records = [(usage_topic, b"good", line) for line in good_before]
     records += [(topic, key, value) for topic, key, value, _ in bad]
-    records += [(usage_topic, line[36:41] if False else orjson.loads(line)["account_id"].encode(), line)
-                for line in good_after]
+    records += [
+        (usage_topic, line[36:41] if False else orjson.loads(line)["account_id"].encode(), line)
+        for line in good_after
+    ]
 
     worker = workers.start()
     workers.produce(records)
@@ -135,30 +147,36 @@ def test_malformed_records_are_dead_lettered_and_neighbours_processed(workers: W
 
 def test_bad_configuration_fails_fast_naming_the_setting(workers: WorkerFactory, tmp_path: Path) -> None:
     env = workers.env(CHURNWATCH_PARTITIONS="0")
-    result = subprocess.run([sys.executable, "-m", "streams", "worker"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "CHURNWATCH_PARTITIONS" in result.stderr
 
     from tests.kafka_harness import free_port
 
     env = workers.env(CHURNWATCH_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
-    result = subprocess.run([sys.executable, "-m", "streams", "worker"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "CHURNWATCH_BOOTSTRAP_SERVERS" in result.stderr
 
 
 def test_folder_never_counts_a_redelivered_record_twice() -> None:
-    folder = BatchFolder(window_config=WindowConfig(), max_event_bytes=1000, max_future_skew_ms=86_400_000,
-                         clock=lambda: 1_795_687_200_000)
+    folder = BatchFolder(
+        window_config=WindowConfig(),
+        max_event_bytes=1000,
+        max_future_skew_ms=86_400_000,
+        clock=lambda: 1_795_687_200_000,
+    )
     from streams.ingest import RawRecord
 
     line = b'{"type":"usage","account_id":"a","ts":1795687200000,"event":"x","count":2}'
     stored: dict[bytes, bytes] = {}
     for _ in range(2):  # the same offset delivered twice (a crash before the commit)
         result = folder.fold([RawRecord("usage", b"a", line, "t", 0, 41)], stored.get)
-        for key, (state, _) in result.changed.items():
+        for key, state in result.changed.items():
             stored[key] = state.to_bytes()
     assert result.skipped_duplicates == 1
     window = AccountWindow.from_state(orjson.loads(stored[b"a"])["w"], WindowConfig())

@@ -152,3 +152,40 @@ def test_replay_is_deterministic(sim_files: tuple[Path, Path]) -> None:
     assert {k: v.risk for k, v in first.assessments.items()} == {
         k: v.risk for k, v in second.assessments.items()
     }
+
+
+def test_ingestion_outage_in_the_file_raises_one_incident(sim_files: tuple[Path, Path]) -> None:
+    events, truth = sim_files
+    lines = events.read_bytes().splitlines()
+    accounts = sorted(orjson.loads(line)["account_id"] for line in truth.read_bytes().splitlines())
+    lost = set(accounts[::2])  # half the accounts' usage is lost for six days
+    outage_from = int(datetime(2026, 7, 20, tzinfo=UTC).timestamp() * 1000)
+    outage_to = outage_from + 6 * DAY_MS
+
+    def survives(line: bytes) -> bool:
+        body = orjson.loads(line)
+        if body["type"] != "usage" or body["account_id"] not in lost:
+            return True
+        ts = int(datetime.fromisoformat(body["ts"]).timestamp() * 1000)
+        return not outage_from <= ts < outage_to
+
+    clean = run_replay(lines)
+    broken = run_replay([line for line in lines if survives(line)])
+    incidents = [a for a in broken.alerts if a.kind is AlertKind.PIPELINE_INCIDENT]
+    assert [a.transition.value for a in incidents][:1] == ["opened"]
+    assert sum(1 for a in incidents if a.transition.value == "opened") == 1
+    assert outage_from <= incidents[0].event_ts_ms <= outage_from + 3 * DAY_MS
+    assert not [a for a in clean.alerts if a.kind is AlertKind.PIPELINE_INCIDENT]
+
+    def opened_during(result: object) -> set[str]:
+        return {
+            a.account_id
+            for a in result.alerts  # type: ignore[attr-defined]
+            if a.kind is AlertKind.ACCOUNT_RISK
+            and a.transition.value == "opened"
+            and outage_from <= a.event_ts_ms <= outage_to + 14 * DAY_MS
+        }
+
+    # The outage adds no account alerts: the guard held back what it caused.
+    assert opened_during(broken) <= opened_during(clean)
+    assert broken.suppressed

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
-import pytest
 
 from detectors.windows import (
     ACTIVE_USERS,

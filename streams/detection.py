@@ -1,0 +1,137 @@
+"""Live detection: sweep the accounts a worker owns through the detectors, as replay does on history.
+
+A sweep evaluates every account that has usage on a clock (``now_ms``): the wall clock in live mode, the
+event-time watermark when ``evaluation_clock="event"`` (demos and replay-equivalence tests). It returns the
+alerts to write to the outbox, the accounts whose state changed, and refreshes the at-risk view behind the
+API and the gauges. Detector work is per account per sweep and idempotent within a day, never per event.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.alerts import Alert
+from detectors.monitor import AccountMonitor, Assessment, OutageGuard
+from detectors.risk import RiskModel
+from streams.ingest import AccountState
+
+OTHER_PLAN = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    """One account in an open risk episode, as the at-risk API shows it."""
+
+    account_id: str
+    risk: float
+    severity: str
+    plan: str | None
+    mrr: float | None
+    reasons: tuple[str, ...]
+    episode_id: str | None
+    since_ms: int | None
+    partition: int
+
+    @property
+    def revenue_at_risk(self) -> float:
+        return self.risk * (self.mrr or 0.0)
+
+
+@dataclass(slots=True)
+class SweepOutcome:
+    alerts: list[Alert] = field(default_factory=list)
+    changed: list[bytes] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
+    at_risk: dict[str, AtRisk] = field(default_factory=dict)
+
+
+class PlanLabels:
+    """Plan names as metric label values, capped so a stray plan id cannot explode cardinality."""
+
+    def __init__(self, cap: int = 20) -> None:
+        self.cap = cap
+        self.known: set[str] = set()
+
+    def __call__(self, plan: str | None) -> str:
+        if plan is None:
+            return "unknown"
+        if plan in self.known:
+            return plan
+        if len(self.known) < self.cap:
+            self.known.add(plan)
+            return plan
+        return OTHER_PLAN
+
+
+class LiveDetection:
+    """The detectors of one worker: a monitor, its global risk model, the outage guard, the at-risk view."""
+
+    def __init__(self, monitor: AccountMonitor) -> None:
+        self.monitor = monitor
+        self.guard = OutageGuard(monitor.config)
+        self.at_risk: dict[str, AtRisk] = {}
+
+    @property
+    def risk_model(self) -> RiskModel:
+        return self.monitor.risk_model
+
+    def adopt_risk_model(self, state: dict[str, Any]) -> bool:
+        """Take a persisted model when it has learned from more outcomes than the one in memory."""
+        stored = RiskModel.from_state(state)
+        current = self.risk_model
+        if stored.n_positives + stored.n_negatives > current.n_positives + current.n_negatives:
+            self.monitor.risk_model = stored
+            return True
+        return False
+
+    def sweep(
+        self, accounts: Iterable[tuple[bytes, AccountState, int]], now_ms: int, clock_ms: int
+    ) -> SweepOutcome:
+        """Evaluate ``(key, state, partition)`` accounts at ``now_ms``; states are updated in place."""
+        outcome = SweepOutcome()
+        monitor = self.monitor
+        detector_states = {}
+        for key, state, partition in accounts:
+            window = state.window
+            if window.watermarks[0] is None:  # no usage yet: nothing to judge (replay does the same)
+                continue
+            account_id = key.decode()
+            detector = (
+                monitor.state_from(state.detector) if state.detector is not None else monitor.new_state()
+            )
+            assessment = monitor.observe(account_id, window, detector, now_ms, clock_ms=clock_ms)
+            detector_states[account_id] = (key, state, detector)
+            outcome.assessments.append(assessment)
+            if assessment.episode_id is not None and assessment.severity is not None:
+                episode = detector.episode
+                outcome.at_risk[account_id] = AtRisk(
+                    account_id=account_id,
+                    risk=assessment.risk,
+                    severity=assessment.severity.value,
+                    plan=assessment.plan,
+                    mrr=assessment.mrr,
+                    reasons=assessment.reasons,
+                    episode_id=assessment.episode_id,
+                    since_ms=int(episode[1]) if episode is not None else None,
+                    partition=partition,
+                )
+        decision = self.guard.review(outcome.assessments, now_ms)
+        for alert in decision.suppressed:
+            monitor.suppress(detector_states[alert.account_id][2], alert)
+        outcome.alerts = [*decision.incident_alerts, *decision.alerts]
+        for key, state, detector in detector_states.values():
+            serialized = detector.to_state()
+            if serialized != state.detector:
+                state.detector = serialized
+                outcome.changed.append(key)
+        self.at_risk = outcome.at_risk
+        return outcome
+
+    def page(self, *, limit: int, offset: int, severity: str | None) -> tuple[int, list[AtRisk]]:
+        """At-risk accounts ranked by revenue at risk (then risk), filtered by severity, paginated."""
+        rows = [row for row in self.at_risk.values() if severity is None or row.severity == severity]
+        ranked = heapq.nlargest(offset + limit, rows, key=lambda row: (row.revenue_at_risk, row.risk))
+        return len(rows), ranked[offset : offset + limit]

@@ -434,7 +434,7 @@ class Churnwatch:
         @self.app.page("/churnwatch/stats/")
         async def stats(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
             body = {
-                "accounts": len(self.accounts.data),
+                "accounts": sum(not key.startswith(RESERVED_PREFIX) for key in self.accounts.data),
                 "events_folded": self.events_folded,
                 "deadletters": self.deadletters_sent,
                 "partitions": self.assigned_partitions(),

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -41,6 +43,9 @@ class DemoState:
     simulated_ts: str = "-"
     stats: dict[str, Any] = field(default_factory=dict)
     rates: list[tuple[float, int]] = field(default_factory=list)
+    at_risk: dict[str, Any] = field(default_factory=dict)
+    slack_messages: list[dict[str, Any]] = field(default_factory=list)
+    jsonl_alerts: int = 0
 
     def events_per_second(self) -> float:
         if len(self.rates) < 2:
@@ -49,10 +54,39 @@ class DemoState:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
 
+class SlackLikeReceiver:
+    """A local stand-in for a Slack incoming webhook: records what the worker posts, answers ``ok``."""
+
+    def __init__(self, state: DemoState) -> None:
+        self.state = state
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _post(self, request: web.Request) -> web.Response:
+        self.state.slack_messages.append(await request.json())
+        return web.Response(text="ok")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/services/demo", self._post)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/services/demo"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
 def demo_settings(base: Settings) -> Settings:
     """The user's settings with demo-owned topic names, so the demo can reset them freely."""
     return base.model_copy(
         update={
+            # The simulated history is replayed fast: its own event time is the clock.
+            "evaluation_clock": "event",
             "app_id": DEMO_PREFIX,
             "topic_usage": f"{DEMO_PREFIX}.usage",
             "topic_support": f"{DEMO_PREFIX}.support",
@@ -78,6 +112,24 @@ async def reset_demo_topics(settings: Settings) -> None:
         await admin.close()
 
 
+def render_at_risk(state: DemoState) -> Table:
+    table = Table(
+        title=f"accounts at risk ({state.at_risk.get('total', 0)}), by revenue at risk", min_width=60
+    )
+    for column in ("account", "severity", "risk", "plan", "MRR", "top reason"):
+        table.add_column(column)
+    for row in state.at_risk.get("accounts", []):
+        table.add_row(
+            row["account_id"],
+            row["severity"],
+            f"{row['risk']:.0%}",
+            row["plan"] or "-",
+            f"{row['mrr'] or 0:,.0f}",
+            (row["reasons"] or ["-"])[0][:60],
+        )
+    return table
+
+
 def render(state: DemoState, settings: Settings, started: float) -> Group:
     table = Table(title="churnwatch demo", show_header=False, min_width=60)
     stats = state.stats
@@ -89,8 +141,14 @@ def render(state: DemoState, settings: Settings, started: float) -> Group:
     table.add_row("events/s (worker, last 5 s)", f"{state.events_per_second():,.0f}")
     table.add_row("accounts tracked", f"{stats.get('accounts', 0):,}")
     table.add_row("dead letters", f"{stats.get('deadletters', 0):,}")
+    table.add_row("Slack messages received (local receiver)", f"{len(state.slack_messages):,}")
+    table.add_row("alerts in the JSONL sink", f"{state.jsonl_alerts:,}")
+    if state.slack_messages:
+        table.add_row("last Slack message", str(state.slack_messages[-1].get("text", ""))[:70])
     table.add_row("worker", f"http://{settings.web_host}:{settings.web_port}  (/metrics, /churnwatch/stats/)")
-    return Group(table, "[dim]Ctrl-C stops the demo, the worker and the local broker.[/dim]")
+    return Group(
+        table, render_at_risk(state), "[dim]Ctrl-C stops the demo, the worker and the local broker.[/dim]"
+    )
 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
@@ -135,6 +193,9 @@ async def watch(
                 raise RuntimeError(f"the worker exited with code {worker.returncode}; see its log")
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 state.stats = (await client.get("/churnwatch/stats/")).json()
+                state.at_risk = (await client.get("/churnwatch/at-risk/", params={"limit": 8})).json()
+                if settings.alerts_jsonl_path is not None and settings.alerts_jsonl_path.exists():
+                    state.jsonl_alerts = settings.alerts_jsonl_path.read_bytes().count(b"\n")
                 now = time.monotonic()
                 state.rates.append((now, int(state.stats.get("events_folded", 0))))
                 state.rates = [(t, n) for t, n in state.rates if now - t <= 5.0]
@@ -163,6 +224,13 @@ async def run_demo_async(
     await ensure_topics(settings)
     log_path = settings.data_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    receiver = SlackLikeReceiver(state)
+    await receiver.start()
+    jsonl = (settings.data_dir / "demo-alerts.jsonl").resolve()
+    jsonl.unlink(missing_ok=True)
+    settings = settings.model_copy(
+        update={"slack_webhook_url": SecretStr(receiver.url), "alerts_jsonl_path": jsonl}
+    )
     worker = start_worker(settings, log_path)
     console.print(f"worker started (log: {log_path})")
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
@@ -196,6 +264,7 @@ async def run_demo_async(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(stop_process, worker)
+        await receiver.stop()
     return state
 
 
@@ -231,6 +300,8 @@ def run_demo(
             console.print("local Kafka broker stopped")
     console.print(
         f"demo finished: {state.produced:,} events produced, {state.stats.get('events_folded', 0):,} folded, "
-        f"{state.stats.get('accounts', 0):,} accounts, {state.stats.get('deadletters', 0):,} dead letters"
+        f"{state.stats.get('accounts', 0):,} accounts, {state.stats.get('deadletters', 0):,} dead letters, "
+        f"{state.at_risk.get('total', 0):,} at risk, {len(state.slack_messages):,} Slack messages, "
+        f"{state.jsonl_alerts:,} JSONL alerts"
     )
     return state

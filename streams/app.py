@@ -469,9 +469,12 @@ class Churnwatch:
                     status=400,
                 )
             severity = query.get("severity") or None
-            total, rows = self.detection.page(limit=limit, offset=offset, severity=severity)
+            partitions = self.assigned_partitions()
+            total, rows = self.detection.page(
+                limit=limit, offset=offset, severity=severity, partitions=set(partitions)
+            )
             body = {
-                "partitions": self.assigned_partitions(),
+                "partitions": partitions,
                 "total": total,
                 "limit": limit,
                 "offset": offset,

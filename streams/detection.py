@@ -130,8 +130,19 @@ class LiveDetection:
         self.at_risk = outcome.at_risk
         return outcome
 
-    def page(self, *, limit: int, offset: int, severity: str | None) -> tuple[int, list[AtRisk]]:
-        """At-risk accounts ranked by revenue at risk (then risk), filtered by severity, paginated."""
-        rows = [row for row in self.at_risk.values() if severity is None or row.severity == severity]
+    def page(
+        self, *, limit: int, offset: int, severity: str | None, partitions: set[int] | None = None
+    ) -> tuple[int, list[AtRisk]]:
+        """At-risk accounts ranked by revenue at risk (then risk), filtered by severity, paginated.
+
+        ``partitions`` keeps only accounts of partitions this worker still owns (a rebalance may have moved
+        some away since the last sweep).
+        """
+        rows = [
+            row
+            for row in self.at_risk.values()
+            if (severity is None or row.severity == severity)
+            and (partitions is None or row.partition in partitions)
+        ]
         ranked = heapq.nlargest(offset + limit, rows, key=lambda row: (row.revenue_at_risk, row.risk))
         return len(rows), ranked[offset : offset + limit]

@@ -353,6 +353,11 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
             assert prometheus.query('max(churnwatch_last_event_timestamp_seconds{job="churnwatch"}) > 0'), (
                 "churnwatch_last_event_timestamp_seconds is not set after events were folded"
             )
+            # The pipeline dashboard's "Workers" table shows churnwatch_worker_info's labels: an Info that was
+            # never set still exports one sample, without any label, so "has data" alone proves nothing.
+            info = prometheus.query('churnwatch_worker_info{job="churnwatch"}')
+            identity = {key for sample in info for key in sample["metric"]} - {"__name__", "job", "instance"}
+            assert identity, f"churnwatch_worker_info carries no version/identity labels: {info}"
 
         # Every metric a dashboard reads, directly or through a recording rule, is exported by the worker.
         exported = {name for name, _, _ in metric_samples(worker.get("/metrics").text)}

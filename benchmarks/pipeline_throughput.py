@@ -1,0 +1,191 @@
+"""End-to-end worker throughput, CPU, memory and changelog recovery on a real local Kafka broker.
+
+Usage::
+
+    .venv/bin/python benchmarks/pipeline_throughput.py --accounts 2000 --days 30 --workers 1
+    .venv/bin/python benchmarks/pipeline_throughput.py --accounts 2000 --days 30 --workers 1 2 4
+
+For each worker count it starts a private embedded broker (fresh topics), produces the simulator's events as
+a backlog, then starts N ``churnwatch worker`` processes and measures the time from "all workers ready" until
+every event is folded (events/s), the workers' CPU seconds and peak RSS, then the restart time of one worker
+(changelog recovery of all accounts). Figures go to stdout as JSON; docs/performance.md quotes them. Timings
+depend on the machine and on what else runs: never assert on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from streams import kafka_local  # noqa: E402
+from streams.producer import send_all  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.simulator import Simulation, SimulationConfig  # noqa: E402
+from tests.kafka_harness import free_port  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def stats(port: int) -> dict[str, Any] | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/churnwatch/stats/", timeout=5).json()  # type: ignore[no-any-return]
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker"],
+        env={**env, "CHURNWATCH_WEB_PORT": str(port)},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    return process, port
+
+
+def wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
+    (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
+    broker = kafka_local.LocalBroker(home, free_port(pair=True))
+    kafka_local.start(broker)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
+    env.update(
+        CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
+        CHURNWATCH_PARTITIONS=str(partitions),
+        CHURNWATCH_DATA_DIR=str(home / "data"),
+        CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
+        CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
+        CHURNWATCH_LOG_LEVEL="warning",
+    )
+    settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
+    try:
+        from streams.kafka_client import ensure_topics
+        import asyncio
+
+        asyncio.run(ensure_topics(settings))
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days + 2)
+        sim = Simulation(SimulationConfig(seed=5, accounts=accounts, days=days, start=start, event_scale=scale))
+        topics = settings.event_topics
+        produce_started = time.monotonic()
+        sent = asyncio.run(
+            send_all(
+                settings,
+                (
+                    (topics[event["type"]], event["account_id"].encode(), orjson.dumps(event))
+                    for event in sim.events()
+                ),
+            )
+        )
+        produce_s = time.monotonic() - produce_started
+        log = home / "workers.log"
+        procs = [start_worker(env, log) for _ in range(workers)]
+        began = time.monotonic()
+        wait(lambda: all((s := stats(port)) and s["partitions"] for _, port in procs) and
+             sum(len(stats(port)["partitions"]) for _, port in procs) == partitions,  # type: ignore[index]
+             180, "workers ready")
+        ready_s = time.monotonic() - began
+        cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
+        t0 = time.monotonic()
+        peak_rss = 0
+
+        def folded() -> int:
+            nonlocal peak_rss
+            peak_rss = max(peak_rss, *(rss_bytes(p.pid) for p, _ in procs))
+            return sum((stats(port) or {}).get("events_folded", 0) for _, port in procs)
+
+        # Folded counts only valid events; the simulator emits none invalid. Some old subscription_created
+        # events may be dead-lettered as late; count those too.
+        def done() -> bool:
+            total = sum(((s := stats(port)) or {}).get("events_folded", 0) + (s or {}).get("deadletters", 0)
+                        for _, port in procs)
+            folded()
+            return total >= sent
+
+        wait(done, 3600, "backlog folded")
+        elapsed = time.monotonic() - t0
+        cpu = sum(cpu_seconds(p.pid) - cpu0[p.pid] for p, _ in procs)
+        accounts_tracked = sum((stats(port) or {}).get("accounts", 0) for _, port in procs)
+        # Recovery: stop every worker, start one, time until it owns all partitions (tables restored).
+        for process, _ in procs:
+            process.terminate()
+            process.wait(60)
+        restarted, port = start_worker(env, log)
+        r0 = time.monotonic()
+        wait(lambda: (s := stats(port)) is not None and len(s["partitions"]) == partitions
+             and s["accounts"] >= accounts_tracked, 1800, "recovery")
+        recovery_s = time.monotonic() - r0
+        rss_after_recovery = rss_bytes(restarted.pid)
+        restarted.terminate()
+        restarted.wait(60)
+        return {
+            "workers": workers,
+            "partitions": partitions,
+            "accounts": accounts_tracked,
+            "events": sent,
+            "produce_events_per_s": round(sent / produce_s),
+            "worker_ready_s": round(ready_s, 1),
+            "fold_seconds": round(elapsed, 1),
+            "events_per_s": round(sent / elapsed),
+            "events_per_s_per_worker": round(sent / elapsed / workers),
+            "worker_cpu_seconds": round(cpu, 1),
+            "cpu_utilisation_of_2_cores": round(cpu / elapsed / 2, 2),
+            "peak_rss_mb": round(peak_rss / 2**20, 1),
+            "recovery_seconds": round(recovery_s, 1),
+            "recovery_accounts_per_s": round(accounts_tracked / recovery_s),
+            "rss_after_recovery_mb": round(rss_after_recovery / 2**20, 1),
+        }
+    finally:
+        kafka_local.stop(broker)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--scale", type=float, default=1.0, help="simulator event_scale")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    args = parser.parse_args()
+    for count in args.workers:
+        print(orjson.dumps(run(args.accounts, args.days, count, args.partitions, args.scale)).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

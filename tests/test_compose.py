@@ -53,3 +53,29 @@ def test_churnwatch_services_use_known_settings_and_reach_kafka() -> None:
         assert env["CHURNWATCH_BOOTSTRAP_SERVERS"] in kafka_listeners
         assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert (REPO / services["worker"]["build"] / "Dockerfile").exists()
+
+
+def test_observability_stack_mounts_the_repository_files() -> None:
+    services = compose()["services"]
+    mounts = {
+        name: [
+            volume.split(":")[0] for volume in services[name].get("volumes", []) if volume.startswith("./")
+        ]
+        for name in ("prometheus", "alertmanager", "grafana")
+    }
+    for paths in mounts.values():
+        for path in paths:
+            assert (REPO / path).exists(), path
+    assert "./deploy/grafana/provisioning" in mounts["grafana"]
+    assert "./deploy/grafana/dashboards" in mounts["grafana"]
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        t
+        for job in scrape["scrape_configs"]
+        if job["job_name"] == "churnwatch"
+        for config in job["static_configs"]
+        for t in config["targets"]
+    ]
+    port = services["worker"]["environment"]["CHURNWATCH_WEB_PORT"]
+    assert targets == [f"worker:{port}"]
+    assert services["worker"]["environment"]["CHURNWATCH_WEB_HOST"] == "0.0.0.0"  # reachable by Prometheus

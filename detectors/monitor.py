@@ -47,6 +47,7 @@ from detectors.windows import (
 )
 
 __all__ = [
+    "SEVERITY_ORDER",
     "AccountDetectorState",
     "AccountMonitor",
     "Assessment",
@@ -58,8 +59,8 @@ __all__ = [
 ]
 
 SIGNALS = ("usage", "active users", "key events")
-_SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
-_RANK = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
+SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
 # Flags that an ingestion outage produces (and the guard may explain away).
 OUTAGE_FLAGS = frozenset({"quiet", "drop"})
 # Bucket columns from TICKETS_LOW on are support and billing; most days have none, so they are skipped whole.

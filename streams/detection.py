@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.alerts import Alert
-from detectors.monitor import AccountMonitor, Assessment, OutageGuard
+from detectors.monitor import SEVERITY_ORDER, AccountMonitor, Assessment, OutageGuard
 from detectors.risk import RiskModel
 from streams.ingest import AccountState
 
@@ -105,12 +105,14 @@ class LiveDetection:
             assessment = monitor.observe(account_id, window, detector, now_ms, clock_ms=clock_ms)
             detector_states[account_id] = (key, state, detector)
             outcome.assessments.append(assessment)
-            if assessment.episode_id is not None and assessment.severity is not None:
-                episode = detector.episode
+            episode = detector.episode
+            # At risk = in an open episode (until it resolves), unless the outage guard muted it. Its severity
+            # is the episode's highest so far: risk can dip under the threshold before the episode resolves.
+            if assessment.episode_id is not None and episode is not None and not episode[4]:
                 outcome.at_risk[account_id] = AtRisk(
                     account_id=account_id,
                     risk=assessment.risk,
-                    severity=assessment.severity.value,
+                    severity=SEVERITY_ORDER[int(episode[2])].value,
                     plan=assessment.plan,
                     mrr=assessment.mrr,
                     reasons=assessment.reasons,

@@ -254,11 +254,17 @@ def unanswered(prometheus: PrometheusProcess, worker: WorkerProcess) -> list[str
     for board, variable in template_variables():
         match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["definition"])
         assert match, (board, variable["definition"])
-        options = prometheus.api(f"label/{match.group(2)}/values", **{"match[]": match.group(1)})
-        if options:
-            values[variable["name"]] = sorted(options)[0]
+        selector, label = match.groups()
+        options = prometheus.api(f"label/{label}/values", **{"match[]": selector})
+        # The options also list accounts that left the capped export earlier (stale series): pick one that
+        # is exported now, as someone opening the drill-down from the overview's table would.
+        current = sorted({sample["metric"][label] for sample in prometheus.query(selector)} & set(options))
+        if current:
+            values[variable["name"]] = current[0]
         else:
-            failures.append(f"{board}: variable ${variable['name']} = {variable['definition']} has no values")
+            failures.append(
+                f"{board}: variable ${variable['name']} = {variable['definition']}: no current value"
+            )
     for where, expr in prometheus_targets():
         query = substitute(expr, values)
         if "$" in query:

@@ -79,7 +79,15 @@ def wait(condition: Any, timeout: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -> dict[str, Any]:
+def run(
+    accounts: int,
+    days: int,
+    workers: int,
+    partitions: int,
+    scale: float,
+    ingest_mode: str | None = None,
+    batch_max_events: int | None = None,
+) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
     (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
     broker = kafka_local.LocalBroker(home, free_port(pair=True))
@@ -93,14 +101,21 @@ def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -
         CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
         CHURNWATCH_LOG_LEVEL="warning",
     )
+    if ingest_mode is not None:
+        env["CHURNWATCH_INGEST_MODE"] = ingest_mode
+    if batch_max_events is not None:
+        env["CHURNWATCH_BATCH_MAX_EVENTS"] = str(batch_max_events)
     settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
     try:
-        from streams.kafka_client import ensure_topics
         import asyncio
 
+        from streams.kafka_client import ensure_topics
+
         asyncio.run(ensure_topics(settings))
-        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days + 2)
-        sim = Simulation(SimulationConfig(seed=5, accounts=accounts, days=days, start=start, event_scale=scale))
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = midnight - timedelta(days=days + 2)
+        config = SimulationConfig(seed=5, accounts=accounts, days=days, start=start, event_scale=scale)
+        sim = Simulation(config)
         topics = settings.event_topics
         produce_started = time.monotonic()
         sent = asyncio.run(
@@ -116,9 +131,14 @@ def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -
         log = home / "workers.log"
         procs = [start_worker(env, log) for _ in range(workers)]
         began = time.monotonic()
-        wait(lambda: all((s := stats(port)) and s["partitions"] for _, port in procs) and
-             sum(len(stats(port)["partitions"]) for _, port in procs) == partitions,  # type: ignore[index]
-             180, "workers ready")
+        wait(
+            lambda: (
+                all((s := stats(port)) and s["partitions"] for _, port in procs)
+                and sum(len(stats(port)["partitions"]) for _, port in procs) == partitions
+            ),  # type: ignore[index]
+            180,
+            "workers ready",
+        )
         ready_s = time.monotonic() - began
         cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
         t0 = time.monotonic()
@@ -132,8 +152,10 @@ def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -
         # Folded counts only valid events; the simulator emits none invalid. Some old subscription_created
         # events may be dead-lettered as late; count those too.
         def done() -> bool:
-            total = sum(((s := stats(port)) or {}).get("events_folded", 0) + (s or {}).get("deadletters", 0)
-                        for _, port in procs)
+            total = sum(
+                ((s := stats(port)) or {}).get("events_folded", 0) + (s or {}).get("deadletters", 0)
+                for _, port in procs
+            )
             folded()
             return total >= sent
 
@@ -147,13 +169,22 @@ def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -
             process.wait(60)
         restarted, port = start_worker(env, log)
         r0 = time.monotonic()
-        wait(lambda: (s := stats(port)) is not None and len(s["partitions"]) == partitions
-             and s["accounts"] >= accounts_tracked, 1800, "recovery")
+        wait(
+            lambda: (
+                (s := stats(port)) is not None
+                and len(s["partitions"]) == partitions
+                and s["accounts"] >= accounts_tracked
+            ),
+            1800,
+            "recovery",
+        )
         recovery_s = time.monotonic() - r0
         rss_after_recovery = rss_bytes(restarted.pid)
         restarted.terminate()
         restarted.wait(60)
         return {
+            "ingest_mode": ingest_mode or Settings.model_fields["ingest_mode"].default,
+            "batch_max_events": batch_max_events or Settings.model_fields["batch_max_events"].default,
             "workers": workers,
             "partitions": partitions,
             "accounts": accounts_tracked,
@@ -164,6 +195,7 @@ def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -
             "events_per_s": round(sent / elapsed),
             "events_per_s_per_worker": round(sent / elapsed / workers),
             "worker_cpu_seconds": round(cpu, 1),
+            "worker_cpu_us_per_event": round(cpu / sent * 1e6, 1),
             "cpu_utilisation_of_2_cores": round(cpu / elapsed / 2, 2),
             "peak_rss_mb": round(peak_rss / 2**20, 1),
             "recovery_seconds": round(recovery_s, 1),
@@ -176,15 +208,35 @@ def run(accounts: int, days: int, workers: int, partitions: int, scale: float) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0, help="simulator event_scale")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument(
+        "--ingest-mode",
+        choices=["stream", "batch"],
+        default=None,
+        help="the workers' CHURNWATCH_INGEST_MODE (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--batch-max-events", type=int, default=None, help="the workers' CHURNWATCH_BATCH_MAX_EVENTS"
+    )
     args = parser.parse_args()
     for count in args.workers:
-        print(orjson.dumps(run(args.accounts, args.days, count, args.partitions, args.scale)).decode(), flush=True)
+        result = run(
+            args.accounts,
+            args.days,
+            count,
+            args.partitions,
+            args.scale,
+            args.ingest_mode,
+            args.batch_max_events,
+        )
+        print(orjson.dumps(result).decode(), flush=True)
 
 
 if __name__ == "__main__":

@@ -433,7 +433,8 @@ class AccountMonitor:
         cfg = self.config
         today = day_of(now_ms - cfg.day_close_delay_ms)
         outcomes: list[Outcome] = []
-        if window.canceled_ts_ms is not None:
+        # A cancellation counts once the clock reaches it: a backfill can read billing days ahead of usage.
+        if window.canceled_ts_ms is not None and window.canceled_ts_ms <= now_ms:
             return self._canceled(account_id, window, state, now_ms, outcomes)
         if state.canceled_ts_ms is not None:  # re-subscribed: start over with the labels
             state.canceled_ts_ms = None

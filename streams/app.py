@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from importlib.metadata import version
 from typing import Any, cast
 
 import faust
 import httpx
 import orjson
-from faust.types import TP
+from faust.types import TP, Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.windows import DAY_MS, WindowConfig
 from streams.detection import LiveDetection, PlanLabels, SweepOutcome
+from streams.events import DeadLetterReason
+from streams.fastpath import BatchIngest
 from streams.ingest import AccountState, BatchFolder, RawRecord
 from streams.kafka_client import faust_credentials
 from streams.metrics import Metrics
@@ -127,6 +130,10 @@ class Churnwatch:
             AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), self.window_config)
         )
         self.plan_label = PlanLabels()
+        self.metrics.worker_info.info(
+            {"version": version("churnwatch"), "app_id": settings.app_id, "clock": settings.evaluation_clock}
+        )
+        self._zero_counters()
         # Batches and sweeps both rewrite account states: one at a time, or a sweep could overwrite a batch.
         self.state_lock = asyncio.Lock()
         self.event_clock_day: int | None = None
@@ -138,57 +145,89 @@ class Churnwatch:
             self.app.timer(settings.sweep_interval_seconds, name="churnwatch.sweep")(self._wall_clock_sweep)
         self.events_folded = 0
         self.deadletters_sent = 0
-        self.app.agent(self.events_channel, name="churnwatch.ingest")(self._ingest)
+        self.batch_ingest: BatchIngest | None = None
+        if settings.ingest_mode == "batch":
+            self.batch_ingest = BatchIngest(
+                self.app,
+                settings.event_topics.values(),
+                batch_max_events=settings.batch_max_events,
+                batch_within_seconds=settings.batch_within_seconds,
+                process=self._ingest_messages,
+            )
+        else:
+            self.app.agent(self.events_channel, name="churnwatch.ingest")(self._ingest)
         self._register_views()
         self.app.timer(5.0, name="churnwatch.gauges")(self._update_gauges)
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
     async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """``ingest_mode="stream"``: a Faust agent takes micro-batches of events off a Stream."""
         settings = self.settings
         async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.batch_max_events, within=settings.batch_within_seconds
         ):
-            started = time.perf_counter()
-            records = [
-                RawRecord(
-                    self.type_by_topic[event.message.topic],
-                    event.message.key,
-                    event.message.value,
-                    event.message.topic,
-                    event.message.partition,
-                    event.message.offset,
-                    _headers(event.message.headers),
-                )
-                for event in events
-            ]
-            async with self.state_lock:
-                hook = self._event_clock if settings.evaluation_clock == "event" else None
-                result = self.folder.fold(records, self.accounts.data.get, hook)
-                # Alerts first, durably: no state may say "episode opened" without its alert.
-                await self._send_alerts(self.pending_alerts)
-                self.pending_alerts = []
-                for key, state in {**self.pending_writes, **result.changed}.items():
-                    self._store(key, state)
-                self.pending_writes = {}
-            for dead in result.dead_letters:
-                await self.deadletter_topic.send(
-                    key=dead.record.key, value=dead.record.value, headers=dead.headers()
-                )
-                self.metrics.events_consumed.labels(
-                    topic=dead.record.event_type, outcome=dead.reason.value
-                ).inc()
-                self.metrics.deadletters.labels(reason=dead.reason.value).inc()
-            self._count_ok(records, result.dead_letters, result.skipped_duplicates)
-            self.events_folded += result.folded
-            self.deadletters_sent += len(result.dead_letters)
-            now = time.time()
-            self.metrics.batch_seconds.observe(time.perf_counter() - started)
-            if result.max_event_ts_ms is not None:
-                self.metrics.processing_latency.observe(max(0.0, now - result.max_event_ts_ms / 1000))
-            if result.folded:
-                self.metrics.last_event_timestamp.set(now)
+            await self.process_batch([self._record(event.message) for event in events])
             yield None
+
+    async def _ingest_messages(self, messages: list[Message]) -> None:
+        """``ingest_mode="batch"``: :class:`BatchIngest` hands over raw messages (it acks them afterwards)."""
+        await self.process_batch([self._record(message) for message in messages])
+
+    def _record(self, message: Message) -> RawRecord:
+        return RawRecord(
+            self.type_by_topic[message.topic],
+            message.key,
+            message.value,
+            message.topic,
+            message.partition,
+            message.offset,
+            _headers(message.headers),
+        )
+
+    async def process_batch(self, records: list[RawRecord]) -> None:
+        """Fold one micro-batch: state writes, alerts and dead letters are in the producer buffer on return.
+
+        Both ingest paths call this and ack the batch's offsets only afterwards; Faust flushes the producer
+        before it commits them.
+        """
+        settings = self.settings
+        started = time.perf_counter()
+        async with self.state_lock:
+            hook = self._event_clock if settings.evaluation_clock == "event" else None
+            result = self.folder.fold(records, self.accounts.data.get, hook)
+            # Alerts first, durably: no state may say "episode opened" without its alert.
+            await self._send_alerts(self.pending_alerts)
+            self.pending_alerts = []
+            for key, state in {**self.pending_writes, **result.changed}.items():
+                self._store(key, state)
+            self.pending_writes = {}
+        for dead in result.dead_letters:
+            await self.deadletter_topic.send(
+                key=dead.record.key, value=dead.record.value, headers=dead.headers()
+            )
+            self.metrics.events_consumed.labels(topic=dead.record.event_type, outcome=dead.reason.value).inc()
+            self.metrics.deadletters.labels(reason=dead.reason.value).inc()
+        self._count_ok(records, result.dead_letters, result.skipped_duplicates)
+        self.events_folded += result.folded
+        self.deadletters_sent += len(result.dead_letters)
+        now = time.time()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if result.max_event_ts_ms is not None:
+            self.metrics.processing_latency.observe(max(0.0, now - result.max_event_ts_ms / 1000))
+        if result.folded:
+            self.metrics.last_event_timestamp.set(now)
+
+    def _zero_counters(self) -> None:
+        """Export known label sets at 0 from the start: rate() cannot see a series' first increment."""
+        for event_type in self.type_by_topic.values():
+            self.metrics.events_consumed.labels(topic=event_type, outcome="ok")
+        for reason in DeadLetterReason:
+            self.metrics.deadletters.labels(reason=reason.value)
+        for sink in self.notifier.sinks:
+            for outcome in ("delivered", "dead_lettered"):
+                self.metrics.alert_deliveries.labels(sink=sink.name, outcome=outcome)
+            self.metrics.alert_delivery_retries.labels(sink=sink.name)
 
     def _store(self, key: bytes, state: AccountState) -> None:
         """Write one account's state: local store plus changelog record to the partition it came from."""

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     # -- worker ------------------------------------------------------------------------------------------
     batch_max_events: int = Field(2_000, ge=1, description="Events folded per micro-batch at most.")
     batch_within_seconds: float = Field(0.25, gt=0, description="Longest wait to fill a micro-batch.")
+    ingest_mode: Literal["stream", "batch"] = Field(
+        "batch",
+        description="How the worker takes events off Kafka: 'batch' (raw records go from Faust's consumer "
+        "straight into micro-batches, no per-event Stream; see docs/performance.md) or 'stream' (a Faust "
+        "agent iterates a Stream).",
+    )
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's HTTP server (API, metrics).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server.")
     data_dir: Path = Field(Path(".churnwatch"), description="Worker data directory (faust's datadir).")

@@ -212,3 +212,96 @@ async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: floa
 
 def run(awaitable: Awaitable[T]) -> T:
     return asyncio.run(awaitable)  # type: ignore[arg-type]
+
+
+# -- helpers for the fault-injection and hostile-input tests (additive) -------------------------------------
+
+
+async def end_offsets(bootstrap: str, topic: str, *, timeout: float = 30) -> dict[int, int]:
+    """Each partition's end offset (high watermark) of ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        assert partitions, f"topic {topic} does not exist"
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, *, timeout: float = 30) -> list[Any]:
+    """Every record of ``topic`` up to the end offsets it has now (no expected count needed)."""
+    ends = await end_offsets(bootstrap, topic, timeout=timeout)
+    if not any(ends.values()):
+        return []
+    return await read_topic(bootstrap, topic, expected=sum(ends.values()), timeout=timeout)
+
+
+def latest_by_key(records: Iterable[Any]) -> dict[bytes, bytes | None]:
+    """Compacted view of a changelog: the last value of each key (``None`` for a tombstone)."""
+    latest: dict[bytes, bytes | None] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        latest[bytes(record.key)] = None if record.value is None else bytes(record.value)
+    return latest
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text exposition (``None`` when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def private_broker(directory: Path) -> kafka_local.LocalBroker:
+    """A broker of a test's own (own ports and data, the repo's downloaded jars), not yet started."""
+    shared = kafka_local.LocalBroker(REPO / ".kafka", 0)
+    kafka_local.ensure_jars(shared)
+    directory.mkdir(parents=True, exist_ok=True)
+    libs = directory / "libs"
+    if not libs.exists():
+        libs.symlink_to(shared.libs.resolve())
+    return kafka_local.LocalBroker(directory, free_port(pair=True))
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of ``topic`` not yet committed by consumer group ``group`` (end offset - committed offset)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    ends = await end_offsets(bootstrap, topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    offsets = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
+    return sum(max(0, end - max(offsets.get(partition, 0), 0)) for partition, end in ends.items())
+
+
+def start_private_broker(directory: Path, *, attempts: int = 3) -> kafka_local.LocalBroker:
+    """Start a private broker; on a port taken between choosing and binding it, retry on fresh ports."""
+    from streams.errors import ConfigError, KafkaUnavailableError
+
+    for attempt in range(attempts):
+        broker = private_broker(directory)
+        try:
+            kafka_local.start(broker)
+            return broker
+        except (ConfigError, KafkaUnavailableError):
+            kafka_local.stop(broker)
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(2_000, ge=1, description="Events folded per micro-batch at most.")
     batch_within_seconds: float = Field(0.25, gt=0, description="Longest wait to fill a micro-batch.")
     ingest_mode: Literal["stream", "batch"] = Field(
-        "batch",
+        "stream",
         description="How the worker takes events off Kafka: 'batch' (raw records go from Faust's consumer "
         "straight into micro-batches, no per-event Stream; see docs/performance.md) or 'stream' (a Faust "
         "agent iterates a Stream).",

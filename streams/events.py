@@ -169,9 +169,18 @@ def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
     if event_type is None:
         raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "missing 'type'")
     if event_type not in EVENT_TYPES:
-        raise InvalidEventError(DeadLetterReason.UNKNOWN_TYPE, f"unknown type {str(event_type)[:40]!r}")
+        # Never str() an arbitrary value: a deeply nested one would recurse.
+        shown = (
+            repr(event_type[:40])
+            if isinstance(event_type, str)
+            else f"of JSON type {type(event_type).__name__}"
+        )
+        raise InvalidEventError(DeadLetterReason.UNKNOWN_TYPE, f"unknown type {shown}")
     account_id = _text(body, "account_id", required=True, max_length=MAX_ID_LENGTH)
     assert account_id is not None
+    if any(char < " " for char in account_id):
+        # Control characters (NUL above all) are no account id; NUL-prefixed keys are reserved for the worker.
+        raise InvalidEventError(DeadLetterReason.INVALID_VALUE, "'account_id' contains control characters")
     if "ts" not in body:
         raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "missing 'ts'")
     ts_ms = parse_ts(body["ts"])

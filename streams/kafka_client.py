@@ -85,7 +85,8 @@ async def ensure_topics(settings: Settings) -> None:
                     raise KafkaUnavailableError(f"creating topics failed: {exc!r}") from None
         deadline = time.monotonic() + 30
         while True:
-            described = await admin.describe_topics(list(settings.event_topics.values()))
+            # Alerts share partition numbers with the deliveries ledger: they must be co-partitioned too.
+            described = await admin.describe_topics([*settings.event_topics.values(), settings.topic_alerts])
             # A just-created topic can briefly be described without partitions: wait for its metadata.
             if all(topic["partitions"] for topic in described) or time.monotonic() > deadline:
                 break
@@ -97,7 +98,7 @@ async def ensure_topics(settings: Settings) -> None:
                     "CHURNWATCH_PARTITIONS",
                     f"topic {topic['topic']!r} has {partitions} partitions, "
                     f"settings say {settings.partitions}; "
-                    "event topics must be co-partitioned with the state tables",
+                    "event and alert topics must be co-partitioned with the state tables",
                 )
     finally:
         await admin.close()

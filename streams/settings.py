@@ -171,8 +171,10 @@ class Settings(BaseSettings):
         if self.security_protocol.startswith("SASL"):
             if self.sasl_mechanism is None:
                 raise ValueError("sasl_mechanism is required when security_protocol is SASL_*")
-            if not self.sasl_username or self.sasl_password is None:
-                raise ValueError("sasl_username and sasl_password are required for SASL")
+            if not self.sasl_username:
+                raise ValueError("sasl_username is required for SASL")
+            if self.sasl_password is None:
+                raise ValueError("sasl_password is required for SASL")
         return self
 
     def sinks_config(self) -> SinksConfig:

@@ -25,7 +25,9 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     simulation = Simulation(SimulationConfig(seed=21, accounts=60, days=70, start=start))
     events = list(simulation.events())
     offline = run_replay(orjson.dumps(event) for event in events)
-    opened_offline = {a.account_id: a.event_ts_ms for a in offline.alerts if a.transition is Transition.OPENED}
+    opened_offline = {
+        a.account_id: a.event_ts_ms for a in offline.alerts if a.transition is Transition.OPENED
+    }
     assert len(opened_offline) >= 5  # the simulation has churners worth flagging
 
     workers.partitions = 1
@@ -36,7 +38,9 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     sent = asyncio.run(produce_live(settings, events, rate=2_500))
     wait_until(lambda: worker.stats()["events_folded"] >= sent - 50, timeout=120, what="events folded")
     expected_alerts = len(offline.alerts)
-    records = run(read_topic(workers.kafka.bootstrap, settings.topic_alerts, expected=expected_alerts, timeout=60))
+    records = run(
+        read_topic(workers.kafka.bootstrap, settings.topic_alerts, expected=expected_alerts, timeout=60)
+    )
     live = [orjson.loads(record.value) for record in records]
     opened_live = {a["account_id"]: a["event_ts_ms"] for a in live if a["transition"] == "opened"}
 

@@ -13,15 +13,19 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from detectors.alerts import Alert, AlertKind, Severity, Transition
 from streams import kafka_local
 from streams.producer import send_all
 from streams.settings import Settings
+from streams.simulator import Simulation, SimulationConfig
 
 T = TypeVar("T")
 
@@ -305,3 +309,35 @@ def start_private_broker(directory: Path, *, attempts: int = 3) -> kafka_local.L
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def simulated_lines(accounts: int, days: int, seed: int) -> list[bytes]:
+    """Simulator events ending about now (so none is dead-lettered as from the future), as JSON lines."""
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days + 2)
+    simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=start))
+    return [orjson.dumps(event) for event in simulation.events()]
+
+
+def make_alert(
+    account: str,
+    *,
+    transition: Transition = Transition.OPENED,
+    risk: float = 0.4,
+    mrr: float = 199.0,
+    episode_ts_ms: int = 1_795_600_000_000,
+    reasons: tuple[str, ...] = ("active users -62% vs its 8-week weekday median",),
+) -> Alert:
+    """An account-risk alert as the detection agent writes it to the outbox."""
+    return Alert(
+        kind=AlertKind.ACCOUNT_RISK,
+        account_id=account,
+        episode_id=f"{account}:{episode_ts_ms}",
+        transition=transition,
+        severity=Severity.HIGH,
+        risk=risk,
+        plan="pro",
+        mrr=mrr,
+        reasons=reasons,
+        event_ts_ms=episode_ts_ms,
+        detected_ts_ms=episode_ts_ms + 1_000,
+    )

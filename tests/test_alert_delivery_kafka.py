@@ -9,29 +9,13 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from detectors.alerts import Alert, AlertKind, Severity, Transition
+from detectors.alerts import Alert, Transition
 from tests.http_recorder import HTTPRecorder
-from tests.kafka_harness import WorkerFactory, read_topic, run, wait_until
+from tests.kafka_harness import WorkerFactory, make_alert, read_topic, run, wait_until
 
 pytestmark = pytest.mark.kafka
 
 SECRET = "whsec_" + base64.b64encode(b"churnwatch-test-signing-key-0001").decode()
-
-
-def alert(account: str, transition: Transition = Transition.OPENED, risk: float = 0.4) -> Alert:
-    return Alert(
-        kind=AlertKind.ACCOUNT_RISK,
-        account_id=account,
-        episode_id=f"{account}:1795600000000",
-        transition=transition,
-        severity=Severity.HIGH,
-        risk=risk,
-        plan="pro",
-        mrr=199.0,
-        reasons=("active users -62% vs its 8-week weekday median",),
-        event_ts_ms=1_795_600_000_000,
-        detected_ts_ms=1_795_600_001_000,
-    )
 
 
 def outbox(workers: WorkerFactory, alerts: list[Alert]) -> None:
@@ -56,7 +40,7 @@ def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_
     with HTTPRecorder([500, 500, (429, {"Retry-After": "1"}), 200]) as crm, HTTPRecorder() as slack:
         jsonl = configure_sinks(workers, crm, slack, tmp_path)
         worker = workers.start()
-        outbox(workers, [alert("acme")])
+        outbox(workers, [make_alert("acme")])
         requests = crm.wait_for_sync(4, timeout=60)
         succeeded = [r for r in crm.requests if r.reply.status == 200]
         assert len(succeeded) == 1
@@ -73,7 +57,7 @@ def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_
         # also by a new worker process that only knows the ledger from its changelog.
         worker.stop()
         restarted = workers.start()
-        outbox(workers, [alert("acme"), alert("acme", Transition.ESCALATED, risk=0.7)])
+        outbox(workers, [make_alert("acme"), make_alert("acme", transition=Transition.ESCALATED, risk=0.7)])
         wait_until(
             lambda: sum(r.reply.status == 200 for r in crm.requests) == 2, timeout=60, what="escalation"
         )
@@ -101,7 +85,7 @@ def test_alerts_written_while_no_worker_runs_are_delivered_once_later(
         configure_sinks(workers, crm, slack, tmp_path)
         first = workers.start()
         first.kill()  # kill -9: the outbox is all that remains
-        outbox(workers, [alert(f"acct-{i}") for i in range(5)])
+        outbox(workers, [make_alert(f"acct-{i}") for i in range(5)])
         workers.start()
         crm.wait_for_sync(5, timeout=60)
         ids = [r.header("webhook-id") for r in crm.requests]
@@ -116,7 +100,7 @@ def test_permanent_failures_are_dead_lettered_with_the_reason(workers: WorkerFac
     with HTTPRecorder(default=400) as crm, HTTPRecorder() as slack:
         configure_sinks(workers, crm, slack, tmp_path)
         workers.start()
-        outbox(workers, [alert("bad-hook")])
+        outbox(workers, [make_alert("bad-hook")])
         topic = workers.settings().topic_deadletter
         dead = run(read_topic(workers.kafka.bootstrap, topic, expected=1))
         assert len(dead) == 1
@@ -144,7 +128,7 @@ def test_snoozed_account_is_not_notified(workers: WorkerFactory, tmp_path: Path)
             check=False,
         )
         assert snooze.returncode == 0, snooze.stderr
-        outbox(workers, [alert("quiet-co"), alert("loud-co")])
+        outbox(workers, [make_alert("quiet-co"), make_alert("loud-co")])
         crm.wait_for_sync(1, timeout=60)
         wait_until(lambda: len(slack.requests) == 1, timeout=30, what="slack message")
         assert [r.header("webhook-id") for r in crm.requests] == ["loud-co:1795600000000:opened"]

@@ -33,7 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from standardwebhooks.webhooks import Webhook
 
-from detectors.alerts import Alert, AlertKind, Severity, Transition
+from detectors.alerts import Alert
 from detectors.windows import AccountWindow, WindowConfig
 from streams import kafka_local
 from streams.events import parse_ts
@@ -48,6 +48,7 @@ from tests.kafka_harness import (
     WorkerProcess,
     end_offsets,
     group_lag,
+    make_alert,
     metric_value,
     read_all,
     run,
@@ -327,22 +328,6 @@ def test_kill_9_of_one_worker_mid_stream_loses_and_doubles_no_event(
 # -- 1b. kill -9 during alert delivery ----------------------------------------------------------------------
 
 
-def outbox_alert(account: str) -> Alert:
-    return Alert(
-        kind=AlertKind.ACCOUNT_RISK,
-        account_id=account,
-        episode_id=f"{account}:1795600000000",
-        transition=Transition.OPENED,
-        severity=Severity.HIGH,
-        risk=0.5,
-        plan="pro",
-        mrr=99.0,
-        reasons=("active users -70% vs its 8-week weekday median",),
-        event_ts_ms=1_795_600_000_000,
-        detected_ts_ms=1_795_600_001_000,
-    )
-
-
 def write_outbox(workers: WorkerFactory, alerts: Sequence[Alert]) -> None:
     topic = workers.settings().topic_alerts
     sent = workers.produce((topic, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts)
@@ -407,7 +392,7 @@ class DeliveryKill:
 def delivery_kill(kafka: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeliveryKill]:
     """kill -9 of a worker in the middle of a batch it is delivering; run once, judged by two tests."""
     workers = WorkerFactory(kafka, tmp_path_factory.mktemp("delivery-kill"), name="kill-during-delivery")
-    alerts = [outbox_alert(f"kill-{i:02d}") for i in range(40)]
+    alerts = [make_alert(f"kill-{i:02d}") for i in range(40)]
     expected_ids = {a.idempotency_key for a in alerts}
     # Every request takes 0.25 s to answer, so both workers are always in the middle of a batch.
     try:
@@ -616,7 +601,7 @@ OUTAGE_S = 60.0
 
 
 def test_sink_down_for_a_minute_then_every_alert_delivered_once(workers: WorkerFactory) -> None:
-    waves = [[outbox_alert(f"outage-{wave}-{i:02d}") for i in range(10)] for wave in range(3)]
+    waves = [[make_alert(f"outage-{wave}-{i:02d}") for i in range(10)] for wave in range(3)]
     expected_ids = {a.idempotency_key for wave in waves for a in wave}
     settings = workers.settings()
     with HTTPRecorder([503] * 1_000_000) as crm:  # a script longer than the outage; reset() ends it

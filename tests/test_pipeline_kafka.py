@@ -14,16 +14,9 @@ from detectors.windows import USAGE, AccountWindow, WindowConfig
 from streams.events import parse_ts
 from streams.ingest import BatchFolder
 from streams.producer import route
-from streams.simulator import Simulation, SimulationConfig
-from tests.kafka_harness import WorkerFactory, read_topic, run, wait_until
+from tests.kafka_harness import WorkerFactory, read_topic, run, simulated_lines, wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-def simulated_lines(accounts: int, days: int, seed: int) -> list[bytes]:
-    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days + 2)
-    simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=start))
-    return [orjson.dumps(event) for event in simulation.events()]
 
 
 def fold_offline(lines: list[bytes]) -> dict[str, dict[str, object]]:

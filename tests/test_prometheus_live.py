@@ -18,7 +18,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,16 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from detectors.alerts import Alert, AlertKind, Severity, Transition
 from streams.producer import route
-from streams.simulator import Simulation, SimulationConfig
 from tests.http_recorder import HTTPRecorder
-from tests.kafka_harness import WorkerFactory, WorkerProcess, free_port, wait_until
+from tests.kafka_harness import (
+    WorkerFactory,
+    WorkerProcess,
+    free_port,
+    make_alert,
+    simulated_lines,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -220,28 +225,6 @@ def metric_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 # -- the pipeline --------------------------------------------------------------------------------------------
 
 
-def simulated_lines(accounts: int, days: int, seed: int) -> list[bytes]:
-    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days + 2)
-    simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=start))
-    return [orjson.dumps(event) for event in simulation.events()]
-
-
-def outbox_alert(account: str, now_ms: int) -> Alert:
-    return Alert(
-        kind=AlertKind.ACCOUNT_RISK,
-        account_id=account,
-        episode_id=f"{account}:{now_ms}",
-        transition=Transition.OPENED,
-        severity=Severity.HIGH,
-        risk=0.5,
-        plan="pro",
-        mrr=100.0,
-        reasons=("live metrics test",),
-        event_ts_ms=now_ms,
-        detected_ts_ms=now_ms,
-    )
-
-
 def folded_all(worker: WorkerProcess, expected: int) -> bool:
     stats = worker.stats()
     return stats is not None and stats["events_folded"] == expected
@@ -300,7 +283,10 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
         (settings.topic_usage, f"broken-{i}".encode(), b'{"type": "usage", "account_id"') for i in range(5)
     ]
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    alerts = [outbox_alert(f"outbox-{i}", now_ms) for i in range(3)]
+    alerts = [
+        make_alert(f"outbox-{i}", risk=0.5, mrr=100.0, episode_ts_ms=now_ms, reasons=("live metrics test",))
+        for i in range(3)
+    ]
 
     # Webhook: two 503s (two retries), then delivered; Slack: 404 (dead-lettered at once); JSONL: delivered.
     with HTTPRecorder([503, 503]) as crm, HTTPRecorder(default=404) as slack:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,27 @@ def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes
     return process, port
 
 
+def start_profiler(pid: int, prefix: Path, index: int) -> subprocess.Popen[bytes]:
+    """Sample a worker with py-spy (collapsed stacks, one line per stack; see summarise_profile)."""
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            f"{prefix}-worker{index}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def wait(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,8 +107,8 @@ def run(
     workers: int,
     partitions: int,
     scale: float,
-    ingest_mode: str | None = None,
     batch_max_events: int | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
     (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
@@ -101,8 +123,6 @@ def run(
         CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
         CHURNWATCH_LOG_LEVEL="warning",
     )
-    if ingest_mode is not None:
-        env["CHURNWATCH_INGEST_MODE"] = ingest_mode
     if batch_max_events is not None:
         env["CHURNWATCH_BATCH_MAX_EVENTS"] = str(batch_max_events)
     settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
@@ -140,6 +160,7 @@ def run(
             "workers ready",
         )
         ready_s = time.monotonic() - began
+        spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []
         cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
         t0 = time.monotonic()
         peak_rss = 0
@@ -163,6 +184,9 @@ def run(
         elapsed = time.monotonic() - t0
         cpu = sum(cpu_seconds(p.pid) - cpu0[p.pid] for p, _ in procs)
         accounts_tracked = sum((stats(port) or {}).get("accounts", 0) for _, port in procs)
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(60)
         # Recovery: stop every worker, start one, time until it owns all partitions (tables restored).
         for process, _ in procs:
             process.terminate()
@@ -183,7 +207,6 @@ def run(
         restarted.terminate()
         restarted.wait(60)
         return {
-            "ingest_mode": ingest_mode or Settings.model_fields["ingest_mode"].default,
             "batch_max_events": batch_max_events or Settings.model_fields["batch_max_events"].default,
             "workers": workers,
             "partitions": partitions,
@@ -217,13 +240,13 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
     parser.add_argument(
-        "--ingest-mode",
-        choices=["stream", "batch"],
-        default=None,
-        help="the workers' CHURNWATCH_INGEST_MODE (default: the setting's default)",
+        "--batch-max-events", type=int, default=None, help="the workers' CHURNWATCH_BATCH_MAX_EVENTS"
     )
     parser.add_argument(
-        "--batch-max-events", type=int, default=None, help="the workers' CHURNWATCH_BATCH_MAX_EVENTS"
+        "--profile",
+        type=Path,
+        default=None,
+        help="record py-spy collapsed stacks of each worker while it folds, to PROFILE-workerN.txt",
     )
     args = parser.parse_args()
     for count in args.workers:
@@ -233,8 +256,8 @@ def main() -> None:
             count,
             args.partitions,
             args.scale,
-            args.ingest_mode,
             args.batch_max_events,
+            args.profile,
         )
         print(orjson.dumps(result).decode(), flush=True)
 

@@ -1,33 +1,35 @@
 """The Faust application: topics, the account state table, the ingest agent and the worker's HTTP views.
 
-Raw records are taken from the three event topics in micro-batches and folded by :class:`BatchFolder`; each
-changed account is written to the changelog-backed ``accounts`` table once per batch. Faust flushes the
-producer (changelog and dead-letter writes) before it commits the consumed offsets, and the state remembers
-the offsets it applied, so a crash neither loses nor double-counts events.
+An :class:`~streams.event_reader.EventReader` fetches the three event topics in batches for the partitions
+Faust assigned to this worker; :class:`BatchFolder` folds them into decoded account states kept in memory
+between batches. Every ``checkpoint_interval_seconds`` the changed states are written to the changelog-backed
+``accounts`` table, the producer is flushed, and then each partition's next offsets are written into the same
+table: a new owner resumes from offsets that are never ahead of the state it recovered, and each state
+remembers the offsets it applied, so a crash neither loses nor double-counts events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib.metadata import version
 from typing import Any, cast
 
 import faust
 import httpx
 import orjson
-from faust.types import TP, Message
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.windows import DAY_MS, WindowConfig
 from streams.detection import LiveDetection, PlanLabels, SweepOutcome
+from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
-from streams.fastpath import BatchIngest
 from streams.ingest import AccountState, BatchFolder, RawRecord
-from streams.kafka_client import faust_credentials
+from streams.kafka_client import client_options, faust_credentials
 from streams.metrics import Metrics
 from streams.notifier import LedgerEntry, Notifier, OutboxRecord
 from streams.replay import rfc3339
@@ -38,14 +40,9 @@ ACCOUNTS_TABLE = "accounts"
 # Keys of the accounts table that are no account: the worker's risk model, one copy per partition it owns.
 RESERVED_PREFIX = b"\x00"
 RISK_MODEL_KEY = RESERVED_PREFIX + b"risk-model/%d"
+# The event reader's checkpoint: the partition's next offset per event topic.
+POSITIONS_KEY = RESERVED_PREFIX + b"positions/%d"
 DELIVERIES_TABLE = "deliveries"
-
-
-def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
-    if not raw:
-        return ()
-    items = raw.items() if isinstance(raw, Mapping) else raw
-    return tuple((str(name), bytes(value or b"")) for name, value in items)
 
 
 def window_config(settings: Settings) -> WindowConfig:
@@ -95,9 +92,6 @@ class Churnwatch:
             datadir=str(datadir),
         )
         self.type_by_topic = {topic: event_type for event_type, topic in settings.event_topics.items()}
-        self.events_channel = self.app.topic(
-            *settings.event_topics.values(), key_serializer="raw", value_serializer="raw"
-        )
         self.deadletter_topic = self.app.topic(
             settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
         )
@@ -124,7 +118,22 @@ class Churnwatch:
             clock=lambda: int(time.time() * 1000),
             send=self._deliver,
         )
-        self.app.agent(self.alerts_topic, name="churnwatch.notify")(self._notify)
+        # Faust assigns partitions from the topics its agents consume; this agent only anchors the assignment
+        # on the alerts topic (co-partitioned with the event topics and the tables). Readers do the reading.
+        self.app.agent(self.alerts_topic, name="churnwatch.assignment")(self._anchor)
+        self.outbox_reader = EventReader(
+            self.app,
+            client_options(settings),
+            type_by_topic={settings.topic_alerts: "alerts"},
+            batch_max_events=100,
+            batch_within_seconds=0.5,
+            checkpoint_interval_seconds=0.0,  # after every batch: the ledger is already durable per request
+            owned_partitions=self.assigned_partitions,
+            stored_positions=self._stored_outbox_positions,
+            process=self._notify,
+            checkpoint=self._checkpoint_outbox,
+            on_released=lambda: None,
+        )
         self.app.timer(3600.0, name="churnwatch.ledger_expiry")(self._expire_ledger)
         self.detection = LiveDetection(
             AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), self.window_config)
@@ -136,72 +145,51 @@ class Churnwatch:
         self._zero_counters()
         # Batches and sweeps both rewrite account states: one at a time, or a sweep could overwrite a batch.
         self.state_lock = asyncio.Lock()
+        # Decoded states of accounts in partitions this worker is active for, kept between batches (at most
+        # state_cache_accounts after a checkpoint); ``dirty`` ones are written at the next checkpoint.
+        self.cache: dict[bytes, AccountState] = {}
+        self.dirty: set[bytes] = set()
         self.event_clock_day: int | None = None
         self.pending_alerts: list[Alert] = []
-        self.pending_writes: dict[bytes, AccountState] = {}
         self.saved_model_outcomes = 0
         self.loaded_models = False
         if settings.evaluation_clock == "wall":
             self.app.timer(settings.sweep_interval_seconds, name="churnwatch.sweep")(self._wall_clock_sweep)
         self.events_folded = 0
         self.deadletters_sent = 0
-        self.batch_ingest: BatchIngest | None = None
-        if settings.ingest_mode == "batch":
-            self.batch_ingest = BatchIngest(
-                self.app,
-                settings.event_topics.values(),
-                batch_max_events=settings.batch_max_events,
-                batch_within_seconds=settings.batch_within_seconds,
-                process=self._ingest_messages,
-            )
-        else:
-            self.app.agent(self.events_channel, name="churnwatch.ingest")(self._ingest)
+        self.reader = EventReader(
+            self.app,
+            client_options(settings),
+            type_by_topic=self.type_by_topic,
+            batch_max_events=settings.batch_max_events,
+            batch_within_seconds=settings.batch_within_seconds,
+            checkpoint_interval_seconds=settings.checkpoint_interval_seconds,
+            owned_partitions=self.assigned_partitions,
+            stored_positions=self._stored_positions,
+            process=self.process_batch,
+            checkpoint=self._checkpoint,
+            on_released=self._forget_cached_states,
+        )
         self._register_views()
         self.app.timer(5.0, name="churnwatch.gauges")(self._update_gauges)
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
-    async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """``ingest_mode="stream"``: a Faust agent takes micro-batches of events off a Stream."""
-        settings = self.settings
-        async for events in cast(faust.Stream[bytes], stream).take_events(
-            settings.batch_max_events, within=settings.batch_within_seconds
-        ):
-            await self.process_batch([self._record(event.message) for event in events])
-            yield None
-
-    async def _ingest_messages(self, messages: list[Message]) -> None:
-        """``ingest_mode="batch"``: :class:`BatchIngest` hands over raw messages (it acks them afterwards)."""
-        await self.process_batch([self._record(message) for message in messages])
-
-    def _record(self, message: Message) -> RawRecord:
-        return RawRecord(
-            self.type_by_topic[message.topic],
-            message.key,
-            message.value,
-            message.topic,
-            message.partition,
-            message.offset,
-            _headers(message.headers),
-        )
-
     async def process_batch(self, records: list[RawRecord]) -> None:
-        """Fold one micro-batch: state writes, alerts and dead letters are in the producer buffer on return.
+        """Fold one batch into the cached states; alerts it raised are flushed, dead letters are sent.
 
-        Both ingest paths call this and ack the batch's offsets only afterwards; Faust flushes the producer
-        before it commits them.
+        Changed states are written at the next :meth:`_checkpoint`, which the reader runs before it records
+        offsets past these records.
         """
         settings = self.settings
         started = time.perf_counter()
         async with self.state_lock:
             hook = self._event_clock if settings.evaluation_clock == "event" else None
-            result = self.folder.fold(records, self.accounts.data.get, hook)
-            # Alerts first, durably: no state may say "episode opened" without its alert.
+            result = self.folder.fold(records, self.accounts.data.get, hook, states=self.cache)
+            self.dirty.update(result.changed)
+            # Alerts durable before any state that records them is written (at the checkpoint).
             await self._send_alerts(self.pending_alerts)
             self.pending_alerts = []
-            for key, state in {**self.pending_writes, **result.changed}.items():
-                self._store(key, state)
-            self.pending_writes = {}
         for dead in result.dead_letters:
             await self.deadletter_topic.send(
                 key=dead.record.key, value=dead.record.value, headers=dead.headers()
@@ -235,25 +223,56 @@ class Churnwatch:
         self.accounts.data[key] = raw
         self.accounts.send_changelog(state.partition, key, raw)
 
+    async def _checkpoint(self, positions: Positions) -> None:
+        """Write changed states, flush (states and dead letters durable), then record the reader's offsets."""
+        async with self.state_lock:
+            for key in self.dirty:
+                self._store(key, self.cache[key])
+            self.dirty.clear()
+            await self.app.producer.flush()
+            for partition, offsets in positions.items():
+                key = POSITIONS_KEY % partition
+                raw = orjson.dumps({**self._stored_positions(partition), **offsets})
+                self.accounts.data[key] = raw
+                self.accounts.send_changelog(partition, key, raw)
+            overflow = len(self.cache) - self.settings.state_cache_accounts
+            if overflow > 0:
+                # Oldest first; every cached state is clean (and in the table) right after a checkpoint.
+                for key in list(itertools.islice(self.cache, overflow)):
+                    del self.cache[key]
+
+    def _stored_positions(self, partition: int) -> dict[str, int]:
+        raw = self.accounts.data.get(POSITIONS_KEY % partition)
+        return orjson.loads(raw) if raw is not None else {}
+
+    def _forget_cached_states(self) -> None:
+        """Partitions are being handed over: the table (just checkpointed) is the truth from here on."""
+        self.cache.clear()
+        self.dirty.clear()
+
+    def account_state(self, key: bytes) -> AccountState | None:
+        state = self.cache.get(key)
+        if state is not None:
+            return state
+        raw = self.accounts.data.get(key)
+        return AccountState.from_bytes(raw, self.window_config) if raw is not None else None
+
     # -- detection ------------------------------------------------------------------------------------------
 
-    def active_accounts(
-        self, working: dict[bytes, AccountState] | None = None
-    ) -> list[tuple[bytes, AccountState, int]]:
-        """States of the accounts in partitions this worker is active for (standby copies excluded)."""
+    def active_accounts(self) -> list[tuple[bytes, AccountState, int]]:
+        """States of the accounts in partitions this worker is active for (standby copies excluded).
+
+        Decoded states join the cache, so the sweep changes the same objects the next batch folds into.
+        """
         active = set(self.assigned_partitions())
-        working = working or {}
-        accounts = []
+        cache = self.cache
         for key, raw in self.accounts.data.items():
-            if key.startswith(RESERVED_PREFIX):
+            if key in cache or key.startswith(RESERVED_PREFIX):
                 continue
-            state = working.get(key) or AccountState.from_bytes(raw, self.window_config)
+            state = AccountState.from_bytes(raw, self.window_config)
             if state.partition in active:
-                accounts.append((key, state, state.partition))
-        for key, state in working.items():
-            if key not in self.accounts.data and state.partition in active:
-                accounts.append((key, state, state.partition))
-        return accounts
+                cache[key] = state
+        return [(key, state, state.partition) for key, state in cache.items() if state.partition in active]
 
     def _event_clock(self, event_type: str, ts_ms: int, working: dict[bytes, AccountState]) -> list[bytes]:
         """Event-time clock: when the watermark crosses UTC midnights, sweep once per midnight (as replay).
@@ -270,19 +289,12 @@ class Churnwatch:
             return []
         if day <= self.event_clock_day:
             return []
-        changed_working: list[bytes] = []
         for midnight in range(max(self.event_clock_day + 1, day - 62), day + 1):
-            # States swept earlier in this batch are not in the table yet: overlay them.
-            accounts = self.active_accounts({**self.pending_writes, **working})
-            states = {key: state for key, state, _ in accounts}
-            outcome = self._sweep(accounts, midnight * DAY_MS)
-            for key in outcome.changed:
-                if key in working:
-                    changed_working.append(key)
-                else:
-                    self.pending_writes[key] = states[key]
+            # ``working`` is the cache: the sweep sees the states folded so far in this batch.
+            outcome = self._sweep(self.active_accounts(), midnight * DAY_MS)
+            self.dirty.update(outcome.changed)
         self.event_clock_day = day
-        return changed_working
+        return []
 
     def _sweep(self, accounts: list[tuple[bytes, AccountState, int]], now_ms: int) -> SweepOutcome:
         if not self.loaded_models:
@@ -299,13 +311,10 @@ class Churnwatch:
 
     async def _wall_clock_sweep(self) -> None:
         async with self.state_lock:
-            accounts = self.active_accounts()
-            outcome = self._sweep(accounts, int(time.time() * 1000))
+            outcome = self._sweep(self.active_accounts(), int(time.time() * 1000))
             await self._send_alerts(self.pending_alerts)
             self.pending_alerts = []
-            states = {key: state for key, state, _ in accounts}
-            for key in outcome.changed:
-                self._store(key, states[key])
+            self.dirty.update(outcome.changed)  # written at the reader's next checkpoint
 
     async def _send_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
@@ -368,71 +377,67 @@ class Churnwatch:
         if duplicates:
             self.metrics.duplicates_skipped.inc(duplicates)
 
+    def accounts_known(self) -> int:
+        """Accounts in the table (active and standby) plus those first seen since the last checkpoint."""
+        stored = sum(not key.startswith(RESERVED_PREFIX) for key in self.accounts.data)
+        return stored + sum(key not in self.accounts.data for key in self.dirty)
+
     async def _update_gauges(self) -> None:
-        active = set(self.assigned_partitions())
-        accounts = state_bytes = 0
+        state_bytes = 0
         for key, raw in self.accounts.data.items():
             if not key.startswith(RESERVED_PREFIX):
-                accounts += 1
                 state_bytes += len(raw)
-        self.metrics.accounts_tracked.set(accounts)
+        self.metrics.accounts_tracked.set(self.accounts_known())
         self.metrics.state_bytes.labels(table=ACCOUNTS_TABLE).set(state_bytes)
         self.metrics.state_bytes.labels(table=DELIVERIES_TABLE).set(
             sum(len(v) for v in self.deliveries.data.values())
         )
         self.metrics.recovery_in_progress.set(1 if getattr(self.app, "in_recovery", False) else 0)
-        await self._update_lag(active)
-
-    async def _update_lag(self, active: set[int]) -> None:
-        """Lag = high watermark - committed offset, summed per topic role over this worker's partitions."""
-        consumer = self.app.consumer
-        roles = {**self.type_by_topic, self.settings.topic_alerts: "alerts"}
-        tps = [TP(topic, partition) for topic in roles for partition in active]
-        if not tps:
-            return
-        try:
-            highwaters = await consumer.highwaters(*tps)
-        except Exception:  # metadata not ready (rebalance): keep the last values
-            return
-        lag: dict[str, int] = dict.fromkeys(roles.values(), 0)
-        for tp, highwater in highwaters.items():
-            committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
-            lag[roles[tp.topic]] += max(0, (highwater or 0) - committed)
-        for role, value in lag.items():
+        # Per topic role over this worker's partitions: high watermark - checkpointed offset.
+        for role, value in {**self.reader.lag(), **self.outbox_reader.lag()}.items():
             self.metrics.consumer_lag.labels(topic=role).set(value)
 
     # -- alert delivery -------------------------------------------------------------------------------------
 
-    async def _notify(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for events in cast(faust.Stream[bytes], stream).take_events(100, within=0.5):
-            records = [
-                OutboxRecord(
-                    event.message.key, event.message.value, event.message.partition, event.message.offset
-                )
-                for event in events
-            ]
-            result = await self.notifier.handle(records)
-            for failed in result.failed:
-                headers = [
-                    ("churnwatch.error.reason", failed.reason.encode()[:1000]),
-                    ("churnwatch.error.sink", (failed.sink or "").encode()),
-                    ("churnwatch.source.topic", self.settings.topic_alerts.encode()),
-                    ("churnwatch.source.partition", str(failed.record.partition).encode()),
-                    ("churnwatch.source.offset", str(failed.record.offset).encode()),
-                ]
-                await self.deadletter_topic.send(
-                    key=failed.record.key, value=failed.record.value, headers=headers
-                )
-            for sink, count in result.delivered.items():
-                self.metrics.alert_deliveries.labels(sink=sink, outcome="delivered").inc(count)
-            for failed in result.failed:
-                self.metrics.alert_deliveries.labels(
-                    sink=failed.sink or "none", outcome="dead_lettered"
-                ).inc()
-            if result.duplicates:
-                self.metrics.alert_duplicates_suppressed.inc(result.duplicates)
-            await self.app.producer.flush()
+    async def _anchor(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for _ in cast(faust.Stream[bytes], stream):
             yield None
+
+    async def _notify(self, records: list[RawRecord]) -> None:
+        """Deliver one batch of outbox records (the outbox reader checkpoints its offsets afterwards)."""
+        result = await self.notifier.handle(
+            [OutboxRecord(record.key, record.value, record.partition, record.offset) for record in records]
+        )
+        for failed in result.failed:
+            headers = [
+                ("churnwatch.error.reason", failed.reason.encode()[:1000]),
+                ("churnwatch.error.sink", (failed.sink or "").encode()),
+                ("churnwatch.source.topic", self.settings.topic_alerts.encode()),
+                ("churnwatch.source.partition", str(failed.record.partition).encode()),
+                ("churnwatch.source.offset", str(failed.record.offset).encode()),
+            ]
+            await self.deadletter_topic.send(
+                key=failed.record.key, value=failed.record.value, headers=headers
+            )
+        for sink, count in result.delivered.items():
+            self.metrics.alert_deliveries.labels(sink=sink, outcome="delivered").inc(count)
+        for failed in result.failed:
+            self.metrics.alert_deliveries.labels(sink=failed.sink or "none", outcome="dead_lettered").inc()
+        if result.duplicates:
+            self.metrics.alert_duplicates_suppressed.inc(result.duplicates)
+
+    async def _checkpoint_outbox(self, positions: Positions) -> None:
+        """Dead letters durable, then the outbox offsets (in the ledger's table, recovered with it)."""
+        await self.app.producer.flush()
+        for partition, offsets in positions.items():
+            key = POSITIONS_KEY % partition
+            raw = orjson.dumps(offsets)
+            self.deliveries.data[key] = raw
+            self.deliveries.send_changelog(partition, key, raw)
+
+    def _stored_outbox_positions(self, partition: int) -> dict[str, int]:
+        raw = self.deliveries.data.get(POSITIONS_KEY % partition)
+        return orjson.loads(raw) if raw is not None else {}
 
     async def _deliver(self, sink: Sink, alerts: Sequence[Alert], policy: RetryPolicy) -> DeliveryOutcome:
         def on_retry(attempt: RetryAttempt) -> None:
@@ -453,6 +458,8 @@ class Churnwatch:
         horizon = int((time.time() - self.settings.dedup_retention_days * 86_400) * 1000)
         now_ms = int(time.time() * 1000)
         for key, raw in list(self.deliveries.data.items()):
+            if key.startswith(RESERVED_PREFIX):
+                continue
             entry = LedgerEntry.from_bytes(raw)
             lapsed = entry.snoozed_until_ms is not None and entry.snoozed_until_ms < now_ms
             if entry.first_seen_ms < horizon and (entry.snoozed_until_ms is None or lapsed):
@@ -466,17 +473,25 @@ class Churnwatch:
             assignment = self.app.assignor.assigned_actives()
         except Exception:  # before the first assignment faust has nothing to tell
             return []
-        return sorted({tp.partition for tp in assignment if tp.topic in self.type_by_topic})
+        # The event topics are co-partitioned with the alerts topic, which Faust subscribes to.
+        return sorted({tp.partition for tp in assignment if tp.topic == self.settings.topic_alerts})
 
     def _register_views(self) -> None:
         # faust binds page handlers as View methods, so they are plain closures taking (view, request).
+        settings = self.settings
+
         @self.app.page("/churnwatch/stats/")
         async def stats(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
             body = {
-                "accounts": sum(not key.startswith(RESERVED_PREFIX) for key in self.accounts.data),
+                "accounts": self.accounts_known(),
                 "events_folded": self.events_folded,
                 "deadletters": self.deadletters_sent,
                 "partitions": self.assigned_partitions(),
+                # The outbox offsets a new owner would resume from (what is checkpointed, not what is read).
+                "outbox_positions": {
+                    str(partition): self._stored_outbox_positions(partition).get(settings.topic_alerts, 0)
+                    for partition in self.assigned_partitions()
+                },
             }
             return web.bytes(orjson.dumps(body), content_type="application/json")
 
@@ -484,10 +499,9 @@ class Churnwatch:
         async def account(
             web: faust.web.View, request: faust.web.Request, account_id: str
         ) -> faust.web.Response:
-            raw = self.accounts.data.get(account_id.encode())
-            if raw is None:
+            state = self.account_state(account_id.encode())
+            if state is None:
                 return web.bytes(b'{"error":"unknown account"}', content_type="application/json", status=404)
-            state = AccountState.from_bytes(raw, self.window_config)
             body = {
                 "account_id": account_id,
                 "window": state.window.to_state(),

@@ -134,14 +134,18 @@ class BatchFolder:
         records: Iterable[RawRecord],
         load: Callable[[bytes], bytes | None],
         before_event: BeforeEvent | None = None,
+        states: dict[bytes, AccountState] | None = None,
     ) -> BatchResult:
         """Fold ``records`` (in consumption order); ``load(key)`` returns an account's stored state bytes.
 
+        ``states`` holds decoded states the caller keeps between batches (they are folded into in place, and
+        states decoded from ``load`` are added to it); without it each batch decodes what it needs.
         ``before_event(event_type, ts_ms, states)``, when given, runs before each valid event is folded, with
-        the batch's working states; it returns the keys among them it changed (the event clock sweeps there).
+        the working states; it returns the keys among them it changed (the event clock sweeps there).
         """
         result = BatchResult()
-        states: dict[bytes, AccountState] = {}
+        if states is None:
+            states = {}
         max_ts_ms = self.clock() + self.max_future_skew_ms
         for record in records:
             try:

@@ -6,9 +6,9 @@ reads that topic and, for each alert, asks the *ledger* which sinks have already
 ledger as soon as that sink is done, so a restart or rebalance does not notify anyone twice. The ledger is a
 changelog-backed table owned by the Faust app; this module only sees load/store callables.
 
-The one window left: a crash after a sink accepted an alert but before its ledger record reached Kafka
-re-sends that alert to that sink after restart. Webhook receivers dedupe on ``webhook-id`` (the idempotency
-key); Slack cannot, and the window is one ledger flush long.
+The one window left: a crash after a sink accepted a request but before its ledger record reached Kafka
+re-sends that request's alerts (one alert, or one Slack digest) to that sink after restart. Webhook receivers
+dedupe on ``webhook-id`` (the idempotency key); Slack cannot, and the window is one request long.
 """
 
 from __future__ import annotations
@@ -155,22 +155,28 @@ class Notifier:
         if entries:
             await self.store(entries)
         for sink in self.sinks:
-            queue = pending[sink.name]
+            queue = {alert.idempotency_key: (key, record) for key, alert, record in pending[sink.name]}
             if not queue:
                 continue
-            outcome = await self.send(sink, [alert for _, alert, _ in queue], self.policy)
-            failed = {alert.idempotency_key for alert in outcome.undelivered}
-            changed: dict[bytes, LedgerEntry] = {}
-            for key, alert, record in queue:
-                entry = entries[key]
-                if alert.idempotency_key in failed:
-                    entry.sinks[sink.name] = "dead_lettered"
-                    result.failed.append(FailedAlert(record, outcome.reason or "undeliverable", sink.name))
-                else:
-                    entry.sinks[sink.name] = "delivered"
-                    result.delivered[sink.name] = result.delivered.get(sink.name, 0) + 1
-                changed[key] = entry
-            await self.store(changed)
+            # One request at a time, each recorded as soon as the receiver accepted it: a crash re-sends at
+            # most the request in flight, not the whole batch.
+            for request in sink.requests([alert for _, alert, _ in pending[sink.name]]):
+                outcome = await self.send(sink, request, self.policy)
+                failed = {alert.idempotency_key for alert in outcome.undelivered}
+                changed: dict[bytes, LedgerEntry] = {}
+                for alert in request:
+                    key, record = queue[alert.idempotency_key]
+                    entry = entries[key]
+                    if alert.idempotency_key in failed:
+                        entry.sinks[sink.name] = "dead_lettered"
+                        result.failed.append(
+                            FailedAlert(record, outcome.reason or "undeliverable", sink.name)
+                        )
+                    else:
+                        entry.sinks[sink.name] = "delivered"
+                        result.delivered[sink.name] = result.delivered.get(sink.name, 0) + 1
+                    changed[key] = entry
+                await self.store(changed)
         return result
 
     def _parse(

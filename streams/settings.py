@@ -85,11 +85,14 @@ class Settings(BaseSettings):
     # -- worker ------------------------------------------------------------------------------------------
     batch_max_events: int = Field(2_000, ge=1, description="Events folded per micro-batch at most.")
     batch_within_seconds: float = Field(0.25, gt=0, description="Longest wait to fill a micro-batch.")
-    ingest_mode: Literal["stream", "batch"] = Field(
-        "stream",
-        description="How the worker takes events off Kafka: 'batch' (raw records go from Faust's consumer "
-        "straight into micro-batches, no per-event Stream; see docs/performance.md) or 'stream' (a Faust "
-        "agent iterates a Stream).",
+    checkpoint_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often changed account states and the consumed offsets are written to the changelog "
+        "(a crash re-reads at most this much, harmlessly).",
+    )
+    state_cache_accounts: int = Field(
+        200_000, ge=0, description="Decoded account states kept in memory between batches, at most."
     )
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's HTTP server (API, metrics).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server.")

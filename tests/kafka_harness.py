@@ -280,21 +280,6 @@ def private_broker(directory: Path) -> kafka_local.LocalBroker:
     return kafka_local.LocalBroker(directory, free_port(pair=True))
 
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records of ``topic`` not yet committed by consumer group ``group`` (end offset - committed offset)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    ends = await end_offsets(bootstrap, topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    offsets = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
-    return sum(max(0, end - max(offsets.get(partition, 0), 0)) for partition, end in ends.items())
-
-
 def start_private_broker(directory: Path, *, attempts: int = 3) -> kafka_local.LocalBroker:
     """Start a private broker; on a port taken between choosing and binding it, retry on fresh ports."""
     from streams.errors import ConfigError, KafkaUnavailableError

@@ -111,6 +111,10 @@ class Sink(Protocol):
 
     async def send(self, alerts: Sequence[Alert]) -> None: ...
 
+    def requests(self, alerts: Sequence[Alert]) -> list[tuple[Alert, ...]]:
+        """How ``send`` splits ``alerts`` into requests the receiver accepts one by one (in order)."""
+        ...
+
 
 def _json_default(value: object) -> Any:
     # `extra` is free-form; an odd value must not turn into a permanent delivery failure.

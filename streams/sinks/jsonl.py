@@ -81,6 +81,9 @@ class JsonlSink:
             finally:
                 os.close(dir_fd)
 
+    def requests(self, alerts: Sequence[Alert]) -> list[tuple[Alert, ...]]:
+        return [tuple(alerts)] if alerts else []  # one append (and fsync) per batch
+
     async def send(self, alerts: Sequence[Alert]) -> None:
         if not alerts:
             return

@@ -323,6 +323,9 @@ class SlackSink:
             return [(render_digest(alerts), tuple(alerts))]
         return [(render_alert(a), (a,)) for a in alerts]
 
+    def requests(self, alerts: Sequence[Alert]) -> list[tuple[Alert, ...]]:
+        return [covered for _, covered in self.render(alerts)]
+
     async def send(self, alerts: Sequence[Alert]) -> None:
         if not alerts:
             return

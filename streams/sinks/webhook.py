@@ -110,6 +110,9 @@ class WebhookSink:
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, target={self.target!r})"
 
+    def requests(self, alerts: Sequence[Alert]) -> list[tuple[Alert, ...]]:
+        return [(alert,) for alert in alerts]
+
     async def send(self, alerts: Sequence[Alert]) -> None:
         for i, alert in enumerate(alerts):
             body = alert_json(alert)

@@ -1,0 +1,233 @@
+"""Batch ingest of the event topics: Faust decides who owns which partition, this reader fetches them.
+
+Iterating every record through a Faust stream costs ~200 µs of framework work per event (an Event, a queue
+hop, an ack and several tasks per record; see docs/performance.md), and Faust's consumer, even when handed raw
+messages, runs two asyncio tasks per record. This reader instead fetches the event topics with its own
+``AIOKafkaConsumer`` in batches of up to ``batch_max_events`` records and hands each batch to ``process``.
+
+Faust still owns everything distributed: group membership, the partition assignment (the event topics are
+co-partitioned with the alerts topic and the tables, so the partitions Faust assigns for those are the ones
+this reader reads), changelog-backed tables, recovery and standbys. The reader follows the assignment:
+
+* **Offsets live in the state.** A checkpoint (every ``checkpoint_interval_seconds``, and when partitions are
+  revoked) calls ``checkpoint(positions)``: the app writes every changed account state to the changelog,
+  flushes the producer, then writes each partition's next offsets into the same changelog partition. A new
+  owner recovers the table and reads on from the offsets it finds there, so the offsets it resumes from are
+  never ahead of the state it recovered. States may be newer than the offsets (a crash between the two
+  writes); the per-account applied offsets make re-reading those records harmless.
+* **Rebalances.** When Faust revokes partitions the reader takes its lock (so no batch is half folded),
+  checkpoints, drops its assignment and tells the app to forget cached states (``on_released``). It reads
+  again only after Faust has finished the rebalance and recovered the tables, from the checkpointed offsets.
+* **Failures.** A batch that raises crashes the worker; nothing after the last checkpoint counts, and the
+  next owner reads it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.ingest import RawRecord
+
+log = logging.getLogger(__name__)
+
+ProcessRecords = Callable[[list[RawRecord]], Awaitable[None]]
+# partition -> {topic: next offset to read}
+Positions = dict[int, dict[str, int]]
+Checkpoint = Callable[[Positions], Awaitable[None]]
+
+
+class EventReader:
+    """Reads the event-topic partitions Faust assigned to this worker, in batches, and checkpoints them.
+
+    Parameters
+    ----------
+    app
+        The Faust app whose assignment and rebalances the reader follows; the reader runs as its task.
+    consumer_options
+        ``AIOKafkaConsumer`` keyword arguments (bootstrap servers, security).
+    type_by_topic
+        Event topic name -> event type.
+    owned_partitions
+        The partition numbers this worker is active for (asked after each rebalance).
+    stored_positions
+        ``stored_positions(partition)`` returns the checkpointed ``{topic: next offset}`` (empty if none).
+    process
+        Folds one batch of records (in partition order).
+    checkpoint
+        Makes the state of everything processed durable, then records ``positions``.
+    on_released
+        Called after the last checkpoint before the reader lets its partitions go.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        consumer_options: Mapping[str, Any],
+        *,
+        type_by_topic: Mapping[str, str],
+        batch_max_events: int,
+        batch_within_seconds: float,
+        checkpoint_interval_seconds: float,
+        owned_partitions: Callable[[], list[int]],
+        stored_positions: Callable[[int], Mapping[str, int]],
+        process: ProcessRecords,
+        checkpoint: Checkpoint,
+        on_released: Callable[[], None],
+    ) -> None:
+        self.app = app
+        self.consumer_options = dict(consumer_options)
+        self.type_by_topic = dict(type_by_topic)
+        self.batch_max_events = batch_max_events
+        self.batch_within_ms = max(1, int(batch_within_seconds * 1000))
+        self.checkpoint_interval_seconds = checkpoint_interval_seconds
+        self.owned_partitions = owned_partitions
+        self.stored_positions = stored_positions
+        self.process = process
+        self.checkpoint = checkpoint
+        self.on_released = on_released
+        self.consumer: AIOKafkaConsumer | None = None
+        self.lock = asyncio.Lock()
+        # The Faust consumer generation whose assignment we read; None while we own nothing.
+        self.generation: int | None = None
+        self.positions: dict[TopicPartition, int] = {}
+        self.checkpointed: dict[TopicPartition, int] = {}
+        self.last_checkpoint = time.monotonic()
+        self.batches = 0
+        app.task(self._run)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **self.consumer_options,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        self.consumer = consumer
+        try:
+            while not self.app.should_stop:
+                await self._step(consumer)
+        finally:
+            self.consumer = None
+            await consumer.stop()
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        app = self.app
+        if app.rebalancing:
+            await asyncio.sleep(0.05)
+            return
+        generation = app.consumer_generation_id
+        if generation != self.generation:
+            async with self.lock:
+                if not app.rebalancing and app.consumer_generation_id == generation:
+                    await self._follow_assignment(consumer, generation)
+            return
+        if not self.positions:
+            await asyncio.sleep(0.1)
+            return
+        fetched = await consumer.getmany(timeout_ms=self.batch_within_ms, max_records=self.batch_max_events)
+        async with self.lock:
+            if self.generation != generation:
+                return  # revoked while fetching: the next owner (maybe us) reads these from the checkpoint
+            if fetched:
+                await self._process(fetched)
+            if self.positions != self.checkpointed and (
+                not fetched or time.monotonic() - self.last_checkpoint >= self.checkpoint_interval_seconds
+            ):
+                await self._checkpoint()
+
+    async def _process(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+        type_by_topic = self.type_by_topic
+        records: list[RawRecord] = []
+        for tp, batch in fetched.items():
+            event_type = type_by_topic[tp.topic]
+            topic, partition = tp.topic, tp.partition
+            records.extend(
+                RawRecord(
+                    event_type,
+                    message.key,
+                    message.value,
+                    topic,
+                    partition,
+                    message.offset,
+                    tuple(message.headers or ()),
+                )
+                for message in batch
+            )
+        await self.process(records)
+        for tp, batch in fetched.items():
+            self.positions[tp] = batch[-1].offset + 1
+        self.batches += 1
+
+    async def _checkpoint(self) -> None:
+        by_partition: Positions = {}
+        for tp, offset in self.positions.items():
+            by_partition.setdefault(tp.partition, {})[tp.topic] = offset
+        changed = {
+            partition: offsets
+            for partition, offsets in by_partition.items()
+            if any(
+                self.checkpointed.get(TopicPartition(topic, partition)) != offset
+                for topic, offset in offsets.items()
+            )
+        }
+        await self.checkpoint(changed)
+        self.checkpointed = dict(self.positions)
+        self.last_checkpoint = time.monotonic()
+
+    async def _follow_assignment(self, consumer: AIOKafkaConsumer, generation: int) -> None:
+        partitions = self.owned_partitions()
+        tps = [TopicPartition(topic, partition) for topic in self.type_by_topic for partition in partitions]
+        consumer.assign(tps)
+        positions: dict[TopicPartition, int] = {}
+        fresh: list[TopicPartition] = []
+        for partition in partitions:
+            stored = self.stored_positions(partition)
+            for topic in self.type_by_topic:
+                tp = TopicPartition(topic, partition)
+                offset = stored.get(topic)
+                if offset is None:
+                    fresh.append(tp)
+                else:
+                    consumer.seek(tp, offset)
+                    positions[tp] = offset
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+            for tp in fresh:
+                positions[tp] = await consumer.position(tp)
+        self.positions = positions
+        self.checkpointed = dict(positions)
+        self.generation = generation
+        log.info("event reader assigned partitions %s (generation %s)", partitions, generation)
+
+    async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
+        async with self.lock:
+            if self.generation is not None and self.positions != self.checkpointed:
+                await self._checkpoint()
+            self.generation = None
+            self.positions = {}
+            self.checkpointed = {}
+            if self.consumer is not None:
+                self.consumer.assign([])
+            self.on_released()
+
+    def lag(self) -> dict[str, int]:
+        """Records not yet checkpointed per event type: high watermark minus checkpointed offset."""
+        lag = dict.fromkeys(self.type_by_topic.values(), 0)
+        consumer = self.consumer
+        if consumer is None:
+            return lag
+        for tp, offset in self.checkpointed.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[self.type_by_topic[tp.topic]] += max(0, highwater - offset)
+        return lag

@@ -71,6 +71,25 @@ def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes
     return process, port
 
 
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def worker_metrics(ports: list[int], accounts: int) -> tuple[int, float, float]:
+    """Sweeps, sweep seconds and stored state bytes, once the workers' gauges counted every account."""
+    texts: list[str] = []
+
+    def gauges_current() -> bool:
+        texts[:] = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for port in ports]
+        return sum(metric(text, "churnwatch_accounts_tracked ") for text in texts) >= accounts
+
+    wait(gauges_current, 60, "state gauges")  # updated every 5 s by the worker
+    sweeps = int(sum(metric(text, "churnwatch_sweep_seconds_count") for text in texts))
+    sweep_s = sum(metric(text, "churnwatch_sweep_seconds_sum") for text in texts)
+    state = sum(metric(text, 'churnwatch_state_bytes{table="accounts"}') for text in texts)
+    return sweeps, sweep_s, state
+
+
 def start_profiler(pid: int, prefix: Path, index: int) -> subprocess.Popen[bytes]:
     """Sample a worker with py-spy (collapsed stacks, one line per stack; see summarise_profile)."""
     return subprocess.Popen(
@@ -109,6 +128,7 @@ def run(
     scale: float,
     batch_max_events: int | None = None,
     profile: Path | None = None,
+    clock: str = "event",
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
     (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
@@ -122,6 +142,8 @@ def run(
         CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
         CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
         CHURNWATCH_LOG_LEVEL="warning",
+        # The event clock sweeps the detectors at every simulated midnight of the backlog: detectors on.
+        CHURNWATCH_EVALUATION_CLOCK=clock,
     )
     if batch_max_events is not None:
         env["CHURNWATCH_BATCH_MAX_EVENTS"] = str(batch_max_events)
@@ -160,6 +182,7 @@ def run(
             "workers ready",
         )
         ready_s = time.monotonic() - began
+        idle_rss = sum(rss_bytes(p.pid) for p, _ in procs)
         spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []
         cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
         t0 = time.monotonic()
@@ -184,6 +207,8 @@ def run(
         elapsed = time.monotonic() - t0
         cpu = sum(cpu_seconds(p.pid) - cpu0[p.pid] for p, _ in procs)
         accounts_tracked = sum((stats(port) or {}).get("accounts", 0) for _, port in procs)
+        sweeps, sweep_seconds, state_bytes = worker_metrics([port for _, port in procs], accounts_tracked)
+        rss_now = sum(rss_bytes(p.pid) for p, _ in procs)
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             spy.wait(60)
@@ -221,6 +246,10 @@ def run(
             "worker_cpu_us_per_event": round(cpu / sent * 1e6, 1),
             "cpu_utilisation_of_2_cores": round(cpu / elapsed / 2, 2),
             "peak_rss_mb": round(peak_rss / 2**20, 1),
+            "rss_growth_per_account_bytes": round((rss_now - idle_rss) / max(1, accounts_tracked)),
+            "state_bytes_per_account": round(state_bytes / max(1, accounts_tracked)),
+            "detector_sweeps": sweeps,
+            "detector_sweep_seconds": round(sweep_seconds, 1),
             "recovery_seconds": round(recovery_s, 1),
             "recovery_accounts_per_s": round(accounts_tracked / recovery_s),
             "rss_after_recovery_mb": round(rss_after_recovery / 2**20, 1),
@@ -248,6 +277,12 @@ def main() -> None:
         default=None,
         help="record py-spy collapsed stacks of each worker while it folds, to PROFILE-workerN.txt",
     )
+    parser.add_argument(
+        "--clock",
+        choices=["event", "wall"],
+        default="event",
+        help="the workers' CHURNWATCH_EVALUATION_CLOCK ('event': detectors sweep each simulated midnight)",
+    )
     args = parser.parse_args()
     for count in args.workers:
         result = run(
@@ -258,6 +293,7 @@ def main() -> None:
             args.scale,
             args.batch_max_events,
             args.profile,
+            args.clock,
         )
         print(orjson.dumps(result).decode(), flush=True)
 

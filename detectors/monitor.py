@@ -68,21 +68,6 @@ _SUPPORT_FROM = TICKETS_LOW
 _NO_SUPPORT = [0] * (N_COLUMNS - TICKETS_LOW)
 
 
-def key_events(names: dict[str, int] | None) -> int:
-    """Key events of a day: tracked events other than the day's most common name.
-
-    The dominant name is usually passive (page views); what remains is deliberate work. Taking the day's own
-    maximum (rather than the account's all-time top name) keeps the signal stable when names are close in
-    frequency and their ranking flips.
-
-    >>> key_events({"page_viewed": 30, "report_exported": 6, "comment_added": 4}), key_events(None)
-    (10, 0)
-    """
-    if not names:
-        return 0
-    return sum(names.values()) - max(names.values())
-
-
 def _iso_day(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
 
@@ -513,8 +498,7 @@ class AccountMonitor:
             if bucket is None:
                 values = (0.0, 0.0, 0.0)
             else:
-                names = window.day_events.get(day)
-                key = key_events(names)
+                key = window.key_events(day)
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
             self._learn_signals(window, state, day, values, cfg)
         state.learned_through = last_day
@@ -622,7 +606,6 @@ class AccountMonitor:
         tickets = urgent = escalated = csat_count = csat_sum = failed = 0
         success_day = -1
         failure_days: list[int] = []
-        day_events = window.day_events
         signal_age = today - signal_from  # ages (days before today) inside the signal window: 1..signal_age
         for day, bucket in days.items():
             age = today - day
@@ -649,7 +632,7 @@ class AccountMonitor:
             if warm and age <= signal_age:
                 actual[0] += usage
                 actual[1] += bucket[ACTIVE_USERS]
-                actual[2] += key_events(day_events.get(day))
+                actual[2] += window.key_events(day)
             if age < 30 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:
                 csat_sum += bucket[CSAT_SUM]
                 csat_count += bucket[CSAT_COUNT]

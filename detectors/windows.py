@@ -4,7 +4,8 @@ An :class:`AccountWindow` folds one account's usage, support and billing events 
 and keeps only the last ``retention_days`` of them, so its size is bounded however long the account lives.
 Distinct active users are counted exactly while a day is still open to late events, then the user set is
 dropped and only the count kept. Per-event-name counts are kept for the account's top event names, found
-with the Space-Saving algorithm so the set of names stays bounded too.
+with the Space-Saving algorithm so the set of names stays bounded too; when a day closes its names shrink to
+the one number the detectors read, the day's :func:`key_events`.
 
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
@@ -21,17 +22,18 @@ DAY_MS = 86_400_000
 # Column layout of one day's bucket (a list of ints: compact in memory and in JSON).
 USAGE = 0
 ACTIVE_USERS = 1
-TICKETS_LOW = 2
-TICKETS_NORMAL = 3
-TICKETS_HIGH = 4
-TICKETS_URGENT = 5
-ESCALATED = 6
-SOLVED = 7
-CSAT_SUM = 8
-CSAT_COUNT = 9
-PAYMENT_FAILED = 10
-PAYMENT_SUCCEEDED = 11
-N_COLUMNS = 12
+KEY_EVENTS = 2  # filled when the day closes (see key_events); before that the day's names are kept
+TICKETS_LOW = 3
+TICKETS_NORMAL = 4
+TICKETS_HIGH = 5
+TICKETS_URGENT = 6
+ESCALATED = 7
+SOLVED = 8
+CSAT_SUM = 9
+CSAT_COUNT = 10
+PAYMENT_FAILED = 11
+PAYMENT_SUCCEEDED = 12
+N_COLUMNS = 13
 
 # Streams, each with its own watermark (the order of streams.events.EVENT_TYPES).
 USAGE_STREAM = 0
@@ -55,6 +57,21 @@ class WindowConfig:
 def day_of(ts_ms: int) -> int:
     """UTC day number (days since the epoch) of an event time."""
     return ts_ms // DAY_MS
+
+
+def key_events(names: dict[str, int] | None) -> int:
+    """Key events of a day: tracked events other than the day's most common name.
+
+    The dominant name is usually passive (page views); what remains is deliberate work. Taking the day's own
+    maximum (rather than the account's all-time top name) keeps the signal stable when names are close in
+    frequency and their ranking flips.
+
+    >>> key_events({"page_viewed": 30, "report_exported": 6, "comment_added": 4}), key_events(None)
+    (10, 0)
+    """
+    if not names:
+        return 0
+    return sum(names.values()) - max(names.values())
 
 
 def user_hash(user_id: str) -> int:
@@ -262,12 +279,25 @@ class AccountWindow:
             self.day_events.pop(day, None)
         for day in [d for d in self.day_users if d < open_from]:
             del self.day_users[day]
+        for day in [d for d in self.day_events if d < open_from]:
+            bucket = self.days.get(day)
+            if bucket is not None:
+                bucket[KEY_EVENTS] = key_events(self.day_events[day])
+            del self.day_events[day]
 
     # -- reading --------------------------------------------------------------------------------------------
 
     def bucket(self, day: int) -> list[int]:
         """The bucket of ``day`` (zeros when the account did nothing that day)."""
         return self.days.get(day) or [0] * N_COLUMNS
+
+    def key_events(self, day: int) -> int:
+        """:func:`key_events` of ``day``: from its names while it is open, from its bucket once closed."""
+        names = self.day_events.get(day)
+        if names is not None:
+            return key_events(names)
+        bucket = self.days.get(day)
+        return bucket[KEY_EVENTS] if bucket is not None else 0
 
     def total(self, column: int, first_day: int, last_day: int) -> int:
         """Sum of ``column`` over the days ``first_day..last_day`` inclusive."""
@@ -278,7 +308,8 @@ class AccountWindow:
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (lists and string-keyed dicts only)."""
         return {
-            "d": [[day, *bucket] for day, bucket in sorted(self.days.items())],
+            # Trailing zero columns dropped: most days have usage only.
+            "d": [[day, *_trimmed(bucket)] for day, bucket in sorted(self.days.items())],
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
             "u": [[day, sorted(users)] for day, users in sorted(self.day_users.items())],
             "t": self.event_totals,
@@ -293,7 +324,7 @@ class AccountWindow:
     @classmethod
     def from_state(cls, state: dict[str, Any], config: WindowConfig) -> AccountWindow:
         window = cls(config)
-        window.days = {row[0]: list(row[1:]) for row in state["d"]}
+        window.days = {row[0]: [*row[1:], *_ZEROS[len(row) - 1 :]] for row in state["d"]}
         window.day_events = {day: dict(names) for day, names in state["e"]}
         window.day_users = {day: set(users) for day, users in state["u"]}
         window.event_totals = dict(state["t"])
@@ -304,3 +335,13 @@ class AccountWindow:
         window.billing_ts_ms = state["b"]
         window.canceled_ts_ms = state["c"]
         return window
+
+
+_ZEROS = (0,) * N_COLUMNS
+
+
+def _trimmed(bucket: list[int]) -> list[int]:
+    end = len(bucket)
+    while end and not bucket[end - 1]:
+        end -= 1
+    return bucket[:end]

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         "(a crash re-reads at most this much, harmlessly).",
     )
     state_cache_accounts: int = Field(
-        200_000, ge=0, description="Decoded account states kept in memory between batches, at most."
+        50_000, ge=0, description="Decoded account states kept in memory between batches, at most."
     )
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's HTTP server (API, metrics).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server.")

@@ -141,8 +141,8 @@ def describe_differences(
         if "d" in fields:  # day buckets: usage totals and the days that differ
             shown_days, expected_days = ({row[0]: row[1:] for row in rows} for rows in fields["d"])
             brief["usage total"] = (
-                sum(r[0] for r in shown_days.values()),
-                sum(r[0] for r in expected_days.values()),
+                sum(r[0] for r in shown_days.values() if r),  # rows drop trailing zeros
+                sum(r[0] for r in expected_days.values() if r),
             )
             brief["days"] = {
                 d: (shown_days.get(d), expected_days.get(d))

@@ -1,0 +1,162 @@
+"""Latency from the event that triggers an alert to the alert in the outbox, under a steady event rate.
+
+Usage::
+
+    .venv/bin/python benchmarks/alert_latency.py --accounts 2000 --days 30 --rate 10000
+
+A private embedded broker and one worker on the event-time clock (``CHURNWATCH_EVALUATION_CLOCK=event``):
+the simulator's weeks of history are produced at a steady ``--rate`` events/s, so simulated days pass in
+seconds and every UTC midnight the watermark crosses makes the worker sweep its accounts and raise alerts.
+
+Latency of one alert = the Kafka timestamp of the alert record (written by the worker) minus the Kafka
+timestamp of the first usage event at or after the midnight the alert was raised for (the record that let
+the worker's clock cross it; both are CreateTime stamps from this machine's clock). That is the pipeline's
+part: fetch, fold, sweep, produce and flush. The detectors judge completed days, so how soon after the
+customer's behaviour an alert can come is a detection question (docs/detection.md), not measured here.
+
+Prints one JSON object (p50/p90/p99/max in seconds, alerts, achieved rate, worker CPU). Timings depend on the
+machine and what else runs: never assert on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.pipeline_throughput import cpu_seconds, start_worker, stats, wait  # noqa: E402
+from detectors.windows import DAY_MS  # noqa: E402
+from streams import kafka_local  # noqa: E402
+from streams.events import parse_ts  # noqa: E402
+from streams.kafka_client import ensure_topics  # noqa: E402
+from streams.producer import produce_live  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.simulator import Simulation, SimulationConfig  # noqa: E402
+from tests.kafka_harness import free_port  # noqa: E402
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` (all partitions) as it is now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="cw-latency-"))
+    (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
+    broker = kafka_local.LocalBroker(home, free_port(pair=True))
+    kafka_local.start(broker)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
+    env.update(
+        CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
+        CHURNWATCH_PARTITIONS=str(partitions),
+        CHURNWATCH_DATA_DIR=str(home / "data"),
+        CHURNWATCH_EVALUATION_CLOCK="event",
+        CHURNWATCH_BATCH_WITHIN_SECONDS="0.05",
+        CHURNWATCH_LOG_LEVEL="warning",
+    )
+    settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
+    try:
+        asyncio.run(ensure_topics(settings))
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        config = SimulationConfig(
+            seed=5, accounts=accounts, days=days, start=midnight - timedelta(days=days + 2)
+        )
+        worker, port = start_worker(env, home / "worker.log")
+        wait(lambda: bool((s := stats(port)) and s["partitions"]), 180, "worker ready")
+        cpu0 = cpu_seconds(worker.pid)
+        t0 = time.monotonic()
+        sent = asyncio.run(produce_live(settings, Simulation(config).events(), rate=rate))
+        produce_s = time.monotonic() - t0
+        wait(
+            lambda: (s := stats(port)) is not None and s["events_folded"] + s["deadletters"] >= sent,
+            600,
+            "everything folded",
+        )
+        busy_s = time.monotonic() - t0
+        cpu = cpu_seconds(worker.pid) - cpu0
+        worker.terminate()
+        worker.wait(60)
+
+        # First wall-clock (Kafka) timestamp of a usage event at or after each midnight.
+        first_seen_day: dict[int, int] = {}
+        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_usage)):
+            day = parse_ts(orjson.loads(record.value)["ts"]) // DAY_MS
+            if day not in first_seen_day or record.timestamp < first_seen_day[day]:
+                first_seen_day[day] = record.timestamp
+        first_at_or_after: dict[int, int] = {}
+        earliest: int | None = None
+        for day in sorted(first_seen_day, reverse=True):
+            earliest = first_seen_day[day] if earliest is None else min(earliest, first_seen_day[day])
+            first_at_or_after[day] = earliest
+        latencies: list[float] = []
+        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_alerts)):
+            alert = orjson.loads(record.value)
+            trigger = first_at_or_after.get(alert["event_ts_ms"] // DAY_MS)
+            if trigger is not None:
+                latencies.append((record.timestamp - trigger) / 1000)
+        return {
+            "accounts": accounts,
+            "days": days,
+            "events": sent,
+            "target_rate": rate,
+            "achieved_rate": round(sent / produce_s),
+            "alerts": len(latencies),
+            "latency_p50_s": round(percentile(latencies, 0.50), 3) if latencies else None,
+            "latency_p90_s": round(percentile(latencies, 0.90), 3) if latencies else None,
+            "latency_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
+            "latency_max_s": round(max(latencies), 3) if latencies else None,
+            "worker_cpu_utilisation_of_one_core": round(cpu / busy_s, 2),
+        }
+    finally:
+        kafka_local.stop(broker)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rate", type=float, default=10_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    args = parser.parse_args()
+    print(orjson.dumps(run(args.accounts, args.days, args.rate, args.partitions)).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -75,19 +75,22 @@ def metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def worker_metrics(ports: list[int], accounts: int) -> tuple[int, float, float]:
-    """Sweeps, sweep seconds and stored state bytes, once the workers' gauges counted every account."""
+def worker_metrics(ports: list[int]) -> tuple[int, float, float, int]:
+    """Sweeps, sweep seconds, stored state bytes and accounts, from gauges updated after the fold."""
     texts: list[str] = []
+    counted: list[float] = []
 
-    def gauges_current() -> bool:
+    def gauges_settled() -> bool:
+        # The gauges are refreshed every 5 s: wait until two readings agree (no account still arriving).
         texts[:] = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for port in ports]
-        return sum(metric(text, "churnwatch_accounts_tracked ") for text in texts) >= accounts
+        counted.append(sum(metric(text, "churnwatch_accounts_tracked ") for text in texts))
+        return len(counted) > 1 and counted[-1] == counted[-2] > 0
 
-    wait(gauges_current, 60, "state gauges")  # updated every 5 s by the worker
+    wait(gauges_settled, 120, "state gauges", interval=6)
     sweeps = int(sum(metric(text, "churnwatch_sweep_seconds_count") for text in texts))
     sweep_s = sum(metric(text, "churnwatch_sweep_seconds_sum") for text in texts)
     state = sum(metric(text, 'churnwatch_state_bytes{table="accounts"}') for text in texts)
-    return sweeps, sweep_s, state
+    return sweeps, sweep_s, state, int(counted[-1])
 
 
 def start_profiler(pid: int, prefix: Path, index: int) -> subprocess.Popen[bytes]:
@@ -111,12 +114,12 @@ def start_profiler(pid: int, prefix: Path, index: int) -> subprocess.Popen[bytes
     )
 
 
-def wait(condition: Any, timeout: float, what: str) -> None:
+def wait(condition: Any, timeout: float, what: str, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.2)
+        time.sleep(interval)
     raise SystemExit(f"timed out waiting for {what}")
 
 
@@ -129,6 +132,7 @@ def run(
     batch_max_events: int | None = None,
     profile: Path | None = None,
     clock: str = "event",
+    sweep_interval: float | None = None,
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
     (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
@@ -145,6 +149,8 @@ def run(
         # The event clock sweeps the detectors at every simulated midnight of the backlog: detectors on.
         CHURNWATCH_EVALUATION_CLOCK=clock,
     )
+    if sweep_interval is not None:
+        env["CHURNWATCH_SWEEP_INTERVAL_SECONDS"] = str(sweep_interval)
     if batch_max_events is not None:
         env["CHURNWATCH_BATCH_MAX_EVENTS"] = str(batch_max_events)
     settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
@@ -175,7 +181,7 @@ def run(
         began = time.monotonic()
         wait(
             lambda: (
-                all((s := stats(port)) and s["partitions"] for _, port in procs)
+                all((s := stats(port)) and s["ready"] for _, port in procs)
                 and sum(len(stats(port)["partitions"]) for _, port in procs) == partitions
             ),  # type: ignore[index]
             180,
@@ -206,8 +212,7 @@ def run(
         wait(done, 3600, "backlog folded")
         elapsed = time.monotonic() - t0
         cpu = sum(cpu_seconds(p.pid) - cpu0[p.pid] for p, _ in procs)
-        accounts_tracked = sum((stats(port) or {}).get("accounts", 0) for _, port in procs)
-        sweeps, sweep_seconds, state_bytes = worker_metrics([port for _, port in procs], accounts_tracked)
+        sweeps, sweep_seconds, state_bytes, accounts_tracked = worker_metrics([port for _, port in procs])
         rss_now = sum(rss_bytes(p.pid) for p, _ in procs)
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -219,19 +224,17 @@ def run(
         restarted, port = start_worker(env, log)
         r0 = time.monotonic()
         wait(
-            lambda: (
-                (s := stats(port)) is not None
-                and len(s["partitions"]) == partitions
-                and s["accounts"] >= accounts_tracked
-            ),
+            lambda: (s := stats(port)) is not None and s["ready"] and len(s["partitions"]) == partitions,
             1800,
             "recovery",
         )
         recovery_s = time.monotonic() - r0
         rss_after_recovery = rss_bytes(restarted.pid)
+        *_, accounts_recovered = worker_metrics([port])  # the restarted worker holds every account again
         restarted.terminate()
         restarted.wait(60)
         return {
+            "clock": clock,
             "batch_max_events": batch_max_events or Settings.model_fields["batch_max_events"].default,
             "workers": workers,
             "partitions": partitions,
@@ -252,6 +255,7 @@ def run(
             "detector_sweep_seconds": round(sweep_seconds, 1),
             "recovery_seconds": round(recovery_s, 1),
             "recovery_accounts_per_s": round(accounts_tracked / recovery_s),
+            "accounts_recovered": accounts_recovered,
             "rss_after_recovery_mb": round(rss_after_recovery / 2**20, 1),
         }
     finally:
@@ -283,6 +287,12 @@ def main() -> None:
         default="event",
         help="the workers' CHURNWATCH_EVALUATION_CLOCK ('event': detectors sweep each simulated midnight)",
     )
+    parser.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=None,
+        help="the workers' CHURNWATCH_SWEEP_INTERVAL_SECONDS (wall clock)",
+    )
     args = parser.parse_args()
     for count in args.workers:
         result = run(
@@ -294,6 +304,7 @@ def main() -> None:
             args.batch_max_events,
             args.profile,
             args.clock,
+            args.sweep_interval,
         )
         print(orjson.dumps(result).decode(), flush=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from importlib.metadata import version
 from typing import Any, cast
 
@@ -133,6 +133,9 @@ class Churnwatch:
             process=self._notify,
             checkpoint=self._checkpoint_outbox,
             on_released=lambda: None,
+            # A sink that is down keeps a batch retrying for up to the delivery budget: do not hold up a
+            # rebalance for it. The ledger records each delivered request, so the next owner skips them.
+            interrupt_on_revoke=True,
         )
         self.app.timer(3600.0, name="churnwatch.ledger_expiry")(self._expire_ledger)
         self.detection = LiveDetection(
@@ -156,6 +159,7 @@ class Churnwatch:
         if settings.evaluation_clock == "wall":
             self.app.timer(settings.sweep_interval_seconds, name="churnwatch.sweep")(self._wall_clock_sweep)
         self.events_folded = 0
+        self.accounts_count = 0  # as of the last gauge update
         self.deadletters_sent = 0
         self.reader = EventReader(
             self.app,
@@ -169,6 +173,7 @@ class Churnwatch:
             process=self.process_batch,
             checkpoint=self._checkpoint,
             on_released=self._forget_cached_states,
+            on_assigned=self._drop_foreign_rows,
         )
         self._register_views()
         self.app.timer(5.0, name="churnwatch.gauges")(self._update_gauges)
@@ -266,13 +271,37 @@ class Churnwatch:
         """
         active = set(self.assigned_partitions())
         cache = self.cache
-        for key, raw in self.accounts.data.items():
-            if key in cache or key.startswith(RESERVED_PREFIX):
-                continue
-            state = AccountState.from_bytes(raw, self.window_config)
-            if state.partition in active:
-                cache[key] = state
+        for key, raw in self._active_rows(active):
+            if key not in cache:
+                cache[key] = AccountState.from_bytes(raw, self.window_config)
         return [(key, state, state.partition) for key, state in cache.items() if state.partition in active]
+
+    def _active_rows(self, active: set[int]) -> Iterator[tuple[bytes, bytes]]:
+        """Stored account rows of partitions this worker is active for (no standby copies, no stale rows)."""
+        partition_of = AccountState.partition_of
+        for key, raw in self.accounts.data.items():
+            if not key.startswith(RESERVED_PREFIX) and partition_of(raw) in active:
+                yield key, raw
+
+    def _drop_foreign_rows(self, active: list[int]) -> None:
+        """After a rebalance: forget account rows of partitions this worker neither owns nor stands by for.
+
+        Faust's in-memory store keeps revoked partitions' rows; if a partition comes back, recovery restores
+        it from the changelog, so keeping them only costs memory.
+        """
+        try:
+            standbys = {tp.partition for tp in self.app.assignor.assigned_standbys()}
+        except Exception:  # no assignment yet
+            standbys = set()
+        kept = set(active) | standbys
+        partition_of = AccountState.partition_of
+        foreign = [
+            key
+            for key, raw in self.accounts.data.items()
+            if not key.startswith(RESERVED_PREFIX) and partition_of(raw) not in kept
+        ]
+        for key in foreign:
+            del self.accounts.data[key]
 
     def _event_clock(self, event_type: str, ts_ms: int, working: dict[bytes, AccountState]) -> list[bytes]:
         """Event-time clock: when the watermark crosses UTC midnights, sweep once per midnight (as replay).
@@ -378,16 +407,15 @@ class Churnwatch:
             self.metrics.duplicates_skipped.inc(duplicates)
 
     def accounts_known(self) -> int:
-        """Accounts in the table (active and standby) plus those first seen since the last checkpoint."""
-        stored = sum(not key.startswith(RESERVED_PREFIX) for key in self.accounts.data)
+        """Accounts of the partitions this worker is active for, including those not yet checkpointed."""
+        stored = sum(1 for _ in self._active_rows(set(self.assigned_partitions())))
         return stored + sum(key not in self.accounts.data for key in self.dirty)
 
     async def _update_gauges(self) -> None:
-        state_bytes = 0
-        for key, raw in self.accounts.data.items():
-            if not key.startswith(RESERVED_PREFIX):
-                state_bytes += len(raw)
-        self.metrics.accounts_tracked.set(self.accounts_known())
+        active = set(self.assigned_partitions())
+        state_bytes = sum(len(raw) for _, raw in self._active_rows(active))
+        self.accounts_count = self.accounts_known()
+        self.metrics.accounts_tracked.set(self.accounts_count)
         self.metrics.state_bytes.labels(table=ACCOUNTS_TABLE).set(state_bytes)
         self.metrics.state_bytes.labels(table=DELIVERIES_TABLE).set(
             sum(len(v) for v in self.deliveries.data.values())
@@ -468,6 +496,9 @@ class Churnwatch:
 
     # -- HTTP views -----------------------------------------------------------------------------------------
 
+    def is_ready(self) -> bool:
+        return self.reader.generation is not None and not self.app.rebalancing
+
     def assigned_partitions(self) -> list[int]:
         try:
             assignment = self.app.assignor.assigned_actives()
@@ -483,7 +514,9 @@ class Churnwatch:
         @self.app.page("/churnwatch/stats/")
         async def stats(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
             body = {
-                "accounts": self.accounts_known(),
+                # Refreshed with the gauges (every 5 s): counting a million rows per request would be a load.
+                "accounts": self.accounts_count,
+                "ready": self.is_ready(),
                 "events_folded": self.events_folded,
                 "deadletters": self.deadletters_sent,
                 "partitions": self.assigned_partitions(),
@@ -494,6 +527,16 @@ class Churnwatch:
                 },
             }
             return web.bytes(orjson.dumps(body), content_type="application/json")
+
+        @self.app.page("/churnwatch/ready/")
+        async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            """Tables recovered and the event reader reading: 200, else 503 (starting or rebalancing)."""
+            is_ready = self.is_ready()
+            return web.bytes(
+                orjson.dumps({"ready": is_ready}),
+                content_type="application/json",
+                status=200 if is_ready else 503,
+            )
 
         @self.app.page("/churnwatch/accounts/{account_id}/")
         async def account(

@@ -15,8 +15,9 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   owner recovers the table and reads on from the offsets it finds there, so the offsets it resumes from are
   never ahead of the state it recovered. States may be newer than the offsets (a crash between the two
   writes); the per-account applied offsets make re-reading those records harmless.
-* **Rebalances.** When Faust revokes partitions the reader takes its lock (so no batch is half folded),
-  checkpoints, drops its assignment and tells the app to forget cached states (``on_released``). It reads
+* **Rebalances.** When Faust revokes partitions (and on a graceful stop) the reader takes its lock (so no
+  batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
+  (``on_released``). It reads
   again only after Faust has finished the rebalance and recovered the tables, from the checkpointed offsets.
 * **Failures.** A batch that raises crashes the worker; nothing after the last checkpoint counts, and the
   next owner reads it again.
@@ -64,6 +65,12 @@ class EventReader:
         Makes the state of everything processed durable, then records ``positions``.
     on_released
         Called after the last checkpoint before the reader lets its partitions go.
+    on_assigned
+        Called with the partitions before the reader starts reading them.
+    interrupt_on_revoke
+        Cancel a batch still being processed when partitions are revoked, instead of waiting for it (for
+        batches that can take minutes, like deliveries retrying a sink that is down, and that are safe to
+        repeat). Its records are read again from the last checkpoint by the next owner.
     """
 
     def __init__(
@@ -80,6 +87,8 @@ class EventReader:
         process: ProcessRecords,
         checkpoint: Checkpoint,
         on_released: Callable[[], None],
+        on_assigned: Callable[[list[int]], None] = lambda partitions: None,
+        interrupt_on_revoke: bool = False,
     ) -> None:
         self.app = app
         self.consumer_options = dict(consumer_options)
@@ -92,6 +101,10 @@ class EventReader:
         self.process = process
         self.checkpoint = checkpoint
         self.on_released = on_released
+        self.on_assigned = on_assigned
+        self.interrupt_on_revoke = interrupt_on_revoke
+        self.revoking = False
+        self._inflight: asyncio.Future[None] | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.lock = asyncio.Lock()
         # The Faust consumer generation whose assignment we read; None while we own nothing.
@@ -102,6 +115,8 @@ class EventReader:
         self.batches = 0
         app.task(self._run)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        # Sent on a graceful stop after Faust stopped its consumer, before the producer's last flush.
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -163,7 +178,15 @@ class EventReader:
                 )
                 for message in batch
             )
-        await self.process(records)
+        self._inflight = asyncio.ensure_future(self.process(records))
+        try:
+            await self._inflight
+        except asyncio.CancelledError:
+            if self.revoking and self._inflight.cancelled():
+                return  # interrupted for a rebalance (the reader's own task was not cancelled)
+            raise
+        finally:
+            self._inflight = None
         for tp, batch in fetched.items():
             self.positions[tp] = batch[-1].offset + 1
         self.batches += 1
@@ -186,6 +209,7 @@ class EventReader:
 
     async def _follow_assignment(self, consumer: AIOKafkaConsumer, generation: int) -> None:
         partitions = self.owned_partitions()
+        self.on_assigned(partitions)
         tps = [TopicPartition(topic, partition) for topic in self.type_by_topic for partition in partitions]
         consumer.assign(tps)
         positions: dict[TopicPartition, int] = {}
@@ -210,6 +234,18 @@ class EventReader:
         log.info("event reader assigned partitions %s (generation %s)", partitions, generation)
 
     async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
+        self.revoking = True
+        if self.interrupt_on_revoke and self._inflight is not None:
+            self._inflight.cancel()
+        try:
+            await self._release()
+        finally:
+            self.revoking = False
+
+    async def _on_shutdown(self, app: Any, **_: Any) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
         async with self.lock:
             if self.generation is not None and self.positions != self.checkpointed:
                 await self._checkpoint()

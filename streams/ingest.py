@@ -30,7 +30,6 @@ from streams.events import (
 )
 
 STATE_VERSION = 1
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # Level 1: compressing a ~2 KB state costs ~10 µs; higher levels buy little on such small values.
 _COMPRESSOR = zstandard.ZstdCompressor(level=1)
 _DECOMPRESSOR = zstandard.ZstdDecompressor()
@@ -58,9 +57,13 @@ class DeadLetter:
     detail: str
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """Original headers plus the error, after Kafka Connect's ``errors.deadletterqueue`` convention."""
+        """Original headers plus the error, after Kafka Connect's ``errors.deadletterqueue`` convention.
+
+        Incoming ``churnwatch.*`` headers are dropped: a producer must not be able to pose as the worker's
+        verdict on its own record.
+        """
         return [
-            *self.record.headers,
+            *((name, value) for name, value in self.record.headers if not name.startswith("churnwatch.")),
             ("churnwatch.error.reason", self.reason.value.encode()),
             ("churnwatch.error.detail", self.detail.encode()[:1000]),
             ("churnwatch.source.topic", self.record.topic.encode()),
@@ -79,8 +82,11 @@ class AccountState:
     detector: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
-        """zstd-compressed orjson: about a third of the JSON, so changelogs and recovery shrink alike."""
-        return _COMPRESSOR.compress(
+        """The partition (2 bytes, readable without decoding), then zstd-compressed orjson.
+
+        Compression keeps about a third of the JSON, so changelogs and recovery shrink alike.
+        """
+        return self.partition.to_bytes(2, "big") + _COMPRESSOR.compress(
             orjson.dumps(
                 {
                     "v": STATE_VERSION,
@@ -92,9 +98,14 @@ class AccountState:
             )
         )
 
+    @staticmethod
+    def partition_of(raw: bytes) -> int:
+        """The partition of a stored state, without decoding it."""
+        return int.from_bytes(raw[:2], "big")
+
     @classmethod
     def from_bytes(cls, raw: bytes, config: WindowConfig) -> AccountState:
-        body = orjson.loads(_DECOMPRESSOR.decompress(raw) if raw[:4] == ZSTD_MAGIC else raw)
+        body = orjson.loads(_DECOMPRESSOR.decompress(raw[2:]))
         return cls(AccountWindow.from_state(body["w"], config), body["p"], list(body["o"]), body.get("d"))
 
 

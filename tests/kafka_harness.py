@@ -168,7 +168,7 @@ class WorkerFactory:
         return worker
 
     def wait_ready(self, worker: WorkerProcess, *, partitions: int | None = None) -> None:
-        """Ready = answering HTTP with partitions assigned (recovery done) — or fail with its log."""
+        """Ready = partitions assigned, tables recovered, reader reading — or fail with its log."""
         expected = self.partitions if partitions is None else partitions
 
         def ready() -> bool:
@@ -177,7 +177,7 @@ class WorkerFactory:
                     f"worker exited with {worker.process.returncode}:\n{worker.log()[-4000:]}"
                 )
             stats = worker.stats()
-            return stats is not None and len(stats["partitions"]) == expected
+            return stats is not None and len(stats["partitions"]) == expected and stats["ready"]
 
         wait_until(ready, timeout=90, what="worker ready")
 

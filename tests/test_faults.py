@@ -252,6 +252,73 @@ def deadletters(workers: WorkerFactory) -> int:
     return sum(run(end_offsets(workers.kafka.bootstrap, workers.settings().topic_deadletter)).values())
 
 
+# -- 0. scale out and back in -------------------------------------------------------------------------------
+
+
+def produce_events(workers: WorkerFactory, events: list[dict[str, Any]]) -> None:
+    topics = workers.settings().event_topics
+    sent = workers.produce(
+        (topics[event["type"]], event["account_id"].encode(), orjson.dumps(event)) for event in events
+    )
+    assert sent == len(events)
+
+
+def owner_mismatches(owners: list[WorkerProcess], expected: dict[str, dict[str, Any]]) -> list[str]:
+    """Accounts whose window differs from ``expected`` on the worker that owns the account's partition."""
+    by_partition = {p: w for w in owners for p in ((w.stats() or {}).get("partitions") or [])}
+    differing = []
+    for account, state in expected.items():
+        owner = by_partition.get(partition_of(account))
+        shown = owner.account(account) if owner is not None else None
+        if shown is None or shown["window"] != state:
+            differing.append(account)
+    return differing
+
+
+def test_adding_then_removing_a_worker_moves_partitions_with_their_state(workers: WorkerFactory) -> None:
+    events = simulated_events(accounts=30, days=12, seed=67)
+    half = len(events) // 2
+    first = workers.start()
+    produce_events(workers, events[:half])
+    wait_for_windows(first, fold_offline(events[:half]), timeout=60)
+
+    # Scale out: the new worker takes two partitions, their state restored from the changelog.
+    second = workers.start(wait_ready=False)
+    wait_until(
+        lambda: (
+            len((second.stats() or {}).get("partitions") or []) == 2
+            and sorted(first.stats()["partitions"] + second.stats()["partitions"]) == ALL_PARTITIONS
+        ),
+        timeout=90,
+        what="the partitions split between two workers",
+    )
+    produce_events(workers, events[half:])
+    expected = fold_offline(events)
+    wait_until(lambda: not owner_mismatches([first, second], expected), timeout=60, what="windows on owners")
+
+    # Per-worker views and gauges cover only the worker's own partitions: their sum is every account once.
+    for worker in (first, second):
+        at_risk = worker.get("/churnwatch/at-risk/").json()
+        assert at_risk["partitions"] == worker.stats()["partitions"]
+        assert all(partition_of(row["account_id"]) in at_risk["partitions"] for row in at_risk["accounts"])
+
+    def tracked(worker: WorkerProcess) -> float:
+        return metric_value(worker.get("/metrics").text, "churnwatch_accounts_tracked") or 0.0
+
+    wait_until(
+        lambda: tracked(first) + tracked(second) == len(expected),
+        timeout=30,
+        what="tracked accounts summing to every account once",
+    )
+    assert tracked(first) > 0 and tracked(second) > 0
+
+    # Scale in: stopping the second worker hands its partitions (and state) back.
+    second.stop()
+    wait_until(lambda: owns_everything(first), timeout=60, what="the first worker owning everything again")
+    wait_for_windows(first, expected, timeout=60)
+    assert deadletters(workers) == 0
+
+
 # -- 1a. kill -9 mid-stream ---------------------------------------------------------------------------------
 
 
@@ -624,6 +691,40 @@ def test_sink_down_for_a_minute_then_every_alert_delivered_once(workers: WorkerF
             f"{len(retried_ids)} distinct alert(s) {dict(retried_ids)}; outbox lag at the end of the outage "
             f"{lag}; all {len(expected_ids)} alerts delivered once {delivered_s:.1f} s after recovery"
         )
+
+
+def test_a_worker_joins_while_a_sink_is_down_without_waiting_for_it(workers: WorkerFactory) -> None:
+    alerts = [make_alert(f"join-{i:02d}") for i in range(20)]
+    with HTTPRecorder([503] * 1_000_000) as crm:
+        configure_webhook(
+            workers,
+            crm,
+            CHURNWATCH_DELIVERY_BASE_DELAY_SECONDS="0.2",
+            CHURNWATCH_DELIVERY_MAX_DELAY_SECONDS="1",
+            CHURNWATCH_DELIVERY_MAX_ATTEMPTS="100000",
+            CHURNWATCH_DELIVERY_BUDGET_SECONDS="900",
+        )
+        first = workers.start()
+        write_outbox(workers, alerts)
+        crm.wait_for_sync(3, timeout=60)  # the first worker is retrying a batch against the dead sink
+        # A batch retrying for up to the delivery budget must not hold up the rebalance: the newcomer gets its
+        # share within the group's rebalance timeout (10 s here), the first worker stays in the group.
+        second = workers.start(wait_ready=False)
+        wait_until(
+            lambda: (
+                len((first.stats() or {}).get("partitions") or []) == 2
+                and len((second.stats() or {}).get("partitions") or []) == 2
+            ),
+            timeout=30,
+            what="the partitions split while the sink is down",
+        )
+        assert all(r.reply.status == 503 for r in crm.requests)
+        crm.reset()  # the sink recovers
+        expected = {a.idempotency_key for a in alerts}
+        wait_until(lambda: set(delivered(crm)) >= expected, timeout=60, what="every alert delivered")
+        wait_outbox_committed(workers, timeout=60)
+        counts = delivered(crm)
+        assert all(n == 1 for n in counts.values()), {k: n for k, n in counts.items() if n > 1}
 
 
 # -- 5. configuration errors fail fast ----------------------------------------------------------------------

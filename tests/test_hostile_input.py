@@ -46,6 +46,7 @@ from streams.events import (
     UsageEvent,
     decode,
 )
+from streams.ingest import AccountState
 from streams.kafka_client import client_options
 from streams.settings import Settings
 from tests.kafka_harness import (
@@ -507,8 +508,11 @@ def hostile(kafka: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> I
 def changelog_windows(run_: HostileRun) -> dict[bytes, dict[str, Any]]:
     topic = f"{run_.factory.settings().app_id}-accounts-changelog"
     latest = latest_by_key(run(read_all(run_.factory.kafka.bootstrap, topic)))
-    states = {key: orjson.loads(value) for key, value in latest.items() if value is not None}
-    return {key: state["w"] for key, state in states.items() if "w" in state}
+    return {
+        key: orjson.loads(orjson.dumps(AccountState.from_bytes(value, WindowConfig()).window.to_state()))
+        for key, value in latest.items()
+        if value is not None and not key.startswith(b"\x00")  # reserved rows: offsets, the risk model
+    }
 
 
 @settings(

@@ -123,6 +123,15 @@ def test_dead_letters_carry_reason_detail_source_and_original_headers() -> None:
     assert all(isinstance(value, bytes) for _, value in headers)
 
 
+def test_dead_letters_drop_spoofed_churnwatch_headers() -> None:
+    spoofed = (("churnwatch.error.reason", b"late"), ("churnwatch.source.offset", b"0"), ("trace", b"t"))
+    record = rec("usage", 41, b"not json", key=b"acme", headers=spoofed)
+    headers = DeadLetter(record, DeadLetterReason.INVALID_JSON, "value is not valid JSON").headers()
+    assert [value for name, value in headers if name == "churnwatch.error.reason"] == [b"invalid_json"]
+    assert [value for name, value in headers if name == "churnwatch.source.offset"] == [b"41"]
+    assert ("trace", b"t") in headers
+
+
 def test_dead_letter_detail_header_is_truncated() -> None:
     record = rec("usage", 0)
     headers = dict(DeadLetter(record, DeadLetterReason.INVALID_VALUE, "x" * 5000).headers())
@@ -263,3 +272,27 @@ def test_account_state_bytes_round_trip() -> None:
     assert again.to_bytes() == raw
     assert again.applied_offsets == [4, -1, 2]
     assert again.detector == {"score": 0.5}
+    assert AccountState.partition_of(raw) == state.partition == 3  # readable without decoding
+
+
+def test_stored_state_is_compressed() -> None:
+    # Eight weeks of a daily-active account: the state a worker writes most often.
+    day_ms = 86_400_000
+    records = [
+        rec(
+            "usage",
+            offset,
+            body(
+                "usage",
+                ts=NOW_MS - (400 - offset) * day_ms // 7,
+                user_id=f"u{offset % 7}",
+                event=f"event_{offset % 6}",
+                count=1 + offset % 5,
+            ),
+        )
+        for offset in range(400)
+    ]
+    state = folder().fold(records, Store().load).changed[b"acme"]
+    raw = state.to_bytes()
+    as_json = orjson.dumps({"p": state.partition, "o": state.applied_offsets, "w": state.window.to_state()})
+    assert len(raw) < len(as_json) / 2

@@ -163,7 +163,7 @@ def test_folder_never_counts_a_redelivered_record_twice() -> None:
         max_future_skew_ms=86_400_000,
         clock=lambda: 1_795_687_200_000,
     )
-    from streams.ingest import RawRecord
+    from streams.ingest import AccountState, RawRecord
 
     line = b'{"type":"usage","account_id":"a","ts":1795687200000,"event":"x","count":2}'
     stored: dict[bytes, bytes] = {}
@@ -172,5 +172,5 @@ def test_folder_never_counts_a_redelivered_record_twice() -> None:
         for key, state in result.changed.items():
             stored[key] = state.to_bytes()
     assert result.skipped_duplicates == 1
-    window = AccountWindow.from_state(orjson.loads(stored[b"a"])["w"], WindowConfig())
+    window = AccountState.from_bytes(stored[b"a"], WindowConfig()).window
     assert window.bucket(1_795_687_200_000 // 86_400_000)[USAGE] == 2

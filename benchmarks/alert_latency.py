@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.pipeline_throughput import cpu_seconds, start_worker, stats, wait  # noqa: E402
+from benchmarks.pipeline_throughput import cpu_seconds, start_worker, started, stats, wait  # noqa: E402
 from detectors.windows import DAY_MS  # noqa: E402
 from streams import kafka_local  # noqa: E402
 from streams.events import parse_ts  # noqa: E402
@@ -142,6 +142,10 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
             "worker_cpu_utilisation_of_one_core": round(cpu / busy_s, 2),
         }
     finally:
+        for process in started:  # also after a failure: no worker outlives its broker
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
         kafka_local.stop(broker)
         shutil.rmtree(home, ignore_errors=True)
 

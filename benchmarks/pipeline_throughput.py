@@ -60,6 +60,9 @@ def stats(port: int) -> dict[str, Any] | None:
         return None
 
 
+started: list[subprocess.Popen[bytes]] = []
+
+
 def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen(
@@ -68,6 +71,7 @@ def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+    started.append(process)
     return process, port
 
 
@@ -87,8 +91,8 @@ def worker_metrics(ports: list[int]) -> tuple[int, float, float, int]:
         return len(counted) > 1 and counted[-1] == counted[-2] > 0
 
     wait(gauges_settled, 120, "state gauges", interval=6)
-    sweeps = int(sum(metric(text, "churnwatch_sweep_seconds_count") for text in texts))
-    sweep_s = sum(metric(text, "churnwatch_sweep_seconds_sum") for text in texts)
+    sweeps = int(sum(metric(text, "churnwatch_sweep_duration_seconds_count") for text in texts))
+    sweep_s = sum(metric(text, "churnwatch_sweep_duration_seconds_sum") for text in texts)
     state = sum(metric(text, 'churnwatch_state_bytes{table="accounts"}') for text in texts)
     return sweeps, sweep_s, state, int(counted[-1])
 
@@ -97,7 +101,8 @@ def start_profiler(pid: int, prefix: Path, index: int) -> subprocess.Popen[bytes
     """Sample a worker with py-spy (collapsed stacks, one line per stack; see summarise_profile)."""
     return subprocess.Popen(
         [
-            "py-spy",
+            # py-spy installs next to the interpreter (the .venv's bin), which need not be on PATH.
+            shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
             "record",
             "--pid",
             str(pid),
@@ -259,6 +264,10 @@ def run(
             "rss_after_recovery_mb": round(rss_after_recovery / 2**20, 1),
         }
     finally:
+        for process in started:  # also after a failure: no worker outlives its broker
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
         kafka_local.stop(broker)
         shutil.rmtree(home, ignore_errors=True)
 

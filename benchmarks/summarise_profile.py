@@ -41,8 +41,8 @@ def main() -> None:
     total = 0
     for line in args.profile.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count_text.isdigit():
+            continue  # py-spy occasionally writes a truncated line
         count = int(count_text)
         frames = [frame_name(frame) for frame in stack.split(";")]
         total += count

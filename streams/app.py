@@ -43,6 +43,11 @@ RISK_MODEL_KEY = RESERVED_PREFIX + b"risk-model/%d"
 # The event reader's checkpoint: the partition's next offset per event topic.
 POSITIONS_KEY = RESERVED_PREFIX + b"positions/%d"
 DELIVERIES_TABLE = "deliveries"
+CHANGELOG_COMPACTION = {
+    "segment.bytes": 16 * 2**20,
+    "segment.ms": 10 * 60 * 1000,
+    "min.cleanable.dirty.ratio": 0.1,
+}
 
 
 def window_config(settings: Settings) -> WindowConfig:
@@ -104,6 +109,9 @@ class Churnwatch:
             # bytes types make faust use the "raw" codec: keys are account ids, values compact orjson.
             key_type=bytes,
             value_type=bytes,
+            # Every checkpoint rewrites each changed account: roll segments often and compact eagerly, so a
+            # recovery reads about one record per account rather than the whole history of checkpoints.
+            extra_topic_configs=CHANGELOG_COMPACTION,
         )
         self.deliveries = self.app.Table(
             DELIVERIES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes

@@ -99,9 +99,12 @@ class LiveDetection:
             if window.watermarks[0] is None:  # no usage yet: nothing to judge (replay does the same)
                 continue
             account_id = key.decode()
-            detector = (
-                monitor.state_from(state.detector) if state.detector is not None else monitor.new_state()
-            )
+            detector = state.live_detector
+            if detector is None:
+                detector = (
+                    monitor.state_from(state.detector) if state.detector is not None else monitor.new_state()
+                )
+                state.live_detector = detector
             assessment = monitor.observe(account_id, window, detector, now_ms, clock_ms=clock_ms)
             detector_states[account_id] = (key, state, detector)
             outcome.assessments.append(assessment)

@@ -80,6 +80,8 @@ class AccountState:
     partition: int
     applied_offsets: list[int] = field(default_factory=lambda: [-1] * len(EVENT_TYPES))
     detector: dict[str, Any] | None = None
+    # The detectors' decoded state while this object stays cached (never stored: ``detector`` is).
+    live_detector: Any = field(default=None, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
         """The partition (2 bytes, readable without decoding), then zstd-compressed orjson.

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(2_000, ge=1, description="Events folded per micro-batch at most.")
     batch_within_seconds: float = Field(0.25, gt=0, description="Longest wait to fill a micro-batch.")
     checkpoint_interval_seconds: float = Field(
-        1.0,
+        5.0,
         gt=0,
         description="How often changed account states and the consumed offsets are written to the changelog "
         "(a crash re-reads at most this much, harmlessly).",

@@ -47,4 +47,7 @@ def run_worker(settings: Settings) -> None:
         "worker.starting", bootstrap=settings.bootstrap, app_id=settings.app_id, web_port=settings.web_port
     )
     worker = faust.Worker(churnwatch.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
+    # Faust's start-up spinner sets the root logger to DEBUG so it can spin on every record: every
+    # logger.debug() in Faust and aiokafka then builds a LogRecord (one per changelog write, for example).
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -45,28 +44,7 @@ from streams.kafka_client import ensure_topics  # noqa: E402
 from streams.producer import produce_live  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulator import Simulation, SimulationConfig  # noqa: E402
-from tests.kafka_harness import free_port  # noqa: E402
-
-
-async def read_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` (all partitions) as it is now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        from aiokafka import TopicPartition
-
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
-            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
+from tests.kafka_harness import free_port, read_all  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -113,7 +91,7 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
 
         # First wall-clock (Kafka) timestamp of a usage event at or after each midnight.
         first_seen_day: dict[int, int] = {}
-        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_usage)):
+        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_usage, timeout=300)):
             day = parse_ts(orjson.loads(record.value)["ts"]) // DAY_MS
             if day not in first_seen_day or record.timestamp < first_seen_day[day]:
                 first_seen_day[day] = record.timestamp
@@ -123,7 +101,7 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
             earliest = first_seen_day[day] if earliest is None else min(earliest, first_seen_day[day])
             first_at_or_after[day] = earliest
         latencies: list[float] = []
-        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_alerts)):
+        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_alerts, timeout=300)):
             alert = orjson.loads(record.value)
             trigger = first_at_or_after.get(alert["event_ts_ms"] // DAY_MS)
             if trigger is not None:

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,15 +33,12 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.pipeline_throughput import cpu_seconds, start_worker, started, stats, wait  # noqa: E402
+from benchmarks.pipeline_throughput import benchmark_kafka, cpu_seconds, start_worker, stats, wait  # noqa: E402
 from detectors.windows import DAY_MS  # noqa: E402
-from streams import kafka_local  # noqa: E402
 from streams.events import parse_ts  # noqa: E402
-from streams.kafka_client import ensure_topics  # noqa: E402
 from streams.producer import produce_live  # noqa: E402
-from streams.settings import Settings  # noqa: E402
 from streams.simulator import Simulation, SimulationConfig  # noqa: E402
-from tests.kafka_harness import free_port, read_all  # noqa: E402
+from tests.kafka_harness import read_all  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -53,22 +47,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="cw-latency-"))
-    (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
-    broker = kafka_local.LocalBroker(home, free_port(pair=True))
-    kafka_local.start(broker)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
-    env.update(
-        CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
-        CHURNWATCH_PARTITIONS=str(partitions),
-        CHURNWATCH_DATA_DIR=str(home / "data"),
-        CHURNWATCH_EVALUATION_CLOCK="event",
-        CHURNWATCH_BATCH_WITHIN_SECONDS="0.05",
-        CHURNWATCH_LOG_LEVEL="warning",
-    )
-    settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
-    try:
-        asyncio.run(ensure_topics(settings))
+    extra = {"CHURNWATCH_EVALUATION_CLOCK": "event", "CHURNWATCH_BATCH_WITHIN_SECONDS": "0.05"}
+    with benchmark_kafka(partitions, extra) as (home, env, settings):
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         config = SimulationConfig(
             seed=5, accounts=accounts, days=days, start=midnight - timedelta(days=days + 2)
@@ -91,7 +71,7 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
 
         # First wall-clock (Kafka) timestamp of a usage event at or after each midnight.
         first_seen_day: dict[int, int] = {}
-        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_usage, timeout=300)):
+        for record in asyncio.run(read_all(settings.bootstrap, settings.topic_usage, timeout=300)):
             day = parse_ts(orjson.loads(record.value)["ts"]) // DAY_MS
             if day not in first_seen_day or record.timestamp < first_seen_day[day]:
                 first_seen_day[day] = record.timestamp
@@ -101,7 +81,7 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
             earliest = first_seen_day[day] if earliest is None else min(earliest, first_seen_day[day])
             first_at_or_after[day] = earliest
         latencies: list[float] = []
-        for record in asyncio.run(read_all(broker.bootstrap, settings.topic_alerts, timeout=300)):
+        for record in asyncio.run(read_all(settings.bootstrap, settings.topic_alerts, timeout=300)):
             alert = orjson.loads(record.value)
             trigger = first_at_or_after.get(alert["event_ts_ms"] // DAY_MS)
             if trigger is not None:
@@ -119,13 +99,6 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
             "latency_max_s": round(max(latencies), 3) if latencies else None,
             "worker_cpu_utilisation_of_one_core": round(cpu / busy_s, 2),
         }
-    finally:
-        for process in started:  # also after a failure: no worker outlives its broker
-            if process.poll() is None:
-                process.kill()
-                process.wait(30)
-        kafka_local.stop(broker)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:

@@ -15,6 +15,8 @@ depend on the machine and on what else runs: never assert on them.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from streams import kafka_local  # noqa: E402
+from streams.kafka_client import ensure_topics  # noqa: E402
 from streams.producer import send_all  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulator import Simulation, SimulationConfig  # noqa: E402
@@ -61,6 +65,39 @@ def stats(port: int) -> dict[str, Any] | None:
 
 
 started: list[subprocess.Popen[bytes]] = []
+
+
+@contextlib.contextmanager
+def benchmark_kafka(
+    partitions: int, extra_env: dict[str, str]
+) -> Iterator[tuple[Path, dict[str, str], Settings]]:
+    """A private broker with the topics, and the workers' environment; on exit no worker outlives it."""
+    home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
+    (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
+    broker = kafka_local.LocalBroker(home, free_port(pair=True))
+    kafka_local.start(broker)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
+    env.update(
+        CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
+        CHURNWATCH_PARTITIONS=str(partitions),
+        CHURNWATCH_DATA_DIR=str(home / "data"),
+        CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
+        CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
+        CHURNWATCH_LOG_LEVEL="warning",
+        **extra_env,
+    )
+    settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
+    try:
+        asyncio.run(ensure_topics(settings))
+        yield home, env, settings
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+        started.clear()
+        kafka_local.stop(broker)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -139,32 +176,13 @@ def run(
     clock: str = "event",
     sweep_interval: float | None = None,
 ) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="cw-bench-"))
-    (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
-    broker = kafka_local.LocalBroker(home, free_port(pair=True))
-    kafka_local.start(broker)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
-    env.update(
-        CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
-        CHURNWATCH_PARTITIONS=str(partitions),
-        CHURNWATCH_DATA_DIR=str(home / "data"),
-        CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
-        CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
-        CHURNWATCH_LOG_LEVEL="warning",
-        # The event clock sweeps the detectors at every simulated midnight of the backlog: detectors on.
-        CHURNWATCH_EVALUATION_CLOCK=clock,
-    )
+    # The event clock sweeps the detectors at every simulated midnight of the backlog: detectors on.
+    extra = {"CHURNWATCH_EVALUATION_CLOCK": clock}
     if sweep_interval is not None:
-        env["CHURNWATCH_SWEEP_INTERVAL_SECONDS"] = str(sweep_interval)
+        extra["CHURNWATCH_SWEEP_INTERVAL_SECONDS"] = str(sweep_interval)
     if batch_max_events is not None:
-        env["CHURNWATCH_BATCH_MAX_EVENTS"] = str(batch_max_events)
-    settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
-    try:
-        import asyncio
-
-        from streams.kafka_client import ensure_topics
-
-        asyncio.run(ensure_topics(settings))
+        extra["CHURNWATCH_BATCH_MAX_EVENTS"] = str(batch_max_events)
+    with benchmark_kafka(partitions, extra) as (home, env, settings):
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         start = midnight - timedelta(days=days + 2)
         config = SimulationConfig(seed=5, accounts=accounts, days=days, start=start, event_scale=scale)
@@ -263,13 +281,6 @@ def run(
             "accounts_recovered": accounts_recovered,
             "rss_after_recovery_mb": round(rss_after_recovery / 2**20, 1),
         }
-    finally:
-        for process in started:  # also after a failure: no worker outlives its broker
-            if process.poll() is None:
-                process.kill()
-                process.wait(30)
-        kafka_local.stop(broker)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:

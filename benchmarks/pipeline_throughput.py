@@ -175,9 +175,10 @@ def run(
     profile: Path | None = None,
     clock: str = "event",
     sweep_interval: float | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     # The event clock sweeps the detectors at every simulated midnight of the backlog: detectors on.
-    extra = {"CHURNWATCH_EVALUATION_CLOCK": clock}
+    extra = {"CHURNWATCH_EVALUATION_CLOCK": clock, **(worker_env or {})}
     if sweep_interval is not None:
         extra["CHURNWATCH_SWEEP_INTERVAL_SECONDS"] = str(sweep_interval)
     if batch_max_events is not None:
@@ -258,6 +259,7 @@ def run(
         restarted.wait(60)
         return {
             "clock": clock,
+            "worker_env": worker_env or {},
             "batch_max_events": batch_max_events or Settings.model_fields["batch_max_events"].default,
             "workers": workers,
             "partitions": partitions,
@@ -313,6 +315,13 @@ def main() -> None:
         default=None,
         help="the workers' CHURNWATCH_SWEEP_INTERVAL_SECONDS (wall clock)",
     )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="CHURNWATCH_X=VALUE",
+        help="extra setting for the workers (repeatable), e.g. CHURNWATCH_STATE_CACHE_ACCOUNTS=1000000",
+    )
     args = parser.parse_args()
     for count in args.workers:
         result = run(
@@ -325,6 +334,7 @@ def main() -> None:
             args.profile,
             args.clock,
             args.sweep_interval,
+            dict(item.split("=", 1) for item in args.worker_env),
         )
         print(orjson.dumps(result).decode(), flush=True)
 

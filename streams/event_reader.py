@@ -112,7 +112,6 @@ class EventReader:
         self.positions: dict[TopicPartition, int] = {}
         self.checkpointed: dict[TopicPartition, int] = {}
         self.last_checkpoint = time.monotonic()
-        self.batches = 0
         app.task(self._run)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         # Sent on a graceful stop after Faust stopped its consumer, before the producer's last flush.
@@ -189,7 +188,6 @@ class EventReader:
             self._inflight = None
         for tp, batch in fetched.items():
             self.positions[tp] = batch[-1].offset + 1
-        self.batches += 1
 
     async def _checkpoint(self) -> None:
         by_partition: Positions = {}

@@ -239,8 +239,12 @@ class Churnwatch:
     async def _checkpoint(self, positions: Positions) -> None:
         """Write changed states, flush (states and dead letters durable), then record the reader's offsets."""
         async with self.state_lock:
+            owned = set(self.assigned_partitions())
             for key in self.dirty:
-                self._store(key, self.cache[key])
+                state = self.cache[key]
+                # Never write a partition this worker does not own (its new owner writes it now).
+                if state.partition in owned:
+                    self._store(key, state)
             self.dirty.clear()
             await self.app.producer.flush()
             for partition, offsets in positions.items():
@@ -347,6 +351,8 @@ class Churnwatch:
         return outcome
 
     async def _wall_clock_sweep(self) -> None:
+        if not self.is_ready():
+            return  # starting or rebalancing: the partitions (and their states) are changing hands
         async with self.state_lock:
             outcome = self._sweep(self.active_accounts(), int(time.time() * 1000))
             await self._send_alerts(self.pending_alerts)

@@ -390,6 +390,18 @@ def configure_webhook(workers: WorkerFactory, receiver: HTTPRecorder, **extra: s
     )
 
 
+def configure_patient_webhook(workers: WorkerFactory, receiver: HTTPRecorder, *, max_delay_s: str) -> None:
+    """A webhook sink retried quickly (0.2 s up to ``max_delay_s``) and never given up on within a test."""
+    configure_webhook(
+        workers,
+        receiver,
+        CHURNWATCH_DELIVERY_BASE_DELAY_SECONDS="0.2",
+        CHURNWATCH_DELIVERY_MAX_DELAY_SECONDS=max_delay_s,
+        CHURNWATCH_DELIVERY_MAX_ATTEMPTS="100000",
+        CHURNWATCH_DELIVERY_BUDGET_SECONDS="900",
+    )
+
+
 def partition_of(account: str, partitions: int = 4) -> int:
     """The outbox partition of an account's alerts (the producer's default murmur2 partitioner)."""
     every = list(range(partitions))
@@ -645,14 +657,7 @@ def test_sink_down_for_a_minute_then_every_alert_delivered_once(workers: WorkerF
     waves = [[make_alert(f"outage-{wave}-{i:02d}") for i in range(10)] for wave in range(3)]
     expected_ids = {a.idempotency_key for wave in waves for a in wave}
     with HTTPRecorder([503] * 1_000_000) as crm:  # a script longer than the outage; reset() ends it
-        configure_webhook(
-            workers,
-            crm,
-            CHURNWATCH_DELIVERY_BASE_DELAY_SECONDS="0.2",
-            CHURNWATCH_DELIVERY_MAX_DELAY_SECONDS="2",
-            CHURNWATCH_DELIVERY_MAX_ATTEMPTS="100000",
-            CHURNWATCH_DELIVERY_BUDGET_SECONDS="900",
-        )
+        configure_patient_webhook(workers, crm, max_delay_s="2")
         worker = workers.start()
         write_outbox(workers, waves[0])
         crm.wait_for_sync(1, timeout=60)
@@ -696,14 +701,7 @@ def test_sink_down_for_a_minute_then_every_alert_delivered_once(workers: WorkerF
 def test_a_worker_joins_while_a_sink_is_down_without_waiting_for_it(workers: WorkerFactory) -> None:
     alerts = [make_alert(f"join-{i:02d}") for i in range(20)]
     with HTTPRecorder([503] * 1_000_000) as crm:
-        configure_webhook(
-            workers,
-            crm,
-            CHURNWATCH_DELIVERY_BASE_DELAY_SECONDS="0.2",
-            CHURNWATCH_DELIVERY_MAX_DELAY_SECONDS="1",
-            CHURNWATCH_DELIVERY_MAX_ATTEMPTS="100000",
-            CHURNWATCH_DELIVERY_BUDGET_SECONDS="900",
-        )
+        configure_patient_webhook(workers, crm, max_delay_s="1")
         first = workers.start()
         write_outbox(workers, alerts)
         crm.wait_for_sync(3, timeout=60)  # the first worker is retrying a batch against the dead sink

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,16 +14,52 @@ from rich.table import Table
 
 from detectors.monitor import DetectorConfig
 from streams.events import InvalidEventError, parse_ts
-from streams.replay import build_report, rfc3339, run_replay, state_sizes, write_alerts, write_scores
+from streams.replay import (
+    ReplayResult,
+    build_report,
+    rfc3339,
+    run_replay,
+    state_sizes,
+    write_alerts,
+    write_scores,
+)
+from streams.replay_input import (
+    DEFAULT_SORT_MEMORY_BYTES,
+    FLAG_SETTINGS,
+    InputError,
+    InputRules,
+    InputStats,
+    SortedInput,
+    flag_name,
+    input_report,
+    no_event_summary,
+    read_source,
+    rejects_file,
+    replay_settings,
+    setting_help,
+)
+from streams.settings import Settings
+
+
+def _flag(setting: str) -> Any:
+    return typer.Option(flag_name(setting), help=setting_help(setting))
 
 
 def replay(
     events: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL file of canonical events.")
+        str, typer.Argument(help="JSONL file of canonical events (gzip-compressed or not), or - for stdin.")
     ],
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="Stop the clock at this time (RFC 3339): later events are ignored."),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Wall clock for the future_ts check (RFC 3339). Default: the file's own clock, its latest "
+            "event time that other events confirm.",
+        ),
     ] = None,
     scores: Annotated[
         Path | None, typer.Option("--scores", help="Write one CSV row per account (risk, reasons).")
@@ -33,44 +70,44 @@ def replay(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the detection-quality report (JSON).")
     ] = None,
-    alert_threshold: Annotated[
-        float | None,
+    rejects: Annotated[
+        Path | None,
         typer.Option(
-            "--alert-threshold", min=0.0, max=1.0, help="Risk at which an episode opens (default: tuned)."
+            "--rejects",
+            help="Write every rejected or duplicate line: LINE<TAB>REASON<TAB>DETAIL<TAB>LINE TEXT.",
         ),
     ] = None,
+    sort_memory_mb: Annotated[
+        int,
+        typer.Option("--sort-memory-mb", min=1, help="Lines buffered for sorting before spilling to disk."),
+    ] = DEFAULT_SORT_MEMORY_BYTES >> 20,
+    alert_threshold: Annotated[float | None, _flag("alert_threshold")] = None,
+    allowed_lateness_seconds: Annotated[float | None, _flag("allowed_lateness_seconds")] = None,
+    max_event_bytes: Annotated[int | None, _flag("max_event_bytes")] = None,
+    max_future_skew_seconds: Annotated[float | None, _flag("max_future_skew_seconds")] = None,
+    retention_days: Annotated[int | None, _flag("retention_days")] = None,
+    top_events: Annotated[int | None, _flag("top_events")] = None,
+    event_dedup_max_keys: Annotated[int | None, _flag("event_dedup_max_keys")] = None,
     warmup_days: Annotated[
         int, typer.Option("--warmup-days", min=0, help="Days left out of false-positive counts.")
     ] = 21,
 ) -> None:
-    """Replay an event file through the live windows, detectors and alert policy, as fast as the CPU can."""
-    console = Console(stderr=True)
-    as_of_ms: int | None = None
-    if as_of is not None:
-        try:
-            as_of_ms = parse_ts(as_of)
-        except InvalidEventError as error:
-            raise typer.BadParameter(str(error), param_hint="--as-of") from None
-    config = DetectorConfig() if alert_threshold is None else DetectorConfig(alert_threshold=alert_threshold)
-    total = events.stat().st_size
-    with Progress(
-        TextColumn("[bold]replay"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[clock]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("replay", total=total, clock="")
-        with events.open("rb") as handle:
+    """Replay an event file through the live windows, detectors and alert policy, as fast as the CPU can.
 
-            def on_progress(lines: int, watermark_ms: int) -> None:
-                clock = rfc3339(watermark_ms) if watermark_ms > 0 else ""
-                progress.update(task, completed=handle.tell(), clock=f"{lines:,} lines, clock {clock}")
-
-            result = run_replay(handle, config=config, as_of_ms=as_of_ms, on_progress=on_progress)
+    Lines are validated as the live worker validates records (CHURNWATCH_* settings, overridden by the
+    flags), sorted by event time whatever their order, and deduplicated; see docs/detection.md.
+    """
+    flags = {name: value for name, value in locals().items() if name in FLAG_SETTINGS}
+    as_of_ms, now_ms = _time_option(as_of, "--as-of"), _time_option(now, "--now")
+    try:
+        settings = replay_settings(flags)
+        rules = InputRules.from_settings(settings, now_ms=now_ms, sort_memory_bytes=sort_memory_mb << 20)
+        result, stats = _run(events, rules, settings, as_of_ms, rejects)
+    except InputError as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(2) from None
     body = build_report(result, warmup_days=warmup_days)
+    body.update(input_report(stats))
     body["state_bytes"] = state_sizes(result)
     if scores is not None:
         write_scores(result, scores)
@@ -79,6 +116,56 @@ def replay(
     if report is not None:
         report.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     _print_summary(Console(), body)
+
+
+def _time_option(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_ts(text)
+    except InvalidEventError as error:
+        raise typer.BadParameter(str(error), param_hint=flag) from None
+
+
+def _run(
+    source: str, rules: InputRules, settings: Settings, as_of_ms: int | None, rejects: Path | None
+) -> tuple[ReplayResult, InputStats]:
+    """Read, sort and replay, with a progress bar on stderr; InputError when no line was a valid event."""
+    config = DetectorConfig(alert_threshold=settings.alert_threshold)
+    with contextlib.ExitStack() as stack:
+        on_reject = stack.enter_context(rejects_file(rejects)) if rejects is not None else None
+        sorted_input = stack.enter_context(SortedInput(rules, on_reject))
+        progress = stack.enter_context(
+            Progress(
+                TextColumn("[bold]replay"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[clock]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+        )
+        reading = progress.add_task("replay", total=None, clock="reading")
+        read_source(source, sorted_input, lambda n: progress.update(reading, clock=f"{n:,} lines read"))
+        progress.update(reading, visible=False)
+        task = progress.add_task("replay", total=sorted_input.stats.valid or None, clock="")
+
+        def on_progress(lines: int, watermark_ms: int) -> None:
+            clock = rfc3339(watermark_ms) if watermark_ms > 0 else ""
+            progress.update(task, completed=lines, clock=f"{lines:,} events, clock {clock}")
+
+        result = run_replay(
+            sorted_input,
+            config=config,
+            window_config=settings.window_config(),
+            as_of_ms=as_of_ms,
+            on_progress=on_progress,
+        )
+    stats = sorted_input.stats
+    if not stats.accepted:
+        raise InputError(f"{source} held no valid event ({stats.lines:,} lines: {no_event_summary(stats)})")
+    return result, stats
 
 
 def _fmt(value: Any, pattern: str = "{}") -> str:
@@ -91,6 +178,7 @@ def _print_summary(console: Console, body: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_row("events / lines", f"{body['events']:,} / {body['lines']:,}")
     table.add_row("bad lines", f"{body['bad_lines']:,} {body['bad_reasons'] or ''}")
+    table.add_row("duplicate events (dropped)", f"{body.get('duplicates', 0):,}")
     table.add_row("late events (beyond lateness)", f"{body['late_events']:,}")
     if body["after_as_of"]:
         table.add_row("events after --as-of (ignored)", f"{body['after_as_of']:,}")

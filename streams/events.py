@@ -6,7 +6,7 @@ reason in a header. Validation is strict about what is required and lenient abou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -61,6 +61,7 @@ class UsageEvent:
     event: str
     user_id: str | None
     count: int
+    event_id: str | None = field(default=None, repr=False)  # the producer's id, for deduplication
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class SupportEvent:
     kind: str
     priority: str | None
     score: int | None
+    event_id: str | None = field(default=None, repr=False)  # the producer's id, for deduplication
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class BillingEvent:
     kind: str
     mrr: float | None
     plan: str | None
+    event_id: str | None = field(default=None, repr=False)  # the producer's id, for deduplication
 
 
 Event = UsageEvent | SupportEvent | BillingEvent
@@ -186,12 +189,13 @@ def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
     ts_ms = parse_ts(body["ts"])
     if max_ts_ms is not None and ts_ms > max_ts_ms:
         raise InvalidEventError(DeadLetterReason.FUTURE_TS, f"'ts' {ts_ms} is beyond the allowed clock skew")
+    event_id = _text(body, "event_id", required=False, max_length=MAX_ID_LENGTH)
     if event_type == "usage":
         event = _text(body, "event", required=True, max_length=MAX_NAME_LENGTH)
         assert event is not None
         user_id = _text(body, "user_id", required=False, max_length=MAX_ID_LENGTH)
         count = _int(body, "count", 1, MAX_COUNT)
-        return UsageEvent(account_id, ts_ms, event, user_id, 1 if count is None else count)
+        return UsageEvent(account_id, ts_ms, event, user_id, 1 if count is None else count, event_id)
     if event_type == "support":
         kind = _choice(body, "kind", SUPPORT_KINDS, required=True)
         assert kind is not None
@@ -199,7 +203,7 @@ def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
         score = _int(body, "score", 1, 5)
         if kind == "csat" and score is None:
             raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "a csat event needs 'score'")
-        return SupportEvent(account_id, ts_ms, kind, priority, score)
+        return SupportEvent(account_id, ts_ms, kind, priority, score, event_id)
     kind = _choice(body, "kind", BILLING_KINDS, required=True)
     assert kind is not None
     mrr = body.get("mrr")
@@ -210,7 +214,7 @@ def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
             raise InvalidEventError(DeadLetterReason.INVALID_VALUE, "'mrr' must be >= 0")
         mrr = float(mrr)
     plan = _text(body, "plan", required=False, max_length=MAX_NAME_LENGTH)
-    return BillingEvent(account_id, ts_ms, kind, mrr, plan)
+    return BillingEvent(account_id, ts_ms, kind, mrr, plan, event_id)
 
 
 def decode(

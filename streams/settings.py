@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from detectors.windows import WindowConfig
 from streams.errors import ConfigError
 from streams.sinks import SinksConfig
 
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(56, ge=7, le=3_650, description="Days of daily buckets kept per account.")
     top_events: int = Field(5, ge=1, le=50, description="Event names counted per day for each account.")
+    event_dedup_max_keys: int = Field(
+        250_000,
+        ge=0,
+        description="Event ids (or content hashes) remembered to drop duplicate events, for the lateness "
+        "allowance at most, about 250 bytes each (0: no deduplication).",
+    )
 
     # -- worker ------------------------------------------------------------------------------------------
     batch_max_events: int = Field(2_000, ge=1, description="Events folded per micro-batch at most.")
@@ -207,6 +214,14 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def window_config(self) -> WindowConfig:
+        """The windows' retention, lateness and top-events settings (live worker and replay alike)."""
+        return WindowConfig(
+            retention_days=self.retention_days,
+            allowed_lateness_ms=int(self.allowed_lateness_seconds * 1000),
+            top_events=self.top_events,
+        )
 
     @property
     def event_topics(self) -> dict[str, str]:

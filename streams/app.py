@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.windows import DAY_MS, WindowConfig
+from streams.dedup import Deduplicator
 from streams.detection import LiveDetection, PlanLabels, SweepOutcome
 from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
@@ -71,6 +72,9 @@ class Churnwatch:
             max_event_bytes=settings.max_event_bytes,
             max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
             clock=lambda: int(time.time() * 1000),
+            deduplicator=Deduplicator(
+                horizon_ms=self.window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys
+            ),
         )
         datadir = (settings.data_dir / f"{settings.app_id}-{settings.web_port}").resolve()
         datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +214,7 @@ class Churnwatch:
             self.metrics.events_consumed.labels(topic=dead.record.event_type, outcome=dead.reason.value).inc()
             self.metrics.deadletters.labels(reason=dead.reason.value).inc()
         self._count_ok(records, result.dead_letters, result.skipped_duplicates)
+        self.metrics.events_deduplicated.inc(result.duplicate_events)
         self.events_folded += result.folded
         self.deadletters_sent += len(result.dead_letters)
         now = time.time()

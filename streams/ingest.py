@@ -19,6 +19,7 @@ import orjson
 import zstandard
 
 from detectors.windows import AccountWindow, WindowConfig
+from streams.dedup import Deduplicator, event_key
 from streams.events import (
     EVENT_TYPES,
     BillingEvent,
@@ -111,6 +112,11 @@ class AccountState:
         return cls(AccountWindow.from_state(body["w"], config), body["p"], list(body["o"]), body.get("d"))
 
 
+def record_origin(record: RawRecord, topic_index: int) -> int:
+    """One integer per (topic, partition, offset): where the deduplicator first saw an event."""
+    return (record.offset << 16 | record.partition) << 2 | topic_index
+
+
 @dataclass(slots=True)
 class BatchResult:
     """Accounts whose state changed (to be written once each) and records to dead-letter."""
@@ -119,6 +125,7 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     folded: int = 0
     skipped_duplicates: int = 0
+    duplicate_events: int = 0  # the same event again under another offset (a producer's retry)
     max_event_ts_ms: int | None = None
 
 
@@ -135,6 +142,9 @@ class BatchFolder:
         Events further ahead of ``clock()`` than this are dead-lettered as ``future_ts``.
     clock
         Wall clock in epoch milliseconds (injectable for tests).
+    deduplicator
+        Drops an event whose id (or content) it has seen under another offset: counted in
+        ``duplicate_events``, not folded, not dead-lettered.
     """
 
     def __init__(
@@ -144,11 +154,13 @@ class BatchFolder:
         max_event_bytes: int,
         max_future_skew_ms: int,
         clock: Callable[[], int],
+        deduplicator: Deduplicator | None = None,
     ) -> None:
         self.window_config = window_config
         self.max_event_bytes = max_event_bytes
         self.max_future_skew_ms = max_future_skew_ms
         self.clock = clock
+        self.deduplicator = deduplicator
 
     def fold(
         self,
@@ -200,6 +212,11 @@ class BatchFolder:
                 continue
             state.applied_offsets[topic_index] = record.offset
             result.changed[key] = state
+            if self.deduplicator is not None and self.deduplicator.is_duplicate(
+                event_key(event), event.ts_ms, origin=record_origin(record, topic_index)
+            ):
+                result.duplicate_events += 1
+                continue
             if not self._fold_event(state.window, event):
                 result.dead_letters.append(
                     DeadLetter(record, DeadLetterReason.LATE, "older than the account's lateness allowance")

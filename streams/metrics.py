@@ -21,6 +21,7 @@ class Metrics:
     events_consumed: Counter
     deadletters: Counter
     duplicates_skipped: Counter
+    events_deduplicated: Counter
     accounts_tracked: Gauge
     batch_seconds: Histogram
     processing_latency: Histogram
@@ -68,6 +69,11 @@ class Metrics:
             duplicates_skipped=Counter(
                 "churnwatch_duplicate_events_skipped_total",
                 "Redelivered records skipped because their account state already includes them.",
+                registry=registry,
+            ),
+            events_deduplicated=Counter(
+                "churnwatch_events_deduplicated_total",
+                "Events dropped as copies of one seen under another offset (same event_id or content).",
                 registry=registry,
             ),
             accounts_tracked=Gauge(

@@ -17,7 +17,7 @@ import csv
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +76,10 @@ class ReplayResult:
     outcomes: list[Outcome] = field(default_factory=list)
     cancellations: dict[str, int] = field(default_factory=dict)
     monitor: AccountMonitor | None = None
+    # Risk of every swept account at each requested snapshot midnight (ms -> account -> risk).
+    snapshots: dict[int, dict[str, float]] = field(default_factory=dict)
+    # Usage counts per account and UTC day (epoch day), when recorded (``record_activity=True``).
+    activity: dict[str, dict[int, int]] | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -91,6 +95,8 @@ def run_replay(
     as_of_ms: int | None = None,
     on_progress: ProgressCallback | None = None,
     progress_every: int = 1 << 16,
+    snapshot_ms: Container[int] = (),
+    record_activity: bool = False,
 ) -> ReplayResult:
     """Replay event lines in order through windows, detectors and the alert policy.
 
@@ -107,6 +113,11 @@ def run_replay(
         Stop the clock here: later events are skipped (counted) and the final evaluation runs at this time.
     on_progress
         Called every ``progress_every`` lines (and at the end) with (lines read, watermark ms).
+    snapshot_ms
+        UTC midnights (epoch ms) at which to keep every swept account's risk in ``result.snapshots`` (what a
+        backtest ranks; a midnight inside a gap of more than 62 days without events is not swept).
+    record_activity
+        Keep usage counts per account and day in ``result.activity`` (what the backtest's baselines use).
     """
     started = time.perf_counter()
     cfg = config if config is not None else (monitor.config if monitor is not None else DetectorConfig())
@@ -114,6 +125,8 @@ def run_replay(
     mon = monitor if monitor is not None else AccountMonitor(cfg, wcfg)
     guard = OutageGuard(cfg)
     result = ReplayResult(config=cfg, window_config=wcfg, monitor=mon)
+    snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
+    activity = result.activity = {} if record_activity else None
     windows = result.windows
     states = result.states
     bad = result.bad_reasons
@@ -137,6 +150,8 @@ def run_replay(
                 result.outcomes.extend(assessment.outcomes)
             if "canceled" in assessment.flags:
                 swept.pop(account, None)
+        if now_ms in snapshot_at:
+            result.snapshots[now_ms] = {a.account_id: a.risk for a in batch}
         decision = guard.review(batch, now_ms)
         for alert in decision.suppressed:
             mon.suppress(states[alert.account_id], alert)
@@ -189,6 +204,9 @@ def run_replay(
             ok = window.add_usage(ts, event.event, event.user_id, event.count)
             if ok and account not in swept and account not in cancellations:
                 swept[account] = None
+            if ok and activity is not None:
+                per_day = activity.setdefault(account, {})
+                per_day[ts // DAY_MS] = per_day.get(ts // DAY_MS, 0) + event.count
         elif type(event) is BillingEvent:
             ok = window.add_billing(ts, event.kind, event.mrr, event.plan)
             if ok and event.kind == "subscription_canceled":

@@ -1,0 +1,283 @@
+"""Does churnwatch's risk beat simple baselines on data shaped unlike our simulator? One table per source.
+
+Usage::
+
+    .venv/bin/python benchmarks/detection_generalization.py --split tuning            # tuning data only
+    .venv/bin/python benchmarks/detection_generalization.py --split tuning --files 2 --accounts 400  # quick
+    .venv/bin/python benchmarks/detection_generalization.py --split heldout           # final report only
+    .venv/bin/python benchmarks/detection_generalization.py --split all --json out.json
+
+Sources and splits (fixed in advance, see the coordination note on tuning vs held-out data):
+
+* ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 1000 accounts, 150 days from 2026-06-01.
+
+Each file is replayed through ``streams.replay.run_replay`` (what ``churnwatch replay`` runs, default
+``DetectorConfig()``), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
+``streams.backtest.backtest`` scores churnwatch and the baselines of ``streams.baselines`` (days since last
+activity, activity in the last 28 days, 8-week trend, BG/NBD P(alive) fitted on the file by maximum likelihood
+with scipy) on the file's own outcomes: cancellation within the horizon (30 days), or, for files without
+cancellations, no activity for the whole horizon. Columns:
+
+* AUC ± SE: mean over the file's as-of points of the AUC among accounts active and not cancelled at that
+  point; across a source's files, the mean AUC and the standard error of that mean (Hanley-McNeil SE of
+  the file when the source has one file).
+* flagged >= 7 d: share of churners (churning after the 21-day warm-up) with an alert opened 7-60 days
+  before they churned; lead: median days from the first alert within 60 days to the churn (pooled).
+* non-churner alerts / 30 d: alerts opened after warm-up on accounts that did not churn, per account per
+  30 days. Baselines alert when their daily score crosses a threshold, chosen per file so that they raise
+  no more alerts on non-churners than churnwatch did (same alert budget).
+* precision (judged): alerts followed by a churn within 60 days over the alerts whose outcome is known.
+* vacation alerted: share of the ground truth's vacation accounts (that did not churn) ever alerted.
+* holiday alerts: alerts opened on non-churners during a holiday shared by the whole base or the 7 days
+  after it.
+
+Dependencies: numpy, scipy (core). Nothing else is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.windows import DAY_MS
+from streams.backtest import CHURNWATCH, Backtest, BacktestConfig, OutcomeMode, backtest
+from streams.baselines import BASELINE_LABELS, BASELINES
+from streams.replay import replay_file
+from streams.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.simulator import _holidays as simulator_holidays
+
+SIM_START = datetime(2026, 6, 1, tzinfo=UTC)
+SCORERS = (CHURNWATCH, *BASELINES)
+
+
+@dataclass(slots=True)
+class SourceFile:
+    """One event file with what the benchmark knows about it beyond the events."""
+
+    label: str
+    events: Path
+    as_of_days: tuple[int, ...]
+    horizon_days: int = 30
+    outcome: OutcomeMode = OutcomeMode.AUTO
+    vacation: set[str] = field(default_factory=set)
+    holidays: list[tuple[float, float]] = field(default_factory=list)  # epoch-day [start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    split: str  # "tuning" or "heldout"
+    description: str
+    files: Callable[[Path, argparse.Namespace], Iterator[SourceFile]]
+
+
+def _day(d: date | datetime) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) // 86_400
+
+
+def simulator_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
+    day0 = _day(SIM_START)
+    for seed in args.sim_seeds[: args.files]:
+        events, truth_path = workdir / f"sim{seed}.jsonl", workdir / f"sim{seed}.truth.jsonl"
+        config = SimulationConfig(seed=seed, accounts=args.accounts, days=args.days, start=SIM_START)
+        if not events.exists():
+            write_jsonl(Simulation(config), events, truth_path)
+        truth = [orjson.loads(line) for line in truth_path.read_bytes().splitlines()]
+        holidays = [
+            (float(_day(h)), float(_day(h) + 1))
+            for year in {SIM_START.year, SIM_START.year + 1}
+            for h in simulator_holidays(year)
+            if day0 <= _day(h) < day0 + args.days
+        ]
+        yield SourceFile(
+            label=f"seed {seed}",
+            events=events,
+            as_of_days=tuple(day0 + d for d in range(56, args.days - 30 + 1, 28)),
+            vacation={r["account_id"] for r in truth if r["archetype"] == "vacation_dip"},
+            holidays=holidays,
+        )
+
+
+SOURCES = (
+    Source(
+        "simulator",
+        "tuning",
+        "streams.simulator (our own), seeds 1-10",
+        simulator_files,
+    ),
+)
+
+
+# -- per file ----------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FileResult:
+    label: str
+    backtest: Backtest
+    vacation_alerted: dict[str, float | None]
+    holiday_alerts: dict[str, int]
+
+
+def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
+    result = replay_file(
+        source_file.events,
+        snapshot_ms=[d * DAY_MS for d in source_file.as_of_days],
+        record_activity=True,
+    )
+    cfg = BacktestConfig(
+        horizon_days=source_file.horizon_days,
+        outcome=source_file.outcome,
+        as_of_days=source_file.as_of_days,
+        warmup_days=warmup_days,
+    )
+    bt = backtest(result, cfg)
+    if bt is None:
+        return None
+    vacation = [a for a in source_file.vacation if a not in bt.churn_day]
+    vacation_alerted: dict[str, float | None] = {}
+    holiday_alerts: dict[str, int] = {}
+    for name, scorer in bt.scorers.items():
+        openings = scorer.alerts.openings
+        vacation_alerted[name] = (
+            sum(1 for a in vacation if openings.get(a)) / len(vacation) if vacation else None
+        )
+        holiday_alerts[name] = sum(
+            1
+            for account, times in openings.items()
+            if account not in bt.churn_day
+            for t in times
+            for start, end in source_file.holidays
+            if start <= t < end + 7
+        )
+    return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts)
+
+
+# -- aggregation and printing ------------------------------------------------------------------------------
+
+
+def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for name in SCORERS:
+        aucs = [f.backtest.scorers[name].auc for f in files]
+        present = [a for a in aucs if a is not None]
+        alerts = [f.backtest.scorers[name].alerts for f in files]
+        churners = sum(a.churners for a in alerts)
+        judged = sum(a.judged for a in alerts)
+        leads = [lead for a in alerts for lead in a.leads]
+        rates = [a.nonchurner_alerts_per_30d for a in alerts if a.nonchurner_alerts_per_30d is not None]
+        vacation = [f.vacation_alerted[name] for f in files if f.vacation_alerted[name] is not None]
+        if len(present) >= 2:
+            se: float | None = statistics.stdev(a.auc for a in present) / len(present) ** 0.5
+        else:
+            se = present[0].se if present else None
+        rows[name] = {
+            "auc": statistics.fmean(a.auc for a in present) if present else None,
+            "auc_se": se,
+            "auc_per_file": [a.auc if a else None for a in aucs],
+            "cases": sum(a.n for a in present),
+            "positives": sum(a.positives for a in present),
+            "churners": churners,
+            "flagged_ahead": sum(a.flagged_ahead for a in alerts) / churners if churners else None,
+            "lead_median": statistics.median(leads) if leads else None,
+            "nonchurner_alerts_per_30d": statistics.fmean(rates) if rates else None,
+            "precision": sum(a.hits for a in alerts) / judged if judged else None,
+            "judged": judged,
+            "vacation_alerted": statistics.fmean(v for v in vacation if v is not None) if vacation else None,
+            "holiday_alerts": sum(f.holiday_alerts[name] for f in files),
+        }
+    return rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[str, Any]]) -> None:
+    outcome = files[0].backtest.outcome.value if files else "-"
+    horizon = files[0].backtest.horizon_days if files else "-"
+    print(f"\n### {source.name} ({source.split.upper()}): {source.description}")
+    print(f"{len(files)} file(s); outcome: {outcome} within {horizon} days\n")
+    print(
+        "| scorer | AUC ± SE | churners flagged ≥ 7 d ahead | median lead (d) | "
+        "non-churner alerts / 30 d | precision (judged) | vacation alerted | holiday alerts |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        label = "churnwatch risk" if name == CHURNWATCH else BASELINE_LABELS[name]
+        auc = "-" if r["auc"] is None else f"{r['auc']:.3f} ± {r['auc_se']:.3f}"
+        lead = "-" if r["lead_median"] is None else f"{r['lead_median']:.1f}"
+        rate = "-" if r["nonchurner_alerts_per_30d"] is None else f"{r['nonchurner_alerts_per_30d']:.2%}"
+        print(
+            f"| {label} | {auc} | {_pct(r['flagged_ahead'])} of {r['churners']} | {lead} | {rate} | "
+            f"{_pct(r['precision'])} ({r['judged']}) | {_pct(r['vacation_alerted'])} | "
+            f"{r['holiday_alerts']} |"
+        )
+    ours = rows[CHURNWATCH]["auc"]
+    best = max(
+        (n for n in BASELINES if rows[n]["auc"] is not None), key=lambda n: rows[n]["auc"], default=None
+    )
+    if ours is not None and best is not None:
+        verdict = "beats" if ours > rows[best]["auc"] else "does NOT beat"
+        print(
+            f"\nchurnwatch {verdict} the best baseline ({BASELINE_LABELS[best]}) on {source.name}: "
+            f"AUC {ours:.3f} vs {rows[best]['auc']:.3f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--split", choices=("tuning", "heldout", "all"), default="tuning")
+    parser.add_argument("--sources", nargs="+", default=None, help="Only these sources (names).")
+    parser.add_argument("--files", type=int, default=10, help="At most this many files (seeds) per source.")
+    parser.add_argument("--accounts", type=int, default=1000, help="Accounts per generated file.")
+    parser.add_argument("--days", type=int, default=150, help="Days per generated file.")
+    parser.add_argument("--sim-seeds", type=int, nargs="+", default=list(range(1, 11)))
+    parser.add_argument("--warmup-days", type=int, default=21)
+    parser.add_argument("--workdir", type=Path, default=None, help="Keep generated files here (reused).")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the summary as JSON here.")
+    args = parser.parse_args(argv)
+    chosen = [
+        s
+        for s in SOURCES
+        if (args.split == "all" or s.split == args.split) and (args.sources is None or s.name in args.sources)
+    ]
+    if not chosen:
+        print(f"no source matches --split {args.split} --sources {args.sources}", file=sys.stderr)
+        return 2
+    summary: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for source in chosen:
+            results = []
+            for source_file in source.files(workdir, args):
+                outcome = run_file(source_file, args.warmup_days)
+                if outcome is not None:
+                    results.append(outcome)
+                    ours = outcome.backtest.scorers[CHURNWATCH].auc
+                    print(
+                        f"{source.name} {source_file.label}: churnwatch AUC {ours.auc if ours else '-'}",
+                        file=sys.stderr,
+                    )
+            rows = summarise(results)
+            print_table(source, results, rows)
+            summary[source.name] = {"split": source.split, "files": len(results), "scorers": rows}
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

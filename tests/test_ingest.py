@@ -18,6 +18,7 @@ from detectors.windows import (
     WindowConfig,
     day_of,
 )
+from streams.dedup import Deduplicator
 from streams.events import DeadLetterReason
 from streams.ingest import AccountState, BatchFolder, DeadLetter, RawRecord
 
@@ -296,3 +297,56 @@ def test_stored_state_is_compressed() -> None:
     raw = state.to_bytes()
     as_json = orjson.dumps({"p": state.partition, "o": state.applied_offsets, "w": state.window.to_state()})
     assert len(raw) < len(as_json) / 2
+
+
+def deduplicating_folder() -> BatchFolder:
+    return BatchFolder(
+        window_config=CFG,
+        max_event_bytes=4096,
+        max_future_skew_ms=DAY_MS,
+        clock=lambda: NOW_MS,
+        deduplicator=Deduplicator(horizon_ms=CFG.allowed_lateness_ms, max_keys=1_000),
+    )
+
+
+def test_a_retried_event_under_a_new_offset_is_dropped_and_counted() -> None:
+    store = Store()
+    fold = deduplicating_folder().fold
+    retried = body("billing", ts=NOW_MS - 1000)  # "payment failed" sent twice by a retrying producer
+    result = fold([rec("billing", 7, retried), rec("billing", 8, retried), rec("usage", 4)], store.load)
+    assert (result.duplicate_events, result.folded, result.dead_letters) == (1, 2, [])
+    state = result.changed[b"acme"]
+    assert state.window.total(PAYMENT_FAILED, 0, 10**9) == 1
+    assert state.applied_offsets[2] == 8  # consumed, so a restart does not read it again
+    # The copy also arrives in a later batch: still dropped, across batches.
+    later = fold([rec("billing", 9, retried)], store.load)
+    assert later.duplicate_events == 1 and later.folded == 0
+
+
+def test_event_id_names_duplicates_whose_content_differs() -> None:
+    first = body("usage", ts=NOW_MS - 2000, event_id="evt-1")
+    restamped = body("usage", ts=NOW_MS - 1000, event_id="evt-1", count=3)
+    other = body("usage", ts=NOW_MS - 1000, event_id="evt-2")
+    result = deduplicating_folder().fold(
+        [rec("usage", 1, first), rec("usage", 2, restamped), rec("usage", 3, other)], Store().load
+    )
+    assert (result.duplicate_events, result.folded) == (1, 2)
+    assert result.changed[b"acme"].window.total(USAGE, 0, 10**9) == 2
+
+
+def test_records_read_again_after_reloading_an_older_state_are_not_duplicates() -> None:
+    store = Store()
+    folder_ = deduplicating_folder()
+    retried = body("usage", ts=NOW_MS - 1000)
+    records = [rec("usage", 10, retried), rec("usage", 11, retried)]
+    first = folder_.fold(records, store.load)  # folded, but the state is never stored (a revoked partition)
+    assert (first.folded, first.duplicate_events) == (1, 1)
+    again = folder_.fold(records, store.load)  # the same worker reads the same offsets again
+    assert (again.folded, again.duplicate_events) == (1, 1)
+    assert again.changed[b"acme"].window.total(USAGE, 0, 10**9) == 1
+
+
+def test_without_a_deduplicator_equal_events_all_count() -> None:
+    same = body("usage", ts=NOW_MS - 1000)
+    result = folder().fold([rec("usage", 1, same), rec("usage", 2, same)], Store().load)
+    assert (result.folded, result.duplicate_events) == (2, 0)

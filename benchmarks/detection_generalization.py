@@ -10,6 +10,8 @@ Usage::
 Sources and splits (fixed in advance, see the coordination note on tuning vs held-out data):
 
 * ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 1000 accounts, 150 days from 2026-06-01.
+* ``shapes-tuning`` (tuning): ``streams.shapes`` "tuning" mix, seeds 100-109, same size.
+* ``shapes-heldout`` (HELD-OUT): ``streams.shapes`` "heldout" mix, seeds 200-209, same size.
 
 Each file is replayed through ``streams.replay.run_replay`` (what ``churnwatch replay`` runs, default
 ``DetectorConfig()``), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
@@ -52,6 +54,7 @@ from detectors.windows import DAY_MS
 from streams.backtest import CHURNWATCH, Backtest, BacktestConfig, OutcomeMode, backtest
 from streams.baselines import BASELINE_LABELS, BASELINES
 from streams.replay import replay_file
+from streams.shapes import ShapedBase, ShapesConfig
 from streams.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.simulator import _holidays as simulator_holidays
 
@@ -107,12 +110,39 @@ def simulator_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceF
         )
 
 
+def shapes_files(mix: str, seeds: list[int]) -> Callable[[Path, argparse.Namespace], Iterator[SourceFile]]:
+    def files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
+        for seed in seeds[: args.files]:
+            config = ShapesConfig(mix=mix, seed=seed, accounts=args.accounts, days=args.days, start=SIM_START)
+            base = ShapedBase(config)
+            events, truth_path = workdir / f"{mix}{seed}.jsonl", workdir / f"{mix}{seed}.truth.jsonl"
+            if not events.exists():
+                write_jsonl(base, events, truth_path)
+            day0 = _day(SIM_START)
+            yield SourceFile(
+                label=f"seed {seed}",
+                events=events,
+                as_of_days=tuple(day0 + d for d in range(56, args.days - 30 + 1, 28)),
+                vacation={r["account_id"] for r in base.truth() if r["vacation"]},
+                holidays=[(float(_day(a)), float(_day(b))) for a, b in base.holidays()],
+            )
+
+    return files
+
+
 SOURCES = (
+    Source("simulator", "tuning", "streams.simulator (our own), seeds 1-10", simulator_files),
     Source(
-        "simulator",
+        "shapes-tuning",
         "tuning",
-        "streams.simulator (our own), seeds 1-10",
-        simulator_files,
+        "streams.shapes, tuning mix, seeds 100-109",
+        shapes_files("tuning", list(range(100, 110))),
+    ),
+    Source(
+        "shapes-heldout",
+        "heldout",
+        "streams.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), seeds 200-209",
+        shapes_files("heldout", list(range(200, 210))),
     ),
 )
 

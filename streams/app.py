@@ -33,6 +33,7 @@ from streams.ingest import AccountState, BatchFolder, RawRecord
 from streams.kafka_client import client_options, faust_credentials
 from streams.metrics import Metrics
 from streams.notifier import LedgerEntry, Notifier, OutboxRecord
+from streams.poison import PoisonBatch, PoisonReason
 from streams.replay import rfc3339
 from streams.settings import Settings
 from streams.sinks import DeliveryOutcome, RetryAttempt, RetryPolicy, Sink, build_sinks, deliver
@@ -145,6 +146,7 @@ class Churnwatch:
             process=self._notify,
             checkpoint=self._checkpoint_outbox,
             on_released=lambda: None,
+            on_skipped=self._count_skipped,
             # A sink that is down keeps a batch retrying for up to the delivery budget: do not hold up a
             # rebalance for it. The ledger records each delivered request, so the next owner skips them.
             interrupt_on_revoke=True,
@@ -186,6 +188,7 @@ class Churnwatch:
             checkpoint=self._checkpoint,
             on_released=self._forget_cached_states,
             on_assigned=self._drop_foreign_rows,
+            on_skipped=self._count_skipped,
         )
         self._register_views()
         self.app.timer(5.0, name="churnwatch.gauges")(self._update_gauges)
@@ -208,9 +211,7 @@ class Churnwatch:
             await self._send_alerts(self.pending_alerts)
             self.pending_alerts = []
         for dead in result.dead_letters:
-            await self.deadletter_topic.send(
-                key=dead.record.key, value=dead.record.value, headers=dead.headers()
-            )
+            await self.deadletter_topic.send(key=dead.record.key, value=dead.value(), headers=dead.headers())
             self.metrics.events_consumed.labels(topic=dead.record.event_type, outcome=dead.reason.value).inc()
             self.metrics.deadletters.labels(reason=dead.reason.value).inc()
         self._count_ok(records, result.dead_letters, result.skipped_duplicates)
@@ -224,12 +225,18 @@ class Churnwatch:
         if result.folded:
             self.metrics.last_event_timestamp.set(now)
 
+    def _count_skipped(self, event_type: str, poison: PoisonBatch) -> None:
+        skipped = poison.next_offset - poison.first_offset
+        self.metrics.undecodable_skipped.labels(reason=poison.reason.value, topic=event_type).inc(skipped)
+
     def _zero_counters(self) -> None:
         """Export known label sets at 0 from the start: rate() cannot see a series' first increment."""
         for event_type in self.type_by_topic.values():
             self.metrics.events_consumed.labels(topic=event_type, outcome="ok")
         for reason in DeadLetterReason:
             self.metrics.deadletters.labels(reason=reason.value)
+        for poison_reason, role in itertools.product(PoisonReason, [*self.type_by_topic.values(), "alerts"]):
+            self.metrics.undecodable_skipped.labels(reason=poison_reason.value, topic=role)
         for sink in self.notifier.sinks:
             for outcome in ("delivered", "dead_lettered"):
                 self.metrics.alert_deliveries.labels(sink=sink.name, outcome=outcome)

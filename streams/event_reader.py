@@ -19,8 +19,10 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
   (``on_released``). It reads
   again only after Faust has finished the rebalance and recovered the tables, from the checkpointed offsets.
-* **Failures.** A batch that raises crashes the worker; nothing after the last checkpoint counts, and the
-  next owner reads it again.
+* **Failures.** A batch that raises while folding crashes the worker; nothing after the last checkpoint
+  counts, and the next owner reads it again. A batch aiokafka cannot decode (unknown codec, corrupt batch) is
+  skipped, logged and reported to ``on_skipped``; the rest of its partition and the other partitions are read
+  on (:mod:`streams.poison`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from streams.ingest import RawRecord
+from streams.poison import DECODE_ERRORS, PoisonBatch, read_around
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ ProcessRecords = Callable[[list[RawRecord]], Awaitable[None]]
 # partition -> {topic: next offset to read}
 Positions = dict[int, dict[str, int]]
 Checkpoint = Callable[[Positions], Awaitable[None]]
+Fetched = dict[TopicPartition, list[Any]]
 
 
 class EventReader:
@@ -67,6 +72,8 @@ class EventReader:
         Called after the last checkpoint before the reader lets its partitions go.
     on_assigned
         Called with the partitions before the reader starts reading them.
+    on_skipped
+        Called with the event type and the batch when the reader skips a batch it cannot decode.
     interrupt_on_revoke
         Cancel a batch still being processed when partitions are revoked, instead of waiting for it (for
         batches that can take minutes, like deliveries retrying a sink that is down, and that are safe to
@@ -89,6 +96,7 @@ class EventReader:
         on_released: Callable[[], None],
         on_assigned: Callable[[list[int]], None] = lambda partitions: None,
         interrupt_on_revoke: bool = False,
+        on_skipped: Callable[[str, PoisonBatch], None] = lambda event_type, poison: None,
     ) -> None:
         self.app = app
         self.consumer_options = dict(consumer_options)
@@ -103,6 +111,7 @@ class EventReader:
         self.on_released = on_released
         self.on_assigned = on_assigned
         self.interrupt_on_revoke = interrupt_on_revoke
+        self.on_skipped = on_skipped
         self.revoking = False
         self._inflight: asyncio.Future[None] | None = None
         self.consumer: AIOKafkaConsumer | None = None
@@ -148,16 +157,40 @@ class EventReader:
         if not self.positions:
             await asyncio.sleep(0.1)
             return
-        fetched = await consumer.getmany(timeout_ms=self.batch_within_ms, max_records=self.batch_max_events)
+        fetched, poison = await self._fetch(consumer, generation)
         async with self.lock:
             if self.generation != generation:
                 return  # revoked while fetching: the next owner (maybe us) reads these from the checkpoint
             if fetched:
                 await self._process(fetched)
+            if poison is not None and not self.revoking:  # else the batch before it may be unfinished
+                self._skip(poison)
             if self.positions != self.checkpointed and (
                 not fetched or time.monotonic() - self.last_checkpoint >= self.checkpoint_interval_seconds
             ):
                 await self._checkpoint()
+
+    async def _fetch(self, consumer: AIOKafkaConsumer, generation: int) -> tuple[Fetched, PoisonBatch | None]:
+        """The next batch; around a batch aiokafka cannot decode, the records before it and the batch."""
+        try:
+            fetched = await consumer.getmany(
+                timeout_ms=self.batch_within_ms, max_records=self.batch_max_events
+            )
+        except DECODE_ERRORS as exc:
+            try:
+                return await read_around(consumer, exc, dict(self.positions), timeout_ms=self.batch_within_ms)
+            except IllegalStateError:
+                if self.generation == generation:
+                    raise
+                return {}, None  # revoked while reading around it: the next owner meets the batch again
+        return fetched, None
+
+    def _skip(self, poison: PoisonBatch) -> None:
+        """Read on after ``poison`` (its offsets are checkpointed like processed ones), and say so."""
+        if self.positions.get(poison.tp, poison.next_offset) < poison.next_offset:
+            self.positions[poison.tp] = poison.next_offset
+        log.error("event reader %s", poison.describe())
+        self.on_skipped(self.type_by_topic[poison.tp.topic], poison)
 
     async def _process(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
         type_by_topic = self.type_by_topic

@@ -36,6 +36,9 @@ _COMPRESSOR = zstandard.ZstdCompressor(level=1)
 _DECOMPRESSOR = zstandard.ZstdDecompressor()
 
 BeforeEvent = Callable[[str, int, dict[bytes, "AccountState"]], Iterable[bytes]]
+# Larger values are dead-lettered without their bytes: a dead letter must fit the producer's request size and
+# the broker's default message size (1 MiB) whatever an event topic's own max.message.bytes allows.
+DEADLETTER_MAX_VALUE_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +60,26 @@ class DeadLetter:
     reason: DeadLetterReason
     detail: str
 
+    @property
+    def value_dropped(self) -> bool:
+        return self.record.value is not None and len(self.record.value) > DEADLETTER_MAX_VALUE_BYTES
+
+    def value(self) -> bytes | None:
+        """The original value; ``None`` when too large to dead-letter (the source headers locate it)."""
+        return None if self.value_dropped else self.record.value
+
     def headers(self) -> list[tuple[str, bytes]]:
         """Original headers plus the error, after Kafka Connect's ``errors.deadletterqueue`` convention.
 
         Incoming ``churnwatch.*`` headers are dropped: a producer must not be able to pose as the worker's
         verdict on its own record.
+
+        >>> record = RawRecord("usage", b"a", b"x" * 600_000, "t", 0, 7)
+        >>> big = DeadLetter(record, DeadLetterReason.TOO_LARGE, "600000 bytes exceeds 65536")
+        >>> big.value() is None, big.headers()[-1]
+        (True, ('churnwatch.error.value_dropped_bytes', b'600000'))
         """
-        return [
+        headers = [
             *((name, value) for name, value in self.record.headers if not name.startswith("churnwatch.")),
             ("churnwatch.error.reason", self.reason.value.encode()),
             ("churnwatch.error.detail", self.detail.encode()[:1000]),
@@ -71,6 +87,10 @@ class DeadLetter:
             ("churnwatch.source.partition", str(self.record.partition).encode()),
             ("churnwatch.source.offset", str(self.record.offset).encode()),
         ]
+        if self.value_dropped:
+            assert self.record.value is not None
+            headers.append(("churnwatch.error.value_dropped_bytes", str(len(self.record.value)).encode()))
+        return headers
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ class Metrics:
     deadletters: Counter
     duplicates_skipped: Counter
     events_deduplicated: Counter
+    undecodable_skipped: Counter
     accounts_tracked: Gauge
     batch_seconds: Histogram
     processing_latency: Histogram
@@ -74,6 +75,13 @@ class Metrics:
             events_deduplicated=Counter(
                 "churnwatch_events_deduplicated_total",
                 "Events dropped as copies of one seen under another offset (same event_id or content).",
+                registry=registry,
+            ),
+            undecodable_skipped=Counter(
+                "churnwatch_undecodable_records_skipped_total",
+                "Offsets skipped because their batch could not be decoded at the Kafka level (unknown codec, "
+                "corrupt batch): no bytes to dead-letter. By reason and topic role.",
+                ["reason", "topic"],
                 registry=registry,
             ),
             accounts_tracked=Gauge(

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -776,12 +776,20 @@ class Simulation:
         return out
 
 
-def write_jsonl(sim: Simulation, events_path: Path, truth_path: Path | None = None) -> int:
+class EventSource(Protocol):
+    """What :func:`write_jsonl` needs: a :class:`Simulation` or a :class:`streams.shapes.ShapedBase`."""
+
+    def events(self) -> Iterator[dict[str, Any]]: ...
+
+    def truth(self) -> list[dict[str, Any]]: ...
+
+
+def write_jsonl(sim: EventSource, events_path: Path, truth_path: Path | None = None) -> int:
     """Write ``sim``'s events (and optionally its truth table) as JSON lines.
 
     Parameters
     ----------
-    sim : Simulation
+    sim : EventSource
         The simulation to serialise.
     events_path : Path
         Destination of the events, one orjson-encoded object per line.

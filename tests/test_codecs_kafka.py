@@ -1,0 +1,222 @@
+"""Every codec real producers use, and no poison batch, on the real broker with a running worker.
+
+Events come from kcat (librdkafka, Debian's ``kcat``): a non-Python producer, compressing as Java and Go
+clients do. Batches the reader cannot decode are made for real: produced by kcat, then spoiled in the broker's
+segment file (a flipped byte, or a codec id no client knows with a recomputed CRC), as disk corruption or a
+producer from the future would leave them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.kafka_client import client_options, ensure_topics
+from streams.settings import Settings
+from tests import record_batches
+from tests.kafka_harness import (
+    KafkaForTests,
+    WorkerFactory,
+    WorkerProcess,
+    metric_value,
+    read_topic,
+    run,
+    wait_until,
+)
+
+pytestmark = pytest.mark.kafka
+
+MALFORMED = [b"not json", b"[1, 2]", b'{"type": "usage"}', b'{"type": "usage", "account_id": "x"}', b"{"]
+
+
+def usage_line(account: str, ts: datetime, **extra: object) -> bytes:
+    body = {"type": "usage", "account_id": account, "ts": ts.isoformat(), "event": "report_exported", **extra}
+    return account.encode() + b"|" + orjson.dumps(body)
+
+
+def good_lines(prefix: str, count: int, accounts: int = 10) -> list[bytes]:
+    start = datetime.now(UTC) - timedelta(hours=2)
+    return [usage_line(f"{prefix}-{i % accounts}", start + timedelta(seconds=i)) for i in range(count)]
+
+
+def kcat(
+    bootstrap: str,
+    topic: str,
+    lines: list[bytes],
+    *,
+    codec: str,
+    partition: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> None:
+    """Produce ``key|value`` lines with kcat; it returns once the broker acknowledged every record."""
+    command = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "|", "-z", codec, *extra]
+    if partition is not None:
+        command += ["-p", str(partition)]
+    subprocess.run(command, input=b"\n".join(lines) + b"\n", check=True, timeout=60, capture_output=True)
+
+
+def log_dir(kafka: KafkaForTests) -> Path:
+    assert kafka.broker is not None, (
+        "these tests read the embedded broker's files: unset CHURNWATCH_TEST_BOOTSTRAP"
+    )
+    return kafka.broker.directory / "data"
+
+
+def batches_of(kafka: KafkaForTests, topic: str, partitions: int) -> list[record_batches.BatchAt]:
+    found: list[record_batches.BatchAt] = []
+    for partition in range(partitions):
+        path = record_batches.segment_file(log_dir(kafka), topic, partition)
+        found.extend(record_batches.batches(path.read_bytes()))
+    return found
+
+
+def metrics(worker: WorkerProcess) -> str:
+    return worker.get("/metrics").text
+
+
+def counted(worker: WorkerProcess, *, folded: int, deadletters: int) -> bool:
+    stats = worker.stats()
+    return stats is not None and (stats["events_folded"], stats["deadletters"]) == (folded, deadletters)
+
+
+def settled_or_dead(worker: WorkerProcess, folded: int, deadletters: int, *, what: str) -> None:
+    """Wait until the worker counted exactly these totals; fail at once with its log if it died."""
+    wait_until(
+        lambda: counted(worker, folded=folded, deadletters=deadletters) or worker.process.poll() is not None,
+        timeout=60,
+        what=f"{what}: {folded} events folded, {deadletters} dead-lettered",
+    )
+    assert worker.process.poll() is None, worker.log()[-3000:]
+
+
+def test_every_codec_from_kcat_is_folded(kafka: KafkaForTests, workers: WorkerFactory) -> None:
+    """100 valid events and 5 malformed records per codec: all folded, all malformed ones dead-lettered."""
+    worker = workers.start()
+    settings = workers.settings()
+    folded = deadletters = 0
+    for codec in record_batches.CODECS:
+        before = {
+            (b.position, b.base_offset) for b in batches_of(kafka, settings.topic_usage, workers.partitions)
+        }
+        kcat(
+            kafka.bootstrap,
+            settings.topic_usage,
+            good_lines(codec, 100) + [f"{codec}-0|".encode() + bad for bad in MALFORMED],
+            codec=codec,
+        )
+        written = [
+            b
+            for b in batches_of(kafka, settings.topic_usage, workers.partitions)
+            if (b.position, b.base_offset) not in before
+        ]
+        assert written and {b.codec for b in written} == {record_batches.CODECS[codec]}, written
+        folded, deadletters = folded + 100, deadletters + len(MALFORMED)
+        settled_or_dead(worker, folded, deadletters, what=codec)
+        account = worker.account(f"{codec}-3")
+        assert account is not None, f"{codec}: account state missing"
+    assert "Traceback" not in worker.log()
+
+
+def spoil(kafka: KafkaForTests, topic: str, partition: int, first: int, end: int, how: str) -> int:
+    """Spoil each batch of ``topic[partition]`` with a base offset in ``[first, end)``; their offset count."""
+    path = record_batches.segment_file(log_dir(kafka), topic, partition)
+    raw = bytearray(path.read_bytes())
+    spoiled = [b for b in record_batches.batches(raw) if first <= b.base_offset < end]
+    assert spoiled, f"no batch at offsets {first}..{end - 1}"
+    with path.open("r+b") as file:
+        for batch in spoiled:
+            if how == "crc":
+                record_batches.spoil_crc(raw, batch)
+            else:
+                record_batches.set_codec(raw, batch, 5)
+            file.seek(batch.position)
+            file.write(raw[batch.position : batch.position + batch.size])
+    return sum(b.next_offset - b.base_offset for b in spoiled)
+
+
+def skipped(worker: WorkerProcess, reason: str) -> float | None:
+    return metric_value(
+        metrics(worker), "churnwatch_undecodable_records_skipped_total", reason=reason, topic="usage"
+    )
+
+
+def test_undecodable_batches_are_skipped_and_the_partition_read_on(
+    kafka: KafkaForTests, workers: WorkerFactory
+) -> None:
+    """A corrupt batch and one with an unknown codec in partition 0, between good ones: skipped, counted,
+    logged with their offsets, checkpointed past (a restart does not meet them again); every good record of
+    every partition is folded and malformed records after them are still dead-lettered."""
+    settings = workers.settings()
+    run(ensure_topics(settings))
+    topic = settings.topic_usage
+    kcat(kafka.bootstrap, topic, good_lines("before", 10), codec="none", partition=0)  # offsets 0-9
+    kcat(kafka.bootstrap, topic, good_lines("crc", 5), codec="none", partition=0)  # 10-14
+    kcat(kafka.bootstrap, topic, good_lines("codec", 5), codec="lz4", partition=0)  # 15-19
+    after = good_lines("after", 10) + [b"after-0|" + bad for bad in MALFORMED[:2]]
+    kcat(kafka.bootstrap, topic, after, codec="zstd", partition=0)  # 20-31
+    for partition in (1, 2, 3):
+        kcat(kafka.bootstrap, topic, good_lines(f"p{partition}", 10), codec="snappy", partition=partition)
+    assert spoil(kafka, topic, 0, 10, 15, "crc") == 5
+    assert spoil(kafka, topic, 0, 15, 20, "codec") == 5
+
+    worker = workers.start()
+    settled_or_dead(worker, 50, 2, what="around the spoiled batches")
+    assert skipped(worker, "corrupt_batch") == 5
+    assert skipped(worker, "unsupported_codec") == 5
+    log = worker.log()
+    assert f"skipped undecodable batch at {topic}[0] offsets 10..14 (corrupt_batch" in log
+    assert f"skipped undecodable batch at {topic}[0] offsets 15..19 (unsupported_codec" in log
+    assert worker.account("before-9") is not None and worker.account("after-9") is not None
+    assert worker.account("crc-0") is None and worker.account("codec-0") is None
+
+    # Checkpointed past the skipped batches: a new worker neither meets them nor folds anything twice.
+    wait_until(
+        lambda: metric_value(metrics(worker), "churnwatch_consumer_lag_messages", topic="usage") == 0,
+        timeout=60,
+        what="the skip checkpointed (usage lag 0)",
+    )
+    worker.stop()
+    restarted = workers.start()
+    kcat(kafka.bootstrap, topic, good_lines("later", 5), codec="gzip", partition=0)
+    wait_until(lambda: counted(restarted, folded=5, deadletters=0), timeout=60, what="5 later events folded")
+    assert skipped(restarted, "corrupt_batch") == 0
+    assert skipped(restarted, "unsupported_codec") == 0
+
+
+async def create_usage_topic(settings: Settings, max_message_bytes: int) -> None:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        configs = {"max.message.bytes": str(max_message_bytes)}
+        await admin.create_topics(
+            [NewTopic(settings.topic_usage, settings.partitions, 1, topic_configs=configs)]
+        )
+    finally:
+        await admin.close()
+
+
+def test_a_record_over_every_size_limit_is_dead_lettered_without_its_bytes(
+    kafka: KafkaForTests, workers: WorkerFactory
+) -> None:
+    """5 MB in one record (the topic allows 8 MB): larger than the reader's fetch size per partition (4 MiB),
+    the dead-letter topic's message size and the producer's request size. It is dead-lettered with its
+    headers and size but no value; the records after it are folded."""
+    settings = workers.settings()
+    run(create_usage_topic(settings, 8 * 2**20))
+    worker = workers.start()
+    huge = usage_line("huge", datetime.now(UTC), user_id="u" * (5 * 10**6))
+    big_enough = ("-X", "message.max.bytes=10000000")
+    kcat(kafka.bootstrap, settings.topic_usage, [huge], codec="none", partition=0, extra=big_enough)
+    kcat(kafka.bootstrap, settings.topic_usage, good_lines("next", 10), codec="none", partition=0)
+    settled_or_dead(worker, 10, 1, what="after the huge record")
+    (dead,) = run(read_topic(kafka.bootstrap, settings.topic_deadletter, expected=1))
+    headers = dict(dead.headers)
+    assert dead.key == b"huge" and dead.value is None
+    assert headers["churnwatch.error.reason"] == b"too_large"
+    assert headers["churnwatch.error.value_dropped_bytes"] == str(len(huge) - len(b"huge|")).encode()
+    assert headers["churnwatch.source.offset"] == b"0"

@@ -72,6 +72,7 @@ class Churnwatch:
             window_config=self.window_config,
             max_event_bytes=settings.max_event_bytes,
             max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
+            min_ts_ms=settings.min_event_ts_ms,
             clock=lambda: int(time.time() * 1000),
             deduplicator=Deduplicator(
                 horizon_ms=self.window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys

@@ -22,6 +22,7 @@ from detectors.windows import AccountWindow, WindowConfig
 from streams.dedup import Deduplicator, event_key
 from streams.events import (
     EVENT_TYPES,
+    MIN_TS_MS,
     BillingEvent,
     DeadLetterReason,
     InvalidEventError,
@@ -162,6 +163,8 @@ class BatchFolder:
         Events further ahead of ``clock()`` than this are dead-lettered as ``future_ts``.
     clock
         Wall clock in epoch milliseconds (injectable for tests).
+    min_ts_ms
+        Events before this are dead-lettered as ``invalid_ts`` (``CHURNWATCH_MIN_EVENT_TS``).
     deduplicator
         Drops an event whose id (or content) it has seen under another offset: counted in
         ``duplicate_events``, not folded, not dead-lettered.
@@ -175,8 +178,10 @@ class BatchFolder:
         max_future_skew_ms: int,
         clock: Callable[[], int],
         deduplicator: Deduplicator | None = None,
+        min_ts_ms: int = MIN_TS_MS,
     ) -> None:
         self.window_config = window_config
+        self.min_ts_ms = min_ts_ms
         self.max_event_bytes = max_event_bytes
         self.max_future_skew_ms = max_future_skew_ms
         self.clock = clock
@@ -206,6 +211,7 @@ class BatchFolder:
                     record.value,
                     max_bytes=self.max_event_bytes,
                     max_ts_ms=max_ts_ms,
+                    min_ts_ms=self.min_ts_ms,
                     key=record.key if record.key is not None else b"",
                     expected_type=record.event_type,
                 )

@@ -168,7 +168,7 @@ def run_replay(
             on_progress(n_lines, watermark)
             next_progress += progress_every
         try:
-            event = validate(loads(raw))
+            event = validate(loads(raw), min_ts_ms=None)  # historical data is data
         except decode_error:
             if raw.strip():
                 bad["invalid_json"] += 1

@@ -188,7 +188,8 @@ class SortedInput:
             return
         self.stats.lines += 1
         try:
-            event = decode(raw, max_bytes=self.rules.max_event_bytes)
+            # No lower bound on event times: historical data is data (live: CHURNWATCH_MIN_EVENT_TS).
+            event = decode(raw, max_bytes=self.rules.max_event_bytes, min_ts_ms=None)
         except InvalidEventError as error:
             self.reject(line_no, error.reason.value, error.detail, raw)
             return

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from detectors.windows import WindowConfig
 from streams.errors import ConfigError
+from streams.events import InvalidEventError, parse_ts
 from streams.sinks import SinksConfig
 
 SECRET_FILE_SUFFIX = "_FILE"
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(65_536, ge=64, description="Larger records are dead-lettered (too_large).")
     max_future_skew_seconds: float = Field(
         86_400, gt=0, description="Events further than this ahead of the wall clock are dead-lettered."
+    )
+    min_event_ts: str = Field(
+        "2000-01-01T00:00:00Z",
+        description="Live events before this time (RFC 3339) are dead-lettered as invalid_ts (zeroed clocks, "
+        "epoch seconds sent as milliseconds); `churnwatch replay` accepts any time that parses.",
     )
     allowed_lateness_seconds: float = Field(
         2 * 86_400, ge=0, description="Out-of-order allowance behind an account's newest event."
@@ -175,6 +181,20 @@ class Settings(BaseSettings):
                 except OSError as exc:
                     raise ValueError(f"cannot read {ENV_PREFIX}{name.upper()}_FILE: {exc.strerror}") from None
         return values
+
+    @field_validator("min_event_ts")
+    @classmethod
+    def _check_min_event_ts(cls, value: str) -> str:
+        try:
+            parse_ts(value, min_ts_ms=None)
+        except InvalidEventError:
+            raise ValueError("must be RFC 3339 with a UTC offset, e.g. 2000-01-01T00:00:00Z") from None
+        return value
+
+    @property
+    def min_event_ts_ms(self) -> int:
+        """``min_event_ts`` in epoch milliseconds (the live path's lower bound on event times)."""
+        return parse_ts(self.min_event_ts, min_ts_ms=None)
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:

@@ -20,8 +20,12 @@ ONE_MS = timedelta(milliseconds=1)
 MAX_ID_LENGTH = 256
 MAX_NAME_LENGTH = 128
 MAX_COUNT = 1_000_000
-# Events before this are certainly bad data (epoch seconds sent as ms, zeroed clocks).
+# The live path's default lower bound (``CHURNWATCH_MIN_EVENT_TS``): earlier events there are bad data (epoch
+# seconds sent as ms, zeroed clocks). Replay has no lower bound: historical data is data.
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+# Any timestamp must lie in the years 0001-9999, whatever the bounds (so it can be written back as text).
+EARLIEST_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+LATEST_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 SUPPORT_KINDS = frozenset({"ticket_opened", "ticket_solved", "csat", "escalated"})
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -88,8 +92,22 @@ Event = UsageEvent | SupportEvent | BillingEvent
 EVENT_TYPES = ("usage", "support", "billing")
 
 
-def parse_ts(value: Any) -> int:
+def ts_text(ts_ms: int) -> str:
+    """RFC 3339 UTC text of an epoch-ms time within years 1-9999 (millisecond precision when needed).
+
+    >>> ts_text(MIN_TS_MS), ts_text(852076800250)
+    ('2000-01-01T00:00:00Z', '1997-01-01T00:00:00.250Z')
+    """
+    moment = EPOCH + ts_ms * ONE_MS
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{ts_ms % 1000:03d}Z" if ts_ms % 1000 else "Z")
+
+
+def parse_ts(value: Any, *, min_ts_ms: int | None = MIN_TS_MS) -> int:
     """Event time in epoch milliseconds from RFC 3339 text or epoch milliseconds.
+
+    ``min_ts_ms`` is the earliest time accepted (the live path's sanity bound, ``CHURNWATCH_MIN_EVENT_TS``);
+    None accepts any time that parses (replay of historical data), within years 1-9999.
 
     >>> parse_ts("2026-11-26T10:00:00Z")
     1795687200000
@@ -99,6 +117,12 @@ def parse_ts(value: Any) -> int:
     Traceback (most recent call last):
     ...
     streams.events.InvalidEventError: invalid_ts: 'ts' must be RFC 3339 with a UTC offset or epoch ms
+    >>> parse_ts("1997-01-01T00:00:00Z", min_ts_ms=None)
+    852076800000
+    >>> parse_ts("1997-01-01T00:00:00Z")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    streams.events.InvalidEventError: invalid_ts: 'ts' 852076800000 is before 2000-01-01T00:00:00Z (...)
     """
     if isinstance(value, int) and not isinstance(value, bool):
         ts_ms = value
@@ -117,8 +141,13 @@ def parse_ts(value: Any) -> int:
         raise InvalidEventError(
             DeadLetterReason.INVALID_TS, "'ts' must be RFC 3339 with a UTC offset or epoch ms"
         )
-    if ts_ms < MIN_TS_MS:
-        raise InvalidEventError(DeadLetterReason.INVALID_TS, f"'ts' {ts_ms} is before 2000-01-01")
+    if min_ts_ms is not None and ts_ms < min_ts_ms:
+        raise InvalidEventError(
+            DeadLetterReason.INVALID_TS,
+            f"'ts' {ts_ms} is before {ts_text(min_ts_ms)} (CHURNWATCH_MIN_EVENT_TS)",
+        )
+    if not EARLIEST_TS_MS <= ts_ms <= LATEST_TS_MS:
+        raise InvalidEventError(DeadLetterReason.INVALID_TS, f"'ts' {ts_ms} is outside the years 1-9999")
     return ts_ms
 
 
@@ -155,10 +184,11 @@ def _int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
     return value
 
 
-def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
+def validate(body: Any, *, max_ts_ms: int | None = None, min_ts_ms: int | None = MIN_TS_MS) -> Event:
     """Turn a decoded JSON value into a typed event or raise :class:`InvalidEventError`.
 
-    ``max_ts_ms`` rejects events from the future (clock skew beyond the allowance).
+    ``max_ts_ms`` rejects events from the future (clock skew beyond the allowance); ``min_ts_ms`` events
+    before the sanity bound (None: none, as in replay).
 
     >>> validate({"type": "usage", "account_id": "acme", "ts": "2026-11-26T10:00:00Z",
     ...           "event": "report_exported", "user_id": "u1", "count": 1})
@@ -186,7 +216,7 @@ def validate(body: Any, *, max_ts_ms: int | None = None) -> Event:
         raise InvalidEventError(DeadLetterReason.INVALID_VALUE, "'account_id' contains control characters")
     if "ts" not in body:
         raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "missing 'ts'")
-    ts_ms = parse_ts(body["ts"])
+    ts_ms = parse_ts(body["ts"], min_ts_ms=min_ts_ms)
     if max_ts_ms is not None and ts_ms > max_ts_ms:
         raise InvalidEventError(DeadLetterReason.FUTURE_TS, f"'ts' {ts_ms} is beyond the allowed clock skew")
     event_id = _text(body, "event_id", required=False, max_length=MAX_ID_LENGTH)
@@ -222,6 +252,7 @@ def decode(
     *,
     max_bytes: int,
     max_ts_ms: int | None = None,
+    min_ts_ms: int | None = MIN_TS_MS,
     key: bytes | None = None,
     expected_type: str | None = None,
 ) -> Event:
@@ -245,7 +276,7 @@ def decode(
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidEventError(DeadLetterReason.INVALID_JSON, "value is not valid JSON") from None
-    event = validate(body, max_ts_ms=max_ts_ms)
+    event = validate(body, max_ts_ms=max_ts_ms, min_ts_ms=min_ts_ms)
     if expected_type is not None and body["type"] != expected_type:
         raise InvalidEventError(
             DeadLetterReason.WRONG_TOPIC, f"a {body['type']} event on the {expected_type} topic"

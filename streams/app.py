@@ -24,9 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
-from detectors.windows import DAY_MS, WindowConfig
+from detectors.windows import WindowConfig
 from streams.dedup import Deduplicator
-from streams.detection import LiveDetection, PlanLabels, SweepOutcome
+from streams.detection import EventClock, LiveDetection, PlanLabels, SweepOutcome
 from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
 from streams.ingest import AccountState, BatchFolder, RawRecord
@@ -167,7 +167,7 @@ class Churnwatch:
         # state_cache_accounts after a checkpoint); ``dirty`` ones are written at the next checkpoint.
         self.cache: dict[bytes, AccountState] = {}
         self.dirty: set[bytes] = set()
-        self.event_clock_day: int | None = None
+        self.event_clock = EventClock()
         self.pending_alerts: list[Alert] = []
         self.saved_model_outcomes = 0
         self.loaded_models = False
@@ -319,6 +319,7 @@ class Churnwatch:
         except Exception:  # no assignment yet
             standbys = set()
         kept = set(active) | standbys
+        self.event_clock.retain(active)
         partition_of = AccountState.partition_of
         foreign = [
             key
@@ -328,26 +329,19 @@ class Churnwatch:
         for key in foreign:
             del self.accounts.data[key]
 
-    def _event_clock(self, event_type: str, ts_ms: int, working: dict[bytes, AccountState]) -> list[bytes]:
-        """Event-time clock: when the watermark crosses UTC midnights, sweep once per midnight (as replay).
+    def _event_clock(
+        self, event_type: str, partition: int, ts_ms: int, working: dict[bytes, AccountState]
+    ) -> list[bytes]:
+        """Event-time clock: sweep once per UTC midnight every owned usage partition has passed (as replay).
 
-        Only usage events move this clock. The sparse support and billing topics are consumed in large
-        chunks that can run days ahead of usage; letting them move the clock would sweep days whose usage
-        has not been read yet and make every account look silent.
+        See :class:`~streams.detection.EventClock`: a partition or topic read ahead of another moves nothing.
         """
         if event_type != "usage":
             return []
-        day = ts_ms // DAY_MS
-        if self.event_clock_day is None:
-            self.event_clock_day = day
-            return []
-        if day <= self.event_clock_day:
-            return []
-        for midnight in range(max(self.event_clock_day + 1, day - 62), day + 1):
+        for midnight_ms in self.event_clock.advance(partition, ts_ms):
             # ``working`` is the cache: the sweep sees the states folded so far in this batch.
-            outcome = self._sweep(self.active_accounts(), midnight * DAY_MS)
+            outcome = self._sweep(self.active_accounts(), midnight_ms)
             self.dirty.update(outcome.changed)
-        self.event_clock_day = day
         return []
 
     def _sweep(self, accounts: list[tuple[bytes, AccountState, int]], now_ms: int) -> SweepOutcome:

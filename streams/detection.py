@@ -16,9 +16,59 @@ from typing import Any
 from detectors.alerts import Alert
 from detectors.monitor import SEVERITY_ORDER, AccountMonitor, Assessment, OutageGuard
 from detectors.risk import RiskModel
+from detectors.windows import DAY_MS
 from streams.ingest import AccountState
 
 OTHER_PLAN = "other"
+# A gap in the events is swept day by day, up to this many days (as replay does).
+MAX_SWEPT_GAP_DAYS = 62
+
+
+class EventClock:
+    """The event-time clock of a worker: the UTC day every usage partition it reads has reached.
+
+    Each partition's watermark is the day of its newest usage event; the clock is the smallest of them over
+    the partitions that delivered usage. A partition read ahead of another (a backlog, a lagging fetch, a
+    slower broker) must not sweep days whose usage the other has not delivered yet: its accounts would look
+    silent all at once, which is what an ingestion outage looks like. Only usage moves the clock: the sparse
+    support and billing topics are read in large chunks that can run days ahead of usage.
+
+    >>> clock = EventClock()
+    >>> list(clock.advance(0, 10 * DAY_MS)), list(clock.advance(1, 10 * DAY_MS))
+    ([], [])
+    >>> list(clock.advance(0, 13 * DAY_MS))  # partition 1 is still on day 10: nothing is complete yet
+    []
+    >>> [midnight // DAY_MS for midnight in clock.advance(1, 12 * DAY_MS + 5)]
+    [11, 12]
+    """
+
+    __slots__ = ("day", "partition_days")
+
+    def __init__(self) -> None:
+        self.day: int | None = None
+        self.partition_days: dict[int, int] = {}
+
+    def advance(self, partition: int, ts_ms: int) -> list[int]:
+        """Take one usage event; returns the midnights (epoch ms) the clock crossed, oldest first."""
+        day = ts_ms // DAY_MS
+        known = self.partition_days.get(partition)
+        if known is not None and day <= known:
+            return []
+        self.partition_days[partition] = day
+        low = min(self.partition_days.values())
+        if self.day is None:
+            self.day = low
+            return []
+        if low <= self.day:
+            return []
+        crossed = range(max(self.day + 1, low - MAX_SWEPT_GAP_DAYS), low + 1)
+        self.day = low
+        return [midnight * DAY_MS for midnight in crossed]
+
+    def retain(self, partitions: Iterable[int]) -> None:
+        """After a rebalance: forget partitions handed to another worker (they no longer hold the clock)."""
+        kept = set(partitions)
+        self.partition_days = {p: day for p, day in self.partition_days.items() if p in kept}
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ STATE_VERSION = 1
 _COMPRESSOR = zstandard.ZstdCompressor(level=1)
 _DECOMPRESSOR = zstandard.ZstdDecompressor()
 
-BeforeEvent = Callable[[str, int, dict[bytes, "AccountState"]], Iterable[bytes]]
+BeforeEvent = Callable[[str, int, int, dict[bytes, "AccountState"]], Iterable[bytes]]
 # Larger values are dead-lettered without their bytes: a dead letter must fit the producer's request size and
 # the broker's default message size (1 MiB) whatever an event topic's own max.message.bytes allows.
 DEADLETTER_MAX_VALUE_BYTES = 512 * 1024
@@ -198,8 +198,9 @@ class BatchFolder:
 
         ``states`` holds decoded states the caller keeps between batches (they are folded into in place, and
         states decoded from ``load`` are added to it); without it each batch decodes what it needs.
-        ``before_event(event_type, ts_ms, states)``, when given, runs before each valid event is folded, with
-        the working states; it returns the keys among them it changed (the event clock sweeps there).
+        ``before_event(event_type, partition, ts_ms, states)``, when given, runs before each valid event is
+        folded, with the working states; it returns the keys among them it changed (the event clock sweeps
+        there).
         """
         result = BatchResult()
         if states is None:
@@ -221,7 +222,7 @@ class BatchFolder:
             key = record.key
             assert key is not None  # decode() checked it equals the account id
             if before_event is not None:
-                for changed in before_event(record.event_type, event.ts_ms, states):
+                for changed in before_event(record.event_type, record.partition, event.ts_ms, states):
                     result.changed[changed] = states[changed]
             state = states.get(key)
             if state is None:

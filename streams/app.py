@@ -24,7 +24,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
-from detectors.windows import WindowConfig
 from streams.dedup import Deduplicator
 from streams.detection import EventClock, LiveDetection, PlanLabels, SweepOutcome
 from streams.event_reader import EventReader, Positions
@@ -52,14 +51,6 @@ CHANGELOG_COMPACTION = {
 }
 
 
-def window_config(settings: Settings) -> WindowConfig:
-    return WindowConfig(
-        retention_days=settings.retention_days,
-        allowed_lateness_ms=int(settings.allowed_lateness_seconds * 1000),
-        top_events=settings.top_events,
-    )
-
-
 class Churnwatch:
     """One churnwatch worker's Faust app and everything it owns."""
 
@@ -67,7 +58,7 @@ class Churnwatch:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics.build(self.registry)
-        self.window_config = window_config(settings)
+        self.window_config = settings.window_config()
         self.folder = BatchFolder(
             window_config=self.window_config,
             max_event_bytes=settings.max_event_bytes,

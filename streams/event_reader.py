@@ -47,6 +47,7 @@ ProcessRecords = Callable[[list[RawRecord]], Awaitable[None]]
 Positions = dict[int, dict[str, int]]
 Checkpoint = Callable[[Positions], Awaitable[None]]
 Fetched = dict[TopicPartition, list[Any]]
+READ_AROUND_WAIT_MS = 5_000
 
 
 class EventReader:
@@ -178,7 +179,8 @@ class EventReader:
             )
         except DECODE_ERRORS as exc:
             try:
-                return await read_around(consumer, exc, dict(self.positions), timeout_ms=self.batch_within_ms)
+                # Records before the batch exist: wait for their fetch longer than for a batch to fill.
+                return await read_around(consumer, exc, dict(self.positions), timeout_ms=READ_AROUND_WAIT_MS)
             except IllegalStateError:
                 if self.generation == generation:
                     raise

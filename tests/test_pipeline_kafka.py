@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from detectors.windows import USAGE, AccountWindow, WindowConfig
+from detectors.windows import PAYMENT_FAILED, USAGE, AccountWindow, WindowConfig
 from streams.events import parse_ts
 from streams.ingest import BatchFolder
 from streams.producer import route
-from tests.kafka_harness import WorkerFactory, read_topic, run, simulated_lines, wait_until
+from tests.kafka_harness import WorkerFactory, metric_value, read_topic, run, simulated_lines, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -174,3 +174,28 @@ def test_folder_never_counts_a_redelivered_record_twice() -> None:
     assert result.skipped_duplicates == 1
     window = AccountState.from_bytes(stored[b"a"], WindowConfig()).window
     assert window.bucket(1_795_687_200_000 // 86_400_000)[USAGE] == 2
+
+
+def test_a_producer_retry_is_folded_once(workers: WorkerFactory) -> None:
+    settings = workers.settings()
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def event(kind: str, hours_ago: int, **extra: object) -> tuple[str, bytes, bytes]:
+        ts = (now - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
+        body = {"type": "billing", "account_id": "retry", "ts": ts, "kind": kind, **extra}
+        return settings.topic_billing, b"retry", orjson.dumps(body)
+
+    failed = event("payment_failed", 3)
+    with_id = event("payment_failed", 2, event_id="inv-7/attempt-1")
+    restamped = event("payment_failed", 1, event_id="inv-7/attempt-1")  # the retry re-stamped ``ts``
+    worker = workers.start()
+    workers.produce([failed, failed, with_id, restamped, event("payment_succeeded", 1)])
+    wait_until(lambda: worker.stats()["events_folded"] == 3, timeout=60, what="3 events folded")  # type: ignore[index]
+    wait_until(
+        lambda: metric_value(worker.get("/metrics").text, "churnwatch_events_deduplicated_total") == 2,
+        timeout=30,
+        what="2 duplicates counted",
+    )
+    window = AccountWindow.from_state(worker.account("retry")["window"], WindowConfig())  # type: ignore[index]
+    assert window.total(PAYMENT_FAILED, 0, 10**9) == 2
+    assert worker.stats()["deadletters"] == 0  # type: ignore[index]

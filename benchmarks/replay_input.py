@@ -1,0 +1,112 @@
+"""What replay's input side costs: validation, sorting (in memory and spilled), deduplication, per line.
+
+Usage::
+
+    .venv/bin/python benchmarks/replay_input.py --accounts 300 --days 120 --seed 3
+    .venv/bin/python benchmarks/replay_input.py --events existing.jsonl --spill-mb 4
+
+On the same lines (held in memory, so disk speed is out of the picture), in a random order:
+
+1. pass 1 (decode with the live limits, event key, buffer) and pass 2 (merge, future_ts, deduplication),
+   with everything sorted in memory, then with runs spilled every ``--spill-mb`` MB;
+2. the memory a buffered line costs (tracemalloc), next to its length;
+3. :class:`~streams.dedup.Deduplicator` alone, per event, and its bytes per remembered key.
+
+Timings are wall-clock on whatever machine runs it: never assert on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streams.dedup import Deduplicator
+from streams.replay_input import InputRules, SortedInput
+from streams.simulator import Simulation, SimulationConfig, write_jsonl
+
+RULES = InputRules(
+    max_event_bytes=65_536,
+    max_future_skew_ms=86_400_000,
+    dedup_horizon_ms=2 * 86_400_000,
+    dedup_max_keys=250_000,
+)
+
+
+def passes(lines: list[bytes], rules: InputRules) -> tuple[float, float, int]:
+    """(µs per line of pass 1, of pass 2, spilled runs)."""
+    started = time.perf_counter()
+    with SortedInput(rules) as source:
+        source.read(iter(lines))
+        read = time.perf_counter()
+        accepted = sum(1 for _ in source)
+        merged = time.perf_counter()
+    assert accepted + source.stats.duplicates == len(lines)
+    n = len(lines)
+    return (read - started) / n * 1e6, (merged - read) / n * 1e6, source.stats.spilled_runs
+
+
+def buffered_bytes(lines: list[bytes]) -> float:
+    tracemalloc.start()
+    source = SortedInput(RULES)
+    source.read(iter(lines))
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return current / len(lines)
+
+
+def dedup_cost(n: int) -> tuple[float, float]:
+    """(µs per is_duplicate, bytes per remembered key) for ``n`` distinct keys one second apart."""
+    keys = [os.urandom(16) for _ in range(n)]
+    tracemalloc.start()
+    dedup = Deduplicator(horizon_ms=10**15, max_keys=n)
+    started = time.perf_counter()
+    for index, key in enumerate(keys):
+        dedup.is_duplicate(key, 1_795_687_200_000 + index * 1000, origin=index)
+    elapsed = time.perf_counter() - started
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return elapsed / n * 1e6, current / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=Path, help="An existing JSONL event file (else simulate one).")
+    parser.add_argument("--accounts", type=int, default=300)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--spill-mb", type=float, default=4.0, help="Sort buffer of the spilled run.")
+    args = parser.parse_args()
+    if args.events is None:
+        folder = Path(tempfile.mkdtemp(prefix="churnwatch-bench-"))
+        args.events = folder / "events.jsonl"
+        start = datetime(2026, 6, 1, tzinfo=UTC)
+        config = SimulationConfig(seed=args.seed, accounts=args.accounts, days=args.days, start=start)
+        write_jsonl(Simulation(config), args.events)
+    lines = args.events.read_bytes().splitlines()
+    random.Random(1).shuffle(lines)
+    print(f"{len(lines):,} lines, {sum(map(len, lines)) / len(lines):.0f} bytes each on average, shuffled")
+    for name, rules in (
+        ("in memory", RULES),
+        (
+            f"spilled every {args.spill_mb} MB",
+            dataclasses.replace(RULES, sort_memory_bytes=int(args.spill_mb * 2**20)),
+        ),
+    ):
+        first, second, runs = passes(lines, rules)
+        print(f"{name}: pass 1 {first:.1f} µs/line, pass 2 {second:.1f} µs/line, {runs} spilled runs")
+    print(f"memory per buffered line: {buffered_bytes(lines):.0f} bytes")
+    per_op, per_key = dedup_cost(min(len(lines), 200_000))
+    print(f"deduplicator alone: {per_op:.2f} µs per event, {per_key:.0f} bytes per remembered key")
+
+
+if __name__ == "__main__":
+    main()

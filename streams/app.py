@@ -28,6 +28,7 @@ from streams.dedup import Deduplicator
 from streams.detection import EventClock, LiveDetection, PlanLabels, SweepOutcome
 from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
+from streams.health import Health, LoopHeartbeat
 from streams.ingest import AccountState, BatchFolder, RawRecord
 from streams.kafka_client import client_options, faust_credentials
 from streams.metrics import Metrics
@@ -181,6 +182,15 @@ class Churnwatch:
             on_released=self._forget_cached_states,
             on_assigned=self._drop_foreign_rows,
             on_skipped=self._count_skipped,
+        )
+        self.heartbeat = LoopHeartbeat()
+        self.app.task(self.heartbeat.run)
+        self.health = Health(
+            self.reader,
+            rebalancing=lambda: bool(self.app.rebalancing),
+            heartbeat=self.heartbeat,
+            ready_read_within_s=settings.ready_read_within_seconds,
+            liveness_timeout_s=settings.liveness_timeout_seconds,
         )
         self._register_views()
         self.app.timer(5.0, name="churnwatch.gauges")(self._update_gauges)
@@ -349,7 +359,7 @@ class Churnwatch:
         return outcome
 
     async def _wall_clock_sweep(self) -> None:
-        if not self.is_ready():
+        if not self.health.settled():
             return  # starting or rebalancing: the partitions (and their states) are changing hands
         async with self.state_lock:
             outcome = self._sweep(self.active_accounts(), int(time.time() * 1000))
@@ -509,7 +519,7 @@ class Churnwatch:
     # -- HTTP views -----------------------------------------------------------------------------------------
 
     def is_ready(self) -> bool:
-        return self.reader.generation is not None and not self.app.rebalancing
+        return self.health.readiness().ok
 
     def assigned_partitions(self) -> list[int]:
         try:
@@ -542,12 +552,22 @@ class Churnwatch:
 
         @self.app.page("/churnwatch/ready/")
         async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-            """Tables recovered and the event reader reading: 200, else 503 (starting or rebalancing)."""
-            is_ready = self.is_ready()
+            """Tables recovered and the event reader reading: 200, else 503 and why (streams/health.py)."""
+            verdict = self.health.export(self.metrics)
             return web.bytes(
-                orjson.dumps({"ready": is_ready}),
+                orjson.dumps(verdict.body("ready")),
                 content_type="application/json",
-                status=200 if is_ready else 503,
+                status=200 if verdict.ok else 503,
+            )
+
+        @self.app.page("/churnwatch/live/")
+        async def live(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            """Event loop and event reader turning: 200, else 503 (stuck: restart the worker)."""
+            verdict = self.health.liveness()
+            return web.bytes(
+                orjson.dumps(verdict.body("live")),
+                content_type="application/json",
+                status=200 if verdict.ok else 503,
             )
 
         @self.app.page("/churnwatch/accounts/{account_id}/")
@@ -605,4 +625,5 @@ class Churnwatch:
 
         @self.app.page("/metrics")
         async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            self.health.export(self.metrics)
             return web.bytes(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

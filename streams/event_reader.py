@@ -122,6 +122,10 @@ class EventReader:
         self.positions: dict[TopicPartition, int] = {}
         self.checkpointed: dict[TopicPartition, int] = {}
         self.last_checkpoint = time.monotonic()
+        # For health checks (streams/health.py): when the loop last completed a turn, and when the broker last
+        # answered a fetch (records or an empty poll) or there was nothing assigned to read.
+        self.last_turn = self.last_read = time.monotonic()
+        self._last_poll_ms = 0
         app.task(self._run)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         # Sent on a graceful stop after Faust stopped its consumer, before the producer's last flush.
@@ -140,6 +144,7 @@ class EventReader:
         try:
             while not self.app.should_stop:
                 await self._step(consumer)
+                self.last_turn = time.monotonic()
         finally:
             self.consumer = None
             await consumer.stop()
@@ -157,8 +162,10 @@ class EventReader:
             return
         if not self.positions:
             await asyncio.sleep(0.1)
+            self.last_read = time.monotonic()  # nothing assigned: nothing to fall behind on
             return
         fetched, poison = await self._fetch(consumer, generation)
+        self._note_read(consumer, bool(fetched))
         async with self.lock:
             if self.generation != generation:
                 return  # revoked while fetching: the next owner (maybe us) reads these from the checkpoint
@@ -186,6 +193,16 @@ class EventReader:
                     raise
                 return {}, None  # revoked while reading around it: the next owner meets the batch again
         return fetched, None
+
+    def _note_read(self, consumer: AIOKafkaConsumer, fetched: bool) -> None:
+        """The broker answered: records came, or a fetch response arrived since the last look (an empty poll).
+
+        An empty ``getmany`` alone proves nothing: it also returns empty while the broker is unreachable.
+        """
+        polled = max((consumer.last_poll_timestamp(tp) or 0 for tp in consumer.assignment()), default=0)
+        if fetched or polled > self._last_poll_ms:
+            self.last_read = time.monotonic()
+        self._last_poll_ms = polled
 
     def _skip(self, poison: PoisonBatch) -> None:
         """Read on after ``poison`` (its offsets are checkpointed like processed ones), and say so."""
@@ -276,7 +293,8 @@ class EventReader:
             self.revoking = False
 
     async def _on_shutdown(self, app: Any, **_: Any) -> None:
-        await self._release()
+        # As for a revocation: a batch that may take minutes (a sink that is down) must not hold up the stop.
+        await self._on_revoked(app)
 
     async def _release(self) -> None:
         async with self.lock:

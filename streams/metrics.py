@@ -42,6 +42,10 @@ class Metrics:
     worker_info: Info
     top_account_risk: Gauge
     top_accounts_truncated: Gauge
+    ready: Gauge
+    not_ready: Gauge
+    reader_progress_age: Gauge
+    event_loop_lag: Gauge
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> Metrics:
@@ -182,6 +186,28 @@ class Metrics:
             top_accounts_truncated=Gauge(
                 "churnwatch_top_accounts_truncated",
                 "1 when more accounts are at risk than the capped per-account export shows.",
+                registry=registry,
+            ),
+            ready=Gauge(
+                "churnwatch_ready",
+                "1 while /churnwatch/ready/ answers 200: tables recovered and the event reader reading.",
+                registry=registry,
+            ),
+            not_ready=Gauge(
+                "churnwatch_not_ready",
+                "1 for the reason the worker is not ready (rebalancing, starting, not_reading), else 0.",
+                ["reason"],
+                registry=registry,
+            ),
+            reader_progress_age=Gauge(
+                "churnwatch_reader_progress_age_seconds",
+                "Seconds since the broker last answered a fetch of the event reader (or it had nothing "
+                "assigned): grows while the broker is unreachable or the reader is stalled.",
+                registry=registry,
+            ),
+            event_loop_lag=Gauge(
+                "churnwatch_event_loop_lag_seconds",
+                "How late the worker's event loop ran a task due every second (blocking work delays it).",
                 registry=registry,
             ),
         )

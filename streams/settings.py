@@ -114,6 +114,25 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(3, gt=0, description="Kafka consumer heartbeat interval.")
     rebalance_timeout_seconds: float = Field(60, gt=0, description="Kafka consumer group rebalance timeout.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    shutdown_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="A stopping worker (SIGTERM/SIGINT or a fatal error) that has not exited after this long "
+        "exits anyway with code 1; a second signal exits at once. Keep it below the grace period of the "
+        "orchestrator.",
+    )
+    ready_read_within_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Ready only if the broker answered a fetch of the event reader (or nothing was assigned) "
+        "within this long.",
+    )
+    liveness_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Live only if the event loop and the event reader's loop turned within this long.",
+    )
 
     # -- detection -----------------------------------------------------------------------------------------
     evaluation_clock: Literal["wall", "event"] = Field(

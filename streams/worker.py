@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import faust
 import structlog
 
 from streams import kafka_local
 from streams.app import Churnwatch
 from streams.kafka_client import ensure_topics
+from streams.lifecycle import BoundedWorker, ExitDeadline
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -37,7 +37,11 @@ def quiet_kafka_client_logs() -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    """Blocks until SIGINT/SIGTERM; several processes with the same settings form one consumer group."""
+    """Blocks until SIGINT/SIGTERM; several processes with the same settings form one consumer group.
+
+    The stop is bounded (``shutdown_timeout_seconds``; a second signal exits at once) and an error the worker
+    cannot handle exits non-zero (:mod:`streams.lifecycle`).
+    """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     prepare_kafka(settings, loop)
@@ -46,7 +50,13 @@ def run_worker(settings: Settings) -> None:
     log.info(
         "worker.starting", bootstrap=settings.bootstrap, app_id=settings.app_id, web_port=settings.web_port
     )
-    worker = faust.Worker(churnwatch.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
+    worker = BoundedWorker(
+        churnwatch.app,
+        loop=loop,
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        deadline=ExitDeadline(settings.shutdown_timeout_seconds),
+    )
     # Faust's start-up spinner sets the root logger to DEBUG so it can spin on every record: every
     # logger.debug() in Faust and aiokafka then builds a LogRecord (one per changelog write, for example).
     worker.spinner = None

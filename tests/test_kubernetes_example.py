@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,3 +30,28 @@ def test_worker_env_names_real_settings_and_reads_secrets_from_files() -> None:
     # The whole configuration validates (with the password the secret file would provide).
     settings = Settings(**values, sasl_password="from-the-secret-file")  # type: ignore[arg-type]
     assert settings.security_protocol == "SASL_SSL" and settings.partitions == 16
+
+
+def worker_container() -> tuple[dict[str, Any], dict[str, Any]]:
+    documents = list(yaml.safe_load_all(MANIFEST.read_text()))
+    pod = next(doc for doc in documents if doc["kind"] == "Deployment")["spec"]["template"]["spec"]
+    return pod, pod["containers"][0]
+
+
+def test_grace_period_exceeds_the_bounded_shutdown() -> None:
+    pod, container = worker_container()
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    configured = env.get("CHURNWATCH_SHUTDOWN_TIMEOUT_SECONDS")
+    bound = float(configured) if configured else Settings.model_fields["shutdown_timeout_seconds"].default
+    # The worker exits by itself within the bound; Kubernetes' SIGKILL comes only after the grace period.
+    assert pod["terminationGracePeriodSeconds"] > bound
+
+
+def test_probes_use_the_readiness_and_liveness_endpoints() -> None:
+    _, container = worker_container()
+    assert container["readinessProbe"]["httpGet"]["path"] == "/churnwatch/ready/"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/churnwatch/live/"
+    # A slow answer (a long detector sweep holding the event loop) must not get a worker restarted.
+    liveness = container["livenessProbe"]
+    patience = liveness["periodSeconds"] * liveness.get("failureThreshold", 3)
+    assert patience >= 60 and liveness.get("timeoutSeconds", 1) >= 5

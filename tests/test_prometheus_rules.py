@@ -163,6 +163,7 @@ def test_alert_rules_follow_conventions() -> None:
         "ChurnwatchAlertDeliveryFailing",
         "ChurnwatchNoEvents",
         "ChurnwatchStateRecoverySlow",
+        "ChurnwatchWorkerNotReading",
     }
 
 

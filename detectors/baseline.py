@@ -160,6 +160,10 @@ class SeasonalBaseline:
         weekend_cost = -math.log(1.0 - min(self.slots[1][4], max_share))
         return (last_day - first_day + 1 - weekend) * weekday_cost + weekend * weekend_cost
 
+    def silent_day_cost(self, day: int, max_share: float = 0.97) -> float:
+        """What one silent ``day`` adds to :meth:`silence_surprise` (nats)."""
+        return -math.log(1.0 - min(self.slots[is_weekend(day)][4], max_share))
+
     def expected(self, day: int) -> float:
         """Expected raw value on ``day`` (the EW mean of its slot; 0 before the slot has data)."""
         slot = self.slots[is_weekend(day)]

@@ -20,12 +20,17 @@ moment it raises one pipeline incident and holds back the account alerts it expl
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from detectors.alerts import Alert, AlertKind, Severity, Transition
 from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline, half_life_alpha
+from detectors.engagement import EngagementTracker
+from detectors.outage import GuardDecision, OutageGuard
+from detectors.population import PopulationModel
+from detectors.reasons import SIGNALS, explain
 from detectors.risk import FEATURE_INDEX, FEATURES, RiskModel
 from detectors.windows import (
     ACTIVE_USERS,
@@ -58,18 +63,11 @@ __all__ = [
     "RiskModel",
 ]
 
-SIGNALS = ("usage", "active users", "key events")
 SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
 _RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-# Flags that an ingestion outage produces (and the guard may explain away).
-OUTAGE_FLAGS = frozenset({"quiet", "drop"})
 # Bucket columns from TICKETS_LOW on are support and billing; most days have none, so they are skipped whole.
 _SUPPORT_FROM = TICKETS_LOW
 _NO_SUPPORT = [0] * (N_COLUMNS - TICKETS_LOW)
-
-
-def _iso_day(day: int) -> str:
-    return datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +120,10 @@ class DetectorConfig:
         baseline expected at least ``outage_min_expected`` events since its last activity.
     day_close_delay_ms
         A UTC day counts as complete this long after midnight (room for in-flight events in live mode).
+    inactivity_is_churn
+        Outcome used to train the risk model: a snapshot is positive when the account cancels within the
+        horizon, or (when True) shows no activity at all during the horizon. Keep True for data without
+        explicit cancellations (purchase histories); with it False only cancellations count.
     """
 
     horizon_days: int = 30
@@ -155,6 +157,7 @@ class DetectorConfig:
     outage_onset_days: int = 4
     outage_min_expected: float = 5.0
     day_close_delay_ms: int = 0
+    inactivity_is_churn: bool = True
 
 
 class AccountDetectorState:
@@ -173,6 +176,7 @@ class AccountDetectorState:
         "drop_depth",
         "drop_signals",
         "drop_since",
+        "engagement",
         "episode",
         "first_active_day",
         "gaps",
@@ -197,6 +201,7 @@ class AccountDetectorState:
             for _ in SIGNALS
         ]
         self.gaps = GapTracker(config.gap_half_life)
+        self.engagement = EngagementTracker()
         self.learned_through: int | None = None
         self.first_active_day: int | None = None
         self.drop_since: int | None = None
@@ -211,7 +216,7 @@ class AccountDetectorState:
         self.episode: list[Any] | None = None
         self.cooldown_until_ms = 0
         self.snoozed_until_ms = 0
-        # Scored snapshots awaiting their outcome: [day, risk, [[feature index, value], ...]].
+        # Scored snapshots awaiting their outcome: [day, risk, [feature index, value, index, value, ...]].
         self.pending: list[list[Any]] = []
         self.last_snapshot_day: int | None = None
 
@@ -221,6 +226,7 @@ class AccountDetectorState:
             "b": [b.to_state() for b in self.baselines],
             "r": [d.to_state() for d in self.drifts],
             "g": self.gaps.to_state(),
+            "eg": self.engagement.to_state(),
             "l": self.learned_through,
             "f": self.first_active_day,
             "ds": self.drop_since,
@@ -257,6 +263,8 @@ class AccountDetectorState:
             for s in state["r"]
         ]
         self.gaps = GapTracker.from_state(state["g"], half_life_gaps=cfg.gap_half_life)
+        if "eg" in state:  # states stored before the engagement tracker start with a fresh one
+            self.engagement = EngagementTracker.from_state(state["eg"])
         self.learned_through = state["l"]
         self.first_active_day = state["f"]
         self.drop_since = state["ds"]
@@ -290,7 +298,9 @@ class Assessment:
     """What :meth:`AccountMonitor.observe` concluded about one account at ``now_ms``.
 
     ``alerts`` are the episode transitions to emit (after the :class:`OutageGuard`, if used). ``monitored``
-    is False while the account has no trusted baseline yet (warm-up) or has cancelled. ``onset_day`` is the
+    is False while the account has no trusted baseline yet (warm-up) or has cancelled. ``quiet_since`` is the
+    day its next activity was due (last active day + usual gap) while it is silent or quiet (else None).
+    ``onset_day`` is the
     first day of the current quiet spell or flagged drop (what the outage guard groups accounts by).
     """
 
@@ -303,6 +313,7 @@ class Assessment:
     features: dict[str, float] = field(default_factory=dict)
     monitored: bool = False
     onset_day: int | None = None
+    quiet_since: int | None = None
     episode_id: str | None = None
     plan: str | None = None
     mrr: float | None = None
@@ -357,6 +368,7 @@ class AccountMonitor:
                 min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2
             )
         )
+        self.population = PopulationModel(config.min_history_days)
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
 
@@ -366,6 +378,16 @@ class AccountMonitor:
 
     def new_state(self) -> AccountDetectorState:
         return AccountDetectorState(self.config)
+
+    def census(
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
+    ) -> None:
+        """Update the worker-wide :class:`~detectors.population.PopulationModel` from a sweep's accounts.
+
+        Call it with every account of a sweep *before* observing them (once per day is enough; later calls
+        the same day do nothing). Without it, level, BTYD and calendar features are simply absent.
+        """
+        self.population.census(accounts, day_of(now_ms - self.config.day_close_delay_ms))
 
     def state_from(self, state: dict[str, Any]) -> AccountDetectorState:
         """Rebuild a state saved with ``to_state()`` under this monitor's config."""
@@ -432,8 +454,10 @@ class AccountMonitor:
         monitored = "warming_up" not in flags
         severity = self.severity_of(risk) if risk >= cfg.alert_threshold else None
         reasons: tuple[str, ...] = ()
-        if risk >= cfg.resolve_threshold:
-            reasons = self._reasons(features, context)
+        # Every alerted or listed (open episode) account carries at least one reason.
+        listed = risk >= cfg.alert_threshold or state.episode is not None
+        if risk >= cfg.resolve_threshold or listed:
+            reasons = self._reasons(features, context, at_least_one=listed)
         alerts = self._episode_step(
             account_id,
             window,
@@ -455,6 +479,7 @@ class AccountMonitor:
             features=features,
             monitored=monitored,
             onset_day=onset_day,
+            quiet_since=self._overdue_since(state, flags),
             episode_id=state.episode[0] if state.episode is not None else None,
             plan=window.plan,
             mrr=window.mrr,
@@ -478,6 +503,7 @@ class AccountMonitor:
         new_days = last_day - start + 1
         cfg = self.config
         days = window.days
+        calendar = self.population.calendar
         for day in range(start, last_day + 1):
             bucket = days.get(day)
             usage = bucket[USAGE] if bucket is not None else 0
@@ -500,7 +526,10 @@ class AccountMonitor:
             else:
                 key = window.key_events(day)
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
-            self._learn_signals(window, state, day, values, cfg)
+            state.engagement.learn_one(values[0], values[1])
+            # A day the whole population was quiet (a holiday) says nothing about this account's normal.
+            if not calendar.is_quiet(day):
+                self._learn_signals(window, state, day, values, cfg)
         state.learned_through = last_day
         return new_days
 
@@ -601,6 +630,8 @@ class AccountMonitor:
             else 7
         )
         signal_from = last - length + 1
+        calendar = self.population.calendar
+        quiet = calendar.quiet_between(signal_from, last)
         actual = [0, 0, 0]
         recent = old = 0
         tickets = urgent = escalated = csat_count = csat_sum = failed = 0
@@ -651,7 +682,10 @@ class AccountMonitor:
             context["length"] = length
             pseudo = cfg.drop_pseudo_count
             for i, name in enumerate(("usage_drop", "users_drop", "key_drop")):
-                expected = state.baselines[i].expected_total(signal_from, last)
+                baseline = state.baselines[i]
+                expected = baseline.expected_total(signal_from, last)
+                for q in quiet:  # holidays: expect what the population managed those days
+                    expected -= baseline.expected(q) * (1.0 - calendar.ratio(q))
                 if expected >= cfg.min_expected_events and actual[i] < expected:
                     # The pseudo-count shrinks ratios of small counts: 2 of 5 events is weak evidence.
                     features[name] = round(1.0 - (actual[i] + pseudo) / (expected + pseudo), 4)
@@ -669,12 +703,16 @@ class AccountMonitor:
                     context["decline"] = (recent / 14, old / 28, 1.0 - recent * 2 / old)
             silent_days = gaps.silent_days(today)
             if silent_days:
+                silent_from = last - min(silent_days, 56) + 1
+                holidays = calendar.quiet_between(silent_from, last)  # silent holidays are no news
                 if sparse:
                     # Regular sparse rhythm: Gaussian tail of the gap excess beyond one spread, in nats.
-                    z = max(0.0, gaps.score_one(today) - 1.0)
+                    z = max(0.0, gaps.score_one(today - len(holidays)) - 1.0)
                     surprise = 0.5 * z * z
                 else:
-                    surprise = state.baselines[0].silence_surprise(last - min(silent_days, 56) + 1, last)
+                    baseline = state.baselines[0]
+                    surprise = baseline.silence_surprise(silent_from, last)
+                    surprise -= sum(baseline.silent_day_cost(q) for q in holidays)
                 silence = round(min(10.0, surprise / 2.0), 4)
                 if silence > 0:
                     features["silence"] = silence
@@ -706,7 +744,21 @@ class AccountMonitor:
         if mrr is not None and state.ref_mrr and mrr < state.ref_mrr:
             features["mrr_drop"] = round(1.0 - mrr / state.ref_mrr, 4)
             context["mrr"] = (state.ref_mrr, mrr)
+        # Irregular accounts (sparse, or too new for a daily rhythm) are judged by the BTYD model; daily ones
+        # by the silence of their own weekday/weekend rhythm (counting both would count one silence twice).
+        irregular = sparse or not warm
+        self.population.features(window, state, today, features, context, irregular=irregular)
         return features, context
+
+    @staticmethod
+    def _overdue_since(state: AccountDetectorState, flags: set[str]) -> int | None:
+        """While silent or quiet: the day the account's next activity was due (its last one + usual gap)."""
+        last_active = state.gaps.last_active_day
+        if last_active is None or not flags & {"silent", "quiet"}:
+            return None
+        gaps = state.gaps
+        usual = gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0
+        return last_active + max(1, round(usual))
 
     def _flags(
         self, state: AccountDetectorState, features: dict[str, float], context: dict[str, Any]
@@ -726,7 +778,10 @@ class AccountMonitor:
         last_active = state.gaps.last_active_day
         if last_active is not None and last is not None and last > last_active and "warming_up" not in flags:
             # Quiet: no events at all although the baseline expected plenty (what an outage looks like).
-            expected = state.baselines[0].expected_total(last_active + 1, min(last, last_active + 14))
+            baseline, until = state.baselines[0], min(last, last_active + 14)
+            expected = baseline.expected_total(last_active + 1, until)
+            for q in self.population.calendar.quiet_between(last_active + 1, until):
+                expected -= baseline.expected(q) * (1.0 - self.population.calendar.ratio(q))
             if expected >= cfg.outage_min_expected:
                 flags.add("quiet")
                 onset = last_active + 1 if onset is None else min(onset, last_active + 1)
@@ -740,61 +795,18 @@ class AccountMonitor:
             flags.add("episode_open")
         return flags, onset
 
-    def _reasons(self, features: dict[str, float], context: dict[str, Any]) -> tuple[str, ...]:
+    def _reasons(
+        self, features: dict[str, float], context: dict[str, Any], *, at_least_one: bool
+    ) -> tuple[str, ...]:
         cfg = self.config
-        contributions = self.risk_model.contributions(features)
-        ranked = sorted(
-            (item for item in contributions.items() if item[1] >= cfg.reason_min_logodds),
-            key=lambda item: -item[1],
+        return explain(
+            self.risk_model.contributions(features),
+            features,
+            context,
+            min_logodds=cfg.reason_min_logodds,
+            max_reasons=cfg.max_reasons,
+            at_least_one=at_least_one,
         )
-        reasons = [self._describe(name, features[name], context) for name, _ in ranked[: cfg.max_reasons]]
-        return tuple(r for r in reasons if r)
-
-    @staticmethod
-    def _describe(name: str, value: float, context: dict[str, Any]) -> str:
-        length = context.get("length", 7)
-        if name in ("usage_drop", "users_drop", "key_drop"):
-            actual, expected = context[name]
-            label = SIGNALS[FEATURE_INDEX[name]]
-            return (
-                f"{label} -{value:.0%} vs its usual level ({actual:.1f}/day over the last {length} days, "
-                f"{expected:.1f}/day expected for those weekdays/weekends)"
-            )
-        if name == "drop_weeks":
-            return f"sustained decline flagged since {_iso_day(context['drop_weeks'])} ({value * 7:.0f} days)"
-        if name == "decline":
-            recent, old, change = context["decline"]
-            return (
-                f"usage -{change:.0%} over the last 2 weeks vs 4-8 weeks ago "
-                f"({recent:.1f}/day vs {old:.1f}/day)"
-            )
-        if name == "silence":
-            return (
-                f"silent for {context['silent_days']} days "
-                f"(usually active every {context['mean_gap']:.1f} days)"
-            )
-        if name in ("ticket_burst", "urgent"):
-            tickets, expected, urgent, escalated = context["tickets"]
-            return (
-                f"{tickets} tickets in 14 days (usually {expected:.1f}), "
-                f"{urgent} urgent/high, {escalated} escalated"
-            )
-        if name == "low_csat":
-            mean_csat, count = context["csat"]
-            return f"CSAT {mean_csat:.1f}/5 over {count} rating{'s' if count != 1 else ''} in 30 days"
-        if name == "payment_failed":
-            failed, last_failure, last_success = context["payments"]
-            times = {1: "once", 2: "twice"}.get(failed, f"{failed} times")
-            recovered = (
-                "recovered" if last_success is not None and last_success >= last_failure else "not recovered"
-            )
-            return f"payment failed {times} in 30 days ({recovered})"
-        if name == "payment_unresolved":
-            return f"failed payment unresolved since {_iso_day(context['unresolved_since'])}"
-        if name == "mrr_drop":
-            ref, mrr = context["mrr"]
-            return f"MRR {ref:,.0f} -> {mrr:,.0f} (-{value:.0%}, downgrade)"
-        return ""
 
     # -- outcomes ---------------------------------------------------------------------------------------
 
@@ -809,24 +821,33 @@ class AccountMonitor:
     ) -> None:
         cfg = self.config
         horizon = cfg.horizon_days
+        last_active = state.gaps.last_active_day
         while state.pending and today - state.pending[0][0] >= horizon:
-            # Survived the horizon after the snapshot: a negative.
-            self._learn_outcome(account_id, state.pending.pop(0), False, outcomes)
+            # Survived the horizon after the snapshot: a negative, unless it did nothing at all since (when
+            # inactivity counts as churn: data without explicit cancellations).
+            snapshot = state.pending.pop(0)
+            inactive = last_active is None or last_active < snapshot[0]
+            self._learn_outcome(account_id, snapshot, cfg.inactivity_is_churn and inactive, outcomes)
         first = state.first_active_day
         last = state.learned_through
         if first is None or last is None or last - first < cfg.min_history_days:
             return
         if state.last_snapshot_day is None or today - state.last_snapshot_day >= cfg.snapshot_every_days:
-            state.pending.append(
-                [today, round(risk, 4), [[FEATURE_INDEX[k], v] for k, v in features.items()]]
-            )
+            # Flat [index, value, ...] at 3 decimals: up to five of these are stored per account.
+            flat: list[float] = []
+            for k, v in features.items():
+                flat += (FEATURE_INDEX[k], round(v, 3))
+            state.pending.append([today, round(risk, 4), flat])
             state.last_snapshot_day = today
 
     def _learn_outcome(
         self, account_id: str, snapshot: list[Any], label: bool, outcomes: list[Outcome]
     ) -> None:
-        day, risk, sparse = snapshot
-        features = {FEATURES[i]: v for i, v in sparse}
+        day, risk, flat = snapshot
+        if flat and isinstance(flat[0], list):  # stored before snapshots were flat: [[index, value], ...]
+            features = {FEATURES[i]: v for i, v in flat}
+        else:
+            features = {FEATURES[int(flat[i])]: flat[i + 1] for i in range(0, len(flat), 2)}
         self.risk_model.learn_one(features, label)
         outcomes.append(Outcome(account_id, day, risk, features, label))
 
@@ -926,151 +947,3 @@ class AccountMonitor:
 
 def _rfc3339(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# -- outage guard -----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True, kw_only=True)
-class GuardDecision:
-    """What to emit after one sweep: the pipeline incident transitions and the account alerts kept."""
-
-    incident_alerts: list[Alert]
-    alerts: list[Alert]
-    suppressed: list[Alert]
-    affected: int
-    monitored: int
-
-
-class OutageGuard:
-    """Tells an ingestion outage from a wave of churn: one pipeline incident instead of a flood of alerts.
-
-    Feed it every :class:`Assessment` of one sweep (all accounts, same ``now_ms``). When at least
-    ``outage_min_accounts`` and ``outage_share`` of the monitored accounts went quiet (no events although
-    their baseline expected plenty) or started a drop within the last ``outage_onset_days``, it opens a
-    :data:`~detectors.alerts.AlertKind.PIPELINE_INCIDENT`. Account alerts of accounts whose quiet spell or
-    drop began during an incident (open, or one of the last few) are held back; the caller should pass each to
-    :meth:`AccountMonitor.suppress` so the episode they opened stays muted. The incident resolves when the
-    affected share falls below half the trigger share.
-
-    Examples
-    --------
-    >>> guard = OutageGuard(DetectorConfig(outage_min_accounts=2))
-    >>> quiet = [Assessment(account_id=f"a{i}", now_ms=10 * DAY_MS, risk=0.01, severity=None,
-    ...                     flags=frozenset({"quiet"}), monitored=True, onset_day=9) for i in range(3)]
-    >>> fine = [Assessment(account_id=f"b{i}", now_ms=10 * DAY_MS, risk=0.01, severity=None, monitored=True)
-    ...         for i in range(3)]
-    >>> decision = guard.review(quiet + fine, 10 * DAY_MS)
-    >>> [(a.kind.value, a.transition.value) for a in decision.incident_alerts], decision.affected
-    ([('pipeline_incident', 'opened')], 3)
-    """
-
-    STATE_BUDGET_BYTES = 400
-    __slots__ = ("config", "incident", "last_review_day", "spans")
-
-    def __init__(self, config: DetectorConfig) -> None:
-        self.config = config
-        # Open incident: [episode_id, onset_day, opened_ms, peak affected share] or None.
-        self.incident: list[Any] | None = None
-        # [onset_day, end_day] of recent incidents: alerts of drops that began inside them stay explained.
-        self.spans: list[list[int]] = []
-        self.last_review_day: int | None = None
-
-    def clone(self) -> OutageGuard:
-        return OutageGuard(self.config)
-
-    def _explained(self, assessment: Assessment) -> bool:
-        onset = assessment.onset_day
-        if onset is None or not (assessment.flags & OUTAGE_FLAGS):
-            return False
-        if self.incident is not None and onset >= self.incident[1] - 1:
-            return True
-        return any(start - 1 <= onset <= end for start, end in self.spans)
-
-    def review(self, assessments: list[Assessment], now_ms: int) -> GuardDecision:
-        cfg = self.config
-        today = day_of(now_ms)
-        # "Recent" reaches back to the previous review too, so a sweep delayed by days still sees the onset.
-        since = today - cfg.outage_onset_days
-        if self.last_review_day is not None:
-            since = min(since, self.last_review_day - 1)
-        self.last_review_day = max(today, self.last_review_day or today)
-        monitored = [a for a in assessments if a.monitored]
-        recent = [
-            a
-            for a in monitored
-            if a.onset_day is not None and a.onset_day >= since and a.flags & OUTAGE_FLAGS
-        ]
-        incident_alerts: list[Alert] = []
-        n = len(monitored)
-        if (
-            self.incident is None
-            and len(recent) >= cfg.outage_min_accounts
-            and len(recent) >= cfg.outage_share * n
-        ):
-            onset = min(a.onset_day for a in recent if a.onset_day is not None)
-            share = len(recent) / n
-            self.incident = [f"pipeline:{onset * DAY_MS}", onset, now_ms, share]
-            incident_alerts.append(self._alert(Transition.OPENED, share, len(recent), n, now_ms))
-        affected = (
-            sum(1 for a in monitored if self._explained(a)) if self.incident is not None else len(recent)
-        )
-        if self.incident is not None:
-            share = affected / n if n else 0.0
-            if share > self.incident[3] and self._severity(share) != self._severity(self.incident[3]):
-                self.incident[3] = share
-                incident_alerts.append(self._alert(Transition.ESCALATED, share, affected, n, now_ms))
-            elif share < cfg.outage_share / 2:
-                incident_alerts.append(self._alert(Transition.RESOLVED, share, affected, n, now_ms))
-                self.spans = [*self.spans[-4:], [self.incident[1], today]]
-                self.incident = None
-        kept: list[Alert] = []
-        suppressed: list[Alert] = []
-        for assessment in assessments:
-            if not assessment.alerts:
-                continue
-            target = suppressed if self._explained(assessment) else kept
-            target.extend(assessment.alerts)
-        return GuardDecision(
-            incident_alerts=incident_alerts,
-            alerts=kept,
-            suppressed=suppressed,
-            affected=affected,
-            monitored=n,
-        )
-
-    @staticmethod
-    def _severity(share: float) -> Severity:
-        return Severity.CRITICAL if share >= 0.6 else Severity.HIGH
-
-    def _alert(
-        self, transition: Transition, share: float, affected: int, monitored: int, now_ms: int
-    ) -> Alert:
-        assert self.incident is not None
-        episode_id, onset = self.incident[0], self.incident[1]
-        return Alert(
-            kind=AlertKind.PIPELINE_INCIDENT,
-            account_id="*",
-            episode_id=episode_id,
-            transition=transition,
-            severity=Severity.LOW if transition is Transition.RESOLVED else self._severity(share),
-            risk=round(share, 4),
-            reasons=(
-                f"{affected} of {monitored} monitored accounts ({share:.0%}) went quiet or dropped "
-                f"since {_iso_day(onset)}: likely an ingestion outage, account alerts held back",
-            ),
-            event_ts_ms=now_ms,
-            detected_ts_ms=now_ms,
-            extra={"affected": affected, "monitored": monitored, "onset_day": _iso_day(onset)},
-        )
-
-    def to_state(self) -> dict[str, Any]:
-        return {"incident": self.incident, "spans": self.spans, "last": self.last_review_day}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], config: DetectorConfig) -> OutageGuard:
-        guard = cls(config)
-        guard.incident = list(state["incident"]) if state["incident"] is not None else None
-        guard.spans = [list(span) for span in state["spans"]]
-        guard.last_review_day = state.get("last")
-        return guard

@@ -1,15 +1,28 @@
-"""Churn risk: features, a documented prior, the global online model and calibration metrics.
+"""Churn risk: features, the outcome-free prior, the global online model and calibration metrics.
 
-Risk is the probability that an account cancels within the horizon (30 days by default). One global
-:class:`RiskModel` (a River logistic regression) learns it online from outcomes as they arrive: a scored
-snapshot of an account becomes a positive when a ``subscription_canceled`` follows within the horizon, and a
-negative once the account has survived the horizon. Until enough positives were seen it scores with
-:class:`PriorScorer`, a hand-set logistic over the same features; the regression also *starts* from those
-weights, so the switch is smooth.
+Risk is the probability that an account cancels (or, when ``DetectorConfig.inactivity_is_churn``, stops all
+activity) within the horizon (30 days by default). One global :class:`RiskModel` (a River logistic
+regression) learns it online from outcomes as they arrive: a scored snapshot of an account becomes a
+positive when the outcome follows within the horizon, and a negative once the account has survived it.
 
-Features are normalised per account before they get here (ratios against the account's own baseline,
-silence in units of its own usual gap), so one model fits accounts of every size. All are >= 0 and 0 means
-"nothing unusual".
+Before there are outcomes, risk comes from :class:`PriorScorer`, which combines three independent pieces of
+evidence as a noisy-OR (the account churns if any of them plays out):
+
+* the event signals (drops, silence, support, billing; :data:`EVENT_FEATURES`) through a logistic whose
+  weights say what each signal means (set by hand, unchanged from earlier releases);
+* ``lapsed``: 1 - P(alive) of the buy-till-you-die model (:mod:`detectors.btyd`), whose population
+  parameters are fitted on the data itself;
+* ``low_engagement``: the account's engagement percentile within its plan (:mod:`detectors.engagement`),
+  as ``2 * base rate * (1 - percentile)``: the base rate spread over accounts by rank, no weight involved.
+
+The regression takes the prior's log-odds lift over its base rate as one input (weight 1, intercept the
+prior's) plus every feature (weight 0), so it starts out equal to the prior and learns corrections from
+the first outcome on. Scoring hands over gradually: the log-odds are ``(1 - w) * prior + w * learned``
+with ``w = positives / min_positives`` (capped at 1).
+
+Drop, silence, support and billing features are normalised per account (ratios against the account's own
+baseline, silence in units of its own usual gap); level features are percentiles among accounts of the
+same plan. All are >= 0 and 0 means "nothing unusual".
 """
 
 from __future__ import annotations
@@ -35,7 +48,17 @@ FEATURES: tuple[str, ...] = (
     "payment_failed",  # failed payments in 30 days (capped at 4)
     "payment_unresolved",  # weeks since a failed payment with no success after it (capped at 2)
     "mrr_drop",  # 1 - MRR / recent peak MRR, in [0, 1] (downgrades)
+    # Level, recency and trend features (detectors.population); appended: snapshots store feature indices.
+    "lapsed",  # 1 - P(alive) of the MBG/NBD model fitted on the population, in [0, 1]
+    "low_engagement",  # 1 - percentile of EW usage per day among accounts of the same plan, in [0, 1]
+    "low_depth",  # 1 - percentile of EW usage per active user and day within the plan, in [0, 1]
+    "infrequent",  # 1 - EW share of active days, in [0, 1]
+    "recency",  # log1p(days since the last active day) / log(31), capped at 2
+    "new_account",  # 1 - tenure / 90 days, in [0, 1] (0 from 90 days on)
+    "trend_4w",  # share of the weekly level lost over 4 weeks (least-squares slope * 4), in [0, 1]
+    "trend_8w",  # the same over 8 weeks, in [0, 1]
 )
+EVENT_FEATURES = FEATURES[:13]
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 # The prior: log-odds of cancelling within 30 days. The intercept is a ~2% monthly base rate; each weight is
@@ -61,6 +84,11 @@ PRIOR_WEIGHTS: dict[str, float] = {
 }
 
 
+def _logit(p: float) -> float:
+    p = min(1.0 - 1e-9, max(1e-9, p))
+    return math.log(p / (1.0 - p))
+
+
 def _sigmoid(z: float) -> float:
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -69,7 +97,7 @@ def _sigmoid(z: float) -> float:
 
 
 class PriorScorer:
-    """Hand-set logistic over :data:`FEATURES`: the risk before the model has learned from outcomes.
+    """The risk before any outcome: event logistic, P(alive) and engagement percentile as a noisy-OR.
 
     Examples
     --------
@@ -78,6 +106,10 @@ class PriorScorer:
     0.018
     >>> round(prior.predict_proba_one({"silence": 10.0}), 2)  # ten spreads of silence
     0.62
+    >>> round(prior.predict_proba_one({"lapsed": 0.5}), 2)  # the BTYD model gives it even odds
+    0.51
+    >>> round(prior.predict_proba_one({"low_engagement": 1.0}), 3)  # the least engaged of its plan
+    0.053
     >>> max(prior.contributions({"silence": 10.0, "urgent": 1.0}).items(), key=lambda kv: kv[1])
     ('silence', 4.5)
     """
@@ -97,13 +129,25 @@ class PriorScorer:
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:
         """A prior does not learn (present for a uniform detector interface)."""
 
+    def _evidence(self, x: Mapping[str, float]) -> tuple[float, float]:
+        """The two outcome-free probabilities besides the event logistic: lapsed, and low engagement."""
+        base = _sigmoid(self.intercept)
+        return x.get("lapsed", 0.0), min(1.0, 2.0 * base * x.get("low_engagement", 0.0))
+
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
         z = self.intercept + sum(self.weights.get(k, 0.0) * v for k, v in x.items())
-        return _sigmoid(z)
+        lapsed, low = self._evidence(x)
+        return 1.0 - (1.0 - _sigmoid(z)) * (1.0 - lapsed) * (1.0 - low)
 
     def contributions(self, x: Mapping[str, float]) -> dict[str, float]:
-        """Log-odds each feature adds to the base rate."""
-        return {k: self.weights.get(k, 0.0) * v for k, v in x.items() if v}
+        """Log-odds each feature adds to the base rate (noisy-OR terms: as if alone with the base rate)."""
+        out = {k: self.weights.get(k, 0.0) * v for k, v in x.items() if v}
+        base = _sigmoid(self.intercept)
+        lapsed, low = self._evidence(x)
+        for name, q in (("lapsed", lapsed), ("low_engagement", low)):
+            if q > 0:
+                out[name] = _logit(1.0 - (1.0 - base) * (1.0 - q)) - self.intercept
+        return out
 
     def to_state(self) -> dict[str, Any]:
         return {"w": self.weights, "b": self.intercept}
@@ -114,37 +158,38 @@ class PriorScorer:
 
 
 class RiskModel:
-    """The global online risk model: River logistic regression warm-started from the prior.
+    """The global online risk model: a River logistic regression stacked on the prior.
 
     Parameters
     ----------
     min_positives
-        Positive outcomes (cancellations within the horizon) needed before the learned model replaces the
-        prior for scoring. It learns from the first outcome on; only scoring waits.
+        Positive outcomes after which the learned model alone scores; before, the log-odds are blended
+        ``(1 - w) * prior + w * learned`` with ``w = positives / min_positives``. It learns from the first
+        outcome on.
     learning_rate
         Constant SGD step for the weights and the intercept.
     l2
         L2 penalty (keeps weights of rarely-seen features from running away).
     prior
-        The fallback scorer and the starting weights.
+        The outcome-free scorer; its log-odds are the regression's ``prior`` input (starting weight 1).
 
     Examples
     --------
     >>> model = RiskModel(min_positives=2)
-    >>> model.using_prior
-    True
+    >>> model.using_prior, model.predict_proba_one({}) == model.prior.predict_proba_one({})
+    (True, True)
     >>> for _ in range(3):
-    ...     model.learn_one({"silence": 8.0}, True)
-    ...     model.learn_one({}, False)
+    ...     model.learn_one({"low_engagement": 0.9}, True)
+    ...     model.learn_one({"low_engagement": 0.1}, False)
     >>> model.using_prior, model.n_positives, model.n_negatives
     (False, 3, 3)
-    >>> model.predict_proba_one({"silence": 8.0}) > model.predict_proba_one({})
+    >>> model.predict_proba_one({"low_engagement": 0.9}) > model.predict_proba_one({"low_engagement": 0.1})
     True
     >>> RiskModel.from_state(model.to_state()).to_state() == model.to_state()
     True
     """
 
-    STATE_BUDGET_BYTES = 1_200
+    STATE_BUDGET_BYTES = 1_600
     __slots__ = ("_lr", "l2", "learning_rate", "min_positives", "n_negatives", "n_positives", "prior")
 
     def __init__(
@@ -167,8 +212,9 @@ class RiskModel:
             intercept_init=self.prior.intercept,
             intercept_lr=learning_rate,
         )
+        self._lr._weights["prior"] = 1.0
         for name in FEATURES:
-            self._lr._weights[name] = self.prior.weights.get(name, 0.0)
+            self._lr._weights[name] = 0.0
 
     def clone(self) -> RiskModel:
         """A fresh model with the same parameters and prior (no outcomes learned)."""
@@ -178,27 +224,54 @@ class RiskModel:
 
     @property
     def using_prior(self) -> bool:
+        """True until ``min_positives`` positives: the prior still has a say in the score."""
         return self.n_positives < self.min_positives
+
+    @property
+    def learned_share(self) -> float:
+        """``w``: the learned model's share of the log-odds (0 before outcomes, 1 from ``min_positives``)."""
+        return min(1.0, self.n_positives / self.min_positives) if self.min_positives > 0 else 1.0
+
+    def _inputs(self, x: Mapping[str, float]) -> dict[str, float]:
+        # The prior enters as its lift over its own base rate (0 for an unremarkable account), so the
+        # regression's intercept carries the base rate and the two are not collinear.
+        inputs = dict(x)
+        inputs["prior"] = _logit(self.prior.predict_proba_one(x)) - self.prior.intercept
+        return inputs
 
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:
         """Learn one labelled snapshot (features as scored, outcome as observed)."""
-        self._lr.learn_one(dict(x), bool(y))
+        self._lr.learn_one(self._inputs(x), bool(y))
         if y:
             self.n_positives += 1
         else:
             self.n_negatives += 1
 
+    def _learned_logodds(self, inputs: Mapping[str, float]) -> float:
+        weights = self._lr._weights
+        return float(self._lr.intercept) + sum(weights.get(k, 0.0) * v for k, v in inputs.items())
+
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
-        if self.using_prior:
+        inputs = self._inputs(x)
+        w = self.learned_share
+        if w == 0.0:
             return self.prior.predict_proba_one(x)
-        return float(self._lr.predict_proba_one(dict(x))[True])
+        prior = inputs["prior"] + self.prior.intercept
+        return _sigmoid((1.0 - w) * prior + w * self._learned_logodds(inputs))
 
     def contributions(self, x: Mapping[str, float]) -> dict[str, float]:
-        """Log-odds each feature adds, under whichever scorer is active."""
-        if self.using_prior:
-            return self.prior.contributions(x)
+        """Log-odds each feature adds, under the blend of prior and learned model that scores."""
+        prior = self.prior.contributions(x)
+        w = self.learned_share
+        if w == 0.0:
+            return prior
         weights = self._lr._weights
-        return {k: weights.get(k, 0.0) * v for k, v in x.items() if v}
+        through_prior = (1.0 - w) + w * weights.get("prior", 0.0)
+        out = {k: through_prior * v for k, v in prior.items()}
+        for k, v in x.items():
+            if v:
+                out[k] = out.get(k, 0.0) + w * weights.get(k, 0.0) * v
+        return out
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state: counts, learned weights and intercept (the prior and parameters too)."""

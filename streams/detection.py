@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.alerts import Alert
-from detectors.monitor import SEVERITY_ORDER, AccountMonitor, Assessment, OutageGuard
+from detectors.monitor import AccountMonitor, Assessment, OutageGuard
 from detectors.risk import RiskModel
 from detectors.windows import DAY_MS
 from streams.ingest import AccountState
@@ -144,28 +144,33 @@ class LiveDetection:
         outcome = SweepOutcome()
         monitor = self.monitor
         detector_states = {}
+        batch = []
         for key, state, partition in accounts:
             window = state.window
             if window.watermarks[0] is None:  # no usage yet: nothing to judge (replay does the same)
                 continue
-            account_id = key.decode()
             detector = state.live_detector
             if detector is None:
                 detector = (
                     monitor.state_from(state.detector) if state.detector is not None else monitor.new_state()
                 )
                 state.live_detector = detector
+            batch.append((key.decode(), key, state, partition, detector))
+        # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
+        monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
+        for account_id, key, state, partition, detector in batch:
+            window = state.window
             assessment = monitor.observe(account_id, window, detector, now_ms, clock_ms=clock_ms)
             detector_states[account_id] = (key, state, detector)
             outcome.assessments.append(assessment)
             episode = detector.episode
             # At risk = in an open episode (until it resolves), unless the outage guard muted it. Its severity
-            # is the episode's highest so far: risk can dip under the threshold before the episode resolves.
+            # is that of its current risk (as in alerts), so a listed severity always agrees with the risk.
             if assessment.episode_id is not None and episode is not None and not episode[4]:
                 outcome.at_risk[account_id] = AtRisk(
                     account_id=account_id,
                     risk=assessment.risk,
-                    severity=SEVERITY_ORDER[int(episode[2])].value,
+                    severity=monitor.severity_of(assessment.risk).value,
                     plan=assessment.plan,
                     mrr=assessment.mrr,
                     reasons=assessment.reasons,

@@ -139,9 +139,11 @@ def run_replay(
     n_lines = events = late = after = 0
     next_progress = progress_every
 
-    def sweep(now_ms: int, accounts: Iterable[str]) -> None:
+    def sweep(now_ms: int, accounts: list[str]) -> None:
         sweep_started = time.perf_counter()
         batch: list[Assessment] = []
+        # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
+        mon.census([(account, windows[account], states[account]) for account in accounts], now_ms)
         for account in accounts:
             assessment = mon.observe(account, windows[account], states[account], now_ms)
             batch.append(assessment)

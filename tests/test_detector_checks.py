@@ -20,6 +20,9 @@ import orjson
 import pytest
 
 from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
+from detectors.btyd import BtydModel
+from detectors.calendar_effects import PopulationCalendar
+from detectors.engagement import EngagementTracker, SegmentQuantiles
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.risk import FEATURES, PriorScorer, RiskModel
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
@@ -61,6 +64,48 @@ def run_gaps(g: GapTracker, rng: random.Random, first: int, steps: int) -> list[
 
 def run_drop(d: DropDetector, rng: random.Random, first: int, steps: int) -> list[Any]:
     return [(d.update(rng.gauss(-0.5, 1.5)), d.score()) for _ in range(steps)]
+
+
+def run_engagement(t: EngagementTracker, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for _ in range(steps):
+        usage = 0.0 if rng.random() < 0.3 else float(rng.randrange(1, 80))
+        t.learn_one(usage, min(usage, float(rng.randrange(1, 6))))
+        out.append((t.usage, t.per_active_day, t.per_user, t.n_active))
+    return out
+
+
+def run_segments(q: SegmentQuantiles, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for step in range(first, first + steps):
+        for _ in range(4):
+            q.learn_one(rng.choice(["starter", "pro", None]), rng.lognormvariate(2.0, 1.0), DAY0 + step // 3)
+        out.append((q.percentile("pro", 7.0), q.percentile("starter", 20.0)))
+    return out
+
+
+def run_btyd(m: BtydModel, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for step in range(first, first + steps):
+        T = float(rng.randrange(20, 120))
+        t_x = float(rng.randrange(0, int(T)))
+        x = float(rng.randrange(0, int(t_x) + 1))
+        m.learn_one(f"a{rng.randrange(60)}", x=x, t_x=t_x, T=T, day=DAY0 + step)
+        out.append((m.fitted, round(m.score_one(x, t_x, T), 9)))
+    return out
+
+
+def run_calendar(c: PopulationCalendar, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for step in range(first, first + steps):
+        day = DAY0 + step
+        holiday = rng.random() < 0.15
+        for _ in range(25):
+            expected = float(rng.randrange(5, 50))
+            c.learn_one(day, usage=expected * rng.uniform(0.0, 0.4 if holiday else 1.4), expected=expected)
+        c.close_through(day)
+        out.append((c.is_quiet(day), c.ratio(day)))
+    return out
 
 
 def random_features(rng: random.Random) -> dict[str, float]:
@@ -176,6 +221,57 @@ SPECS = [
         ),
         DropDetector.STATE_BUDGET_BYTES,
         lambda d: (d.threshold, d.delta, d.alpha, d.min_instances),
+    ),
+    Spec(
+        "EngagementTracker",
+        lambda: EngagementTracker(half_life_days=10.0),
+        run_engagement,
+        lambda t: t.to_state(),
+        lambda s, t: EngagementTracker.from_state(s, half_life_days=t.half_life_days),
+        EngagementTracker.STATE_BUDGET_BYTES,
+        lambda t: t.half_life_days,
+    ),
+    Spec(
+        "SegmentQuantiles",
+        lambda: SegmentQuantiles(half_life_days=5.0, min_weight=10.0),
+        run_segments,
+        lambda q: q.to_state(),
+        lambda s, t: SegmentQuantiles.from_state(
+            s,
+            bins=t.bins,
+            bin_width=t.bin_width,
+            half_life_days=t.half_life_days,
+            max_segments=t.max_segments,
+            min_weight=t.min_weight,
+        ),
+        SegmentQuantiles.STATE_BUDGET_BYTES,
+        lambda q: (q.bins, q.bin_width, q.half_life_days, q.max_segments, q.min_weight),
+    ),
+    Spec(
+        "BtydModel",
+        lambda: BtydModel(sample_size=40, refit_every_days=20, min_accounts=20),
+        run_btyd,
+        lambda m: m.to_state(),
+        lambda s, t: BtydModel.from_state(
+            s, sample_size=t.sample_size, refit_every_days=t.refit_every_days, min_accounts=t.min_accounts
+        ),
+        BtydModel.STATE_BUDGET_BYTES,
+        lambda m: (m.sample_size, m.refit_every_days, m.min_accounts),
+    ),
+    Spec(
+        "PopulationCalendar",
+        lambda: PopulationCalendar(min_accounts=10, keep_days=30),
+        run_calendar,
+        lambda c: c.to_state(),
+        lambda s, t: PopulationCalendar.from_state(
+            s,
+            quiet_ratio=t.quiet_ratio,
+            active_ratio=t.active_ratio,
+            min_accounts=t.min_accounts,
+            keep_days=t.keep_days,
+        ),
+        PopulationCalendar.STATE_BUDGET_BYTES,
+        lambda c: (c.quiet_ratio, c.active_ratio, c.min_accounts, c.keep_days),
     ),
     Spec(
         "PriorScorer",

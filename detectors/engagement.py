@@ -1,0 +1,242 @@
+"""Engagement *level*: how much an account uses the product, compared with accounts of the same plan.
+
+The change detectors (:mod:`detectors.baseline`) compare an account with itself, so an account that was
+always barely engaged never looks unusual. These pieces measure the level itself:
+
+* :class:`EngagementTracker` (per account, five numbers): exponentially weighted usage per day, active users
+  per day and share of active days, and the lifetime count of active days (the ``x`` of
+  :mod:`detectors.btyd`).
+* :class:`SegmentQuantiles` (worker-wide, one small histogram per plan): where an account's level sits among
+  accounts of the same plan, as a percentile, from a decayed histogram on a log scale (a cheap online
+  quantile sketch: 48 counts per segment).
+* :func:`weekly_trend`: the slope of weekly usage over the last 4 or 8 weeks, read from the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from detectors.baseline import half_life_alpha
+from detectors.windows import USAGE
+
+ALL_SEGMENTS = "*"
+
+
+class EngagementTracker:
+    """EW level of one account's daily usage, active users and active-day share, plus its active-day count.
+
+    Parameters
+    ----------
+    half_life_days
+        Days after which a day's weight has halved (short: the level should follow a fade).
+
+    Examples
+    --------
+    >>> t = EngagementTracker()
+    >>> for day in range(28):
+    ...     t.learn_one(usage=30.0 if day % 7 < 5 else 0.0, users=3.0 if day % 7 < 5 else 0.0)
+    >>> round(t.usage, 1), round(t.active_share, 2), round(t.per_active_day, 1), round(t.per_user, 1)
+    (21.1, 0.7, 30.0, 10.0)
+    >>> t.n_active
+    20
+    >>> EngagementTracker.from_state(t.to_state()).to_state() == t.to_state()
+    True
+    """
+
+    STATE_BUDGET_BYTES = 48
+    __slots__ = ("_alpha", "active_share", "half_life_days", "n_active", "n_days", "usage", "users")
+
+    def __init__(self, half_life_days: float = 14.0) -> None:
+        self.half_life_days = half_life_days
+        self._alpha = half_life_alpha(half_life_days)
+        self.n_days = 0
+        self.n_active = 0
+        self.usage = 0.0
+        self.users = 0.0
+        self.active_share = 0.0
+
+    def clone(self) -> EngagementTracker:
+        return EngagementTracker(self.half_life_days)
+
+    def learn_one(self, usage: float, users: float) -> None:
+        """Fold one completed day (from the account's first active day on)."""
+        self.n_days += 1
+        active = usage > 0
+        self.n_active += active
+        alpha = max(self._alpha, 1.0 / self.n_days)
+        self.usage = round(self.usage + alpha * (usage - self.usage), 4)
+        self.users = round(self.users + alpha * (users - self.users), 4)
+        self.active_share = round(self.active_share + alpha * (active - self.active_share), 4)
+
+    @property
+    def per_active_day(self) -> float:
+        """Usage events per active day (intensity, apart from how often the account shows up)."""
+        return self.usage / self.active_share if self.active_share > 0 else 0.0
+
+    @property
+    def per_user(self) -> float:
+        """Usage events per active user and day (depth of use, apart from team size)."""
+        return self.usage / self.users if self.users > 0 else 0.0
+
+    def to_state(self) -> list[float]:
+        return [self.n_days, self.n_active, self.usage, self.users, self.active_share]
+
+    @classmethod
+    def from_state(cls, state: list[float], **params: Any) -> EngagementTracker:
+        tracker = cls(**params)
+        n_days, n_active, tracker.usage, tracker.users, tracker.active_share = state
+        tracker.n_days, tracker.n_active = int(n_days), int(n_active)
+        return tracker
+
+
+class SegmentQuantiles:
+    """Online percentiles of a positive quantity per segment (plan), from decayed log-scale histograms.
+
+    Each account adds its current value once per day; counts decay with ``half_life_days``, so the sketch
+    follows the population as it changes. ``percentile(segment, value)`` is the share of the segment's
+    (decayed) weight below ``value``, interpolated within a bin; a segment with less than ``min_weight``
+    falls back to all accounts together.
+
+    Parameters
+    ----------
+    bins, bin_width
+        Histogram of ``log1p(value)`` over ``[0, bins * bin_width)``; larger values land in the last bin.
+    half_life_days
+        Memory of the sketch.
+    max_segments
+        Segments beyond this many share the all-accounts sketch (a stray plan id cannot grow the model).
+    min_weight
+        Weight a segment needs before its own percentiles are used.
+
+    Examples
+    --------
+    >>> q = SegmentQuantiles()
+    >>> for day in range(3):
+    ...     for i in range(100):
+    ...         q.learn_one("pro", float(i), day)
+    ...         q.learn_one("starter", float(i) / 10, day)
+    >>> round(q.percentile("pro", 10.0), 1), round(q.percentile("starter", 1.0), 1)
+    (0.1, 0.1)
+    >>> round(q.percentile("pro", 90.0), 1), q.percentile("enterprise", 5.0) == q.percentile("*", 5.0)
+    (0.9, True)
+    """
+
+    STATE_BUDGET_BYTES = 12_000
+    __slots__ = (
+        "bin_width",
+        "bins",
+        "day",
+        "half_life_days",
+        "max_segments",
+        "min_weight",
+        "segments",
+    )
+
+    def __init__(
+        self,
+        bins: int = 48,
+        bin_width: float = 0.25,
+        half_life_days: float = 7.0,
+        max_segments: int = 16,
+        min_weight: float = 30.0,
+    ) -> None:
+        self.bins = bins
+        self.bin_width = bin_width
+        self.half_life_days = half_life_days
+        self.max_segments = max_segments
+        self.min_weight = min_weight
+        self.day: int | None = None
+        self.segments: dict[str, list[float]] = {}
+
+    def clone(self) -> SegmentQuantiles:
+        return SegmentQuantiles(
+            self.bins, self.bin_width, self.half_life_days, self.max_segments, self.min_weight
+        )
+
+    def _bin(self, value: float) -> tuple[int, float]:
+        position = math.log1p(max(0.0, value)) / self.bin_width
+        index = min(self.bins - 1, int(position))
+        return index, min(1.0, position - index)
+
+    def learn_one(self, segment: str | None, value: float, day: int) -> None:
+        """Add one account's current ``value`` on ``day`` (days must not go backwards)."""
+        if self.day is None:
+            self.day = day
+        elif day > self.day:
+            factor = 0.5 ** ((day - self.day) / self.half_life_days)
+            for counts in self.segments.values():
+                for i, c in enumerate(counts):
+                    counts[i] = round(c * factor, 3)
+            self.day = day
+        index, _ = self._bin(value)
+        keys = [ALL_SEGMENTS]
+        name = segment or "unknown"
+        if name in self.segments or len(self.segments) <= self.max_segments:
+            keys.append(name)
+        for key in keys:
+            row = self.segments.get(key)
+            if row is None:
+                row = self.segments[key] = [0.0] * self.bins
+            row[index] += 1.0
+
+    def weight(self, segment: str | None) -> float:
+        return sum(self.segments.get(segment or "unknown", ()))
+
+    def percentile(self, segment: str | None, value: float) -> float | None:
+        """Share of the segment's accounts below ``value`` (None before the population has data)."""
+        counts = self.segments.get(segment or "unknown")
+        if counts is None or sum(counts) < self.min_weight:
+            counts = self.segments.get(ALL_SEGMENTS)
+        if counts is None:
+            return None
+        total = sum(counts)
+        if total < self.min_weight:
+            return None
+        index, within = self._bin(value)
+        below = sum(counts[:index]) + within * counts[index]
+        return round(below / total, 4)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"d": self.day, "s": self.segments}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], **params: Any) -> SegmentQuantiles:
+        sketch = cls(**params)
+        sketch.day = state["d"]
+        sketch.segments = {k: list(v) for k, v in state["s"].items()}
+        return sketch
+
+
+def weekly_trend(
+    days: Mapping[int, list[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
+) -> float | None:
+    """Least-squares slope of weekly usage over ``weeks`` weeks ending on ``last_day``, per week, relative.
+
+    The slope is divided by the mean weekly usage plus one, so -0.1 means "losing about 10% of its level a
+    week". Days of a population-wide quiet spell (``quiet``: day -> the population's activity ratio) are
+    scaled back up by that ratio, so a holiday week does not read as a decline. None without usage.
+
+    >>> days = {d: [200 - 2 * d] for d in range(56)}  # fading by 14 events a week (98 per week)
+    >>> round(weekly_trend(days, 55, 4), 3), round(weekly_trend(days, 55, 8), 3)
+    (-0.12, -0.096)
+    >>> weekly_trend({}, 55, 4) is None
+    True
+    """
+    totals = [0.0] * weeks
+    first = last_day - 7 * weeks + 1
+    for day, bucket in days.items():
+        if first <= day <= last_day:
+            value = float(bucket[USAGE])
+            if quiet and day in quiet:
+                value /= max(quiet[day], 0.1)
+            totals[(day - first) // 7] += value
+    mean = sum(totals) / weeks
+    if mean <= 0:
+        return None
+    mid = (weeks - 1) / 2
+    slope = sum((k - mid) * (v - mean) for k, v in enumerate(totals)) / sum(
+        (k - mid) ** 2 for k in range(weeks)
+    )
+    return slope / (mean + 1.0)

@@ -1,0 +1,112 @@
+"""Explanations: one sentence per risk feature, with the numbers behind it.
+
+:func:`explain` ranks features by the log-odds they add under the active model and renders the top ones
+with :func:`describe`, e.g. ``silent for 8 days (usually active every 1.1 days)`` or ``engagement in the
+bottom 7% of pro accounts (2.1 events/day)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from detectors.outage import iso_day
+
+SIGNALS = ("usage", "active users", "key events")
+_SIGNAL_OF = {"usage_drop": 0, "users_drop": 1, "key_drop": 2}
+
+
+def explain(
+    contributions: Mapping[str, float],
+    features: Mapping[str, float],
+    context: dict[str, Any],
+    *,
+    min_logodds: float,
+    max_reasons: int,
+    at_least_one: bool = False,
+) -> tuple[str, ...]:
+    """Sentences for the features adding at least ``min_logodds`` (at most ``max_reasons``, largest first).
+
+    With ``at_least_one`` (an alerted or listed account), the largest contribution is described even when
+    it is under ``min_logodds``, and an account without any feature still gets a sentence.
+
+    >>> weak = ({"infrequent": 0.2}, {"infrequent": 0.6}, {})
+    >>> explain(*weak, min_logodds=0.4, max_reasons=4)
+    ()
+    >>> explain(*weak, min_logodds=0.4, max_reasons=4, at_least_one=True)
+    ('active on 40% of days',)
+    """
+    ranked = sorted(((k, v) for k, v in contributions.items() if v > 0), key=lambda item: -item[1])
+    chosen = [(k, v) for k, v in ranked if v >= min_logodds][:max_reasons]
+    if not chosen and at_least_one and ranked:
+        chosen = ranked[:1]
+    reasons = [describe(name, features[name], context) for name, _ in chosen]
+    out = tuple(r for r in reasons if r)
+    if not out and at_least_one:
+        out = ("risk from the model's base rate for accounts like this (no single signal stands out)",)
+    return out
+
+
+def describe(name: str, value: float, context: dict[str, Any]) -> str:
+    length = context.get("length", 7)
+    if name in ("usage_drop", "users_drop", "key_drop"):
+        actual, expected = context[name]
+        label = SIGNALS[_SIGNAL_OF[name]]
+        return (
+            f"{label} -{value:.0%} vs its usual level ({actual:.1f}/day over the last {length} days, "
+            f"{expected:.1f}/day expected for those weekdays/weekends)"
+        )
+    if name == "drop_weeks":
+        return f"sustained decline flagged since {iso_day(context['drop_weeks'])} ({value * 7:.0f} days)"
+    if name == "decline":
+        recent, old, change = context["decline"]
+        return (
+            f"usage -{change:.0%} over the last 2 weeks vs 4-8 weeks ago ({recent:.1f}/day vs {old:.1f}/day)"
+        )
+    if name == "silence":
+        return (
+            f"silent for {context['silent_days']} days (usually active every {context['mean_gap']:.1f} days)"
+        )
+    if name in ("ticket_burst", "urgent"):
+        tickets, expected, urgent, escalated = context["tickets"]
+        return (
+            f"{tickets} tickets in 14 days (usually {expected:.1f}), "
+            f"{urgent} urgent/high, {escalated} escalated"
+        )
+    if name == "low_csat":
+        mean_csat, count = context["csat"]
+        return f"CSAT {mean_csat:.1f}/5 over {count} rating{'s' if count != 1 else ''} in 30 days"
+    if name == "payment_failed":
+        failed, last_failure, last_success = context["payments"]
+        times = {1: "once", 2: "twice"}.get(failed, f"{failed} times")
+        recovered = (
+            "recovered" if last_success is not None and last_success >= last_failure else "not recovered"
+        )
+        return f"payment failed {times} in 30 days ({recovered})"
+    if name == "payment_unresolved":
+        return f"failed payment unresolved since {iso_day(context['unresolved_since'])}"
+    if name == "mrr_drop":
+        ref, mrr = context["mrr"]
+        return f"MRR {ref:,.0f} -> {mrr:,.0f} (-{value:.0%}, downgrade)"
+    if name == "lapsed":
+        x, t_x, T = context["btyd"]
+        return (
+            f"{value:.0%} chance it has lapsed for good (BTYD model: {x} repeat active days in {T} days, "
+            f"the last {T - t_x} days ago)"
+        )
+    if name == "low_engagement":
+        pct, level, segment = context["level"]
+        return f"engagement in the bottom {pct:.0%} of {segment} accounts ({level:.1f} events/day)"
+    if name == "low_depth":
+        pct, per_user, segment = context["depth"]
+        return f"use per active user in the bottom {pct:.0%} of {segment} accounts ({per_user:.1f}/user/day)"
+    if name == "infrequent":
+        return f"active on {1 - value:.0%} of days"
+    if name == "recency":
+        return f"last active {context['recency_days']} days ago"
+    if name == "new_account":
+        return f"new account ({context['tenure_days']:.0f} days)"
+    if name in ("trend_4w", "trend_8w"):
+        weeks = 4 if name == "trend_4w" else 8
+        return f"weekly usage trending down: -{value:.0%} over the last {weeks} weeks"
+    return ""

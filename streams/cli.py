@@ -107,10 +107,25 @@ def demo(
         None, min=1, help="Stop after this many seconds (default: Ctrl-C)."
     ),
 ) -> None:
-    """Local Kafka + simulated customers + a worker, watched live in the terminal."""
-    from streams.demo import run_demo
+    """Local Kafka + simulated customers + a worker, watched live (plain progress lines when piped).
 
-    run_demo(_settings(), accounts=accounts, days=days, rate=rate, seed=seed, duration=duration)
+    Ctrl-C stops the producer, the worker and the broker the demo started, and waits for them; each run starts
+    from fresh topics. Exits non-zero, with the worker's last log lines, if the worker dies.
+    """
+    from streams.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(accounts=accounts, days=days, rate=rate, seed=seed, duration=duration)
+    try:
+        run_demo(_settings(), options)
+    except KeyboardInterrupt:  # before the demo's own Ctrl-C handling began; what it started is stopped
+        typer.secho("demo interrupted", err=True)
+        raise typer.Exit(130) from None
+    except DemoError:  # the demo said why when it happened
+        typer.secho("demo stopped after a failure; what it started is stopped", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except ChurnwatchError as exc:
+        typer.secho(f"demo cannot start: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
 
 
 @app.command()

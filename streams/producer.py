@@ -16,6 +16,7 @@ from streams.events import InvalidEventError, validate
 from streams.kafka_client import client_options
 from streams.settings import Settings
 
+MALFORMED_FIRST = 9  # index of the first corrupted record of produce_live(malformed_every=...)
 IN_FLIGHT = 5_000  # sends awaited together; bounds memory while keeping the producer's batches full
 
 
@@ -112,9 +113,11 @@ async def produce_live(
     on_sent: Callable[[int, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Produce simulator events at ``rate`` events/s; every ``malformed_every``-th record is corrupted.
+    """Produce simulator events at ``rate`` events/s; with ``malformed_every``, the 10th record and every
+    ``malformed_every``-th after it are corrupted.
 
-    Corrupted records (truncated JSON) exercise the dead-letter path in demos. Returns records sent.
+    Corrupted records (truncated JSON) exercise the dead-letter path in demos: one comes early, however slowly
+    the run goes. Returns records sent.
     """
     producer = new_producer(settings)
     await producer.start()
@@ -127,7 +130,7 @@ async def produce_live(
                 break
             await limiter.wait()
             value = orjson.dumps(event)
-            if malformed_every and sent % malformed_every == malformed_every - 1:
+            if malformed_every and sent % malformed_every == MALFORMED_FIRST % malformed_every:
                 value = value[: len(value) // 2]
             pending.append(
                 await producer.send(

@@ -26,6 +26,7 @@ from streams.replay import (
 from streams.replay_input import (
     DEFAULT_SORT_MEMORY_BYTES,
     FLAG_SETTINGS,
+    STDIN,
     InputError,
     InputRules,
     InputStats,
@@ -98,8 +99,8 @@ def replay(
     flags), sorted by event time whatever their order, and deduplicated; see docs/detection.md.
     """
     flags = {name: value for name, value in locals().items() if name in FLAG_SETTINGS}
-    as_of_ms, now_ms = _time_option(as_of, "--as-of"), _time_option(now, "--now")
     try:
+        as_of_ms, now_ms = _time_option(as_of, "--as-of"), _time_option(now, "--now")
         settings = replay_settings(flags)
         rules = InputRules.from_settings(settings, now_ms=now_ms, sort_memory_bytes=sort_memory_mb << 20)
         result, stats = _run(events, rules, settings, as_of_ms, rejects)
@@ -124,7 +125,8 @@ def _time_option(text: str | None, flag: str) -> int | None:
     try:
         return parse_ts(text)
     except InvalidEventError as error:
-        raise typer.BadParameter(str(error), param_hint=flag) from None
+        detail = error.detail.replace("'ts'", repr(text))
+        raise InputError(f"{flag}: {detail}") from None
 
 
 def _run(
@@ -164,7 +166,8 @@ def _run(
         )
     stats = sorted_input.stats
     if not stats.accepted:
-        raise InputError(f"{source} held no valid event ({stats.lines:,} lines: {no_event_summary(stats)})")
+        name = "stdin" if source == STDIN else source
+        raise InputError(f"{name} held no valid event ({stats.lines:,} lines: {no_event_summary(stats)})")
     return result, stats
 
 

@@ -115,13 +115,19 @@ def test_every_codec_from_kcat_is_folded(kafka: KafkaForTests, workers: WorkerFa
             settings.topic_usage,
             good_lines(codec, 100) + [f"{codec}-0|".encode() + bad for bad in MALFORMED],
             codec=codec,
+            extra=("-X", "linger.ms=200"),  # few, full batches even when kcat is slow to read its input
         )
         written = [
             b
             for b in batches_of(kafka, settings.topic_usage, workers.partitions)
             if (b.position, b.base_offset) not in before
         ]
-        assert written and {b.codec for b in written} == {record_batches.CODECS[codec]}, written
+        # librdkafka sends a batch uncompressed when compressing does not make it smaller (a lone record).
+        assert {b.codec for b in written} <= {0, record_batches.CODECS[codec]}, written
+        compressed = sum(
+            b.next_offset - b.base_offset for b in written if b.codec == record_batches.CODECS[codec]
+        )
+        assert compressed >= 80, f"{codec}: only {compressed} of 105 records in {codec} batches: {written}"
         folded, deadletters = folded + 100, deadletters + len(MALFORMED)
         settled_or_dead(worker, folded, deadletters, what=codec)
         account = worker.account(f"{codec}-3")

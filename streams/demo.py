@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,8 +35,16 @@ from rich.console import Console
 from rich.live import Live
 
 from streams import kafka_local
+from streams.demo_processes import (
+    ensure_port_free,
+    log_tail,
+    start_worker,
+    stop_broker,
+    stop_worker,
+    wait_ports_free,
+)
 from streams.demo_view import DemoState, progress_line, render, summary_lines
-from streams.errors import ChurnwatchError, ConfigError
+from streams.errors import ChurnwatchError
 from streams.kafka_client import client_options, ensure_topics
 from streams.producer import produce_live
 from streams.settings import Settings
@@ -48,10 +54,8 @@ from streams.worker import local_broker, quiet_kafka_client_logs
 DEMO_PREFIX = "churnwatch-demo"
 POLL_SECONDS = 0.5
 PROGRESS_EVERY_SECONDS = 5.0
-# Above the worker's own bounded stop (shutdown_timeout_seconds): it checkpoints and exits well before.
-WORKER_STOP_GRACE_SECONDS = 45.0
-PORT_RELEASE_SECONDS = 15.0
-LOG_TAIL_LINES = 20
+# Beyond the worker's own bounded stop (shutdown_timeout_seconds), after which it exits by itself.
+WORKER_STOP_MARGIN_SECONDS = 10.0
 MALFORMED_EVERY = 2_000  # a truncated record (dead-letter path), the first one early in the run
 
 
@@ -105,34 +109,6 @@ async def remove_previous_runs(settings: Settings) -> list[str]:
     return stale
 
 
-def ensure_port_free(host: str, port: int, setting: str) -> None:
-    """Fail before starting anything when a port is taken (say, by a worker a crashed demo left behind)."""
-    if not port_free(host, port):
-        raise ConfigError(
-            setting, f"{host}:{port} is already in use (another worker or demo still running?): stop it first"
-        )
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def wait_ports_free(host: str, ports: list[int], timeout: float = PORT_RELEASE_SECONDS) -> list[int]:
-    """Wait until the ports can be bound again; returns those still taken after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    taken = [port for port in ports if not port_free(host, port)]
-    while taken and time.monotonic() < deadline:
-        time.sleep(0.1)
-        taken = [port for port in taken if not port_free(host, port)]
-    return taken
-
-
 class SlackLikeReceiver:
     """A local stand-in for a Slack incoming webhook: records what the worker posts, answers ``ok``."""
 
@@ -158,46 +134,6 @@ class SlackLikeReceiver:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
-
-
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        env[f"CHURNWATCH_{name.upper()}"] = str(
-            value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        )
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the demo only; the demo stops the worker in order.
-        )
-
-
-def stop_worker(process: subprocess.Popen[bytes], force: threading.Event, grace: float) -> None:
-    """SIGTERM (the worker checkpoints and exits), SIGKILL after ``grace`` s or when ``force`` is set."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while process.poll() is None and time.monotonic() < deadline and not force.is_set():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(0.2)
-    # Also whatever the worker started in its process group (none today): nothing outlives the demo.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:])
 
 
 class Supervisor:
@@ -297,120 +233,93 @@ class Supervisor:
                 await self.poll(client)  # the summary shows the worker's numbers as of the stop
 
 
-async def run_demo_async(
-    settings: Settings, options: DemoOptions, say: Callable[[str], None], tty: bool
-) -> DemoState:
-    loop = asyncio.get_running_loop()
-    state = DemoState()
-    stop = asyncio.Event()
-    force = threading.Event()
-    started = time.monotonic()
+class DemoRun:
+    """One run: topics, the local Slack stand-in, the worker and the producer, until a stop or a failure."""
 
-    def on_signal() -> None:
-        if stop.is_set():
-            force.set()  # a second Ctrl-C: no more waiting
-        stop.set()
+    def __init__(
+        self, settings: Settings, options: DemoOptions, say: Callable[[str], None], tty: bool
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.say = say
+        self.tty = tty
+        self.state = DemoState()
+        self.stop = asyncio.Event()
+        self.force = threading.Event()  # a second Ctrl-C: kill instead of waiting
+        self.started = time.monotonic()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)
-    receiver = SlackLikeReceiver(state)
-    try:
-        removed = await remove_previous_runs(settings)
-        if removed:
-            say(f"deleted {len(removed)} topics of earlier demo runs")
-        await ensure_topics(settings)
-        await receiver.start()
-        if not stop.is_set():
-            await run_worker_and_producer(settings, options, state, stop, force, say, tty, started, receiver)
-    finally:
-        await receiver.stop()
+    def on_signal(self) -> None:
+        if self.stop.is_set():
+            self.force.set()
+        self.stop.set()
+
+    async def run(self) -> DemoState:
+        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-    return state
+            loop.add_signal_handler(signum, self.on_signal)
+        receiver = SlackLikeReceiver(self.state)
+        try:
+            removed = await remove_previous_runs(self.settings)
+            if removed:
+                self.say(f"deleted {len(removed)} topics of earlier demo runs")
+            await ensure_topics(self.settings)
+            await receiver.start()
+            if not self.stop.is_set():
+                await self.run_worker(receiver.url)
+        finally:
+            await receiver.stop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        return self.state
 
-
-async def run_worker_and_producer(
-    settings: Settings,
-    options: DemoOptions,
-    state: DemoState,
-    stop: asyncio.Event,
-    force: threading.Event,
-    say: Callable[[str], None],
-    tty: bool,
-    started: float,
-    receiver: SlackLikeReceiver,
-) -> None:
-    log_path = settings.data_dir / "demo-worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = (settings.data_dir / "demo-alerts.jsonl").resolve()
-    jsonl.unlink(missing_ok=True)
-    settings = settings.model_copy(
-        update={"slack_webhook_url": SecretStr(receiver.url), "alerts_jsonl_path": jsonl}
-    )
-    worker = start_worker(settings, log_path)
-    say(f"worker started (pid {worker.pid}, app id {settings.app_id}, log: {log_path})")
-    try:
-        if options.duration is not None:
-            asyncio.get_running_loop().call_later(options.duration, stop.set)
-        await supervise(Supervisor(settings, state, worker, log_path, stop), options, say, tty, started)
-    except DemoError as exc:
-        print(f"demo failed: {exc}", file=sys.stderr, flush=True)  # at once, before stopping the rest
-        raise
-    finally:
-        if worker.poll() is None:
-            say("stopping the worker (Ctrl-C again to kill it) ...")
-        await asyncio.to_thread(stop_worker, worker, force, WORKER_STOP_GRACE_SECONDS)
-        taken = await asyncio.to_thread(wait_ports_free, settings.web_host, [settings.web_port])
-        clean = worker.returncode in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
-        say(
-            "worker stopped"
-            if clean
-            else f"worker stopped with exit code {worker.returncode} (log: {log_path})"
+    async def run_worker(self, slack_url: str) -> None:
+        data_dir = self.settings.data_dir
+        log_path = data_dir / "demo-worker.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        jsonl = (data_dir / "demo-alerts.jsonl").resolve()
+        jsonl.unlink(missing_ok=True)
+        settings = self.settings.model_copy(
+            update={"slack_webhook_url": SecretStr(slack_url), "alerts_jsonl_path": jsonl}
         )
-        if taken:
-            say(f"port {settings.web_host}:{settings.web_port} is still in use")
+        worker = start_worker(settings, log_path)
+        self.say(f"worker started (pid {worker.pid}, app id {settings.app_id}, log: {log_path})")
+        try:
+            if self.options.duration is not None:
+                asyncio.get_running_loop().call_later(self.options.duration, self.stop.set)
+            await self.supervise(Supervisor(settings, self.state, worker, log_path, self.stop))
+        except DemoError as exc:
+            print(f"demo failed: {exc}", file=sys.stderr, flush=True)  # at once, before stopping the rest
+            raise
+        finally:
+            if worker.poll() is None:
+                self.say("stopping the worker (Ctrl-C again to kill it) ...")
+            grace = settings.shutdown_timeout_seconds + WORKER_STOP_MARGIN_SECONDS
+            await asyncio.to_thread(stop_worker, worker, self.force, grace)
+            taken = await asyncio.to_thread(wait_ports_free, settings.web_host, [settings.web_port])
+            clean = worker.returncode in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+            self.say("worker stopped" if clean else f"worker stopped with exit code {worker.returncode}")
+            if taken:
+                self.say(f"port {settings.web_host}:{settings.web_port} is still in use")
 
+    async def supervise(self, supervisor: Supervisor) -> None:
+        """Live view on a terminal; otherwise a plain progress line every few seconds."""
+        state, settings, started = self.state, supervisor.settings, self.started
+        if self.tty:
+            with Live(render(state, settings, started), refresh_per_second=2) as live:
+                await supervisor.run(self.options, lambda: live.update(render(state, settings, started)))
+            return
+        next_line = time.monotonic() + PROGRESS_EVERY_SECONDS
 
-async def supervise(
-    supervisor: Supervisor, options: DemoOptions, say: Callable[[str], None], tty: bool, started: float
-) -> None:
-    """Live view on a terminal; otherwise a plain progress line every few seconds."""
-    state, settings = supervisor.state, supervisor.settings
-    if tty:
-        with Live(render(state, settings, started), refresh_per_second=2) as live:
-            await supervisor.run(options, lambda: live.update(render(state, settings, started)))
-        return
-    next_line = time.monotonic() + PROGRESS_EVERY_SECONDS
+        def show() -> None:
+            nonlocal next_line
+            now = time.monotonic()
+            if now >= next_line:
+                self.say(progress_line(state, now - started, now))
+                next_line = now + PROGRESS_EVERY_SECONDS
 
-    def show() -> None:
-        nonlocal next_line
+        await supervisor.run(self.options, show)
         now = time.monotonic()
-        if now >= next_line:
-            say(progress_line(state, now - started, now))
-            next_line = now + PROGRESS_EVERY_SECONDS
-
-    await supervisor.run(options, show)
-    now = time.monotonic()
-    say(progress_line(state, now - started, now))
-
-
-def stop_broker(broker: kafka_local.LocalBroker, say: Callable[[str], None]) -> None:
-    """Stop the broker the demo started and wait for its ports; a Ctrl-C meanwhile kills it at once."""
-    pid = kafka_local.status(broker)
-
-    def kill_now(signum: int, frame: Any) -> None:
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    previous = signal.signal(signal.SIGINT, kill_now)
-    try:
-        say("stopping the local Kafka broker ...")
-        kafka_local.stop(broker)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    taken = wait_ports_free("127.0.0.1", [broker.port, broker.port + 1])
-    say("local Kafka broker stopped" + (f" (ports {taken} still in use)" if taken else ""))
+        self.say(progress_line(state, now - started, now))
 
 
 def run_demo(base: Settings, options: DemoOptions) -> DemoState:
@@ -438,7 +347,7 @@ def run_demo(base: Settings, options: DemoOptions) -> DemoState:
             began = time.monotonic()
             kafka_local.start(broker)
             say(f"Kafka ready in {time.monotonic() - began:.1f} s")
-        state = asyncio.run(run_demo_async(settings, options, say, console.is_terminal))
+        state = asyncio.run(DemoRun(settings, options, say, console.is_terminal).run())
     finally:
         if broker is not None and started_broker:
             stop_broker(broker, say)

@@ -273,7 +273,7 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     mode = cfg.outcome
     if mode is OutcomeMode.AUTO:
         mode = OutcomeMode.CANCEL if result.cancellations else OutcomeMode.INACTIVE
-    ctx = _Context(result, cfg, mode, matrix, BaselineScorer(matrix))
+    ctx = _Context(result, cfg, mode, matrix, BaselineScorer(matrix, cfg.horizon_days))
     available = {ms // DAY_MS for ms in result.snapshots}
     as_of = [d for d in (cfg.as_of_days or plan_as_of(day0, int(end_day), cfg, available)) if d in available]
     as_of = [d for d in as_of if d + cfg.horizon_days <= end_day and d > day0]

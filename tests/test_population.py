@@ -1,0 +1,157 @@
+"""Population-level detection: holidays, engagement level, buy-till-you-die, outcomes, listed severity.
+
+Each test drives a small customer base day by day the way replay and the live sweep do: ``census`` over all
+accounts first, then ``observe`` each one, then the outage guard over the sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from detectors.baseline import is_weekend
+from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, OutageGuard
+from detectors.windows import DAY_MS, AccountWindow, WindowConfig
+from streams.detection import LiveDetection
+from streams.ingest import AccountState
+from tests.test_detectors import DAY0, Account, weekly
+
+Level = Callable[[int, int], float]  # (account index, day) -> events that day
+
+
+class Base:
+    """Accounts sharing one monitor and one outage guard, swept together every midnight."""
+
+    def __init__(self, monitor: AccountMonitor, n: int, *, census: bool = True) -> None:
+        self.monitor = monitor
+        self.guard = OutageGuard(monitor.config)
+        self.accounts = [Account(monitor, f"acct-{i:02d}", seed=i) for i in range(n)]
+        self.census = census
+        self.incidents: list = []
+        self.alerts: list = []
+        self.last: list[Assessment] = []
+
+    def run(self, first: int, last: int, level: Level) -> None:
+        for day in range(first, last + 1):
+            for i, acct in enumerate(self.accounts):
+                acct.events(day, level(i, day), users=3)
+            now = (day + 1) * DAY_MS
+            if self.census:
+                self.monitor.census([(a.account_id, a.window, a.state) for a in self.accounts], now)
+            self.last = [acct.observe(now) for acct in self.accounts]
+            decision = self.guard.review(self.last, now)
+            for alert in decision.suppressed:
+                self.monitor.suppress(self.by_id(alert.account_id).state, alert)
+            self.incidents.extend(decision.incident_alerts)
+            self.alerts.extend(decision.alerts)
+
+    def by_id(self, account_id: str) -> Account:
+        return next(a for a in self.accounts if a.account_id == account_id)
+
+
+def holiday_week(first: int) -> Level:
+    """Everybody at 15% of the usual weekday level for the week from ``first`` (Monday to Sunday)."""
+    base = weekly()
+    return lambda i, day: base(day) * (0.15 if first <= day < first + 7 else 1.0)
+
+
+def test_holiday_week_is_recognised_and_alerts_nothing() -> None:
+    monday = DAY0 + 60 + (7 - (DAY0 + 60 + 3) % 7) % 7  # the first Monday from day 60 on
+    assert not is_weekend(monday) and is_weekend(monday + 5)
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 40)
+    base.run(DAY0, monday + 30, holiday_week(monday))
+    quiet = base.monitor.population.calendar.quiet
+    assert {monday, monday + 1, monday + 2, monday + 3, monday + 4} <= set(quiet)
+    assert not set(quiet) & set(range(DAY0, monday)), "ordinary days are not holidays"
+    assert base.incidents == [], "a holiday is not an ingestion outage"
+    assert base.alerts == [], "nobody is at risk because of a holiday"
+    # The holiday did not become anybody's normal.
+    assert all(a.state.baselines[0].slots[0][1] > 30 for a in base.accounts)
+
+
+def test_without_the_population_calendar_the_same_holiday_trips_the_guard() -> None:
+    """The counterfactual of the test above: the holiday handling is what keeps it quiet."""
+    monday = DAY0 + 60 + (7 - (DAY0 + 60 + 3) % 7) % 7
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 40, census=False)
+    base.run(DAY0, monday + 30, holiday_week(monday))
+    assert base.incidents or base.alerts
+
+
+def test_an_ingestion_outage_is_not_mistaken_for_a_holiday() -> None:
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 40)
+    outage = DAY0 + 62
+    base.run(DAY0, outage + 10, lambda i, d: 0.0 if i % 2 == 0 and outage <= d < outage + 5 else weekly()(d))
+    assert not base.monitor.population.calendar.quiet
+    opened = [a for a in base.incidents if a.transition.value == "opened"]
+    assert len(opened) == 1 and base.alerts == []
+
+
+def test_always_low_engagement_ranks_above_engaged_peers() -> None:
+    """Accounts that never change look normal to the change detectors; their level still ranks them."""
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 40)
+    levels = [2.0 + 2.0 * i for i in range(40)]  # 2 ... 80 events a weekday, each steady
+    base.run(DAY0, DAY0 + 45, lambda i, day: levels[i] * (0.25 if is_weekend(day) else 1.0))
+    risks = [a.risk for a in base.last]
+    low, high = risks[:8], risks[-8:]
+    assert min(low) > max(high)
+    assert all("drop" not in a.flags for a in base.last), "steady accounts: nothing changed"
+    feature = base.last[0].features
+    assert feature["low_engagement"] > 0.8
+    assert "low_engagement" not in base.last[-1].features or base.last[-1].features["low_engagement"] < 0.1
+
+
+def test_lapsed_sparse_account_is_scored_by_the_btyd_model() -> None:
+    """Weekly visitors: those that stopped coming are the ones the MBG/NBD model gives up on.
+
+    Ten of sixty stop at different times, so the population itself shows that weekly visitors do leave.
+    """
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 60)
+
+    def level(i: int, day: int) -> float:
+        visit = (day - DAY0 + i) % 7 == 0
+        stopped = i < 10 and day >= DAY0 + 28 + 3 * i
+        return 20.0 if visit and not stopped else 0.0
+
+    base.run(DAY0, DAY0 + 85, level)
+    assert base.monitor.population.btyd.fitted
+    gone, staying = base.last[:10], base.last[10:]
+    assert min(a.features["lapsed"] for a in gone) > 0.4  # the last stopped 30 days (4 visits) ago
+    assert max(a.features.get("lapsed", 0.0) for a in staying) < 0.2
+    assert min(a.risk for a in gone) > max(a.risk for a in staying)
+    assert any("chance it has lapsed" in r for r in gone[0].reasons)
+
+
+def test_horizon_inactivity_is_an_outcome_when_configured() -> None:
+    for inactivity_is_churn in (True, False):
+        monitor = AccountMonitor(DetectorConfig(inactivity_is_churn=inactivity_is_churn), WindowConfig())
+        acct = Account(monitor)
+        acct.run(DAY0, DAY0 + 40, weekly())
+        outcomes = []
+        for day in range(DAY0 + 41, DAY0 + 90):  # gone quiet, never cancels
+            outcomes += acct.observe((day + 1) * DAY_MS).outcomes
+        positives = [o for o in outcomes if o.label]
+        assert bool(positives) is inactivity_is_churn
+        assert monitor.risk_model.n_positives == len(positives)
+
+
+def test_listed_accounts_carry_reasons_and_the_severity_of_their_risk() -> None:
+    monitor = AccountMonitor(DetectorConfig(), WindowConfig())
+    detection = LiveDetection(monitor)
+    accounts = {
+        f"acct-{i}": AccountState(window=AccountWindow(WindowConfig()), partition=0) for i in range(3)
+    }
+    feeders = {key: Account(monitor, key, seed=i) for i, key in enumerate(accounts)}
+    for key, state in accounts.items():
+        feeders[key].window = state.window
+    seen = []
+    for day in range(DAY0, DAY0 + 75):
+        for i, feeder in enumerate(feeders.values()):
+            if not (i == 0 and day >= DAY0 + 56):  # acct-0 goes silent, then comes back a little
+                feeder.events(day, weekly()(day) * (0.2 if i == 0 and day >= DAY0 + 64 else 1.0))
+        outcome = detection.sweep(
+            [(key.encode(), state, 0) for key, state in accounts.items()], (day + 1) * DAY_MS, 0
+        )
+        seen.extend(outcome.at_risk.values())
+    assert seen, "the silent account is listed"
+    for row in seen:
+        assert row.reasons
+        assert row.severity == monitor.severity_of(row.risk).value

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from detectors.baseline import is_weekend
 from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
-from streams.detection import LiveDetection
+from streams.detection import AtRisk, LiveDetection
 from streams.ingest import AccountState
 from tests.test_detectors import DAY0, Account, weekly
 
@@ -142,7 +142,7 @@ def test_listed_accounts_carry_reasons_and_the_severity_of_their_risk() -> None:
     feeders = {key: Account(monitor, key, seed=i) for i, key in enumerate(accounts)}
     for key, state in accounts.items():
         feeders[key].window = state.window
-    seen = []
+    seen: list[AtRisk] = []
     for day in range(DAY0, DAY0 + 75):
         for i, feeder in enumerate(feeders.values()):
             if not (i == 0 and day >= DAY0 + 56):  # acct-0 goes silent, then comes back a little

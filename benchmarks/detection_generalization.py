@@ -12,6 +12,13 @@ Sources and splits (fixed in advance, see the coordination note on tuning vs hel
 * ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 1000 accounts, 150 days from 2026-06-01.
 * ``shapes-tuning`` (tuning): ``streams.shapes`` "tuning" mix, seeds 100-109, same size.
 * ``shapes-heldout`` (HELD-OUT): ``streams.shapes`` "heldout" mix, seeds 200-209, same size.
+* ``cdnow`` (HELD-OUT, real): CDNOW purchases 1997-98 shipped in the ``lifetimes`` wheel (MIT; data published
+  by Fader & Hardie), the 2,357-customer sample (``--cdnow-full``: all 23,570), converted by
+  ``benchmarks/real_data.py``; as-of 1997-07-01, 1997-10-01, 1998-01-01, 1998-04-01, outcome: no purchase in
+  the next 90 days.
+* ``churnsim`` (HELD-OUT): ChurnSim "socialnet7" from ``fightchurn`` 1.2.0 (MIT), seed 300, 1000 initial
+  customers, 2020-01-01..2020-06-01, exported by ``benchmarks/churnsim_export.py`` in its own virtualenv;
+  as-of 2020-03-01, 04-01, 05-01, outcome: cancellation within 30 days.
 
 Each file is replayed through ``streams.replay.run_replay`` (what ``churnwatch replay`` runs, default
 ``DetectorConfig()``), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
@@ -33,13 +40,21 @@ cancellations, no activity for the whole horizon. Columns:
 * holiday alerts: alerts opened on non-churners during a holiday shared by the whole base or the 7 days
   after it.
 
-Dependencies: numpy, scipy (core). Nothing else is imported.
+Dependencies: numpy, scipy (core). CDNOW needs the benchmark extra (``.venv/bin/pip install -e '.[bench]'``,
+which installs ``lifetimes``; only its data file is read). ChurnSim needs ``fightchurn``, whose pinned
+dependencies do not belong in churnwatch's environment::
+
+    python3.11 -m venv .venv-churnsim && .venv-churnsim/bin/pip install fightchurn==1.2.0
+
+(``--churnsim-python``, default ``.venv-churnsim/bin/python``). A source whose package is missing is skipped
+with a message saying how to install it.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -58,7 +73,15 @@ from streams.shapes import ShapedBase, ShapesConfig
 from streams.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.simulator import _holidays as simulator_holidays
 
+sys.path.insert(0, str(Path(__file__).parent))
+import real_data  # benchmarks/real_data.py
+
 SIM_START = datetime(2026, 6, 1, tzinfo=UTC)
+CHURNSIM_SEED = 300
+CHURNSIM_HINT = (
+    "python3.11 -m venv .venv-churnsim && .venv-churnsim/bin/pip install fightchurn==1.2.0, then "
+    "--churnsim-python .venv-churnsim/bin/python"
+)
 SCORERS = (CHURNWATCH, *BASELINES)
 
 
@@ -130,6 +153,51 @@ def shapes_files(mix: str, seeds: list[int]) -> Callable[[Path, argparse.Namespa
     return files
 
 
+def _epoch_day(y: int, m: int, d: int) -> int:
+    return _day(date(y, m, d))
+
+
+def cdnow_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
+    name = "cdnow_full.jsonl" if args.cdnow_full else "cdnow_sample.jsonl"
+    try:
+        events = real_data.write_cdnow(workdir / name, sample=not args.cdnow_full)
+    except real_data.MissingDataError as error:
+        print(f"cdnow skipped: {error}", file=sys.stderr)
+        return
+    yield SourceFile(
+        label="full (23,570 customers)" if args.cdnow_full else "sample (2,357 customers)",
+        events=events,
+        as_of_days=tuple(
+            _epoch_day(*ymd) for ymd in ((1997, 7, 1), (1997, 10, 1), (1998, 1, 1), (1998, 4, 1))
+        ),
+        horizon_days=90,
+        outcome=OutcomeMode.INACTIVE,
+    )
+
+
+def churnsim_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
+    stem = f"churnsim-socialnet7-{CHURNSIM_SEED}"
+    events, truth = workdir / f"{stem}.jsonl", workdir / f"{stem}.truth.jsonl"
+    if not events.exists():
+        if args.churnsim_python is None or not Path(args.churnsim_python).exists():
+            print(
+                f"churnsim skipped: no {events} and no --churnsim-python ({CHURNSIM_HINT})", file=sys.stderr
+            )
+            return
+        command = [
+            str(args.churnsim_python),
+            str(Path(__file__).with_name("churnsim_export.py")),
+            *("--model", "socialnet7", "--seed", str(CHURNSIM_SEED), "--customers", "1000"),
+            *("--start", "2020-01-01", "--end", "2020-06-01", "--out", str(events), "--truth", str(truth)),
+        ]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    yield SourceFile(
+        label=f"socialnet7 seed {CHURNSIM_SEED}",
+        events=events,
+        as_of_days=tuple(_epoch_day(2020, m, 1) for m in (3, 4, 5)),
+    )
+
+
 SOURCES = (
     Source("simulator", "tuning", "streams.simulator (our own), seeds 1-10", simulator_files),
     Source(
@@ -143,6 +211,18 @@ SOURCES = (
         "heldout",
         "streams.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), seeds 200-209",
         shapes_files("heldout", list(range(200, 210))),
+    ),
+    Source(
+        "cdnow",
+        "heldout",
+        "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",
+        cdnow_files,
+    ),
+    Source(
+        "churnsim",
+        "heldout",
+        "ChurnSim socialnet7 (fightchurn 1.2.0; churn from low utility), 1000 initial customers, 2020-01..05",
+        churnsim_files,
     ),
 )
 
@@ -277,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-days", type=int, default=21)
     parser.add_argument("--workdir", type=Path, default=None, help="Keep generated files here (reused).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the summary as JSON here.")
+    parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
+    parser.add_argument(
+        "--churnsim-python",
+        type=Path,
+        default=Path(".venv-churnsim/bin/python"),
+        help="Python of a virtualenv with fightchurn installed (ChurnSim runs there).",
+    )
     args = parser.parse_args(argv)
     chosen = [
         s

@@ -173,6 +173,43 @@ class Settings(BaseSettings):
         14.0, gt=0, description="How long delivered idempotency keys are remembered."
     )
 
+    # -- ingest gateway (`churnwatch ingest`, docs/ingest.md) ----------------------------------------------
+    ingest_listen: str = Field(
+        "127.0.0.1:8080", description="host:port the ingest gateway (`churnwatch ingest`) listens on."
+    )
+    ingest_write_key: SecretStr | None = Field(
+        None,
+        description="Segment-compatible write key (or CHURNWATCH_INGEST_WRITE_KEY_FILE). "
+        "Unset: /v1/* answer 404.",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Stripe endpoint signing secret 'whsec_...' (or ..._FILE). "
+        "Unset: /webhooks/stripe answers 404.",
+    )
+    zendesk_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Zendesk webhook signing secret (or ..._FILE). Unset: /webhooks/zendesk answers 404.",
+    )
+    intercom_client_secret: SecretStr | None = Field(
+        None,
+        description="Intercom app client secret (or ..._FILE). Unset: /webhooks/intercom answers 404.",
+    )
+    ingest_max_body_bytes: int = Field(
+        524_288, ge=1_024, description="Larger request bodies (after decompression) are refused with 413."
+    )
+    ingest_ack_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest wait for Kafka to acknowledge a request's events before a 503."
+    )
+    topic_identities: str = Field(
+        "churnwatch.identities",
+        min_length=1,
+        description="Compacted topic of the gateway's user -> account mapping (from Segment group calls).",
+    )
+    stripe_account_map: Path | None = Field(
+        None, description='JSON file mapping Stripe customer ids to account ids ({"cus_...": "acme"}).'
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -192,7 +229,16 @@ class Settings(BaseSettings):
     @classmethod
     def _read_secret_files(cls, values: dict[str, object]) -> dict[str, object]:
         """``CHURNWATCH_<SECRET>_FILE`` points at a file holding the secret (Docker/Kubernetes secrets)."""
-        for name in ("sasl_password", "slack_webhook_url", "webhook_url", "webhook_secret"):
+        for name in (
+            "sasl_password",
+            "slack_webhook_url",
+            "webhook_url",
+            "webhook_secret",
+            "ingest_write_key",
+            "stripe_webhook_secret",
+            "zendesk_webhook_secret",
+            "intercom_client_secret",
+        ):
             path = os.environ.get(f"{ENV_PREFIX}{name.upper()}{SECRET_FILE_SUFFIX}")
             if path and values.get(name) is None:
                 try:
@@ -208,6 +254,14 @@ class Settings(BaseSettings):
             parse_ts(value, min_ts_ms=None)
         except InvalidEventError:
             raise ValueError("must be RFC 3339 with a UTC offset, e.g. 2000-01-01T00:00:00Z") from None
+        return value
+
+    @field_validator("ingest_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
         return value
 
     @property

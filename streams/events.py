@@ -30,7 +30,17 @@ LATEST_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 SUPPORT_KINDS = frozenset({"ticket_opened", "ticket_solved", "csat", "escalated"})
 PRIORITIES = ("low", "normal", "high", "urgent")
 BILLING_KINDS = frozenset(
-    {"subscription_created", "plan_changed", "payment_failed", "payment_succeeded", "subscription_canceled"}
+    {
+        "subscription_created",
+        "plan_changed",
+        "payment_failed",
+        "payment_succeeded",
+        "subscription_canceled",
+        # From the ingest gateway's Stripe mapping; folded for plan/MRR, not yet detector features.
+        "cancellation_scheduled",
+        "trial_ending",
+        "dispute_opened",
+    }
 )
 
 

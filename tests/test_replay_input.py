@@ -212,10 +212,15 @@ def test_replay_uses_the_workers_settings_and_their_bounds(
     monkeypatch.setenv("CHURNWATCH_ALERT_THRESHOLD", "1.5")
     outcome = fails(app, str(events_file))
     assert "CHURNWATCH_ALERT_THRESHOLD" in outcome.output
-    assert (
-        "--allowed-lateness-seconds"
-        in fails(app, str(events_file), "--allowed-lateness-seconds", "-1").output
-    )
+    monkeypatch.delenv("CHURNWATCH_ALERT_THRESHOLD")
+    for option, value in (
+        ("--allowed-lateness-seconds", "-1"),
+        ("--now", "yesterday"),
+        ("--top-events", "0"),
+    ):
+        outcome = fails(app, str(events_file), option, value)
+        assert outcome.output.startswith(f"error: {option}: "), outcome.output
+        assert len(outcome.output.strip().splitlines()) == 1
 
 
 def test_rejects_file_names_every_bad_line(app: typer.Typer, lines: list[bytes], tmp_path: Path) -> None:

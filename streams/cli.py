@@ -84,6 +84,14 @@ def worker() -> None:
 
 
 @app.command()
+def ingest() -> None:
+    """Run the ingest gateway: Segment-compatible tracking API, Stripe/Zendesk/Intercom webhooks."""
+    from streams.gateway.server import run_gateway
+
+    run_gateway(_settings())
+
+
+@app.command()
 def produce(
     events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL file of events."),
 ) -> None:

@@ -1,0 +1,56 @@
+"""The ingest gateway's Prometheus metrics, built against a given registry (as :mod:`streams.metrics`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMetrics:
+    requests: Counter
+    events_produced: Counter
+    rejections: Counter
+    produce_seconds: Histogram
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry) -> GatewayMetrics:
+        """Create and register the gateway's metrics in ``registry``.
+
+        >>> registry = CollectorRegistry()
+        >>> metrics = GatewayMetrics.build(registry)
+        >>> metrics.rejections.labels(source="stripe", reason="unauthorized").inc()
+        >>> registry.get_sample_value(
+        ...     "churnwatch_ingest_rejections_total", {"source": "stripe", "reason": "unauthorized"})
+        1.0
+        """
+        return cls(
+            requests=Counter(
+                "churnwatch_ingest_requests_total",
+                "HTTP requests to the ingest gateway, by source (segment, stripe, zendesk, intercom) "
+                "and status.",
+                ["source", "status"],
+                registry=registry,
+            ),
+            events_produced=Counter(
+                "churnwatch_ingest_events_produced_total",
+                "Canonical events acknowledged by Kafka, by source and event type (usage, support, billing).",
+                ["source", "type"],
+                registry=registry,
+            ),
+            rejections=Counter(
+                "churnwatch_ingest_rejections_total",
+                "Requests refused or items set aside (dead-lettered, ignored), by source and reason.",
+                ["source", "reason"],
+                registry=registry,
+            ),
+            produce_seconds=Histogram(
+                "churnwatch_ingest_produce_seconds",
+                "Time from handing a request's records to the producer to Kafka's acknowledgement of all.",
+                buckets=PRODUCE_BUCKETS,
+                registry=registry,
+            ),
+        )

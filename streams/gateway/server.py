@@ -1,0 +1,85 @@
+"""Run the gateway process: topics, producer, identities, HTTP server; stop cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import orjson
+import structlog
+from aiohttp import web
+
+from streams.errors import ConfigError
+from streams.gateway.app import Gateway, build_app
+from streams.gateway.identities import Identities, ensure_identity_topic
+from streams.gateway.outbox import Outbox, new_producer
+from streams.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def load_account_map(path: Path | None) -> dict[str, str]:
+    """``CHURNWATCH_STRIPE_ACCOUNT_MAP``: a JSON object of Stripe customer id -> account id."""
+    if path is None:
+        return {}
+    try:
+        mapping = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(
+            "CHURNWATCH_STRIPE_ACCOUNT_MAP", f"cannot read a JSON object from {path}: {exc}"
+        ) from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) and v for v in mapping.values()):
+        raise ConfigError(
+            "CHURNWATCH_STRIPE_ACCOUNT_MAP", "must be a JSON object of customer id -> account id"
+        )
+    return mapping
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM)."""
+    stripe_accounts = load_account_map(settings.stripe_account_map)
+    await ensure_identity_topic(settings)
+    producer = new_producer(settings)
+    await producer.start()
+    identities = Identities(settings)
+    runner: web.AppRunner | None = None
+    try:
+        loaded = await identities.start()
+        gateway = Gateway(settings, Outbox(producer), identities.accounts, stripe_accounts=stripe_accounts)
+        runner = web.AppRunner(build_app(gateway), access_log=None)
+        await runner.setup()
+        host, _, port = settings.ingest_listen.rpartition(":")
+        try:
+            await web.TCPSite(runner, host, int(port)).start()
+        except OSError as exc:
+            raise ConfigError(
+                "CHURNWATCH_INGEST_LISTEN", f"cannot listen on {settings.ingest_listen}: {exc.strerror}"
+            ) from None
+        log.info(
+            "gateway.listening",
+            url=f"http://{settings.ingest_listen}",
+            segment=settings.ingest_write_key is not None,
+            stripe=settings.stripe_webhook_secret is not None,
+            zendesk=settings.zendesk_webhook_secret is not None,
+            intercom=settings.intercom_client_secret is not None,
+            users_mapped=loaded,
+        )
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()  # stops accepting, lets requests in flight finish
+        await identities.stop()
+        await producer.stop()
+        log.info("gateway.stopped")
+
+
+def run_gateway(settings: Settings) -> None:
+    from streams.worker import prepare_kafka
+
+    prepare_kafka(settings)
+    asyncio.run(serve(settings))

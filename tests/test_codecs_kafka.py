@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -296,4 +298,37 @@ def test_records_other_partitions_drained_before_a_poison_batch_are_not_lost(
     assert sorted((p.tp.partition, p.first_offset, p.next_offset, p.reason) for p in skipped) == [
         (1, 5, 10, PoisonReason.CORRUPT_BATCH),
         (3, 10, 15, PoisonReason.UNSUPPORTED_CODEC),
+    ]
+
+
+def produce_transaction(bootstrap: str, topic: str, lines: list[bytes], *, partition: int) -> None:
+    """``key|value`` lines in one committed transaction (librdkafka); its commit marker takes an offset."""
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, "transactional.id": f"codecs-{uuid.uuid4().hex}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for line in lines:
+        key, value = line.split(b"|", 1)
+        producer.produce(topic, value, key, partition=partition)
+    producer.commit_transaction(30)
+
+
+def test_a_poison_batch_after_a_transaction_marker_costs_no_record_before_it(
+    kafka: KafkaForTests, workers: WorkerFactory
+) -> None:
+    """Offsets are not contiguous around a transaction's commit marker (as upstream exactly-once producers
+    leave them), so reading exactly up to the batch overshoots into it: the records before it are then read
+    one at a time, and none is lost."""
+    settings = workers.settings()
+    run(ensure_topics(settings))
+    topic = settings.topic_usage
+    produce_transaction(kafka.bootstrap, topic, good_lines("txn", 5), partition=0)  # 0-4, marker 5
+    for part in ("a", "b", "c"):  # 6-10, 11-15, 16-20
+        kcat(kafka.bootstrap, topic, good_lines(part, 5), codec="zstd", partition=0)
+    assert spoil(kafka, topic, 0, 11, 16, "crc") == 5
+    records, skipped = run(read_everything(kafka.bootstrap, topic, {0: 21}))
+    assert [record.offset for record in records] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 16, 17, 18, 19, 20]
+    assert [(p.first_offset, p.next_offset, p.reason) for p in skipped] == [
+        (11, 16, PoisonReason.CORRUPT_BATCH)
     ]

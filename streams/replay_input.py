@@ -184,7 +184,7 @@ class SortedInput:
             raise InputError(f"cannot read the input: {error}") from None
 
     def _read_line(self, line_no: int, raw: bytes) -> None:
-        if not raw.strip():
+        if not raw or raw.isspace():
             return
         self.stats.lines += 1
         try:

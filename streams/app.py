@@ -68,7 +68,9 @@ class Churnwatch:
             clock=lambda: int(time.time() * 1000),
             deduplicator=Deduplicator(
                 horizon_ms=self.window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys
-            ),
+            )
+            if settings.event_dedup_max_keys
+            else None,  # off: no event key computed per event either
         )
         datadir = (settings.data_dir / f"{settings.app_id}-{settings.web_port}").resolve()
         datadir.parent.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from streams.baselines import (
     BaselineScorer,
     auc,
 )
-from streams.replay import ReplayResult
+from streams.replay import ReplayResult, rfc3339
 
 CHURNWATCH = "churnwatch"
 
@@ -164,7 +164,7 @@ class Backtest:
         return {
             "outcome": self.outcome.value,
             "horizon_days": self.horizon_days,
-            "as_of": [f"{d * DAY_MS}" for d in self.as_of_days],
+            "as_of": [rfc3339(d * DAY_MS) for d in self.as_of_days],
             "scorers": rows,
             "verdict": self.verdict(),
         }
@@ -284,7 +284,7 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     churn = churn_days(result, matrix, mode, cfg.horizon_days, end_day)
     warm = day0 + cfg.warmup_days
     nonchurners = [a for a in matrix.accounts if a not in churn]
-    alerts = _alert_stats(ctx, churn, nonchurners, warm, end_day)
+    alerts = _all_alert_stats(ctx, churn, nonchurners, warm, end_day)
     scorers = {n: ScorerResult(n, _mean_auc(per[n]), per[n], alerts[n]) for n in per}
     return Backtest(
         mode, cfg.horizon_days, as_of, scorers, churn, nonchurners, end_day, warm, cfg.lead_min_days
@@ -294,7 +294,7 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
 # -- alerts -------------------------------------------------------------------------------------------------
 
 
-def _stats(
+def alert_stats(
     openings: dict[str, list[float]],
     churn: dict[str, float],
     nonchurner_days: float,
@@ -303,6 +303,14 @@ def _stats(
     cfg: BacktestConfig,
     threshold: float | None,
 ) -> AlertStats:
+    """Churners flagged, lead, false alerts and judged precision of alert openings (epoch days).
+
+    ``churn`` maps churners to when they churned; only those churning after ``warm`` count. An opening
+    flags a churner within ``cfg.lookback_days`` before its churn (``ahead`` when at least
+    ``cfg.lead_min_days`` before); openings on accounts not in ``churn`` are false alerts, per
+    ``nonchurner_days`` / 30; an opening is judged when followed by the churn within the lookback or opened
+    at least a lookback before ``end_day``.
+    """
     lookback, ahead = cfg.lookback_days, cfg.lead_min_days
     leads: list[float] = []
     flagged_ahead = 0
@@ -346,13 +354,13 @@ def _crossings(daily: npt.NDArray[np.float32], threshold: float, valid: npt.NDAr
     return above & ~previous
 
 
-def _alert_stats(
+def _all_alert_stats(
     ctx: _Context, churn: dict[str, float], nonchurners: list[str], warm: float, end_day: float
 ) -> dict[str, AlertStats]:
     matrix, cfg = ctx.matrix, ctx.cfg
     first = ctx.scorer.first + matrix.day0
     non_days = sum(
-        max(0.0, end_day - max(warm, first[i]))
+        max(0.0, end_day - max(warm, float(first[i])))
         for i, a in enumerate(matrix.accounts)
         if a not in churn and not np.isnan(first[i])
     )
@@ -362,7 +370,8 @@ def _alert_stats(
             t = alert.event_ts_ms / DAY_MS
             if t >= warm:
                 ours.setdefault(alert.account_id, []).append(t)
-    out = {CHURNWATCH: _stats(ours, churn, non_days, warm, end_day, cfg, ctx.result.config.alert_threshold)}
+    threshold = ctx.result.config.alert_threshold
+    out = {CHURNWATCH: alert_stats(ours, churn, non_days, warm, end_day, cfg, threshold)}
     target = out[CHURNWATCH].nonchurner_alerts_per_30d or 0.0
     days = np.arange(matrix.counts.shape[1]) + matrix.day0
     stop = np.array([churn.get(a, np.inf) for a in matrix.accounts])
@@ -390,5 +399,5 @@ def _alert_stats(
             rows, cols = np.nonzero(_crossings(daily, chosen, valid & finite))
             for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
                 openings.setdefault(matrix.accounts[r], []).append(float(days[c]))
-        out[name] = _stats(openings, churn, non_days, warm, end_day, cfg, chosen)
+        out[name] = alert_stats(openings, churn, non_days, warm, end_day, cfg, chosen)
     return out

@@ -13,6 +13,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from detectors.monitor import DetectorConfig
+from streams.backtest import OutcomeMode
+from streams.cli_backtest import backtest_report, print_backtest, snapshot_days
+from streams.cli_checks import output_file
 from streams.events import InvalidEventError, parse_ts
 from streams.replay import (
     ReplayResult,
@@ -71,6 +74,10 @@ def replay(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the detection-quality report (JSON).")
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write a self-contained HTML report: charts, at-risk list, timelines."),
+    ] = None,
     rejects: Annotated[
         Path | None,
         typer.Option(
@@ -92,6 +99,25 @@ def replay(
     warmup_days: Annotated[
         int, typer.Option("--warmup-days", min=0, help="Days left out of false-positive counts.")
     ] = 21,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Compare risk with simple baselines on the file's own outcomes (keeps usage per "
+            "account-day in memory: turn off for very large files).",
+        ),
+    ] = True,
+    outcome: Annotated[
+        OutcomeMode,
+        typer.Option(
+            "--outcome",
+            help="What counts as churn for the comparison: cancel (subscription_canceled), inactive (no "
+            "usage for the horizon), either; auto = cancel if the file has cancellations, else inactive.",
+        ),
+    ] = OutcomeMode.AUTO,
+    horizon_days: Annotated[
+        int, typer.Option("--horizon-days", min=1, help="Churn horizon of the baseline comparison.")
+    ] = 30,
 ) -> None:
     """Replay an event file through the live windows, detectors and alert policy, as fast as the CPU can.
 
@@ -99,23 +125,34 @@ def replay(
     flags), sorted by event time whatever their order, and deduplicated; see docs/detection.md.
     """
     flags = {name: value for name, value in locals().items() if name in FLAG_SETTINGS}
+    outputs = {"--scores": scores, "--alerts": alerts, "--report": report, "--html": html, "--rejects": rejects}
+    for flag, path in outputs.items():
+        output_file(path, flag)  # before reading: a typo in a path must not cost the whole replay
     try:
         as_of_ms, now_ms = _time_option(as_of, "--as-of"), _time_option(now, "--now")
         settings = replay_settings(flags)
         rules = InputRules.from_settings(settings, now_ms=now_ms, sort_memory_bytes=sort_memory_mb << 20)
-        result, stats = _run(events, rules, settings, as_of_ms, rejects)
+        result, stats = _run(events, rules, settings, as_of_ms, rejects, baselines)
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
     body = build_report(result, warmup_days=warmup_days)
     body.update(input_report(stats))
     body["state_bytes"] = state_sizes(result)
+    if baselines:
+        body["backtest"] = backtest_report(
+            result, outcome=outcome, horizon_days=horizon_days, warmup_days=warmup_days
+        )
     if scores is not None:
         write_scores(result, scores)
     if alerts is not None:
         write_alerts(result, alerts)
     if report is not None:
         report.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    if html is not None:
+        from streams.report_html import write_html_report
+
+        write_html_report(result, body, html)
     _print_summary(Console(), body)
 
 
@@ -123,14 +160,19 @@ def _time_option(text: str | None, flag: str) -> int | None:
     if text is None:
         return None
     try:
-        return parse_ts(text)
+        return parse_ts(text, min_ts_ms=None)  # historical data is data
     except InvalidEventError as error:
         detail = error.detail.replace("'ts'", repr(text))
         raise InputError(f"{flag}: {detail}") from None
 
 
 def _run(
-    source: str, rules: InputRules, settings: Settings, as_of_ms: int | None, rejects: Path | None
+    source: str,
+    rules: InputRules,
+    settings: Settings,
+    as_of_ms: int | None,
+    rejects: Path | None,
+    baselines: bool = False,
 ) -> tuple[ReplayResult, InputStats]:
     """Read, sort and replay, with a progress bar on stderr; InputError when no line was a valid event."""
     config = DetectorConfig(alert_threshold=settings.alert_threshold)
@@ -163,6 +205,8 @@ def _run(
             window_config=settings.window_config(),
             as_of_ms=as_of_ms,
             on_progress=on_progress,
+            snapshot_ms=snapshot_days(baselines),
+            record_activity=baselines,
         )
     stats = sorted_input.stats
     if not stats.accepted:
@@ -202,7 +246,10 @@ def _print_summary(console: Console, body: dict[str, Any]) -> None:
             "alerts on non-churners per account per 30 days",
             _fmt(body["survivor_alerts_per_30_days"], "{:.2%}"),
         )
-        table.add_row("precision (alert followed by a cancel)", _fmt(body["precision"], "{:.0%}"))
+        table.add_row(
+            "precision (alert followed by a cancel; alerts judged)",
+            f"{_fmt(body['precision'], '{:.0%}')} ({body.get('precision_alerts_judged', 0)})",
+        )
     calibration = body.get("calibration")
     if calibration:
         table.add_row(
@@ -228,6 +275,7 @@ def _print_summary(console: Console, body: dict[str, Any]) -> None:
                 f"{row['observed_rate']:.3f}",
             )
         console.print(reliability)
+    print_backtest(console, body.get("backtest"))
 
 
 __all__ = ["replay", "rfc3339"]

@@ -219,3 +219,19 @@ def test_second_sigint_ends_a_worker_at_once_while_its_stop_hangs(broker_workers
     code, took = wait_exit(worker, 10)
     assert code == 128 + signal.SIGINT, worker.log()[-3000:]
     print(f"\n[second SIGINT] exited {code} {took:.1f} s after it")
+
+
+def test_sigterm_with_the_broker_gone_exits_within_the_bound(broker_workers: WorkerFactory) -> None:
+    """The final checkpoint cannot reach Kafka: the stop gives up at the deadline (20 s) and says so."""
+    broker = broker_workers.kafka.broker
+    assert broker is not None
+    worker = broker_workers.start()
+    produce_events(broker_workers, simulated_events(accounts=5, days=3, seed=53))
+    wait_until(lambda: (worker.stats() or {}).get("events_folded"), timeout=90, what="events folded")
+    assert kafka_local.stop(broker)
+    worker.process.send_signal(signal.SIGTERM)
+    code, took = wait_exit(worker, EXIT_WITHIN_S)
+    log = worker.log()
+    assert code == 1, log[-3000:]
+    assert "did not finish within 20 s (CHURNWATCH_SHUTDOWN_TIMEOUT_SECONDS)" in log, log[-3000:]
+    print(f"\n[sigterm, broker gone] exited {code} after {took:.1f} s")

@@ -65,12 +65,13 @@ def describe(name: str, value: float, context: dict[str, Any]) -> str:
         )
     if name == "silence":
         return (
-            f"silent for {context['silent_days']} days (usually active every {context['mean_gap']:.1f} days)"
+            f"silent for {_n(context['silent_days'], 'day')} "
+            f"(usually active every {context['mean_gap']:.1f} days)"
         )
     if name in ("ticket_burst", "urgent"):
         tickets, expected, urgent, escalated = context["tickets"]
         return (
-            f"{tickets} tickets in 14 days (usually {expected:.1f}), "
+            f"{_n(tickets, 'ticket')} in 14 days (usually {expected:.1f}), "
             f"{urgent} urgent/high, {escalated} escalated"
         )
     if name == "low_csat":
@@ -91,8 +92,9 @@ def describe(name: str, value: float, context: dict[str, Any]) -> str:
     if name == "lapsed":
         x, t_x, T = context["btyd"]
         return (
-            f"{value:.0%} chance it has lapsed for good (BTYD model: {x} repeat active days in {T} days, "
-            f"the last {T - t_x} days ago)"
+            f"{value:.0%} chance it has lapsed for good "
+            f"(BTYD model: {_n(x, 'repeat active day')} in {_n(T, 'day')}, "
+            f"the last {_n(T - t_x, 'day')} ago)"
         )
     if name == "low_engagement":
         pct, level, segment = context["level"]
@@ -103,10 +105,20 @@ def describe(name: str, value: float, context: dict[str, Any]) -> str:
     if name == "infrequent":
         return f"active on {1 - value:.0%} of days"
     if name == "recency":
-        return f"last active {context['recency_days']} days ago"
+        return f"last active {_n(context['recency_days'], 'day')} ago"
     if name == "new_account":
-        return f"new account ({context['tenure_days']:.0f} days)"
+        return f"new account ({_n(round(context['tenure_days']), 'day')})"
     if name in ("trend_4w", "trend_8w"):
         weeks = 4 if name == "trend_4w" else 8
         return f"weekly usage trending down: -{value:.0%} over the last {weeks} weeks"
     return ""
+
+
+def _n(count: float, word: str) -> str:
+    """``1 day``, ``3 days``, ``1.5 days``.
+
+    >>> _n(1, "ticket"), _n(0, "ticket"), _n(2.5, "day")
+    ('1 ticket', '0 tickets', '2.5 days')
+    """
+    number = str(int(count)) if float(count).is_integer() else f"{count:g}"
+    return f"{number} {word if count == 1 else word + 's'}"

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import typer
 
-from streams.errors import ChurnwatchError
+from streams.cli_checks import UsageError, output_file, parse_day
+from streams.errors import ChurnwatchError, KafkaUnavailableError
 from streams.settings import Settings, load_settings
 
 app = typer.Typer(
-    help="churnwatch: streaming engagement monitor for subscription businesses.", no_args_is_help=True
+    help="churnwatch: streaming engagement monitor for subscription businesses.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
 )
 kafka_app = typer.Typer(help="The embedded local Kafka broker (used when no bootstrap servers are set).")
 app.add_typer(kafka_app, name="kafka")
@@ -19,17 +22,46 @@ alerts_app = typer.Typer(help="Alert sinks and per-account snoozes.")
 app.add_typer(alerts_app, name="alerts")
 
 DURATION_UNITS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+SINK_SETTINGS = {
+    "slack": "CHURNWATCH_SLACK_WEBHOOK_URL",
+    "webhook": "CHURNWATCH_WEBHOOK_URL (and CHURNWATCH_WEBHOOK_SECRET)",
+    "jsonl": "CHURNWATCH_ALERTS_JSONL_PATH",
+}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"churnwatch {version('churnwatch')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """churnwatch: streaming engagement monitor for subscription businesses."""
+    if ctx.invoked_subcommand is None:  # a bare `churnwatch` is a request for help, not a mistake
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration like ``30m``, ``12h``, ``7d`` or ``2w``."""
+    """Seconds in a positive duration like ``30m``, ``12h``, ``7d`` or ``2w``."""
     unit = DURATION_UNITS.get(text[-1:].lower())
     try:
         if unit is None:
             raise ValueError
-        return float(text[:-1]) * unit
+        seconds = float(text[:-1]) * unit
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 12h, 7d or 2w") from None
+        raise UsageError(f"--for {text!r}: not a duration like 30m, 12h, 7d or 2w") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise UsageError(f"--for {text!r}: the duration must be more than zero")
+    return seconds
 
 
 def _settings() -> Settings:
@@ -155,9 +187,9 @@ def simulate(
 
     from streams.simulator import Simulation, SimulationConfig, write_jsonl
 
-    first_day = (
-        datetime.fromisoformat(start) if start else datetime.now(UTC) - timedelta(days=days)
-    ).astimezone(UTC)
+    first_day = parse_day(start, "--start") if start else datetime.now(UTC) - timedelta(days=days)
+    output_file(out, "--out")
+    output_file(truth, "--truth")
     simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=first_day))
     if out is not None:
         written = write_jsonl(simulation, out, truth)
@@ -198,6 +230,8 @@ def alerts_test(sink: str = typer.Argument(..., help="slack, webhook or jsonl"))
 
     from streams.sinks import build_sinks, send_test_alert
 
+    if sink not in SINK_SETTINGS:
+        raise UsageError(f"unknown sink {sink!r}: the sinks are {', '.join(SINK_SETTINGS)}")
     settings = _settings()
     config = settings.sinks_config()
 
@@ -205,8 +239,7 @@ def alerts_test(sink: str = typer.Argument(..., help="slack, webhook or jsonl"))
         async with httpx.AsyncClient(timeout=config.http_timeout()) as client:
             sinks = {built.name: built for built in build_sinks(config, client)}
             if sink not in sinks:
-                configured = ", ".join(sinks) or "none"
-                raise typer.BadParameter(f"sink {sink!r} is not configured (configured: {configured})")
+                raise UsageError(f"sink {sink!r} is not configured: set {SINK_SETTINGS[sink]}")
             return await send_test_alert(sinks[sink])
 
     outcome = asyncio.run(run())
@@ -222,15 +255,26 @@ def alerts_snooze(
 ) -> None:
     """Hold back an account's alerts for a while (they are recorded, not sent)."""
     import asyncio
+    import logging
     import time
+
+    from aiokafka.errors import KafkaError
 
     from streams.notifier import snooze_record
     from streams.producer import send_all
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one line below says it all
+    seconds = parse_duration(duration)
     settings = _settings()
-    until_ms = int((time.time() + parse_duration(duration)) * 1000)
+    until_ms = int((time.time() + seconds) * 1000)
     record = (settings.topic_alerts, account.encode(), snooze_record(account, until_ms))
-    asyncio.run(send_all(settings, [record]))
+    try:
+        asyncio.run(send_all(settings, [record]))
+    except (KafkaError, OSError):
+        hint = " (start it with `churnwatch kafka start`)" if settings.embedded_kafka else ""
+        raise KafkaUnavailableError(
+            f"cannot reach Kafka at {settings.bootstrap}{hint}; the snooze was not recorded"
+        ) from None
     typer.echo(f"alerts for {account} snoozed for {duration}")
 
 

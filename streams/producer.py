@@ -34,9 +34,9 @@ async def send_all(
 ) -> int:
     """Send ``(topic, key, value)`` records; returns how many were acknowledged."""
     producer = new_producer(settings)
-    await producer.start()
     sent = 0
     try:
+        await producer.start()  # inside the try: a broker that never answers still closes the producer
         pending: list[asyncio.Future[Any]] = []
         for topic, key, value in records:
             pending.append(await producer.send(topic, value=value, key=key))

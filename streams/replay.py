@@ -244,16 +244,45 @@ def replay_file(path: Path, **kwargs: Any) -> ReplayResult:
 # -- outputs ------------------------------------------------------------------------------------------------
 
 
+SCORE_COLUMNS = [
+    "account_id",
+    "revenue_at_risk",
+    "risk",
+    "severity",
+    "reasons",
+    "plan",
+    "mrr",
+    "flags",
+    "episode_id",
+]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet will not run as a formula (OWASP CSV injection: a leading ``'``).
+
+    >>> spreadsheet_safe("=cmd|calc!A1"), spreadsheet_safe("acme")
+    ("'=cmd|calc!A1", 'acme')
+    """
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 def score_rows(result: ReplayResult) -> list[dict[str, Any]]:
-    """One row per account seen: final risk, severity, reasons, plan and MRR."""
-    rows = []
+    """One row per account seen, highest revenue at risk first, then highest risk, then id.
+
+    Revenue at risk is risk x MRR, and 0 once the account has cancelled (that revenue is lost, not at risk).
+    """
+    rows: list[dict[str, Any]] = []
     for account in sorted(result.windows):
         a = result.assessments.get(account)
         window = result.windows[account]
+        risk = a.risk if a is not None else 0.0
+        lost = a is not None and "canceled" in a.flags  # revenue already lost is no longer at risk
         rows.append(
             {
                 "account_id": account,
-                "risk": round(a.risk, 4) if a is not None else 0.0,
+                "revenue_at_risk": 0.0 if lost else round(risk * (window.mrr or 0.0), 2),
+                "risk": round(risk, 4),
                 "severity": a.severity.value if a is not None and a.severity is not None else "",
                 "reasons": "; ".join(a.reasons) if a is not None else "",
                 "plan": window.plan or "",
@@ -262,16 +291,18 @@ def score_rows(result: ReplayResult) -> list[dict[str, Any]]:
                 "episode_id": (a.episode_id or "") if a is not None else "",
             }
         )
+    rows.sort(key=lambda row: (-row["revenue_at_risk"], -row["risk"]))  # stable: ties keep the id order
     return rows
 
 
 def write_scores(result: ReplayResult, path: Path) -> int:
+    """The scores CSV (:func:`score_rows`); text cells are escaped against spreadsheet formula injection."""
     rows = score_rows(result)
-    columns = ["account_id", "risk", "severity", "reasons", "plan", "mrr", "flags", "episode_id"]
     with Path(path).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        for row in rows:
+            writer.writerow({k: spreadsheet_safe(v) if isinstance(v, str) else v for k, v in row.items()})
     return len(rows)
 
 
@@ -289,6 +320,7 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "idempotency_key": alert.idempotency_key,
         "plan": alert.plan,
         "mrr": alert.mrr,
+        "revenue_at_risk": round(alert.revenue_at_risk, 2),
         "event_ts_ms": alert.event_ts_ms,
         "detected_ts_ms": alert.detected_ts_ms,
     }

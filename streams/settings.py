@@ -14,12 +14,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from detectors.windows import WindowConfig
+from streams.config_file import read_config_file
 from streams.errors import ConfigError
 from streams.events import InvalidEventError, parse_ts
 from streams.sinks import SinksConfig
@@ -222,7 +223,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            values = read_config_file(Path(config_file), settings_cls.model_fields)
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=values))
         return tuple(sources)
 
     @model_validator(mode="before")
@@ -296,7 +298,7 @@ class Settings(BaseSettings):
             )
         except ValidationError as exc:
             message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
-            field = message.split(":")[0] if ":" in message else "webhook_secret"
+            field = message.split(":")[0].split()[0]  # every SinksConfig message starts with its field
             raise ConfigError(f"{ENV_PREFIX}{field.upper()}", message) from None
 
     @property

@@ -117,6 +117,9 @@ class BtydModel:
     min_accounts
         Summaries needed before the first fit; until then :meth:`score_one` uses :data:`DEFAULT_PARAMS`
         and :attr:`fitted` is False.
+    min_span_days
+        Mean observation span ``T`` of the sample needed before a fit: when the data has just started, every
+        account looks new and the parameters would describe the start of the file, not the customers.
 
     Examples
     --------
@@ -134,16 +137,24 @@ class BtydModel:
         "_worst",
         "fitted_day",
         "min_accounts",
+        "min_span_days",
         "params",
         "refit_every_days",
         "sample",
         "sample_size",
     )
 
-    def __init__(self, sample_size: int = 600, refit_every_days: int = 7, min_accounts: int = 50) -> None:
+    def __init__(
+        self,
+        sample_size: int = 600,
+        refit_every_days: int = 7,
+        min_accounts: int = 50,
+        min_span_days: float = 28.0,
+    ) -> None:
         self.sample_size = sample_size
         self.refit_every_days = refit_every_days
         self.min_accounts = min_accounts
+        self.min_span_days = min_span_days
         self.params: tuple[float, float, float, float] = DEFAULT_PARAMS
         self.fitted_day: int | None = None
         # account id -> [x, t_x, T]; at most sample_size entries.
@@ -151,7 +162,7 @@ class BtydModel:
         self._worst: tuple[int, str] | None = None  # the sample's largest (rank, id), cached
 
     def clone(self) -> BtydModel:
-        return BtydModel(self.sample_size, self.refit_every_days, self.min_accounts)
+        return BtydModel(self.sample_size, self.refit_every_days, self.min_accounts, self.min_span_days)
 
     @property
     def fitted(self) -> bool:
@@ -175,8 +186,9 @@ class BtydModel:
             self.fitted_day is None or day - self.fitted_day >= self.refit_every_days
         ):
             rows = np.array(list(sample.values()), dtype=float)
-            self.params = fit_params(rows[:, 0], rows[:, 1], rows[:, 2], self.params)
-            self.fitted_day = day
+            if rows[:, 2].mean() >= self.min_span_days:
+                self.params = fit_params(rows[:, 0], rows[:, 1], rows[:, 2], self.params)
+                self.fitted_day = day
 
     def score_one(self, x: float, t_x: float, T: float) -> float:
         """P(alive) of a summary under the current population parameters."""

@@ -120,7 +120,9 @@ class OutageGuard:
             self.incident = [f"pipeline:{onset * DAY_MS}", onset, now_ms, share]
             incident_alerts.append(self._alert(Transition.OPENED, share, len(recent), n, now_ms))
         affected = (
-            sum(1 for a in monitored if self._explained(a, silence=False)) if self.incident is not None else len(recent)
+            sum(1 for a in monitored if self._explained(a, silence=False))
+            if self.incident is not None
+            else len(recent)
         )
         if self.incident is not None:
             share = affected / n if n else 0.0

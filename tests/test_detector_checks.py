@@ -249,14 +249,18 @@ SPECS = [
     ),
     Spec(
         "BtydModel",
-        lambda: BtydModel(sample_size=40, refit_every_days=20, min_accounts=20),
+        lambda: BtydModel(sample_size=40, refit_every_days=20, min_accounts=20, min_span_days=10.0),
         run_btyd,
         lambda m: m.to_state(),
         lambda s, t: BtydModel.from_state(
-            s, sample_size=t.sample_size, refit_every_days=t.refit_every_days, min_accounts=t.min_accounts
+            s,
+            sample_size=t.sample_size,
+            refit_every_days=t.refit_every_days,
+            min_accounts=t.min_accounts,
+            min_span_days=t.min_span_days,
         ),
         BtydModel.STATE_BUDGET_BYTES,
-        lambda m: (m.sample_size, m.refit_every_days, m.min_accounts),
+        lambda m: (m.sample_size, m.refit_every_days, m.min_accounts, m.min_span_days),
     ),
     Spec(
         "PopulationCalendar",

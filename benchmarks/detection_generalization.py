@@ -3,13 +3,14 @@
 Usage::
 
     .venv/bin/python benchmarks/detection_generalization.py --split tuning            # tuning data only
-    .venv/bin/python benchmarks/detection_generalization.py --split tuning --files 2 --accounts 400  # quick
+    .venv/bin/python benchmarks/detection_generalization.py --split tuning --files 2 --jobs 2   # quick
     .venv/bin/python benchmarks/detection_generalization.py --split heldout           # final report only
     .venv/bin/python benchmarks/detection_generalization.py --split all --json out.json
 
 Sources and splits (fixed in advance, see the coordination note on tuning vs held-out data):
 
-* ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 1000 accounts, 150 days from 2026-06-01.
+* ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 400 accounts (``--accounts``), 150 days from
+  2026-06-01.
 * ``shapes-tuning`` (tuning): ``streams.shapes`` "tuning" mix, seeds 100-109, same size.
 * ``shapes-heldout`` (HELD-OUT): ``streams.shapes`` "heldout" mix, seeds 200-209, same size.
 * ``cdnow`` (HELD-OUT, real): CDNOW purchases 1997-98 shipped in the ``lifetimes`` wheel (MIT; data published
@@ -58,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -351,12 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("tuning", "heldout", "all"), default="tuning")
     parser.add_argument("--sources", nargs="+", default=None, help="Only these sources (names).")
     parser.add_argument("--files", type=int, default=10, help="At most this many files (seeds) per source.")
-    parser.add_argument("--accounts", type=int, default=1000, help="Accounts per generated file.")
+    parser.add_argument("--accounts", type=int, default=400, help="Accounts per generated file.")
     parser.add_argument("--days", type=int, default=150, help="Days per generated file.")
     parser.add_argument("--sim-seeds", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--warmup-days", type=int, default=21)
     parser.add_argument("--workdir", type=Path, default=None, help="Keep generated files here (reused).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the summary as JSON here.")
+    parser.add_argument("--jobs", type=int, default=1, help="Files replayed in parallel (processes).")
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(
         "--churnsim-python",
@@ -378,16 +381,16 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for source in chosen:
-            results = []
-            for source_file in source.files(workdir, args):
-                outcome = run_file(source_file, args.warmup_days)
-                if outcome is not None:
-                    results.append(outcome)
-                    ours = outcome.backtest.scorers[CHURNWATCH].auc
-                    print(
-                        f"{source.name} {source_file.label}: churnwatch AUC {ours.auc if ours else '-'}",
-                        file=sys.stderr,
-                    )
+            files = list(source.files(workdir, args))
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                done = pool.map(run_file, files, [args.warmup_days] * len(files))
+                results = [r for r in done if r is not None]
+            for outcome in results:
+                ours = outcome.backtest.scorers[CHURNWATCH].auc
+                print(
+                    f"{source.name} {outcome.label}: churnwatch AUC {ours.auc if ours else '-'}",
+                    file=sys.stderr,
+                )
             rows = summarise(results)
             print_table(source, results, rows)
             summary[source.name] = {"split": source.split, "files": len(results), "scorers": rows}

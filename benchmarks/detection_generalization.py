@@ -60,7 +60,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,7 @@ class SourceFile:
     outcome: OutcomeMode = OutcomeMode.AUTO
     vacation: set[str] = field(default_factory=set)
     holidays: list[tuple[float, float]] = field(default_factory=list)  # epoch-day [start, end)
+    repeat_view: bool = False  # also rank among accounts with >= 2 active days before the as-of point
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,7 @@ def cdnow_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]
         ),
         horizon_days=90,
         outcome=OutcomeMode.INACTIVE,
+        repeat_view=True,
     )
 
 
@@ -238,6 +240,7 @@ class FileResult:
     backtest: Backtest
     vacation_alerted: dict[str, float | None]
     holiday_alerts: dict[str, int]
+    repeat_auc: dict[str, float | None] = field(default_factory=dict)  # ranking among repeat customers
 
 
 def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
@@ -255,6 +258,11 @@ def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
     bt = backtest(result, cfg)
     if bt is None:
         return None
+    repeat: dict[str, float | None] = {}
+    if source_file.repeat_view:
+        again = backtest(result, replace(cfg, min_active_days=2))
+        if again is not None:
+            repeat = {n: (s.auc.auc if s.auc else None) for n, s in again.scorers.items()}
     vacation = [a for a in source_file.vacation if a not in bt.churn_day]
     vacation_alerted: dict[str, float | None] = {}
     holiday_alerts: dict[str, int] = {}
@@ -271,7 +279,7 @@ def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
             for start, end in source_file.holidays
             if start <= t < end + 7
         )
-    return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts)
+    return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts, repeat)
 
 
 # -- aggregation and printing ------------------------------------------------------------------------------
@@ -310,6 +318,10 @@ def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _fmt_auc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -344,6 +356,14 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
             f"\nchurnwatch {verdict} the best baseline ({BASELINE_LABELS[best]}) on {source.name}: "
             f"AUC {ours:.3f} vs {rows[best]['auc']:.3f}"
         )
+    repeat = [f.repeat_auc for f in files if f.repeat_auc]
+    if repeat:
+        parts = []
+        for name in SCORERS:
+            values = [v for r in repeat if (v := r.get(name)) is not None]
+            label = "churnwatch risk" if name == CHURNWATCH else BASELINE_LABELS[name]
+            parts.append(f"{label} {_fmt_auc(statistics.fmean(values) if values else None)}")
+        print(f"\nAUC among repeat customers (>= 2 active days before the as-of point): {', '.join(parts)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,7 @@ class BacktestConfig:
     outcome: OutcomeMode = OutcomeMode.AUTO
     as_of_days: tuple[int, ...] = ()  # epoch days; empty = up to ``max_as_of`` evenly spaced
     max_as_of: int = 4
+    min_active_days: int = 1  # ranking population: accounts with at least this many active days (2: repeat)
     lookback_days: int = 60
     lead_min_days: int = 7
     warmup_days: int = 21
@@ -242,7 +243,7 @@ def _rank_at(t: int, ctx: _Context) -> dict[str, AucResult | None]:
         [
             r
             for r in range(len(accounts))
-            if ctx.scorer.active[r, i] > 0
+            if ctx.scorer.active[r, i] >= ctx.cfg.min_active_days
             and accounts[r] in risks
             and cancels.get(accounts[r], t * DAY_MS + 1) > t * DAY_MS
         ],

@@ -9,6 +9,7 @@ dead-lettered with their reason; unknown event types are answered 200 and counte
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,10 +115,10 @@ class Gateway:
             raise RequestError(503, Rejection.KAFKA_UNAVAILABLE, "Kafka did not acknowledge; retry") from None
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         self.accounts.update(mapped.identities)
-        for event_type in produced:
-            self.metrics.events_produced.labels(source=source, type=event_type).inc()
-        for reason in [dead.reason for dead in mapped.dead] + mapped.ignored:
-            self.metrics.rejections.labels(source=source, reason=reason.value).inc()
+        for event_type, count in Counter(produced).items():
+            self.metrics.events_produced.labels(source=source, type=event_type).inc(count)
+        for reason, count in Counter([dead.reason for dead in mapped.dead] + mapped.ignored).items():
+            self.metrics.rejections.labels(source=source, reason=reason.value).inc(count)
         return {
             "success": True,
             "events": len(produced),

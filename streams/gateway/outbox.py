@@ -9,14 +9,12 @@ again at all, so a retried request lands once on the topic (the worker also dedu
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from streams.kafka_client import client_options
 from streams.settings import Settings
@@ -49,11 +47,14 @@ def new_producer(settings: Settings) -> AIOKafkaProducer:
 
 
 class Outbox:
-    """Sends records and waits (bounded) until Kafka acknowledged all of them."""
+    """Sends records and waits (bounded) until Kafka acknowledged all of them.
 
-    def __init__(self, producer: AIOKafkaProducer, clock: Callable[[], float] = time.monotonic) -> None:
+    One task per request sends its records and awaits their deliveries; in-flight and acknowledged event ids
+    point at that request's future, not at futures of their own (the cost per event stays the producer's).
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self.clock = clock
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._acked: OrderedDict[str, None] = OrderedDict()
         self._senders: set[asyncio.Task[None]] = set()
@@ -67,56 +68,63 @@ class Outbox:
 
         Raises :class:`KafkaUnavailable` when Kafka has not acknowledged them all within ``timeout`` seconds.
         """
-        waits: list[asyncio.Future[None]] = []
-        fresh: list[tuple[Record, asyncio.Future[None]]] = []
-        loop = asyncio.get_running_loop()
+        waits: set[asyncio.Future[None]] = set()
+        fresh: list[Record] = []
         for record in records:
             if record.event_id is not None:
                 if record.event_id in self._acked:
                     continue
                 pending = self._pending.get(record.event_id)
                 if pending is not None:
-                    waits.append(pending)
+                    waits.add(pending)
                     continue
-            future: asyncio.Future[None] = loop.create_future()
-            future.add_done_callback(self._settled(record.event_id))
-            if record.event_id is not None:
-                self._pending[record.event_id] = future
-            fresh.append((record, future))
-            waits.append(future)
+            fresh.append(record)
         if fresh:
-            sender = asyncio.create_task(self._send(fresh))
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            ids = [record.event_id for record in fresh if record.event_id is not None]
+            for event_id in ids:
+                self._pending[event_id] = future
+            future.add_done_callback(self._settled(ids))
+            waits.add(future)
+            sender = asyncio.create_task(self._send(fresh, future))
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
         if waits:
             done, not_done = await asyncio.wait(waits, timeout=timeout)
-            if not_done or any(future.exception() is not None for future in done):
-                raise KafkaUnavailable(f"{len(not_done)} of {len(waits)} records not acknowledged")
+            errors = [future.exception() for future in done if future.exception() is not None]
+            if not_done or errors:
+                first = f": {errors[0]}" if errors else ""
+                raise KafkaUnavailable(f"{len(not_done) + len(errors)} of {len(waits)} sends failed{first}")
         return len(fresh)
 
-    async def _send(self, items: list[tuple[Record, asyncio.Future[None]]]) -> None:
-        for index, (record, future) in enumerate(items):
-            try:
-                delivery = await self.producer.send(
-                    record.topic, value=record.value, key=record.key, headers=list(record.headers) or None
+    async def _send(self, records: list[Record], future: asyncio.Future[None]) -> None:
+        deliveries: list[asyncio.Future[Any]] = []
+        try:
+            for record in records:
+                headers = list(record.headers) or None
+                deliveries.append(
+                    await self.producer.send(record.topic, record.value, record.key, headers=headers)
                 )
-            except (KafkaError, asyncio.CancelledError) as exc:
-                for _, later in items[index:]:
-                    if not later.done():
-                        later.set_exception(KafkaUnavailable(repr(exc)))
-                return
-            delivery.add_done_callback(_resolve(future))
+            for delivery in deliveries:  # a batch's records resolve together: most of these are done already
+                await delivery
+        except Exception as exc:  # no metadata in time, delivery failed or timed out: the request fails
+            for delivery in deliveries:
+                delivery.add_done_callback(_retrieve)
+            if not future.done():
+                future.set_exception(KafkaUnavailable(repr(exc)))
+            return
+        if not future.done():
+            future.set_result(None)
 
-    def _settled(self, event_id: str | None) -> Callable[[asyncio.Future[None]], None]:
+    def _settled(self, event_ids: list[str]) -> Callable[[asyncio.Future[None]], None]:
         def settled(future: asyncio.Future[None]) -> None:
             failed = future.exception() is not None  # also marks a late failure as retrieved
-            if event_id is None:
-                return
-            self._pending.pop(event_id, None)
-            if not failed:
-                self._acked[event_id] = None
-                if len(self._acked) > REMEMBERED_IDS:
-                    self._acked.popitem(last=False)
+            for event_id in event_ids:
+                self._pending.pop(event_id, None)
+                if not failed:
+                    self._acked[event_id] = None
+            while len(self._acked) > REMEMBERED_IDS:
+                self._acked.popitem(last=False)
 
         return settled
 
@@ -126,15 +134,7 @@ class Outbox:
         await self.producer.stop()
 
 
-def _resolve(future: asyncio.Future[None]) -> Callable[[asyncio.Future[Any]], None]:
-    def resolve(delivery: asyncio.Future[Any]) -> None:
-        if future.done():
-            return
-        if delivery.cancelled():
-            future.set_exception(KafkaUnavailable("send cancelled"))
-        elif delivery.exception() is not None:
-            future.set_exception(KafkaUnavailable(repr(delivery.exception())))
-        else:
-            future.set_result(None)
-
-    return resolve
+def _retrieve(delivery: asyncio.Future[Any]) -> None:
+    """Mark a failed delivery's exception as seen (the request already failed)."""
+    if not delivery.cancelled():
+        delivery.exception()

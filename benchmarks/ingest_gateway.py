@@ -1,0 +1,230 @@
+"""Ingest gateway throughput and acknowledgement latency through ``/v1/batch`` on a real local broker.
+
+Usage::
+
+    .venv/bin/python benchmarks/ingest_gateway.py            # 20 s per phase
+    .venv/bin/python benchmarks/ingest_gateway.py --seconds 30 --concurrency 16
+
+Starts a private embedded broker and one ``churnwatch ingest`` process pinned to CPU 0 (``taskset``); the
+broker and this load generator are pinned to the other CPUs. Phase 1 sends batches of 100 Segment ``track``
+messages (unique ``messageId`` each) from ``--concurrency`` connections as fast as they are acknowledged:
+events/s. Phase 2 sends batches open-loop at half that rate and reports the acknowledgement latency of each
+request from its scheduled send time (p50, p99, max). Every answer must be 200 with 100 events. Figures go to
+stdout as JSON; docs/ingest.md quotes them. They depend on the machine and its load: never assert on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from streams import kafka_local  # noqa: E402
+from streams.kafka_client import ensure_topics  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from tests.kafka_harness import free_port  # noqa: E402
+
+WRITE_KEY = "bench-write-key"
+BATCH = 100
+ACCOUNTS = 1_000
+GATEWAY_CPU = "0"
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def other_cpus() -> str:
+    cpus = sorted(os.sched_getaffinity(0))
+    rest = [str(cpu) for cpu in cpus if str(cpu) != GATEWAY_CPU]
+    return ",".join(rest) or GATEWAY_CPU
+
+
+def pin(pid: int, cpus: str) -> None:
+    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def gateway_on_broker(partitions: int) -> Iterator[tuple[str, int]]:
+    home = Path(tempfile.mkdtemp(prefix="cw-gw-bench-"))
+    (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
+    broker = kafka_local.LocalBroker(home, free_port(pair=True))
+    kafka_local.start(broker)
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        broker_pid = kafka_local.status(broker)
+        if broker_pid is not None:
+            pin(broker_pid, other_cpus())
+        settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)  # type: ignore[call-arg]
+        asyncio.run(ensure_topics(settings))
+        port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
+        env.update(
+            CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
+            CHURNWATCH_PARTITIONS=str(partitions),
+            CHURNWATCH_INGEST_LISTEN=f"127.0.0.1:{port}",
+            CHURNWATCH_INGEST_WRITE_KEY=WRITE_KEY,
+            CHURNWATCH_LOG_LEVEL="warning",
+        )
+        log = (home / "gateway.log").open("wb")
+        process = subprocess.Popen(
+            ["taskset", "-c", GATEWAY_CPU, sys.executable, "-m", "streams", "ingest"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"gateway did not start:\n{(home / 'gateway.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+        try:
+            yield url, process.pid
+        except BaseException:
+            print((home / "gateway.log").read_text()[-3000:], file=sys.stderr)
+            raise
+    finally:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        kafka_local.stop(broker)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class Bodies:
+    """Batches of 100 track messages with unique message ids (the gateway drops repeated ids)."""
+
+    def __init__(self) -> None:
+        self.next = 0
+        self.run = os.urandom(4).hex()
+
+    def batch(self) -> bytes:
+        first, self.next = self.next, self.next + BATCH
+        messages = b",".join(
+            b'{"type":"track","userId":"u%d","event":"report_exported","messageId":"%s-%d",'
+            b'"context":{"groupId":"acct-%d"},"properties":{"format":"csv"}}'
+            % (i % 5_000, self.run.encode(), i, i % ACCOUNTS)
+            for i in range(first, first + BATCH)
+        )
+        return b'{"batch":[' + messages + b"]}"
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
+    async with session.post(f"{url}/v1/batch", data=body, headers=HEADERS) as response:
+        answer = await response.read()
+        if response.status != 200 or orjson.loads(answer).get("events") != BATCH:
+            raise SystemExit(f"unexpected answer {response.status}: {answer[:300]!r}")
+
+
+HEADERS = {"Authorization": aiohttp.BasicAuth(WRITE_KEY, "").encode(), "Content-Type": "application/json"}
+
+
+async def throughput(url: str, seconds: float, concurrency: int, bodies: Bodies) -> dict[str, Any]:
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        deadline = time.monotonic() + 3  # warm-up, not counted
+
+        async def loop(counted: bool) -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                await post(session, url, bodies.batch())
+                if counted:
+                    done += BATCH
+
+        await asyncio.gather(*(loop(False) for _ in range(concurrency)))
+        started = time.monotonic()
+        deadline = started + seconds
+        await asyncio.gather(*(loop(True) for _ in range(concurrency)))
+        elapsed = time.monotonic() - started
+    return {"events": done, "seconds": round(elapsed, 2), "events_per_s": round(done / elapsed)}
+
+
+async def latency(url: str, seconds: float, events_per_s: float, bodies: Bodies) -> dict[str, Any]:
+    interval = BATCH / events_per_s
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(scheduled: float, body: bytes) -> None:
+            await post(session, url, body)
+            latencies.append(time.monotonic() - scheduled)
+
+        tasks = []
+        started = time.monotonic()
+        for n in range(int(seconds / interval)):
+            scheduled = started + n * interval
+            body = bodies.batch()
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled, body)))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    ms = [round(value * 1000, 1) for value in latencies]
+    return {
+        "events_per_s": round(events_per_s),
+        "requests": len(ms),
+        "p50_ms": ms[len(ms) // 2],
+        "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+        "max_ms": ms[-1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--partitions", type=int, default=8)
+    args = parser.parse_args()
+    with gateway_on_broker(args.partitions) as (url, pid):
+        pin(os.getpid(), other_cpus())
+        bodies = Bodies()
+        cpu_before = cpu_seconds(pid)
+        peak = asyncio.run(throughput(url, args.seconds, args.concurrency, bodies))
+        cpu = cpu_seconds(pid) - cpu_before
+        # Events per CPU-second of the gateway: what one core would carry if the gateway had it to itself.
+        peak["gateway_cpu_share"] = round(cpu / (peak["seconds"] + 3), 2)
+        peak["events_per_gateway_cpu_s"] = round(
+            (peak["events"] * (peak["seconds"] + 3) / peak["seconds"]) / cpu
+        )
+        half = asyncio.run(latency(url, args.seconds, peak["events_per_s"] / 2, bodies))
+    result = {
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 1),
+        "batch": BATCH,
+        "concurrency": args.concurrency,
+        "throughput": peak,
+        "latency_at_half_rate": half,
+    }
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

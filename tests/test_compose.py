@@ -55,6 +55,14 @@ def test_churnwatch_services_use_known_settings_and_reach_kafka() -> None:
     assert (REPO / services["worker"]["build"] / "Dockerfile").exists()
 
 
+def test_worker_stop_grace_exceeds_its_bounded_shutdown_and_health_is_readiness() -> None:
+    worker = compose()["services"]["worker"]
+    grace = worker["stop_grace_period"]
+    bound = Settings.model_fields["shutdown_timeout_seconds"].default
+    assert grace.endswith("s") and float(grace[:-1]) > bound
+    assert "/churnwatch/ready/" in " ".join(worker["healthcheck"]["test"])
+
+
 def test_observability_stack_mounts_the_repository_files() -> None:
     services = compose()["services"]
     mounts = {

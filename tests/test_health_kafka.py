@@ -1,7 +1,8 @@
 """Fatal means exit, bounded shutdown and honest health, on the real broker (issue #12).
 
 * an error the worker cannot handle (a corrupt account state in its changelog) ends the process non-zero;
-* SIGTERM stops a worker within the bound even while a sink is down, with the state checkpointed;
+* SIGTERM stops a worker within the bound even while a sink is down, with the state checkpointed, and even
+  with the broker gone (then at the deadline, code 1);
 * a second SIGINT ends a worker at once, even while its graceful stop hangs on a broker that is gone;
 * with the broker gone the worker says it is not ready (and why), stays alive, and catches up by itself.
 
@@ -32,6 +33,7 @@ from tests.kafka_harness import (
     wait_until,
 )
 from tests.test_faults import (
+    DUPLICATES_METRIC,
     configure_patient_webhook,
     fold_offline,
     partition_of,
@@ -45,7 +47,6 @@ pytestmark = pytest.mark.kafka
 
 # The bound the worker promises (CHURNWATCH_SHUTDOWN_TIMEOUT_SECONDS, default 20 s) is below this.
 EXIT_WITHIN_S = 30.0
-DUPLICATES_METRIC = "churnwatch_duplicate_events_skipped_total"
 
 
 def wait_exit(worker: WorkerProcess, timeout: float) -> tuple[int, float]:

@@ -10,7 +10,9 @@ On the same lines (held in memory, so disk speed is out of the picture), in a ra
 1. pass 1 (decode with the live limits, event key, buffer) and pass 2 (merge, future_ts, deduplication),
    with everything sorted in memory, then with runs spilled every ``--spill-mb`` MB;
 2. the memory a buffered line costs (tracemalloc), next to its length;
-3. :class:`~streams.dedup.Deduplicator` alone, per event, and its bytes per remembered key.
+3. :class:`~streams.dedup.Deduplicator` alone, per event, and its bytes per remembered key;
+4. the live path's :class:`~streams.ingest.BatchFolder` (batches of 2,000, in time order) with and without
+   the deduplicator.
 
 Timings are CPU time of this process (``time.process_time``: other load on a shared machine inflates
 wall-clock figures several times); never assert on them.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import random
 import tempfile
 import time
@@ -28,7 +29,12 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
+from detectors.windows import WindowConfig
 from streams.dedup import Deduplicator
+from streams.events import validate
+from streams.ingest import AccountState, BatchFolder, RawRecord
 from streams.replay_input import InputRules, SortedInput
 from streams.simulator import Simulation, SimulationConfig, write_jsonl
 
@@ -64,7 +70,7 @@ def buffered_bytes(lines: list[bytes]) -> float:
 
 def dedup_cost(n: int) -> tuple[float, float]:
     """(µs per is_duplicate, bytes per remembered key) for ``n`` distinct keys one second apart."""
-    keys = [os.urandom(16) for _ in range(n)]
+    keys = [random.getrandbits(63) for _ in range(n)]
 
     def fill() -> Deduplicator:
         dedup = Deduplicator(horizon_ms=10**15, max_keys=n)
@@ -81,6 +87,30 @@ def dedup_cost(n: int) -> tuple[float, float]:
     tracemalloc.stop()
     assert len(kept) == n
     return elapsed / n * 1e6, current / n
+
+
+def live_fold_cost(lines: list[bytes]) -> tuple[float, float]:
+    """(µs per record without, with the deduplicator) of folding the lines as Kafka records."""
+    records = [
+        RawRecord(body["type"], body["account_id"].encode(), line, "t", 0, offset)
+        for offset, (line, body) in enumerate(zip(lines, map(orjson.loads, lines), strict=True))
+    ]
+    now_ms = max(validate(orjson.loads(line), min_ts_ms=None).ts_ms for line in lines)
+    costs = []
+    for dedup in (None, Deduplicator(horizon_ms=RULES.dedup_horizon_ms, max_keys=RULES.dedup_max_keys)):
+        folder = BatchFolder(
+            window_config=WindowConfig(),
+            max_event_bytes=RULES.max_event_bytes,
+            max_future_skew_ms=RULES.max_future_skew_ms,
+            clock=lambda: now_ms,
+            deduplicator=dedup,
+        )
+        states: dict[bytes, AccountState] = {}
+        started = time.process_time()
+        for first in range(0, len(records), 2000):
+            folder.fold(records[first : first + 2000], lambda key: None, states=states)
+        costs.append((time.process_time() - started) / len(records) * 1e6)
+    return costs[0], costs[1]
 
 
 def main() -> None:
@@ -100,6 +130,8 @@ def main() -> None:
         config = SimulationConfig(seed=args.seed, accounts=args.accounts, days=args.days, start=start)
         write_jsonl(Simulation(config), args.events)
     lines = args.events.read_bytes().splitlines()
+    without, with_dedup = live_fold_cost(lines)
+    print(f"live fold: {without:.1f} µs/record without the deduplicator, {with_dedup:.1f} with it")
     random.Random(1).shuffle(lines)
     print(f"{len(lines):,} lines, {sum(map(len, lines)) / len(lines):.0f} bytes each on average, shuffled")
     for name, rules in (

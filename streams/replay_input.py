@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
-from streams.dedup import KEY_BYTES, Deduplicator, event_key
+from streams.dedup import Deduplicator, event_key
 from streams.errors import ConfigError
 from streams.events import DeadLetterReason, InvalidEventError, decode
 from streams.replay import rfc3339
@@ -47,10 +47,10 @@ CLOCK_SAMPLE = 4_096  # the latest event times kept to find the file's clock
 CLOCK_SUPPORT = 10  # other events within the skew before a time that make it the file's clock
 RECORD_OVERHEAD = 200  # bytes a buffered line costs beyond its own length (tuple, ints, key: ~190 measured)
 DEFAULT_SORT_MEMORY_BYTES = 256 * 2**20
-_HEADER = struct.Struct(f"<qqI{KEY_BYTES}s")  # ts_ms, line number, raw length, key; then the raw line
+_HEADER = struct.Struct("<qqIq")  # ts_ms, line number, raw length, event key; then the raw line
 
 RejectSink = Callable[[int, str, str, bytes], None]  # (line number, reason, detail, raw line)
-Record = tuple[int, bytes, int, bytes]  # (ts_ms, raw line, line number, event key): sorts by time, then text
+Record = tuple[int, bytes, int, int]  # (ts_ms, raw line, line number, event key): sorts by time, then text
 
 
 class InputError(Exception):

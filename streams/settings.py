@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         250_000,
         ge=0,
         description="Event ids (or content hashes) remembered to drop duplicate events, for the lateness "
-        "allowance at most, about 250 bytes each (0: no deduplication).",
+        "allowance at most, about 200 bytes each (0: no deduplication).",
     )
 
     # -- worker ------------------------------------------------------------------------------------------

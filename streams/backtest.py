@@ -22,6 +22,7 @@ after the last activity (the moment the definition is met). Times are in epoch d
 from __future__ import annotations
 
 import statistics
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,6 +60,7 @@ class BacktestConfig:
     as_of_days: tuple[int, ...] = ()  # epoch days; empty = up to ``max_as_of`` evenly spaced
     max_as_of: int = 4
     min_active_days: int = 1  # ranking population: accounts with at least this many active days (2: repeat)
+    max_accounts: int = 50_000  # larger files are compared on a fixed pseudo-random sample of accounts
     lookback_days: int = 60
     lead_min_days: int = 7
     warmup_days: int = 21
@@ -165,6 +167,7 @@ class Backtest:
         return {
             "outcome": self.outcome.value,
             "horizon_days": self.horizon_days,
+            "accounts_compared": len(self.nonchurners) + len(self.churn_day),
             "as_of": [rfc3339(d * DAY_MS) for d in self.as_of_days],
             "scorers": rows,
             "verdict": self.verdict(),
@@ -267,10 +270,14 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     cfg = cfg or BacktestConfig()
     if not result.activity or result.clock_ms is None:
         return None
-    day0 = min(min(days) for days in result.activity.values())
+    activity = result.activity
+    if len(activity) > cfg.max_accounts:  # bounded memory: ~32 bytes per account-day
+        keep = sorted(activity, key=lambda account: zlib.crc32(account.encode()))[: cfg.max_accounts]
+        activity = {account: activity[account] for account in keep}
+    day0 = min(min(days) for days in activity.values())
     end_day = result.clock_ms / DAY_MS
     n_days = int(end_day) - day0 + 1
-    matrix = ActivityMatrix.from_days(result.activity, day0, n_days)
+    matrix = ActivityMatrix.from_days(activity, day0, n_days)
     mode = cfg.outcome
     if mode is OutcomeMode.AUTO:
         mode = OutcomeMode.CANCEL if result.cancellations else OutcomeMode.INACTIVE
@@ -282,7 +289,9 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     for t in as_of:
         for name, value in _rank_at(t, ctx).items():
             per[name].append(value)
-    churn = churn_days(result, matrix, mode, cfg.horizon_days, end_day)
+    churn = {
+        a: c for a, c in churn_days(result, matrix, mode, cfg.horizon_days, end_day).items() if a in activity
+    }
     warm = day0 + cfg.warmup_days
     nonchurners = [a for a in matrix.accounts if a not in churn]
     alerts = _all_alert_stats(ctx, churn, nonchurners, warm, end_day)
@@ -366,10 +375,11 @@ def _all_alert_stats(
         if a not in churn and not np.isnan(first[i])
     )
     ours: dict[str, list[float]] = {}
+    compared = set(matrix.accounts)
     for alert in ctx.result.alerts:
         if alert.kind is AlertKind.ACCOUNT_RISK and alert.transition is Transition.OPENED:
             t = alert.event_ts_ms / DAY_MS
-            if t >= warm:
+            if t >= warm and alert.account_id in compared:
                 ours.setdefault(alert.account_id, []).append(t)
     threshold = ctx.result.config.alert_threshold
     out = {CHURNWATCH: alert_stats(ours, churn, non_days, warm, end_day, cfg, threshold)}

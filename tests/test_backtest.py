@@ -158,3 +158,14 @@ def test_replay_report_and_summary_carry_the_comparison(tmp_path: Path) -> None:
     off = CliRunner().invoke(app, ["replay", str(events), "--report", str(report), "--no-baselines"])
     assert off.exit_code == 0, off.output
     assert "backtest" not in orjson.loads(report.read_bytes())
+
+
+def test_large_files_are_compared_on_a_fixed_sample_of_accounts() -> None:
+    result = run_replay(hand_made(), snapshot_ms=[AS_OF * DAY_MS], record_activity=True)
+    cfg = BacktestConfig(horizon_days=14, as_of_days=(AS_OF,), max_accounts=2)
+    first, again = backtest(result, cfg), backtest(result, cfg)
+    assert first is not None and again is not None
+    assert first.to_dict()["accounts_compared"] == 2
+    assert set(first.nonchurners) | set(first.churn_day) == set(again.nonchurners) | set(again.churn_day)
+    ranked = first.scorers["days_since_last"].per_as_of[0]
+    assert ranked is None or ranked.n == 2

@@ -24,10 +24,13 @@ def prepare_kafka(settings: Settings, loop: asyncio.AbstractEventLoop | None = N
     """Start the embedded broker when no external Kafka is configured, then create the topics."""
     quiet_kafka_client_logs()
     if settings.embedded_kafka:
-        kafka_local.start(local_broker(settings))
+        kafka_local.start(local_broker(settings))  # asyncio.run inside: it unsets the current event loop
     if loop is None:
         asyncio.run(ensure_topics(settings))
     else:
+        # The worker's loop is the current one again: Faust and mode objects built next bind to it (else the
+        # stop waits on futures of another loop that never runs, until the shutdown deadline).
+        asyncio.set_event_loop(loop)
         loop.run_until_complete(ensure_topics(settings))
 
 

@@ -188,6 +188,7 @@ def test_demo_runs_the_whole_pipeline_and_stops_the_broker(tmp_path: Path) -> No
     del caught_up["done"]
     assert {key: final[key] for key in caught_up} == caught_up
     assert final["dead"] >= 1  # an early malformed record, however slowly the demo ran
+    assert "worker stopped" in first.stdout  # exit code 0 (on the embedded broker it used to hang for 20 s)
     assert final["produced"] > 1000
     assert not first.stderr or "Traceback" not in "\n".join(first.stderr)
     assert left_behind(tmp_path, env) == []

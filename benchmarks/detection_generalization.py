@@ -239,7 +239,7 @@ class FileResult:
     label: str
     backtest: Backtest
     vacation_alerted: dict[str, float | None]
-    holiday_alerts: dict[str, int]
+    holiday_alerts: dict[str, int] | None  # None: the file has no shared holiday
     repeat_auc: dict[str, float | None] = field(default_factory=dict)  # ranking among repeat customers
 
 
@@ -265,20 +265,21 @@ def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
             repeat = {n: (s.auc.auc if s.auc else None) for n, s in again.scorers.items()}
     vacation = [a for a in source_file.vacation if a not in bt.churn_day]
     vacation_alerted: dict[str, float | None] = {}
-    holiday_alerts: dict[str, int] = {}
+    holiday_alerts: dict[str, int] | None = {} if source_file.holidays else None
     for name, scorer in bt.scorers.items():
         openings = scorer.alerts.openings
         vacation_alerted[name] = (
             sum(1 for a in vacation if openings.get(a)) / len(vacation) if vacation else None
         )
-        holiday_alerts[name] = sum(
-            1
-            for account, times in openings.items()
-            if account not in bt.churn_day
-            for t in times
-            for start, end in source_file.holidays
-            if start <= t < end + 7
-        )
+        if holiday_alerts is not None:
+            holiday_alerts[name] = sum(
+                1
+                for account, times in openings.items()
+                if account not in bt.churn_day
+                for t in times
+                for start, end in source_file.holidays
+                if start <= t < end + 7
+            )
     return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts, repeat)
 
 
@@ -313,7 +314,11 @@ def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
             "precision": sum(a.hits for a in alerts) / judged if judged else None,
             "judged": judged,
             "vacation_alerted": statistics.fmean(v for v in vacation if v is not None) if vacation else None,
-            "holiday_alerts": sum(f.holiday_alerts[name] for f in files),
+            "holiday_alerts": (
+                sum(f.holiday_alerts[name] for f in files if f.holiday_alerts is not None)
+                if any(f.holiday_alerts is not None for f in files)
+                else None
+            ),
         }
     return rows
 
@@ -344,7 +349,7 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         print(
             f"| {label} | {auc} | {_pct(r['flagged_ahead'])} of {r['churners']} | {lead} | {rate} | "
             f"{_pct(r['precision'])} ({r['judged']}) | {_pct(r['vacation_alerted'])} | "
-            f"{r['holiday_alerts']} |"
+            f"{'-' if r['holiday_alerts'] is None else r['holiday_alerts']} |"
         )
     ours = rows[CHURNWATCH]["auc"]
     best = max(

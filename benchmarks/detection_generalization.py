@@ -7,7 +7,7 @@ Usage::
     .venv/bin/python benchmarks/detection_generalization.py --split heldout           # final report only
     .venv/bin/python benchmarks/detection_generalization.py --split all --json out.json
 
-Sources and splits (fixed in advance, see the coordination note on tuning vs held-out data):
+Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sources.py``):
 
 * ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 400 accounts (``--accounts``), 150 days from
   2026-06-01.
@@ -55,183 +55,24 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from detectors.windows import DAY_MS
-from streams.backtest import CHURNWATCH, Backtest, BacktestConfig, OutcomeMode, backtest
+from streams.backtest import CHURNWATCH, Backtest, BacktestConfig, backtest
 from streams.baselines import BASELINE_LABELS, BASELINES
 from streams.replay import replay_file
-from streams.shapes import ShapedBase, ShapesConfig
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
-from streams.simulator import _holidays as simulator_holidays
 
 sys.path.insert(0, str(Path(__file__).parent))
-import real_data  # benchmarks/real_data.py
+from generalization_sources import SOURCES, Source, SourceFile  # benchmarks/generalization_sources.py
 
-SIM_START = datetime(2026, 6, 1, tzinfo=UTC)
-CHURNSIM_SEED = 300
-CHURNSIM_HINT = (
-    "python3.11 -m venv .venv-churnsim && .venv-churnsim/bin/pip install fightchurn==1.2.0, then "
-    "--churnsim-python .venv-churnsim/bin/python"
-)
 SCORERS = (CHURNWATCH, *BASELINES)
-
-
-@dataclass(slots=True)
-class SourceFile:
-    """One event file with what the benchmark knows about it beyond the events."""
-
-    label: str
-    events: Path
-    as_of_days: tuple[int, ...]
-    horizon_days: int = 30
-    outcome: OutcomeMode = OutcomeMode.AUTO
-    vacation: set[str] = field(default_factory=set)
-    holidays: list[tuple[float, float]] = field(default_factory=list)  # epoch-day [start, end)
-    repeat_view: bool = False  # also rank among accounts with >= 2 active days before the as-of point
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    name: str
-    split: str  # "tuning" or "heldout"
-    description: str
-    files: Callable[[Path, argparse.Namespace], Iterator[SourceFile]]
-
-
-def _day(d: date | datetime) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) // 86_400
-
-
-def simulator_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
-    day0 = _day(SIM_START)
-    for seed in args.sim_seeds[: args.files]:
-        events, truth_path = workdir / f"sim{seed}.jsonl", workdir / f"sim{seed}.truth.jsonl"
-        config = SimulationConfig(seed=seed, accounts=args.accounts, days=args.days, start=SIM_START)
-        if not events.exists():
-            write_jsonl(Simulation(config), events, truth_path)
-        truth = [orjson.loads(line) for line in truth_path.read_bytes().splitlines()]
-        holidays = [
-            (float(_day(h)), float(_day(h) + 1))
-            for year in {SIM_START.year, SIM_START.year + 1}
-            for h in simulator_holidays(year)
-            if day0 <= _day(h) < day0 + args.days
-        ]
-        yield SourceFile(
-            label=f"seed {seed}",
-            events=events,
-            as_of_days=tuple(day0 + d for d in range(56, args.days - 30 + 1, 28)),
-            vacation={r["account_id"] for r in truth if r["archetype"] == "vacation_dip"},
-            holidays=holidays,
-        )
-
-
-def shapes_files(mix: str, seeds: list[int]) -> Callable[[Path, argparse.Namespace], Iterator[SourceFile]]:
-    def files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
-        for seed in seeds[: args.files]:
-            config = ShapesConfig(mix=mix, seed=seed, accounts=args.accounts, days=args.days, start=SIM_START)
-            base = ShapedBase(config)
-            events, truth_path = workdir / f"{mix}{seed}.jsonl", workdir / f"{mix}{seed}.truth.jsonl"
-            if not events.exists():
-                write_jsonl(base, events, truth_path)
-            day0 = _day(SIM_START)
-            yield SourceFile(
-                label=f"seed {seed}",
-                events=events,
-                as_of_days=tuple(day0 + d for d in range(56, args.days - 30 + 1, 28)),
-                vacation={r["account_id"] for r in base.truth() if r["vacation"]},
-                holidays=[(float(_day(a)), float(_day(b))) for a, b in base.holidays()],
-            )
-
-    return files
-
-
-def _epoch_day(y: int, m: int, d: int) -> int:
-    return _day(date(y, m, d))
-
-
-def cdnow_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
-    name = "cdnow_full.jsonl" if args.cdnow_full else "cdnow_sample.jsonl"
-    try:
-        events = real_data.write_cdnow(workdir / name, sample=not args.cdnow_full)
-    except real_data.MissingDataError as error:
-        print(f"cdnow skipped: {error}", file=sys.stderr)
-        return
-    yield SourceFile(
-        label="full (23,570 customers)" if args.cdnow_full else "sample (2,357 customers)",
-        events=events,
-        as_of_days=tuple(
-            _epoch_day(*ymd) for ymd in ((1997, 7, 1), (1997, 10, 1), (1998, 1, 1), (1998, 4, 1))
-        ),
-        horizon_days=90,
-        outcome=OutcomeMode.INACTIVE,
-        repeat_view=True,
-    )
-
-
-def churnsim_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFile]:
-    stem = f"churnsim-socialnet7-{CHURNSIM_SEED}"
-    events, truth = workdir / f"{stem}.jsonl", workdir / f"{stem}.truth.jsonl"
-    if not events.exists():
-        if args.churnsim_python is None or not Path(args.churnsim_python).exists():
-            print(
-                f"churnsim skipped: no {events} and no --churnsim-python ({CHURNSIM_HINT})", file=sys.stderr
-            )
-            return
-        command = [
-            str(args.churnsim_python),
-            str(Path(__file__).with_name("churnsim_export.py")),
-            *("--model", "socialnet7", "--seed", str(CHURNSIM_SEED), "--customers", "1000"),
-            *("--start", "2020-01-01", "--end", "2020-06-01", "--out", str(events), "--truth", str(truth)),
-        ]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    yield SourceFile(
-        label=f"socialnet7 seed {CHURNSIM_SEED}",
-        events=events,
-        as_of_days=tuple(_epoch_day(2020, m, 1) for m in (3, 4, 5)),
-    )
-
-
-SOURCES = (
-    Source("simulator", "tuning", "streams.simulator (our own), seeds 1-10", simulator_files),
-    Source(
-        "shapes-tuning",
-        "tuning",
-        "streams.shapes, tuning mix, seeds 100-109",
-        shapes_files("tuning", list(range(100, 110))),
-    ),
-    Source(
-        "shapes-heldout",
-        "heldout",
-        "streams.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), seeds 200-209",
-        shapes_files("heldout", list(range(200, 210))),
-    ),
-    Source(
-        "cdnow",
-        "heldout",
-        "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",
-        cdnow_files,
-    ),
-    Source(
-        "churnsim",
-        "heldout",
-        "ChurnSim socialnet7 (fightchurn 1.2.0; churn from low utility), 1000 initial customers, 2020-01..05",
-        churnsim_files,
-    ),
-)
-
-
-# -- per file ----------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -241,6 +82,7 @@ class FileResult:
     vacation_alerted: dict[str, float | None]
     holiday_alerts: dict[str, int] | None  # None: the file has no shared holiday
     repeat_auc: dict[str, float | None] = field(default_factory=dict)  # ranking among repeat customers
+    by_shape: dict[str, tuple[int, int]] = field(default_factory=dict)  # shape -> (accounts, churnwatch hits)
 
 
 def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
@@ -280,7 +122,29 @@ def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
                 for start, end in source_file.holidays
                 if start <= t < end + 7
             )
-    return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts, repeat)
+    by_shape = shape_breakdown(bt, source_file.shape_of)
+    return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts, repeat, by_shape)
+
+
+def shape_breakdown(bt: Backtest, shape_of: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Per ground-truth shape: churners flagged >= 7 d ahead by churnwatch, or non-churners ever alerted."""
+    cfg = BacktestConfig()
+    openings = bt.scorers[CHURNWATCH].alerts.openings
+    out: dict[str, list[int]] = {}
+    for account, shape in shape_of.items():
+        churned = bt.churn_day.get(account)
+        times = openings.get(account, [])
+        if churned is not None:
+            if churned < bt.warm_day:
+                continue
+            key = f"{shape} (churners flagged >= {cfg.lead_min_days} d ahead)"
+            hit = any(churned - cfg.lookback_days <= t <= churned - cfg.lead_min_days for t in times)
+        else:
+            key, hit = f"{shape} (non-churners alerted)", bool(times)
+        counts = out.setdefault(key, [0, 0])
+        counts[0] += 1
+        counts[1] += hit
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 # -- aggregation and printing ------------------------------------------------------------------------------
@@ -360,6 +224,17 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         print(
             f"\nchurnwatch {verdict} the best baseline ({BASELINE_LABELS[best]}) on {source.name}: "
             f"AUC {ours:.3f} vs {rows[best]['auc']:.3f}"
+        )
+    shapes: dict[str, list[int]] = {}
+    for f in files:
+        for key, (n, hits) in f.by_shape.items():
+            total = shapes.setdefault(key, [0, 0])
+            total[0] += n
+            total[1] += hits
+    if shapes:
+        print(
+            "\nchurnwatch by ground-truth shape: "
+            + "; ".join(f"{key} {hits / n:.0%} of {n}" for key, (n, hits) in sorted(shapes.items()))
         )
     repeat = [f.repeat_auc for f in files if f.repeat_auc]
     if repeat:

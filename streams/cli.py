@@ -191,8 +191,17 @@ def simulate(
     output_file(out, "--out")
     output_file(truth, "--truth")
     simulation = Simulation(SimulationConfig(seed=seed, accounts=accounts, days=days, start=first_day))
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from streams.progress import CountedSource, progress_for
+
     if out is not None:
-        written = write_jsonl(simulation, out, truth)
+        bar = Progress(console=Console(stderr=True), transient=True)
+        with progress_for(bar, "simulate") as progress:
+            task = progress.add_task("events written", total=None)
+            counted = CountedSource(simulation, lambda n: progress.update(task, completed=n))
+            written = write_jsonl(counted, out, truth)
         typer.echo(
             f"wrote {written} events to {out}" + (f" and the ground truth to {truth}" if truth else "")
         )
@@ -201,15 +210,13 @@ def simulate(
         truth.write_bytes(b"".join(orjson_line(row) for row in simulation.truth()))
     import asyncio
 
-    from rich.progress import Progress
-
     from streams.producer import produce_live
     from streams.worker import prepare_kafka
 
     settings = _settings()
     prepare_kafka(settings)
-    with Progress() as progress:
-        task = progress.add_task("producing", total=None)
+    with progress_for(Progress(console=Console(stderr=True)), "simulate") as progress:
+        task = progress.add_task("events produced", total=None)
         sent = asyncio.run(
             produce_live(
                 settings,
@@ -285,9 +292,11 @@ def orjson_line(row: object) -> bytes:
 
 
 def _register_replay() -> None:
+    from streams.cli_explain import explain
     from streams.cli_replay import replay
 
     app.command("replay")(replay)
+    app.command("explain")(explain)
 
 
 _register_replay()

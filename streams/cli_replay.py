@@ -17,6 +17,7 @@ from streams.backtest import OutcomeMode
 from streams.cli_backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli_checks import output_file
 from streams.events import InvalidEventError, parse_ts
+from streams.progress import progress_for
 from streams.replay import (
     ReplayResult,
     build_report,
@@ -125,14 +126,20 @@ def replay(
     flags), sorted by event time whatever their order, and deduplicated; see docs/detection.md.
     """
     flags = {name: value for name, value in locals().items() if name in FLAG_SETTINGS}
-    outputs = {"--scores": scores, "--alerts": alerts, "--report": report, "--html": html, "--rejects": rejects}
+    outputs = {
+        "--scores": scores,
+        "--alerts": alerts,
+        "--report": report,
+        "--html": html,
+        "--rejects": rejects,
+    }
     for flag, path in outputs.items():
         output_file(path, flag)  # before reading: a typo in a path must not cost the whole replay
     try:
         as_of_ms, now_ms = _time_option(as_of, "--as-of"), _time_option(now, "--now")
         settings = replay_settings(flags)
         rules = InputRules.from_settings(settings, now_ms=now_ms, sort_memory_bytes=sort_memory_mb << 20)
-        result, stats = _run(events, rules, settings, as_of_ms, rejects, baselines)
+        result, stats = _run(events, rules, settings, as_of_ms, rejects, baselines or html is not None)
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
@@ -179,17 +186,16 @@ def _run(
     with contextlib.ExitStack() as stack:
         on_reject = stack.enter_context(rejects_file(rejects)) if rejects is not None else None
         sorted_input = stack.enter_context(SortedInput(rules, on_reject))
-        progress = stack.enter_context(
-            Progress(
-                TextColumn("[bold]replay"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[clock]}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
+        bar = Progress(
+            TextColumn("[bold]replay"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[clock]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
+        progress = stack.enter_context(progress_for(bar, "replay"))  # plain lines when piped
         reading = progress.add_task("replay", total=None, clock="reading")
         read_source(source, sorted_input, lambda n: progress.update(reading, clock=f"{n:,} lines read"))
         progress.update(reading, visible=False)

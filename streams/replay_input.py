@@ -284,8 +284,8 @@ def flag_name(setting: str) -> str:
 
 def setting_help(setting: str) -> str:
     """A flag's help: the setting's description and its variable."""
-    description = Settings.model_fields[setting].description
-    return f"{description} Default: ${ENV_PREFIX}{setting.upper()} or the worker's default."
+    field = Settings.model_fields[setting]
+    return f"{field.description} Default: ${ENV_PREFIX}{setting.upper()} if set, else {field.default}."
 
 
 def replay_settings(flags: dict[str, object]) -> Settings:

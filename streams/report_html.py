@@ -47,14 +47,15 @@ def _pct(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
 
 
-def churner_leads(result: ReplayResult, body: dict[str, Any]) -> tuple[list[float], list[str]]:
-    """Lead days of flagged churners (first opening within the lookback) and the churners missed."""
+def churner_leads(result: ReplayResult, body: dict[str, Any]) -> tuple[list[float], list[str], list[str]]:
+    """Lead days of flagged churners (first opening within the lookback), those churners, and those missed."""
     warm_ms = _usage_start_ms(result) + body.get("warmup_days", 21) * DAY_MS
     opened: dict[str, list[int]] = {}
     for alert in result.alerts:
         if alert.kind is AlertKind.ACCOUNT_RISK and alert.transition is Transition.OPENED:
             opened.setdefault(alert.account_id, []).append(alert.event_ts_ms)
     leads: list[float] = []
+    caught: list[str] = []
     missed: list[str] = []
     for account, cancel_ms in result.cancellations.items():
         if cancel_ms < warm_ms:
@@ -62,9 +63,10 @@ def churner_leads(result: ReplayResult, body: dict[str, Any]) -> tuple[list[floa
         before = [t for t in opened.get(account, []) if cancel_ms - LOOKBACK_DAYS * DAY_MS <= t < cancel_ms]
         if before:
             leads.append((cancel_ms - min(before)) / DAY_MS)
+            caught.append(account)
         else:
             missed.append(account)
-    return leads, missed
+    return leads, caught, missed
 
 
 def _usage_start_ms(result: ReplayResult) -> int:
@@ -183,13 +185,21 @@ def _at_risk(result: ReplayResult) -> str:
     )
 
 
-def _timelines(result: ReplayResult, missed: list[str]) -> str:
+def _by_mrr(result: ReplayResult, accounts: list[str]) -> list[str]:
+    return sorted(accounts, key=lambda a: (-(result.windows[a].mrr or 0.0), a))
+
+
+def _timelines(result: ReplayResult, caught: list[str], missed: list[str]) -> str:
     index = alerts_by_account(result.alerts)
     flagged = [r["account_id"] for r in score_rows(result) if r["severity"]][:TOP_TIMELINES]
-    missed_ranked = sorted(missed, key=lambda a: (-(result.windows[a].mrr or 0.0), a))[:MISSED_TIMELINES]
-    parts = ['<h2 id="top-flagged">Top flagged accounts</h2>']
+    flagged += _by_mrr(result, caught)[: TOP_TIMELINES - len(flagged)]
+    missed_ranked = _by_mrr(result, missed)[:MISSED_TIMELINES]
+    parts = [
+        '<h2 id="top-flagged">Top flagged accounts</h2><p>Open episodes by revenue at risk, then the '
+        "churners caught before cancelling with the highest MRR.</p>"
+    ]
     if result.activity is None:
-        parts.append("<p>Daily activity was not recorded in this run (--no-baselines): no timelines.</p>")
+        parts.append("<p>Daily activity was not recorded in this run: no timelines.</p>")
         return "".join(parts)
     for account in flagged:
         story = build_timeline(result, account, index.get(account, []))
@@ -207,7 +217,7 @@ def _timelines(result: ReplayResult, missed: list[str]) -> str:
 
 def render(result: ReplayResult, body: dict[str, Any]) -> str:
     """The whole page as text."""
-    leads, missed = churner_leads(result, body)
+    leads, caught, missed = churner_leads(result, body)
     calibration = body.get("calibration") or {}
     charts_row = charts.histogram(
         leads, title="lead time: days from the first alert to the cancel", xlabel="days before cancelling"
@@ -224,7 +234,7 @@ def render(result: ReplayResult, body: dict[str, Any]) -> str:
         f'<h2 id="charts">Lead time and calibration</h2><div class="row">{charts_row}</div>'
         f'<h2 id="weekly">Alerts and churn per week</h2>{_weekly(result)}'
         f'<h2 id="at-risk-list">At-risk accounts</h2>{_at_risk(result)}'
-        f"{_timelines(result, missed)}"
+        f"{_timelines(result, caught, missed)}"
         '<p class="sub">Usual range: the account\'s trailing 28 days, mean ± 1 sd (from day 7). '
         "Risk: churn probability within the horizon, weekly points and the final one.</p></body></html>"
     )

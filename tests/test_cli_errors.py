@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import ConfigError
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 from tests.kafka_harness import free_port
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -163,9 +163,11 @@ def test_version_help_and_bare_command_exit_zero(args: list[str]) -> None:
     assert ("churnwatch 0." in done.stdout) if args == ["--version"] else ("replay" in done.stdout)
 
 
-def test_subcommand_short_help() -> None:
-    done = run("replay", "-h")
+def test_subcommand_short_help_shows_real_defaults() -> None:
+    done = run("replay", "-h", env=env_without_config(COLUMNS="300"))
     assert done.returncode == 0 and "--scores" in done.stdout, done.stderr
+    default = Settings.model_fields["alert_threshold"].default
+    assert f"$CHURNWATCH_ALERT_THRESHOLD if set, else {default}." in done.stdout
 
 
 # -- outputs people read ------------------------------------------------------------------------------------
@@ -199,3 +201,15 @@ def test_scores_csv_ranked_by_revenue_at_risk_and_escaped(tmp_path: Path) -> Non
         assert float(row["revenue_at_risk"]) == pytest.approx(
             float(row["risk"]) * float(row["mrr"]), abs=0.01
         )
+
+
+def test_simulate_and_replay_print_plain_progress_when_piped(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    done = run("simulate", "--out", str(events), "--accounts", "20", "--days", "10", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    written = int(done.stdout.split()[1])
+    assert f"simulate: {written:,} events written - finished" in done.stderr.splitlines()
+    done = run("replay", str(events))
+    assert done.returncode == 0, done.stderr
+    last = [line for line in done.stderr.splitlines() if line.startswith("replay: ")][-1]
+    assert last.endswith("finished") and f"{written:,} events" in last, done.stderr

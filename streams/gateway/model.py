@@ -57,12 +57,6 @@ class Mapped:
     def dead_letter(self, reason: Rejection, detail: str, item: object) -> None:
         self.dead.append(DeadItem(reason, detail, orjson.dumps(item)))
 
-    def extend(self, other: Mapped) -> None:
-        self.events.extend(other.events)
-        self.identities.extend(other.identities)
-        self.dead.extend(other.dead)
-        self.ignored.extend(other.ignored)
-
 
 @dataclass(frozen=True, slots=True)
 class Bounds:

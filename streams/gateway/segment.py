@@ -69,11 +69,12 @@ class SegmentMapper:
         mapped = Mapped()
         for message in body["batch"]:
             kind = message.get("type") if isinstance(message, dict) else None
-            mapped.extend(self.one(kind, message))
+            self.one(kind, message, mapped)
         return mapped
 
-    def one(self, kind: Any, message: Any) -> Mapped:
-        mapped = Mapped()
+    def one(self, kind: Any, message: Any, mapped: Mapped | None = None) -> Mapped:
+        """Map one message into ``mapped`` (a new :class:`Mapped` when None) and return it."""
+        mapped = Mapped() if mapped is None else mapped
         if not isinstance(message, dict):
             mapped.dead_letter(Rejection.INVALID_BODY, "a Segment message must be a JSON object", message)
         elif kind not in KINDS or kind == "alias":

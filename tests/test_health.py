@@ -176,3 +176,18 @@ def test_the_second_signal_exits_at_once_with_128_plus_its_number() -> None:
         assert exits.codes == [128 + signal.SIGINT]
     finally:
         loop.close()
+
+
+def test_a_crash_arms_the_deadline_so_a_hung_stop_still_exits() -> None:
+    exits = Exits()
+    loop = asyncio.new_event_loop()
+    try:
+        app = faust.App("lifecycle-crash-test", broker="kafka://127.0.0.1:1", store="memory://")
+        deadline = ExitDeadline(0.05, exit=exits.exit, write=exits.write)
+        worker = BoundedWorker(app, loop=loop, quiet=True, deadline=deadline, exit_now=exits.exit)
+        worker._crash(RuntimeError("a reader task raised"))
+        assert worker.crash_reason is not None  # mode's own crash handling still runs
+        wait_until(lambda: exits.codes, timeout=10, what="the deadline", interval=0.01)
+        assert exits.codes == [1] and "after a fatal error" in exits.lines[0]
+    finally:
+        loop.close()

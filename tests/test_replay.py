@@ -79,6 +79,8 @@ def test_cli_writes_scores_alerts_and_report(
         datetime.fromisoformat(record["ts"])
         assert record["kind"] in {k.value for k in AlertKind}
         assert 0.0 <= record["risk"] <= 1.0
+        # Like live alerts, every record carries its revenue at risk (risk x MRR).
+        assert record["revenue_at_risk"] == pytest.approx(record["risk"] * (record["mrr"] or 0.0), abs=0.01)
         if record["transition"] == "opened":
             assert record["reasons"], "every flagged account carries reasons"
     body = orjson.loads(report.read_bytes())

@@ -486,3 +486,18 @@ def test_openapi_served_equals_checked_in_and_covers_every_route(gateway: Gatewa
     }
     described = {(method, path) for path, item in checked_in["paths"].items() for method in item}
     assert routes == described
+
+
+def test_gzip_bodies_are_read_and_a_gzip_bomb_is_413(
+    gateway: GatewayProcess, factory: GatewayFactory
+) -> None:
+    import gzip
+
+    account = unique("gzip")
+    track = {"type": "track", "userId": "u", "event": "zipped", "context": {"groupId": account}}
+    headers = {"Authorization": basic(), "Content-Encoding": "gzip"}
+    assert gateway.post("/v1/track", gzip.compress(orjson.dumps(track)), **headers).status_code == 200
+    assert [value["event"] for value in wait_records(factory, "usage", account, 1)] == ["zipped"]
+    bomb = gzip.compress(b'{"batch":[' + b" " * 5_000_000 + b"]}")  # 5 kB on the wire, 5 MB inflated
+    assert len(bomb) < 65_536
+    assert gateway.post("/v1/batch", bomb, **headers).status_code == 413

@@ -22,7 +22,7 @@ from streams.settings import Settings
 REMEMBERED_IDS = 200_000  # acknowledged event ids kept (about 100 bytes each)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     topic: str
     key: bytes | None

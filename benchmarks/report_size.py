@@ -1,8 +1,8 @@
-"""Size of ``churnwatch replay --html`` for a large customer base (issue 16 asks for <= 5 MB at 10 k accounts).
+"""Size of ``churnwatch replay --html`` for a large customer base (issue 16: <= 5 MB at 10 k accounts).
 
 Usage::
 
-    .venv/bin/python benchmarks/report_size.py --accounts 10000 --days 120 --seed 5 --workdir /tmp/report-bench
+    .venv/bin/python benchmarks/report_size.py --accounts 10000 --days 120 --seed 5 --workdir /tmp/bench
 
 Simulates the base to a JSONL file (skipped when it is already there), replays it with ``--html`` the way a
 user would (through the CLI), and prints the HTML's size, its number of inline charts and the replay's time.
@@ -51,9 +51,10 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     text = html.read_text()
     lines = sum(1 for _ in events.open("rb"))
+    size = len(text.encode())
     print(
-        f"accounts {args.accounts:,}, days {args.days}, events {lines:,}: report.html {len(text.encode()):,} bytes "
-        f"({len(text.encode()) / 2**20:.2f} MiB), {text.count('<svg')} inline SVG charts, "
+        f"accounts {args.accounts:,}, days {args.days}, events {lines:,}: report.html {size:,} bytes "
+        f"({size / 2**20:.2f} MiB), {text.count('<svg')} inline SVG charts, "
         f"{text.count('<tr>') - 1} table rows; replay with --html took {elapsed:.0f} s wall clock"
     )
 

@@ -12,6 +12,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from detectors.alerts import Transition
+from detectors.monitor import DetectorConfig
 from streams.producer import produce_live
 from streams.replay import run_replay
 from streams.simulator import Simulation, SimulationConfig
@@ -59,11 +60,21 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     # The same accounts are flagged, most on the same day. A backfill reads the sparse support and billing
     # topics in large chunks, days ahead of usage, so a live sweep can already count tickets or payment
     # failures of "today" that replay folds only after that midnight: an episode may open a few days apart.
-    # Measured on this machine: 8-11 of 11 on the same day, the others 1-3 days apart.
-    assert set(opened_live) == set(opened_offline)
-    shifts = [abs(opened_live[account] - ts) // DAY_MS for account, ts in opened_offline.items()]
-    assert sum(shift == 0 for shift in shifts) >= 0.6 * len(shifts), shifts
-    assert max(shifts) <= 3, shifts
+    # The global risk model learns from outcomes from the first one on (issue 14), and those live snapshots
+    # differ by the same read-ahead, so its weights differ slightly too: an account whose risk only grazes
+    # the threshold (opening risk under threshold + 0.03) may open days apart or on one side only.
+    # Measured on this machine: 13 of 14 on the same day, one borderline account (0.354) 8 days apart.
+    firm_risk = DetectorConfig().alert_threshold + 0.03
+    risk_offline = {a.account_id: a.risk for a in offline.alerts if a.transition is Transition.OPENED}
+    risk_live = {a["account_id"]: a["risk"] for a in live if a["transition"] == "opened"}
+    assert all(risk_offline[a] < firm_risk for a in set(opened_offline) - set(opened_live))
+    assert all(risk_live[a] < firm_risk for a in set(opened_live) - set(opened_offline))
+    both = set(opened_live) & set(opened_offline)
+    assert len(both) >= 0.8 * len(opened_offline)
+    shifts = {a: abs(opened_live[a] - opened_offline[a]) // DAY_MS for a in both}
+    assert sum(shift == 0 for shift in shifts.values()) >= 0.6 * len(shifts), shifts
+    firm = [shift for a, shift in shifts.items() if min(risk_offline[a], risk_live[a]) >= firm_risk]
+    assert max(firm) <= 3, shifts
     kinds = defaultdict(set)
     for alert in live:
         kinds[alert["kind"]].add(alert["account_id"])

@@ -283,6 +283,14 @@ class Churnwatch:
         self.cache.clear()
         self.dirty.clear()
 
+    def explained(self, account_id: str, state: AccountState) -> dict[str, Any]:
+        """The account's story as ``churnwatch explain`` shows it (streams/explain.py), from this worker."""
+        from streams.explain import live_story, story_dict
+
+        row = self.detection.at_risk.get(account_id)
+        listed = (row.risk, row.severity, row.reasons, row.episode_id, row.since_ms) if row else None
+        return story_dict(live_story(account_id, state.window, listed))
+
     def account_state(self, key: bytes) -> AccountState | None:
         state = self.cache.get(key)
         if state is not None:
@@ -581,6 +589,7 @@ class Churnwatch:
                 return web.bytes(b'{"error":"unknown account"}', content_type="application/json", status=404)
             body = {
                 "account_id": account_id,
+                "explained": self.explained(account_id, state),
                 "window": state.window.to_state(),
                 "applied_offsets": state.applied_offsets,
             }

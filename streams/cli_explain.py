@@ -14,7 +14,7 @@ from detectors.monitor import DetectorConfig
 from streams.backtest import EveryNthMidnight
 from streams.cli_checks import UsageError, output_file
 from streams.events import InvalidEventError, parse_ts
-from streams.explain import Story, account_story, print_story, story_dict
+from streams.explain import Story, account_story, print_story, story_dict, story_from_dict
 from streams.replay import run_replay
 from streams.replay_input import STDIN, InputError, InputRules, SortedInput, read_source, replay_settings
 from streams.report_charts import timeline
@@ -23,8 +23,13 @@ from streams.report_charts import timeline
 def explain(
     account: Annotated[str, typer.Argument(help="Account id.")],
     events: Annotated[
-        str, typer.Option("--events", help="JSONL event file (gzip or not, - for stdin) to replay offline.")
-    ],
+        str | None,
+        typer.Option("--events", help="JSONL event file (gzip or not, - for stdin) to replay offline."),
+    ] = None,
+    worker: Annotated[
+        str | None,
+        typer.Option("--worker", help="Ask a running worker instead, e.g. http://127.0.0.1:6066."),
+    ] = None,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Tell the story as of this time (RFC 3339).")
     ] = None,
@@ -34,12 +39,18 @@ def explain(
     """One account's story: daily activity vs its usual range, risk, severity, reasons and episodes.
 
     Replays the whole file (the population matters: segment percentiles and the outage guard) and tells
-    the account's story at the end of the file or at --as-of.
+    the account's story at the end of the file or at --as-of; with --worker, the worker's current view.
     """
     output_file(html, "--html")
     output_file(json, "--json")
-    as_of_ms = _as_of(as_of)
-    story = _story(account, events, as_of_ms)
+    if (events is None) == (worker is None):
+        raise UsageError("give either --events FILE (offline) or --worker URL (a running worker)")
+    if worker is not None:
+        if as_of is not None:
+            raise UsageError("--as-of needs --events: a worker tells the story as of its own clock")
+        story = _worker_story(account, worker)
+    else:
+        story = _story(account, str(events), _as_of(as_of))
     print_story(Console(), story)
     if json is not None:
         json.write_bytes(orjson.dumps(story_dict(story), option=orjson.OPT_INDENT_2))
@@ -79,6 +90,23 @@ def _story(account: str, source: str, as_of_ms: int | None) -> Story:
     return story
 
 
+def _worker_story(account: str, base_url: str) -> Story:
+    import urllib.parse
+
+    import httpx
+
+    url = f"{base_url.rstrip('/')}/churnwatch/accounts/{urllib.parse.quote(account, safe='')}/"
+    try:
+        response = httpx.get(url, timeout=30)
+    except httpx.HTTPError as error:
+        raise UsageError(f"--worker {base_url}: cannot reach the worker ({type(error).__name__})") from None
+    if response.status_code == 404:
+        raise UsageError(f"the worker at {base_url} holds no state for account {account!r}")
+    if response.status_code != 200 or "explained" not in response.json():
+        raise UsageError(f"--worker {base_url}: unexpected answer (HTTP {response.status_code})")
+    return story_from_dict(response.json()["explained"])
+
+
 def story_html(story: Story) -> str:
     """A small self-contained page: the timeline chart and the same facts as the terminal view."""
     e = html_text.escape
@@ -94,7 +122,7 @@ def story_html(story: Story) -> str:
         "<style>body{font-family:system-ui,sans-serif;max-width:1150px;margin:24px auto}"
         "td,th{padding:3px 8px;text-align:left}</style></head><body>"
         f"<h1>{e(story.account_id)}</h1><p>as of {e(story.as_of or '-')}; plan {e(story.plan or '-')}, "
-        f"MRR {e(str(story.mrr or '-'))}; risk <b>{story.risk:.0%}</b>, "
+        f"MRR {e(str(story.mrr or '-'))}; risk <b>{_pct(story.risk)}</b>, "
         f"severity {e(story.severity or 'none')}, "
         f"revenue at risk {story.revenue_at_risk:,.2f}"
         f"{f'; cancelled at {e(story.cancelled)}' if story.cancelled else ''}</p>{chart}"
@@ -102,3 +130,7 @@ def story_html(story: Story) -> str:
         "<table><tr><th>episode</th><th>time</th><th>transition</th><th>severity</th></tr>"
         f"{episodes}</table></body></html>"
     )
+
+
+def _pct(value: float | None) -> str:
+    return "not listed" if value is None else f"{value:.0%}"

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from detectors.alerts import Alert, AlertKind
-from detectors.windows import DAY_MS
+from detectors.windows import DAY_MS, USAGE, AccountWindow
+from streams.events import parse_ts
 from streams.replay import ReplayResult, rfc3339
 from streams.report_charts import Timeline
 
@@ -40,7 +41,7 @@ class Episode:
 class Story:
     account_id: str
     as_of: str | None
-    risk: float
+    risk: float | None  # None live when the account is in no open episode (the worker keeps no other risk)
     severity: str | None
     reasons: tuple[str, ...]
     flags: tuple[str, ...]
@@ -52,7 +53,7 @@ class Story:
 
     @property
     def revenue_at_risk(self) -> float:
-        return self.risk * (self.mrr or 0.0)
+        return (self.risk or 0.0) * (self.mrr or 0.0)
 
 
 def alerts_by_account(alerts: list[Alert]) -> dict[str, list[Alert]]:
@@ -143,7 +144,7 @@ def story_dict(story: Story) -> dict[str, Any]:
     return {
         "account_id": story.account_id,
         "as_of": story.as_of,
-        "risk": round(story.risk, 4),
+        "risk": round(story.risk, 4) if story.risk is not None else None,
         "severity": story.severity,
         "revenue_at_risk": round(story.revenue_at_risk, 2),
         "plan": story.plan,
@@ -174,17 +175,23 @@ def story_dict(story: Story) -> dict[str, Any]:
     }
 
 
-def sparkline(values: list[float], top: float) -> str:
-    if top <= 0:
-        return SPARK[0] * len(values)
-    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
+def sparkline(values: list[float | None], top: float) -> str:
+    """One character per value on a 0..top scale; a blank where there is no value.
+
+    >>> sparkline([0, 5, 10, None], 10)
+    '▁▅█ '
+    """
+    steps = len(SPARK) - 1
+    return "".join(
+        " " if v is None else SPARK[min(steps, int(v / top * steps + 0.5)) if top > 0 else 0] for v in values
+    )
 
 
 def print_story(console: Console, story: Story, days: int = 56) -> None:
     """A compact terminal view: sparkline of activity vs the usual level, risk, reasons, episodes."""
     t = story.timeline
-    counts, mids = t.counts[-days:], [m or 0.0 for m in t.band_mid[-days:]]
-    top = max([*counts, *mids, 0.0])
+    counts, mids = t.counts[-days:], t.band_mid[-days:]
+    top = max([*counts, *(m for m in mids if m is not None), 0.0])
     lows = t.band_low[-days:]
     below = "".join("▼" if lo is not None and c < lo else " " for c, lo in zip(counts, lows, strict=True))
     marks = [" "] * len(counts)
@@ -202,15 +209,16 @@ def print_story(console: Console, story: Story, days: int = 56) -> None:
     console.print(
         f"last {len(counts)} days from {start} (one character per day, scale 0-{top:.0f} events/day)"
     )
-    console.print(f"activity   [blue]{sparkline(counts, top)}[/blue]")
+    console.print(f"activity   [blue]{sparkline(list(counts), top)}[/blue]")
     console.print(f"usual mean [cyan]{sparkline(mids, top)}[/cyan]")
     console.print(f"below      [red]{below}[/red]  (▼ under the usual range)")
     console.print(
         f"alerts     [yellow]{''.join(marks)}[/yellow]  (O opened, E escalated, R resolved, X cancelled)"
     )
     severity = story.severity or "none (no open episode)"
+    risk = "not listed" if story.risk is None else f"{story.risk:.0%}"
     console.print(
-        f"risk [bold]{story.risk:.0%}[/bold] (probability of churning within the horizon), "
+        f"risk [bold]{risk}[/bold] (probability of churning within the horizon), "
         f"severity {severity}, "
         f"revenue at risk {story.revenue_at_risk:,.2f}"
     )
@@ -227,3 +235,80 @@ def print_story(console: Console, story: Story, days: int = 56) -> None:
         for ts, transition, sev in episode.transitions:
             episodes.add_row(episode.episode_id, ts, transition, sev)
     console.print(episodes if story.episodes else "episode history: no alert for this account")
+
+
+def live_story(
+    account: str,
+    window: AccountWindow,
+    listed: tuple[float, str, tuple[str, ...], str | None, int | None] | None,
+) -> Story:
+    """A worker's view of one account: its window's days (retention-bounded) and, when it is listed at risk,
+    ``listed`` = (risk, severity, reasons, episode id, episode start ms)."""
+    watermark = window.watermark_ms or 0
+    end = watermark // DAY_MS
+    first = min(window.days, default=end)
+    days = list(range(first, end + 1))
+    counts = [float(window.bucket(day)[USAGE]) for day in days]
+    low, mid, high = _band(counts)
+    risk, severity, reasons, episode_id, since_ms = listed or (None, None, (), None, None)
+    timeline = Timeline(account, days, counts, low, mid, high)
+    episodes = []
+    if risk is not None:
+        timeline.risk = [(watermark / DAY_MS, risk)]
+    if episode_id is not None and since_ms is not None:
+        timeline.alerts = [(since_ms / DAY_MS, "opened", severity or "")]
+        episodes = [Episode(episode_id, [(rfc3339(since_ms), "opened", severity or "")])]
+    canceled = window.canceled_ts_ms
+    return Story(
+        account_id=account,
+        as_of=rfc3339(watermark) if watermark else None,
+        risk=risk,
+        severity=severity,
+        reasons=reasons,
+        flags=(),
+        plan=window.plan,
+        mrr=window.mrr,
+        cancelled=rfc3339(canceled) if canceled is not None else None,
+        timeline=timeline,
+        episodes=episodes,
+    )
+
+
+def story_from_dict(body: dict[str, Any]) -> Story:
+    """The :class:`Story` of a :func:`story_dict` (what a worker's account endpoint returns)."""
+    daily = body.get("daily", [])
+    days = [int(parse_day(d["day"]) // DAY_MS) for d in daily]
+    timeline = Timeline(
+        body["account_id"],
+        days,
+        [float(d["activity"]) for d in daily],
+        [d["usual_low"] for d in daily],
+        [d["usual_mean"] for d in daily],
+        [d["usual_high"] for d in daily],
+        risk=[(parse_day(r["ts"]) / DAY_MS, r["risk"]) for r in body.get("risk_over_time", [])],
+    )
+    episodes = [
+        Episode(e["episode_id"], [(t["ts"], t["transition"], t["severity"]) for t in e["transitions"]])
+        for e in body.get("episodes", [])
+    ]
+    for episode in episodes:
+        for ts, transition, severity in episode.transitions:
+            timeline.alerts.append((parse_day(ts) / DAY_MS, transition, severity))
+    return Story(
+        account_id=body["account_id"],
+        as_of=body.get("as_of"),
+        risk=body.get("risk"),
+        severity=body.get("severity"),
+        reasons=tuple(body.get("reasons", ())),
+        flags=tuple(body.get("flags", ())),
+        plan=body.get("plan"),
+        mrr=body.get("mrr"),
+        cancelled=body.get("cancelled"),
+        timeline=timeline,
+        episodes=episodes,
+    )
+
+
+def parse_day(text: str) -> int:
+    """Epoch ms of an RFC 3339 time or a ``YYYY-MM-DD`` day (UTC)."""
+    return parse_ts(text if "T" in text else f"{text}T00:00:00Z", min_ts_ms=None)

@@ -283,7 +283,7 @@ def score_rows(result: ReplayResult) -> list[dict[str, Any]]:
                 "account_id": account,
                 "revenue_at_risk": 0.0 if lost else round(risk * (window.mrr or 0.0), 2),
                 "risk": round(risk, 4),
-                "severity": a.severity.value if a is not None and a.severity is not None else "",
+                "severity": _severity(result, a),
                 "reasons": "; ".join(a.reasons) if a is not None else "",
                 "plan": window.plan or "",
                 "mrr": window.mrr if window.mrr is not None else "",
@@ -293,6 +293,16 @@ def score_rows(result: ReplayResult) -> list[dict[str, Any]]:
         )
     rows.sort(key=lambda row: (-row["revenue_at_risk"], -row["risk"]))  # stable: ties keep the id order
     return rows
+
+
+def _severity(result: ReplayResult, a: Assessment | None) -> str:
+    """The severity of the account's current risk while an episode is open (as the live at-risk page shows
+    it, also when the risk has fallen under the alert threshold and the episode waits to resolve), else ''."""
+    if a is None or (a.severity is None and a.episode_id is None):
+        return ""
+    if a.severity is not None:
+        return a.severity.value
+    return result.monitor.severity_of(a.risk).value if result.monitor is not None else ""
 
 
 def write_scores(result: ReplayResult, path: Path) -> int:

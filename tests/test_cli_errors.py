@@ -213,3 +213,12 @@ def test_simulate_and_replay_print_plain_progress_when_piped(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     last = [line for line in done.stderr.splitlines() if line.startswith("replay: ")][-1]
     assert last.endswith("finished") and f"{written:,} events" in last, done.stderr
+
+
+def test_explain_needs_one_source_and_says_when_the_worker_is_unreachable(tmp_path: Path) -> None:
+    refused(run("explain", "acme"), "either --events FILE", "--worker URL")
+    url = f"http://127.0.0.1:{free_port()}"
+    refused(run("explain", "acme", "--worker", url), "--worker", "cannot reach the worker")
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"type":"usage","account_id":"other","ts":"2026-03-01T10:00:00Z","event":"login"}\n')
+    refused(run("explain", "acme", "--events", str(events)), "account 'acme' has no valid event")

@@ -70,6 +70,7 @@ def test_cli_writes_scores_alerts_and_report(
     assert {r["account_id"] for r in rows} == {t["account_id"] for t in truth_rows}
     assert {"account_id", "risk", "severity", "reasons", "plan", "mrr"} <= set(rows[0])
     assert all(0.0 <= float(r["risk"]) <= 1.0 for r in rows)
+    assert all(r["severity"] for r in rows if r["episode_id"]), "an open episode always has a severity"
     records = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
     assert records, "a base with 10% silent and 10% involuntary churners must raise alerts"
     for record in records:

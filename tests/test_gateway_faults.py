@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -71,16 +72,19 @@ def test_kafka_stopped_answers_503_and_retried_requests_land_once(tmp_path: Path
             return response.status_code == 200
 
         for i in range(3):  # the sender's retries, as Segment's SDKs do after a 503
-            wait_until(lambda i=i: retried(i), timeout=120, what=f"retry {i} acknowledged", interval=1)
+            wait_until(partial(retried, i), timeout=120, what=f"retry {i} acknowledged", interval=1)
         assert gateway.post("/v1/batch", batch(account, 200, 10), Authorization=basic()).status_code == 200
 
         def written() -> Counter[str]:
             return Counter(orjson.loads(bytes(r.value))["event_id"] for r in factory.read("usage"))
 
         expected = {f"segment:{account}-{i}" for i in range(210)}
-        ids = wait_until(
-            lambda: (c := written()) and set(c) == expected and c, timeout=60, what="every event on the topic"
-        )
+
+        def complete() -> Counter[str] | None:
+            ids = written()
+            return ids if set(ids) == expected else None
+
+        ids = wait_until(complete, timeout=60, what="every event on the topic")
         assert max(ids.values()) == 1, [k for k, v in ids.items() if v > 1][:5]
         assert gateway.process.poll() is None
     finally:

@@ -62,8 +62,12 @@ def of_account(factory: GatewayFactory, role: str, account: str) -> list[dict[st
 
 
 def wait_records(factory: GatewayFactory, role: str, account: str, count: int) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found = of_account(factory, role, account)
+        return found if len(found) >= count else None
+
     return wait_until(
-        lambda: (found := of_account(factory, role, account)) and len(found) >= count and found,
+        enough,
         timeout=60,
         what=f"{count} {role} records of {account}",
     )
@@ -468,16 +472,16 @@ def test_openapi_served_equals_checked_in_and_covers_every_route(gateway: Gatewa
     from prometheus_client import CollectorRegistry
 
     from streams.gateway.app import Gateway, build_app
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     checked_in = json.loads((REPO / "docs" / "ingest-openapi.json").read_text())
     assert gateway.get("/openapi.json").json() == checked_in
-    settings = Settings(
+    settings = load_settings(
         ingest_write_key="k",
         stripe_webhook_secret="s",
         zendesk_webhook_secret="z",
         intercom_client_secret="i",
-    )  # type: ignore[arg-type]
+    )
     app = build_app(Gateway(settings, None, {}, CollectorRegistry()))  # type: ignore[arg-type]
     routes = {
         (route.method.lower(), route.resource.canonical)

@@ -209,6 +209,42 @@ class SegmentQuantiles:
         return sketch
 
 
+def weekly_totals(
+    days: Mapping[int, list[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
+) -> list[float]:
+    """Usage per week over ``weeks`` weeks ending on ``last_day`` (oldest first; quiet days scaled up).
+
+    >>> weekly_totals({0: [5], 6: [1], 7: [2]}, 13, 2)
+    [6.0, 2.0]
+    """
+    totals = [0.0] * weeks
+    first = last_day - 7 * weeks + 1
+    for day, bucket in days.items():
+        if first <= day <= last_day:
+            value = float(bucket[USAGE])
+            if quiet and day in quiet:
+                value /= max(quiet[day], 0.1)
+            totals[(day - first) // 7] += value
+    return totals
+
+
+def slope_of(totals: list[float]) -> float | None:
+    """Least-squares slope of ``totals`` per step, divided by their mean + 1 (None when all are 0).
+
+    >>> slope_of([10.0, 8.0, 6.0, 4.0])  # -2 a week around a mean of 7
+    -0.25
+    """
+    weeks = len(totals)
+    mean = sum(totals) / weeks
+    if mean <= 0:
+        return None
+    mid = (weeks - 1) / 2
+    slope = sum((k - mid) * (v - mean) for k, v in enumerate(totals)) / sum(
+        (k - mid) ** 2 for k in range(weeks)
+    )
+    return slope / (mean + 1.0)
+
+
 def weekly_trend(
     days: Mapping[int, list[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
 ) -> float | None:
@@ -224,19 +260,4 @@ def weekly_trend(
     >>> weekly_trend({}, 55, 4) is None
     True
     """
-    totals = [0.0] * weeks
-    first = last_day - 7 * weeks + 1
-    for day, bucket in days.items():
-        if first <= day <= last_day:
-            value = float(bucket[USAGE])
-            if quiet and day in quiet:
-                value /= max(quiet[day], 0.1)
-            totals[(day - first) // 7] += value
-    mean = sum(totals) / weeks
-    if mean <= 0:
-        return None
-    mid = (weeks - 1) / 2
-    slope = sum((k - mid) * (v - mean) for k, v in enumerate(totals)) / sum(
-        (k - mid) ** 2 for k in range(weeks)
-    )
-    return slope / (mean + 1.0)
+    return slope_of(weekly_totals(days, last_day, weeks, quiet))

@@ -833,10 +833,12 @@ class AccountMonitor:
         if first is None or last is None or last - first < cfg.min_history_days:
             return
         if state.last_snapshot_day is None or today - state.last_snapshot_day >= cfg.snapshot_every_days:
-            # Flat [index, value, ...] at 3 decimals: up to five of these are stored per account.
+            # Flat [index, value, ...] at 2 decimals (values under 0.005 left out): up to five of these are
+            # stored per account, and learning needs no finer grain.
             flat: list[float] = []
             for k, v in features.items():
-                flat += (FEATURE_INDEX[k], round(v, 3))
+                if v >= 0.005:
+                    flat += (FEATURE_INDEX[k], round(v, 2))
             state.pending.append([today, round(risk, 4), flat])
             state.last_snapshot_day = today
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
-from detectors.engagement import SegmentQuantiles, weekly_trend
+from detectors.engagement import SegmentQuantiles, slope_of, weekly_totals
 from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
@@ -192,9 +192,12 @@ class PopulationModel:
             context["tenure_days"] = tenure
             if tenure < 90:
                 features["new_account"] = round(1.0 - max(0, tenure) / 90.0, 4)
-        for name, weeks in (("trend_4w", 4), ("trend_8w", 8)):
-            if today - first < 7 * weeks:
-                break
-            slope = weekly_trend(window.days, today - 1, weeks, self.calendar.quiet)
-            if slope is not None and slope < 0:
-                features[name] = round(min(1.0, -slope * weeks), 4)
+        if today - first >= 28:
+            # One pass over the window for both trends: 8 weekly totals, the last 4 of them for the short one.
+            totals = weekly_totals(window.days, today - 1, 8, self.calendar.quiet)
+            for name, weeks in (("trend_4w", 4), ("trend_8w", 8)):
+                if today - first < 7 * weeks:
+                    break
+                slope = slope_of(totals[-weeks:])
+                if slope is not None and slope < 0:
+                    features[name] = round(min(1.0, -slope * weeks), 4)

@@ -153,9 +153,21 @@ def assert_slack_limits(message: dict[str, Any]) -> None:
     header = blocks[0]
     assert header["type"] == "header" and header["text"]["type"] == "plain_text"
     assert 0 < len(header["text"]["text"]) <= HEADER_MAX
+    action_ids = []
     for block in blocks[1:]:
-        assert block["type"] in {"section", "context"}
-        if block["type"] == "section":
+        assert block["type"] in {"section", "context", "actions"}
+        if block["type"] == "actions":
+            assert 1 <= len(block["elements"]) <= 25 and len(block["block_id"]) <= 255
+            for button in block["elements"]:
+                assert button["type"] == "button" and 0 < len(button["text"]["text"]) <= 75
+                assert 0 < len(button["value"]) <= 2000
+                action_ids.append(button["action_id"])
+        elif block["type"] == "section":
+            if "accessory" in block:
+                menu = block["accessory"]
+                assert menu["type"] == "overflow" and 2 <= len(menu["options"]) <= 5
+                assert all(0 < len(option["value"]) <= 150 for option in menu["options"])
+                action_ids.append(menu["action_id"])
             assert "text" in block or "fields" in block
             if "text" in block:
                 assert len(block["text"]["text"]) <= TEXT_MAX
@@ -164,6 +176,7 @@ def assert_slack_limits(message: dict[str, Any]) -> None:
         else:
             assert 1 <= len(block["elements"]) <= 10
             assert all(len(e["text"]) <= TEXT_MAX for e in block["elements"])
+    assert len(set(action_ids)) == len(action_ids) and all(len(a) <= 255 for a in action_ids)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -179,7 +192,7 @@ async def test_slack_single_alert_payload(recorder: HTTPRecorder, client: httpx.
     assert (req.header("content-type") or "").startswith("application/json")
     msg = req.json()
     assert_slack_limits(msg)
-    assert [b["type"] for b in msg["blocks"]] == ["header", "section", "section", "context"]
+    assert [b["type"] for b in msg["blocks"]] == ["header", "section", "section", "context", "actions"]
     assert msg["blocks"][0]["text"]["text"] == "🟠 acct-000001 — high churn risk"
     fields = [f["text"] for f in msg["blocks"][1]["fields"]]
     assert fields == [

@@ -1,7 +1,9 @@
 """Slack incoming-webhook sink: one Block Kit message per alert, or one digest when a batch is large.
 
 Slack limits honoured (https://api.slack.com/reference/block-kit): header ``plain_text`` <= 150 chars,
-section/context ``text`` <= 3000, section field <= 2000 and <= 10 fields, <= 50 blocks per message.
+section/context ``text`` <= 3000, section field <= 2000 and <= 10 fields, <= 50 blocks per message; a button's
+``text`` <= 75, its ``value`` <= 2000, an overflow menu 2-5 options with ``value`` <= 150, ``action_id`` and
+``block_id`` <= 255.
 Text that Slack parses as mrkdwn has ``&``, ``<`` and ``>`` escaped, so an account name or a reason such as
 ``<!channel>`` cannot ping anyone or forge a link. Sends go through a per-webhook :class:`RateLimiter`
 (Slack allows about one message per second per webhook).
@@ -21,12 +23,15 @@ from pydantic import SecretStr
 
 from detectors.alerts import Alert, AlertKind, Severity, Transition
 from streams.errors import ConfigError
+from streams.feedback import FeedbackLabel
 from streams.sinks.base import HttpTarget, PermanentDeliveryError, RetryableDeliveryError
 from streams.sinks.delivery import RateLimiter
 
 log = structlog.get_logger(__name__)
 
 __all__ = [
+    "FEEDBACK_ACTION",
+    "FEEDBACK_BLOCK",
     "HEADER_MAX",
     "MAX_BLOCKS",
     "TEXT_MAX",
@@ -44,6 +49,19 @@ MAX_FIELDS = 10
 MAX_BLOCKS = 50
 # In a digest each alert shows only its top reason, clipped, to keep the message readable.
 DIGEST_REASON_MAX = 300
+BUTTON_VALUE_MAX = 2000
+OPTION_VALUE_MAX = 150
+
+# Answer buttons (issue #18): action_id "churnwatch.feedback.<label>", value the alert id (idempotency key).
+# In a digest, each alert's section gets an overflow menu instead: option value "<label>|<alert id>".
+FEEDBACK_ACTION = "churnwatch.feedback"
+FEEDBACK_BLOCK = "churnwatch.feedback"
+BUTTONS = (
+    (FeedbackLabel.REAL, "Real risk", "danger"),
+    (FeedbackLabel.FALSE_ALARM, "False alarm", None),
+    (FeedbackLabel.HANDLED, "Handled", "primary"),
+    (FeedbackLabel.SNOOZE, "Snooze 14 d", None),
+)
 
 SEVERITY_EMOJI = {
     Severity.LOW: "🔵",
@@ -181,7 +199,7 @@ def render_alert(alert: Alert) -> dict[str, Any]:
     >>> msg["blocks"][0]["text"]["text"]
     '🟠 acme — high churn risk'
     >>> [b["type"] for b in msg["blocks"]]
-    ['header', 'section', 'section', 'context']
+    ['header', 'section', 'section', 'context', 'actions']
     >>> msg["text"]
     '🟠 acme — high churn risk (opened, risk 42%, revenue at risk 210.00) — logins -62% vs 8-week median'
     """
@@ -194,7 +212,57 @@ def render_alert(alert: Alert) -> dict[str, Any]:
         {"type": "section", "text": _mrkdwn(_reasons_text(alert))},
         {"type": "context", "elements": [_mrkdwn(context)]},
     ]
+    actions = feedback_actions(alert)
+    if actions is not None:
+        blocks.append(actions)
     return {"text": _fallback(alert), "blocks": blocks}
+
+
+def _answerable(alert: Alert) -> bool:
+    return alert.kind is AlertKind.ACCOUNT_RISK
+
+
+def feedback_actions(alert: Alert) -> dict[str, Any] | None:
+    """The actions block with the four answer buttons, or ``None`` when the alert takes no answers.
+
+    Examples
+    --------
+    >>> a = Alert(kind=AlertKind.ACCOUNT_RISK, account_id="acme", episode_id="acme:1",
+    ...           transition=Transition.OPENED, severity=Severity.HIGH, risk=0.5,
+    ...           event_ts_ms=1, detected_ts_ms=2)
+    >>> block = feedback_actions(a)
+    >>> [(b["action_id"], b["text"]["text"], b["value"]) for b in block["elements"]][1]
+    ('churnwatch.feedback.false-alarm', 'False alarm', 'acme:1:opened')
+    """
+    if not _answerable(alert) or len(alert.idempotency_key) > BUTTON_VALUE_MAX:
+        return None
+    elements = []
+    for label, text, style in BUTTONS:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"{FEEDBACK_ACTION}.{label.value}",
+            "text": {"type": "plain_text", "text": text, "emoji": True},
+            "value": alert.idempotency_key,
+        }
+        if style is not None:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "block_id": FEEDBACK_BLOCK, "elements": elements}
+
+
+def feedback_overflow(alert: Alert, line: int) -> dict[str, Any] | None:
+    """A digest line's overflow menu with the four answers (``None`` when the alert id does not fit).
+
+    Action ids must be unique within a message: ``churnwatch.feedback.line.<n>``.
+    """
+    longest = max(len(label.value) for label, _, _ in BUTTONS) + 1
+    if not _answerable(alert) or len(alert.idempotency_key) + longest > OPTION_VALUE_MAX:
+        return None
+    options = [
+        {"text": {"type": "plain_text", "text": text}, "value": f"{label.value}|{alert.idempotency_key}"}
+        for label, text, _ in BUTTONS
+    ]
+    return {"type": "overflow", "action_id": f"{FEEDBACK_ACTION}.line.{line}", "options": options}
 
 
 def _digest_line(alert: Alert) -> str:
@@ -212,6 +280,14 @@ def _digest_line(alert: Alert) -> str:
     if alert.reasons:
         line += "\n> " + truncate(escape_mrkdwn(alert.reasons[0]), DIGEST_REASON_MAX)
     return truncate(line, TEXT_MAX)
+
+
+def _digest_section(alert: Alert, line: int) -> dict[str, Any]:
+    section: dict[str, Any] = {"type": "section", "text": _mrkdwn(_digest_line(alert))}
+    overflow = feedback_overflow(alert, line)
+    if overflow is not None:
+        section["accessory"] = overflow
+    return section
 
 
 def render_digest(alerts: Sequence[Alert]) -> dict[str, Any]:
@@ -251,7 +327,7 @@ def render_digest(alerts: Sequence[Alert]) -> dict[str, Any]:
     fixed = 3  # header, summary, time context
     shown = ordered if fixed + len(ordered) <= MAX_BLOCKS else ordered[: MAX_BLOCKS - fixed - 1]
     blocks: list[dict[str, Any]] = [_header(title), {"type": "section", "text": _mrkdwn(summary)}]
-    blocks += [{"type": "section", "text": _mrkdwn(_digest_line(a))} for a in shown]
+    blocks += [_digest_section(a, i) for i, a in enumerate(shown)]
     hidden = len(ordered) - len(shown)
     if hidden:
         blocks.append(

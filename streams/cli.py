@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 kafka_app = typer.Typer(help="The embedded local Kafka broker (used when no bootstrap servers are set).")
 app.add_typer(kafka_app, name="kafka")
-alerts_app = typer.Typer(help="Alert sinks and per-account snoozes.")
+alerts_app = typer.Typer(help="Alert sinks, per-account snoozes and answers to alerts.")
 app.add_typer(alerts_app, name="alerts")
 
 DURATION_UNITS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
@@ -293,10 +293,12 @@ def orjson_line(row: object) -> bytes:
 
 def _register_replay() -> None:
     from streams.cli_explain import explain
+    from streams.cli_feedback import alerts_feedback
     from streams.cli_replay import replay
 
     app.command("replay")(replay)
     app.command("explain")(explain)
+    alerts_app.command("feedback")(alerts_feedback)
 
 
 _register_replay()

@@ -76,6 +76,16 @@ async def ensure_topics(settings: Settings) -> None:
             for name in names
             if name not in existing
         ]
+        if settings.topic_feedback not in existing:
+            # Answers to alerts, keyed by account and co-partitioned with it; compacted (docs/alerts.md).
+            missing.append(
+                NewTopic(
+                    settings.topic_feedback,
+                    settings.partitions,
+                    settings.replication_factor,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            )
         if missing:
             try:
                 await admin.create_topics(missing)

@@ -210,6 +210,31 @@ class Settings(BaseSettings):
     stripe_account_map: Path | None = Field(
         None, description='JSON file mapping Stripe customer ids to account ids ({"cus_...": "acme"}).'
     )
+    # -- answers to alerts (issue #18, docs/alerts.md) ------------------------------------------------------
+    topic_feedback: str = Field(
+        "churnwatch.feedback",
+        min_length=1,
+        description="Compacted topic of answers to alerts (real, false alarm, handled, snooze), by account.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        description="Slack app signing secret (or ..._FILE). Unset: /slack/interactions answers 404.",
+    )
+    feedback_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for POST /churnwatch/feedback/ (or ..._FILE).",
+    )
+    feedback_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Standard Webhooks 'whsec_...' secret for POST /churnwatch/feedback/ (or ..._FILE). "
+        "Neither this nor the token set: the route answers 404.",
+    )
+    feedback_alert_memory_days: float = Field(
+        30.0, gt=0, description="The gateway accepts answers to alerts detected within this many days."
+    )
+    feedback_alert_memory_max: int = Field(
+        500_000, ge=1, description="Most alerts the gateway remembers for answers (oldest forgotten first)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -240,6 +265,9 @@ class Settings(BaseSettings):
             "stripe_webhook_secret",
             "zendesk_webhook_secret",
             "intercom_client_secret",
+            "slack_signing_secret",
+            "feedback_token",
+            "feedback_webhook_secret",
         ):
             path = os.environ.get(f"{ENV_PREFIX}{name.upper()}{SECRET_FILE_SUFFIX}")
             if path and values.get(name) is None:

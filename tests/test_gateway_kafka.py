@@ -471,7 +471,9 @@ def test_no_secret_in_any_log(gateway: GatewayProcess, factory: GatewayFactory) 
 def test_openapi_served_equals_checked_in_and_covers_every_route(gateway: GatewayProcess) -> None:
     from prometheus_client import CollectorRegistry
 
+    from streams.gateway.alert_index import AlertIndex
     from streams.gateway.app import Gateway, build_app
+    from streams.gateway.feedback import FeedbackRoutes
     from streams.settings import load_settings
 
     checked_in = json.loads((REPO / "docs" / "ingest-openapi.json").read_text())
@@ -482,7 +484,18 @@ def test_openapi_served_equals_checked_in_and_covers_every_route(gateway: Gatewa
         zendesk_webhook_secret="z",
         intercom_client_secret="i",
     )
-    app = build_app(Gateway(settings, None, {}, CollectorRegistry()))  # type: ignore[arg-type]
+    gateway_object = Gateway(settings, None, {}, CollectorRegistry())  # type: ignore[arg-type]
+    answers = FeedbackRoutes(
+        AlertIndex(max_alerts=1, memory_ms=1, clock_ms=lambda: 0),
+        produce=None,  # type: ignore[arg-type]
+        http=None,  # type: ignore[arg-type]
+        clock=time.time,
+        topic_feedback="f",
+        topic_alerts="a",
+        slack_secret="s",
+        bearer_token="t",
+    )
+    app = build_app(gateway_object, answers)
     routes = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.gateway import helpdesk, segment, stripe_events
+from streams.gateway.feedback import FeedbackRoutes
 from streams.gateway.metrics import GatewayMetrics
 from streams.gateway.model import Bounds, Mapped, Rejection, RequestError, checked
 from streams.gateway.openapi import openapi_spec
@@ -32,6 +33,7 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 5
 SEGMENT_KINDS = ("track", "page", "screen", "identify", "group", "alias")
 Process = Callable[[web.Request, bytes], Mapped]
+Answering = Callable[[web.Request, bytes], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass
@@ -56,22 +58,38 @@ class Gateway:
                 mapped = process(request, raw)
                 answer = await self._produce(source, request.path, mapped)
             except RequestError as exc:
-                self.metrics.rejections.labels(source=source, reason=exc.reason.value).inc()
-                self.metrics.requests.labels(source=source, status=str(exc.status)).inc()
-                log.info(
-                    "gateway.refused",
-                    route=request.path,
-                    status=exc.status,
-                    reason=exc.reason.value,
-                    detail=exc.message,
-                )
-                headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
-                body = {"success": False, "code": exc.reason.value, "message": exc.message}
-                return web.json_response(body, status=exc.status, headers=headers, dumps=_dumps)
+                return self._refused(source, request, exc)
             self.metrics.requests.labels(source=source, status="200").inc()
             return web.json_response(answer, dumps=_dumps)
 
         return handle
+
+    def answers(self, source: str, work: Answering) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A handler of answers to alerts (streams/gateway/feedback.py): JSON, or an empty 200 for Slack."""
+
+        async def handle(request: web.Request) -> web.Response:
+            try:
+                answer = await work(request, await self._body(request))
+            except RequestError as exc:
+                return self._refused(source, request, exc)
+            self.metrics.requests.labels(source=source, status="200").inc()
+            return web.Response() if answer is None else web.json_response(answer, dumps=_dumps)
+
+        return handle
+
+    def _refused(self, source: str, request: web.Request, exc: RequestError) -> web.Response:
+        self.metrics.rejections.labels(source=source, reason=exc.reason.value).inc()
+        self.metrics.requests.labels(source=source, status=str(exc.status)).inc()
+        log.info(
+            "gateway.refused",
+            route=request.path,
+            status=exc.status,
+            reason=exc.reason.value,
+            detail=exc.message,
+        )
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+        body = {"success": False, "code": exc.reason.value, "message": exc.message}
+        return web.json_response(body, status=exc.status, headers=headers, dumps=_dumps)
 
     async def _body(self, request: web.Request) -> bytes:
         limit = self.settings.ingest_max_body_bytes
@@ -191,7 +209,7 @@ class Gateway:
         return web.json_response(openapi_spec(), dumps=_dumps)
 
 
-def build_app(gateway: Gateway) -> web.Application:
+def build_app(gateway: Gateway, feedback: FeedbackRoutes | None = None) -> web.Application:
     """The application; a source whose secret is unset has no routes (404)."""
     settings = gateway.settings
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
@@ -208,6 +226,10 @@ def build_app(gateway: Gateway) -> web.Application:
         app.router.add_post("/webhooks/zendesk", gateway.handler("zendesk", gateway.zendesk))
     if settings.intercom_client_secret is not None:
         app.router.add_post("/webhooks/intercom", gateway.handler("intercom", gateway.intercom))
+    if feedback is not None and feedback.slack_secret is not None:
+        app.router.add_post("/slack/interactions", gateway.answers("slack", feedback.slack))
+    if feedback is not None and (feedback.bearer_token or feedback.webhook_secret) is not None:
+        app.router.add_post("/churnwatch/feedback/", gateway.answers("feedback", feedback.api))
     return app
 
 

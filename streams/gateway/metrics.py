@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -15,6 +15,8 @@ class GatewayMetrics:
     events_produced: Counter
     rejections: Counter
     produce_seconds: Histogram
+    answers: Counter
+    alerts_known: Gauge
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> GatewayMetrics:
@@ -51,6 +53,17 @@ class GatewayMetrics:
                 "churnwatch_ingest_produce_seconds",
                 "Time from handing a request's records to the producer to Kafka's acknowledgement of all.",
                 buckets=PRODUCE_BUCKETS,
+                registry=registry,
+            ),
+            answers=Counter(
+                "churnwatch_feedback_answers_total",
+                "Answers to alerts, by source (slack, api), label and whether it repeated a recorded one.",
+                ["source", "label", "duplicate"],
+                registry=registry,
+            ),
+            alerts_known=Gauge(
+                "churnwatch_feedback_alerts_known",
+                "Alerts the gateway accepts answers to (detected in CHURNWATCH_FEEDBACK_ALERT_MEMORY_DAYS).",
                 registry=registry,
             ),
         )

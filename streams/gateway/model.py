@@ -24,6 +24,7 @@ class Rejection(StrEnum):
     NO_ACCOUNT = "no_account"  # no account id could be found: dead-lettered
     UNKNOWN_TYPE = "unknown_type"  # event type the gateway does not map: 2xx, counted
     DUPLICATE = "duplicate"  # event id already acknowledged by this process: 2xx, not produced again
+    UNKNOWN_ALERT = "unknown_alert"  # an answer to an alert the gateway does not know (404)
 
 
 class RequestError(Exception):

@@ -53,6 +53,60 @@ def _body() -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
+def _answer_paths() -> dict[str, Any]:
+    """Answers to alerts (streams/gateway/feedback.py, docs/alerts.md)."""
+    json_error = {"content": {"application/json": {"schema": ERROR}}}
+    refusals = {
+        "400": {"description": "Not an answer (malformed body, unknown label).", **json_error},
+        "401": {"description": "Wrong, missing or stale signature / token.", **json_error},
+        "404": {
+            "description": "Route not configured, or the alert is not known to the gateway.",
+            **json_error,
+        },
+        "413": {"description": "Body over CHURNWATCH_INGEST_MAX_BODY_BYTES.", **json_error},
+        "503": {
+            "description": "Kafka did not acknowledge in time; retry after Retry-After seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            **json_error,
+        },
+    }
+    form = {"type": "object", "properties": {"payload": {"type": "string"}}, "required": ["payload"]}
+    slack_headers = ("X-Slack-Signature", "X-Slack-Request-Timestamp")
+    return {
+        "/slack/interactions": {
+            "post": {
+                "summary": "Slack interactivity Request URL: answer buttons (signing secret, 300 s).",
+                "parameters": [
+                    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+                    for name in slack_headers
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form}},
+                },
+                "responses": {"200": {"description": "Answer recorded (empty body)."}, **refusals},
+            }
+        },
+        "/churnwatch/feedback/": {
+            "post": {
+                "summary": "An answer to an alert from a CRM or tool (bearer token or Standard Webhooks).",
+                "security": [{"feedbackToken": []}, {"standardWebhooks": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Answer"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "Answer recorded (duplicate: it repeated one recorded before).",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **refusals,
+                },
+            }
+        },
+    }
+
+
 def openapi_spec() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "Serving."}}}},
@@ -83,6 +137,7 @@ def openapi_spec() -> dict[str, Any]:
                 "responses": _responses(auth=True),
             }
         }
+    paths.update(_answer_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "churnwatch ingest gateway", "version": "1"},
@@ -93,7 +148,19 @@ def openapi_spec() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "basic",
                     "description": "User name: the write key; password empty (or 'writeKey' in the body).",
-                }
+                },
+                "feedbackToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "CHURNWATCH_FEEDBACK_TOKEN.",
+                },
+                "standardWebhooks": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-signature",
+                    "description": "Standard Webhooks signature (with webhook-id, webhook-timestamp) by "
+                    "CHURNWATCH_FEEDBACK_WEBHOOK_SECRET.",
+                },
             },
             "schemas": {
                 "Accepted": {
@@ -104,6 +171,20 @@ def openapi_spec() -> dict[str, Any]:
                         "dead_lettered": {"type": "integer"},
                         "ignored": {"type": "integer"},
                     },
+                },
+                "Answer": {
+                    "type": "object",
+                    "properties": {
+                        "alert_id": {"type": "string", "description": "The alert's idempotency key."},
+                        "account_id": {
+                            "type": "string",
+                            "description": "Without alert_id: its latest alert.",
+                        },
+                        "label": {"enum": ["real", "false-alarm", "handled", "snooze"]},
+                        "user": {"type": "string"},
+                        "note": {"type": "string", "maxLength": 1000},
+                    },
+                    "required": ["label"],
                 },
                 "Error": {
                     "type": "object",

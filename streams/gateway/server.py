@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from streams.errors import ConfigError
+from streams.gateway.answers import Answers, answers_configured
 from streams.gateway.app import Gateway, build_app
 from streams.gateway.identities import Identities, ensure_identity_topic
 from streams.gateway.outbox import Outbox, new_producer
@@ -44,10 +45,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await producer.start()
     identities = Identities(settings)
     runner: web.AppRunner | None = None
+    answers: Answers | None = None
     try:
         loaded = await identities.start()
         gateway = Gateway(settings, Outbox(producer), identities.accounts, stripe_accounts=stripe_accounts)
-        runner = web.AppRunner(build_app(gateway), access_log=None)
+        if answers_configured(settings):
+            answers = Answers(settings, gateway)
+            await answers.start()
+        runner = web.AppRunner(build_app(gateway, answers.routes if answers else None), access_log=None)
         await runner.setup()
         host, _, port = settings.ingest_listen.rpartition(":")
         try:
@@ -63,6 +68,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             stripe=settings.stripe_webhook_secret is not None,
             zendesk=settings.zendesk_webhook_secret is not None,
             intercom=settings.intercom_client_secret is not None,
+            slack_interactions=settings.slack_signing_secret is not None,
+            alerts_answerable=len(answers.index) if answers else None,
             users_mapped=loaded,
         )
         stop = stop or asyncio.Event()
@@ -73,6 +80,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     finally:
         if runner is not None:
             await runner.cleanup()  # stops accepting, lets requests in flight finish
+        if answers is not None:
+            await answers.stop()
         await identities.stop()
         await producer.stop()
         log.info("gateway.stopped")

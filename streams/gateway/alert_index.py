@@ -1,0 +1,191 @@
+"""Which alerts the gateway accepts answers to: a bounded, time-expiring index fed by the alerts topic.
+
+The gateway follows the alerts topic (from ``CHURNWATCH_FEEDBACK_ALERT_MEMORY_DAYS`` ago, found with
+``offsets_for_times``) and keeps alert id (the idempotency key) -> account for account alerts detected within
+that window, at most ``CHURNWATCH_FEEDBACK_ALERT_MEMORY_MAX`` of them (the oldest forgotten first). An answer
+to an alert outside the index is refused with 404. It also reads the compacted feedback topic, so answers
+already recorded (by any gateway, before a restart) are not recorded again; compaction keeps the latest
+answer per account, so after compaction only that one is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from detectors.alerts import AlertKind
+from streams.feedback import Feedback
+from streams.kafka_client import client_options
+from streams.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAlert:
+    alert_id: str
+    account_id: str
+    detected_ts_ms: int
+
+
+class AlertIndex:
+    """Alert id -> account for recent account alerts; feedback ids already recorded.
+
+    Examples
+    --------
+    >>> index = AlertIndex(max_alerts=2, memory_ms=1_000, clock_ms=lambda: 10_000)
+    >>> for i in range(3):
+    ...     index.add_alert({"kind": "account_risk", "account_id": "a", "idempotency_key": f"a:{i}:opened",
+    ...                      "detected_ts_ms": 9_500})
+    >>> index.find("a:0:opened") is None, index.find("a:2:opened").account_id, index.latest("a")
+    (True, 'a', 'a:2:opened')
+    >>> index.add_alert({"kind": "account_risk", "account_id": "b", "idempotency_key": "b:1:opened",
+    ...                  "detected_ts_ms": 8_000})  # older than the memory: not kept
+    >>> index.find("b:1:opened") is None, len(index)
+    (True, 2)
+    """
+
+    def __init__(self, *, max_alerts: int, memory_ms: int, clock_ms: Callable[[], int]) -> None:
+        self.max_alerts = max_alerts
+        self.memory_ms = memory_ms
+        self.clock_ms = clock_ms
+        self._alerts: OrderedDict[str, KnownAlert] = OrderedDict()
+        self._latest: dict[str, str] = {}  # account -> its latest alert id
+        self._answered: OrderedDict[str, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def _fresh(self, alert: KnownAlert) -> bool:
+        return alert.detected_ts_ms >= self.clock_ms() - self.memory_ms
+
+    def add_alert(self, body: Any) -> None:
+        """Index one alerts-topic value (snooze records and pipeline incidents are skipped)."""
+        if not isinstance(body, dict) or body.get("kind") != AlertKind.ACCOUNT_RISK.value:
+            return
+        alert_id, account, detected = (
+            body.get("idempotency_key"),
+            body.get("account_id"),
+            body.get("detected_ts_ms"),
+        )
+        if not isinstance(alert_id, str) or not isinstance(account, str) or not isinstance(detected, int):
+            return
+        known = KnownAlert(alert_id, account, detected)
+        if not self._fresh(known):
+            return
+        self._alerts[alert_id] = known
+        self._alerts.move_to_end(alert_id)
+        latest = self._alerts.get(self._latest.get(account, ""))
+        if latest is None or latest.detected_ts_ms <= detected:
+            self._latest[account] = alert_id
+        self._prune()
+
+    def _prune(self) -> None:
+        while self._alerts:
+            oldest = next(iter(self._alerts.values()))
+            if len(self._alerts) <= self.max_alerts and self._fresh(oldest):
+                break
+            self._alerts.popitem(last=False)
+            if self._latest.get(oldest.account_id) == oldest.alert_id:
+                del self._latest[oldest.account_id]
+        while len(self._answered) > self.max_alerts:
+            self._answered.popitem(last=False)
+
+    def find(self, alert_id: str) -> KnownAlert | None:
+        known = self._alerts.get(alert_id)
+        return known if known is not None and self._fresh(known) else None
+
+    def latest(self, account_id: str) -> str | None:
+        """The id of the account's latest alert still remembered."""
+        alert_id = self._latest.get(account_id)
+        return alert_id if alert_id is not None and self.find(alert_id) is not None else None
+
+    def answered(self, feedback_id: str) -> bool:
+        return feedback_id in self._answered
+
+    def remember_answer(self, feedback_id: str) -> None:
+        self._answered[feedback_id] = None
+        self._prune()
+
+
+class AlertFollower:
+    """Loads the alerts topic (the memory window) and the feedback topic into an index, then follows both."""
+
+    def __init__(self, settings: Settings, index: AlertIndex) -> None:
+        self.settings = settings
+        self.index = index
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Read both topics up to their current ends, then follow them; returns the alerts indexed."""
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(self.settings))
+        await consumer.start()
+        self._consumer = consumer
+        alerts = await _partitions(consumer, self.settings.topic_alerts)
+        answers = await _partitions(consumer, self.settings.topic_feedback)
+        consumer.assign([*alerts, *answers])
+        since = self.index.clock_ms() - self.index.memory_ms
+        found = await consumer.offsets_for_times(dict.fromkeys(alerts, since))
+        ends = await consumer.end_offsets([*alerts, *answers])
+        for tp in alerts:
+            at = found.get(tp)
+            consumer.seek(tp, at.offset if at is not None else ends[tp])
+        await consumer.seek_to_beginning(*answers)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            self._apply(await consumer.getmany(timeout_ms=500))
+        self._task = asyncio.create_task(self._follow())
+        return len(self.index)
+
+    def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in batches.items():
+            for record in records:
+                if record.value is None:
+                    continue
+                try:
+                    if tp.topic == self.settings.topic_feedback:
+                        self.index.remember_answer(Feedback.from_bytes(bytes(record.value)).feedback_id)
+                    else:
+                        self.index.add_alert(orjson.loads(bytes(record.value)))
+                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                    continue  # not ours to judge: the notifier dead-letters bad alert records
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                self._apply(await self._consumer.getmany(timeout_ms=1_000))
+            except KafkaError as exc:  # the broker is away: keep the index we have and try again
+                log.warning("gateway.alert_index.read_failed", error=repr(exc))
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    partitions = consumer.partitions_for_topic(topic)
+    for _ in range(50):
+        if partitions:
+            break
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise KafkaError(f"topic {topic} has no partitions")
+    return [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -1,0 +1,74 @@
+"""Wiring of the answer routes into a running gateway: alert index and follower, HTTP client, metrics."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from pydantic import SecretStr
+
+from streams.feedback import Feedback
+from streams.gateway.alert_index import DAY_MS, AlertFollower, AlertIndex
+from streams.gateway.app import Gateway
+from streams.gateway.feedback import FeedbackRoutes
+from streams.gateway.outbox import Record
+from streams.settings import Settings
+
+SLACK_UPDATE_TIMEOUT_S = 10.0
+
+
+def answers_configured(settings: Settings) -> bool:
+    """Whether any answer route is on (each needs its secret)."""
+    secrets = (settings.slack_signing_secret, settings.feedback_token, settings.feedback_webhook_secret)
+    return any(secret is not None for secret in secrets)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+class Answers:
+    """Everything the answer routes need, started and stopped with the gateway."""
+
+    def __init__(self, settings: Settings, gateway: Gateway, http: httpx.AsyncClient | None = None) -> None:
+        self.index = AlertIndex(
+            max_alerts=settings.feedback_alert_memory_max,
+            memory_ms=int(settings.feedback_alert_memory_days * DAY_MS),
+            clock_ms=lambda: int(gateway.clock() * 1000),
+        )
+        self.follower = AlertFollower(settings, self.index)
+        self.http = http or httpx.AsyncClient(timeout=SLACK_UPDATE_TIMEOUT_S, follow_redirects=False)
+        metrics = gateway.metrics
+        metrics.alerts_known.set_function(lambda: len(self.index))
+        timeout = settings.ingest_ack_timeout_seconds
+
+        async def produce(records: list[Record]) -> int:
+            started = time.perf_counter()
+            sent = await gateway.outbox.write(records, timeout=timeout)
+            metrics.produce_seconds.observe(time.perf_counter() - started)
+            return sent
+
+        def counted(feedback: Feedback, duplicate: bool) -> None:
+            source, label = feedback.source.value, feedback.label.value
+            metrics.answers.labels(source=source, label=label, duplicate=str(duplicate).lower()).inc()
+
+        self.routes = FeedbackRoutes(
+            index=self.index,
+            produce=produce,
+            http=self.http,
+            clock=gateway.clock,
+            topic_feedback=settings.topic_feedback,
+            topic_alerts=settings.topic_alerts,
+            slack_secret=_secret(settings.slack_signing_secret),
+            bearer_token=_secret(settings.feedback_token),
+            webhook_secret=_secret(settings.feedback_webhook_secret),
+            on_answer=counted,
+        )
+
+    async def start(self) -> int:
+        return await self.follower.start()
+
+    async def stop(self) -> None:
+        await self.routes.stop()
+        await self.follower.stop()
+        await self.http.aclose()

@@ -65,6 +65,8 @@ class AlertIndex:
         self._answered: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
+        """Alerts answerable now (expired ones are forgotten first)."""
+        self._prune()
         return len(self._alerts)
 
     def _fresh(self, alert: KnownAlert) -> bool:

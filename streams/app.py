@@ -29,6 +29,7 @@ from streams.detection import EventClock, LiveDetection, PlanLabels, SweepOutcom
 from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
 from streams.health import Health, LoopHeartbeat
+from streams.holdout import Holdout
 from streams.ingest import AccountState, BatchFolder, RawRecord
 from streams.kafka_client import client_options, faust_credentials
 from streams.metrics import Metrics
@@ -117,6 +118,7 @@ class Churnwatch:
             DELIVERIES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes
         )
         self.sinks_config = settings.sinks_config()
+        self.holdout = Holdout(settings.holdout_share, settings.holdout_experiment)
         self.http = httpx.AsyncClient(timeout=self.sinks_config.http_timeout())
         self.notifier = Notifier(
             build_sinks(self.sinks_config, self.http),
@@ -380,7 +382,8 @@ class Churnwatch:
     async def _send_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
             return
-        for alert in alerts:
+        for raised in alerts:
+            alert = self.holdout.stamp(raised)
             await self.alerts_topic.send(key=alert.account_id.encode(), value=orjson.dumps(alert.to_dict()))
             self.metrics.alerts_raised.labels(
                 kind=alert.kind.value, severity=alert.severity.value, transition=alert.transition.value
@@ -485,6 +488,8 @@ class Churnwatch:
             self.metrics.alert_deliveries.labels(sink=failed.sink or "none", outcome="dead_lettered").inc()
         if result.duplicates:
             self.metrics.alert_duplicates_suppressed.inc(result.duplicates)
+        if result.held_out:
+            self.metrics.alerts_held_out.inc(result.held_out)
 
     async def _checkpoint_outbox(self, positions: Positions) -> None:
         """Dead letters durable, then the outbox offsets (in the ledger's table, recovered with it)."""

@@ -30,6 +30,7 @@ class Metrics:
     alert_deliveries: Counter
     alert_delivery_retries: Counter
     alert_duplicates_suppressed: Counter
+    alerts_held_out: Counter
     consumer_lag: Gauge
     last_event_timestamp: Gauge
     accounts_at_risk: Gauge
@@ -121,6 +122,11 @@ class Metrics:
             alert_duplicates_suppressed=Counter(
                 "churnwatch_alert_duplicates_suppressed_total",
                 "Alerts not sent again because their idempotency key was already handled.",
+                registry=registry,
+            ),
+            alerts_held_out=Counter(
+                "churnwatch_alerts_held_out_total",
+                "Account alerts recorded but not delivered because the account is in the holdout group.",
                 registry=registry,
             ),
             consumer_lag=Gauge(

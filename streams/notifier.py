@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from detectors.alerts import Alert
+from streams.holdout import held_out
 from streams.sinks import DeliveryOutcome, RetryPolicy, Sink, deliver
 
 SNOOZE_PREFIX = "snooze:"
@@ -37,7 +38,7 @@ class OutboxRecord:
 
 @dataclass(slots=True)
 class LedgerEntry:
-    """What happened to one idempotency key: per sink, "delivered", "dead_lettered" or "snoozed".
+    """What happened to one idempotency key: per sink, "delivered", "dead_lettered", "snoozed" or "held_out".
 
     Snoozes live in the same ledger under ``snooze:<account>`` keys, with ``snoozed_until_ms`` set.
     """
@@ -72,6 +73,7 @@ class NotifyResult:
     delivered: dict[str, int] = field(default_factory=dict)  # sink -> alerts accepted
     duplicates: int = 0
     snoozed: int = 0
+    held_out: int = 0
     failed: list[FailedAlert] = field(default_factory=list)
 
 
@@ -142,6 +144,11 @@ class Notifier:
             todo = [sink.name for sink in self.sinks if sink.name not in entry.sinks]
             if not todo:
                 result.duplicates += 1
+                continue
+            if held_out(alert):  # a holdout account (streams/holdout.py): recorded, never delivered
+                for name in todo:
+                    entry.sinks[name] = "held_out"
+                result.held_out += 1
                 continue
             snoozed_until = self._snoozed_until(alert.account_id, entries)
             if snoozed_until is not None and alert.event_ts_ms < snoozed_until:

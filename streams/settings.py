@@ -173,6 +173,15 @@ class Settings(BaseSettings):
     dedup_retention_days: float = Field(
         14.0, gt=0, description="How long delivered idempotency keys are remembered."
     )
+    holdout_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of accounts whose alerts are recorded but not delivered (holdout).",
+    )
+    holdout_experiment: str = Field(
+        "default", min_length=1, description="Experiment name hashed with the account id to pick the holdout."
+    )
 
     # -- ingest gateway (`churnwatch ingest`, docs/ingest.md) ----------------------------------------------
     ingest_listen: str = Field(

@@ -1,4 +1,4 @@
-"""Holdout accounts: stamped alerts, held back by the notifier on the broker too."""
+"""Holdout accounts: membership by hash, stamped alerts, held back by the notifier (unit, on the broker)."""
 
 from __future__ import annotations
 

@@ -190,6 +190,11 @@ class BtydModel:
                 self.params = fit_params(rows[:, 0], rows[:, 1], rows[:, 2], self.params)
                 self.fitted_day = day
 
+    def forget(self, account_id: str) -> None:
+        """Drop an account from the sample (it no longer belongs to the population the model describes)."""
+        if self.sample.pop(account_id, None) is not None:
+            self._worst = None
+
     def score_one(self, x: float, t_x: float, T: float) -> float:
         """P(alive) of a summary under the current population parameters."""
         return p_alive(x, t_x, T, self.params)

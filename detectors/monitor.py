@@ -368,7 +368,7 @@ class AccountMonitor:
                 min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2
             )
         )
-        self.population = PopulationModel(config.min_history_days)
+        self.population = PopulationModel(config.min_history_days, config.sparse_gap_days)
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
 
@@ -744,9 +744,12 @@ class AccountMonitor:
         if mrr is not None and state.ref_mrr and mrr < state.ref_mrr:
             features["mrr_drop"] = round(1.0 - mrr / state.ref_mrr, 4)
             context["mrr"] = (state.ref_mrr, mrr)
-        # Irregular accounts (sparse, or too new for a daily rhythm) are judged by the BTYD model; daily ones
-        # by the silence of their own weekday/weekend rhythm (counting both would count one silence twice).
-        irregular = sparse or not warm
+        # Irregular accounts are judged by the BTYD model: too new, no rhythm yet (fewer than 3 active days),
+        # or sparse with irregular gaps (spread above half the mean gap). Daily and regular sparse accounts
+        # are judged by the silence of their own rhythm (counting both would count one silence twice).
+        rhythm = gaps.n_gaps >= gaps.min_gaps
+        regular = rhythm and math.sqrt(gaps.var_gap) <= 0.5 * gaps.mean_gap
+        irregular = not warm or not rhythm or (sparse and not regular)
         self.population.features(window, state, today, features, context, irregular=irregular)
         return features, context
 

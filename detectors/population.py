@@ -20,7 +20,8 @@ Features it adds (all >= 0, 0 = nothing unusual; each has an explanation sentenc
     1 - percentile of its EW usage per active user and day within the plan.
 ``lapsed``
     1 - P(alive) of the MBG/NBD model from ``x`` (active days after the first), ``t_x`` and ``T``; for
-    irregular accounts only (sparse, or too new for a daily rhythm).
+    irregular accounts only (too new, fewer than 3 active days, or sparse with gaps whose spread exceeds
+    half their mean).
 ``infrequent``
     1 - EW share of days with activity.
 ``recency``
@@ -56,6 +57,10 @@ class PopulationModel:
     ----------
     min_history_days
         Days an account must have been active for before its days are tallied for the calendar.
+    sparse_gap_days
+        Accounts whose usual gap is shorter (daily accounts) stay out of the BTYD sample: the model is
+        fitted on, and scores, the irregular accounts (fitted on a base of mostly daily accounts it would
+        find every sparse account dead).
     levels, depths, btyd, calendar
         The pieces (defaults when omitted).
 
@@ -76,15 +81,16 @@ class PopulationModel:
     >>> low = {a: r.features.get("low_engagement", 0.0) for a, r in results.items()}
     >>> low["a0"] > 0.8, low["a59"] < 0.15
     (True, True)
-    >>> monitor.population.btyd.fitted
-    True
+    >>> len(monitor.population.btyd.sample)  # daily accounts: the BTYD model is for irregular ones
+    0
     """
 
-    __slots__ = ("btyd", "calendar", "census_day", "depths", "levels", "min_history_days")
+    __slots__ = ("btyd", "calendar", "census_day", "depths", "levels", "min_history_days", "sparse_gap_days")
 
     def __init__(
         self,
         min_history_days: int = 14,
+        sparse_gap_days: float = 2.5,
         *,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
@@ -92,6 +98,7 @@ class PopulationModel:
         calendar: PopulationCalendar | None = None,
     ) -> None:
         self.min_history_days = min_history_days
+        self.sparse_gap_days = sparse_gap_days
         self.levels = levels if levels is not None else SegmentQuantiles()
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
@@ -101,6 +108,7 @@ class PopulationModel:
     def clone(self) -> PopulationModel:
         return PopulationModel(
             self.min_history_days,
+            self.sparse_gap_days,
             levels=self.levels.clone(),
             depths=self.depths.clone(),
             btyd=self.btyd.clone(),
@@ -132,6 +140,11 @@ class PopulationModel:
             self.levels.learn_one(window.plan, engagement.usage, today)
             if engagement.users > 0:
                 self.depths.learn_one(window.plan, engagement.per_user, today)
+            gaps = state.gaps
+            if gaps.n_gaps >= gaps.min_gaps and gaps.mean_gap < self.sparse_gap_days:
+                # Daily accounts: the BTYD model describes (and scores) the irregular ones only.
+                self.btyd.forget(account_id)
+                continue
             x, t_x, T = self._summary(state, last_active, today)
             self.btyd.learn_one(account_id, x=x, t_x=t_x, T=T, day=today)
         calendar.close_through(today - 1)
@@ -157,8 +170,8 @@ class PopulationModel:
     ) -> None:
         """Add the level, recency, tenure and trend features of an account (see the module docstring).
 
-        ``lapsed`` is only added for ``irregular`` accounts (sparse, or too new for a daily rhythm): a daily
-        account's silence is judged by its own weekday/weekend rhythm (the ``silence`` feature).
+        ``lapsed`` is only added for ``irregular`` accounts (too new, no rhythm yet, or sparse with irregular
+        gaps): a daily or regular account's silence is judged by its own rhythm (the ``silence`` feature).
         """
         engagement = state.engagement
         first = state.first_active_day

@@ -6,6 +6,7 @@ accounts first, then ``observe`` each one, then the outage guard over the sweep.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from detectors.baseline import is_weekend
@@ -99,24 +100,26 @@ def test_always_low_engagement_ranks_above_engaged_peers() -> None:
     assert "low_engagement" not in base.last[-1].features or base.last[-1].features["low_engagement"] < 0.1
 
 
-def test_lapsed_sparse_account_is_scored_by_the_btyd_model() -> None:
-    """Weekly visitors: those that stopped coming are the ones the MBG/NBD model gives up on.
-
-    Ten of sixty stop at different times, so the population itself shows that weekly visitors do leave.
+def test_lapsed_irregular_account_is_scored_by_the_btyd_model() -> None:
+    """Irregular visitors (a visit on ~20% of days, at random): those that stopped are the ones the MBG/NBD
+    model gives up on. Ten of sixty stop at different times, so the population itself shows that they leave.
     """
     base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 60)
+    rng = random.Random(7)
+    visits = {(i, day) for i in range(60) for day in range(DAY0, DAY0 + 86) if rng.random() < 0.2}
 
     def level(i: int, day: int) -> float:
-        visit = (day - DAY0 + i) % 7 == 0
         stopped = i < 10 and day >= DAY0 + 28 + 3 * i
-        return 20.0 if visit and not stopped else 0.0
+        return 20.0 if (i, day) in visits and not stopped else 0.0
 
     base.run(DAY0, DAY0 + 85, level)
     assert base.monitor.population.btyd.fitted
     gone, staying = base.last[:10], base.last[10:]
-    assert min(a.features["lapsed"] for a in gone) > 0.4  # the last stopped 30 days (4 visits) ago
-    assert max(a.features.get("lapsed", 0.0) for a in staying) < 0.2
-    assert min(a.risk for a in gone) > max(a.risk for a in staying)
+    assert min(a.features.get("lapsed", 0.0) for a in gone) > 0.4, [a.features for a in gone]
+    # A random visitor can be away for weeks by chance: ranked, not separated, from those who left.
+    ranked = sorted(base.last, key=lambda a: -a.features.get("lapsed", 0.0))
+    assert sum(a in gone for a in ranked[:12]) >= 8
+    assert sum(a.risk for a in gone) / 10 > 2 * sum(a.risk for a in staying) / 50
     assert any("chance it has lapsed" in r for r in gone[0].reasons)
 
 

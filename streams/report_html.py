@@ -169,7 +169,8 @@ def _weekly(result: ReplayResult) -> str:
 
 
 def _at_risk(result: ReplayResult) -> str:
-    rows = [r for r in score_rows(result) if r["severity"]][:AT_RISK_ROWS]
+    listed = [r for r in score_rows(result) if r["severity"]]
+    rows = listed[:AT_RISK_ROWS]
     body = "".join(
         f'<tr><td>{i}</td><td>{_e(r["account_id"])}</td><td class="n">{r["revenue_at_risk"]:,.2f}</td>'
         f'<td class="n">{r["risk"]:.0%}</td><td class="sev-{_e(r["severity"])}">{_e(r["severity"])}</td>'
@@ -177,8 +178,8 @@ def _at_risk(result: ReplayResult) -> str:
         for i, r in enumerate(rows, 1)
     )
     return (
-        f"<p>{len(rows)} accounts with an open risk episode at the end of the file"
-        f"{f' (the first {AT_RISK_ROWS} shown)' if len(rows) == AT_RISK_ROWS else ''}, "
+        f"<p>{len(listed):,} accounts with an open risk episode at the end of the file"
+        f"{f' (the first {AT_RISK_ROWS} shown)' if len(listed) > AT_RISK_ROWS else ''}, "
         "highest revenue at risk (risk &times; MRR) first.</p>"
         '<table id="at-risk"><tr><th>#</th><th>account</th><th>revenue at risk</th><th>risk</th>'
         f"<th>severity</th><th>plan</th><th>MRR</th><th>reasons</th></tr>{body}</table>"

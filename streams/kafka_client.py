@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -57,6 +58,22 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, *, timeout: float = 30
+) -> list[TopicPartition]:
+    """The partitions of ``topic``, waiting (bounded) for the metadata of a topic created a moment ago."""
+    deadline = time.monotonic() + timeout
+    partitions = consumer.partitions_for_topic(topic)
+    while not partitions:
+        if time.monotonic() > deadline:
+            raise KafkaUnavailableError(f"topic {topic} has no partitions after {timeout:g} s")
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await asyncio.sleep(0.2)
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
 
 
 async def ensure_topics(settings: Settings) -> None:

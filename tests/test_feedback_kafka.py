@@ -307,6 +307,26 @@ def test_cli_answers_through_the_gateway(factory: GatewayFactory, gateway: Gatew
     assert "404" in unknown.stderr and "nope:1:opened" in unknown.stderr
 
 
+def test_a_new_gateway_knows_the_alerts_and_the_answers_already_recorded(
+    factory: GatewayFactory, gateway: GatewayProcess, slack: HTTPRecorder
+) -> None:
+    account = unique("restart")
+    (alert,) = published(factory, gateway, account)
+    body = interaction(alert, "handled", slack.url_for(f"/actions/{account}"), user="cy")
+    assert gateway.post("/slack/interactions", body, **slack_headers(body)).status_code == 200
+    replica = factory.start(
+        CHURNWATCH_SLACK_SIGNING_SECRET=SLACK_SECRET, CHURNWATCH_FEEDBACK_TOKEN=FEEDBACK_TOKEN
+    )
+    try:
+        again = replica.post("/slack/interactions", body, **slack_headers(body))
+        assert again.status_code == 200, again.text
+        labels = {"source": "slack", "label": "handled", "duplicate": "true"}
+        assert replica.metric("churnwatch_feedback_answers_total", **labels) == 1
+        assert len(answers(factory, account)) == 1
+    finally:
+        replica.stop()
+
+
 def test_answer_routes_404_without_their_secrets(factory: GatewayFactory) -> None:
     bare = factory.start(drop=tuple(SECRET_ENV))
     try:

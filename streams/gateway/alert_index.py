@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 
 from detectors.alerts import AlertKind
 from streams.feedback import Feedback
-from streams.kafka_client import client_options
+from streams.kafka_client import client_options, topic_partitions
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -135,8 +135,8 @@ class AlertFollower:
         consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(self.settings))
         await consumer.start()
         self._consumer = consumer
-        alerts = await _partitions(consumer, self.settings.topic_alerts)
-        answers = await _partitions(consumer, self.settings.topic_feedback)
+        alerts = await topic_partitions(consumer, self.settings.topic_alerts)
+        answers = await topic_partitions(consumer, self.settings.topic_feedback)
         consumer.assign([*alerts, *answers])
         since = self.index.clock_ms() - self.index.memory_ms
         found = await consumer.offsets_for_times(dict.fromkeys(alerts, since))
@@ -179,15 +179,3 @@ class AlertFollower:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    partitions = consumer.partitions_for_topic(topic)
-    for _ in range(50):
-        if partitions:
-            break
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        raise KafkaError(f"topic {topic} has no partitions")
-    return [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -12,9 +14,11 @@ import pytest
 from detectors.alerts import Alert, AlertKind
 from streams.holdout import Holdout, held_out
 from streams.notifier import LedgerEntry, Notifier, OutboxRecord
+from streams.producer import produce_live
+from streams.simulator import Simulation, SimulationConfig
 from streams.sinks import RetryPolicy
 from tests.http_recorder import HTTPRecorder
-from tests.kafka_harness import WorkerFactory, make_alert, metric_value, wait_until
+from tests.kafka_harness import WorkerFactory, make_alert, metric_value, read_all, run, wait_until
 
 
 def test_membership_is_stable_sized_by_the_share_and_independent_between_experiments() -> None:
@@ -100,3 +104,51 @@ def test_worker_holds_back_held_out_alerts_and_counts_them(workers: WorkerFactor
             a.account_id for a in alerts if not held_out(a)
         )
         assert all(r.json()["extra"]["holdout"]["held_out"] is False for r in delivered)
+
+
+@pytest.mark.kafka
+def test_live_worker_stamps_every_alert_and_delivers_only_the_rest(workers: WorkerFactory) -> None:
+    start = datetime(2026, 2, 2, tzinfo=UTC)  # a Monday with no simulator holidays in the weeks after it
+    events = list(Simulation(SimulationConfig(seed=21, accounts=60, days=70, start=start)).events())
+    holdout = Holdout(0.5, "live")
+    with HTTPRecorder() as crm:
+        workers.partitions = 1
+        workers.extra_env.update(
+            CHURNWATCH_EVALUATION_CLOCK="event",
+            CHURNWATCH_HOLDOUT_SHARE="0.5",
+            CHURNWATCH_HOLDOUT_EXPERIMENT="live",
+            CHURNWATCH_WEBHOOK_URL=crm.url_for("/hooks/crm"),
+            CHURNWATCH_WEBHOOK_SECRET="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        settings = workers.settings()
+        worker = workers.start()
+        sent = asyncio.run(produce_live(settings, events, rate=None))
+        wait_until(
+            lambda: int((worker.stats() or {}).get("events_folded", 0)) >= sent - 50,
+            timeout=180,
+            what="events folded",
+        )
+
+        def settled() -> list[dict[str, Any]] | None:
+            alerts = [
+                orjson.loads(r.value) for r in run(read_all(workers.kafka.bootstrap, settings.topic_alerts))
+            ]
+            # One per idempotency key: the ledger handles a key once (a repeat is a suppressed duplicate).
+            accounts = list({a["idempotency_key"]: a for a in alerts if a["kind"] == "account_risk"}.values())
+            held = sum(a["extra"]["holdout"]["held_out"] for a in accounts)
+            counted = metric_value(worker.get("/metrics").text, "churnwatch_alerts_held_out_total") or 0
+            done = accounts and counted == held and len(crm.requests) == len(accounts) - held
+            return accounts if done else None
+
+        accounts = wait_until(settled, timeout=120, what="every alert delivered or held out")
+        for alert in accounts:
+            assert alert["extra"]["holdout"] == {
+                "experiment": "live",
+                "share": 0.5,
+                "held_out": holdout.member(alert["account_id"]),
+            }
+        delivered = sorted(r.json()["idempotency_key"] for r in crm.requests)
+        assert delivered == sorted(
+            a["idempotency_key"] for a in accounts if not a["extra"]["holdout"]["held_out"]
+        )
+        assert 0 < len(delivered) < len(accounts)  # both groups are represented

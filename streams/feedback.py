@@ -76,6 +76,7 @@ class Feedback:
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
+        body["label"], body["source"] = self.label.value, self.source.value
         body["feedback_id"] = self.feedback_id
         body["snooze_until_ms"] = self.snooze_until_ms
         return body

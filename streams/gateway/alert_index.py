@@ -10,24 +10,19 @@ answer per account, so after compaction only that one is known.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from detectors.alerts import AlertKind
 from streams.feedback import Feedback
-from streams.kafka_client import client_options, topic_partitions
+from streams.gateway.follower import Batches, TopicFollower
+from streams.kafka_client import topic_partitions
 from streams.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 DAY_MS = 86_400_000
 
@@ -121,36 +116,32 @@ class AlertIndex:
         self._prune()
 
 
-class AlertFollower:
+class AlertFollower(TopicFollower):
     """Loads the alerts topic (the memory window) and the feedback topic into an index, then follows both."""
 
-    def __init__(self, settings: Settings, index: AlertIndex) -> None:
-        self.settings = settings
-        self.index = index
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+    name = "alert_index"
 
-    async def start(self) -> int:
-        """Read both topics up to their current ends, then follow them; returns the alerts indexed."""
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(self.settings))
-        await consumer.start()
-        self._consumer = consumer
+    def __init__(self, settings: Settings, index: AlertIndex) -> None:
+        super().__init__(settings)
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    async def _seek(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         alerts = await topic_partitions(consumer, self.settings.topic_alerts)
         answers = await topic_partitions(consumer, self.settings.topic_feedback)
         consumer.assign([*alerts, *answers])
         since = self.index.clock_ms() - self.index.memory_ms
         found = await consumer.offsets_for_times(dict.fromkeys(alerts, since))
-        ends = await consumer.end_offsets([*alerts, *answers])
+        ends = await consumer.end_offsets(alerts)
         for tp in alerts:
             at = found.get(tp)
             consumer.seek(tp, at.offset if at is not None else ends[tp])
         await consumer.seek_to_beginning(*answers)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            self._apply(await consumer.getmany(timeout_ms=500))
-        self._task = asyncio.create_task(self._follow())
-        return len(self.index)
+        return [*alerts, *answers]
 
-    def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
+    def _apply(self, batches: Batches) -> None:
         for tp, records in batches.items():
             for record in records:
                 if record.value is None:
@@ -162,20 +153,3 @@ class AlertFollower:
                         self.index.add_alert(orjson.loads(bytes(record.value)))
                 except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
                     continue  # not ours to judge: the notifier dead-letters bad alert records
-
-    async def _follow(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                self._apply(await self._consumer.getmany(timeout_ms=1_000))
-            except KafkaError as exc:  # the broker is away: keep the index we have and try again
-                log.warning("gateway.alert_index.read_failed", error=repr(exc))
-                await asyncio.sleep(1)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()

@@ -137,7 +137,7 @@ def describe_differences(
             for k, v in expected[account].items()
             if shown["window"].get(k) != v
         }
-        brief = {k: v if k in "wfpmbc" else "..." for k, v in fields.items()}
+        brief: dict[str, Any] = {k: v if k in "wfpmbc" else "..." for k, v in fields.items()}
         if "d" in fields:  # day buckets: usage totals and the days that differ
             shown_days, expected_days = ({row[0]: row[1:] for row in rows} for rows in fields["d"])
             brief["usage total"] = (
@@ -287,7 +287,8 @@ def test_adding_then_removing_a_worker_moves_partitions_with_their_state(workers
     wait_until(
         lambda: (
             len((second.stats() or {}).get("partitions") or []) == 2
-            and sorted(first.stats()["partitions"] + second.stats()["partitions"]) == ALL_PARTITIONS
+            and sorted((first.stats() or {})["partitions"] + (second.stats() or {})["partitions"])
+            == ALL_PARTITIONS
         ),
         timeout=90,
         what="the partitions split between two workers",
@@ -299,7 +300,7 @@ def test_adding_then_removing_a_worker_moves_partitions_with_their_state(workers
     # Per-worker views and gauges cover only the worker's own partitions: their sum is every account once.
     for worker in (first, second):
         at_risk = worker.get("/churnwatch/at-risk/").json()
-        assert at_risk["partitions"] == worker.stats()["partitions"]
+        assert at_risk["partitions"] == (worker.stats() or {})["partitions"]
         assert all(partition_of(row["account_id"]) in at_risk["partitions"] for row in at_risk["accounts"])
 
     def tracked(worker: WorkerProcess) -> float:

@@ -72,7 +72,7 @@ class Store:
         self.reads[key] += 1
         return self.rows.get(key)
 
-    def save(self, changed: dict[bytes, tuple[AccountState, int]]) -> None:
+    def save(self, changed: dict[bytes, AccountState]) -> None:
         for key, state in changed.items():
             self.rows[key] = state.to_bytes()
 

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 
 from detectors.monitor import DetectorConfig
 from streams.backtest import EveryNthMidnight
 from streams.cli_checks import UsageError, output_file
 from streams.events import InvalidEventError, parse_ts
 from streams.explain import Story, account_story, print_story, story_dict, story_from_dict
+from streams.progress import report_console
 from streams.replay import run_replay
 from streams.replay_input import STDIN, InputError, InputRules, SortedInput, read_source, replay_settings
 from streams.report_charts import timeline
@@ -51,7 +51,7 @@ def explain(
         story = _worker_story(account, worker)
     else:
         story = _story(account, str(events), _as_of(as_of))
-    print_story(Console(), story)
+    print_story(report_console(), story)
     if json is not None:
         json.write_bytes(orjson.dumps(story_dict(story), option=orjson.OPT_INDENT_2))
     if html is not None:

@@ -17,7 +17,7 @@ from streams.backtest import OutcomeMode
 from streams.cli_backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli_checks import output_file
 from streams.events import InvalidEventError, parse_ts
-from streams.progress import progress_for
+from streams.progress import progress_for, report_console
 from streams.replay import (
     ReplayResult,
     build_report,
@@ -160,7 +160,7 @@ def replay(
         from streams.report_html import write_html_report
 
         write_html_report(result, body, html)
-    _print_summary(Console(), body)
+    _print_summary(report_console(), body)
 
 
 def _time_option(text: str | None, flag: str) -> int | None:

@@ -14,9 +14,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from rich.console import Console
 from rich.progress import Progress, TaskID
 
 Clock = Callable[[], float]
+
+#: Width of tables written to a pipe or file (rich would use 80 columns and squeeze them unreadable).
+PIPED_WIDTH = 140
+
+
+def report_console() -> Console:
+    """The console for a command's results: the terminal's width, or :data:`PIPED_WIDTH` when piped."""
+    return Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
 
 
 class ProgressLike(Protocol):

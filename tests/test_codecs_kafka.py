@@ -324,6 +324,13 @@ def test_a_poison_batch_after_a_transaction_marker_costs_no_record_before_it(
     run(ensure_topics(settings))
     topic = settings.topic_usage
     produce_transaction(kafka.bootstrap, topic, good_lines("txn", 5), partition=0)  # 0-4, marker 5
+    # The commit returns before the coordinator has written the marker into the partition: wait for it, or
+    # the next records can take offset 5 and the marker land after them.
+    wait_until(
+        lambda: max((b.next_offset for b in batches_of(kafka, topic, 1)), default=0) >= 6,
+        timeout=60,
+        what="the transaction's commit marker in the partition",
+    )
     for part in ("a", "b", "c"):  # 6-10, 11-15, 16-20
         kcat(kafka.bootstrap, topic, good_lines(part, 5), codec="zstd", partition=0)
     assert spoil(kafka, topic, 0, 11, 16, "crc") == 5

@@ -673,8 +673,14 @@ class Simulation:
         keep = d * DAY + secs < self._cut[acct]
         if not keep.all():
             users, secs, kinds, counts = users[keep], secs[keep], kinds[keep], counts[keep]
-        order = np.argsort(secs, kind="stable")
-        return secs[order].tolist(), users[order].tolist(), kinds[order].tolist(), counts[order].tolist()
+        # One event per (second, user, kind), its counts summed: without an event_id, identical events are
+        # deduplicated by content downstream, as a producer's retries would be.
+        n_kinds = len(USAGE_EVENTS)
+        keys, inverse = np.unique((secs * lam.size + users) * n_kinds + kinds, return_inverse=True)
+        counts = np.bincount(inverse, weights=counts).astype(np.int64)
+        secs, rest = np.divmod(keys, lam.size * n_kinds)
+        users, kinds = np.divmod(rest, n_kinds)
+        return secs.tolist(), users.tolist(), kinds.tolist(), counts.tolist()
 
     def _put(
         self,

@@ -225,9 +225,18 @@ def metric_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 # -- the pipeline --------------------------------------------------------------------------------------------
 
 
-def folded_all(worker: WorkerProcess, expected: int) -> bool:
-    stats = worker.stats()
-    return stats is not None and stats["events_folded"] == expected
+def wait_folded(worker: WorkerProcess, expected: int) -> None:
+    """Wait until the worker has folded ``expected`` events; on timeout, say what its stats showed last."""
+    seen: list[dict[str, Any] | None] = [None]
+
+    def folded_all() -> bool:
+        stats = seen[0] = worker.stats()
+        return stats is not None and stats["events_folded"] == expected
+
+    try:
+        wait_until(folded_all, timeout=150, what=f"{expected} events folded")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; the worker's last stats: {seen[0]}") from None
 
 
 def unanswered(prometheus: PrometheusProcess, worker: WorkerProcess) -> list[str]:
@@ -311,7 +320,7 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
             workers.produce(
                 (settings.topic_alerts, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts
             )
-            wait_until(lambda: folded_all(worker, len(lines)), timeout=150, what="all events folded")
+            wait_folded(worker, len(lines))
             assert worker.stats()["deadletters"] == len(malformed)  # type: ignore[index]
             wait_until(
                 lambda: sum(r.reply.status == 200 for r in crm.requests) >= len(alerts),
@@ -372,7 +381,7 @@ def test_series_per_metric_stay_bounded_with_10k_accounts(workers: WorkerFactory
     settings = workers.settings()
     worker = workers.start()
     workers.produce(route(settings, line) for line in lines)
-    wait_until(lambda: folded_all(worker, len(lines)), timeout=150, what=f"{len(lines)} events folded")
+    wait_folded(worker, len(lines))
 
     text = worker.get("/metrics").text
     samples = metric_samples(text)

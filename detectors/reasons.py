@@ -2,11 +2,13 @@
 
 :func:`explain` ranks features by the log-odds they add under the active model and renders the top ones
 with :func:`describe`, e.g. ``silent for 8 days (usually active every 1.1 days)`` or ``engagement in the
-bottom 7% of pro accounts (2.1 events/day)``.
+bottom 7% of pro accounts (2.1 events/day)``. :func:`reason_kind` reads a sentence back to its kind (the
+feature it describes), a short name fit for a metric label or a per-reason setting.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -122,3 +124,47 @@ def _n(count: float, word: str) -> str:
     """
     number = str(int(count)) if float(count).is_integer() else f"{count:g}"
     return f"{number} {word if count == 1 else word + 's'}"
+
+
+# How each sentence :func:`describe` (and the monitor) writes begins, and the kind it is; first match wins.
+_KINDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), kind)
+    for pattern, kind in (
+        (r"^usage -\d+% over the last 2 weeks", "decline"),
+        (r"^usage -", "usage_drop"),
+        (r"^active users -", "users_drop"),
+        (r"^key events -", "key_drop"),
+        (r"^sustained decline flagged", "drop_weeks"),
+        (r"^silent for ", "silence"),
+        (r"^\d+ tickets? in 14 days", "tickets"),  # ticket_burst and urgent share one sentence
+        (r"^CSAT ", "low_csat"),
+        (r"^payment failed ", "payment_failed"),
+        (r"^failed payment unresolved", "payment_unresolved"),
+        (r"^MRR ", "mrr_drop"),
+        (r"chance it has lapsed", "lapsed"),
+        (r"^engagement in the bottom", "low_engagement"),
+        (r"^use per active user in the bottom", "low_depth"),
+        (r"^active on \d+% of days", "infrequent"),
+        (r"^last active ", "recency"),
+        (r"^new account", "new_account"),
+        (r"^weekly usage trending down: .* 4 weeks$", "trend_4w"),
+        (r"^weekly usage trending down: .* 8 weeks$", "trend_8w"),
+        (r"^risk from the model's base rate", "base_rate"),
+        (r"^subscription canceled", "canceled"),
+    )
+)
+OTHER_REASON = "other"
+REASON_KINDS: tuple[str, ...] = (*dict.fromkeys(kind for _, kind in _KINDS), OTHER_REASON)
+
+
+def reason_kind(sentence: str) -> str:
+    """The kind of reason a sentence states (one of :data:`REASON_KINDS`; ``other`` when none matches).
+
+    >>> reason_kind("silent for 8 days (usually active every 1.1 days)")
+    'silence'
+    >>> reason_kind("usage -40% over the last 2 weeks vs 4-8 weeks ago (3.0/day vs 5.0/day)")
+    'decline'
+    >>> reason_kind("something a custom detector said"), len(REASON_KINDS)
+    ('other', 22)
+    """
+    return next((kind for pattern, kind in _KINDS if pattern.search(sentence)), OTHER_REASON)

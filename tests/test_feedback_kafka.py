@@ -64,10 +64,18 @@ def slack() -> Iterator[HTTPRecorder]:
         yield recorder
 
 
-def published(factory: GatewayFactory, gateway: GatewayProcess, account: str, count: int = 1) -> list[Alert]:
-    """Write ``count`` alerts of ``account`` to the alerts topic and wait until the gateway knows them."""
+def published(
+    factory: GatewayFactory,
+    gateway: GatewayProcess,
+    account: str,
+    count: int = 1,
+    reasons: tuple[str, ...] = ("active users -62% vs its usual level",),
+) -> list[Alert]:
+    """Write ``count`` alerts of ``account`` (detected an hour ago) to the alerts topic; wait until known."""
     now_ms = int(time.time() * 1000)
-    alerts = [make_alert(account, episode_ts_ms=now_ms - 3_600_000 + i) for i in range(count)]
+    alerts = [
+        make_alert(account, episode_ts_ms=now_ms - 3_600_000 + i, reasons=reasons) for i in range(count)
+    ]
     known = gateway.metric("churnwatch_feedback_alerts_known")
     factory.workers.produce(
         (factory.topic("alerts"), a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts
@@ -334,3 +342,51 @@ def test_answer_routes_404_without_their_secrets(factory: GatewayFactory) -> Non
         assert bare.post("/churnwatch/feedback/", {"label": "real"}).status_code == 404
     finally:
         bare.stop()
+
+
+def test_answers_through_the_routes_move_the_precision_metrics(
+    factory: GatewayFactory, gateway: GatewayProcess, slack: HTTPRecorder
+) -> None:
+    """Counted once per alert and label, by the alert's first reason; time to first answer once per alert."""
+    (silent,) = published(factory, gateway, unique("silent"), reasons=("silent for 9 days (usually 1.2)",))
+    (unhappy,) = published(
+        factory, gateway, unique("csat"), reasons=("CSAT 2.1/5 over 3 ratings in 30 days",)
+    )
+
+    def answered(label: str, reason: str) -> float:
+        return gateway.metric("churnwatch_feedback_alerts_answered_total", label=label, reason=reason)
+
+    def first(le: str | None = None) -> float:
+        if le is None:
+            return gateway.metric("churnwatch_feedback_first_answer_seconds_count")
+        return gateway.metric("churnwatch_feedback_first_answer_seconds_bucket", le=le)
+
+    keys = [
+        ("false-alarm", "silence"),
+        ("real", "silence"),
+        ("real", "low_csat"),
+        ("false-alarm", "low_csat"),
+    ]
+    before = {key: answered(*key) for key in keys}
+    firsts, within_30m, within_2h = first(), first("1800.0"), first("7200.0")
+
+    click = interaction(silent, "false-alarm", slack.url_for("/actions/metrics"))
+    for _ in range(2):  # the same click twice
+        assert gateway.post("/slack/interactions", click, **slack_headers(click)).status_code == 200
+    bearer = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
+    for alert, label, user in (
+        (silent, "false-alarm", "crm-bot"),  # agrees with the click: the alert is one false alarm
+        (silent, "real", "bo"),  # disagrees: the alert also counts once as real
+        (unhappy, "real", "ana"),
+    ):
+        body = {"alert_id": alert.idempotency_key, "label": label, "user": user}
+        response = gateway.post("/churnwatch/feedback/", body, **bearer)
+        assert response.status_code == 200, response.text
+
+    # Every answer was acknowledged by Kafka before its 200, and counted before it: no waiting needed.
+    moved = {key: answered(*key) - before[key] for key in keys}
+    assert moved == {key: 1.0 for key in keys[:3]} | {keys[3]: 0.0}
+    assert len(answers(factory, silent.account_id)) == 3
+    # Both alerts were detected an hour (and a few seconds) before their first answers.
+    assert first() - firsts == 2
+    assert (first("1800.0") - within_30m, first("7200.0") - within_2h) == (0, 2)

@@ -2,10 +2,12 @@
 
 The gateway follows the alerts topic (from ``CHURNWATCH_FEEDBACK_ALERT_MEMORY_DAYS`` ago, found with
 ``offsets_for_times``) and keeps alert id (the idempotency key) -> account for account alerts detected within
-that window, at most ``CHURNWATCH_FEEDBACK_ALERT_MEMORY_MAX`` of them (the oldest forgotten first). An answer
-to an alert outside the index is refused with 404. It also reads the compacted feedback topic, so answers
-already recorded (by any gateway, before a restart) are not recorded again; compaction keeps the latest
-answer per account, so after compaction only that one is known.
+that window, at most ``CHURNWATCH_FEEDBACK_ALERT_MEMORY_MAX`` of them (the oldest forgotten first), with
+the kind of the alert's first (strongest) reason. An answer to an alert outside the index is refused with 404.
+It also reads the compacted feedback topic, so answers already recorded (by any gateway, before a restart)
+are not recorded again, and :meth:`AlertIndex.news` can tell an alert's first answer (and its first answer
+with a label) from later ones; compaction keeps the latest answer per account, so after compaction only that
+one is known.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from detectors.alerts import AlertKind
-from streams.feedback import Feedback
+from detectors.reasons import OTHER_REASON, reason_kind
+from streams.feedback import Feedback, FeedbackLabel
 from streams.gateway.follower import Batches, TopicFollower
 from streams.kafka_client import topic_partitions
 from streams.settings import Settings
@@ -32,6 +35,15 @@ class KnownAlert:
     alert_id: str
     account_id: str
     detected_ts_ms: int
+    reason: str = OTHER_REASON  # the kind of its first reason (detectors.reasons.reason_kind)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerNews:
+    """What an answer adds to what is known of its alert (before it is remembered)."""
+
+    first_answer: bool  # the alert had no answer yet, of any label
+    first_of_label: bool  # the alert had no answer with this label yet (by anyone)
 
 
 class AlertIndex:
@@ -49,6 +61,8 @@ class AlertIndex:
     ...                  "detected_ts_ms": 8_000})  # older than the memory: not kept
     >>> index.find("b:1:opened") is None, len(index)
     (True, 2)
+    >>> index.find("a:2:opened").reason  # no reasons in the record
+    'other'
     """
 
     def __init__(self, *, max_alerts: int, memory_ms: int, clock_ms: Callable[[], int]) -> None:
@@ -58,6 +72,7 @@ class AlertIndex:
         self._alerts: OrderedDict[str, KnownAlert] = OrderedDict()
         self._latest: dict[str, str] = {}  # account -> its latest alert id
         self._answered: OrderedDict[str, None] = OrderedDict()
+        self._labels: OrderedDict[str, set[FeedbackLabel]] = OrderedDict()  # alert id -> labels answered
 
     def __len__(self) -> int:
         """Alerts answerable now (expired ones are forgotten first)."""
@@ -78,7 +93,9 @@ class AlertIndex:
         )
         if not isinstance(alert_id, str) or not isinstance(account, str) or not isinstance(detected, int):
             return
-        known = KnownAlert(alert_id, account, detected)
+        reasons = body.get("reasons")
+        first = reasons[0] if isinstance(reasons, list) and reasons and isinstance(reasons[0], str) else ""
+        known = KnownAlert(alert_id, account, detected, reason_kind(first) if first else OTHER_REASON)
         if not self._fresh(known):
             return
         self._alerts[alert_id] = known
@@ -98,6 +115,8 @@ class AlertIndex:
                 del self._latest[oldest.account_id]
         while len(self._answered) > self.max_alerts:
             self._answered.popitem(last=False)
+        while len(self._labels) > self.max_alerts:
+            self._labels.popitem(last=False)
 
     def find(self, alert_id: str) -> KnownAlert | None:
         known = self._alerts.get(alert_id)
@@ -111,8 +130,16 @@ class AlertIndex:
     def answered(self, feedback_id: str) -> bool:
         return feedback_id in self._answered
 
-    def remember_answer(self, feedback_id: str) -> None:
-        self._answered[feedback_id] = None
+    def news(self, feedback: Feedback) -> AnswerNews:
+        """Whether ``feedback`` would be its alert's first answer, and its first with that label."""
+        labels = self._labels.get(feedback.alert_id, set())
+        return AnswerNews(first_answer=not labels, first_of_label=feedback.label not in labels)
+
+    def remember_answer(self, feedback: Feedback) -> None:
+        """Record an answer (idempotent: the follower reads back what this gateway recorded)."""
+        self._answered[feedback.feedback_id] = None
+        self._labels.setdefault(feedback.alert_id, set()).add(feedback.label)
+        self._labels.move_to_end(feedback.alert_id)
         self._prune()
 
 
@@ -148,7 +175,7 @@ class AlertFollower(TopicFollower):
                     continue
                 try:
                     if tp.topic == self.settings.topic_feedback:
-                        self.index.remember_answer(Feedback.from_bytes(bytes(record.value)).feedback_id)
+                        self.index.remember_answer(Feedback.from_bytes(bytes(record.value)))
                     else:
                         self.index.add_alert(orjson.loads(bytes(record.value)))
                 except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):

@@ -7,10 +7,12 @@ import time
 import httpx
 from pydantic import SecretStr
 
-from streams.feedback import Feedback
+from detectors.reasons import REASON_KINDS
+from streams.feedback import FeedbackLabel
 from streams.gateway.alert_index import DAY_MS, AlertFollower, AlertIndex
 from streams.gateway.app import Gateway
-from streams.gateway.feedback import FeedbackRoutes
+from streams.gateway.feedback import FeedbackRoutes, Recorded
+from streams.gateway.metrics import GatewayMetrics
 from streams.gateway.outbox import Record
 from streams.settings import Settings
 
@@ -48,9 +50,14 @@ class Answers:
             metrics.produce_seconds.observe(time.perf_counter() - started)
             return sent
 
-        def counted(feedback: Feedback, duplicate: bool) -> None:
-            source, label = feedback.source.value, feedback.label.value
-            metrics.answers.labels(source=source, label=label, duplicate=str(duplicate).lower()).inc()
+        # Every (label, reason) series exists from the start at 0: increase() cannot see a series' first
+        # step, so a counter born at 1 would hide the first false alarm of each reason from the rules.
+        for label in FeedbackLabel:
+            for reason in REASON_KINDS:
+                metrics.alerts_answered.labels(label=label.value, reason=reason)
+
+        def counted(recorded: Recorded) -> None:
+            count_answer(metrics, recorded)
 
         self.routes = FeedbackRoutes(
             index=self.index,
@@ -72,3 +79,23 @@ class Answers:
         await self.routes.stop()
         await self.follower.stop()
         await self.http.aclose()
+
+
+def count_answer(metrics: GatewayMetrics, recorded: Recorded) -> None:
+    """Move the answer metrics: every answer by source and label; what it adds to its alert's record.
+
+    Each answer is counted by the one gateway that recorded it, so sums over gateways add up (the followers
+    that read it back from the topic only learn that the alert was answered).
+    """
+    feedback, news = recorded.feedback, recorded.news
+    duplicate = str(recorded.duplicate).lower()
+    metrics.answers.labels(
+        source=feedback.source.value, label=feedback.label.value, duplicate=duplicate
+    ).inc()
+    if news is None:
+        return
+    if news.first_of_label:
+        metrics.alerts_answered.labels(label=feedback.label.value, reason=recorded.alert.reason).inc()
+    if news.first_answer:
+        waited_ms = feedback.answered_ts_ms - recorded.alert.detected_ts_ms
+        metrics.first_answer_seconds.observe(max(waited_ms, 0) / 1000)

@@ -11,6 +11,9 @@ CRMs and tools: a JSON body ``{"alert_id", "account_id", "label", "user", "note"
 (``CHURNWATCH_FEEDBACK_WEBHOOK_SECRET``). Without ``alert_id``: the account's latest remembered alert.
 
 The same answer (alert id + label + who) is recorded once; an alert the gateway does not know is a 404.
+Answers to one alert are recorded one at a time (a lock per alert id), so two clicks racing each other are
+still one answer, and each recorded answer is reported once to ``on_answer`` (the gateway's metrics) with
+what it adds: the alert's first answer, its first with that label (``AnswerNews``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,7 +34,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
-from streams.gateway.alert_index import AlertIndex
+from streams.gateway.alert_index import AlertIndex, AnswerNews, KnownAlert
 from streams.gateway.model import Rejection, RequestError
 from streams.gateway.outbox import KafkaUnavailable, Record
 from streams.notifier import snooze_record
@@ -59,6 +62,19 @@ class SlackAction:
     answer: Answer
     response_url: str | None
     message: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An answer the gateway recorded (``news``) or found already recorded (``news`` is None)."""
+
+    feedback: Feedback
+    alert: KnownAlert
+    news: AnswerNews | None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.news is None
 
 
 class _GatewayClock(Clock):
@@ -175,8 +191,21 @@ class FeedbackRoutes:
     slack_secret: str | None = None
     bearer_token: str | None = None
     webhook_secret: str | None = None
-    on_answer: Callable[[Feedback, bool], None] = lambda feedback, duplicate: None
+    on_answer: Callable[[Recorded], None] = lambda recorded: None
     _updates: set[asyncio.Task[None]] = field(default_factory=set)
+    _serial: dict[str, tuple[asyncio.Lock, list[int]]] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, alert_id: str) -> AsyncIterator[None]:
+        lock, users = self._serial.setdefault(alert_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._serial[alert_id]
 
     async def record(self, answer: Answer, source: FeedbackSource) -> tuple[Feedback, bool]:
         """Produce the answer (once); returns it and whether it was a repeat. 404 for an unknown alert."""
@@ -194,13 +223,20 @@ class FeedbackRoutes:
             answered_ts_ms=int(self.clock() * 1000),
             note=answer.note,
         )
-        duplicate = self.index.answered(feedback.feedback_id)
-        if not duplicate:
-            await self._produce(feedback)
-            self.index.remember_answer(feedback.feedback_id)
-        self.on_answer(feedback, duplicate)
-        log.info("gateway.feedback", alert=feedback.alert_id, label=feedback.label.value, duplicate=duplicate)
-        return feedback, duplicate
+        async with self._one_at_a_time(known.alert_id):
+            news = None if self.index.answered(feedback.feedback_id) else self.index.news(feedback)
+            if news is not None:  # judged before producing: the follower may read the answer back first
+                await self._produce(feedback)
+                self.index.remember_answer(feedback)
+        recorded = Recorded(feedback, known, news)
+        self.on_answer(recorded)
+        log.info(
+            "gateway.feedback",
+            alert=feedback.alert_id,
+            label=feedback.label.value,
+            duplicate=recorded.duplicate,
+        )
+        return feedback, recorded.duplicate
 
     async def _produce(self, feedback: Feedback) -> None:
         key = feedback.account_id.encode()

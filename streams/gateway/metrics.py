@@ -7,6 +7,23 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HOUR, DAY = 3_600, 86_400
+# People answer within minutes (on Slack) to days (after a call): 1 min .. 14 days.
+ANSWER_BUCKETS = (
+    60,
+    300,
+    900,
+    1_800,
+    HOUR,
+    2 * HOUR,
+    4 * HOUR,
+    8 * HOUR,
+    DAY,
+    2 * DAY,
+    3 * DAY,
+    7 * DAY,
+    14 * DAY,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +34,8 @@ class GatewayMetrics:
     produce_seconds: Histogram
     answers: Counter
     alerts_known: Gauge
+    alerts_answered: Counter
+    first_answer_seconds: Histogram
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> GatewayMetrics:
@@ -64,6 +83,19 @@ class GatewayMetrics:
             alerts_known=Gauge(
                 "churnwatch_feedback_alerts_known",
                 "Alerts the gateway accepts answers to (detected in CHURNWATCH_FEEDBACK_ALERT_MEMORY_DAYS).",
+                registry=registry,
+            ),
+            alerts_answered=Counter(
+                "churnwatch_feedback_alerts_answered_total",
+                "Alerts answered, once per alert and label (two people marking one alert real count once), "
+                "by label and the kind of the alert's first reason (detectors.reasons.REASON_KINDS).",
+                ["label", "reason"],
+                registry=registry,
+            ),
+            first_answer_seconds=Histogram(
+                "churnwatch_feedback_first_answer_seconds",
+                "Time from an alert's detection to its first answer (any label).",
+                buckets=ANSWER_BUCKETS,
                 registry=registry,
             ),
         )

@@ -1,9 +1,10 @@
 """Dashboards and rules against a real pipeline: a worker on simulated customers, a real Prometheus.
 
 Prometheus (the Debian ``prometheus`` binary, which ``deploy/dev test`` installs) runs on loopback with a
-temporary TSDB, scrapes the worker every second and evaluates the repository's recording and alert rules every
-second. Every dashboard query and recording rule must then return data, and /metrics must stay bounded in
-series with 10 000 accounts.
+temporary TSDB, scrapes the worker and an ingest gateway (which records real answers to the worker's alerts)
+every second and evaluates the repository's recording and alert rules every second (groups that set their own
+interval included). Every dashboard query and recording rule must then return data, and /metrics must stay
+bounded in series with 10 000 accounts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from detectors.alerts import Alert
 from streams.producer import route
+from tests.gateway_harness import GatewayFactory, GatewayProcess
 from tests.http_recorder import HTTPRecorder
 from tests.kafka_harness import (
     WorkerFactory,
@@ -54,6 +57,14 @@ DETECTION_ENV = {"CHURNWATCH_TOP_ACCOUNTS_EXPORT": str(TOP_N), "CHURNWATCH_EVALU
 # What Grafana would put in for its built-in interval variables at a 1 s scrape interval.
 GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "30s", "__range": "1h"}
 SECRET = "whsec_" + "Y2h1cm53YXRjaC1saXZlLXRlc3Qtc2lnbmluZy1rZXk="
+FEEDBACK_TOKEN = "fb_live_test_token"
+# The test's alerts, and what the gateway is told about them (the feedback dashboard's panels need each).
+ALERT_REASONS = (
+    "silent for 9 days (usually active every 1.2 days)",
+    "silent for 12 days (usually active every 2.0 days)",
+    "CSAT 2.1/5 over 3 ratings in 30 days",
+)
+ANSWERS = ("false-alarm", "real", "false-alarm")
 METRIC_REF = re.compile(r"\bchurnwatch_[a-z0-9_]+")
 RECORDED_REF = re.compile(r"churnwatch:[a-z0-9_]+:[a-z0-9_]+")
 
@@ -87,25 +98,38 @@ class PrometheusProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def prometheus_config(worker_port: int) -> dict[str, Any]:
-    """The repository's prometheus.yml pointed at the test worker, scraping and evaluating every second."""
+def prometheus_config(directory: Path, worker_port: int, gateway_port: int | None) -> dict[str, Any]:
+    """The repository's prometheus.yml pointed at the test worker (and gateway), scraping and evaluating every
+    second; its rule files are copied to ``directory`` without their groups' own (minutes long) intervals."""
     config = yaml.safe_load(CONFIG.read_text())
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str((CONFIG.parent / path).resolve()) for path in config["rule_files"]]
+    rule_files = []
+    for path in config["rule_files"]:
+        rules = yaml.safe_load((CONFIG.parent / path).read_text())
+        for group in rules["groups"]:
+            group.pop("interval", None)
+        copy = directory / Path(path).name
+        copy.write_text(yaml.safe_dump(rules))
+        rule_files.append(str(copy))
+    config["rule_files"] = rule_files
     config.pop("alerting")  # no Alertmanager here: the rules are still evaluated
-    job = next(job for job in config["scrape_configs"] if job["job_name"] == "churnwatch")
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
-    config["scrape_configs"] = [job]
+    targets = {"churnwatch": worker_port, "churnwatch-gateway": gateway_port}
+    jobs = [job for job in config["scrape_configs"] if targets.get(job["job_name"]) is not None]
+    for job in jobs:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]
+    config["scrape_configs"] = jobs
     return config
 
 
 @contextlib.contextmanager
-def run_prometheus(directory: Path, worker_port: int) -> Iterator[PrometheusProcess]:
+def run_prometheus(
+    directory: Path, worker_port: int, gateway_port: int | None = None
+) -> Iterator[PrometheusProcess]:
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed: `deploy/dev test` installs it (apt-get install prometheus)"
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(prometheus_config(worker_port)))
+    config_path.write_text(yaml.safe_dump(prometheus_config(directory, worker_port, gateway_port)))
     port = free_port()
     log_path = directory / "prometheus.log"
     process = subprocess.Popen(
@@ -285,17 +309,35 @@ def unanswered(prometheus: PrometheusProcess, worker: WorkerProcess) -> list[str
     return failures
 
 
+def answer_alerts(gateway: GatewayProcess, prometheus: PrometheusProcess, alerts: list[Alert]) -> None:
+    """Once the gateway knows the alerts and Prometheus has its zeros, answer them through the real route."""
+    wait_until(
+        lambda: gateway.metric("churnwatch_feedback_alerts_known") >= len(alerts),
+        timeout=60,
+        what="the gateway indexing the alerts",
+    )
+    scraped = 'churnwatch_feedback_alerts_answered_total{job="churnwatch-gateway", label="real"}'
+    wait_until(lambda: prometheus.query(scraped), timeout=30, what="prometheus scraping the gateway")
+    bearer = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
+    for alert, label in zip(alerts, ANSWERS, strict=True):
+        body = {"alert_id": alert.idempotency_key, "label": label, "user": "live-test"}
+        response = gateway.post("/churnwatch/feedback/", body, **bearer)
+        assert response.status_code == 200, response.text
+
+
 def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactory, tmp_path: Path) -> None:
     lines = simulated_lines(accounts=300, days=60, seed=11)
+    workers.extra_env["CHURNWATCH_TOPIC_FEEDBACK"] = f"{workers.prefix}.feedback"
     settings = workers.settings()
     malformed = [
         (settings.topic_usage, f"broken-{i}".encode(), b'{"type": "usage", "account_id"') for i in range(5)
     ]
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     alerts = [
-        make_alert(f"outbox-{i}", risk=0.5, mrr=100.0, episode_ts_ms=now_ms, reasons=("live metrics test",))
-        for i in range(3)
+        make_alert(f"outbox-{i}", risk=0.5, mrr=100.0, episode_ts_ms=now_ms, reasons=(reason,))
+        for i, reason in enumerate(ALERT_REASONS)
     ]
+    gateways = GatewayFactory(workers)
 
     # Webhook: two 503s (two retries), then delivered; Slack: 404 (dead-lettered at once); JSONL: delivered.
     with HTTPRecorder([503, 503]) as crm, HTTPRecorder(default=404) as slack:
@@ -309,7 +351,11 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
             CHURNWATCH_DELIVERY_MAX_DELAY_SECONDS="1",
         )
         worker = workers.start()
-        with run_prometheus(tmp_path / "prometheus", worker.web_port) as prometheus:
+        with contextlib.ExitStack() as stack:
+            stack.callback(gateways.stop_all)
+            gateway = gateways.start(CHURNWATCH_FEEDBACK_TOKEN=FEEDBACK_TOKEN)
+            directory = tmp_path / "prometheus"
+            prometheus = stack.enter_context(run_prometheus(directory, worker.web_port, gateway.port))
             wait_until(
                 lambda: prometheus.query('up{job="churnwatch"} == 1'),
                 timeout=30,
@@ -327,6 +373,7 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
                 timeout=60,
                 what="alerts delivered to the webhook",
             )
+            answer_alerts(gateway, prometheus, alerts)
 
             # Poll the condition "everything answers" with a deadline; on timeout, list what does not.
             failures: list[str] = []
@@ -360,8 +407,14 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
             identity = {key for sample in info for key in sample["metric"]} - {"__name__", "job", "instance"}
             assert identity, f"churnwatch_worker_info carries no version/identity labels: {info}"
 
-        # Every metric a dashboard reads, directly or through a recording rule, is exported by the worker.
-        exported = {name for name, _, _ in metric_samples(worker.get("/metrics").text)}
+            # The answers moved the precision: 1 real of 3 judged (one of them a false alarm on silence).
+            precision = prometheus.query("churnwatch:feedback_precision:ratio30d")
+            assert [float(sample["value"][1]) for sample in precision] == [pytest.approx(1 / 3)]
+            gateway_text = gateway.get("/metrics").text
+
+        # Every metric a dashboard reads, directly or through a recording rule, is exported by the worker or
+        # the gateway.
+        exported = {name for name, _, _ in metric_samples(worker.get("/metrics").text + gateway_text)}
         recorded = recording_rules()
         referenced = set()
         for _, expr in prometheus_targets():

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from streams.gateway.metrics import GatewayMetrics
 from streams.metrics import Metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,15 +173,16 @@ def test_recording_rules_follow_conventions() -> None:
     for rule in rules(RECORDING):
         assert RECORD_NAME.match(rule["record"]), rule["record"]
         recorded = RECORDED_REF.findall(rule["expr"])
-        # Raw series only from the churnwatch job (another job may export the same names).
-        assert recorded or 'job="churnwatch"' in rule["expr"], rule["record"]
+        # Raw series only from the churnwatch jobs (another job may export the same names).
+        assert recorded or re.search(r'job="churnwatch(-gateway)?"', rule["expr"]), rule["record"]
         assert set(recorded) <= recorded_names(), rule["record"]
 
 
-def exported_names() -> dict[str, str]:
-    """Sample name -> metric type for everything streams/metrics.py defines (labelled or not yet set)."""
+def exported_names(*builders: Callable[[CollectorRegistry], object]) -> dict[str, str]:
+    """Sample name -> metric type for everything streams/metrics.py (or ``builders``) define."""
     registry = CollectorRegistry()
-    Metrics.build(registry)
+    for build in builders or (Metrics.build,):
+        build(registry)
     suffixes = {
         "counter": ("_total",),
         "gauge": ("",),
@@ -193,9 +196,10 @@ def exported_names() -> dict[str, str]:
     }
 
 
-def test_metric_names_in_rules_and_dashboards_are_defined_in_streams_metrics() -> None:
+def test_metric_names_in_rules_and_dashboards_are_defined_in_the_metrics_modules() -> None:
     sources = [rule["expr"] for rule in rules(RECORDING) + alert_rules()] + dashboard_exprs()
-    unknown = {name for expr in sources for name in METRIC_REF.findall(expr)} - set(exported_names())
+    defined = exported_names(Metrics.build, GatewayMetrics.build)  # the workers' and the gateways'
+    unknown = {name for expr in sources for name in METRIC_REF.findall(expr)} - set(defined)
     assert not unknown, unknown
 
 
@@ -341,6 +345,16 @@ def test_dashboard_content() -> None:
         "churnwatch:accounts_tracked:sum",
     ):
         assert needle in pipeline, needle
+    feedback = json.dumps(dashboard(GRAFANA / "dashboards" / "feedback.json"))
+    for needle in (
+        "churnwatch:feedback_precision:ratio30d",
+        "churnwatch:feedback_alerts_judged:increase30d",
+        "churnwatch:feedback_first_answer_seconds:p50_30d",
+        "churnwatch:feedback_false_alarms_by_reason:increase30d",
+        "churnwatch:feedback_false_alarm_ratio_by_reason:ratio30d",
+        "churnwatch:feedback_alerts_answered:increase30d",
+    ):
+        assert needle in feedback, needle
 
 
 # -- docs ----------------------------------------------------------------------------------------------------

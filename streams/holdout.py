@@ -4,8 +4,8 @@ An account is in the holdout of experiment ``name`` when the first 8 bytes of
 ``sha256(name + ":" + account id)``, read as a fraction of 2**64, fall below ``CHURNWATCH_HOLDOUT_SHARE``:
 stable across restarts, workers and replays, independent between experiments. The worker stamps every account
 alert with its membership (``extra["holdout"]``) when it writes the alert to the alerts topic; the notifier
-holds back the alerts stamped as held out and counts them. The uplift estimate (churn among delivered vs
-held-out alerted accounts) is not built.
+holds back the alerts stamped as held out and counts them. :mod:`streams.uplift` estimates what delivering
+the alerts changed (churn among delivered vs held-out alerted accounts).
 """
 
 from __future__ import annotations

@@ -292,11 +292,13 @@ def orjson_line(row: object) -> bytes:
 
 
 def _register_replay() -> None:
+    from streams.cli_backfill import backfill
     from streams.cli_explain import explain
     from streams.cli_feedback import alerts_feedback
     from streams.cli_replay import replay
 
     app.command("replay")(replay)
+    app.command("backfill")(backfill)
     app.command("explain")(explain)
     alerts_app.command("feedback")(alerts_feedback)
 

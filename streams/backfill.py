@@ -1,6 +1,7 @@
 """History on day one: fold historical events as replay does and plan the worker's table rows from them.
 
-``churnwatch backfill FILE…`` reads canonical event files exactly as ``churnwatch replay`` does (the same
+``churnwatch backfill FILE…`` reads canonical event files (or Segment and Stripe exports mapped by the
+gateway's code, :mod:`streams.backfill_exports`) exactly as ``churnwatch replay`` does (the same
 validation, event-time sort and deduplication in :mod:`streams.replay_input`, the same windows, detectors and
 alert policy in :func:`streams.replay.run_replay`, the worker's settings). The final per-account windows and
 detector states become rows of the worker's ``accounts`` table, in the form the worker itself stores them
@@ -40,10 +41,19 @@ from aiokafka.partitioner import murmur2
 from detectors.monitor import DetectorConfig
 from detectors.risk import RiskModel
 from streams.app import POSITIONS_KEY, RISK_MODEL_KEY
+from streams.backfill_exports import ExportFormat, ExportReader, ExportStats
 from streams.events import EVENT_TYPES
 from streams.ingest import AccountState
 from streams.replay import run_replay
-from streams.replay_input import STDIN, InputError, InputRules, InputStats, SortedInput, read_source
+from streams.replay_input import (
+    STDIN,
+    InputError,
+    InputRules,
+    InputStats,
+    SortedInput,
+    open_events,
+    read_source,
+)
 from streams.settings import Settings
 
 OnProgress = Callable[[str, int], None]  # (phase, lines or events so far)
@@ -74,6 +84,7 @@ class History:
     open_episodes: int  # accounts in an open episode at the end of history
     clock_ms: int | None
     fold_s: float
+    export_stats: ExportStats | None = None  # what the mapping of a Segment or Stripe export did
 
     @property
     def events_per_s(self) -> float:
@@ -85,18 +96,27 @@ def fold_history(
     settings: Settings,
     *,
     now_ms: int | None = None,
+    export: ExportFormat = ExportFormat.CANONICAL,
     on_progress: OnProgress | None = None,
 ) -> History:
     """Read, sort and fold ``sources`` (files or ``-``) with the worker's settings.
+
+    ``export`` names what the files hold: canonical events, or a Segment or Stripe export mapped by the
+    gateway's code (:mod:`streams.backfill_exports`).
 
     Raises :class:`~streams.replay_input.InputError` when a source cannot be read or none held a valid event.
     """
     started = time.perf_counter()
     rules = InputRules.from_settings(settings, now_ms=now_ms)
     config = DetectorConfig(alert_threshold=settings.alert_threshold)
+    exports = ExportReader(export, settings) if export is not ExportFormat.CANONICAL else None
     with SortedInput(rules) as sorted_input:
         for source in sources:
-            read_source(source, sorted_input, _reporter(on_progress, "read"))
+            if exports is None:
+                read_source(source, sorted_input, _reporter(on_progress, "read"))
+            else:
+                with open_events(source) as stream:
+                    sorted_input.read(exports.lines(stream), _reporter(on_progress, "read"))
         if not sorted_input.stats.valid:
             names = ", ".join("stdin" if str(s) == STDIN else str(s) for s in sources)
             summary = ", ".join(f"{n:,} {why}" for why, n in sorted_input.stats.rejected.most_common())
@@ -131,6 +151,7 @@ def fold_history(
         open_episodes=open_episodes,
         clock_ms=result.clock_ms,
         fold_s=time.perf_counter() - started,
+        export_stats=exports.stats if exports is not None else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+from streams.backfill_exports import ExportFormat
 from streams.cli_checks import UsageError
 from streams.errors import KafkaUnavailableError
 from streams.progress import progress_for
@@ -47,6 +49,14 @@ def backfill(
             "events after the history) or end (the files already cover what the topics hold now).",
         ),
     ] = LiveFrom.START,
+    export: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="What the files hold: canonical events, a Segment export (one message per line) or a Stripe "
+            "export (one event object per line, or list pages); exports are mapped as the gateway maps them.",
+        ),
+    ] = ExportFormat.CANONICAL,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Fold and compare with the worker's state; write nothing.")
     ] = False,
@@ -63,7 +73,7 @@ def backfill(
     settings = load_settings()  # a ConfigError is one line naming the setting (cli.main)
     _prepare_kafka(settings)
     try:
-        history = _fold(events, settings)
+        history = _fold(events, settings, export)
     except InputError as error:
         raise UsageError(str(error)) from None
     plan = _write(settings, history, live_from is LiveFrom.END, dry_run)
@@ -78,7 +88,7 @@ def _prepare_kafka(settings: Settings) -> None:
     _kafka(settings, check_no_worker(settings))
 
 
-def _fold(events: list[str], settings: Settings) -> History:
+def _fold(events: list[str], settings: Settings, export: ExportFormat) -> History:
     from streams.backfill import fold_history
 
     bar = Progress(
@@ -94,7 +104,7 @@ def _fold(events: list[str], settings: Settings) -> History:
         def on_progress(phase: str, lines: int) -> None:
             progress.update(task, phase=f"{lines:,} lines {'read' if phase == 'read' else 'folded'}")
 
-        return fold_history(events, settings, on_progress=on_progress)
+        return fold_history(events, settings, export=export, on_progress=on_progress)
 
 
 def _write(settings: Settings, history: History, live_from_end: bool, dry_run: bool) -> Plan:
@@ -124,6 +134,12 @@ def _print_summary(history: History, plan: Plan, dry_run: bool) -> None:
         f"in {history.fold_s:.1f} s ({history.events_per_s:,.0f} events/s); "
         f"{rejected:,} invalid lines, {stats.duplicates:,} duplicates, {history.late_events:,} late events"
     )
+    exported = history.export_stats
+    if exported is not None:
+        typer.echo(
+            f"mapped {exported.items:,} export items to {exported.events:,} events; "
+            f"ignored {_counts(exported.ignored)}; set aside {_counts(exported.rejected)}"
+        )
     typer.echo(
         f"{verb} {plan.written_accounts:,} account states; {plan.unchanged_accounts:,} already there; "
         f"{len(plan.kept_accounts):,} kept (the worker already holds other state for them)"
@@ -144,3 +160,7 @@ def _print_summary(history: History, plan: Plan, dry_run: bool) -> None:
             else ""
         )
     )
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{n:,} {reason}" for reason, n in counter.most_common()) or "none"

@@ -151,15 +151,13 @@ def _print_summary(history: History, plan: Plan, dry_run: bool) -> None:
         f"{history.history_alerts:,} alerts history raised were not sent"
     )
     model = history.risk_model
-    typer.echo(
-        f"risk model from {model.n_positives + model.n_negatives:,} outcomes: "
-        f"{verb} to {plan.risk_model_partitions} partitions"
-        + (
-            f"; start positions {verb} for {plan.position_partitions} partitions"
-            if plan.position_partitions
-            else ""
+    learned = model.n_positives + model.n_negatives
+    typer.echo(f"risk model from {learned:,} outcomes: {verb} to {plan.risk_model_partitions} partitions")
+    if plan.position_partitions:
+        typer.echo(
+            f"{'would record' if dry_run else 'recorded'} the event topics' ends as where the worker starts "
+            f"reading, for {plan.position_partitions} partitions"
         )
-    )
 
 
 def _counts(counter: Counter[str]) -> str:

@@ -185,3 +185,43 @@ def test_backfill_of_a_file_without_events_is_refused_in_one_line(
     junk.write_text('{"type": "usage"}\nnot json\n')
     refused(backfill(workers, str(junk)), "junk.jsonl", "held no valid event", "invalid_json")
     assert changelog_topic(workers.settings()) not in topics(workers.kafka.bootstrap)  # nothing written
+
+
+def test_live_from_end_starts_the_worker_after_what_the_topics_already_hold(
+    workers: WorkerFactory, tmp_path: Path
+) -> None:
+    """History both in a file and in the topics: `--live-from end` keeps the worker from folding it twice."""
+    events = list(Simulation(SimulationConfig(seed=5, accounts=12, days=20, start=START)).events())
+    history_file = tmp_path / "history.jsonl"
+    history_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    workers.partitions = 2
+    settings = workers.settings()
+    done = backfill(workers, str(history_file))  # creates the topics: produce the same history into them
+    assert done.returncode == 0, done.stdout + done.stderr
+    in_topics = asyncio.run(produce_live(settings, events, rate=None))
+    # Only partitions the worker never checkpointed get a position: a first run without it has written none.
+    done = backfill(workers, "--live-from", "end", str(history_file))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "recorded the event topics' ends as where the worker starts reading, for 2 partitions" in done.stdout
+    )
+    positions = {
+        key: orjson.loads(value or b"")
+        for key, value in changelog(settings, workers.kafka.bootstrap).items()
+        if key.startswith(b"\x00positions/")
+    }
+    ends = {
+        topic: run(end_offsets(workers.kafka.bootstrap, topic)) for topic in settings.event_topics.values()
+    }
+    assert sum(sum(offsets.values()) for offsets in ends.values()) == in_topics
+    assert positions == {
+        b"\x00positions/%d" % p: {topic: ends[topic][p] for topic in settings.event_topics.values()}
+        for p in (0, 1)
+    }
+
+    worker = workers.start()
+    later = {**events[-1], "ts": events[-1]["ts"], "event_id": "after-the-backfill"}
+    asyncio.run(produce_live(settings, [later], rate=None))
+    wait_until(lambda: folded(worker) >= 1, timeout=60, what="the new event folded")
+    stats = worker.stats() or {}
+    assert stats["events_folded"] == 1 and stats["deadletters"] == 0, stats  # not the history again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import httpx
 from pydantic import SecretStr
@@ -56,9 +57,6 @@ class Answers:
             for reason in REASON_KINDS:
                 metrics.alerts_answered.labels(label=label.value, reason=reason)
 
-        def counted(recorded: Recorded) -> None:
-            count_answer(metrics, recorded)
-
         self.routes = FeedbackRoutes(
             index=self.index,
             produce=produce,
@@ -69,7 +67,7 @@ class Answers:
             slack_secret=_secret(settings.slack_signing_secret),
             bearer_token=_secret(settings.feedback_token),
             webhook_secret=_secret(settings.feedback_webhook_secret),
-            on_answer=counted,
+            on_answer=partial(count_answer, metrics),
         )
 
     async def start(self) -> int:

@@ -85,6 +85,7 @@ class History:
     clock_ms: int | None
     fold_s: float
     export_stats: ExportStats | None = None  # what the mapping of a Segment or Stripe export did
+    identities: dict[str, str] = field(default_factory=dict)  # user -> account a Segment export taught
 
     @property
     def events_per_s(self) -> float:
@@ -152,7 +153,21 @@ def fold_history(
         clock_ms=result.clock_ms,
         fold_s=time.perf_counter() - started,
         export_stats=exports.stats if exports is not None else None,
+        identities=dict(exports.segment.learnt) if exports is not None else {},
     )
+
+
+def plan_identities(history: History, stored: Mapping[bytes, bytes]) -> list[Row]:
+    """Identities-topic records for the users a Segment export grouped and the topic does not know yet.
+
+    A user the topic already maps (the gateway saw a ``group`` call live) keeps that account: it is newer.
+    """
+    rows = []
+    for user, account in sorted(history.identities.items()):
+        key = user.encode()
+        if key not in stored:
+            rows.append(Row(None, key, account.encode()))  # as the gateway produces them
+    return rows
 
 
 def _reporter(on_progress: OnProgress | None, phase: str) -> Callable[[int], None] | None:
@@ -163,9 +178,9 @@ def _reporter(on_progress: OnProgress | None, phase: str) -> Callable[[int], Non
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One changelog record to write."""
+    """One record to write (``partition`` None: the producer's partitioner picks it by key)."""
 
-    partition: int
+    partition: int | None
     key: bytes
     value: bytes
 
@@ -180,6 +195,8 @@ class Plan:
     kept_accounts: list[str] = field(default_factory=list)  # known with other state: never overwritten
     risk_model_partitions: int = 0  # partitions whose stored risk model the history's replaces
     position_partitions: int = 0  # partitions given a starting position (``--live-from end``)
+    identities: list[Row] = field(default_factory=list)  # identities-topic records (user -> account)
+    known_identities: int = 0  # users of the export the identities topic already maps: kept
 
 
 def plan_rows(

@@ -5,7 +5,8 @@ The worker's table lives in memory and is rebuilt at start from the compacted ch
 partition per event-topic partition). A backfill therefore writes plain records to that topic, with an
 idempotent ``acks=all`` producer, each to the partition its row names, and only while no worker of the app
 runs: a running worker would not read them (it recovers only at start) and would overwrite them with its
-own states at its next checkpoint.
+own states at its next checkpoint. The user -> account assignments a Segment export taught go to the
+gateway's identities topic, for users it does not know yet.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from streams.app import ACCOUNTS_TABLE, CHANGELOG_COMPACTION
-from streams.backfill import History, Plan, Row, plan_rows
+from streams.backfill import History, Plan, Row, plan_identities, plan_rows
 from streams.errors import ChurnwatchError, ConfigError, KafkaUnavailableError
+from streams.gateway.identities import ensure_identity_topic
 from streams.kafka_client import client_options, topic_partitions
 from streams.settings import Settings
 
@@ -50,9 +52,16 @@ async def backfill(settings: Settings, history: History, *, live_from_end: bool,
         stored = await read_rows(settings, topic)
         live_from = await event_topic_ends(settings) if live_from_end else None
         plan = plan_rows(history, stored, settings.partitions, live_from=live_from)
+        if history.identities:
+            known = await read_rows(settings, settings.topic_identities)
+            plan.identities = plan_identities(history, known)
+            plan.known_identities = len(history.identities) - len(plan.identities)
         if not dry_run and plan.rows:
             await refuse_if_worker_runs(admin, settings)  # one may have started while we read
             await write_rows(settings, topic, plan.rows)
+        if not dry_run and plan.identities:
+            await ensure_identity_topic(settings)
+            await write_rows(settings, settings.topic_identities, plan.identities)
         return plan
     finally:
         await admin.close()

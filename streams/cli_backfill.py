@@ -153,6 +153,11 @@ def _print_summary(history: History, plan: Plan, dry_run: bool) -> None:
     model = history.risk_model
     learned = model.n_positives + model.n_negatives
     typer.echo(f"risk model from {learned:,} outcomes: {verb} to {plan.risk_model_partitions} partitions")
+    if history.identities:
+        typer.echo(
+            f"{'would teach' if dry_run else 'taught'} the gateway {len(plan.identities):,} user -> account "
+            f"assignments ({plan.known_identities:,} users it already maps keep theirs)"
+        )
     if plan.position_partitions:
         typer.echo(
             f"{'would record' if dry_run else 'recorded'} the event topics' ends as where the worker starts "

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from streams.backfill import fold_history
+from streams.backfill import Row, fold_history, plan_identities
 from streams.backfill_exports import ExportFormat
 from streams.settings import load_settings
 from tests.test_cli_errors import env_without_config, refused, run
@@ -98,6 +98,9 @@ def test_a_segment_export_folds_as_its_canonical_events(tmp_path: Path) -> None:
     assert (stats.items, stats.events) == (len(export) - 1 + 7, len(canonical) + 1)  # + the timeless track
     assert stats.rejected == {"no_account": 1} and stats.ignored == {"unknown_type": 1}
     assert exported.input_stats.bad_reasons() == {"invalid_ts": 1}
+    # What the export taught about users, for the gateway's identities topic (a user it maps keeps it).
+    assert exported.identities == {"u1": "acme", "u2": "globex"}
+    assert plan_identities(exported, {b"u2": b"initech"}) == [Row(None, b"u1", b"acme")]
 
 
 def price(cents: int) -> dict[str, Any]:

@@ -16,11 +16,13 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.monitor import AccountDetectorState
 from streams.backfill_store import changelog_topic
+from streams.gateway.identities import ensure_identity_topic
 from streams.ingest import AccountState
-from streams.producer import produce_live
+from streams.producer import produce_live, send_all
 from streams.replay import run_replay
 from streams.settings import Settings
 from streams.simulator import Simulation, SimulationConfig
+from tests.gateway_harness import GatewayFactory, basic
 from tests.kafka_harness import (
     WorkerFactory,
     WorkerProcess,
@@ -225,3 +227,49 @@ def test_live_from_end_starts_the_worker_after_what_the_topics_already_hold(
     wait_until(lambda: folded(worker) >= 1, timeout=60, what="the new event folded")
     stats = worker.stats() or {}
     assert stats["events_folded"] == 1 and stats["deadletters"] == 0, stats  # not the history again
+
+
+def test_a_segment_export_teaches_the_gateway_who_belongs_to_which_account(
+    workers: WorkerFactory, tmp_path: Path
+) -> None:
+    """After a Segment backfill a live `track` without `context.groupId` finds the account of its user."""
+    gateways = GatewayFactory(workers)
+    export = tmp_path / "segment.jsonl"
+    messages = [
+        {"type": "group", "userId": "u1", "groupId": "acme", "timestamp": "2026-03-01T09:00:00Z"},
+        {"type": "track", "userId": "u1", "event": "login", "timestamp": "2026-03-01T10:00:00Z"},
+        {"type": "group", "userId": "u2", "groupId": "globex", "timestamp": "2026-03-01T09:00:00Z"},
+    ]
+    export.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+    # The gateway has since seen u2 grouped into another account live: that newer assignment stays.
+    env = gateways.env()
+    settings = workers.settings().model_copy(update={"topic_identities": gateways.topic("identities")})
+    run(ensure_identity_topic(settings))
+    run(send_all(settings, [(settings.topic_identities, b"u2", b"initech")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "backfill", "--format", "segment", str(export)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "taught the gateway 1 user -> account assignments (1 users it already maps" in done.stdout
+    try:
+        gateway = gateways.start()
+        for user in ("u1", "u2"):
+            track = {"type": "track", "userId": user, "event": "search", "messageId": f"live-{user}"}
+            response = gateway.post("/v1/track", track, Authorization=basic())
+            assert response.status_code == 200 and response.json()["events"] == 1, response.text
+
+        def live_tracks() -> dict[str, str] | None:
+            found = {
+                v["user_id"]: v["account_id"] for v in gateways.values("usage") if v["event"] == "search"
+            }
+            return found if len(found) == 2 else None
+
+        accounts = wait_until(live_tracks, timeout=60, what="both live tracks")
+        assert accounts == {"u1": "acme", "u2": "initech"}
+    finally:
+        gateways.stop_all()

@@ -1,11 +1,12 @@
 """The Faust application: topics, the account state table, the ingest agent and the worker's HTTP views.
 
 An :class:`~streams.event_reader.EventReader` fetches the three event topics in batches for the partitions
-Faust assigned to this worker; :class:`BatchFolder` folds them into decoded account states kept in memory
-between batches. Every ``checkpoint_interval_seconds`` the changed states are written to the changelog-backed
-``accounts`` table, the producer is flushed, and then each partition's next offsets are written into the same
-table: a new owner resumes from offsets that are never ahead of the state it recovered, and each state
-remembers the offsets it applied, so a crash neither loses nor double-counts events.
+Faust assigned to this worker; :class:`BatchFolder` validates them and the :class:`~streams.engine.Engine`
+folds them into account states (a :class:`~streams.engine.CachedStore` over the ``accounts`` table) and
+sweeps. Every ``checkpoint_interval_seconds`` the changed states and the engine's own state are written to
+the changelog-backed table, the producer is flushed, and then each partition's next offsets are written into
+the same table: a new owner resumes from offsets that are never ahead of the state it recovered, and each
+state remembers the offsets it applied, so a crash neither loses nor double-counts events.
 
 Size: ~650 lines, over the ~400 the project aims for: Faust wiring, the state cache and checkpoints,
 sweeps, model persistence, the outbox ledger, gauges and HTTP views still live together here. Issue 13
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib.metadata import version
 from typing import Any, cast
 
@@ -29,12 +30,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
 from streams.dedup import Deduplicator
-from streams.detection import EventClock, LiveDetection, PlanLabels, SweepOutcome
+from streams.engine import AccountState, CachedStore, Engine, SweepOutcome
+from streams.engine.store import RESERVED_PREFIX
 from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
 from streams.health import Health, LoopHeartbeat
 from streams.holdout import Holdout
-from streams.ingest import AccountState, BatchFolder, RawRecord
+from streams.ingest import LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
 from streams.kafka_client import client_options, faust_credentials
 from streams.metrics import Metrics
 from streams.notifier import LedgerEntry, Notifier, OutboxRecord
@@ -44,9 +46,7 @@ from streams.settings import Settings
 from streams.sinks import DeliveryOutcome, RetryAttempt, RetryPolicy, Sink, build_sinks, deliver
 
 ACCOUNTS_TABLE = "accounts"
-# Keys of the accounts table that are no account: the worker's risk model, one copy per partition it owns.
-RESERVED_PREFIX = b"\x00"
-RISK_MODEL_KEY = RESERVED_PREFIX + b"risk-model/%d"
+OTHER_PLAN = "other"
 # The event reader's checkpoint: the partition's next offset per event topic.
 POSITIONS_KEY = RESERVED_PREFIX + b"positions/%d"
 DELIVERIES_TABLE = "deliveries"
@@ -55,6 +55,28 @@ CHANGELOG_COMPACTION = {
     "segment.ms": 10 * 60 * 1000,
     "min.cleanable.dirty.ratio": 0.1,
 }
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PlanLabels:
+    """Plan names as metric label values, capped so a stray plan id cannot explode cardinality."""
+
+    def __init__(self, cap: int = 20) -> None:
+        self.cap = cap
+        self.known: set[str] = set()
+
+    def __call__(self, plan: str | None) -> str:
+        if plan is None:
+            return "unknown"
+        if plan in self.known:
+            return plan
+        if len(self.known) < self.cap:
+            self.known.add(plan)
+            return plan
+        return OTHER_PLAN
 
 
 class Churnwatch:
@@ -70,12 +92,7 @@ class Churnwatch:
             max_event_bytes=settings.max_event_bytes,
             max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
             min_ts_ms=settings.min_event_ts_ms,
-            clock=lambda: int(time.time() * 1000),
-            deduplicator=Deduplicator(
-                horizon_ms=self.window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys
-            )
-            if settings.event_dedup_max_keys
-            else None,  # off: no event key computed per event either
+            clock=wall_clock_ms,
         )
         datadir = (settings.data_dir / f"{settings.app_id}-{settings.web_port}").resolve()
         datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -153,9 +170,26 @@ class Churnwatch:
             interrupt_on_revoke=True,
         )
         self.app.timer(3600.0, name="churnwatch.ledger_expiry")(self._expire_ledger)
-        self.detection = LiveDetection(
-            AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), self.window_config)
+        self.store = CachedStore(
+            self.accounts.data,
+            self.window_config,
+            self.assigned_partitions,
+            on_write=self._changelog,
+            cache_limit=settings.state_cache_accounts,
         )
+        self.engine = Engine(
+            AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), self.window_config),
+            self.store,
+            event_clock=settings.evaluation_clock == "event",
+            wall_clock=wall_clock_ms,
+            deduplicator=Deduplicator(
+                horizon_ms=self.window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys
+            )
+            if settings.event_dedup_max_keys
+            else None,  # off: no event key computed per event either
+            on_sweep=self._swept,
+        )
+        self.detection = self.engine.detection
         self.plan_label = PlanLabels()
         self.metrics.worker_info.info(
             {"version": version("churnwatch"), "app_id": settings.app_id, "clock": settings.evaluation_clock}
@@ -163,14 +197,7 @@ class Churnwatch:
         self._zero_counters()
         # Batches and sweeps both rewrite account states: one at a time, or a sweep could overwrite a batch.
         self.state_lock = asyncio.Lock()
-        # Decoded states of accounts in partitions this worker is active for, kept between batches (at most
-        # state_cache_accounts after a checkpoint); ``dirty`` ones are written at the next checkpoint.
-        self.cache: dict[bytes, AccountState] = {}
-        self.dirty: set[bytes] = set()
-        self.event_clock = EventClock()
         self.pending_alerts: list[Alert] = []
-        self.saved_model_outcomes = 0
-        self.loaded_models = False
         if settings.evaluation_clock == "wall":
             self.app.timer(settings.sweep_interval_seconds, name="churnwatch.sweep")(self._wall_clock_sweep)
         self.events_folded = 0
@@ -211,23 +238,24 @@ class Churnwatch:
         Changed states are written at the next :meth:`_checkpoint`, which the reader runs before it records
         offsets past these records.
         """
-        settings = self.settings
         started = time.perf_counter()
         async with self.state_lock:
-            hook = self._event_clock if settings.evaluation_clock == "event" else None
-            result = self.folder.fold(records, self.accounts.data.get, hook, states=self.cache)
-            self.dirty.update(result.changed)
+            arrivals, dead_letters = self.folder.decode(records)
+            result = self.engine.fold(arrivals)
+            dead_letters.extend(
+                DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in result.late
+            )
             # Alerts durable before any state that records them is written (at the checkpoint).
             await self._send_alerts(self.pending_alerts)
             self.pending_alerts = []
-        for dead in result.dead_letters:
+        for dead in dead_letters:
             await self.deadletter_topic.send(key=dead.record.key, value=dead.value(), headers=dead.headers())
             self.metrics.events_consumed.labels(topic=dead.record.event_type, outcome=dead.reason.value).inc()
             self.metrics.deadletters.labels(reason=dead.reason.value).inc()
-        self._count_ok(records, result.dead_letters, result.skipped_duplicates)
+        self._count_ok(records, dead_letters, result.skipped_duplicates)
         self.metrics.events_deduplicated.inc(result.duplicate_events)
         self.events_folded += result.folded
-        self.deadletters_sent += len(result.dead_letters)
+        self.deadletters_sent += len(dead_letters)
         now = time.time()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         if result.max_event_ts_ms is not None:
@@ -252,33 +280,21 @@ class Churnwatch:
                 self.metrics.alert_deliveries.labels(sink=sink.name, outcome=outcome)
             self.metrics.alert_delivery_retries.labels(sink=sink.name)
 
-    def _store(self, key: bytes, state: AccountState) -> None:
-        """Write one account's state: local store plus changelog record to the partition it came from."""
-        raw = state.to_bytes()
-        self.accounts.data[key] = raw
-        self.accounts.send_changelog(state.partition, key, raw)
+    def _changelog(self, partition: int, key: bytes, raw: bytes) -> None:
+        self.accounts.send_changelog(partition, key, raw)
 
     async def _checkpoint(self, positions: Positions) -> None:
-        """Write changed states, flush (states and dead letters durable), then record the reader's offsets."""
+        """Write changed states and the engine's state, flush (states and dead letters durable), then record
+        the reader's offsets."""
         async with self.state_lock:
-            owned = set(self.assigned_partitions())
-            for key in self.dirty:
-                state = self.cache[key]
-                # Never write a partition this worker does not own (its new owner writes it now).
-                if state.partition in owned:
-                    self._store(key, state)
-            self.dirty.clear()
+            self.engine.checkpoint()
+            self.store.commit()
             await self.app.producer.flush()
             for partition, offsets in positions.items():
                 key = POSITIONS_KEY % partition
                 raw = orjson.dumps({**self._stored_positions(partition), **offsets})
                 self.accounts.data[key] = raw
                 self.accounts.send_changelog(partition, key, raw)
-            overflow = len(self.cache) - self.settings.state_cache_accounts
-            if overflow > 0:
-                # Oldest first; every cached state is clean (and in the table) right after a checkpoint.
-                for key in list(itertools.islice(self.cache, overflow)):
-                    del self.cache[key]
 
     def _stored_positions(self, partition: int) -> dict[str, int]:
         raw = self.accounts.data.get(POSITIONS_KEY % partition)
@@ -286,8 +302,7 @@ class Churnwatch:
 
     def _forget_cached_states(self) -> None:
         """Partitions are being handed over: the table (just checkpointed) is the truth from here on."""
-        self.cache.clear()
-        self.dirty.clear()
+        self.store.forget()
 
     def explained(self, account_id: str, state: AccountState) -> dict[str, Any]:
         """The account's story as ``churnwatch explain`` shows it (streams/explain.py), from this worker."""
@@ -298,32 +313,13 @@ class Churnwatch:
         return story_dict(live_story(account_id, state.window, listed))
 
     def account_state(self, key: bytes) -> AccountState | None:
-        state = self.cache.get(key)
+        state = self.store.cache.get(key)
         if state is not None:
             return state
         raw = self.accounts.data.get(key)
         return AccountState.from_bytes(raw, self.window_config) if raw is not None else None
 
     # -- detection ------------------------------------------------------------------------------------------
-
-    def active_accounts(self) -> list[tuple[bytes, AccountState, int]]:
-        """States of the accounts in partitions this worker is active for (standby copies excluded).
-
-        Decoded states join the cache, so the sweep changes the same objects the next batch folds into.
-        """
-        active = set(self.assigned_partitions())
-        cache = self.cache
-        for key, raw in self._active_rows(active):
-            if key not in cache:
-                cache[key] = AccountState.from_bytes(raw, self.window_config)
-        return [(key, state, state.partition) for key, state in cache.items() if state.partition in active]
-
-    def _active_rows(self, active: set[int]) -> Iterator[tuple[bytes, bytes]]:
-        """Stored account rows of partitions this worker is active for (no standby copies, no stale rows)."""
-        partition_of = AccountState.partition_of
-        for key, raw in self.accounts.data.items():
-            if not key.startswith(RESERVED_PREFIX) and partition_of(raw) in active:
-                yield key, raw
 
     def _drop_foreign_rows(self, active: list[int]) -> None:
         """After a rebalance: forget account rows of partitions this worker neither owns nor stands by for.
@@ -335,53 +331,25 @@ class Churnwatch:
             standbys = {tp.partition for tp in self.app.assignor.assigned_standbys()}
         except Exception:  # no assignment yet
             standbys = set()
-        kept = set(active) | standbys
-        self.event_clock.retain(active)
-        partition_of = AccountState.partition_of
-        foreign = [
-            key
-            for key, raw in self.accounts.data.items()
-            if not key.startswith(RESERVED_PREFIX) and partition_of(raw) not in kept
-        ]
-        for key in foreign:
-            del self.accounts.data[key]
+        self.engine.restore(active)
+        self.store.drop_rows_except(set(active) | standbys)
 
-    def _event_clock(
-        self, event_type: str, partition: int, ts_ms: int, working: dict[bytes, AccountState]
-    ) -> list[bytes]:
-        """Event-time clock: sweep once per UTC midnight every owned usage partition has passed (as replay).
-
-        See :class:`~streams.detection.EventClock`: a partition or topic read ahead of another moves nothing.
-        """
-        if event_type != "usage":
-            return []
-        for midnight_ms in self.event_clock.advance(partition, ts_ms):
-            # ``working`` is the cache: the sweep sees the states folded so far in this batch.
-            outcome = self._sweep(self.active_accounts(), midnight_ms)
-            self.dirty.update(outcome.changed)
-        return []
-
-    def _sweep(self, accounts: list[tuple[bytes, AccountState, int]], now_ms: int) -> SweepOutcome:
-        if not self.loaded_models:
-            self._adopt_stored_risk_model()
-        started = time.perf_counter()
-        outcome = self.detection.sweep(accounts, now_ms, int(time.time() * 1000))
+    def _swept(self, outcome: SweepOutcome) -> None:
+        """A sweep ran (in a batch, on the event clock, or on the wall-clock timer): alerts and gauges."""
         self.pending_alerts.extend(outcome.alerts)
         for assessment in outcome.assessments:
             self.metrics.risk_score.observe(assessment.risk)
-        self.metrics.sweep_seconds.observe(time.perf_counter() - started)
-        self._save_risk_model()
+        if self.engine.last_sweep is not None:
+            self.metrics.sweep_seconds.observe(self.engine.last_sweep.seconds)
         self._update_risk_gauges()
-        return outcome
 
     async def _wall_clock_sweep(self) -> None:
         if not self.health.settled():
             return  # starting or rebalancing: the partitions (and their states) are changing hands
         async with self.state_lock:
-            outcome = self._sweep(self.active_accounts(), int(time.time() * 1000))
+            self.engine.sweep(wall_clock_ms())  # changed states are written at the reader's next checkpoint
             await self._send_alerts(self.pending_alerts)
             self.pending_alerts = []
-            self.dirty.update(outcome.changed)  # written at the reader's next checkpoint
 
     async def _send_alerts(self, alerts: list[Alert]) -> None:
         if not alerts:
@@ -393,27 +361,6 @@ class Churnwatch:
                 kind=alert.kind.value, severity=alert.severity.value, transition=alert.transition.value
             ).inc()
         await self.app.producer.flush()
-
-    def _adopt_stored_risk_model(self) -> None:
-        for key, raw in list(self.accounts.data.items()):
-            if key.startswith(RISK_MODEL_KEY[:-2]):
-                self.detection.adopt_risk_model(orjson.loads(raw))
-        self.loaded_models = True
-        model = self.detection.risk_model
-        self.saved_model_outcomes = model.n_positives + model.n_negatives
-
-    def _save_risk_model(self) -> None:
-        """Persist the worker's global risk model into each partition it owns, when it learned something."""
-        model = self.detection.risk_model
-        outcomes = model.n_positives + model.n_negatives
-        if outcomes == self.saved_model_outcomes:
-            return
-        raw = orjson.dumps(model.to_state())
-        for partition in self.assigned_partitions():
-            key = RISK_MODEL_KEY % partition
-            self.accounts.data[key] = raw
-            self.accounts.send_changelog(partition, key, raw)
-        self.saved_model_outcomes = outcomes
 
     def _update_risk_gauges(self) -> None:
         at_risk = self.detection.at_risk
@@ -447,12 +394,12 @@ class Churnwatch:
 
     def accounts_known(self) -> int:
         """Accounts of the partitions this worker is active for, including those not yet checkpointed."""
-        stored = sum(1 for _ in self._active_rows(set(self.assigned_partitions())))
-        return stored + sum(key not in self.accounts.data for key in self.dirty)
+        stored = sum(1 for _ in self.store.rows_of(set(self.assigned_partitions())))
+        return stored + sum(key not in self.accounts.data for key in self.store.dirty)
 
     async def _update_gauges(self) -> None:
         active = set(self.assigned_partitions())
-        state_bytes = sum(len(raw) for _, raw in self._active_rows(active))
+        state_bytes = sum(len(raw) for _, raw in self.store.rows_of(active))
         self.accounts_count = self.accounts_known()
         self.metrics.accounts_tracked.set(self.accounts_count)
         self.metrics.state_bytes.labels(table=ACCOUNTS_TABLE).set(state_bytes)

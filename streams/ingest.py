@@ -1,45 +1,27 @@
-"""Fold a micro-batch of raw Kafka records into per-account state: the transport-free core of the worker.
+"""The live input side: decode and validate consumed Kafka records into the engine's arrivals.
 
-The Faust agent hands over records in batches; this module decodes them, folds them into each account's
-:class:`~detectors.windows.AccountWindow` and reports what must be dead-lettered. Each account's state is read
-and written once per batch, not once per event.
-
-Exactly-once effect on state: an account's stored state remembers the highest source offset it has applied
-per event topic. After a crash the uncommitted records are consumed again; those at or below the remembered
-offset are skipped, so nothing is counted twice even though Kafka delivers at least once.
+The event reader hands over records in batches; :class:`BatchFolder` decodes them with the live limits
+(size, future skew against the wall clock, minimum time, key and topic checks), turns valid ones into
+:class:`~streams.engine.fold.Arrival` for the engine and reports what must be dead-lettered.
+:meth:`BatchFolder.fold` also folds a batch into states directly (tests and benchmarks of the input side);
+the fold itself is the engine's (:func:`streams.engine.fold.fold_arrivals`), whoever calls it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
-import zstandard
+from detectors.windows import WindowConfig
+from streams.dedup import Deduplicator
+from streams.engine.fold import Arrival, fold_arrivals
+from streams.engine.state import AccountState
+from streams.events import MIN_TS_MS, DeadLetterReason, InvalidEventError, decode
 
-from detectors.windows import AccountWindow, WindowConfig
-from streams.dedup import Deduplicator, event_key
-from streams.events import (
-    EVENT_TYPES,
-    MIN_TS_MS,
-    BillingEvent,
-    DeadLetterReason,
-    InvalidEventError,
-    SupportEvent,
-    UsageEvent,
-    decode,
-)
-
-STATE_VERSION = 1
-# Level 1: compressing a ~2 KB state costs ~10 µs; higher levels buy little on such small values.
-_COMPRESSOR = zstandard.ZstdCompressor(level=1)
-_DECOMPRESSOR = zstandard.ZstdDecompressor()
-
-BeforeEvent = Callable[[str, int, int, dict[bytes, "AccountState"]], Iterable[bytes]]
 # Larger values are dead-lettered without their bytes: a dead letter must fit the producer's request size and
 # the broker's default message size (1 MiB) whatever an event topic's own max.message.bytes allows.
 DEADLETTER_MAX_VALUE_BYTES = 512 * 1024
+LATE_DETAIL = "older than the account's lateness allowance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,50 +77,6 @@ class DeadLetter:
 
 
 @dataclass(slots=True)
-class AccountState:
-    """What a table row holds for one account: its window, detector state and applied offsets."""
-
-    window: AccountWindow
-    partition: int
-    applied_offsets: list[int] = field(default_factory=lambda: [-1] * len(EVENT_TYPES))
-    detector: dict[str, Any] | None = None
-    # The detectors' decoded state while this object stays cached (never stored: ``detector`` is).
-    live_detector: Any = field(default=None, compare=False, repr=False)
-
-    def to_bytes(self) -> bytes:
-        """The partition (2 bytes, readable without decoding), then zstd-compressed orjson.
-
-        Compression keeps about a third of the JSON, so changelogs and recovery shrink alike.
-        """
-        return self.partition.to_bytes(2, "big") + _COMPRESSOR.compress(
-            orjson.dumps(
-                {
-                    "v": STATE_VERSION,
-                    "p": self.partition,
-                    "o": self.applied_offsets,
-                    "w": self.window.to_state(),
-                    "d": self.detector,
-                }
-            )
-        )
-
-    @staticmethod
-    def partition_of(raw: bytes) -> int:
-        """The partition of a stored state, without decoding it."""
-        return int.from_bytes(raw[:2], "big")
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, config: WindowConfig) -> AccountState:
-        body = orjson.loads(_DECOMPRESSOR.decompress(raw[2:]))
-        return cls(AccountWindow.from_state(body["w"], config), body["p"], list(body["o"]), body.get("d"))
-
-
-def record_origin(record: RawRecord, topic_index: int) -> int:
-    """One integer per (topic, partition, offset): where the deduplicator first saw an event."""
-    return (record.offset << 16 | record.partition) << 2 | topic_index
-
-
-@dataclass(slots=True)
 class BatchResult:
     """Accounts whose state changed (to be written once each) and records to dead-letter."""
 
@@ -187,24 +125,10 @@ class BatchFolder:
         self.clock = clock
         self.deduplicator = deduplicator
 
-    def fold(
-        self,
-        records: Iterable[RawRecord],
-        load: Callable[[bytes], bytes | None],
-        before_event: BeforeEvent | None = None,
-        states: dict[bytes, AccountState] | None = None,
-    ) -> BatchResult:
-        """Fold ``records`` (in consumption order); ``load(key)`` returns an account's stored state bytes.
-
-        ``states`` holds decoded states the caller keeps between batches (they are folded into in place, and
-        states decoded from ``load`` are added to it); without it each batch decodes what it needs.
-        ``before_event(event_type, partition, ts_ms, states)``, when given, runs before each valid event is
-        folded, with the working states; it returns the keys among them it changed (the event clock sweeps
-        there).
-        """
-        result = BatchResult()
-        if states is None:
-            states = {}
+    def decode(self, records: Iterable[RawRecord]) -> tuple[list[Arrival], list[DeadLetter]]:
+        """Valid records as arrivals (``source`` is the record), in order; the others as dead letters."""
+        arrivals: list[Arrival] = []
+        dead: list[DeadLetter] = []
         max_ts_ms = self.clock() + self.max_future_skew_ms
         for record in records:
             try:
@@ -217,47 +141,58 @@ class BatchFolder:
                     expected_type=record.event_type,
                 )
             except InvalidEventError as exc:
-                result.dead_letters.append(DeadLetter(record, exc.reason, exc.detail))
+                dead.append(DeadLetter(record, exc.reason, exc.detail))
                 continue
-            key = record.key
-            assert key is not None  # decode() checked it equals the account id
-            if before_event is not None:
-                for changed in before_event(record.event_type, record.partition, event.ts_ms, states):
-                    result.changed[changed] = states[changed]
-            state = states.get(key)
-            if state is None:
-                stored = load(key)
-                state = (
-                    AccountState.from_bytes(stored, self.window_config)
-                    if stored is not None
-                    else AccountState(AccountWindow(self.window_config), record.partition)
-                )
-                states[key] = state
-            topic_index = EVENT_TYPES.index(record.event_type)
-            if record.offset <= state.applied_offsets[topic_index]:
-                result.skipped_duplicates += 1
-                continue
-            state.applied_offsets[topic_index] = record.offset
-            result.changed[key] = state
-            if self.deduplicator is not None and self.deduplicator.is_duplicate(
-                event_key(event), event.ts_ms, origin=record_origin(record, topic_index)
-            ):
-                result.duplicate_events += 1
-                continue
-            if not self._fold_event(state.window, event):
-                result.dead_letters.append(
-                    DeadLetter(record, DeadLetterReason.LATE, "older than the account's lateness allowance")
-                )
-                continue
-            result.folded += 1
-            if result.max_event_ts_ms is None or event.ts_ms > result.max_event_ts_ms:
-                result.max_event_ts_ms = event.ts_ms
-        return result
+            arrivals.append(Arrival(event, record.partition, record.offset, record))
+        return arrivals, dead
 
-    @staticmethod
-    def _fold_event(window: AccountWindow, event: UsageEvent | SupportEvent | BillingEvent) -> bool:
-        if isinstance(event, UsageEvent):
-            return window.add_usage(event.ts_ms, event.event, event.user_id, event.count)
-        if isinstance(event, SupportEvent):
-            return window.add_support(event.ts_ms, event.kind, event.priority, event.score)
-        return window.add_billing(event.ts_ms, event.kind, event.mrr, event.plan)
+    def fold(
+        self,
+        records: Iterable[RawRecord],
+        load: Callable[[bytes], bytes | None],
+        states: dict[bytes, AccountState] | None = None,
+    ) -> BatchResult:
+        """Decode and fold ``records`` (in consumption order); ``load(key)`` returns a stored state's bytes.
+
+        ``states`` holds decoded states the caller keeps between batches (folded into in place; states
+        decoded from ``load`` are added to it). Late events are dead-lettered as ``late``.
+        """
+        arrivals, dead = self.decode(records)
+        working = _LoadingStates(load, states if states is not None else {}, self.window_config)
+        folded = fold_arrivals(arrivals, working, self.window_config, deduplicator=self.deduplicator)
+        dead.extend(DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in folded.late)
+        return BatchResult(
+            changed={key: working.states[key] for key in working.changed},
+            dead_letters=dead,
+            folded=folded.folded,
+            skipped_duplicates=folded.skipped_duplicates,
+            duplicate_events=folded.duplicate_events,
+            max_event_ts_ms=folded.max_event_ts_ms,
+        )
+
+
+class _LoadingStates:
+    """Decoded states over a ``load`` function, for :meth:`BatchFolder.fold`."""
+
+    def __init__(
+        self, load: Callable[[bytes], bytes | None], states: dict[bytes, AccountState], config: WindowConfig
+    ) -> None:
+        self.load = load
+        self.states = states
+        self.config = config
+        self.changed: dict[bytes, None] = {}
+
+    def get(self, key: bytes) -> AccountState | None:
+        state = self.states.get(key)
+        if state is None:
+            raw = self.load(key)
+            if raw is not None:
+                state = self.states[key] = AccountState.from_bytes(raw, self.config)
+        return state
+
+    def put(self, key: bytes, state: AccountState) -> None:
+        self.states[key] = state
+        self.changed[key] = None
+
+
+__all__ = ["AccountState", "BatchFolder", "BatchResult", "DeadLetter", "RawRecord"]

@@ -1,18 +1,16 @@
-"""Offline replay: the live pipeline's windows, detectors and alert policy over a JSON-lines event file.
+"""Offline replay: the live pipeline's engine over a JSON-lines event file.
 
-No Kafka: lines are decoded and validated exactly as the ingest path does (:func:`streams.events.validate`),
-folded into the same :class:`~detectors.windows.AccountWindow` per account and evaluated by the same
-:class:`~detectors.monitor.AccountMonitor` and :class:`~detectors.monitor.OutageGuard`. The event-time
-watermark (the largest timestamp seen) is the clock: each time it crosses a UTC midnight every account is
-swept, so accounts that went silent are evaluated too. Detector work is therefore per account-day, and the
-per-event cost is decoding plus the window fold.
+No Kafka: events are validated as the ingest path validates records (by :mod:`streams.replay_input`, or
+here for plain lines) and handed to the same :class:`~streams.engine.Engine` the live worker drives, with an
+in-memory store and the event-time clock: each UTC midnight the usage events' clock crosses sweeps every
+account, so accounts that went silent are evaluated too. Detector work is therefore per account-day, and the
+per-event cost is the window fold.
 
-:func:`run_replay` is the core (tests and benchmarks call it); :func:`build_report` turns a result into
-detection-quality metrics when the file contains ``subscription_canceled`` events.
+:func:`run_replay` is the core (the CLI, backfills, tests and benchmarks call it); :func:`build_report` turns
+a result into detection-quality metrics when the file contains ``subscription_canceled`` events.
 
-Size: ~500 lines, over the ~400 aim: the replay loop, its result type and the scores/alerts/report
-writers. The loop duplicates the live worker's and goes away with issue 13's one engine; the writers
-then move to their own module.
+Size: ~450 lines, over the ~400 aim: the replay driver, its result type and the scores/alerts/report
+writers (the writers are the next thing to move out, with the offline folder of issue 13's layout).
 """
 
 from __future__ import annotations
@@ -21,28 +19,26 @@ import csv
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.alerts import Alert, AlertKind, Transition
-from detectors.monitor import (
-    AccountDetectorState,
-    AccountMonitor,
-    Assessment,
-    DetectorConfig,
-    OutageGuard,
-    Outcome,
-)
+from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, Outcome
 from detectors.risk import brier_score, reliability_table
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
-from streams.events import BillingEvent, InvalidEventError, UsageEvent, validate
+from streams.engine import AccountState, Arrival, Engine, MemoryStore, SweepOutcome
+from streams.events import BillingEvent, Event, InvalidEventError, UsageEvent, validate
+
+if TYPE_CHECKING:
+    from streams.replay_input import InputRules, RejectSink, SortedInput
 
 ProgressCallback = Callable[[int, int], None]  # (lines read, event-time watermark in ms)
+CHUNK = 4_096  # events handed to the engine at a time
 
 
 def rfc3339(ts_ms: int) -> str:
@@ -74,6 +70,8 @@ class ReplayResult:
     sweep_s: float = 0.0  # of elapsed_s, the time spent in detector sweeps (the rest is decoding and folding)
     windows: dict[str, AccountWindow] = field(default_factory=dict)
     states: dict[str, AccountDetectorState] = field(default_factory=dict)
+    # The final state of every account as the live worker stores it (window and detector state), by key.
+    account_states: dict[bytes, AccountState] = field(default_factory=dict)
     assessments: dict[str, Assessment] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     suppressed: list[Alert] = field(default_factory=list)
@@ -91,7 +89,7 @@ class ReplayResult:
 
 
 def run_replay(
-    lines: Iterable[bytes],
+    lines: Iterable[bytes] | SortedInput,
     *,
     config: DetectorConfig | None = None,
     window_config: WindowConfig | None = None,
@@ -102,13 +100,19 @@ def run_replay(
     snapshot_ms: Container[int] = (),
     record_activity: bool = False,
 ) -> ReplayResult:
-    """Replay event lines in order through windows, detectors and the alert policy.
+    """Replay events in order through the engine (fold, daily sweeps, alert policy); the final states.
+
+    The contract backfills rely on: ``result.account_states`` holds every account's final state (window and
+    detector state, as the live worker stores it in its table, with ``applied_offsets`` reset: file
+    positions are no Kafka offsets), ``result.monitor.risk_model`` the model learned, and the states are
+    evaluated a last time at ``result.clock_ms``.
 
     Parameters
     ----------
     lines
-        Raw JSON lines (bytes, with or without the trailing newline), in event-time order as far as the
-        window's lateness allowance requires; blank lines are ignored, invalid ones counted.
+        A :class:`~streams.replay_input.SortedInput` (validated, time-sorted, deduplicated events, decoded
+        once), or raw JSON lines (bytes) already in event-time order as far as the window's lateness
+        allowance requires; blank lines are ignored, invalid ones counted.
     config, window_config
         Detection and window configuration (defaults when omitted).
     monitor
@@ -116,10 +120,10 @@ def run_replay(
     as_of_ms
         Stop the clock here: later events are skipped (counted) and the final evaluation runs at this time.
     on_progress
-        Called every ``progress_every`` lines (and at the end) with (lines read, watermark ms).
+        Called about every ``progress_every`` lines (and at the end) with (lines read, watermark ms).
     snapshot_ms
         UTC midnights (epoch ms) at which to keep every swept account's risk in ``result.snapshots`` (what a
-        backtest ranks; a midnight inside a gap of more than 62 days without events is not swept).
+        backtest ranks; a midnight inside a gap of more than 62 days without usage is not swept).
     record_activity
         Keep usage counts per account and day in ``result.activity`` (what the backtest's baselines use).
     """
@@ -127,122 +131,148 @@ def run_replay(
     cfg = config if config is not None else (monitor.config if monitor is not None else DetectorConfig())
     wcfg = window_config if window_config is not None else WindowConfig()
     mon = monitor if monitor is not None else AccountMonitor(cfg, wcfg)
-    guard = OutageGuard(cfg)
     result = ReplayResult(config=cfg, window_config=wcfg, monitor=mon)
-    snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
-    activity = result.activity = {} if record_activity else None
-    windows = result.windows
-    states = result.states
-    bad = result.bad_reasons
-    cancellations = result.cancellations
-    swept: dict[str, None] = {}  # accounts with usage that are not cancelled: the daily sweep's population
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    watermark = -1
-    current_day: int | None = None
-    n_lines = events = late = after = 0
-    next_progress = progress_every
+    run = _Run(
+        result, mon, frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
+    )
+    if record_activity:
+        result.activity = {}
+    from streams.replay_input import SortedInput  # it imports this module
 
-    def sweep(now_ms: int, accounts: list[str]) -> None:
-        sweep_started = time.perf_counter()
-        batch: list[Assessment] = []
-        # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
-        mon.census([(account, windows[account], states[account]) for account in accounts], now_ms)
-        for account in accounts:
-            assessment = mon.observe(account, windows[account], states[account], now_ms)
-            batch.append(assessment)
-            result.assessments[account] = assessment
-            if assessment.outcomes:
-                result.outcomes.extend(assessment.outcomes)
-            if "canceled" in assessment.flags:
-                swept.pop(account, None)
-        if now_ms in snapshot_at:
-            result.snapshots[now_ms] = {a.account_id: a.risk for a in batch}
-        decision = guard.review(batch, now_ms)
-        for alert in decision.suppressed:
-            mon.suppress(states[alert.account_id], alert)
-        result.alerts.extend(decision.incident_alerts)
-        result.alerts.extend(decision.alerts)
-        result.suppressed.extend(decision.suppressed)
-        result.sweeps += 1
-        result.observations += len(batch)
-        result.sweep_s += time.perf_counter() - sweep_started
-
-    for raw in lines:
-        n_lines += 1
-        if n_lines >= next_progress and on_progress is not None:
-            on_progress(n_lines, watermark)
-            next_progress += progress_every
-        try:
-            event = validate(loads(raw), min_ts_ms=None)  # historical data is data
-        except decode_error:
-            if raw.strip():
-                bad["invalid_json"] += 1
-            else:
-                n_lines -= 1  # blank line: not an event at all
-            continue
-        except InvalidEventError as error:
-            bad[error.reason.value] += 1
-            continue
-        ts = event.ts_ms
-        if as_of_ms is not None and ts > as_of_ms:
-            after += 1
-            continue
-        if ts > watermark:
-            day = ts // DAY_MS
-            if current_day is None:
-                current_day = day
-                result.first_ts_ms = ts
-            elif day > current_day:
-                # The watermark crossed midnight: every earlier day is complete, evaluate all accounts, once
-                # per midnight crossed (a gap in the file is swept day by day, up to 62, as the timer would).
-                if swept:
-                    for midnight in range(max(current_day + 1, day - 62), day + 1):
-                        sweep(midnight * DAY_MS, list(swept))
-                current_day = day
-            watermark = ts
-        account = event.account_id
-        window = windows.get(account)
-        if window is None:
-            window = windows[account] = AccountWindow(wcfg)
-            states[account] = mon.new_state()
-        if type(event) is UsageEvent:
-            ok = window.add_usage(ts, event.event, event.user_id, event.count)
-            if ok and account not in swept and account not in cancellations:
-                swept[account] = None
-            if ok and activity is not None:
-                per_day = activity.setdefault(account, {})
-                per_day[ts // DAY_MS] = per_day.get(ts // DAY_MS, 0) + event.count
-        elif type(event) is BillingEvent:
-            ok = window.add_billing(ts, event.kind, event.mrr, event.plan)
-            if ok and event.kind == "subscription_canceled":
-                cancellations.setdefault(account, ts)
-        else:
-            ok = window.add_support(ts, event.kind, event.priority, event.score)  # type: ignore[union-attr]
-        if ok:
-            events += 1
-        else:
-            late += 1
-    clock = as_of_ms if as_of_ms is not None else max(watermark, 0)
-    if windows:
-        # Final evaluation of every account at the stopped clock (idempotent for days already learned).
-        sweep(clock, list(windows))
-    result.lines = n_lines
-    result.events = events
-    result.bad_lines = sum(bad.values())
-    result.late_events = late
-    result.after_as_of = after
-    result.clock_ms = clock
+    events = lines.events() if isinstance(lines, SortedInput) else _decode(lines, result)
+    run.feed(events, as_of_ms, on_progress, progress_every)
+    run.finish(as_of_ms)
     result.elapsed_s = time.perf_counter() - started
     if on_progress is not None:
-        on_progress(n_lines, watermark)
+        on_progress(result.lines, run.watermark)
     return result
 
 
-def replay_file(path: Path, **kwargs: Any) -> ReplayResult:
-    """:func:`run_replay` over a JSON-lines file, read in large binary chunks."""
-    with Path(path).open("rb") as handle:
-        return run_replay(handle, **kwargs)
+def _decode(lines: Iterable[bytes], result: ReplayResult) -> Iterator[Event]:
+    """Valid events of raw lines; invalid ones counted per reason in ``result`` (blank ones ignored)."""
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    bad = result.bad_reasons
+    for raw in lines:
+        try:
+            yield validate(loads(raw), min_ts_ms=None)  # historical data is data
+        except decode_error:
+            if raw.strip():
+                bad["invalid_json"] += 1
+        except InvalidEventError as error:
+            bad[error.reason.value] += 1
+
+
+class _Run:
+    """One replay: feeds the engine, records what its sweeps and folds produce into the result."""
+
+    def __init__(self, result: ReplayResult, monitor: AccountMonitor, snapshot_at: Container[int]) -> None:
+        self.result = result
+        self.snapshot_at = snapshot_at
+        self.store = MemoryStore()
+        self.engine = Engine(monitor, self.store, on_sweep=self._swept, on_folded=self._folded)
+        self.watermark = -1
+
+    def feed(
+        self,
+        events: Iterable[Event],
+        as_of_ms: int | None,
+        on_progress: ProgressCallback | None,
+        progress_every: int,
+    ) -> None:
+        result = self.result
+        fold = self.engine.fold
+        chunk: list[Arrival] = []
+        accepted = after = 0
+        next_progress = progress_every
+        for event in events:
+            accepted += 1
+            ts = event.ts_ms
+            if as_of_ms is not None and ts > as_of_ms:
+                after += 1
+                continue
+            if result.first_ts_ms is None:
+                result.first_ts_ms = ts
+            if ts > self.watermark:
+                self.watermark = ts
+            chunk.append(Arrival(event, 0, accepted))
+            if len(chunk) >= CHUNK:
+                self._fold(fold, chunk)
+                chunk = []
+                if on_progress is not None and accepted >= next_progress:
+                    on_progress(accepted + sum(result.bad_reasons.values()), self.watermark)
+                    next_progress += progress_every
+        self._fold(fold, chunk)
+        result.after_as_of = after
+        result.lines = accepted + sum(result.bad_reasons.values())
+        result.bad_lines = sum(result.bad_reasons.values())
+
+    def _fold(self, fold: Callable[[list[Arrival]], Any], chunk: list[Arrival]) -> None:
+        done = fold(chunk)
+        self.result.events += done.folded
+        self.result.late_events += len(done.late)
+
+    def finish(self, as_of_ms: int | None) -> None:
+        """Evaluate every account at the stopped clock (idempotent for days already learned); the states."""
+        result = self.result
+        clock = as_of_ms if as_of_ms is not None else max(self.watermark, 0)
+        result.clock_ms = clock
+        states = self.store.states
+        if states:
+            self.engine.sweep(clock, everyone=True)
+        for key, state in states.items():
+            account = key.decode()
+            state.applied_offsets = [-1] * len(state.applied_offsets)
+            result.windows[account] = state.window
+            result.states[account] = self.engine.detection.detector_of(state)
+        result.account_states = states
+
+    def _swept(self, outcome: SweepOutcome) -> None:
+        result = self.result
+        for assessment in outcome.assessments:
+            result.assessments[assessment.account_id] = assessment
+            if assessment.outcomes:
+                result.outcomes.extend(assessment.outcomes)
+        if outcome.now_ms in self.snapshot_at:
+            result.snapshots[outcome.now_ms] = {a.account_id: a.risk for a in outcome.assessments}
+        result.alerts.extend(outcome.alerts)
+        result.suppressed.extend(outcome.suppressed)
+        result.sweeps += 1
+        result.observations += len(outcome.assessments)
+        timing = self.engine.last_sweep
+        result.sweep_s += timing.seconds if timing is not None else 0.0
+
+    def _folded(self, event: Event) -> None:
+        if type(event) is UsageEvent:
+            activity = self.result.activity
+            if activity is not None:
+                per_day = activity.setdefault(event.account_id, {})
+                day = event.ts_ms // DAY_MS
+                per_day[day] = per_day.get(day, 0) + event.count
+        elif type(event) is BillingEvent and event.kind == "subscription_canceled":
+            self.result.cancellations.setdefault(event.account_id, event.ts_ms)
+
+
+def replay_file(
+    path: Path, *, rules: InputRules | None = None, on_reject: RejectSink | None = None, **kwargs: Any
+) -> ReplayResult:
+    """:func:`run_replay` over an event file (gzip or not), read, validated and sorted as the CLI reads it.
+
+    ``rules`` default to the worker's settings (``CHURNWATCH_*``); the input's own figures (lines, bad
+    lines) replace the result's.
+    """
+    from streams.replay_input import InputRules, SortedInput, read_source
+    from streams.settings import load_settings
+
+    rules = rules if rules is not None else InputRules.from_settings(load_settings())
+    with SortedInput(rules, on_reject) as sorted_input:
+        read_source(path, sorted_input)
+        result = run_replay(sorted_input, **kwargs)
+    stats = sorted_input.stats
+    result.lines = stats.lines
+    result.bad_reasons = stats.bad_reasons()
+    result.bad_lines = sum(result.bad_reasons.values())
+    return result
 
 
 # -- outputs ------------------------------------------------------------------------------------------------

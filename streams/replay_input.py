@@ -12,7 +12,9 @@ A file is read in two passes (:class:`SortedInput`):
    is ``--now`` when given, else the file's own clock (:func:`file_clock`). Duplicate events (same
    ``event_id``, or same canonical fields when there is none) are dropped and counted.
 
-Every rejected or dropped line is reported to a ``RejectSink`` with its line number and reason.
+Every rejected or dropped line is reported to a ``RejectSink`` with its line number and reason. Lines are
+decoded once: :meth:`SortedInput.events` hands replay the events pass 1 decoded (a spilled run's lines are
+decoded again when read back, the price of not holding them in memory).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any, BinaryIO, cast
 
 from streams.dedup import Deduplicator, event_key
 from streams.errors import ConfigError
-from streams.events import DeadLetterReason, InvalidEventError, decode
+from streams.events import DeadLetterReason, Event, InvalidEventError, decode
 from streams.replay import rfc3339
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
@@ -45,12 +47,16 @@ UTF8_BOM = b"\xef\xbb\xbf"
 DUPLICATE = "duplicate"  # not a dead-letter reason: the event is valid, and already counted
 CLOCK_SAMPLE = 4_096  # the latest event times kept to find the file's clock
 CLOCK_SUPPORT = 10  # other events within the skew before a time that make it the file's clock
-RECORD_OVERHEAD = 200  # bytes a buffered line costs beyond its own length (tuple, ints, key: ~190 measured)
+# Bytes a buffered line costs beyond its own length: the tuple, ints and key (~190 measured) and the decoded
+# event (~150).
+RECORD_OVERHEAD = 350
 DEFAULT_SORT_MEMORY_BYTES = 256 * 2**20
 _HEADER = struct.Struct("<qqIq")  # ts_ms, line number, raw length, event key; then the raw line
 
 RejectSink = Callable[[int, str, str, bytes], None]  # (line number, reason, detail, raw line)
-Record = tuple[int, bytes, int, int]  # (ts_ms, raw line, line number, event key): sorts by time, then text
+# (ts_ms, raw line, line number, event key, event): sorts by time, then text (line numbers are unique, so
+# events are never compared).
+Record = tuple[int, bytes, int, int, Event]
 
 
 class InputError(Exception):
@@ -199,7 +205,7 @@ class SortedInput:
             heapq.heappush(self._latest, ts)
         elif ts > self._latest[0]:
             heapq.heapreplace(self._latest, ts)
-        self._buffer.append((ts, raw, line_no, event_key(event)))
+        self._buffer.append((ts, raw, line_no, event_key(event), event))
         self._buffered_bytes += len(raw) + RECORD_OVERHEAD
         if self._buffered_bytes > self.rules.sort_memory_bytes:
             self._spill()
@@ -211,7 +217,7 @@ class SortedInput:
         path = Path(self._spill_dir.name) / f"run-{len(self._runs):05d}"
         with path.open("wb") as handle:
             pack = _HEADER.pack
-            for ts, raw, line_no, key in self._buffer:
+            for ts, raw, line_no, key, _ in self._buffer:
                 handle.write(pack(ts, line_no, len(raw), key))
                 handle.write(raw)
         self._runs.append(path)
@@ -221,6 +227,16 @@ class SortedInput:
 
     def __iter__(self) -> Iterator[bytes]:
         """Pass 2: the accepted lines in event-time order (ties by their text: file order never matters)."""
+        for _, raw in self.accepted():
+            yield raw
+
+    def events(self) -> Iterator[Event]:
+        """Pass 2 as decoded events (what replay folds)."""
+        for event, _ in self.accepted():
+            yield event
+
+    def accepted(self) -> Iterator[tuple[Event, bytes]]:
+        """Pass 2: (event, line) in event-time order, future and duplicate lines rejected on the way."""
         if not self.stats.valid:
             return
         rules = self.rules
@@ -231,8 +247,8 @@ class SortedInput:
         max_ts = clock + rules.max_future_skew_ms
         dedup = Deduplicator(horizon_ms=rules.dedup_horizon_ms, max_keys=rules.dedup_max_keys)
         self._buffer.sort()
-        merged = heapq.merge(*(_read_run(path) for path in self._runs), self._buffer)
-        for ts, raw, line_no, key in merged:
+        merged = heapq.merge(*(_read_run(path, rules.max_event_bytes) for path in self._runs), self._buffer)
+        for ts, raw, line_no, key, event in merged:
             if ts > max_ts:
                 detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
                 self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
@@ -240,16 +256,17 @@ class SortedInput:
                 self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
             else:
                 self.stats.accepted += 1
-                yield raw
+                yield event, raw
 
 
-def _read_run(path: Path) -> Iterator[Record]:
+def _read_run(path: Path, max_event_bytes: int) -> Iterator[Record]:
     size = _HEADER.size
     unpack = _HEADER.unpack
     with path.open("rb") as handle:
         while header := handle.read(size):
             ts, line_no, length, key = unpack(header)
-            yield ts, handle.read(length), line_no, key
+            raw = handle.read(length)
+            yield ts, raw, line_no, key, decode(raw, max_bytes=max_event_bytes, min_ts_ms=None)
 
 
 @contextmanager

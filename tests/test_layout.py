@@ -17,8 +17,8 @@ FORBIDDEN = frozenset({"faust", "aiokafka", "mode", "streams"})
 MODULES = sorted(path for path in DETECTORS.glob("*.py"))
 
 
-def forbidden_imports(source: str) -> list[str]:
-    """Top-level packages from FORBIDDEN that ``source`` imports, statically or by name."""
+def forbidden_imports(source: str, forbidden: frozenset[str] = FORBIDDEN) -> list[str]:
+    """Top-level packages from ``forbidden`` that ``source`` imports, statically or by name."""
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
         names: list[str] = []
@@ -37,7 +37,7 @@ def forbidden_imports(source: str) -> list[str]:
             )
         ):
             names = [node.args[0].value]
-        found.extend(name for name in names if name.split(".")[0] in FORBIDDEN)
+        found.extend(name for name in names if name.split(".")[0] in forbidden)
     return found
 
 
@@ -86,3 +86,39 @@ def test_importing_detectors_loads_no_transport() -> None:
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert loaded == []
+
+
+# The engine live and replay both drive: transport-free, like ``detectors`` (it may use ``streams`` modules).
+ENGINE = REPO / "streams" / "engine"
+ENGINE_MODULES = sorted(ENGINE.glob("*.py"))
+TRANSPORT = frozenset({"faust", "aiokafka", "kafka", "confluent_kafka", "mode"})
+
+
+def test_engine_scanner_catches_kafka_clients() -> None:
+    source = "import kafka\nfrom confluent_kafka import Consumer\nfrom streams.events import decode\n"
+    assert forbidden_imports(source, TRANSPORT) == ["kafka", "confluent_kafka"]
+
+
+def test_engine_modules_found() -> None:
+    assert {"__init__.py", "core.py", "store.py"} <= {path.name for path in ENGINE_MODULES}
+
+
+@pytest.mark.parametrize("path", ENGINE_MODULES, ids=[path.name for path in ENGINE_MODULES])
+def test_engine_source_imports_no_transport(path: Path) -> None:
+    assert forbidden_imports(path.read_text(), TRANSPORT) == []
+
+
+def test_importing_the_engine_loads_no_transport() -> None:
+    modules = [
+        "streams.engine",
+        *(f"streams.engine.{path.stem}" for path in ENGINE_MODULES if path.stem != "__init__"),
+    ]
+    code = (
+        f"import {', '.join(modules)}; import sys, json; "
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(TRANSPORT)!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

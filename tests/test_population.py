@@ -12,7 +12,7 @@ from collections.abc import Callable
 from detectors.baseline import is_weekend
 from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
-from streams.detection import AtRisk, LiveDetection
+from streams.engine.detection import AtRisk, Detection
 from streams.ingest import AccountState
 from tests.test_detectors import DAY0, Account, weekly
 
@@ -138,7 +138,7 @@ def test_horizon_inactivity_is_an_outcome_when_configured() -> None:
 
 def test_listed_accounts_carry_reasons_and_the_severity_of_their_risk() -> None:
     monitor = AccountMonitor(DetectorConfig(), WindowConfig())
-    detection = LiveDetection(monitor)
+    detection = Detection(monitor)
     accounts = {
         f"acct-{i}": AccountState(window=AccountWindow(WindowConfig()), partition=0) for i in range(3)
     }

@@ -1,0 +1,172 @@
+"""Sweeps: evaluate the accounts an engine owns through the detectors at one clock, as live and replay do.
+
+A sweep evaluates every account that has usage (and is not an already-assessed cancellation) at ``now_ms``:
+the wall clock in live mode, a UTC midnight of the event-time clock otherwise. It returns the alerts to
+write, the accounts whose stored detector state changed, and refreshes the at-risk view behind the API and
+the gauges. Detector work is per account per sweep and idempotent within a day, never per event.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.alerts import Alert
+from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, OutageGuard
+from detectors.risk import RiskModel
+from streams.engine.state import AccountState
+
+
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    """One account in an open risk episode, as the at-risk API shows it."""
+
+    account_id: str
+    risk: float
+    severity: str
+    plan: str | None
+    mrr: float | None
+    reasons: tuple[str, ...]
+    episode_id: str | None
+    since_ms: int | None
+    partition: int
+
+    @property
+    def revenue_at_risk(self) -> float:
+        return self.risk * (self.mrr or 0.0)
+
+
+@dataclass(slots=True)
+class SweepOutcome:
+    """One sweep: alerts to write (after the outage guard), what it held back, what changed."""
+
+    now_ms: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    suppressed: list[Alert] = field(default_factory=list)
+    changed: list[bytes] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
+    at_risk: dict[str, AtRisk] = field(default_factory=dict)
+
+
+def due(state: AccountState) -> bool:
+    """Whether a sweep evaluates the account: it has usage, and is not a cancellation already assessed."""
+    if state.window.watermarks[0] is None:
+        return False  # no usage yet: nothing to judge
+    detector = state.live_detector
+    canceled = detector.canceled_ts_ms if detector is not None else None
+    return canceled is None or canceled != state.window.canceled_ts_ms
+
+
+class Detection:
+    """The detectors of one engine: a monitor, its global risk model, the outage guard, the at-risk view."""
+
+    def __init__(self, monitor: AccountMonitor) -> None:
+        self.monitor = monitor
+        self.guard = OutageGuard(monitor.config)
+        self.at_risk: dict[str, AtRisk] = {}
+
+    @property
+    def risk_model(self) -> RiskModel:
+        return self.monitor.risk_model
+
+    def adopt_risk_model(self, state: dict[str, Any]) -> bool:
+        """Take a persisted model when it has learned from more outcomes than the one in memory."""
+        stored = RiskModel.from_state(state)
+        current = self.risk_model
+        if stored.n_positives + stored.n_negatives > current.n_positives + current.n_negatives:
+            self.monitor.risk_model = stored
+            return True
+        return False
+
+    def adopt_guard(self, state: dict[str, Any]) -> bool:
+        """Take a persisted outage guard when it has reviewed a later day than the one in memory."""
+        stored = OutageGuard.from_state(state, self.monitor.config)
+        current = self.guard.last_review_day
+        if stored.last_review_day is not None and (current is None or stored.last_review_day > current):
+            self.guard = stored
+            return True
+        return False
+
+    def detector_of(self, state: AccountState) -> AccountDetectorState:
+        """The account's decoded detector state (decoded once, then kept on the state)."""
+        detector = state.live_detector
+        if detector is None:
+            monitor = self.monitor
+            detector = (
+                monitor.state_from(state.detector) if state.detector is not None else monitor.new_state()
+            )
+            state.live_detector = detector
+        return detector
+
+    def sweep(
+        self, accounts: Iterable[tuple[bytes, AccountState, int]], now_ms: int, clock_ms: int
+    ) -> SweepOutcome:
+        """Evaluate ``(key, state, partition)`` accounts at ``now_ms`` in the order given (the risk model
+        learns as it goes); states are updated in place. ``clock_ms`` stamps alerts as detected."""
+        outcome = SweepOutcome(now_ms=now_ms)
+        monitor = self.monitor
+        batch = [
+            (key.decode(), key, state, partition, self.detector_of(state))
+            for key, state, partition in accounts
+        ]
+        # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
+        monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
+        detectors: dict[str, AccountDetectorState] = {}
+        for account_id, _, state, partition, detector in batch:
+            assessment = monitor.observe(account_id, state.window, detector, now_ms, clock_ms=clock_ms)
+            detectors[account_id] = detector
+            outcome.assessments.append(assessment)
+            listed = self._listed(assessment, detector, partition)
+            if listed is not None:
+                outcome.at_risk[account_id] = listed
+        decision = self.guard.review(outcome.assessments, now_ms)
+        for alert in decision.suppressed:
+            monitor.suppress(detectors[alert.account_id], alert)
+        outcome.alerts = [*decision.incident_alerts, *decision.alerts]
+        outcome.suppressed = list(decision.suppressed)
+        for _, key, state, _, detector in batch:
+            serialized = detector.to_state()
+            if serialized != state.detector:
+                state.detector = serialized
+                outcome.changed.append(key)
+        self.at_risk = outcome.at_risk
+        return outcome
+
+    def _listed(
+        self, assessment: Assessment, detector: AccountDetectorState, partition: int
+    ) -> AtRisk | None:
+        """At risk = in an open episode (until it resolves), unless the outage guard muted it. Its severity is
+        that of its current risk (as in alerts), so a listed severity always agrees with the risk."""
+        episode = detector.episode
+        if assessment.episode_id is None or episode is None or episode[4]:
+            return None
+        return AtRisk(
+            account_id=assessment.account_id,
+            risk=assessment.risk,
+            severity=self.monitor.severity_of(assessment.risk).value,
+            plan=assessment.plan,
+            mrr=assessment.mrr,
+            reasons=assessment.reasons,
+            episode_id=assessment.episode_id,
+            since_ms=int(episode[1]),
+            partition=partition,
+        )
+
+    def page(
+        self, *, limit: int, offset: int, severity: str | None, partitions: set[int] | None = None
+    ) -> tuple[int, list[AtRisk]]:
+        """At-risk accounts ranked by revenue at risk (then risk), filtered by severity, paginated.
+
+        ``partitions`` keeps only accounts of partitions this worker still owns (a rebalance may have moved
+        some away since the last sweep).
+        """
+        rows = [
+            row
+            for row in self.at_risk.values()
+            if (severity is None or row.severity == severity)
+            and (partitions is None or row.partition in partitions)
+        ]
+        ranked = heapq.nlargest(offset + limit, rows, key=lambda row: (row.revenue_at_risk, row.risk))
+        return len(rows), ranked[offset : offset + limit]

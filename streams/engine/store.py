@@ -1,0 +1,216 @@
+"""Where the engine keeps account states: the :class:`StateStore` protocol and its two implementations.
+
+The engine asks a store for four things: an account's state (``get``), to keep a new or changed one
+(``put``), the keys of the accounts it owns (``owned``, what a sweep evaluates) and the engine's own state
+(risk model, outage guard, event clock) saved with them. What is durable, when, and in which form is the
+store's business, so a compact store (columnar arrays, a due-time index; issue 15) can replace these
+without touching the engine: it may keep states in any form as long as ``get`` hands out an object that a
+following ``put`` writes back.
+
+- :class:`MemoryStore`: decoded states in a dict (replay, tests).
+- :class:`CachedStore`: decoded states cached over a mapping of stored rows (the live worker's Faust table;
+  a dict in tests). Changed states are written at :meth:`CachedStore.commit`; a restart reads the rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Collection, Iterator, MutableMapping
+from typing import Protocol
+
+import orjson
+
+from detectors.windows import WindowConfig
+from streams.engine.state import AccountState
+
+# Keys of stored rows that are no account: engine state and driver bookkeeping, one per partition.
+RESERVED_PREFIX = b"\x00"
+ENGINE_KEY = RESERVED_PREFIX + b"engine/%d"
+# Written by versions before the engine: the risk model alone (read once, to keep what it learned).
+LEGACY_RISK_MODEL_KEY = RESERVED_PREFIX + b"risk-model/%d"
+
+RowWriter = Callable[[int, bytes, bytes], None]  # (partition, key, row): e.g. a changelog record
+
+
+class StateStore(Protocol):
+    """The engine's view of account state (see the module docstring)."""
+
+    def get(self, key: bytes) -> AccountState | None:
+        """The account's state, or None when the store has never seen it."""
+        ...
+
+    def put(self, key: bytes, state: AccountState) -> None:
+        """Keep a new or changed state (it counts among :meth:`changed` until the store commits)."""
+        ...
+
+    def changed(self) -> Collection[bytes]:
+        """Keys put since the last commit."""
+        ...
+
+    def owned(self) -> Iterator[bytes]:
+        """Keys of the accounts this engine owns (live: of the partitions it is active for)."""
+        ...
+
+    def engine_states(self) -> list[bytes]:
+        """Saved engine states of the owned partitions (empty when none)."""
+        ...
+
+    def put_engine_state(self, raw: bytes) -> None:
+        """Keep the engine's state, made durable with the account states."""
+        ...
+
+
+class MemoryStore:
+    """Decoded states in memory, nothing durable: replay's store."""
+
+    def __init__(self) -> None:
+        self.states: dict[bytes, AccountState] = {}
+        self._changed: set[bytes] = set()
+        self.engine_state: bytes | None = None
+
+    def get(self, key: bytes) -> AccountState | None:
+        return self.states.get(key)
+
+    def put(self, key: bytes, state: AccountState) -> None:
+        self.states[key] = state
+        self._changed.add(key)
+
+    def changed(self) -> Collection[bytes]:
+        return self._changed
+
+    def owned(self) -> Iterator[bytes]:
+        return iter(self.states)
+
+    def engine_states(self) -> list[bytes]:
+        return [self.engine_state] if self.engine_state is not None else []
+
+    def put_engine_state(self, raw: bytes) -> None:
+        self.engine_state = raw
+
+    def commit(self) -> None:
+        self._changed.clear()
+
+
+class CachedStore:
+    """Decoded states cached over stored rows; changed ones are written at :meth:`commit`.
+
+    Parameters
+    ----------
+    rows
+        Stored rows by key: account states (:meth:`AccountState.to_bytes`) and reserved keys.
+    window_config
+        To decode stored windows.
+    owned_partitions
+        The partitions this store's engine is active for (a rebalance changes them).
+    on_write
+        Called with (partition, key, row) after each row written (the live worker sends a changelog record).
+    cache_limit
+        Decoded states kept after a commit, at most (oldest dropped first; all are clean then).
+    """
+
+    def __init__(
+        self,
+        rows: MutableMapping[bytes, bytes],
+        window_config: WindowConfig,
+        owned_partitions: Callable[[], Collection[int]],
+        *,
+        on_write: RowWriter | None = None,
+        cache_limit: int | None = None,
+    ) -> None:
+        self.rows = rows
+        self.window_config = window_config
+        self.owned_partitions = owned_partitions
+        self.on_write = on_write
+        self.cache_limit = cache_limit
+        self.cache: dict[bytes, AccountState] = {}
+        self.dirty: set[bytes] = set()
+        self.engine_state: bytes | None = None
+
+    def get(self, key: bytes) -> AccountState | None:
+        state = self.cache.get(key)
+        if state is None:
+            raw = self.rows.get(key)
+            if raw is None:
+                return None
+            state = self.cache[key] = AccountState.from_bytes(raw, self.window_config)
+        return state
+
+    def put(self, key: bytes, state: AccountState) -> None:
+        self.cache[key] = state
+        self.dirty.add(key)
+
+    def changed(self) -> Collection[bytes]:
+        return self.dirty
+
+    def owned(self) -> Iterator[bytes]:
+        active = set(self.owned_partitions())
+        for key, _ in self.rows_of(active):
+            yield key
+        rows = self.rows
+        for key, state in self.cache.items():
+            if key not in rows and state.partition in active:
+                yield key
+
+    def rows_of(self, partitions: Collection[int]) -> Iterator[tuple[bytes, bytes]]:
+        """Stored account rows of ``partitions`` (no reserved keys)."""
+        partition_of = AccountState.partition_of
+        for key, raw in list(self.rows.items()):
+            if not key.startswith(RESERVED_PREFIX) and partition_of(raw) in partitions:
+                yield key, raw
+
+    def engine_states(self) -> list[bytes]:
+        found = []
+        for partition in self.owned_partitions():
+            raw = self.rows.get(ENGINE_KEY % partition)
+            legacy = self.rows.get(LEGACY_RISK_MODEL_KEY % partition)
+            if raw is not None:
+                found.append(raw)
+            elif legacy is not None:
+                found.append(orjson.dumps({"model": orjson.loads(legacy)}))
+        return found
+
+    def put_engine_state(self, raw: bytes) -> None:
+        self.engine_state = raw
+
+    def write(self, partition: int, key: bytes, raw: bytes) -> None:
+        """Store one row (and tell ``on_write``)."""
+        self.rows[key] = raw
+        if self.on_write is not None:
+            self.on_write(partition, key, raw)
+
+    def commit(self) -> None:
+        """Write changed states of owned partitions and the engine's state; trim the cache.
+
+        A changed state of a partition no longer owned is not written: its new owner writes it now.
+        """
+        owned = set(self.owned_partitions())
+        for key in self.dirty:
+            state = self.cache[key]
+            if state.partition in owned:
+                self.write(state.partition, key, state.to_bytes())
+        self.dirty.clear()
+        if self.engine_state is not None:
+            for partition in owned:
+                self.write(partition, ENGINE_KEY % partition, self.engine_state)
+            self.engine_state = None
+        overflow = len(self.cache) - self.cache_limit if self.cache_limit is not None else 0
+        if overflow > 0:
+            for key in list(itertools.islice(self.cache, overflow)):
+                del self.cache[key]
+
+    def forget(self) -> None:
+        """Drop what is not committed (partitions change hands: the rows are the truth from here on)."""
+        self.cache.clear()
+        self.dirty.clear()
+        self.engine_state = None
+
+    def drop_rows_except(self, kept: Collection[int]) -> None:
+        """Forget stored account rows of partitions outside ``kept`` (after a rebalance)."""
+        partition_of = AccountState.partition_of
+        foreign = [
+            key
+            for key, raw in self.rows.items()
+            if not key.startswith(RESERVED_PREFIX) and partition_of(raw) not in kept
+        ]
+        for key in foreign:
+            del self.rows[key]

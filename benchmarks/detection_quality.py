@@ -36,7 +36,8 @@ import orjson
 from detectors.alerts import AlertKind, Transition
 from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
-from streams.replay import replay_file, state_sizes
+from streams.replay import replay_file
+from streams.replay_outputs import state_sizes
 from streams.simulator import Simulation, SimulationConfig, write_jsonl
 
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -34,7 +34,8 @@ import orjson
 
 from detectors.windows import AccountWindow, WindowConfig
 from streams.events import BillingEvent, Event, UsageEvent, validate
-from streams.replay import run_replay, state_sizes
+from streams.replay import run_replay
+from streams.replay_outputs import state_sizes
 from streams.simulator import Simulation, SimulationConfig, write_jsonl
 
 

@@ -18,7 +18,8 @@ from detectors.windows import DAY_MS
 from streams import report_charts as charts
 from streams.baselines import BASELINE_LABELS
 from streams.explain import alerts_by_account, build_timeline
-from streams.replay import ReplayResult, score_rows
+from streams.replay import ReplayResult
+from streams.replay_outputs import score_rows
 
 AT_RISK_ROWS = 200
 TOP_TIMELINES = 8

@@ -15,7 +15,8 @@ from detectors.alerts import AlertKind
 from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
 from streams.cli_replay import replay
-from streams.replay import build_report, run_replay, state_sizes
+from streams.replay import run_replay
+from streams.replay_outputs import build_report, state_sizes
 from streams.simulator import Simulation, SimulationConfig, write_jsonl
 
 START = datetime(2026, 6, 1, tzinfo=UTC)

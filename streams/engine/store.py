@@ -191,7 +191,9 @@ class CachedStore:
         self.dirty.clear()
         if self.engine_state is not None:
             for partition in owned:
-                self.write(partition, ENGINE_KEY % partition, self.engine_state)
+                key = ENGINE_KEY % partition
+                if self.rows.get(key) != self.engine_state:  # it changes with sweeps, not with every batch
+                    self.write(partition, key, self.engine_state)
             self.engine_state = None
         overflow = len(self.cache) - self.cache_limit if self.cache_limit is not None else 0
         if overflow > 0:

@@ -31,6 +31,7 @@ from detectors.monitor import AccountMonitor, DetectorConfig
 from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.clock import WallClock
+from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.event_reader import EventReader, Positions
 from streams.events import DeadLetterReason
 from streams.gauges import RiskGauges, zero_counters
@@ -42,10 +43,13 @@ from streams.metrics import Metrics
 from streams.outbox import Outbox
 from streams.poison import PoisonBatch
 from streams.settings import Settings
-from streams.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION, TableStore
+from streams.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION, POSITIONS_KEY, TableStore
 from streams.views import register_views
 
 DELIVERIES_TABLE = "deliveries"
+# What tools that write the worker's table (``churnwatch backfill``) need to know of it.
+RISK_MODEL_KEY = LEGACY_RISK_MODEL_KEY
+__all__ = ["ACCOUNTS_TABLE", "CHANGELOG_COMPACTION", "POSITIONS_KEY", "RISK_MODEL_KEY", "Churnwatch"]
 GAUGE_INTERVAL_SECONDS = 5.0
 
 

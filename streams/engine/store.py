@@ -26,7 +26,8 @@ from streams.engine.state import AccountState
 # Keys of stored rows that are no account: engine state and driver bookkeeping, one per partition.
 RESERVED_PREFIX = b"\x00"
 ENGINE_KEY = RESERVED_PREFIX + b"engine/%d"
-# Written by versions before the engine: the risk model alone (read once, to keep what it learned).
+# A risk model alone, as versions before the engine saved it and ``churnwatch backfill`` writes it: adopted
+# at restore when it learned from more outcomes than the engine's own.
 LEGACY_RISK_MODEL_KEY = RESERVED_PREFIX + b"risk-model/%d"
 
 RowWriter = Callable[[int, bytes, bytes], None]  # (partition, key, row): e.g. a changelog record
@@ -165,7 +166,7 @@ class CachedStore:
             legacy = self.rows.get(LEGACY_RISK_MODEL_KEY % partition)
             if raw is not None:
                 found.append(raw)
-            elif legacy is not None:
+            if legacy is not None:
                 found.append(orjson.dumps({"model": orjson.loads(legacy)}))
         return found
 

@@ -19,8 +19,10 @@ What the rows carry and what they do not:
 - **No applied offsets**: the history came from files, not from the event topics, so the rows remember no
   offset and the worker folds every record of the topics on top of them (``--live-from end`` makes it start
   at the topics' current ends instead, for topics that already hold part of the history).
-- **The risk model** learned from the history's outcomes, as the worker persists its own (one copy per
-  partition); the worker adopts it when it has learned from more outcomes than the model it has.
+- **The engine's own state** (streams/engine/saved.py), as a worker saves it with its table (one copy per
+  partition): the risk model learned from the history's outcomes, the population model of its last census
+  and the event clock at the history's last day. An outage incident open at the end of history is not
+  carried (no alert for history).
 
 Idempotence: a row is written only where the table has none; a row equal to the planned one is left alone,
 and an account the worker (or an earlier backfill) already holds different state for is kept, never
@@ -29,7 +31,6 @@ overwritten. Running the same backfill twice therefore writes nothing the second
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,11 +41,13 @@ from aiokafka.partitioner import murmur2
 
 from detectors.monitor import DetectorConfig
 from detectors.risk import RiskModel
-from streams.app import POSITIONS_KEY, RISK_MODEL_KEY
+from detectors.windows import DAY_MS
 from streams.backfill_exports import ExportFormat, ExportReader, ExportStats
+from streams.engine import Engine, MemoryStore
+from streams.engine.store import ENGINE_KEY
 from streams.events import EVENT_TYPES
 from streams.ingest import AccountState
-from streams.replay import run_replay
+from streams.replay import ReplayResult, run_replay
 from streams.replay_input import (
     STDIN,
     InputError,
@@ -55,6 +58,7 @@ from streams.replay_input import (
     read_source,
 )
 from streams.settings import Settings
+from streams.table_store import POSITIONS_KEY
 
 OnProgress = Callable[[str, int], None]  # (phase, lines or events so far)
 
@@ -77,6 +81,7 @@ class History:
 
     rows: dict[bytes, bytes]  # account key -> AccountState bytes (the changelog partition inside)
     risk_model: RiskModel
+    engine_state: bytes  # the engine's saved state (risk model, population, clock) after the history
     input_stats: InputStats
     events: int  # events folded (valid, deduplicated, within lateness)
     late_events: int
@@ -145,6 +150,7 @@ def fold_history(
     return History(
         rows=rows,
         risk_model=result.monitor.risk_model,
+        engine_state=_engine_state(result, settings.partitions),
         input_stats=sorted_input.stats,
         events=result.events,
         late_events=result.late_events,
@@ -155,6 +161,18 @@ def fold_history(
         export_stats=exports.stats if exports is not None else None,
         identities=dict(exports.segment.learnt) if exports is not None else {},
     )
+
+
+def _engine_state(result: ReplayResult, partitions: int) -> bytes:
+    """The engine state a worker that had folded the history itself would have saved: the history's risk
+    model and population model, its clock on every partition, no open pipeline incident."""
+    assert result.monitor is not None
+    engine = Engine(result.monitor, MemoryStore())
+    if result.clock_ms is not None:
+        day = result.clock_ms // DAY_MS
+        saved = {"day": day, "partitions": {str(p): day for p in range(partitions)}}
+        engine.clock.restore(saved, range(partitions))
+    return engine.state_bytes()
 
 
 def plan_identities(history: History, stored: Mapping[bytes, bytes]) -> list[Row]:
@@ -193,7 +211,8 @@ class Plan:
     written_accounts: int = 0
     unchanged_accounts: int = 0
     kept_accounts: list[str] = field(default_factory=list)  # known with other state: never overwritten
-    risk_model_partitions: int = 0  # partitions whose stored risk model the history's replaces
+    engine_partitions: int = 0  # partitions given the history's engine state (risk model, population, clock)
+    kept_engine_partitions: int = 0  # partitions whose worker saved an engine state of its own: kept
     position_partitions: int = 0  # partitions given a starting position (``--live-from end``)
     identities: list[Row] = field(default_factory=list)  # identities-topic records (user -> account)
     known_identities: int = 0  # users of the export the identities topic already maps: kept
@@ -223,27 +242,17 @@ def plan_rows(
             plan.unchanged_accounts += 1
         else:
             plan.kept_accounts.append(key.decode(errors="replace"))
-    model = history.risk_model
-    learned = model.n_positives + model.n_negatives
-    raw_model = orjson.dumps(model.to_state())
     for partition in range(partitions):
-        key = RISK_MODEL_KEY % partition
-        if learned and _outcomes(stored.get(key)) < learned:
-            plan.rows.append(Row(partition, key, raw_model))
-            plan.risk_model_partitions += 1
+        key = ENGINE_KEY % partition
+        current = stored.get(key)
+        if current is None:
+            plan.rows.append(Row(partition, key, history.engine_state))
+            plan.engine_partitions += 1
+        elif current != history.engine_state:
+            plan.kept_engine_partitions += 1
     for partition, offsets in sorted((live_from or {}).items()):
         key = POSITIONS_KEY % partition
         if key not in stored:
             plan.rows.append(Row(partition, key, orjson.dumps(dict(offsets))))
             plan.position_partitions += 1
     return plan
-
-
-def _outcomes(raw: bytes | None) -> int:
-    """Outcomes a stored risk model learned from (0 for none or an unreadable one)."""
-    if raw is None:
-        return 0
-    with contextlib.suppress(ValueError, KeyError, TypeError):
-        stored = RiskModel.from_state(orjson.loads(raw))
-        return stored.n_positives + stored.n_negatives
-    return 0

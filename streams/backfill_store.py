@@ -20,12 +20,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from streams.app import ACCOUNTS_TABLE, CHANGELOG_COMPACTION
 from streams.backfill import History, Plan, Row, plan_identities, plan_rows
 from streams.errors import ChurnwatchError, ConfigError, KafkaUnavailableError
 from streams.gateway.identities import ensure_identity_topic
 from streams.kafka_client import client_options, topic_partitions
 from streams.settings import Settings
+from streams.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION
 
 READ_IDLE_TIMEOUT_S = 60.0  # reading the changelog fails after this long without progress
 

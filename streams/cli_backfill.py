@@ -152,7 +152,11 @@ def _print_summary(history: History, plan: Plan, dry_run: bool) -> None:
     )
     model = history.risk_model
     learned = model.n_positives + model.n_negatives
-    typer.echo(f"risk model from {learned:,} outcomes: {verb} to {plan.risk_model_partitions} partitions")
+    kept = f"; kept the worker's own in {plan.kept_engine_partitions}" if plan.kept_engine_partitions else ""
+    typer.echo(
+        f"engine state (risk model from {learned:,} outcomes, population, clock): "
+        f"{verb} to {plan.engine_partitions} partitions{kept}"
+    )
     if history.identities:
         typer.echo(
             f"{'would teach' if dry_run else 'taught'} the gateway {len(plan.identities):,} user -> account "

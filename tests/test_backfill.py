@@ -8,13 +8,15 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from detectors.risk import RiskModel
-from streams.app import POSITIONS_KEY, RISK_MODEL_KEY
+from detectors.monitor import AccountMonitor, DetectorConfig
 from streams.backfill import History, account_partition, fold_history, plan_rows
+from streams.engine import Engine, MemoryStore
+from streams.engine.store import ENGINE_KEY
 from streams.ingest import AccountState
 from streams.replay import run_replay
 from streams.replay_input import InputError
 from streams.settings import load_settings
+from streams.table_store import POSITIONS_KEY
 from tests.kafka_harness import free_port, simulated_lines
 from tests.test_cli_errors import env_without_config, refused, run
 
@@ -74,25 +76,27 @@ def test_only_missing_rows_are_written(history: History) -> None:
     assert again.unchanged_accounts == len(history.rows) - 2
 
 
-def test_the_risk_model_replaces_only_one_that_learned_less(history: History) -> None:
-    model = history.risk_model
-    learned = model.n_positives + model.n_negatives
-    assert learned > 0
+def test_the_engine_state_is_the_historys_and_never_replaces_a_workers(history: History) -> None:
+    saved = orjson.loads(history.engine_state)
+    assert saved["model"] == history.risk_model.to_state() and history.risk_model.n_positives > 0
+    day = (history.clock_ms or 0) // 86_400_000
+    assert saved["clock"] == {"day": day, "partitions": {"0": day, "1": day, "2": day, "3": day}}
+    # A worker restores it as its own: the history's model, population and clock.
+    engine = Engine(AccountMonitor(DetectorConfig(), load_settings().window_config()), MemoryStore())
+    engine.store.put_engine_state(history.engine_state)
+    engine.restore([1])
+    assert engine.clock.day == day and engine.clock.partition_days == {1: day}
+    assert engine.detection.risk_model.to_state() == history.risk_model.to_state()
+    assert engine.monitor.population.census_day == saved["population"]["day"] is not None
+
     fresh = plan_rows(history, {}, 3)
-    assert {row.key for row in fresh.rows if row.key.startswith(b"\x00")} == {
-        RISK_MODEL_KEY % p for p in range(3)
-    }
-    wiser = RiskModel.from_state(model.to_state())
-    wiser.n_negatives += 1
-    less = RiskModel.from_state(model.to_state())
-    less.n_negatives -= 1
-    stored = {
-        RISK_MODEL_KEY % 0: orjson.dumps(wiser.to_state()),
-        RISK_MODEL_KEY % 1: orjson.dumps(model.to_state()),
-        RISK_MODEL_KEY % 2: orjson.dumps(less.to_state()),
-    }
+    assert [row.key for row in fresh.rows if row.key.startswith(b"\x00")] == [
+        ENGINE_KEY % p for p in range(3)
+    ]
+    stored = {ENGINE_KEY % 0: history.engine_state, ENGINE_KEY % 1: b'{"v": 1, "model": null}'}
     plan = plan_rows(history, stored, 3)
-    assert [row.key for row in plan.rows if row.key.startswith(b"\x00")] == [RISK_MODEL_KEY % 2]
+    assert [row.key for row in plan.rows if row.key.startswith(b"\x00")] == [ENGINE_KEY % 2]
+    assert (plan.engine_partitions, plan.kept_engine_partitions) == (1, 1)
 
 
 def test_live_from_positions_only_where_none_are_stored(history: History) -> None:

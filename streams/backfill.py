@@ -77,7 +77,7 @@ def account_partition(key: bytes, partitions: int) -> int:
 
 @dataclass(slots=True, kw_only=True)
 class History:
-    """What the files held, folded: one stored row per account and the history's risk model."""
+    """What the files held, folded: one stored row per account and the engine state after the history."""
 
     rows: dict[bytes, bytes]  # account key -> AccountState bytes (the changelog partition inside)
     risk_model: RiskModel

@@ -200,6 +200,9 @@ def test_live_from_end_starts_the_worker_after_what_the_topics_already_hold(
     history_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     workers.partitions = 2
     settings = workers.settings()
+    dry = backfill(workers, "--dry-run", str(history_file))
+    assert dry.returncode == 0 and "would write 12 account states" in dry.stdout, dry.stdout + dry.stderr
+    assert changelog_topic(settings) not in topics(workers.kafka.bootstrap)  # a dry run writes nothing
     done = backfill(workers, str(history_file))  # creates the topics: produce the same history into them
     assert done.returncode == 0, done.stdout + done.stderr
     in_topics = asyncio.run(produce_live(settings, events, rate=None))

@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.pipeline_throughput import benchmark_kafka, cpu_seconds, start_worker, stats, wait  # noqa: E402
 from detectors.windows import DAY_MS  # noqa: E402
+from streams.dev.producer import produce_live  # noqa: E402
+from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.events import parse_ts  # noqa: E402
-from streams.producer import produce_live  # noqa: E402
-from streams.simulator import Simulation, SimulationConfig  # noqa: E402
 from tests.kafka_harness import read_all  # noqa: E402
 
 

@@ -8,8 +8,9 @@ Usage::
 On one simulated (or given) JSON-lines file, it times
 
 1. **replay**: what ``churnwatch replay --no-baselines`` does before writing its outputs (read, validate,
-   sort, deduplicate, :func:`~streams.replay.run_replay`);
-2. **backfill fold**: :func:`streams.backfill.fold_history` (the same, plus encoding each account's row);
+   sort, deduplicate, :func:`~streams.offline.replay.run_replay`);
+2. **backfill fold**: :func:`streams.offline.backfill.fold_history` (the same, plus encoding each account's
+   row);
 3. **backfill write**: reading the (empty) changelog, planning and writing every row to a fresh app's
    ``accounts`` changelog on a private broker, acknowledged (``acks=all``);
 4. **backfill again**: the second, idempotent run's compare against the changelog (nothing written).
@@ -35,15 +36,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from detectors.monitor import DetectorConfig  # noqa: E402
-from streams import kafka_local  # noqa: E402
-from streams.backfill import History, fold_history  # noqa: E402
-from streams.backfill_store import backfill  # noqa: E402
-from streams.kafka_client import ensure_topics  # noqa: E402
-from streams.replay import run_replay  # noqa: E402
-from streams.replay_input import InputRules, SortedInput, read_source  # noqa: E402
+from streams.dev import kafka_local  # noqa: E402
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl  # noqa: E402
+from streams.live.kafka_client import ensure_topics  # noqa: E402
+from streams.live.worker import quiet_kafka_client_logs  # noqa: E402
+from streams.offline.backfill import History, fold_history  # noqa: E402
+from streams.offline.backfill_store import backfill  # noqa: E402
+from streams.offline.replay import run_replay  # noqa: E402
+from streams.offline.replay_input import InputRules, SortedInput, read_source  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
-from streams.simulator import Simulation, SimulationConfig, write_jsonl  # noqa: E402
-from streams.worker import quiet_kafka_client_logs  # noqa: E402
 from tests.kafka_harness import start_private_broker  # noqa: E402
 
 

@@ -9,10 +9,10 @@ Usage::
 
 Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sources.py``):
 
-* ``simulator`` (tuning): ``streams.simulator`` seeds 1-10, 400 accounts (``--accounts``), 150 days from
+* ``simulator`` (tuning): ``streams.dev.simulator`` seeds 1-10, 400 accounts (``--accounts``), 150 days from
   2026-06-01.
-* ``shapes-tuning`` (tuning): ``streams.shapes`` "tuning" mix, seeds 100-109, same size.
-* ``shapes-heldout`` (HELD-OUT): ``streams.shapes`` "heldout" mix, seeds 200-209, same size.
+* ``shapes-tuning`` (tuning): ``streams.dev.shapes`` "tuning" mix, seeds 100-109, same size.
+* ``shapes-heldout`` (HELD-OUT): ``streams.dev.shapes`` "heldout" mix, seeds 200-209, same size.
 * ``cdnow`` (HELD-OUT, real): CDNOW purchases 1997-98 shipped in the ``lifetimes`` wheel (MIT; data published
   by Fader & Hardie), the 2,357-customer sample (``--cdnow-full``: all 23,570), converted by
   ``benchmarks/real_data.py``; as-of 1997-07-01, 1997-10-01, 1998-01-01, 1998-04-01, outcome: no purchase in
@@ -21,12 +21,12 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
   customers, 2020-01-01..2020-06-01, exported by ``benchmarks/churnsim_export.py`` in its own virtualenv;
   as-of 2020-03-01, 04-01, 05-01, outcome: cancellation within 30 days.
 
-Each file is replayed through ``streams.replay.run_replay`` (what ``churnwatch replay`` runs, default
+Each file is replayed through ``streams.offline.replay.run_replay`` (what ``churnwatch replay`` runs, default
 ``DetectorConfig()``), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
-``streams.backtest.backtest`` scores churnwatch and the baselines of ``streams.baselines`` (days since last
-activity, activity in the last 28 days, 8-week trend, BG/NBD P(alive) fitted on the file by maximum likelihood
-with scipy) on the file's own outcomes: cancellation within the horizon (30 days), or, for files without
-cancellations, no activity for the whole horizon. Columns:
+``streams.offline.backtest.backtest`` scores churnwatch and the baselines of ``streams.offline.baselines``
+(days since last activity, activity in the last 28 days, 8-week trend, BG/NBD P(alive) fitted on the file by
+maximum likelihood with scipy) on the file's own outcomes: cancellation within the horizon (30 days), or, for
+files without cancellations, no activity for the whole horizon. Columns:
 
 * AUC ± SE: mean over the file's as-of points of the AUC among accounts active and not cancelled at that
   point; across a source's files, the mean AUC and the standard error of that mean (Hanley-McNeil SE of
@@ -65,9 +65,9 @@ from typing import Any
 import orjson
 
 from detectors.windows import DAY_MS
-from streams.backtest import CHURNWATCH, Backtest, BacktestConfig, backtest
-from streams.baselines import BASELINE_LABELS, BASELINES
-from streams.replay import replay_file
+from streams.offline.backtest import CHURNWATCH, Backtest, BacktestConfig, backtest
+from streams.offline.baselines import BASELINE_LABELS, BASELINES
+from streams.offline.replay import replay_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from generalization_sources import SOURCES, Source, SourceFile  # benchmarks/generalization_sources.py

@@ -4,9 +4,9 @@ Usage::
 
     .venv/bin/python benchmarks/detection_quality.py --seeds 11 12 13 --accounts 1000 --days 150
 
-For each seed it simulates a customer base (``streams.simulator``), replays it through churnwatch
-(``streams.replay.run_replay`` with the default :class:`~detectors.monitor.DetectorConfig`) and scores the
-alerts against the simulator's ground truth. The same truth scores two naive rules evaluated at every
+For each seed it simulates a customer base (``streams.dev.simulator``), replays it through churnwatch
+(``streams.offline.replay.run_replay`` with the default :class:`~detectors.monitor.DetectorConfig`) and scores
+the alerts against the simulator's ground truth. The same truth scores two naive rules evaluated at every
 midnight:
 
 * ``weekly<50%``: usage in the last 7 days below half the account's average week over the 4 weeks before;
@@ -36,9 +36,9 @@ import orjson
 from detectors.alerts import AlertKind, Transition
 from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
-from streams.replay import replay_file
-from streams.replay_outputs import state_sizes
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.offline.replay import replay_file
+from streams.offline.replay_outputs import state_sizes
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 LOOKBACK_DAYS = 60

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import orjson
 
-from streams.backtest import OutcomeMode
-from streams.shapes import ShapedBase, ShapesConfig
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
-from streams.simulator import _holidays as simulator_holidays
+from streams.dev.shapes import ShapedBase, ShapesConfig
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.dev.simulator import _holidays as simulator_holidays
+from streams.offline.backtest import OutcomeMode
 
 sys.path.insert(0, str(Path(__file__).parent))
 import real_data  # benchmarks/real_data.py
@@ -151,17 +151,18 @@ def churnsim_files(workdir: Path, args: argparse.Namespace) -> Iterator[SourceFi
 
 
 SOURCES = (
-    Source("simulator", "tuning", "streams.simulator (our own), seeds 1-10", simulator_files),
+    Source("simulator", "tuning", "streams.dev.simulator (our own), seeds 1-10", simulator_files),
     Source(
         "shapes-tuning",
         "tuning",
-        "streams.shapes, tuning mix, seeds 100-109",
+        "streams.dev.shapes, tuning mix, seeds 100-109",
         shapes_files("tuning", list(range(100, 110))),
     ),
     Source(
         "shapes-heldout",
         "heldout",
-        "streams.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), seeds 200-209",
+        "streams.dev.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), "
+        "seeds 200-209",
         shapes_files("heldout", list(range(200, 210))),
     ),
     Source(

@@ -26,7 +26,7 @@ from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams import kafka_local
+from streams.dev import kafka_local
 from tests.http_recorder import HTTPRecorder
 from tests.kafka_harness import (
     KafkaForTests,

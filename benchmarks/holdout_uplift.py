@@ -5,12 +5,12 @@ Usage::
     .venv/bin/python benchmarks/holdout_uplift.py --accounts 1500 --days 150 --event-scale 0.03 \
         --replicates 200
 
-The simulator (``streams/simulator.py``) writes a customer base; ``churnwatch replay`` detection
-(``streams.replay.run_replay``) raises the alerts. Then, for each replicate, a 50 % holdout is drawn by the
-real hash (``streams.holdout.Holdout``, experiment ``replicate-<i>``) and every delivered alerted account
-that cancels within the horizon after its first alert is saved (its cancellation removed) with probability
-``--saved`` (the known share). :mod:`streams.uplift` then estimates, from the alerts and cancellations
-alone, the share of churners saved and the uplift in points, with their 95 % intervals.
+The simulator (``streams/dev/simulator.py``) writes a customer base; ``churnwatch replay`` detection
+(``streams.offline.replay.run_replay``) raises the alerts. Then, for each replicate, a 50 % holdout is drawn
+by the real hash (``streams.live.holdout.Holdout``, experiment ``replicate-<i>``) and every delivered alerted
+account that cancels within the horizon after its first alert is saved (its cancellation removed) with
+probability ``--saved`` (the known share). :mod:`streams.offline.uplift` then estimates, from the alerts and
+cancellations alone, the share of churners saved and the uplift in points, with their 95 % intervals.
 
 Replicates share one base and one replay (replaying is the slow part): they vary the holdout draw and the
 saves, which is the randomness the intervals are about, so coverage over replicates is coverage given this
@@ -34,10 +34,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from detectors.alerts import Transition  # noqa: E402
-from streams.holdout import Holdout  # noqa: E402
-from streams.replay import run_replay  # noqa: E402
-from streams.simulator import Simulation, SimulationConfig  # noqa: E402
-from streams.uplift import DAY_MS, Uplift, alerted_outcomes  # noqa: E402
+from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
+from streams.live.holdout import Holdout  # noqa: E402
+from streams.offline.replay import run_replay  # noqa: E402
+from streams.offline.uplift import DAY_MS, Uplift, alerted_outcomes  # noqa: E402
 
 
 def saves(result: Any, holdout: Holdout, saved: float, horizon_ms: int, rng: random.Random) -> dict[str, int]:

@@ -36,8 +36,8 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from streams import kafka_local  # noqa: E402
-from streams.kafka_client import ensure_topics  # noqa: E402
+from streams.dev import kafka_local  # noqa: E402
+from streams.live.kafka_client import ensure_topics  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from tests.kafka_harness import free_port  # noqa: E402
 

@@ -35,11 +35,11 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from streams import kafka_local  # noqa: E402
-from streams.kafka_client import ensure_topics  # noqa: E402
-from streams.producer import send_all  # noqa: E402
+from streams.dev import kafka_local  # noqa: E402
+from streams.dev.producer import send_all  # noqa: E402
+from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
+from streams.live.kafka_client import ensure_topics  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.simulator import Simulation, SimulationConfig  # noqa: E402
 from tests.kafka_harness import free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -11,7 +11,8 @@ On the same lines (held in memory, so disk speed is out of the picture), in a ra
    with everything sorted in memory, then with runs spilled every ``--spill-mb`` MB;
 2. the memory a buffered line costs (tracemalloc), next to its length;
 3. :class:`~streams.dedup.Deduplicator` alone, per event, and its bytes per remembered key;
-4. the live path's :class:`~streams.ingest.BatchFolder` (batches of 2,000, in time order) with and without
+4. the live path's :class:`~streams.live.ingest.BatchFolder` (batches of 2,000, in time order) with and
+   without
    the deduplicator.
 
 Timings are CPU time of this process (``time.process_time``: other load on a shared machine inflates
@@ -33,10 +34,10 @@ import orjson
 
 from detectors.windows import WindowConfig
 from streams.dedup import Deduplicator
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.events import validate
-from streams.ingest import AccountState, BatchFolder, RawRecord
-from streams.replay_input import InputRules, SortedInput
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.live.ingest import AccountState, BatchFolder, RawRecord
+from streams.offline.replay_input import InputRules, SortedInput
 
 RULES = InputRules(
     max_event_bytes=65_536,

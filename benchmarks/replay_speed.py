@@ -11,7 +11,8 @@ It times, on the same lines (held in memory, so disk speed is out of the picture
 1. ``orjson.loads`` alone,
 2. ``streams.events.validate`` on the decoded objects,
 3. the :class:`~detectors.windows.AccountWindow` fold of the validated events,
-4. the whole :func:`streams.replay.run_replay` (decode, validate, fold, daily detector sweeps, alert policy),
+4. the whole :func:`streams.offline.replay.run_replay` (decode, validate, fold, daily detector sweeps, alert
+   policy),
 
 and reports lines/s, the share of the replay spent in detector sweeps, the cost per account-day of
 detection, and the JSON bytes of window and detector state per account. Timings are wall-clock on whatever
@@ -33,10 +34,10 @@ from typing import Any
 import orjson
 
 from detectors.windows import AccountWindow, WindowConfig
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.events import BillingEvent, Event, UsageEvent, validate
-from streams.replay import run_replay
-from streams.replay_outputs import state_sizes
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.offline.replay import run_replay
+from streams.offline.replay_outputs import state_sizes
 
 
 def fold(events: list[Event]) -> None:

@@ -1,3 +1,3 @@
-from streams.cli import main
+from streams.cli.main import main
 
 main()

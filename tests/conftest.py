@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import kafka_local
+from streams.dev import kafka_local
 from tests.kafka_harness import KafkaForTests, WorkerFactory, free_port
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,10 +22,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from detectors.alerts import Alert, AlertKind, Severity, Transition
-from streams import kafka_local
-from streams.producer import send_all
+from streams.dev import kafka_local
+from streams.dev.producer import send_all
+from streams.dev.simulator import Simulation, SimulationConfig
 from streams.settings import Settings
-from streams.simulator import Simulation, SimulationConfig
 
 T = TypeVar("T")
 

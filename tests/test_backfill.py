@@ -9,14 +9,14 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.monitor import AccountMonitor, DetectorConfig
-from streams.backfill import History, account_partition, fold_history, plan_rows
 from streams.engine import Engine, MemoryStore
 from streams.engine.store import ENGINE_KEY
-from streams.ingest import AccountState
-from streams.replay import run_replay
-from streams.replay_input import InputError
+from streams.live.ingest import AccountState
+from streams.live.table_store import POSITIONS_KEY
+from streams.offline.backfill import History, account_partition, fold_history, plan_rows
+from streams.offline.replay import run_replay
+from streams.offline.replay_input import InputError
 from streams.settings import load_settings
-from streams.table_store import POSITIONS_KEY
 from tests.kafka_harness import free_port, simulated_lines
 from tests.test_cli_errors import env_without_config, refused, run
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from streams.backfill import Row, fold_history, plan_identities
-from streams.backfill_exports import ExportFormat
+from streams.offline.backfill import Row, fold_history, plan_identities
+from streams.offline.backfill_exports import ExportFormat
 from streams.settings import load_settings
 from tests.test_cli_errors import env_without_config, refused, run
 

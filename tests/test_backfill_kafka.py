@@ -15,13 +15,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.monitor import AccountDetectorState
-from streams.backfill_store import changelog_topic
+from streams.dev.producer import produce_live, send_all
+from streams.dev.simulator import Simulation, SimulationConfig
 from streams.gateway.identities import ensure_identity_topic
-from streams.ingest import AccountState
-from streams.producer import produce_live, send_all
-from streams.replay import run_replay
+from streams.live.ingest import AccountState
+from streams.offline.backfill_store import changelog_topic
+from streams.offline.replay import run_replay
 from streams.settings import Settings
-from streams.simulator import Simulation, SimulationConfig
 from tests.gateway_harness import GatewayFactory, basic
 from tests.kafka_harness import (
     WorkerFactory,

@@ -11,7 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from detectors.windows import DAY_MS
-from streams.backtest import (
+from streams.cli.replay import replay
+from streams.offline.backtest import (
     CHURNWATCH,
     AlertStats,
     Backtest,
@@ -22,9 +23,8 @@ from streams.backtest import (
     backtest,
     plan_as_of,
 )
-from streams.baselines import AucResult, auc
-from streams.cli_replay import replay
-from streams.replay import run_replay
+from streams.offline.baselines import AucResult, auc
+from streams.offline.replay import run_replay
 
 DAY0 = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp()) // 86_400  # a Monday
 AS_OF = DAY0 + 42

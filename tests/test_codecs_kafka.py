@@ -21,10 +21,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.kafka_client import client_options, ensure_topics
-from streams.poison import DECODE_ERRORS, PoisonBatch, PoisonReason, read_around
+from streams.live.kafka_client import client_options, ensure_topics
+from streams.live.poison import DECODE_ERRORS, PoisonBatch, PoisonReason, read_around
+from streams.live.table_store import POSITIONS_KEY
 from streams.settings import Settings
-from streams.table_store import POSITIONS_KEY
 from tests import record_batches
 from tests.kafka_harness import (
     KafkaForTests,

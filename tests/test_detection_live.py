@@ -13,9 +13,9 @@ from aiokafka.partitioner import murmur2
 
 from detectors.alerts import Transition
 from detectors.monitor import DetectorConfig
-from streams.producer import produce_live
-from streams.replay import run_replay
-from streams.simulator import Simulation, SimulationConfig
+from streams.dev.producer import produce_live
+from streams.dev.simulator import Simulation, SimulationConfig
+from streams.offline.replay import run_replay
 from tests.kafka_harness import WorkerFactory, WorkerProcess, read_all, read_topic, run, wait_until
 
 pytestmark = pytest.mark.kafka

@@ -16,11 +16,11 @@ import pytest
 from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.windows import DAY_MS, WindowConfig
+from streams.dev.simulator import Simulation, SimulationConfig
 from streams.engine import AccountState, CachedStore, Engine, SweepOutcome
 from streams.engine.store import ENGINE_KEY, RESERVED_PREFIX
-from streams.ingest import BatchFolder, RawRecord
-from streams.replay import ReplayResult, run_replay
-from streams.simulator import Simulation, SimulationConfig
+from streams.live.ingest import BatchFolder, RawRecord
+from streams.offline.replay import ReplayResult, run_replay
 
 START = datetime(2026, 2, 2, tzinfo=UTC)  # a Monday; no simulator holiday in the weeks after it
 CFG = WindowConfig()

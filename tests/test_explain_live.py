@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from streams.producer import produce_live
-from streams.simulator import Simulation, SimulationConfig
+from streams.dev.producer import produce_live
+from streams.dev.simulator import Simulation, SimulationConfig
 from tests.kafka_harness import WorkerFactory, WorkerProcess, wait_until
 
 pytestmark = pytest.mark.kafka

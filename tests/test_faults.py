@@ -35,12 +35,12 @@ from standardwebhooks.webhooks import Webhook
 
 from detectors.alerts import Alert
 from detectors.windows import AccountWindow, WindowConfig
-from streams import kafka_local
+from streams.dev import kafka_local
+from streams.dev.producer import RateLimiter, route
+from streams.dev.simulator import Simulation, SimulationConfig
 from streams.events import parse_ts
-from streams.kafka_client import client_options
-from streams.producer import RateLimiter, route
+from streams.live.kafka_client import client_options
 from streams.settings import Settings
-from streams.simulator import Simulation, SimulationConfig
 from tests.http_recorder import HTTPRecorder, RecordedRequest, Reply
 from tests.kafka_harness import (
     KafkaForTests,

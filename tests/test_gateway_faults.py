@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from streams import kafka_local
+from streams.dev import kafka_local
 from tests.gateway_harness import GatewayFactory, basic
 from tests.kafka_harness import KafkaForTests, WorkerFactory, start_private_broker, wait_until
 

@@ -10,8 +10,8 @@ import faust
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.health import Health, LoopHeartbeat
-from streams.lifecycle import BoundedWorker, ExitDeadline
+from streams.live.health import Health, LoopHeartbeat
+from streams.live.lifecycle import BoundedWorker, ExitDeadline
 from streams.metrics import Metrics
 from tests.kafka_harness import wait_until
 

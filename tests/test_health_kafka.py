@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams import kafka_local
+from streams.dev import kafka_local
 from tests.http_recorder import HTTPRecorder
 from tests.kafka_harness import (
     KafkaForTests,

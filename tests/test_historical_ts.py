@@ -10,11 +10,11 @@ import typer
 from typer.testing import CliRunner
 
 from detectors.windows import DAY_MS, WindowConfig
-from streams.cli_replay import replay
+from streams.cli.replay import replay
 from streams.errors import ConfigError
 from streams.events import MIN_TS_MS, DeadLetterReason, InvalidEventError, parse_ts, validate
-from streams.ingest import BatchFolder, RawRecord
-from streams.replay import run_replay
+from streams.live.ingest import BatchFolder, RawRecord
+from streams.offline.replay import run_replay
 from streams.settings import load_settings
 
 T_1997 = 852_076_800_000  # 1997-01-01T00:00:00Z

@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from detectors.alerts import Alert, AlertKind
-from streams.holdout import Holdout, held_out
-from streams.notifier import LedgerEntry, Notifier, OutboxRecord
-from streams.producer import produce_live
-from streams.simulator import Simulation, SimulationConfig
+from streams.dev.producer import produce_live
+from streams.dev.simulator import Simulation, SimulationConfig
+from streams.live.holdout import Holdout, held_out
 from streams.sinks import RetryPolicy
+from streams.sinks.notifier import LedgerEntry, Notifier, OutboxRecord
 from tests.http_recorder import HTTPRecorder
 from tests.kafka_harness import WorkerFactory, make_alert, metric_value, read_all, run, wait_until
 

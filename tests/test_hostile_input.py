@@ -47,8 +47,8 @@ from streams.events import (
     UsageEvent,
     decode,
 )
-from streams.ingest import AccountState
-from streams.kafka_client import client_options
+from streams.live.ingest import AccountState
+from streams.live.kafka_client import client_options
 from streams.settings import Settings
 from tests.kafka_harness import (
     KafkaForTests,

@@ -1,4 +1,4 @@
-"""Tests of micro-batch folding (``streams.ingest.BatchFolder``): no Kafka needed."""
+"""Tests of micro-batch folding (``streams.live.ingest.BatchFolder``): no Kafka needed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from detectors.windows import (
 )
 from streams.dedup import Deduplicator
 from streams.events import DeadLetterReason
-from streams.ingest import AccountState, BatchFolder, DeadLetter, RawRecord
+from streams.live.ingest import AccountState, BatchFolder, DeadLetter, RawRecord
 
 NOW_MS = 1_795_687_200_000  # 2026-11-26T10:00:00Z, the injected wall clock
 DAY0 = day_of(NOW_MS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,11 @@ def test_importing_the_engine_loads_no_transport() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_readme_layout_table_names_every_streams_folder() -> None:
+    """The README's layout table and the folders of ``streams/`` agree."""
+    folders = {f"streams/{path.parent.name}/" for path in (REPO / "streams").glob("*/__init__.py")}
+    readme = (REPO / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(streams/[a-z_]+/)` \|", readme, flags=re.MULTILINE))
+    assert listed == folders

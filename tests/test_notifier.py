@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from detectors.alerts import Alert
-from streams.notifier import LedgerEntry, Notifier, OutboxRecord
 from streams.sinks import RetryPolicy
+from streams.sinks.notifier import LedgerEntry, Notifier, OutboxRecord
 from tests.kafka_harness import make_alert
 
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from detectors.windows import PAYMENT_FAILED, USAGE, AccountWindow, WindowConfig
+from streams.dev.producer import route
 from streams.events import parse_ts
-from streams.ingest import BatchFolder
-from streams.producer import route
+from streams.live.ingest import BatchFolder
 from tests.kafka_harness import WorkerFactory, metric_value, read_topic, run, simulated_lines, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -163,7 +163,7 @@ def test_folder_never_counts_a_redelivered_record_twice() -> None:
         max_future_skew_ms=86_400_000,
         clock=lambda: 1_795_687_200_000,
     )
-    from streams.ingest import AccountState, RawRecord
+    from streams.live.ingest import AccountState, RawRecord
 
     line = b'{"type":"usage","account_id":"a","ts":1795687200000,"event":"x","count":2}'
     stored: dict[bytes, bytes] = {}

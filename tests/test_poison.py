@@ -1,8 +1,8 @@
 """Locating a batch aiokafka cannot decode, from the exception its real record iterator raises.
 
-The reader skips such batches (streams.poison); it must name the right partition and offsets, or the worker
-would skip good records or meet the same batch for ever. These run aiokafka's own ``PartitionRecords`` over
-batches built and spoiled byte by byte; tests/test_codecs_kafka.py does it through a broker and a worker.
+The reader skips such batches (streams.live.poison); it must name the right partition and offsets, or the
+worker would skip good records or meet the same batch for ever. These run aiokafka's own ``PartitionRecords``
+over batches built and spoiled byte by byte; tests/test_codecs_kafka.py does it through a broker and a worker.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
 from aiokafka.errors import CorruptRecordException, RecordTooLargeError, UnsupportedCodecError
 from aiokafka.record.memory_records import MemoryRecords
 
-from streams.poison import PoisonBatch, PoisonReason, UnlocatedPoisonError, locate, read_around
+from streams.live.poison import PoisonBatch, PoisonReason, UnlocatedPoisonError, locate, read_around
 from tests import record_batches
 
 TP = TopicPartition("usage", 3)

@@ -13,7 +13,7 @@ from detectors.baseline import is_weekend
 from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine.detection import AtRisk, Detection
-from streams.ingest import AccountState
+from streams.live.ingest import AccountState
 from tests.test_detectors import DAY0, Account, weekly
 
 Level = Callable[[int, int], float]  # (account index, day) -> events that day

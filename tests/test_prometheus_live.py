@@ -30,7 +30,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from detectors.alerts import Alert
-from streams.producer import route
+from streams.dev.producer import route
 from tests.gateway_harness import GatewayFactory, GatewayProcess
 from tests.http_recorder import HTTPRecorder
 from tests.kafka_harness import (

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams.events import UsageEvent, validate
-from streams.replay import run_replay
+from streams.offline.replay import run_replay
 
 
 def _load() -> ModuleType:

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from detectors.alerts import AlertKind
 from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
-from streams.cli_replay import replay
-from streams.replay import run_replay
-from streams.replay_outputs import build_report, state_sizes
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.cli.replay import replay
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.offline.replay import run_replay
+from streams.offline.replay_outputs import build_report, state_sizes
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 

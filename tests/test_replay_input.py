@@ -18,10 +18,10 @@ import typer
 from typer.testing import CliRunner, Result
 
 from detectors.windows import DAY_MS
-from streams.cli_replay import replay
+from streams.cli.replay import replay
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.events import DeadLetterReason, InvalidEventError, validate
-from streams.replay_input import InputRules, SortedInput, file_clock
-from streams.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.offline.replay_input import InputRules, SortedInput, file_clock
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 RULES = InputRules(

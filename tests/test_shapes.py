@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from detectors.windows import DAY_MS
+from streams.dev.shapes import HELDOUT, TUNING, Shape, ShapedBase, ShapesConfig
 from streams.events import BillingEvent, UsageEvent, validate
-from streams.shapes import HELDOUT, TUNING, Shape, ShapedBase, ShapesConfig
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 DAYS = 120

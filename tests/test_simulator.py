@@ -1,4 +1,4 @@
-"""Tests of the seeded SaaS customer-base simulator (``streams.simulator``)."""
+"""Tests of the seeded SaaS customer-base simulator (``streams.dev.simulator``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.simulator import ARCHETYPES, PLANS, Simulation, SimulationConfig, write_jsonl
+from streams.dev.simulator import ARCHETYPES, PLANS, Simulation, SimulationConfig, write_jsonl
 
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 ACCOUNT_RE = re.compile(r"^acct-\d{6}$")

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from detectors.alerts import Alert, AlertKind, Severity, Transition
-from streams.holdout import Holdout
-from streams.uplift import DAY_MS, Uplift, alerted_outcomes
+from streams.live.holdout import Holdout
+from streams.offline.uplift import DAY_MS, Uplift, alerted_outcomes
 
 SAVED = 0.4  # the share of would-be churners a delivered alert saves in the simulations
 HORIZON_DAYS = 30

@@ -24,7 +24,7 @@ from detectors.alerts import AlertKind
 from detectors.reasons import OTHER_REASON, reason_kind
 from streams.feedback import Feedback, FeedbackLabel
 from streams.gateway.follower import Batches, TopicFollower
-from streams.kafka_client import topic_partitions
+from streams.live.kafka_client import topic_partitions
 from streams.settings import Settings
 
 DAY_MS = 86_400_000

@@ -16,7 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.kafka_client import client_options
+from streams.live.kafka_client import client_options
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)

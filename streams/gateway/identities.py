@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.gateway.follower import Batches, TopicFollower
-from streams.kafka_client import client_options, topic_partitions
+from streams.live.kafka_client import client_options, topic_partitions
 from streams.settings import Settings
 
 

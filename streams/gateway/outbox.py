@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka_client import client_options
+from streams.live.kafka_client import client_options
 from streams.settings import Settings
 
 REMEMBERED_IDS = 200_000  # acknowledged event ids kept (about 100 bytes each)

@@ -88,7 +88,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 
 def run_gateway(settings: Settings) -> None:
-    from streams.worker import prepare_kafka
+    from streams.live.worker import prepare_kafka
 
     prepare_kafka(settings)
     asyncio.run(serve(settings))

@@ -1,0 +1,1 @@
+"""The ``churnwatch`` command line (:mod:`streams.cli.main`) and its subcommands."""

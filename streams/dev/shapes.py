@@ -1,0 +1,346 @@
+"""Customer bases shaped unlike :mod:`streams.dev.simulator`: randomised mixes of how customers use and leave.
+
+Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
+seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
+shape parameters (uniform within the mix's ranges). Two mixes are fixed in advance:
+
+* ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
+  engagement *level*, gradual fades, abrupt drops, silent churn and involuntary churn (failed payments).
+* ``heldout`` (:data:`HELDOUT`): other proportions and ranges (slower fades, subtler drops, longer
+  vacations), plus shapes absent from tuning: seasonal (month-end) accounts, one-time buyers, accounts that
+  join during the horizon and a holiday week shared by everyone (usage at 10-30 %).
+
+Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
+users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after
+failed payments); accounts pay monthly. :meth:`ShapedBase.truth` says who churns, when, why, and each
+account's shape and vacation; :meth:`ShapedBase.holidays` gives the shared holiday week.
+
+>>> base = ShapedBase(ShapesConfig(mix="heldout", seed=200, accounts=40, days=60))
+>>> events = list(base.events())
+>>> all(a["ts"] <= b["ts"] for a, b in zip(events, events[1:]))
+True
+>>> events == list(ShapedBase(ShapesConfig(mix="heldout", seed=200, accounts=40, days=60)).events())
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.dev.simulator import _sec_suffixes
+
+__all__ = ["HELDOUT", "MIXES", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
+
+DAY = 86_400
+
+
+class Shape(StrEnum):
+    STEADY = "steady"
+    WEEKDAY_ONLY = "weekday_only"
+    SPARSE = "sparse"
+    SEASONAL = "seasonal"
+    VACATION = "vacation"
+    LOW_LEVEL = "low_level"
+    GRADUAL_FADE = "gradual_fade"
+    ABRUPT_DROP = "abrupt_drop"
+    SILENT = "silent"
+    INVOLUNTARY = "involuntary"
+    ONE_TIME = "one_time"
+
+
+CHURNING = frozenset(
+    {Shape.LOW_LEVEL, Shape.GRADUAL_FADE, Shape.ABRUPT_DROP, Shape.SILENT, Shape.INVOLUNTARY, Shape.ONE_TIME}
+)
+_REASONS = {
+    Shape.LOW_LEVEL: "low_engagement",
+    Shape.GRADUAL_FADE: "faded",
+    Shape.ABRUPT_DROP: "dropped",
+    Shape.SILENT: "silent",
+    Shape.INVOLUNTARY: "payment_failed",
+    Shape.ONE_TIME: "one_time",
+}
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """Base shares of the shapes and the ranges their parameters are drawn from."""
+
+    name: str
+    shares: dict[Shape, float]
+    concentration: float = 100.0  # Dirichlet concentration: lower = more varied mixes between seeds
+    level_sigma: float = 0.8  # lognormal spread of engagement levels (median 12 events/day)
+    low_level: Range = (0.15, 0.35)  # level factor of level-driven churners
+    fade_days: Range = (28, 56)
+    drop_to: Range = (0.1, 0.3)  # usage share left after an abrupt drop
+    drop_lead_days: Range = (14, 40)  # drop -> cancellation
+    silent_days: Range = (14, 35)  # last usage -> cancellation
+    vacation_days: Range = (7, 14)
+    sparse_p: Range = (0.15, 0.35)  # share of days with usage
+    late_join: float = 0.0  # share of accounts that join during the horizon
+    holiday_week: Range | None = None  # where the shared holiday week may start (share of the horizon)
+    holiday_level: Range = (0.1, 0.3)
+    churn_window: Range = (0.3, 0.97)  # churn days as shares of the horizon (some fall after it)
+
+
+TUNING = Mix(
+    "tuning",
+    {
+        Shape.STEADY: 0.38,
+        Shape.WEEKDAY_ONLY: 0.18,
+        Shape.SPARSE: 0.12,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.05,
+        Shape.GRADUAL_FADE: 0.05,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.03,
+    },
+    concentration=150.0,
+)
+HELDOUT = Mix(
+    "heldout",
+    {
+        Shape.STEADY: 0.24,
+        Shape.WEEKDAY_ONLY: 0.15,
+        Shape.SPARSE: 0.12,
+        Shape.SEASONAL: 0.08,
+        Shape.VACATION: 0.12,
+        Shape.LOW_LEVEL: 0.07,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.03,
+        Shape.SILENT: 0.03,
+        Shape.INVOLUNTARY: 0.03,
+        Shape.ONE_TIME: 0.07,
+    },
+    concentration=80.0,
+    level_sigma=1.0,
+    low_level=(0.08, 0.5),
+    fade_days=(42, 84),
+    drop_to=(0.2, 0.45),
+    drop_lead_days=(10, 50),
+    silent_days=(10, 50),
+    vacation_days=(10, 24),
+    sparse_p=(0.08, 0.3),
+    late_join=0.2,
+    holiday_week=(0.45, 0.7),
+)
+MIXES = {m.name: m for m in (TUNING, HELDOUT)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShapesConfig:
+    mix: str = "tuning"
+    seed: int = 100
+    accounts: int = 1000
+    days: int = 150
+    start: datetime = field(default=datetime(2026, 6, 1, tzinfo=UTC))
+
+    def __post_init__(self) -> None:
+        if self.mix not in MIXES:
+            raise ValueError(f"mix must be one of {sorted(MIXES)}")
+        if self.accounts < 1 or self.days < 28:
+            raise ValueError("accounts must be >= 1 and days >= 28")
+
+
+@dataclass(slots=True)
+class _Account:
+    shape: Shape
+    level: float
+    join: int  # first day of usage
+    churn: int | None = None  # day index of the cancellation (may be >= days: after the horizon)
+    vacation: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class ShapedBase:
+    """A generated customer base: :meth:`events` (sorted by ``ts``), :meth:`truth`, :meth:`holidays`."""
+
+    def __init__(self, config: ShapesConfig) -> None:
+        self.config = config
+        self.mix = MIXES[config.mix]
+        rng = np.random.default_rng([config.seed, 11])
+        self.day0 = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
+        shapes = list(self.mix.shares)
+        base = np.array([self.mix.shares[s] for s in shapes])
+        self.shares = dict(
+            zip(shapes, rng.dirichlet(base / base.sum() * self.mix.concentration), strict=True)
+        )
+        drawn = rng.choice(len(shapes), size=config.accounts, p=list(self.shares.values()))
+        self.accounts = [self._plan(rng, shapes[int(k)]) for k in drawn]
+        self.ids = [f"shp-{i:06d}" for i in range(config.accounts)]
+        self._holiday: tuple[int, int] | None = None
+        if self.mix.holiday_week is not None:
+            first = int(rng.uniform(*self.mix.holiday_week) * config.days)
+            self._holiday = (first, first + 7)
+            self._holiday_level = float(rng.uniform(*self.mix.holiday_level))
+
+    # -- planning ------------------------------------------------------------------------------------------
+
+    def _plan(self, rng: np.random.Generator, shape: Shape) -> _Account:
+        mix, days = self.mix, self.config.days
+        level = float(12.0 * np.exp(rng.normal(0.0, mix.level_sigma)))
+        join = int(rng.integers(1, days // 2)) if rng.random() < mix.late_join else 0
+        account = _Account(shape, level, join)
+        if shape is Shape.LOW_LEVEL:
+            account.level = float(12.0 * rng.uniform(*mix.low_level) * np.exp(rng.normal(0.0, 0.3)))
+        if shape is Shape.ONE_TIME:
+            account.join = int(rng.integers(0, days - 20))
+            account.churn = account.join + int(rng.integers(20, 46))
+        elif shape in CHURNING:
+            lo, hi = mix.churn_window
+            account.churn = max(account.join + 35, int(rng.uniform(lo, hi * 1.15) * days))
+        if shape is Shape.VACATION:
+            length = int(rng.uniform(*mix.vacation_days))
+            first = int(rng.integers(max(account.join, 0) + 35, max(days - length, account.join + 36)))
+            account.vacation = (first, first + length)
+        return account
+
+    # -- usage ---------------------------------------------------------------------------------------------
+
+    def _rates(self, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+        """Expected usage per account and day (0 outside the account's life)."""
+        n, days = len(self.accounts), self.config.days
+        weekday = np.array([(self.day0 + timedelta(days=d)).weekday() for d in range(days)])
+        dom = np.array([(self.day0 + timedelta(days=d)).day for d in range(days)])
+        rates = np.zeros((n, days))
+        day = np.arange(days, dtype=np.float64)
+        for i, a in enumerate(self.accounts):
+            r = np.full(days, a.level) * np.where(weekday >= 5, rng.uniform(0.2, 0.6), 1.0)
+            params = self._shape_params(rng, a)
+            if a.shape is Shape.WEEKDAY_ONLY:
+                r[weekday >= 5] = 0.0
+            elif a.shape is Shape.SPARSE:
+                r = np.where(rng.random(days) < params, a.level, 0.0)
+            elif a.shape is Shape.SEASONAL:
+                r = np.where(dom >= 24, a.level * 2.5, np.where(rng.random(days) < 0.1, a.level * 0.3, 0.0))
+            elif a.shape is Shape.GRADUAL_FADE and a.churn is not None:
+                start = a.churn - params
+                r *= np.clip(1.0 - (day - start) / max(params, 1.0), 0.03, 1.0)
+            elif a.shape is Shape.ABRUPT_DROP and a.churn is not None:
+                r[day >= a.churn - params[0]] *= params[1]
+            elif a.shape is Shape.SILENT and a.churn is not None:
+                r[day >= a.churn - params] = 0.0
+            elif a.shape is Shape.ONE_TIME:
+                r[:] = 0.0
+                r[a.join : a.join + int(rng.integers(1, 4))] = a.level * 2
+            if a.vacation is not None:
+                r[a.vacation[0] : a.vacation[1]] *= 0.02
+            r[: a.join] = 0.0
+            if a.churn is not None:
+                r[a.churn :] = 0.0
+            rates[i] = r
+        if self._holiday is not None:
+            rates[:, self._holiday[0] : self._holiday[1]] *= self._holiday_level
+        return rates
+
+    def _shape_params(self, rng: np.random.Generator, a: _Account) -> Any:
+        mix = self.mix
+        if a.shape is Shape.SPARSE:
+            return rng.uniform(*mix.sparse_p)
+        if a.shape is Shape.GRADUAL_FADE:
+            return int(rng.uniform(*mix.fade_days))
+        if a.shape is Shape.ABRUPT_DROP:
+            return int(rng.uniform(*mix.drop_lead_days)), rng.uniform(*mix.drop_to)
+        if a.shape is Shape.SILENT:
+            return int(rng.uniform(*mix.silent_days))
+        return None
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    def _billing(self, rng: np.random.Generator) -> dict[int, list[tuple[int, dict[str, Any]]]]:
+        """Subscription, monthly payments, dunning and cancellations, by day index."""
+        out: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        days = self.config.days
+
+        def put(day: int, body: dict[str, Any]) -> None:
+            if day < days:
+                out.setdefault(day, []).append((int(rng.integers(8 * 3600, 20 * 3600)), body))
+
+        for i, a in enumerate(self.accounts):
+            seats = max(1, round(a.level / 4))
+            mrr = float(15 * seats)
+            plan = "basic" if seats < 3 else "team" if seats < 10 else "business"
+            base = {"type": "billing", "account_id": self.ids[i], "mrr": mrr, "plan": plan}
+            put(a.join, {**base, "kind": "subscription_created"})
+            end = a.churn if a.churn is not None else days
+            renewal = a.join + int(rng.integers(1, 29))
+            if a.shape is Shape.INVOLUNTARY and a.churn is not None:
+                dunning = int(rng.integers(7, 22))
+                first_fail = a.churn - dunning
+                for t in range(first_fail, a.churn, max(2, dunning // 3)):
+                    put(t, {**base, "kind": "payment_failed"})
+                end = first_fail
+            while renewal < end:
+                put(renewal, {**base, "kind": "payment_succeeded"})
+                renewal += 30
+            if a.churn is not None:
+                put(a.churn, {**base, "kind": "subscription_canceled"})
+        return out
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Every event in timestamp order; identical for identical configs."""
+        rng = np.random.default_rng([self.config.seed, 12])
+        counts = rng.poisson(self._rates(rng))
+        billing = self._billing(rng)
+        suffixes = _sec_suffixes()
+        for d in range(self.config.days):
+            prefix = (self.day0 + timedelta(days=d)).strftime("%Y-%m-%dT")
+            today: list[tuple[int, dict[str, Any]]] = list(billing.get(d, []))
+            for i in np.flatnonzero(counts[:, d]).tolist():
+                total = int(counts[i, d])
+                users = min(3, total, max(1, round(self.accounts[i].level / 4)))
+                split = np.bincount(rng.integers(0, users, total), minlength=users)
+                for u, c in enumerate(split.tolist()):
+                    if c:
+                        body = {
+                            "type": "usage",
+                            "account_id": self.ids[i],
+                            "event": "report_viewed" if u else "page_viewed",
+                            "user_id": f"{self.ids[i]}-u{u}",
+                            "count": c,
+                        }
+                        today.append((int(rng.integers(7 * 3600, 21 * 3600)), body))
+            today.sort(key=lambda item: item[0])
+            for sec, body in today:
+                yield {**body, "ts": prefix + suffixes[sec]}
+
+    # -- ground truth --------------------------------------------------------------------------------------
+
+    def _ts(self, day: int) -> str:
+        return (self.day0 + timedelta(days=day)).strftime("%Y-%m-%dT00:00:00Z")
+
+    def truth(self) -> list[dict[str, Any]]:
+        """One row per account: shape, level, join day, whether/when/why it churned, vacation."""
+        days = self.config.days
+        rows = []
+        for i, a in enumerate(self.accounts):
+            churned = a.churn is not None and a.churn < days
+            rows.append(
+                {
+                    "account_id": self.ids[i],
+                    "shape": a.shape.value,
+                    "level": round(a.level, 3),
+                    "join_day": a.join,
+                    "churned": churned,
+                    "churn_day": a.churn if churned else None,
+                    "churn_reason": _REASONS[a.shape] if churned else None,
+                    "vacation": [self._ts(v) for v in a.vacation] if a.vacation else None,
+                }
+            )
+        return rows
+
+    def holidays(self) -> list[tuple[date, date]]:
+        """The shared holiday week(s), [first day, day after the last)."""
+        if self._holiday is None:
+            return []
+        first, end = self._holiday
+        return [((self.day0 + timedelta(days=first)).date(), (self.day0 + timedelta(days=end)).date())]

@@ -1,0 +1,358 @@
+"""The Faust application: topics, tables and the thin adapters that connect Kafka to the engine.
+
+An :class:`~streams.live.event_reader.EventReader` fetches the three event topics in batches for the
+partitions Faust assigned to this worker; :class:`~streams.live.ingest.BatchFolder` validates them and the
+:class:`~streams.engine.Engine` folds them into account states (a
+:class:`~streams.live.table_store.TableStore` over the ``accounts`` table) and sweeps. Every
+``checkpoint_interval_seconds`` the changed states and the engine's own state are written to the
+changelog-backed table, the producer is flushed, and then each partition's next offsets are written into the
+same table: a new owner resumes from offsets that are never ahead of the state it recovered, and each state
+remembers the offsets it applied, so a crash neither loses nor double-counts events.
+
+The rest lives apart: alert delivery (:mod:`streams.live.outbox`), HTTP views (:mod:`streams.live.views`),
+gauges (:mod:`streams.live.gauges`), the table adapter (:mod:`streams.live.table_store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+from typing import Any, cast
+
+import faust
+import httpx
+import orjson
+from prometheus_client import CollectorRegistry
+
+from detectors.alerts import Alert
+from detectors.monitor import AccountMonitor, DetectorConfig
+from streams.dedup import Deduplicator
+from streams.engine import AccountState, Engine, SweepOutcome
+from streams.engine.clock import WallClock
+from streams.engine.store import LEGACY_RISK_MODEL_KEY
+from streams.events import DeadLetterReason
+from streams.live.event_reader import EventReader, Positions
+from streams.live.gauges import RiskGauges, zero_counters
+from streams.live.health import Health, LoopHeartbeat
+from streams.live.holdout import Holdout
+from streams.live.ingest import LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
+from streams.live.kafka_client import client_options, faust_credentials
+from streams.live.outbox import Outbox
+from streams.live.poison import PoisonBatch
+from streams.live.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION, POSITIONS_KEY, TableStore
+from streams.live.views import register_views
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+DELIVERIES_TABLE = "deliveries"
+# What tools that write the worker's table (``churnwatch backfill``) need to know of it.
+RISK_MODEL_KEY = LEGACY_RISK_MODEL_KEY
+__all__ = ["ACCOUNTS_TABLE", "CHANGELOG_COMPACTION", "POSITIONS_KEY", "RISK_MODEL_KEY", "Churnwatch"]
+GAUGE_INTERVAL_SECONDS = 5.0
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """The worker's Faust app: raw keys and values, in-memory table store, the web server bound as set."""
+    datadir = (settings.data_dir / f"{settings.app_id}-{settings.web_port}").resolve()
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        datadir=str(datadir),
+    )
+
+
+def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Engine:
+    """The engine as the settings configure it: detectors, evaluation clock, deduplication."""
+    window_config = store.window_config
+    return Engine(
+        AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), window_config),
+        store,
+        event_clock=settings.evaluation_clock == "event",
+        wall_clock=clock,
+        deduplicator=Deduplicator(
+            horizon_ms=window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys
+        )
+        if settings.event_dedup_max_keys
+        else None,  # off: no event key computed per event either
+    )
+
+
+class Churnwatch:
+    """One churnwatch worker: the Faust app, the engine it drives, and the adapters around it.
+
+    ``clock`` (epoch ms) and ``http`` (the sinks' client) are injectable; by default the system clock and a
+    client with the sinks' timeout.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: WallClock = wall_clock_ms,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = Metrics.build(self.registry)
+        self.window_config = settings.window_config()
+        self.app = app = faust_app(settings)
+        self.type_by_topic = {topic: event_type for event_type, topic in settings.event_topics.items()}
+        self.deadletter_topic = app.topic(
+            settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
+        )
+        self.alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+        # Faust assigns partitions from the topics its agents consume; this agent only anchors the assignment
+        # on the alerts topic (co-partitioned with the event topics and the tables). Readers do the reading.
+        app.agent(self.alerts_topic, name="churnwatch.assignment")(self._anchor)
+        # bytes types make faust use the "raw" codec: keys are account ids, values compact orjson.
+        accounts = app.Table(
+            ACCOUNTS_TABLE,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            extra_topic_configs=CHANGELOG_COMPACTION,
+        )
+        self.deliveries = app.Table(
+            DELIVERIES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes
+        )
+        self.store = TableStore(
+            accounts, self.window_config, self.assigned_partitions, cache_limit=settings.state_cache_accounts
+        )
+        self.engine = build_engine(settings, self.store, clock)
+        self.engine.on_sweep = self._swept
+        self.folder = BatchFolder(
+            window_config=self.window_config,
+            max_event_bytes=settings.max_event_bytes,
+            max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
+            min_ts_ms=settings.min_event_ts_ms,
+            clock=clock,
+        )
+        self.holdout = Holdout(settings.holdout_share, settings.holdout_experiment)
+        self.http = (
+            http if http is not None else httpx.AsyncClient(timeout=settings.sinks_config().http_timeout())
+        )
+        # Batches and sweeps both rewrite account states: one at a time, or a sweep could overwrite a batch.
+        self.state_lock = asyncio.Lock()
+        self.pending_alerts: list[Alert] = []
+        self.events_folded = 0
+        self.accounts_count = 0  # as of the last gauge update
+        self.deadletters_sent = 0
+        self._start_services()
+
+    def _start_services(self) -> None:
+        """Readers, delivery, health, gauges, views and timers on the Faust app."""
+        settings, app = self.settings, self.app
+        self.outbox = Outbox(
+            app,
+            settings,
+            self.metrics,
+            deliveries=self.deliveries,
+            deadletter_topic=self.deadletter_topic,
+            http=self.http,
+            clock=self.clock,
+            owned_partitions=self.assigned_partitions,
+            on_skipped=self._count_skipped,
+        )
+        self.reader = EventReader(
+            app,
+            client_options(settings),
+            type_by_topic=self.type_by_topic,
+            batch_max_events=settings.batch_max_events,
+            batch_within_seconds=settings.batch_within_seconds,
+            checkpoint_interval_seconds=settings.checkpoint_interval_seconds,
+            owned_partitions=self.assigned_partitions,
+            stored_positions=self.store.stored_positions,
+            process=self.process_batch,
+            checkpoint=self._checkpoint,
+            on_released=self.store.forget,  # the table (just checkpointed) is the truth from here on
+            on_assigned=self._assigned,
+            on_skipped=self._count_skipped,
+        )
+        self.heartbeat = LoopHeartbeat()
+        app.task(self.heartbeat.run)
+        self.health = Health(
+            self.reader,
+            rebalancing=lambda: bool(self.app.rebalancing),
+            heartbeat=self.heartbeat,
+            ready_read_within_s=settings.ready_read_within_seconds,
+            liveness_timeout_s=settings.liveness_timeout_seconds,
+        )
+        self.gauges = RiskGauges(self.metrics, lambda: self.engine.detection, settings.top_accounts_export)
+        self.metrics.worker_info.info(
+            {"version": version("churnwatch"), "app_id": settings.app_id, "clock": settings.evaluation_clock}
+        )
+        zero_counters(self.metrics, self.type_by_topic.values())
+        self.outbox.zero_counters()
+        register_views(self)
+        app.timer(GAUGE_INTERVAL_SECONDS, name="churnwatch.gauges")(self._update_gauges)
+        if settings.evaluation_clock == "wall":
+            app.timer(settings.sweep_interval_seconds, name="churnwatch.sweep")(self._wall_clock_sweep)
+
+    # -- ingest: Kafka batches into the engine ---------------------------------------------------------------
+
+    async def process_batch(self, records: list[RawRecord]) -> None:
+        """Fold one batch through the engine; alerts its sweeps raised are flushed, dead letters are sent.
+
+        Changed states are written at the next :meth:`_checkpoint`, which the reader runs before it records
+        offsets past these records.
+        """
+        started = time.perf_counter()
+        async with self.state_lock:
+            arrivals, dead_letters = self.folder.decode(records)
+            result = self.engine.fold(arrivals)
+            dead_letters.extend(
+                DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in result.late
+            )
+            # Alerts durable before any state that records them is written (at the checkpoint).
+            await self._send_alerts()
+        for dead in dead_letters:
+            await self.deadletter_topic.send(key=dead.record.key, value=dead.value(), headers=dead.headers())
+            self.metrics.events_consumed.labels(topic=dead.record.event_type, outcome=dead.reason.value).inc()
+            self.metrics.deadletters.labels(reason=dead.reason.value).inc()
+        self._count_ok(records, dead_letters, result.skipped_duplicates)
+        self.metrics.events_deduplicated.inc(result.duplicate_events)
+        self.events_folded += result.folded
+        self.deadletters_sent += len(dead_letters)
+        now = self.clock() / 1000
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if result.max_event_ts_ms is not None:
+            self.metrics.processing_latency.observe(max(0.0, now - result.max_event_ts_ms / 1000))
+        if result.folded:
+            self.metrics.last_event_timestamp.set(now)
+
+    async def _checkpoint(self, positions: Positions) -> None:
+        """Write changed states and the engine's state, flush (states and dead letters durable), then record
+        the reader's offsets."""
+        async with self.state_lock:
+            self.engine.checkpoint()
+            self.store.commit()
+            await self.app.producer.flush()
+            self.store.write_positions(positions)
+
+    def _assigned(self, active: list[int]) -> None:
+        """After a rebalance: take back the engine's saved state, forget rows this worker no longer keeps.
+
+        Faust's in-memory store keeps revoked partitions' rows; if a partition comes back, recovery restores
+        it from the changelog, so keeping rows of partitions neither owned nor stood by for only costs memory.
+        """
+        try:
+            standbys = {tp.partition for tp in self.app.assignor.assigned_standbys()}
+        except Exception:  # no assignment yet
+            standbys = set()
+        self.engine.restore(active)
+        self.store.drop_rows_except(set(active) | standbys)
+
+    def _count_skipped(self, event_type: str, poison: PoisonBatch) -> None:
+        skipped = poison.next_offset - poison.first_offset
+        self.metrics.undecodable_skipped.labels(reason=poison.reason.value, topic=event_type).inc(skipped)
+
+    def _count_ok(self, records: list[RawRecord], dead: list[DeadLetter], duplicates: int) -> None:
+        per_type: dict[str, int] = {}
+        for record in records:
+            per_type[record.event_type] = per_type.get(record.event_type, 0) + 1
+        for letter in dead:
+            per_type[letter.record.event_type] -= 1
+        for event_type, count in per_type.items():
+            if count:
+                self.metrics.events_consumed.labels(topic=event_type, outcome="ok").inc(count)
+        if duplicates:
+            self.metrics.duplicates_skipped.inc(duplicates)
+
+    # -- sweeps ---------------------------------------------------------------------------------------------
+
+    def _swept(self, outcome: SweepOutcome) -> None:
+        """A sweep ran (in a batch on the event clock, or on the wall-clock timer): alerts and gauges."""
+        self.pending_alerts.extend(outcome.alerts)
+        for assessment in outcome.assessments:
+            self.metrics.risk_score.observe(assessment.risk)
+        if self.engine.last_sweep is not None:
+            self.metrics.sweep_seconds.observe(self.engine.last_sweep.seconds)
+        self.gauges.update()
+
+    async def _wall_clock_sweep(self) -> None:
+        if not self.health.settled():
+            return  # starting or rebalancing: the partitions (and their states) are changing hands
+        async with self.state_lock:
+            self.engine.sweep(self.clock())  # changed states are written at the reader's next checkpoint
+            await self._send_alerts()
+
+    async def _send_alerts(self) -> None:
+        """Write the pending alerts to the outbox (the alerts topic) and flush."""
+        alerts, self.pending_alerts = self.pending_alerts, []
+        if not alerts:
+            return
+        for raised in alerts:
+            alert = self.holdout.stamp(raised)
+            await self.alerts_topic.send(key=alert.account_id.encode(), value=orjson.dumps(alert.to_dict()))
+            self.metrics.alerts_raised.labels(
+                kind=alert.kind.value, severity=alert.severity.value, transition=alert.transition.value
+            ).inc()
+        await self.app.producer.flush()
+
+    async def _anchor(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for _ in cast(faust.Stream[bytes], stream):
+            yield None
+
+    # -- what the views and gauges read ---------------------------------------------------------------------
+
+    def is_ready(self) -> bool:
+        return self.health.readiness().ok
+
+    def assigned_partitions(self) -> list[int]:
+        try:
+            assignment = self.app.assignor.assigned_actives()
+        except Exception:  # before the first assignment faust has nothing to tell
+            return []
+        # The event topics are co-partitioned with the alerts topic, which Faust subscribes to.
+        return sorted({tp.partition for tp in assignment if tp.topic == self.settings.topic_alerts})
+
+    def explained(self, account_id: str, state: AccountState) -> dict[str, Any]:
+        """The account's story as ``churnwatch explain`` shows it (streams/offline/explain.py)."""
+        from streams.offline.explain import live_story, story_dict
+
+        row = self.engine.detection.at_risk.get(account_id)
+        listed = (row.risk, row.severity, row.reasons, row.episode_id, row.since_ms) if row else None
+        return story_dict(live_story(account_id, state.window, listed))
+
+    def accounts_known(self) -> int:
+        """Accounts of the partitions this worker is active for, including those not yet checkpointed."""
+        return self.store.accounts_known(set(self.assigned_partitions()))
+
+    async def _update_gauges(self) -> None:
+        active = set(self.assigned_partitions())
+        self.accounts_count = self.store.accounts_known(active)
+        self.metrics.accounts_tracked.set(self.accounts_count)
+        self.metrics.state_bytes.labels(table=ACCOUNTS_TABLE).set(self.store.stored_bytes(active))
+        self.metrics.state_bytes.labels(table=DELIVERIES_TABLE).set(
+            sum(len(v) for v in self.deliveries.data.values())
+        )
+        self.metrics.recovery_in_progress.set(1 if getattr(self.app, "in_recovery", False) else 0)
+        # Per topic role over this worker's partitions: high watermark - checkpointed offset.
+        for role, value in {**self.reader.lag(), **self.outbox.reader.lag()}.items():
+            self.metrics.consumer_lag.labels(topic=role).set(value)

@@ -1,0 +1,320 @@
+"""Batch ingest of the event topics: Faust decides who owns which partition, this reader fetches them.
+
+Iterating every record through a Faust stream costs ~200 µs of framework work per event (an Event, a queue
+hop, an ack and several tasks per record; see docs/performance.md), and Faust's consumer, even when handed raw
+messages, runs two asyncio tasks per record. This reader instead fetches the event topics with its own
+``AIOKafkaConsumer`` in batches of up to ``batch_max_events`` records and hands each batch to ``process``.
+
+Faust still owns everything distributed: group membership, the partition assignment (the event topics are
+co-partitioned with the alerts topic and the tables, so the partitions Faust assigns for those are the ones
+this reader reads), changelog-backed tables, recovery and standbys. The reader follows the assignment:
+
+* **Offsets live in the state.** A checkpoint (every ``checkpoint_interval_seconds``, and when partitions are
+  revoked) calls ``checkpoint(positions)``: the app writes every changed account state to the changelog,
+  flushes the producer, then writes each partition's next offsets into the same changelog partition. A new
+  owner recovers the table and reads on from the offsets it finds there, so the offsets it resumes from are
+  never ahead of the state it recovered. States may be newer than the offsets (a crash between the two
+  writes); the per-account applied offsets make re-reading those records harmless.
+* **Rebalances.** When Faust revokes partitions (and on a graceful stop) the reader takes its lock (so no
+  batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
+  (``on_released``). It reads
+  again only after Faust has finished the rebalance and recovered the tables, from the checkpointed offsets.
+* **Failures.** A batch that raises while folding crashes the worker; nothing after the last checkpoint
+  counts, and the next owner reads it again. A batch aiokafka cannot decode (unknown codec, corrupt batch) is
+  skipped, logged and reported to ``on_skipped``; the rest of its partition and the other partitions are read
+  on (:mod:`streams.live.poison`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
+
+from streams.live.ingest import RawRecord
+from streams.live.poison import DECODE_ERRORS, PoisonBatch, read_around
+
+log = logging.getLogger(__name__)
+
+ProcessRecords = Callable[[list[RawRecord]], Awaitable[None]]
+# partition -> {topic: next offset to read}
+Positions = dict[int, dict[str, int]]
+Checkpoint = Callable[[Positions], Awaitable[None]]
+Fetched = dict[TopicPartition, list[Any]]
+READ_AROUND_WAIT_MS = 5_000
+
+
+class EventReader:
+    """Reads the event-topic partitions Faust assigned to this worker, in batches, and checkpoints them.
+
+    Parameters
+    ----------
+    app
+        The Faust app whose assignment and rebalances the reader follows; the reader runs as its task.
+    consumer_options
+        ``AIOKafkaConsumer`` keyword arguments (bootstrap servers, security).
+    type_by_topic
+        Event topic name -> event type.
+    owned_partitions
+        The partition numbers this worker is active for (asked after each rebalance).
+    stored_positions
+        ``stored_positions(partition)`` returns the checkpointed ``{topic: next offset}`` (empty if none).
+    process
+        Folds one batch of records (in partition order).
+    checkpoint
+        Makes the state of everything processed durable, then records ``positions``.
+    on_released
+        Called after the last checkpoint before the reader lets its partitions go.
+    on_assigned
+        Called with the partitions before the reader starts reading them.
+    on_skipped
+        Called with the event type and the batch when the reader skips a batch it cannot decode.
+    interrupt_on_revoke
+        Cancel a batch still being processed when partitions are revoked, instead of waiting for it (for
+        batches that can take minutes, like deliveries retrying a sink that is down, and that are safe to
+        repeat). Its records are read again from the last checkpoint by the next owner.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        consumer_options: Mapping[str, Any],
+        *,
+        type_by_topic: Mapping[str, str],
+        batch_max_events: int,
+        batch_within_seconds: float,
+        checkpoint_interval_seconds: float,
+        owned_partitions: Callable[[], list[int]],
+        stored_positions: Callable[[int], Mapping[str, int]],
+        process: ProcessRecords,
+        checkpoint: Checkpoint,
+        on_released: Callable[[], None],
+        on_assigned: Callable[[list[int]], None] = lambda partitions: None,
+        interrupt_on_revoke: bool = False,
+        on_skipped: Callable[[str, PoisonBatch], None] = lambda event_type, poison: None,
+    ) -> None:
+        self.app = app
+        self.consumer_options = dict(consumer_options)
+        self.type_by_topic = dict(type_by_topic)
+        self.batch_max_events = batch_max_events
+        self.batch_within_ms = max(1, int(batch_within_seconds * 1000))
+        self.checkpoint_interval_seconds = checkpoint_interval_seconds
+        self.owned_partitions = owned_partitions
+        self.stored_positions = stored_positions
+        self.process = process
+        self.checkpoint = checkpoint
+        self.on_released = on_released
+        self.on_assigned = on_assigned
+        self.interrupt_on_revoke = interrupt_on_revoke
+        self.on_skipped = on_skipped
+        self.revoking = False
+        self._inflight: asyncio.Future[None] | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.lock = asyncio.Lock()
+        # The Faust consumer generation whose assignment we read; None while we own nothing.
+        self.generation: int | None = None
+        self.positions: dict[TopicPartition, int] = {}
+        self.checkpointed: dict[TopicPartition, int] = {}
+        self.last_checkpoint = time.monotonic()
+        # For health checks (streams/live/health.py): when the loop last completed a turn, and when the broker
+        # last answered a fetch (records or an empty poll) or there was nothing assigned to read.
+        self.last_turn = self.last_read = time.monotonic()
+        self._last_poll_ms = 0
+        app.task(self._run)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        # Sent on a graceful stop after Faust stopped its consumer, before the producer's last flush.
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **self.consumer_options,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        self.consumer = consumer
+        try:
+            while not self.app.should_stop:
+                await self._step(consumer)
+                self.last_turn = time.monotonic()
+        finally:
+            self.consumer = None
+            await consumer.stop()
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        app = self.app
+        if app.rebalancing:
+            await asyncio.sleep(0.05)
+            return
+        generation = app.consumer_generation_id
+        if generation != self.generation:
+            async with self.lock:
+                if not app.rebalancing and app.consumer_generation_id == generation:
+                    await self._follow_assignment(consumer, generation)
+            return
+        if not self.positions:
+            await asyncio.sleep(0.1)
+            self.last_read = time.monotonic()  # nothing assigned: nothing to fall behind on
+            return
+        fetched, poison = await self._fetch(consumer, generation)
+        self._note_read(consumer, bool(fetched))
+        async with self.lock:
+            if self.generation != generation:
+                return  # revoked while fetching: the next owner (maybe us) reads these from the checkpoint
+            if fetched:
+                await self._process(fetched)
+            if poison is not None and not self.revoking:  # else the batch before it may be unfinished
+                self._skip(poison)
+            if self.positions != self.checkpointed and (
+                not fetched or time.monotonic() - self.last_checkpoint >= self.checkpoint_interval_seconds
+            ):
+                await self._checkpoint()
+
+    async def _fetch(self, consumer: AIOKafkaConsumer, generation: int) -> tuple[Fetched, PoisonBatch | None]:
+        """The next batch; around a batch aiokafka cannot decode, the records before it and the batch."""
+        try:
+            fetched = await consumer.getmany(
+                timeout_ms=self.batch_within_ms, max_records=self.batch_max_events
+            )
+        except DECODE_ERRORS as exc:
+            try:
+                # Records before the batch exist: wait for their fetch longer than for a batch to fill.
+                return await read_around(consumer, exc, dict(self.positions), timeout_ms=READ_AROUND_WAIT_MS)
+            except IllegalStateError:
+                if self.generation == generation:
+                    raise
+                return {}, None  # revoked while reading around it: the next owner meets the batch again
+        return fetched, None
+
+    def _note_read(self, consumer: AIOKafkaConsumer, fetched: bool) -> None:
+        """The broker answered: records came, or a fetch response arrived since the last look (an empty poll).
+
+        An empty ``getmany`` alone proves nothing: it also returns empty while the broker is unreachable.
+        """
+        polled = max((consumer.last_poll_timestamp(tp) or 0 for tp in consumer.assignment()), default=0)
+        if fetched or polled > self._last_poll_ms:
+            self.last_read = time.monotonic()
+        self._last_poll_ms = polled
+
+    def _skip(self, poison: PoisonBatch) -> None:
+        """Read on after ``poison`` (its offsets are checkpointed like processed ones), and say so."""
+        if self.positions.get(poison.tp, poison.next_offset) < poison.next_offset:
+            self.positions[poison.tp] = poison.next_offset
+        log.error("event reader %s", poison.describe())
+        self.on_skipped(self.type_by_topic[poison.tp.topic], poison)
+
+    async def _process(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+        type_by_topic = self.type_by_topic
+        records: list[RawRecord] = []
+        for tp, batch in fetched.items():
+            event_type = type_by_topic[tp.topic]
+            topic, partition = tp.topic, tp.partition
+            records.extend(
+                RawRecord(
+                    event_type,
+                    message.key,
+                    message.value,
+                    topic,
+                    partition,
+                    message.offset,
+                    tuple(message.headers or ()),
+                )
+                for message in batch
+            )
+        self._inflight = asyncio.ensure_future(self.process(records))
+        try:
+            await self._inflight
+        except asyncio.CancelledError:
+            if self.revoking and self._inflight.cancelled():
+                return  # interrupted for a rebalance (the reader's own task was not cancelled)
+            raise
+        finally:
+            self._inflight = None
+        for tp, batch in fetched.items():
+            self.positions[tp] = batch[-1].offset + 1
+
+    async def _checkpoint(self) -> None:
+        by_partition: Positions = {}
+        for tp, offset in self.positions.items():
+            by_partition.setdefault(tp.partition, {})[tp.topic] = offset
+        changed = {
+            partition: offsets
+            for partition, offsets in by_partition.items()
+            if any(
+                self.checkpointed.get(TopicPartition(topic, partition)) != offset
+                for topic, offset in offsets.items()
+            )
+        }
+        await self.checkpoint(changed)
+        self.checkpointed = dict(self.positions)
+        self.last_checkpoint = time.monotonic()
+
+    async def _follow_assignment(self, consumer: AIOKafkaConsumer, generation: int) -> None:
+        partitions = self.owned_partitions()
+        self.on_assigned(partitions)
+        tps = [TopicPartition(topic, partition) for topic in self.type_by_topic for partition in partitions]
+        consumer.assign(tps)
+        positions: dict[TopicPartition, int] = {}
+        fresh: list[TopicPartition] = []
+        for partition in partitions:
+            stored = self.stored_positions(partition)
+            for topic in self.type_by_topic:
+                tp = TopicPartition(topic, partition)
+                offset = stored.get(topic)
+                if offset is None:
+                    fresh.append(tp)
+                else:
+                    consumer.seek(tp, offset)
+                    positions[tp] = offset
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+            for tp in fresh:
+                positions[tp] = await consumer.position(tp)
+        self.positions = positions
+        self.checkpointed = dict(positions)
+        self.generation = generation
+        log.info("event reader assigned partitions %s (generation %s)", partitions, generation)
+
+    async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
+        self.revoking = True
+        if self.interrupt_on_revoke and self._inflight is not None:
+            self._inflight.cancel()
+        try:
+            await self._release()
+        finally:
+            self.revoking = False
+
+    async def _on_shutdown(self, app: Any, **_: Any) -> None:
+        # As for a revocation: a batch that may take minutes (a sink that is down) must not hold up the stop.
+        await self._on_revoked(app)
+
+    async def _release(self) -> None:
+        async with self.lock:
+            if self.generation is not None and self.positions != self.checkpointed:
+                await self._checkpoint()
+            self.generation = None
+            self.positions = {}
+            self.checkpointed = {}
+            if self.consumer is not None:
+                self.consumer.assign([])
+            self.on_released()
+
+    def lag(self) -> dict[str, int]:
+        """Records not yet checkpointed per event type: high watermark minus checkpointed offset."""
+        lag = dict.fromkeys(self.type_by_topic.values(), 0)
+        consumer = self.consumer
+        if consumer is None:
+            return lag
+        for tp, offset in self.checkpointed.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[self.type_by_topic[tp.topic]] += max(0, highwater - offset)
+        return lag

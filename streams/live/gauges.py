@@ -1,0 +1,76 @@
+"""The worker's gauges: accounts and revenue at risk after each sweep, the counters exported at 0."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+
+from streams.engine.detection import Detection
+from streams.events import DeadLetterReason
+from streams.live.poison import PoisonReason
+from streams.metrics import Metrics
+
+OTHER_PLAN = "other"
+
+
+class PlanLabels:
+    """Plan names as metric label values, capped so a stray plan id cannot explode cardinality.
+
+    >>> labels = PlanLabels(cap=1)
+    >>> labels("pro"), labels("pro"), labels("enterprise"), labels(None)
+    ('pro', 'pro', 'other', 'unknown')
+    """
+
+    def __init__(self, cap: int = 20) -> None:
+        self.cap = cap
+        self.known: set[str] = set()
+
+    def __call__(self, plan: str | None) -> str:
+        if plan is None:
+            return "unknown"
+        if plan in self.known:
+            return plan
+        if len(self.known) < self.cap:
+            self.known.add(plan)
+            return plan
+        return OTHER_PLAN
+
+
+def zero_counters(metrics: Metrics, event_types: Iterable[str]) -> None:
+    """Export known label sets at 0 from the start: rate() cannot see a series' first increment."""
+    roles = list(event_types)
+    for event_type in roles:
+        metrics.events_consumed.labels(topic=event_type, outcome="ok")
+    for reason in DeadLetterReason:
+        metrics.deadletters.labels(reason=reason.value)
+    for poison_reason, role in itertools.product(PoisonReason, [*roles, "alerts"]):
+        metrics.undecodable_skipped.labels(reason=poison_reason.value, topic=role)
+
+
+class RiskGauges:
+    """Accounts and revenue at risk per severity and plan, and the opt-in top-N accounts, after a sweep."""
+
+    def __init__(self, metrics: Metrics, detection: Callable[[], Detection], top_accounts: int) -> None:
+        self.metrics = metrics
+        self.detection = detection
+        self.top_accounts = top_accounts
+        self.plan_label = PlanLabels()
+
+    def update(self) -> None:
+        metrics = self.metrics
+        detection = self.detection()
+        metrics.accounts_at_risk.clear()
+        metrics.revenue_at_risk.clear()
+        for row in detection.at_risk.values():
+            plan = self.plan_label(row.plan)
+            metrics.accounts_at_risk.labels(severity=row.severity, plan=plan).inc()
+            metrics.revenue_at_risk.labels(plan=plan).inc(row.revenue_at_risk)
+        cap = self.top_accounts
+        if cap:
+            metrics.top_account_risk.clear()
+            total, top = detection.page(limit=cap, offset=0, severity=None)
+            for row in top:
+                metrics.top_account_risk.labels(
+                    account_id=row.account_id, plan=self.plan_label(row.plan), severity=row.severity
+                ).set(row.risk)
+            metrics.top_accounts_truncated.set(1 if total > cap else 0)

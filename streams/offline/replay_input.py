@@ -1,0 +1,348 @@
+"""Replay's input side: read an event file as the live path reads Kafka, and hand replay lines it can trust.
+
+A file is read in two passes (:class:`SortedInput`):
+
+1. **Read and validate.** Each line (numbered from 1; blank lines are skipped, a UTF-8 BOM before the first
+   is dropped) goes through :func:`streams.events.decode` with the live worker's size limit: the same
+   dead-letter reasons as live, except ``wrong_topic`` and ``key_mismatch`` (a file has neither topics nor
+   keys). Valid lines are buffered with their event time; when the buffer exceeds the memory budget it is
+   sorted and spilled to a temporary file.
+2. **Merge in event-time order** (``heapq.merge`` over the spilled runs), so the order of the file does not
+   matter. Lines further ahead than ``max_future_skew`` of the clock are rejected as ``future_ts``: the clock
+   is ``--now`` when given, else the file's own clock (:func:`file_clock`). Duplicate events (same
+   ``event_id``, or same canonical fields when there is none) are dropped and counted.
+
+Every rejected or dropped line is reported to a ``RejectSink`` with its line number and reason. Lines are
+decoded once: :meth:`SortedInput.events` hands replay the events pass 1 decoded (a spilled run's lines are
+decoded again when read back, the price of not holding them in memory).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import gzip
+import heapq
+import io
+import struct
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, cast
+
+from streams.dedup import Deduplicator, event_key
+from streams.errors import ConfigError
+from streams.events import DeadLetterReason, Event, InvalidEventError, decode
+from streams.offline.replay import rfc3339
+from streams.settings import ENV_PREFIX, Settings, load_settings
+
+STDIN = "-"
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+DUPLICATE = "duplicate"  # not a dead-letter reason: the event is valid, and already counted
+CLOCK_SAMPLE = 4_096  # the latest event times kept to find the file's clock
+CLOCK_SUPPORT = 10  # other events within the skew before a time that make it the file's clock
+# Bytes a buffered line costs beyond its own length: the tuple, ints and key (~190 measured) and the decoded
+# event (~150).
+RECORD_OVERHEAD = 350
+DEFAULT_SORT_MEMORY_BYTES = 256 * 2**20
+_HEADER = struct.Struct("<qqIq")  # ts_ms, line number, raw length, event key; then the raw line
+
+RejectSink = Callable[[int, str, str, bytes], None]  # (line number, reason, detail, raw line)
+# (ts_ms, raw line, line number, event key, event): sorts by time, then text (line numbers are unique, so
+# events are never compared).
+Record = tuple[int, bytes, int, int, Event]
+
+
+class InputError(Exception):
+    """The input cannot be read at all (missing file, broken gzip stream)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputRules:
+    """The live path's limits (from :class:`Settings`) and replay's own options."""
+
+    max_event_bytes: int
+    max_future_skew_ms: int
+    dedup_horizon_ms: int
+    dedup_max_keys: int
+    now_ms: int | None = None
+    sort_memory_bytes: int = DEFAULT_SORT_MEMORY_BYTES
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        now_ms: int | None = None,
+        sort_memory_bytes: int = DEFAULT_SORT_MEMORY_BYTES,
+    ) -> InputRules:
+        return cls(
+            max_event_bytes=settings.max_event_bytes,
+            max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
+            dedup_horizon_ms=int(settings.allowed_lateness_seconds * 1000),
+            dedup_max_keys=settings.event_dedup_max_keys,
+            now_ms=now_ms,
+            sort_memory_bytes=sort_memory_bytes,
+        )
+
+
+@dataclass(slots=True)
+class InputStats:
+    """What the input side saw; ``rejected`` counts lines per reason (``duplicate`` included)."""
+
+    lines: int = 0  # non-blank lines read
+    valid: int = 0  # lines that passed pass-1 validation
+    accepted: int = 0  # lines handed to replay
+    rejected: Counter[str] = field(default_factory=Counter)
+    spilled_runs: int = 0
+    clock_ms: int | None = None  # the clock future_ts was judged against
+
+    @property
+    def duplicates(self) -> int:
+        return self.rejected[DUPLICATE]
+
+    def bad_reasons(self) -> Counter[str]:
+        """Rejections of invalid lines (duplicates are valid events, counted apart)."""
+        return Counter({reason: n for reason, n in self.rejected.items() if reason != DUPLICATE})
+
+
+@contextmanager
+def open_events(source: str | Path) -> Iterator[BinaryIO]:
+    """A binary stream of the file's lines: ``-`` is stdin; gzip is recognised by its magic bytes."""
+    with contextlib.ExitStack() as stack:
+        if str(source) == STDIN:
+            stdin = sys.stdin.buffer  # a BufferedReader, or under test runners a BytesIO (no peek)
+            buffered = stdin if isinstance(stdin, io.BufferedReader) else io.BufferedReader(cast(Any, stdin))
+        else:
+            try:
+                buffered = stack.enter_context(Path(source).open("rb"))
+            except OSError as error:
+                raise InputError(f"{source}: {error.strerror}") from None
+        if buffered.peek(2)[:2] == GZIP_MAGIC:
+            yield stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))  # type: ignore[misc]
+        else:
+            yield buffered
+
+
+def file_clock(latest: list[int], skew_ms: int, support: int = CLOCK_SUPPORT) -> int:
+    """The file's clock: the latest event time with ``support`` other events within the skew before it.
+
+    A few stray timestamps far ahead (a line dated 2030) have no such support and do not move the clock; a
+    file too small or too sparse to tell falls back to its latest event time.
+
+    >>> day = 86_400_000
+    >>> file_clock([1, 2, 3, 4, 5, 9 * day], skew_ms=day, support=3)
+    5
+    >>> file_clock([1, 2 * day], skew_ms=day, support=3)
+    172800000
+    """
+    ordered = sorted(latest)
+    needed = min(support, (len(ordered) - 1) // 2)
+    for index in range(len(ordered) - 1, -1, -1):
+        if index - bisect.bisect_left(ordered, ordered[index] - skew_ms) >= needed:
+            return ordered[index]
+    return ordered[-1]
+
+
+class SortedInput:
+    """Validated, time-sorted, deduplicated lines of one event file (a context manager: spill files)."""
+
+    def __init__(self, rules: InputRules, on_reject: RejectSink | None = None) -> None:
+        self.rules = rules
+        self.stats = InputStats()
+        self._on_reject = on_reject
+        self._buffer: list[Record] = []
+        self._buffered_bytes = 0
+        self._latest: list[int] = []  # min-heap of the CLOCK_SAMPLE latest event times
+        self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._runs: list[Path] = []
+
+    def __enter__(self) -> SortedInput:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._spill_dir is not None:
+            self._spill_dir.cleanup()
+
+    def reject(self, line_no: int, reason: str, detail: str, raw: bytes) -> None:
+        self.stats.rejected[reason] += 1
+        if self._on_reject is not None:
+            self._on_reject(line_no, reason, detail, raw)
+
+    def read(self, lines: Iterator[bytes] | BinaryIO, on_line: Callable[[int], None] | None = None) -> None:
+        """Pass 1: validate every line and buffer (or spill) the valid ones; ``on_line(n)`` every 65,536."""
+        try:
+            for line_no, line in enumerate(lines, start=1):
+                if line_no == 1 and line.startswith(UTF8_BOM):
+                    line = line[len(UTF8_BOM) :]
+                self._read_line(line_no, line.rstrip(b"\r\n"))
+                if on_line is not None and not line_no & 0xFFFF:
+                    on_line(line_no)
+        except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a truncated stream, EOFError
+            raise InputError(f"cannot read the input: {error}") from None
+
+    def _read_line(self, line_no: int, raw: bytes) -> None:
+        if not raw or raw.isspace():
+            return
+        self.stats.lines += 1
+        try:
+            # No lower bound on event times: historical data is data (live: CHURNWATCH_MIN_EVENT_TS).
+            event = decode(raw, max_bytes=self.rules.max_event_bytes, min_ts_ms=None)
+        except InvalidEventError as error:
+            self.reject(line_no, error.reason.value, error.detail, raw)
+            return
+        self.stats.valid += 1
+        ts = event.ts_ms
+        if len(self._latest) < CLOCK_SAMPLE:
+            heapq.heappush(self._latest, ts)
+        elif ts > self._latest[0]:
+            heapq.heapreplace(self._latest, ts)
+        self._buffer.append((ts, raw, line_no, event_key(event), event))
+        self._buffered_bytes += len(raw) + RECORD_OVERHEAD
+        if self._buffered_bytes > self.rules.sort_memory_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.TemporaryDirectory(prefix="churnwatch-replay-")
+        self._buffer.sort()
+        path = Path(self._spill_dir.name) / f"run-{len(self._runs):05d}"
+        with path.open("wb") as handle:
+            pack = _HEADER.pack
+            for ts, raw, line_no, key, _ in self._buffer:
+                handle.write(pack(ts, line_no, len(raw), key))
+                handle.write(raw)
+        self._runs.append(path)
+        self.stats.spilled_runs += 1
+        self._buffer = []
+        self._buffered_bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Pass 2: the accepted lines in event-time order (ties by their text: file order never matters)."""
+        for _, raw in self.accepted():
+            yield raw
+
+    def events(self) -> Iterator[Event]:
+        """Pass 2 as decoded events (what replay folds)."""
+        for event, _ in self.accepted():
+            yield event
+
+    def accepted(self) -> Iterator[tuple[Event, bytes]]:
+        """Pass 2: (event, line) in event-time order, future and duplicate lines rejected on the way."""
+        if not self.stats.valid:
+            return
+        rules = self.rules
+        clock = (
+            rules.now_ms if rules.now_ms is not None else file_clock(self._latest, rules.max_future_skew_ms)
+        )
+        self.stats.clock_ms = clock
+        max_ts = clock + rules.max_future_skew_ms
+        dedup = Deduplicator(horizon_ms=rules.dedup_horizon_ms, max_keys=rules.dedup_max_keys)
+        self._buffer.sort()
+        merged = heapq.merge(*(_read_run(path, rules.max_event_bytes) for path in self._runs), self._buffer)
+        for ts, raw, line_no, key, event in merged:
+            if ts > max_ts:
+                detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
+                self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
+            elif dedup.is_duplicate(key, ts, origin=line_no):
+                self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
+            else:
+                self.stats.accepted += 1
+                yield event, raw
+
+
+def _read_run(path: Path, max_event_bytes: int) -> Iterator[Record]:
+    size = _HEADER.size
+    unpack = _HEADER.unpack
+    with path.open("rb") as handle:
+        while header := handle.read(size):
+            ts, line_no, length, key = unpack(header)
+            raw = handle.read(length)
+            yield ts, raw, line_no, key, decode(raw, max_bytes=max_event_bytes, min_ts_ms=None)
+
+
+@contextmanager
+def rejects_file(path: Path) -> Iterator[RejectSink]:
+    """``--rejects FILE``: one line per rejected line, ``LINE<TAB>REASON<TAB>DETAIL<TAB>ORIGINAL BYTES``."""
+    with Path(path).open("wb") as handle:
+
+        def write(line_no: int, reason: str, detail: str, raw: bytes) -> None:
+            detail = detail.replace("\t", " ").replace("\n", " ")
+            handle.write(f"{line_no}\t{reason}\t{detail}\t".encode() + raw + b"\n")
+
+        yield write
+
+
+# -- settings and the whole read ----------------------------------------------------------------------------
+
+# Settings replay takes flags for (``--alert-threshold`` ...): the worker's, with the worker's bounds.
+FLAG_SETTINGS = (
+    "alert_threshold",
+    "allowed_lateness_seconds",
+    "max_event_bytes",
+    "max_future_skew_seconds",
+    "retention_days",
+    "top_events",
+    "event_dedup_max_keys",
+)
+
+
+def flag_name(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def setting_help(setting: str) -> str:
+    """A flag's help: the setting's description and its variable."""
+    field = Settings.model_fields[setting]
+    return f"{field.description} Default: ${ENV_PREFIX}{setting.upper()} if set, else {field.default}."
+
+
+def replay_settings(flags: dict[str, object]) -> Settings:
+    """The worker's settings (``CHURNWATCH_*``, config file), the flags given overriding them.
+
+    Raises :class:`InputError` with one line naming the flag (or the variable) and the problem.
+    """
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        return load_settings(**given)
+    except ConfigError as error:
+        problem = str(error).split(": ", 1)[-1]
+        name = error.setting.removeprefix(ENV_PREFIX).lower()
+        where = flag_name(name) if name in given else error.setting
+        raise InputError(f"{where}: {problem}") from None
+
+
+def read_source(
+    source: str | Path,
+    sorted_input: SortedInput,
+    on_line: Callable[[int], None] | None = None,
+) -> None:
+    """Pass 1 over a file name or ``-``; :class:`InputError` when it cannot be read."""
+    with open_events(source) as stream:
+        sorted_input.read(stream, on_line)
+
+
+def input_report(stats: InputStats) -> dict[str, object]:
+    """The report's input figures (they replace replay's own line counts, which see only accepted lines)."""
+    bad = stats.bad_reasons()
+    return {
+        "lines": stats.lines,
+        "bad_lines": sum(bad.values()),
+        "bad_reasons": dict(bad),
+        "duplicates": stats.duplicates,
+        "input_clock": rfc3339(stats.clock_ms) if stats.clock_ms is not None else None,
+        "spilled_runs": stats.spilled_runs,
+    }
+
+
+def no_event_summary(stats: InputStats) -> str:
+    """Why nothing was accepted, e.g. ``3 invalid_json, 1 future_ts`` (``empty`` for no line at all)."""
+    return ", ".join(f"{n:,} {reason}" for reason, n in stats.rejected.most_common()) or "empty"

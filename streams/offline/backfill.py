@@ -5,7 +5,7 @@ gateway's code, :mod:`streams.offline.backfill_exports`) exactly as ``churnwatch
 validation, event-time sort and deduplication in :mod:`streams.offline.replay_input`, the same windows,
 detectors and alert policy in :func:`streams.offline.replay.run_replay`, the worker's settings). The final
 per-account windows and detector states become rows of the worker's ``accounts`` table, in the form the worker
-itself stores them (:class:`~streams.live.ingest.AccountState`), each in the changelog partition the worker
+itself stores them (:class:`~streams.engine.AccountState`), each in the changelog partition the worker
 reads that account's events from. :mod:`streams.offline.backfill_store` writes them; a worker started
 afterwards recovers them with its table and carries on from there.
 
@@ -13,7 +13,8 @@ What the rows carry and what they do not:
 
 - **Baselines, risk and open episodes**: an episode open at the end of history stays open (listed by the
   at-risk API with its history ``since``). The worker raises no ``opened`` alert for it: the episode is
-  already open. A later escalation or resolution is caused by live data and is alerted as usual.
+  already open. A later escalation or resolution is caused by live data and is alerted as usual, and so is
+  the judgement of the history's last day, made when live usage shows that day complete.
 - **No alert for history**: the alerts replay raised while folding are counted, never written to the alerts
   topic, so no sink hears of them and no delivery ledger entry is made for them.
 - **No applied offsets**: the history came from files, not from the event topics, so the rows remember no
@@ -42,10 +43,9 @@ from aiokafka.partitioner import murmur2
 from detectors.monitor import DetectorConfig
 from detectors.risk import RiskModel
 from detectors.windows import DAY_MS
-from streams.engine import Engine, MemoryStore
+from streams.engine import AccountState, Engine, MemoryStore
 from streams.engine.store import ENGINE_KEY
 from streams.events import EVENT_TYPES
-from streams.live.ingest import AccountState
 from streams.live.table_store import POSITIONS_KEY
 from streams.offline.backfill_exports import ExportFormat, ExportReader, ExportStats
 from streams.offline.replay import ReplayResult, run_replay
@@ -55,6 +55,7 @@ from streams.offline.replay_input import (
     InputRules,
     InputStats,
     SortedInput,
+    no_event_summary,
     open_events,
     read_source,
 )
@@ -126,8 +127,7 @@ def fold_history(
                     sorted_input.read(exports.lines(stream), _reporter(on_progress, "read"))
         if not sorted_input.stats.valid:
             names = ", ".join("stdin" if str(s) == STDIN else str(s) for s in sources)
-            summary = ", ".join(f"{n:,} {why}" for why, n in sorted_input.stats.rejected.most_common())
-            raise InputError(f"{names} held no valid event ({summary or 'empty'})")
+            raise InputError(f"{names} held no valid event ({no_event_summary(sorted_input.stats)})")
         result = run_replay(
             sorted_input,
             config=config,

@@ -21,7 +21,7 @@ gateway's reason; call types and Stripe event types that map to nothing are coun
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -30,9 +30,9 @@ import orjson
 
 from streams.gateway.model import Mapped, Rejection
 from streams.gateway.segment import SegmentMapper
-from streams.gateway.server import load_account_map
-from streams.gateway.stripe_events import map_event
 from streams.settings import Settings
+
+StripeMapper = Callable[[dict[str, Any]], Mapped]
 
 
 class ExportFormat(StrEnum):
@@ -58,9 +58,7 @@ class ExportReader:
         self.export = export
         self.stats = ExportStats()
         self.segment = SegmentMapper({}, now_iso="")  # no receivedAt: a message without a time is invalid
-        self.stripe_accounts = (
-            load_account_map(settings.stripe_account_map) if export is ExportFormat.STRIPE else {}
-        )
+        self.map_stripe = _stripe_mapper(settings) if export is ExportFormat.STRIPE else None
 
     def lines(self, raw_lines: Iterable[bytes]) -> Iterator[bytes]:
         """Canonical event lines of ``raw_lines`` (blank lines skipped, the others counted)."""
@@ -97,7 +95,8 @@ class ExportReader:
             mapped = Mapped()
             mapped.dead_letter(Rejection.INVALID_BODY, "a Stripe event must be an object with 'data'", item)
             return mapped
-        return map_event(item, self.stripe_accounts)
+        assert self.map_stripe is not None
+        return self.map_stripe(item)
 
     def _events(self, mapped: Mapped) -> Iterator[bytes]:
         for dead in mapped.dead:
@@ -107,3 +106,13 @@ class ExportReader:
         for event in mapped.events:
             self.stats.events += 1
             yield orjson.dumps(event)
+
+
+def _stripe_mapper(settings: Settings) -> StripeMapper:
+    """The gateway's Stripe mapping with ``CHURNWATCH_STRIPE_ACCOUNT_MAP`` (imported here: the ``stripe``
+    package and the gateway's server module load only when a Stripe export is read, not with the CLI)."""
+    from streams.gateway.server import load_account_map
+    from streams.gateway.stripe_events import map_event
+
+    accounts = load_account_map(settings.stripe_account_map)
+    return lambda event: map_event(event, accounts)

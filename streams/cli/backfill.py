@@ -1,4 +1,4 @@
-"""``churnwatch backfill``: fold history into the worker's state before it starts (registered in cli.py)."""
+"""``churnwatch backfill``: fold history into the worker's state before it starts (registered in main.py)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from streams.engine.detection import Detection, SweepOutcome, due
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
 from streams.engine.state import AccountState
 from streams.engine.store import StateStore
-from streams.events import Event, UsageEvent
+from streams.events import Event
 
 SweepListener = Callable[[SweepOutcome], None]
 
@@ -94,14 +94,13 @@ class Engine:
             self.store,
             self.window_config,
             deduplicator=self.deduplicator,
-            before_event=self._tick if self.event_clock else None,
+            before_usage=self._tick if self.event_clock else None,
             on_folded=self.on_folded,
         )
 
-    def _tick(self, arrival: Arrival) -> None:
-        if type(arrival.event) is UsageEvent:
-            for midnight_ms in self.clock.advance(arrival.partition, arrival.event.ts_ms):
-                self.sweep(midnight_ms)
+    def _tick(self, usage: Arrival) -> None:
+        for midnight_ms in self.clock.advance(usage.partition, usage.event.ts_ms):
+            self.sweep(midnight_ms)
 
     def sweep(self, now_ms: int, *, everyone: bool = False) -> SweepOutcome:
         """Evaluate the owned accounts that are due (all of them with ``everyone``) at ``now_ms``."""

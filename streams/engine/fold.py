@@ -61,29 +61,32 @@ def fold_arrivals(
     window_config: WindowConfig,
     *,
     deduplicator: Deduplicator | None = None,
-    before_event: Callable[[Arrival], None] | None = None,
+    before_usage: Callable[[Arrival], None] | None = None,
     on_folded: Callable[[Event], None] | None = None,
 ) -> FoldResult:
-    """Fold ``arrivals`` in order into ``states``; ``before_event`` runs before each (the event clock).
+    """Fold ``arrivals`` in order into ``states``; ``before_usage`` runs before each usage event (the event
+    clock: only usage moves it).
 
     Each state an arrival reaches is ``put`` back once per arrival (a new state is created in the arrival's
     partition). ``on_folded`` sees every event that was folded (not the late or duplicate ones).
     """
     result = FoldResult()
+    get, put = states.get, states.put
     for arrival in arrivals:
         event = arrival.event
-        if before_event is not None:
-            before_event(arrival)
+        kind = type(event)
+        if before_usage is not None and kind is UsageEvent:
+            before_usage(arrival)
         key = event.account_id.encode()
-        state = states.get(key)
+        state = get(key)
         if state is None:
             state = AccountState(AccountWindow(window_config), arrival.partition)
-        topic_index = TOPIC_INDEX[type(event)]
+        topic_index = TOPIC_INDEX[kind]
         if arrival.offset <= state.applied_offsets[topic_index]:
             result.skipped_duplicates += 1
             continue
         state.applied_offsets[topic_index] = arrival.offset
-        states.put(key, state)
+        put(key, state)
         if deduplicator is not None and deduplicator.is_duplicate(
             event_key(event), event.ts_ms, origin=origin_of(arrival, topic_index)
         ):

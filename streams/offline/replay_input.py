@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import gzip
 import heapq
 import io
@@ -47,9 +48,9 @@ UTF8_BOM = b"\xef\xbb\xbf"
 DUPLICATE = "duplicate"  # not a dead-letter reason: the event is valid, and already counted
 CLOCK_SAMPLE = 4_096  # the latest event times kept to find the file's clock
 CLOCK_SUPPORT = 10  # other events within the skew before a time that make it the file's clock
-# Bytes a buffered line costs beyond its own length: the tuple, ints and key (~190 measured) and the decoded
-# event (~150).
-RECORD_OVERHEAD = 350
+# Bytes a buffered line costs beyond its own length: the tuple, ints and key, and the decoded event with its
+# strings (451 measured by benchmarks/replay_input.py on simulator lines).
+RECORD_OVERHEAD = 450
 DEFAULT_SORT_MEMORY_BYTES = 256 * 2**20
 _HEADER = struct.Struct("<qqIq")  # ts_ms, line number, raw length, event key; then the raw line
 
@@ -162,6 +163,7 @@ class SortedInput:
         self._latest: list[int] = []  # min-heap of the CLOCK_SAMPLE latest event times
         self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
         self._runs: list[Path] = []
+        self._frozen = False
 
     def __enter__(self) -> SortedInput:
         return self
@@ -171,6 +173,9 @@ class SortedInput:
     ) -> None:
         if self._spill_dir is not None:
             self._spill_dir.cleanup()
+        if self._frozen:
+            gc.unfreeze()  # what read() froze is the collector's again (the buffer is garbage by now)
+            self._frozen = False
 
     def reject(self, line_no: int, reason: str, detail: str, raw: bytes) -> None:
         self.stats.rejected[reason] += 1
@@ -178,7 +183,15 @@ class SortedInput:
             self._on_reject(line_no, reason, detail, raw)
 
     def read(self, lines: Iterator[bytes] | BinaryIO, on_line: Callable[[int], None] | None = None) -> None:
-        """Pass 1: validate every line and buffer (or spill) the valid ones; ``on_line(n)`` every 65,536."""
+        """Pass 1: validate every line and buffer (or spill) the valid ones; ``on_line(n)`` every 65,536.
+
+        The buffered events are container objects the cyclic garbage collector tracks: collecting while
+        hundreds of thousands of them pile up, and scanning them at every full collection during the replay,
+        cost about 40 % more CPU than the whole pass (measured in docs/detection.md). So the collector is
+        paused while reading, and what was read is frozen (``gc.freeze``) until this object's context exits.
+        """
+        paused = gc.isenabled()
+        gc.disable()
         try:
             for line_no, line in enumerate(lines, start=1):
                 if line_no == 1 and line.startswith(UTF8_BOM):
@@ -188,6 +201,11 @@ class SortedInput:
                     on_line(line_no)
         except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a truncated stream, EOFError
             raise InputError(f"cannot read the input: {error}") from None
+        finally:
+            if paused:
+                gc.freeze()
+                self._frozen = True
+                gc.enable()
 
     def _read_line(self, line_no: int, raw: bytes) -> None:
         if not raw or raw.isspace():

@@ -117,9 +117,10 @@ def replay(
 
     Lines are validated as the live worker validates records (CHURNWATCH_* settings, overridden by the
     flags), sorted by event time whatever their order, and deduplicated; see docs/detection.md.
+    \f
+    Over ~60 lines: the signature declares one parameter per flag (typer reads them from it, and click cuts
+    the help at the form feed above); the body is a dozen statements.
     """
-    # Over ~60 lines: the signature declares one parameter per flag (typer reads them from it); the body
-    # is a dozen statements.
     flags = {name: value for name, value in locals().items() if name in FLAG_SETTINGS}
     outputs = {
         "--scores": scores,

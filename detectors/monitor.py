@@ -24,7 +24,7 @@ the episode policy and the outcome learning; issue 13 splits it into one feature
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -427,6 +427,7 @@ class AccountMonitor:
         now_ms: int,
         *,
         clock_ms: int | None = None,
+        feature_weights: Mapping[str, float] | None = None,
     ) -> Assessment:
         """Bring ``state`` up to ``now_ms`` and assess the account; see the module docstring.
 
@@ -440,6 +441,9 @@ class AccountMonitor:
             Event time of the evaluation: the watermark after a batch, or the clock in a timer sweep.
         clock_ms
             Processing time stamped on alerts as ``detected_ts_ms`` (defaults to ``now_ms``).
+        feature_weights
+            Multipliers of this account's features (what answers to its alerts taught it,
+            :mod:`detectors.answers`) in its risk and reasons; snapshots keep the features unweighted.
         """
         cfg = self.config
         today = day_of(now_ms - cfg.day_close_delay_ms)
@@ -452,8 +456,11 @@ class AccountMonitor:
         new_days = self._learn_days(window, state, today - 1)
         self._track_mrr(window, state, new_days)
         features, context = self._features(window, state, today)
+        observed = features  # what the risk model learns from: the account as it is, not as answers weigh it
+        if feature_weights:
+            features = _weighed(features, feature_weights)
         risk = self.risk_model.predict_proba_one(features)
-        self._label_and_snapshot(account_id, state, today, risk, features, outcomes)
+        self._label_and_snapshot(account_id, state, today, risk, observed, outcomes)
         flags, onset_day = self._flags(state, features, context)
         monitored = "warming_up" not in flags
         severity = self.severity_of(risk) if risk >= cfg.alert_threshold else None
@@ -952,6 +959,12 @@ class AccountMonitor:
                 state.episode = None
                 state.cooldown_until_ms = now_ms + cfg.cooldown_days * DAY_MS
         return alerts
+
+
+def _weighed(features: dict[str, float], weights: Mapping[str, float]) -> dict[str, float]:
+    """``features`` times their ``weights`` (a feature weighted to 0 is left out)."""
+    out = {name: round(value * weights.get(name, 1.0), 4) for name, value in features.items()}
+    return {name: value for name, value in out.items() if value > 0}
 
 
 def _rfc3339(ts_ms: int) -> str:

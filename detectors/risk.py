@@ -239,9 +239,10 @@ class RiskModel:
         inputs["prior"] = _logit(self.prior.predict_proba_one(x)) - self.prior.intercept
         return inputs
 
-    def learn_one(self, x: Mapping[str, float], y: bool) -> None:
-        """Learn one labelled snapshot (features as scored, outcome as observed)."""
-        self._lr.learn_one(self._inputs(x), bool(y))
+    def learn_one(self, x: Mapping[str, float], y: bool, weight: float = 1.0) -> None:
+        """Learn one labelled snapshot (features as scored, outcome as observed; ``weight`` scales its step:
+        answers to alerts are labels of a configurable weight)."""
+        self._lr.learn_one(self._inputs(x), bool(y), w=weight)
         if y:
             self.n_positives += 1
         else:

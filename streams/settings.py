@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from detectors.answers import AnswerPolicy
 from detectors.windows import WindowConfig
 from streams.config_file import read_config_file
 from streams.errors import ConfigError
@@ -244,6 +245,24 @@ class Settings(BaseSettings):
     feedback_alert_memory_max: int = Field(
         500_000, ge=1, description="Most alerts the gateway remembers for answers (oldest forgotten first)."
     )
+    feedback_suppress_days: float = Field(
+        30.0, ge=0, description="A false alarm mutes the alert's reasons for that account this many days."
+    )
+    feedback_damping: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="After the mute, a false alarm's reasons weigh (1 - this) for the account (decaying).",
+    )
+    feedback_damping_half_life_days: float = Field(
+        365.0, gt=0, description="Half-life of what a false alarm taught an account (its damping)."
+    )
+    feedback_label_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of a 'real' or 'false alarm' answer as a label for the risk model (a "
+        "cancellation weighs 1; 0: answers teach the model nothing).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -346,6 +365,15 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def answer_policy(self) -> AnswerPolicy:
+        """How answers to alerts act on accounts and the risk model (live worker and replay alike)."""
+        return AnswerPolicy(
+            suppress_days=self.feedback_suppress_days,
+            damping=self.feedback_damping,
+            damping_half_life_days=self.feedback_damping_half_life_days,
+            label_weight=self.feedback_label_weight,
+        )
 
     def window_config(self) -> WindowConfig:
         """The windows' retention, lateness and top-events settings (live worker and replay alike)."""

@@ -131,6 +131,7 @@ class WorkerFactory:
                 "CHURNWATCH_TOPIC_BILLING": f"{self.prefix}.billing",
                 "CHURNWATCH_TOPIC_ALERTS": f"{self.prefix}.alerts",
                 "CHURNWATCH_TOPIC_DEADLETTER": f"{self.prefix}.deadletter",
+                "CHURNWATCH_TOPIC_FEEDBACK": f"{self.prefix}.feedback",
                 "CHURNWATCH_PARTITIONS": str(self.partitions),
                 "CHURNWATCH_DATA_DIR": str(self.directory / "data"),
                 "CHURNWATCH_SESSION_TIMEOUT_SECONDS": "6",

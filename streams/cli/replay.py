@@ -17,6 +17,7 @@ from streams.cli.backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli.checks import output_file
 from streams.cli.progress import progress_for, report_console
 from streams.events import InvalidEventError, parse_ts
+from streams.feedback import Feedback
 from streams.offline.backtest import OutcomeMode
 from streams.offline.replay import ReplayResult, rfc3339, run_replay
 from streams.offline.replay_input import (
@@ -112,6 +113,14 @@ def replay(
     horizon_days: Annotated[
         int, typer.Option("--horizon-days", min=1, help="Churn horizon of the baseline comparison.")
     ] = 30,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(
+            "--feedback",
+            help="JSONL file of answers to alerts (feedback records, as on the feedback topic), folded at "
+            "their time: backtest what answers change (CHURNWATCH_FEEDBACK_* settings).",
+        ),
+    ] = None,
 ) -> None:
     """Replay an event file through the live windows, detectors and alert policy, as fast as the CPU can.
 
@@ -135,7 +144,10 @@ def replay(
         as_of_ms, now_ms = _time_option(as_of, "--as-of"), _time_option(now, "--now")
         settings = replay_settings(flags)
         rules = InputRules.from_settings(settings, now_ms=now_ms, sort_memory_bytes=sort_memory_mb << 20)
-        result, stats = _run(events, rules, settings, as_of_ms, rejects, baselines or html is not None)
+        answers = read_feedback(feedback) if feedback is not None else []
+        result, stats = _run(
+            events, rules, settings, as_of_ms, rejects, baselines or html is not None, answers
+        )
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
@@ -159,6 +171,26 @@ def replay(
     _print_summary(report_console(), body)
 
 
+def read_feedback(path: Path) -> list[Feedback]:
+    """Answers of a JSONL feedback file (blank lines skipped); InputError naming the first bad line."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise InputError(f"--feedback {path}: {error.strerror or error}") from None
+    answers: list[Feedback] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            answers.append(Feedback.from_bytes(line))
+        except (ValueError, KeyError, TypeError) as error:
+            problem = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            raise InputError(
+                f"--feedback {path} line {number}: not an answer to an alert ({problem})"
+            ) from None
+    return answers
+
+
 def _time_option(text: str | None, flag: str) -> int | None:
     if text is None:
         return None
@@ -176,6 +208,7 @@ def _run(
     as_of_ms: int | None,
     rejects: Path | None,
     baselines: bool = False,
+    answers: list[Feedback] | None = None,
 ) -> tuple[ReplayResult, InputStats]:
     """Read, sort and replay, with a progress bar on stderr; InputError when no line was a valid event."""
     config = DetectorConfig(alert_threshold=settings.alert_threshold)
@@ -209,6 +242,8 @@ def _run(
             on_progress=on_progress,
             snapshot_ms=snapshot_days(baselines),
             record_activity=baselines,
+            feedback=answers or (),
+            answer_policy=settings.answer_policy(),
         )
     stats = sorted_input.stats
     if not stats.accepted:

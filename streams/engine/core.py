@@ -1,7 +1,8 @@
 """The engine: one transport-free loop that folds events, keeps the clocks and sweeps, for live and replay.
 
-Drivers hand it validated events (:class:`~streams.engine.fold.Arrival`) in order: the live worker in Kafka
-batches, replay from a time-sorted file. The engine folds them into account states held by a
+Drivers hand it validated events (:class:`~streams.engine.fold.Arrival`) and answers to alerts
+(:class:`~streams.engine.answers.AnswerArrival`) in order: the live worker in Kafka batches, replay from a
+time-sorted file. The engine folds them into account states held by a
 :class:`~streams.engine.store.StateStore`, runs the detectors at each UTC midnight the event-time clock
 crosses (``event_clock=True``) or when the driver asks (:meth:`Engine.sweep`, the live wall-clock timer),
 and reports each sweep to ``on_sweep`` (alerts to deliver, assessments). The risk model, the outage guard
@@ -15,14 +16,17 @@ must not depend on how a store happened to cache or restore its states.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
 
+from detectors.alerts import Alert
+from detectors.answers import AnswerPolicy
 from detectors.monitor import AccountMonitor
 from streams.dedup import Deduplicator
 from streams.engine import saved
+from streams.engine.answers import AnswerArrival, Answering
 from streams.engine.clock import EventClock, WallClock
 from streams.engine.detection import Detection, SweepOutcome, due
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
@@ -62,6 +66,10 @@ class Engine:
         Called with each sweep's outcome (alerts to deliver, assessments).
     on_folded
         Called with each event folded (replay's activity and cancellation records).
+    answer_policy
+        How answers to alerts act (:mod:`streams.engine.answers`).
+    on_answered
+        Called with the alerts an answer raised (a *handled* episode's resolution), to deliver.
     """
 
     def __init__(
@@ -74,11 +82,16 @@ class Engine:
         deduplicator: Deduplicator | None = None,
         on_sweep: SweepListener | None = None,
         on_folded: Callable[[Event], None] | None = None,
+        answer_policy: AnswerPolicy | None = None,
+        on_answered: Callable[[list[Alert]], None] | None = None,
     ) -> None:
         self.monitor = monitor
         self.store = store
         self.window_config = monitor.window_config
-        self.detection = Detection(monitor)
+        self.detection = Detection(monitor, answer_policy)
+        self.answering = Answering(monitor, self.detection.answer_policy)
+        self.on_answered = on_answered
+        self.last_sweep_ms: int | None = None
         self.clock = EventClock()
         self.event_clock = event_clock
         self.wall_clock = wall_clock
@@ -87,16 +100,45 @@ class Engine:
         self.on_folded = on_folded
         self.last_sweep: SweepTiming | None = None
 
-    def fold(self, arrivals: Iterable[Arrival]) -> FoldResult:
-        """Fold events in order, sweeping first whenever one moves the event clock past a midnight."""
+    def fold(self, arrivals: Iterable[Arrival | AnswerArrival]) -> FoldResult:
+        """Fold events and answers in order, sweeping first whenever an event moves the event clock past a
+        midnight."""
         return fold_arrivals(
-            arrivals,
+            self._events(arrivals),
             self.store,
             self.window_config,
             deduplicator=self.deduplicator,
             before_usage=self._tick if self.event_clock else None,
             on_folded=self.on_folded,
         )
+
+    def _events(self, arrivals: Iterable[Arrival | AnswerArrival]) -> Iterator[Arrival]:
+        for arrival in arrivals:
+            if type(arrival) is AnswerArrival:
+                self.answer(arrival)
+            else:
+                assert type(arrival) is Arrival
+                yield arrival
+
+    def answer(self, arrival: AnswerArrival) -> None:
+        """Apply one answer to its account (:mod:`streams.engine.answers`) at the engine's time: the wall
+        clock when it sweeps on it, else the last sweep's clock (the answer's own time before any sweep)."""
+        feedback = arrival.feedback
+        key = feedback.account_id.encode()
+        state = self.store.get(key)
+        if state is None:
+            self.answering.counts.unknown += 1
+            return
+        if not self.event_clock and self.wall_clock is not None:
+            now_ms = self.wall_clock()
+        else:
+            now_ms = self.last_sweep_ms if self.last_sweep_ms is not None else feedback.answered_ts_ms
+        detector = self.detection.detector_of(state)
+        alerts = self.answering.apply(state, detector, feedback, now_ms)
+        state.detector = detector.to_state()
+        self.store.put(key, state)
+        if alerts and self.on_answered is not None:
+            self.on_answered(alerts)
 
     def _tick(self, usage: Arrival) -> None:
         for midnight_ms in self.clock.advance(usage.partition, usage.event.ts_ms):
@@ -105,6 +147,7 @@ class Engine:
     def sweep(self, now_ms: int, *, everyone: bool = False) -> SweepOutcome:
         """Evaluate the owned accounts that are due (all of them with ``everyone``) at ``now_ms``."""
         started = time.perf_counter()
+        self.last_sweep_ms = now_ms
         store = self.store
         accounts: list[tuple[bytes, AccountState, int]] = []
         for key in sorted(store.owned()):

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.alerts import Alert
+from detectors.answers import AnswerPolicy
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, OutageGuard
 from detectors.risk import RiskModel
+from streams.engine.answers import remember_alerts
 from streams.engine.state import AccountState
 
 
@@ -62,8 +64,9 @@ def due(state: AccountState) -> bool:
 class Detection:
     """The detectors of one engine: a monitor, its global risk model, the outage guard, the at-risk view."""
 
-    def __init__(self, monitor: AccountMonitor) -> None:
+    def __init__(self, monitor: AccountMonitor, answer_policy: AnswerPolicy | None = None) -> None:
         self.monitor = monitor
+        self.answer_policy = answer_policy if answer_policy is not None else AnswerPolicy()
         self.guard = OutageGuard(monitor.config)
         self.at_risk: dict[str, AtRisk] = {}
 
@@ -115,7 +118,10 @@ class Detection:
         monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
         detectors: dict[str, AccountDetectorState] = {}
         for account_id, _, state, partition, detector in batch:
-            assessment = monitor.observe(account_id, state.window, detector, now_ms, clock_ms=clock_ms)
+            weights = state.answers.weights(now_ms, self.answer_policy) if state.answers else None
+            assessment = monitor.observe(
+                account_id, state.window, detector, now_ms, clock_ms=clock_ms, feature_weights=weights
+            )
             detectors[account_id] = detector
             outcome.assessments.append(assessment)
             listed = self._listed(assessment, detector, partition)
@@ -126,9 +132,12 @@ class Detection:
             monitor.suppress(detectors[alert.account_id], alert)
         outcome.alerts = [*decision.incident_alerts, *decision.alerts]
         outcome.suppressed = list(decision.suppressed)
-        for _, key, state, _, detector in batch:
+        answered = set(
+            remember_alerts(decision.alerts, outcome.assessments, {a: s for a, _, s, _, _ in batch})
+        )
+        for account_id, key, state, _, detector in batch:
             serialized = detector.to_state()
-            if serialized != state.detector:
+            if serialized != state.detector or account_id in answered:
                 state.detector = serialized
                 outcome.changed.append(key)
         self.at_risk = outcome.at_risk

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import zstandard
 
+from detectors.answers import AnswerBook
 from detectors.monitor import AccountDetectorState
 from detectors.windows import AccountWindow, WindowConfig
 from streams.events import EVENT_TYPES
@@ -20,7 +21,7 @@ _DECOMPRESSOR = zstandard.ZstdDecompressor()
 
 @dataclass(slots=True)
 class AccountState:
-    """What a table row holds for one account: its window, detector state and applied offsets.
+    """What a table row holds for one account: its window, detector state, applied offsets and answers.
 
     ``detector`` is the stored form of the detector state; ``live_detector`` the decoded object while this
     state stays in memory (a sweep writes the stored form back when the object changed).
@@ -31,6 +32,7 @@ class AccountState:
     applied_offsets: list[int] = field(default_factory=lambda: [-1] * len(EVENT_TYPES))
     detector: dict[str, Any] | None = None
     live_detector: AccountDetectorState | None = field(default=None, compare=False, repr=False)
+    answers: AnswerBook | None = field(default=None, compare=False)  # answers to its alerts (issue 18)
 
     def to_bytes(self) -> bytes:
         """The partition (2 bytes, readable without decoding), then zstd-compressed orjson.
@@ -45,6 +47,7 @@ class AccountState:
                     "o": self.applied_offsets,
                     "w": self.window.to_state(),
                     "d": self.detector,
+                    "a": self.answers.to_state() if self.answers is not None else None,
                 }
             )
         )
@@ -57,4 +60,6 @@ class AccountState:
     @classmethod
     def from_bytes(cls, raw: bytes, config: WindowConfig) -> AccountState:
         body = orjson.loads(_DECOMPRESSOR.decompress(raw[2:]))
-        return cls(AccountWindow.from_state(body["w"], config), body["p"], list(body["o"]), body.get("d"))
+        answers = AnswerBook.from_state(body["a"]) if body.get("a") is not None else None
+        window = AccountWindow.from_state(body["w"], config)
+        return cls(window, body["p"], list(body["o"]), body.get("d"), answers=answers)

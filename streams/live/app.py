@@ -1,7 +1,8 @@
 """The Faust application: topics, tables and the thin adapters that connect Kafka to the engine.
 
-An :class:`~streams.live.event_reader.EventReader` fetches the three event topics in batches for the
-partitions Faust assigned to this worker; :class:`~streams.live.ingest.BatchFolder` validates them and the
+An :class:`~streams.live.event_reader.EventReader` fetches the three event topics and the feedback topic
+(answers to alerts, co-partitioned and keyed by account like the events) in batches for the partitions Faust
+assigned to this worker; :class:`~streams.live.ingest.BatchFolder` validates them and the
 :class:`~streams.engine.Engine` folds them into account states (a
 :class:`~streams.live.table_store.TableStore` over the ``accounts`` table) and sweeps. Every
 ``checkpoint_interval_seconds`` the changed states and the engine's own state are written to the
@@ -37,7 +38,7 @@ from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, zero_counters
 from streams.live.health import Health, LoopHeartbeat
 from streams.live.holdout import Holdout
-from streams.live.ingest import LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
+from streams.live.ingest import FEEDBACK_TYPE, LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
 from streams.live.kafka_client import client_options, faust_credentials
 from streams.live.outbox import Outbox
 from streams.live.poison import PoisonBatch
@@ -91,6 +92,7 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
     return Engine(
         AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), window_config),
         store,
+        answer_policy=settings.answer_policy(),
         event_clock=settings.evaluation_clock == "event",
         wall_clock=clock,
         deduplicator=Deduplicator(
@@ -123,6 +125,7 @@ class Churnwatch:
         self.window_config = settings.window_config()
         self.app = app = faust_app(settings)
         self.type_by_topic = {topic: event_type for event_type, topic in settings.event_topics.items()}
+        self.type_by_topic[settings.topic_feedback] = FEEDBACK_TYPE  # answers are read and checkpointed alike
         self.deadletter_topic = app.topic(
             settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
         )
@@ -146,6 +149,7 @@ class Churnwatch:
         )
         self.engine = build_engine(settings, self.store, clock)
         self.engine.on_sweep = self._swept
+        self.engine.on_answered = self._answered
         self.folder = BatchFolder(
             window_config=self.window_config,
             max_event_bytes=settings.max_event_bytes,
@@ -294,6 +298,10 @@ class Churnwatch:
         if self.engine.last_sweep is not None:
             self.metrics.sweep_seconds.observe(self.engine.last_sweep.seconds)
         self.gauges.update()
+
+    def _answered(self, alerts: list[Alert]) -> None:
+        """Alerts an answer raised (a handled episode's resolution), written with the batch's alerts."""
+        self.pending_alerts.extend(alerts)
 
     async def _wall_clock_sweep(self) -> None:
         if not self.health.settled():

@@ -2,7 +2,8 @@
 
 The event reader hands over records in batches; :class:`BatchFolder` decodes them with the live limits
 (size, future skew against the wall clock, minimum time, key and topic checks), turns valid ones into
-:class:`~streams.engine.fold.Arrival` for the engine and reports what must be dead-lettered.
+:class:`~streams.engine.fold.Arrival` for the engine (answers to alerts from the feedback topic into
+:class:`~streams.engine.answers.AnswerArrival`) and reports what must be dead-lettered.
 :meth:`BatchFolder.fold` also folds a batch into states directly (tests and benchmarks of the input side);
 the fold itself is the engine's (:func:`streams.engine.fold.fold_arrivals`), whoever calls it.
 """
@@ -14,14 +15,17 @@ from dataclasses import dataclass, field
 
 from detectors.windows import WindowConfig
 from streams.dedup import Deduplicator
+from streams.engine.answers import AnswerArrival
 from streams.engine.fold import Arrival, fold_arrivals
 from streams.engine.state import AccountState
 from streams.events import MIN_TS_MS, DeadLetterReason, InvalidEventError, decode
+from streams.feedback import Feedback
 
 # Larger values are dead-lettered without their bytes: a dead letter must fit the producer's request size and
 # the broker's default message size (1 MiB) whatever an event topic's own max.message.bytes allows.
 DEADLETTER_MAX_VALUE_BYTES = 512 * 1024
 LATE_DETAIL = "older than the account's lateness allowance"
+FEEDBACK_TYPE = "feedback"  # the event type of the feedback topic's records
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +129,19 @@ class BatchFolder:
         self.clock = clock
         self.deduplicator = deduplicator
 
-    def decode(self, records: Iterable[RawRecord]) -> tuple[list[Arrival], list[DeadLetter]]:
+    def decode(self, records: Iterable[RawRecord]) -> tuple[list[Arrival | AnswerArrival], list[DeadLetter]]:
         """Valid records as arrivals (``source`` is the record), in order; the others as dead letters."""
-        arrivals: list[Arrival] = []
+        arrivals: list[Arrival | AnswerArrival] = []
         dead: list[DeadLetter] = []
         max_ts_ms = self.clock() + self.max_future_skew_ms
         for record in records:
+            if record.event_type == FEEDBACK_TYPE:
+                answer = decode_answer(record)
+                if isinstance(answer, DeadLetter):
+                    dead.append(answer)
+                else:
+                    arrivals.append(answer)
+                continue
             try:
                 event = decode(
                     record.value,
@@ -159,7 +170,8 @@ class BatchFolder:
         """
         arrivals, dead = self.decode(records)
         working = _LoadingStates(load, states if states is not None else {}, self.window_config)
-        folded = fold_arrivals(arrivals, working, self.window_config, deduplicator=self.deduplicator)
+        events = [arrival for arrival in arrivals if type(arrival) is Arrival]
+        folded = fold_arrivals(events, working, self.window_config, deduplicator=self.deduplicator)
         dead.extend(DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in folded.late)
         return BatchResult(
             changed={key: working.states[key] for key in working.changed},
@@ -169,6 +181,20 @@ class BatchFolder:
             duplicate_events=folded.duplicate_events,
             max_event_ts_ms=folded.max_event_ts_ms,
         )
+
+
+def decode_answer(record: RawRecord) -> AnswerArrival | DeadLetter:
+    """A feedback topic record as an answer, or a dead letter naming what is wrong with it."""
+    try:
+        if record.value is None:
+            raise ValueError("no value")
+        feedback = Feedback.from_bytes(record.value)
+    except (ValueError, KeyError, TypeError) as error:
+        detail = f"not an answer to an alert: {type(error).__name__}: {error}"[:200]
+        return DeadLetter(record, DeadLetterReason.INVALID_VALUE, detail)
+    if record.key is not None and record.key != feedback.account_id.encode():
+        return DeadLetter(record, DeadLetterReason.KEY_MISMATCH, "key is not the answer's account_id")
+    return AnswerArrival(feedback, record.partition, record.offset, record)
 
 
 class _LoadingStates:

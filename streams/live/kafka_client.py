@@ -112,8 +112,11 @@ async def ensure_topics(settings: Settings) -> None:
                     raise KafkaUnavailableError(f"creating topics failed: {exc!r}") from None
         deadline = time.monotonic() + 30
         while True:
-            # Alerts share partition numbers with the deliveries ledger: they must be co-partitioned too.
-            described = await admin.describe_topics([*settings.event_topics.values(), settings.topic_alerts])
+            # Alerts share partition numbers with the deliveries ledger, and the worker reads answers by the
+            # partitions it owns: they must be co-partitioned too.
+            described = await admin.describe_topics(
+                [*settings.event_topics.values(), settings.topic_alerts, settings.topic_feedback]
+            )
             # A just-created topic can briefly be described without partitions: wait for its metadata.
             if all(topic["partitions"] for topic in described) or time.monotonic() > deadline:
                 break

@@ -55,6 +55,7 @@ def account_body(worker: Churnwatch, account_id: str) -> dict[str, Any] | None:
         "explained": worker.explained(account_id, state),
         "window": state.window.to_state(),
         "applied_offsets": state.applied_offsets,
+        "answers": state.answers.summary() if state.answers is not None else None,
     }
 
 

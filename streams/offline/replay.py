@@ -4,7 +4,8 @@ No Kafka: events are validated as the ingest path validates records (by :mod:`st
 or here for plain lines) and handed to the same :class:`~streams.engine.Engine` the live worker drives, with
 an in-memory store and the event-time clock: each UTC midnight the usage events' clock crosses sweeps every
 account, so accounts that went silent are evaluated too. Detector work is therefore per account-day, and the
-per-event cost is the window fold.
+per-event cost is the window fold. Answers to alerts (``feedback``, e.g. ``churnwatch replay --feedback``) are
+merged into the events by their time, so the effect of answers can be backtested.
 
 :func:`run_replay` is the core (the CLI, backfills, tests and benchmarks call it);
 :mod:`streams.offline.replay_outputs` writes its scores, alerts and detection-quality report.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from detectors.alerts import Alert
+from detectors.answers import AnswerPolicy
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, Outcome
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import AccountState, Arrival, Engine, MemoryStore, SweepOutcome
+from streams.engine.answers import AnswerArrival, AnswerCounts
 from streams.events import BillingEvent, Event, InvalidEventError, UsageEvent, validate
+from streams.feedback import Feedback
 
 if TYPE_CHECKING:
     from streams.offline.replay_input import InputRules, RejectSink, SortedInput
@@ -76,6 +80,7 @@ class ReplayResult:
     snapshots: dict[int, dict[str, float]] = field(default_factory=dict)
     # Usage counts per account and UTC day (epoch day), when recorded (``record_activity=True``).
     activity: dict[str, dict[int, int]] | None = None
+    answers: AnswerCounts = field(default_factory=AnswerCounts)  # what the answers to alerts did
 
     @property
     def events_per_s(self) -> float:
@@ -93,6 +98,8 @@ def run_replay(
     progress_every: int = 1 << 16,
     snapshot_ms: Container[int] = (),
     record_activity: bool = False,
+    feedback: Sequence[Feedback] = (),
+    answer_policy: AnswerPolicy | None = None,
 ) -> ReplayResult:
     """Replay events in order through the engine (fold, daily sweeps, alert policy); the final states.
 
@@ -120,15 +127,17 @@ def run_replay(
         backtest ranks; a midnight inside a gap of more than 62 days without usage is not swept).
     record_activity
         Keep usage counts per account and day in ``result.activity`` (what the backtest's baselines use).
+    feedback, answer_policy
+        Answers to alerts, folded when the events' time passes theirs (:mod:`streams.engine.answers`), and
+        how they act (the default policy when omitted).
     """
     started = time.perf_counter()
     cfg = config if config is not None else (monitor.config if monitor is not None else DetectorConfig())
     wcfg = window_config if window_config is not None else WindowConfig()
     mon = monitor if monitor is not None else AccountMonitor(cfg, wcfg)
     result = ReplayResult(config=cfg, window_config=wcfg, monitor=mon)
-    run = _Run(
-        result, mon, frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
-    )
+    snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
+    run = _Run(result, mon, snapshot_at, feedback, answer_policy)
     if record_activity:
         result.activity = {}
     from streams.offline.replay_input import SortedInput  # it imports this module
@@ -160,12 +169,39 @@ def _decode(lines: Iterable[bytes], result: ReplayResult) -> Iterator[Event]:
 class _Run:
     """One replay: feeds the engine, records what its sweeps and folds produce into the result."""
 
-    def __init__(self, result: ReplayResult, monitor: AccountMonitor, snapshot_at: Container[int]) -> None:
+    def __init__(
+        self,
+        result: ReplayResult,
+        monitor: AccountMonitor,
+        snapshot_at: Container[int],
+        feedback: Sequence[Feedback] = (),
+        answer_policy: AnswerPolicy | None = None,
+    ) -> None:
         self.result = result
         self.snapshot_at = snapshot_at
         self.store = MemoryStore()
-        self.engine = Engine(monitor, self.store, on_sweep=self._swept, on_folded=self._folded)
+        self.engine = Engine(
+            monitor,
+            self.store,
+            on_sweep=self._swept,
+            on_folded=self._folded,
+            answer_policy=answer_policy,
+            on_answered=result.alerts.extend,
+        )
+        result.answers = self.engine.answering.counts
+        ordered = sorted(enumerate(feedback), key=lambda item: (item[1].answered_ts_ms, item[0]))
+        self.answers = [AnswerArrival(answer, 0, line) for line, answer in ordered]
+        self.next_answer = 0
         self.watermark = -1
+
+    def _answers_until(self, ts_ms: int | None, chunk: list[Arrival | AnswerArrival]) -> None:
+        """Queue the answers given before ``ts_ms`` (all the rest when None) ahead of the next event."""
+        answers = self.answers
+        while self.next_answer < len(answers) and (
+            ts_ms is None or answers[self.next_answer].feedback.answered_ts_ms < ts_ms
+        ):
+            chunk.append(answers[self.next_answer])
+            self.next_answer += 1
 
     def feed(
         self,
@@ -176,7 +212,7 @@ class _Run:
     ) -> None:
         result = self.result
         fold = self.engine.fold
-        chunk: list[Arrival] = []
+        chunk: list[Arrival | AnswerArrival] = []
         accepted = after = 0
         next_progress = progress_every
         for event in events:
@@ -189,6 +225,8 @@ class _Run:
                 result.first_ts_ms = ts
             if ts > self.watermark:
                 self.watermark = ts
+            if self.next_answer < len(self.answers):
+                self._answers_until(ts, chunk)
             chunk.append(Arrival(event, 0, accepted))
             if len(chunk) >= CHUNK:
                 self._fold(fold, chunk)
@@ -196,12 +234,15 @@ class _Run:
                 if on_progress is not None and accepted >= next_progress:
                     on_progress(accepted + sum(result.bad_reasons.values()), self.watermark)
                     next_progress += progress_every
+        self._answers_until(as_of_ms + 1 if as_of_ms is not None else None, chunk)
         self._fold(fold, chunk)
         result.after_as_of = after
         result.lines = accepted + sum(result.bad_reasons.values())
         result.bad_lines = sum(result.bad_reasons.values())
 
-    def _fold(self, fold: Callable[[list[Arrival]], Any], chunk: list[Arrival]) -> None:
+    def _fold(
+        self, fold: Callable[[list[Arrival | AnswerArrival]], Any], chunk: list[Arrival | AnswerArrival]
+    ) -> None:
         done = fold(chunk)
         self.result.events += done.folded
         self.result.late_events += len(done.late)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import statistics
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,7 @@ def _counts(result: ReplayResult) -> dict[str, Any]:
         "sweep_s": round(result.sweep_s, 3),
         "alerts": dict(Counter(f"{a.kind.value}:{a.transition.value}" for a in result.alerts)),
         "suppressed_alerts": len(result.suppressed),
+        "answers": asdict(result.answers),
         "pipeline_incidents": sum(
             1
             for a in result.alerts

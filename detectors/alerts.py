@@ -1,8 +1,9 @@
 """The alert record that detection emits and the notifier delivers.
 
 An alert is one transition of an *episode*: an account's (or the pipeline's) continuous period at risk.
-Its idempotency key is ``"{episode_id}:{transition}"``, stable across restarts and replays, so receivers and
-the notifier can drop duplicates.
+Its idempotency key is ``"{episode_id}:{transition}"`` (an escalation adds the severity it reached, since an
+episode can escalate more than once: ``"{episode_id}:escalated:critical"``), stable across restarts and
+replays, so receivers and the notifier can drop duplicates.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Alert:
     ...           event_ts_ms=1764151200000, detected_ts_ms=1764151201000)
     >>> a.idempotency_key
     'acme:1764151200000:opened'
+    >>> from dataclasses import replace
+    >>> replace(a, transition=Transition.ESCALATED, severity=Severity.CRITICAL).idempotency_key
+    'acme:1764151200000:escalated:critical'
     >>> round(a.revenue_at_risk, 2)
     210.0
     >>> Alert.from_dict(a.to_dict()) == a
@@ -63,6 +67,9 @@ class Alert:
 
     @property
     def idempotency_key(self) -> str:
+        """One key per transition of an episode (severity rises with each escalation: it tells them apart)."""
+        if self.transition is Transition.ESCALATED:
+            return f"{self.episode_id}:{self.transition.value}:{self.severity.value}"
         return f"{self.episode_id}:{self.transition.value}"
 
     @property

@@ -69,7 +69,7 @@ def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_
         )
         assert [r.header("webhook-id") for r in crm.requests if r.reply.status == 200] == [
             "acme:1795600000000:opened",
-            "acme:1795600000000:escalated",
+            "acme:1795600000000:escalated:high",
         ]
         assert len(slack.requests) == 2
         assert jsonl.read_text().count("\n") == 2

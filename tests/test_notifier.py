@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 import orjson
 import pytest
 
-from detectors.alerts import Alert
+from detectors.alerts import Alert, Severity, Transition
 from streams.sinks import RetryPolicy
 from streams.sinks.notifier import LedgerEntry, Notifier, OutboxRecord
 from tests.kafka_harness import make_alert
@@ -64,3 +65,18 @@ def test_a_crash_mid_batch_resends_only_the_request_in_flight() -> None:
     assert second.received == [alert.idempotency_key for alert in alerts[3:]]
     assert result.duplicates == 3
     assert result.delivered == {"webhook": 2}
+
+
+def test_an_episode_escalating_twice_delivers_both_escalations() -> None:
+    """high, then critical: two transitions of one episode, neither a duplicate of the other."""
+    opened = make_alert("acme")
+    high = replace(opened, transition=Transition.ESCALATED, severity=Severity.HIGH, risk=0.6)
+    critical = replace(high, severity=Severity.CRITICAL, risk=0.8)
+    ledger: dict[bytes, bytes] = {}
+    sink = OneAlertPerRequest(accept=100)
+    result = asyncio.run(notifier(sink, ledger).handle(outbox([opened, high, critical])))
+    assert len(set(sink.received)) == 3
+    assert (result.duplicates, result.delivered) == (0, {"webhook": 3})
+    # Each escalation is still deduplicated against itself.
+    again = asyncio.run(notifier(OneAlertPerRequest(accept=100), ledger).handle(outbox([critical])))
+    assert (again.duplicates, again.delivered) == (1, {})

@@ -72,6 +72,19 @@ class Alert:
             return f"{self.episode_id}:{self.transition.value}:{self.severity.value}"
         return f"{self.episode_id}:{self.transition.value}"
 
+    @staticmethod
+    def episode_of(idempotency_key: str) -> str:
+        """The episode an idempotency key belongs to (the inverse of :attr:`idempotency_key`'s suffix).
+
+        >>> Alert.episode_of("acme:1764151200000:opened"), Alert.episode_of("a:b:1:escalated:critical")
+        ('acme:1764151200000', 'a:b:1')
+        """
+        head, _, last = idempotency_key.rpartition(":")
+        escalated = f":{Transition.ESCALATED.value}"
+        if last in {severity.value for severity in Severity} and head.endswith(escalated):
+            return head.removesuffix(escalated)
+        return head
+
     @property
     def revenue_at_risk(self) -> float:
         return self.risk * (self.mrr or 0.0)

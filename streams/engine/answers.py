@@ -116,7 +116,7 @@ class Answering:
             self.counts.learned += 1
 
     def _handled(self, detector: Any, feedback: Feedback, now_ms: int) -> list[Alert]:
-        episode_id = feedback.alert_id.rsplit(":", 1)[0]
+        episode_id = Alert.episode_of(feedback.alert_id)
         closed = close_episode(
             detector, episode_id, now_ms=now_ms, cooldown_days=self.monitor.config.cooldown_days
         )

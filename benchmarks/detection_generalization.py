@@ -64,6 +64,7 @@ from typing import Any
 
 import orjson
 
+from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
 from streams.offline.backtest import CHURNWATCH, Backtest, BacktestConfig, backtest
 from streams.offline.baselines import BASELINE_LABELS, BASELINES
@@ -85,9 +86,10 @@ class FileResult:
     by_shape: dict[str, tuple[int, int]] = field(default_factory=dict)  # shape -> (accounts, churnwatch hits)
 
 
-def run_file(source_file: SourceFile, warmup_days: int) -> FileResult | None:
+def run_file(source_file: SourceFile, warmup_days: int, config: DetectorConfig) -> FileResult | None:
     result = replay_file(
         source_file.events,
+        config=config,
         snapshot_ms=[d * DAY_MS for d in source_file.as_of_days],
         record_activity=True,
     )
@@ -260,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="Keep generated files here (reused).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the summary as JSON here.")
     parser.add_argument("--jobs", type=int, default=1, help="Files replayed in parallel (processes).")
+    parser.add_argument(
+        "--alert-threshold",
+        type=float,
+        default=DetectorConfig().alert_threshold,
+        help="Risk at which an episode opens (tuning only; the default is DetectorConfig's).",
+    )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(
         "--churnsim-python",
@@ -283,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         for source in chosen:
             files = list(source.files(workdir, args))
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                done = pool.map(run_file, files, [args.warmup_days] * len(files))
+                config = DetectorConfig(alert_threshold=args.alert_threshold)
+                done = pool.map(run_file, files, [args.warmup_days] * len(files), [config] * len(files))
                 results = [r for r in done if r is not None]
             for outcome in results:
                 ours = outcome.backtest.scorers[CHURNWATCH].auc

@@ -151,7 +151,7 @@ class DetectorConfig:
     resolve_after_days: int = 7
     cooldown_days: int = 14
     min_positives: int = 30
-    learning_rate: float = 0.02
+    learning_rate: float = 0.05
     l2: float = 1e-4
     snapshot_every_days: int = 7
     reason_min_logodds: float = 0.4
@@ -372,9 +372,24 @@ class AccountMonitor:
                 min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2
             )
         )
-        self.population = PopulationModel(config.min_history_days, config.sparse_gap_days)
+        self._population = PopulationModel(
+            config.min_history_days, config.sparse_gap_days, horizon_days=config.horizon_days
+        )
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
+
+    @property
+    def population(self) -> PopulationModel:
+        """The worker-wide population, carried (and persisted) by the risk model.
+
+        A risk model adopted without one (``monitor.risk_model = RiskModel.from_state(old_state)``) takes
+        over the population this monitor had, so swapping models never empties the percentiles.
+        """
+        model = self.risk_model
+        if model.population is None:
+            model.population = self._population
+        self._population = model.population
+        return model.population
 
     def clone(self) -> AccountMonitor:
         """A fresh monitor with the same configuration and an untrained risk model of the same parameters."""

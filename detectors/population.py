@@ -8,16 +8,26 @@ summaries) and which days were quiet for everybody (:class:`~detectors.calendar_
 
 It is updated by :meth:`PopulationModel.census` once per day, over every account of a sweep, *before* the
 accounts are assessed (``AccountMonitor.census``; replay and the live sweep call it), so an account
-assessed first and one assessed last see the same population. It is rebuilt by the first census after a
-restart (every piece is refreshed from the accounts' stored states); nothing of it is stored per account.
+assessed first and one assessed last see the same population. Nothing of it is stored per account: it is
+part of the worker's global :class:`~detectors.risk.RiskModel` (``risk_model.population``), persisted with
+it (:meth:`to_state`), because the learned weights are read against these percentiles. A model stored
+without one (older releases) gets a fresh population, rebuilt by the first census from the accounts'
+stored states (quiet days of the past are then forgotten).
 
 Features it adds (all >= 0, 0 = nothing unusual; each has an explanation sentence in
 :mod:`detectors.reasons`):
 
 ``low_engagement``
     1 - percentile of the account's EW usage per day among accounts of its plan.
+``low_activity``
+    1 - percentile of its EW usage per day among *all* accounts: where plans follow size (a bigger plan for
+    a bigger team), the plan percentile hides a level that is low for the whole customer base.
 ``low_depth``
     1 - percentile of its EW usage per active user and day within the plan.
+``inactive_ahead``
+    MBG/NBD probability of no activity at all in the next ``horizon_days``
+    (:func:`~detectors.btyd.p_inactive`), for the same irregular accounts as ``lapsed``: it separates a rare visitor that is alive but probably
+    quiet for a month from a frequent one.
 ``lapsed``
     1 - P(alive) of the MBG/NBD model from ``x`` (active days after the first), ``t_x`` and ``T``; for
     irregular accounts only (too new, fewer than 3 active days, or sparse with gaps whose spread exceeds
@@ -41,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
-from detectors.engagement import SegmentQuantiles, slope_of, weekly_totals
+from detectors.engagement import ALL_SEGMENTS, SegmentQuantiles, slope_of, weekly_totals
 from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
@@ -61,6 +71,8 @@ class PopulationModel:
         Accounts whose usual gap is shorter (daily accounts) stay out of the BTYD sample: the model is
         fitted on, and scores, the irregular accounts (fitted on a base of mostly daily accounts it would
         find every sparse account dead).
+    horizon_days
+        Horizon of ``inactive_ahead`` (the risk model's horizon).
     levels, depths, btyd, calendar
         The pieces (defaults when omitted).
 
@@ -85,13 +97,24 @@ class PopulationModel:
     0
     """
 
-    __slots__ = ("btyd", "calendar", "census_day", "depths", "levels", "min_history_days", "sparse_gap_days")
+    STATE_BUDGET_BYTES = 50_000  # both sketches, the BTYD sample, the calendar (once per worker)
+    __slots__ = (
+        "btyd",
+        "calendar",
+        "census_day",
+        "depths",
+        "horizon_days",
+        "levels",
+        "min_history_days",
+        "sparse_gap_days",
+    )
 
     def __init__(
         self,
         min_history_days: int = 14,
         sparse_gap_days: float = 2.5,
         *,
+        horizon_days: int = 30,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
         btyd: BtydModel | None = None,
@@ -99,6 +122,7 @@ class PopulationModel:
     ) -> None:
         self.min_history_days = min_history_days
         self.sparse_gap_days = sparse_gap_days
+        self.horizon_days = horizon_days
         self.levels = levels if levels is not None else SegmentQuantiles()
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
@@ -109,11 +133,39 @@ class PopulationModel:
         return PopulationModel(
             self.min_history_days,
             self.sparse_gap_days,
+            horizon_days=self.horizon_days,
             levels=self.levels.clone(),
             depths=self.depths.clone(),
             btyd=self.btyd.clone(),
             calendar=self.calendar.clone(),
         )
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-compatible state of every piece (tens of kB; persisted with the risk model, once per worker)."""
+        return {
+            "params": [self.min_history_days, self.sparse_gap_days, self.horizon_days],
+            "levels": self.levels.to_state(),
+            "depths": self.depths.to_state(),
+            "btyd": self.btyd.to_state(),
+            "calendar": self.calendar.to_state(),
+            "day": self.census_day,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PopulationModel:
+        """Rebuild from :meth:`to_state` (the pieces keep their default parameters)."""
+        min_history, sparse_gap, horizon = state["params"]
+        model = cls(
+            int(min_history),
+            float(sparse_gap),
+            horizon_days=int(horizon),
+            levels=SegmentQuantiles.from_state(state["levels"]),
+            depths=SegmentQuantiles.from_state(state["depths"]),
+            btyd=BtydModel.from_state(state["btyd"]),
+            calendar=PopulationCalendar.from_state(state["calendar"]),
+        )
+        model.census_day = state["day"]
+        return model
 
     def census(self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
         """Update every piece from the accounts' states and windows, once per day (later calls: no-op)."""
@@ -183,6 +235,10 @@ class PopulationModel:
         if pct is not None and pct < 1.0:
             features["low_engagement"] = round(1.0 - pct, 4)
             context["level"] = (pct, engagement.usage, segment)
+        pct = self.levels.percentile(ALL_SEGMENTS, engagement.usage)
+        if pct is not None and pct < 1.0:
+            features["low_activity"] = round(1.0 - pct, 4)
+            context["activity_level"] = (pct, engagement.usage)
         if engagement.users > 0:
             pct = self.depths.percentile(window.plan, engagement.per_user)
             if pct is not None and pct < 1.0:
@@ -191,9 +247,13 @@ class PopulationModel:
         if irregular and self.btyd.fitted:
             x, t_x, T = self._summary(state, last_active, today)
             lapsed = round(1.0 - self.btyd.score_one(x, t_x, T), 4)
+            context["btyd"] = (x, t_x, T)
             if lapsed > 0:
                 features["lapsed"] = lapsed
-                context["btyd"] = (x, t_x, T)
+            inactive = round(self.btyd.inactive_one(x, t_x, T, self.horizon_days), 4)
+            if inactive > 0:
+                features["inactive_ahead"] = inactive
+                context["horizon_days"] = self.horizon_days
         if engagement.active_share < 1.0:
             features["infrequent"] = round(1.0 - engagement.active_share, 4)
         recency_days = today - last_active

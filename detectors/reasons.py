@@ -101,6 +101,15 @@ def describe(name: str, value: float, context: dict[str, Any]) -> str:
     if name == "low_engagement":
         pct, level, segment = context["level"]
         return f"engagement in the bottom {pct:.0%} of {segment} accounts ({level:.1f} events/day)"
+    if name == "low_activity":
+        pct, level = context["activity_level"]
+        return f"engagement in the bottom {pct:.0%} of all accounts ({level:.1f} events/day)"
+    if name == "inactive_ahead":
+        x, t_x, T = context["btyd"]
+        return (
+            f"{value:.0%} chance of no activity in the next {_n(context['horizon_days'], 'day')} "
+            f"(BTYD model: {_n(x, 'repeat active day')} in {_n(T, 'day')}, the last {_n(T - t_x, 'day')} ago)"
+        )
     if name == "low_depth":
         pct, per_user, segment = context["depth"]
         return f"use per active user in the bottom {pct:.0%} of {segment} accounts ({per_user:.1f}/user/day)"

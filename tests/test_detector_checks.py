@@ -24,6 +24,7 @@ from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import EngagementTracker, SegmentQuantiles
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
+from detectors.population import PopulationModel
 from detectors.risk import FEATURES, PriorScorer, RiskModel
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 
@@ -105,6 +106,27 @@ def run_calendar(c: PopulationCalendar, rng: random.Random, first: int, steps: i
             c.learn_one(day, usage=expected * rng.uniform(0.0, 0.4 if holiday else 1.4), expected=expected)
         c.close_through(day)
         out.append((c.is_quiet(day), c.ratio(day)))
+    return out
+
+
+def run_population(p: PopulationModel, rng: random.Random, first: int, steps: int) -> list[Any]:
+    config, window_config = DetectorConfig(), WindowConfig()
+    out = []
+    for step in range(first, first + steps):
+        day = DAY0 + 40 + step
+        accounts = []
+        for i in range(60):
+            state, window = AccountDetectorState(config), AccountWindow(window_config)
+            state.first_active_day, state.learned_through = day - rng.randrange(20, 40), day - 1
+            gap = rng.choice([1, 3, 9])
+            for active in range(state.first_active_day, day, gap):
+                state.gaps.learn_one(active)
+                state.engagement.learn_one(float(rng.randrange(1, 50)), float(rng.randrange(1, 4)))
+            accounts.append((f"a{i}", window, state))
+        p.census(accounts, day)
+        features: dict[str, float] = {}
+        p.features(accounts[0][1], accounts[0][2], day, features, {})
+        out.append((p.btyd.fitted, p.btyd.params, p.levels.percentile(None, 9.0), sorted(features.items())))
     return out
 
 
@@ -276,6 +298,15 @@ SPECS = [
         ),
         PopulationCalendar.STATE_BUDGET_BYTES,
         lambda c: (c.quiet_ratio, c.active_ratio, c.min_accounts, c.keep_days),
+    ),
+    Spec(
+        "PopulationModel",
+        lambda: PopulationModel(10, 2.0, horizon_days=21),
+        run_population,
+        lambda p: p.to_state(),
+        lambda s, t: PopulationModel.from_state(s),
+        PopulationModel.STATE_BUDGET_BYTES,
+        lambda p: (p.min_history_days, p.sparse_gap_days, p.horizon_days),
     ),
     Spec(
         "PriorScorer",

@@ -9,8 +9,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+import orjson
+
 from detectors.baseline import is_weekend
-from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, OutageGuard
+from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
+from detectors.risk import RiskModel
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine.detection import AtRisk, Detection
 from streams.live.ingest import AccountState
@@ -158,3 +161,63 @@ def test_listed_accounts_carry_reasons_and_the_severity_of_their_risk() -> None:
     for row in seen:
         assert row.reasons
         assert row.severity == monitor.severity_of(row.risk).value
+
+
+def test_level_low_for_the_whole_base_shows_although_the_plan_follows_size() -> None:
+    """Plans follow team size, so within its plan a small account looks average; among all it does not."""
+    monitor = AccountMonitor(DetectorConfig(), WindowConfig())
+    base = Base(monitor, 40)
+    levels = [2.0 + 2.0 * i for i in range(40)]
+    for i, acct in enumerate(base.accounts):  # the 20 smallest on "basic", the 20 largest on "business"
+        acct.window.add_billing(
+            DAY0 * DAY_MS, "subscription_started", 99.0, "basic" if i < 20 else "business"
+        )
+    base.run(DAY0, DAY0 + 45, lambda i, day: levels[i] * (0.25 if is_weekend(day) else 1.0))
+    smallest, largest_basic = base.last[0].features, base.last[19].features
+    assert smallest["low_activity"] > 0.85  # bottom of the whole base
+    assert largest_basic.get("low_engagement", 0.0) < 0.15  # top of its plan...
+    assert 0.4 < largest_basic["low_activity"] < 0.6  # ...and in the middle of the base
+    monitor.risk_model.prior.weights["low_activity"] = 3.0  # weight enough to be explained
+    reasons = monitor.observe(
+        "acct-00", base.accounts[0].window, base.accounts[0].state, (DAY0 + 46) * DAY_MS
+    )
+    assert any("of all accounts" in r for r in reasons.reasons), reasons.reasons
+
+
+def test_inactive_ahead_tells_a_rare_visitor_from_a_frequent_one() -> None:
+    """Both alive and recently seen; the rare visitor is much more likely to be quiet for the next 30 days."""
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 80)
+    rng = random.Random(11)
+    rate = [0.05 if i % 2 else 0.3 for i in range(80)]  # visits at random: ~30% or ~5% of days
+    visits = {(i, day) for i in range(80) for day in range(DAY0, DAY0 + 80) if rng.random() < rate[i]}
+    visits |= {(i, DAY0 + 79) for i in range(80)} | {(i, DAY0) for i in range(80)}  # all seen on both ends
+    base.run(DAY0, DAY0 + 79, lambda i, day: 10.0 if (i, day) in visits else 0.0)
+    assert base.monitor.population.btyd.fitted
+    # Irregular accounts only (a rare visitor whose few gaps happen to be even is judged by its rhythm).
+    rare = [v for a in base.last[1::2] if (v := a.features.get("inactive_ahead")) is not None]
+    frequent = [a.features.get("inactive_ahead", 0.0) for a in base.last[0::2]]
+    assert len(rare) >= 30
+    assert min(rare) > max(frequent)
+    assert all(0.0 <= v <= 1.0 for v in rare + frequent)
+
+
+def test_the_population_is_persisted_with_the_risk_model() -> None:
+    monitor = AccountMonitor(DetectorConfig(), WindowConfig())
+    base = Base(monitor, 40)
+    levels = [2.0 + 2.0 * i for i in range(40)]
+    base.run(DAY0, DAY0 + 30, lambda i, day: levels[i])
+    state = orjson.loads(orjson.dumps(monitor.risk_model.to_state()))
+    assert "population" in state
+    restored = AccountMonitor(DetectorConfig(), WindowConfig(), RiskModel.from_state(state))
+    assert restored.population.to_state() == monitor.population.to_state()
+    now = (DAY0 + 31) * DAY_MS
+    for acct in base.accounts[:3]:  # scored against the stored population without a census
+        copy = AccountDetectorState.from_state(acct.state.to_state(), monitor.config)
+        assert restored.observe(acct.account_id, acct.window, copy, now).features.get("low_activity") == (
+            monitor.observe(acct.account_id, acct.window, acct.state, now).features.get("low_activity")
+        )
+    # A model stored without a population (older releases) keeps the population the monitor had.
+    del state["population"]
+    kept = monitor.population
+    monitor.risk_model = RiskModel.from_state(state)
+    assert monitor.population is kept

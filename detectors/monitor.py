@@ -145,7 +145,7 @@ class DetectorConfig:
     drop_pseudo_count: float = 5.0
     sparse_gap_days: float = 2.5
     gap_half_life: float = 12.0
-    alert_threshold: float = 0.35
+    alert_threshold: float = 0.5
     severity_bands: tuple[float, float, float] = (0.45, 0.6, 0.8)
     resolve_threshold: float = 0.15
     resolve_after_days: int = 7
@@ -375,6 +375,8 @@ class AccountMonitor:
         self._population = PopulationModel(
             config.min_history_days, config.sparse_gap_days, horizon_days=config.horizon_days
         )
+        self._unlearned: list[Outcome] = []  # labelled, learned by the next learn_pending()
+        self._unlearned_day: int | None = None
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
 
@@ -404,8 +406,11 @@ class AccountMonitor:
         """Update the worker-wide :class:`~detectors.population.PopulationModel` from a sweep's accounts.
 
         Call it with every account of a sweep *before* observing them (once per day is enough; later calls
-        the same day do nothing). Without it, level, BTYD and calendar features are simply absent.
+        the same day do nothing). Without it, level, BTYD and calendar features are simply absent. It first
+        learns the outcomes labelled since the last one (:meth:`learn_pending`), so the whole sweep is scored
+        by one model.
         """
+        self.learn_pending()
         self.population.census(accounts, day_of(now_ms - self.config.day_close_delay_ms))
 
     def state_from(self, state: dict[str, Any]) -> AccountDetectorState:
@@ -462,6 +467,9 @@ class AccountMonitor:
         """
         cfg = self.config
         today = day_of(now_ms - cfg.day_close_delay_ms)
+        if self._unlearned_day is None or today > self._unlearned_day:
+            self.learn_pending()  # a new day: what was labelled before it is learned now
+            self._unlearned_day = today
         outcomes: list[Outcome] = []
         # A cancellation counts once the clock reaches it: a backfill can read billing days ahead of usage.
         if window.canceled_ts_ms is not None and window.canceled_ts_ms <= now_ms:
@@ -879,8 +887,23 @@ class AccountMonitor:
             features = {FEATURES[i]: v for i, v in flat}
         else:
             features = {FEATURES[int(flat[i])]: flat[i + 1] for i in range(0, len(flat), 2)}
-        self.risk_model.learn_one(features, label)
-        outcomes.append(Outcome(account_id, day, risk, features, label))
+        outcome = Outcome(account_id, day, risk, features, label)
+        self._unlearned.append(outcome)
+        outcomes.append(outcome)
+
+    def learn_pending(self) -> int:
+        """Learn the outcomes labelled since the last call into the risk model; returns how many.
+
+        Outcomes are not learned the moment they are labelled: the model stays the same for a whole day,
+        so every account of a sweep is scored by the same model (learning during a sweep made the accounts
+        scored late incomparable with those scored early: with mostly-positive labels, as on purchase data,
+        the intercept climbed within each sweep). :meth:`census` calls this first; so does the first
+        :meth:`observe` of a later day, for callers that take no census.
+        """
+        pending, self._unlearned = self._unlearned, []
+        for outcome in pending:
+            self.risk_model.learn_one(outcome.features, outcome.label)
+        return len(pending)
 
     def _canceled(
         self,

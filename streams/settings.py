@@ -143,7 +143,7 @@ class Settings(BaseSettings):
         "(the event-time watermark: each UTC midnight it crosses sweeps, as replay does; for backfills).",
     )
     sweep_interval_seconds: float = Field(60.0, gt=0, description="Wall-clock sweep period ('wall' clock).")
-    alert_threshold: float = Field(0.35, gt=0, lt=1, description="Risk at which an account's episode opens.")
+    alert_threshold: float = Field(0.5, gt=0, lt=1, description="Risk at which an account's episode opens.")
     top_accounts_export: int = Field(
         0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
     )

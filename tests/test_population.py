@@ -136,6 +136,7 @@ def test_horizon_inactivity_is_an_outcome_when_configured() -> None:
             outcomes += acct.observe((day + 1) * DAY_MS).outcomes
         positives = [o for o in outcomes if o.label]
         assert bool(positives) is inactivity_is_churn
+        monitor.learn_pending()
         assert monitor.risk_model.n_positives == len(positives)
 
 
@@ -221,3 +222,19 @@ def test_the_population_is_persisted_with_the_risk_model() -> None:
     kept = monitor.population
     monitor.risk_model = RiskModel.from_state(state)
     assert monitor.population is kept
+
+
+def test_every_account_of_a_sweep_is_scored_by_the_same_model() -> None:
+    """Outcomes labelled during a sweep are learned at the next census, not between two accounts."""
+    monitor = AccountMonitor(DetectorConfig(min_positives=1), WindowConfig())
+    leaving, before, after = (Account(monitor, name, seed=3) for name in ("leaving", "before", "after"))
+    for acct in (leaving, before, after):
+        acct.run(DAY0, DAY0 + 40, weekly())
+    leaving.window.add_billing((DAY0 + 41) * DAY_MS + 1000, "subscription_canceled", 199.0, "pro")
+    now = (DAY0 + 42) * DAY_MS
+    trio = [(a.account_id, a.window, a.state) for a in (before, leaving, after)]
+    monitor.census(trio, now)
+    first = before.observe(now)
+    assert leaving.observe(now).outcomes, "the cancellation labels its snapshots in the middle of the sweep"
+    assert after.observe(now).risk == first.risk  # same events, same model
+    assert monitor.learn_pending() > 0 and monitor.risk_model.n_positives > 0

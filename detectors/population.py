@@ -26,8 +26,8 @@ Features it adds (all >= 0, 0 = nothing unusual; each has an explanation sentenc
     1 - percentile of its EW usage per active user and day within the plan.
 ``inactive_ahead``
     MBG/NBD probability of no activity at all in the next ``horizon_days``
-    (:func:`~detectors.btyd.p_inactive`), for the same irregular accounts as ``lapsed``: it separates a rare visitor that is alive but probably
-    quiet for a month from a frequent one.
+    (:func:`~detectors.btyd.p_inactive`), for the same irregular accounts as ``lapsed``: it separates a
+    rare visitor that is alive but probably quiet for a month from a frequent one.
 ``lapsed``
     1 - P(alive) of the MBG/NBD model from ``x`` (active days after the first), ``t_x`` and ``T``; for
     irregular accounts only (too new, fewer than 3 active days, or sparse with gaps whose spread exceeds
@@ -141,7 +141,7 @@ class PopulationModel:
         )
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-compatible state of every piece (tens of kB; persisted with the risk model, once per worker)."""
+        """JSON-compatible state of every piece (tens of kB; kept with the risk model, once per worker)."""
         return {
             "params": [self.min_history_days, self.sparse_gap_days, self.horizon_days],
             "levels": self.levels.to_state(),

@@ -372,26 +372,13 @@ class AccountMonitor:
                 min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2
             )
         )
-        self._population = PopulationModel(
+        self.population = PopulationModel(
             config.min_history_days, config.sparse_gap_days, horizon_days=config.horizon_days
         )
         self._unlearned: list[Outcome] = []  # labelled, learned by the next learn_pending()
         self._unlearned_day: int | None = None
         self._ticket_alpha = half_life_alpha(56.0)
         self._mrr_decay = 0.5 ** (1.0 / 60.0)
-
-    @property
-    def population(self) -> PopulationModel:
-        """The worker-wide population, carried (and persisted) by the risk model.
-
-        A risk model adopted without one (``monitor.risk_model = RiskModel.from_state(old_state)``) takes
-        over the population this monitor had, so swapping models never empties the percentiles.
-        """
-        model = self.risk_model
-        if model.population is None:
-            model.population = self._population
-        self._population = model.population
-        return model.population
 
     def clone(self) -> AccountMonitor:
         """A fresh monitor with the same configuration and an untrained risk model of the same parameters."""

@@ -8,11 +8,9 @@ summaries) and which days were quiet for everybody (:class:`~detectors.calendar_
 
 It is updated by :meth:`PopulationModel.census` once per day, over every account of a sweep, *before* the
 accounts are assessed (``AccountMonitor.census``; replay and the live sweep call it), so an account
-assessed first and one assessed last see the same population. Nothing of it is stored per account: it is
-part of the worker's global :class:`~detectors.risk.RiskModel` (``risk_model.population``), persisted with
-it (:meth:`to_state`), because the learned weights are read against these percentiles. A model stored
-without one (older releases) gets a fresh population, rebuilt by the first census from the accounts'
-stored states (quiet days of the past are then forgotten).
+assessed first and one assessed last see the same population. Nothing of it is stored per account; the
+engine saves it with its own state (``streams/engine/saved.py``; :meth:`to_state` / :meth:`from_state` give
+the whole model, parameters included).
 
 Features it adds (all >= 0, 0 = nothing unusual; each has an explanation sentence in
 :mod:`detectors.reasons`):
@@ -141,7 +139,7 @@ class PopulationModel:
         )
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-compatible state of every piece (tens of kB; kept with the risk model, once per worker)."""
+        """JSON-compatible state of every piece (tens of kB, once per worker)."""
         return {
             "params": [self.min_history_days, self.sparse_gap_days, self.horizon_days],
             "levels": self.levels.to_state(),

@@ -151,6 +151,8 @@ _KINDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^failed payment unresolved", "payment_unresolved"),
         (r"^MRR ", "mrr_drop"),
         (r"chance it has lapsed", "lapsed"),
+        (r"chance of no activity in the next", "inactive_ahead"),
+        (r"^engagement in the bottom \d+% of all accounts", "low_activity"),
         (r"^engagement in the bottom", "low_engagement"),
         (r"^use per active user in the bottom", "low_depth"),
         (r"^active on \d+% of days", "infrequent"),
@@ -174,6 +176,6 @@ def reason_kind(sentence: str) -> str:
     >>> reason_kind("usage -40% over the last 2 weeks vs 4-8 weeks ago (3.0/day vs 5.0/day)")
     'decline'
     >>> reason_kind("something a custom detector said"), len(REASON_KINDS)
-    ('other', 22)
+    ('other', 24)
     """
     return next((kind for pattern, kind in _KINDS if pattern.search(sentence)), OTHER_REASON)

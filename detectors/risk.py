@@ -33,12 +33,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from river import linear_model, optim
-
-if TYPE_CHECKING:
-    from detectors.population import PopulationModel
 
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
@@ -181,11 +178,6 @@ class RiskModel:
     prior
         The outcome-free scorer; its log-odds lift is the regression's ``prior`` input (starting weight 0).
 
-    The model also carries ``population`` (a :class:`~detectors.population.PopulationModel`, attached by
-    :class:`~detectors.monitor.AccountMonitor`): the percentiles, BTYD parameters and quiet days its level
-    features are read against. :meth:`to_state` includes it, so a restored model scores accounts against the
-    population it learned on instead of an empty one.
-
     Examples
     --------
     >>> model = RiskModel(min_positives=2)
@@ -210,7 +202,6 @@ class RiskModel:
         "min_positives",
         "n_negatives",
         "n_positives",
-        "population",
         "prior",
     )
 
@@ -228,7 +219,6 @@ class RiskModel:
         self.prior = prior if prior is not None else PriorScorer()
         self.n_positives = 0
         self.n_negatives = 0
-        self.population: PopulationModel | None = None
         self._lr = linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate),
             l2=l2,
@@ -240,7 +230,7 @@ class RiskModel:
             self._lr._weights[name] = 0.0
 
     def clone(self) -> RiskModel:
-        """A fresh model with the same parameters and prior (no outcomes learned, no population)."""
+        """A fresh model with the same parameters and prior (no outcomes learned)."""
         return RiskModel(
             min_positives=self.min_positives, learning_rate=self.learning_rate, l2=self.l2, prior=self.prior
         )
@@ -298,8 +288,8 @@ class RiskModel:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-compatible state: counts, weights and intercept (the prior, parameters and population too)."""
-        state: dict[str, Any] = {
+        """JSON-compatible state: counts, learned weights and intercept (the prior and parameters too)."""
+        return {
             "params": {
                 "min_positives": self.min_positives,
                 "learning_rate": self.learning_rate,
@@ -312,9 +302,6 @@ class RiskModel:
             "intercept": float(self._lr.intercept),
             "n_iter": int(self._lr.optimizer.n_iterations),
         }
-        if self.population is not None:
-            state["population"] = self.population.to_state()
-        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RiskModel:
@@ -325,10 +312,6 @@ class RiskModel:
             model._lr._weights[name] = float(weight)
         model._lr.intercept = float(state["intercept"])
         model._lr.optimizer.n_iterations = int(state["n_iter"])
-        if "population" in state:  # stored without one (older releases): the monitor attaches a fresh one
-            from detectors.population import PopulationModel
-
-            model.population = PopulationModel.from_state(state["population"])
         return model
 
 

@@ -39,6 +39,8 @@ CONTEXT: dict[str, Any] = {
     "mrr": (500.0, 200.0),
     "btyd": (12, 40, 90),
     "level": (0.07, 2.1, "pro"),
+    "activity_level": (0.04, 1.2),
+    "horizon_days": 30,
     "depth": (0.1, 0.4, "pro"),
     "recency_days": 11,
     "tenure_days": 20.0,

@@ -13,7 +13,7 @@ import orjson
 
 from detectors.baseline import is_weekend
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
-from detectors.risk import RiskModel
+from detectors.population import PopulationModel
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine.detection import AtRisk, Detection
 from streams.live.ingest import AccountState
@@ -202,26 +202,21 @@ def test_inactive_ahead_tells_a_rare_visitor_from_a_frequent_one() -> None:
     assert all(0.0 <= v <= 1.0 for v in rare + frequent)
 
 
-def test_the_population_is_persisted_with_the_risk_model() -> None:
+def test_a_restored_population_scores_accounts_as_the_original() -> None:
     monitor = AccountMonitor(DetectorConfig(), WindowConfig())
     base = Base(monitor, 40)
     levels = [2.0 + 2.0 * i for i in range(40)]
     base.run(DAY0, DAY0 + 30, lambda i, day: levels[i])
-    state = orjson.loads(orjson.dumps(monitor.risk_model.to_state()))
-    assert "population" in state
-    restored = AccountMonitor(DetectorConfig(), WindowConfig(), RiskModel.from_state(state))
+    state = orjson.loads(orjson.dumps(monitor.population.to_state()))
+    restored = AccountMonitor(DetectorConfig(), WindowConfig())
+    restored.population = PopulationModel.from_state(state)
     assert restored.population.to_state() == monitor.population.to_state()
     now = (DAY0 + 31) * DAY_MS
-    for acct in base.accounts[:3]:  # scored against the stored population without a census
+    for acct in base.accounts[:3]:  # scored against the restored population without a census
         copy = AccountDetectorState.from_state(acct.state.to_state(), monitor.config)
         assert restored.observe(acct.account_id, acct.window, copy, now).features.get("low_activity") == (
             monitor.observe(acct.account_id, acct.window, acct.state, now).features.get("low_activity")
         )
-    # A model stored without a population (older releases) keeps the population the monitor had.
-    del state["population"]
-    kept = monitor.population
-    monitor.risk_model = RiskModel.from_state(state)
-    assert monitor.population is kept
 
 
 def test_every_account_of_a_sweep_is_scored_by_the_same_model() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from detectors.alerts import Alert, Transition
 from detectors.answers import MAX_ALERTS, MAX_SEEN, AnswerBook, AnswerPolicy
+from detectors.monitor import DetectorConfig
 from detectors.reasons import reason_kind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine.answers import HANDLED_OUTCOME, AnswerArrival
@@ -64,7 +65,10 @@ def seasonal_lines() -> tuple[bytes, ...]:
 
 
 def replay(answers: Sequence[Feedback] = (), policy: AnswerPolicy | None = None) -> ReplayResult:
-    return run_replay(list(seasonal_lines()), feedback=answers, answer_policy=policy)
+    # The threshold is pinned: the scenario (each dip opens, escalates and resolves) is about answers, not
+    # about where the default alert threshold sits.
+    config = DetectorConfig(alert_threshold=0.35)
+    return run_replay(list(seasonal_lines()), config=config, feedback=answers, answer_policy=policy)
 
 
 def school_alerts(result: ReplayResult, transition: Transition | None = None) -> list[tuple[int, Alert]]:
@@ -245,6 +249,7 @@ def test_replay_cli_folds_a_feedback_file_and_names_a_bad_line(tmp_path: Path) -
     answers.write_bytes(answer(alert, FeedbackLabel.FALSE_ALARM).to_bytes() + b"\n\n")
     report = tmp_path / "report.json"
     args = [sys.executable, "-m", "streams", "replay", str(events), "--no-baselines", "--report", str(report)]
+    args += ["--alert-threshold", "0.35"]  # as replay() above
     done = subprocess.run([*args, "--feedback", str(answers)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     body = orjson.loads(report.read_bytes())

@@ -38,9 +38,10 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     simulation = Simulation(SimulationConfig(seed=21, accounts=60, days=70, start=START))
     events = list(simulation.events())
     offline = run_replay(orjson.dumps(event) for event in events)
-    opened_offline = {
-        a.account_id: a.event_ts_ms for a in offline.alerts if a.transition is Transition.OPENED
-    }
+    # Replay ends with an evaluation at its last event (the end of the file); a live worker judges that last
+    # day only when the next day's usage arrives, which never comes here: compare what came before it.
+    judged_live = [a for a in offline.alerts if a.event_ts_ms < (offline.clock_ms or 0)]
+    opened_offline = {a.account_id: a.event_ts_ms for a in judged_live if a.transition is Transition.OPENED}
     assert len(opened_offline) >= 5  # the simulation has churners worth flagging
 
     workers.partitions = 1
@@ -50,7 +51,7 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     # Produced while the worker consumes, so the three topics are consumed close to file order.
     sent = asyncio.run(produce_live(settings, events, rate=2_500))
     wait_until(lambda: folded(worker) >= sent - 50, timeout=120, what="events folded")
-    expected_alerts = len(offline.alerts)
+    expected_alerts = len(judged_live)
     records = run(
         read_topic(workers.kafka.bootstrap, settings.topic_alerts, expected=expected_alerts, timeout=60)
     )
@@ -65,7 +66,7 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     # the threshold (opening risk under threshold + 0.03) may open days apart or on one side only.
     # Measured on this machine: 13 of 14 on the same day, one borderline account (0.354) 8 days apart.
     firm_risk = DetectorConfig().alert_threshold + 0.03
-    risk_offline = {a.account_id: a.risk for a in offline.alerts if a.transition is Transition.OPENED}
+    risk_offline = {a.account_id: a.risk for a in judged_live if a.transition is Transition.OPENED}
     risk_live = {a["account_id"]: a["risk"] for a in live if a["transition"] == "opened"}
     assert all(risk_offline[a] < firm_risk for a in set(opened_offline) - set(opened_live))
     assert all(risk_live[a] < firm_risk for a in set(opened_live) - set(opened_offline))

@@ -7,6 +7,9 @@ import hashlib
 import hmac
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +18,15 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.kafka_harness import WorkerFactory, free_port, metric_value, read_all, run, wait_until
+from tests.kafka_harness import (
+    KafkaForTests,
+    WorkerFactory,
+    free_port,
+    metric_value,
+    read_all,
+    run,
+    wait_until,
+)
 
 WRITE_KEY = "wk_test_0123456789"
 STRIPE_SECRET = "whsec_test_stripe_secret_abcdef"
@@ -114,6 +125,40 @@ class GatewayFactory:
 
     def values(self, role: str) -> list[dict[str, Any]]:
         return [orjson.loads(bytes(record.value)) for record in self.read(role)]
+
+
+@contextmanager
+def gateway_factory(
+    kafka: KafkaForTests, directory: Path, name: str, **extra_env: str
+) -> Iterator[GatewayFactory]:
+    """Gateways (and workers) on topics of their own under ``name``; every process stopped at the end.
+
+    ``extra_env`` values may name ``{prefix}``, the unique topic prefix (e.g. ``"{prefix}.feedback"``).
+    """
+    workers = WorkerFactory(kafka, directory, name=name)
+    for key, value in extra_env.items():
+        workers.extra_env[key] = value.format(prefix=workers.prefix)
+    gateways = GatewayFactory(workers)
+    try:
+        yield gateways
+    finally:
+        gateways.stop_all()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def of_account(factory: GatewayFactory, role: str, account: str) -> list[dict[str, Any]]:
+    return [value for value in factory.values(role) if value.get("account_id") == account]
+
+
+def wait_records(factory: GatewayFactory, role: str, account: str, count: int) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found = of_account(factory, role, account)
+        return found if len(found) >= count else None
+
+    return wait_until(enough, timeout=60, what=f"{count} {role} records of {account}")
 
 
 def basic(key: str = WRITE_KEY) -> str:

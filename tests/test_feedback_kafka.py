@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +21,9 @@ from standardwebhooks.webhooks import Webhook
 
 from detectors.alerts import Alert
 from streams.sinks.slack import render_alert, render_digest
-from tests.gateway_harness import GatewayFactory, GatewayProcess
+from tests.gateway_harness import GatewayFactory, GatewayProcess, gateway_factory, unique
 from tests.http_recorder import HTTPRecorder
-from tests.kafka_harness import KafkaForTests, WorkerFactory, make_alert, wait_until
+from tests.kafka_harness import KafkaForTests, make_alert, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -40,13 +39,10 @@ SECRET_ENV = {
 
 @pytest.fixture(scope="module")
 def factory(kafka: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
-    workers = WorkerFactory(kafka, tmp_path_factory.mktemp("feedback"), name="feedback")
-    workers.extra_env["CHURNWATCH_TOPIC_FEEDBACK"] = f"{workers.prefix}.feedback"
-    gateways = GatewayFactory(workers)
-    try:
+    with gateway_factory(
+        kafka, tmp_path_factory.mktemp("feedback"), "feedback", CHURNWATCH_TOPIC_FEEDBACK="{prefix}.feedback"
+    ) as gateways:
         yield gateways
-    finally:
-        gateways.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +86,6 @@ def published(
 
 def answers(factory: GatewayFactory, account: str) -> list[dict[str, Any]]:
     return [value for value in factory.values("feedback") if value["account_id"] == account]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def interaction(alert: Alert, label: str, response_url: str, *, user: str = "ana") -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,10 +28,13 @@ from tests.gateway_harness import (
     GatewayFactory,
     GatewayProcess,
     basic,
+    gateway_factory,
     intercom_headers,
+    unique,
+    wait_records,
     zendesk_headers,
 )
-from tests.kafka_harness import KafkaForTests, WorkerFactory, wait_until
+from tests.kafka_harness import KafkaForTests
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.kafka
@@ -40,37 +42,13 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(scope="module")
 def factory(kafka: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
-    workers = WorkerFactory(kafka, tmp_path_factory.mktemp("gateway"), name="gateway")
-    gateways = GatewayFactory(workers)
-    try:
+    with gateway_factory(kafka, tmp_path_factory.mktemp("gateway"), "gateway") as gateways:
         yield gateways
-    finally:
-        gateways.stop_all()
 
 
 @pytest.fixture(scope="module")
 def gateway(factory: GatewayFactory) -> GatewayProcess:
     return factory.start(CHURNWATCH_INGEST_MAX_BODY_BYTES="65536")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def of_account(factory: GatewayFactory, role: str, account: str) -> list[dict[str, Any]]:
-    return [value for value in factory.values(role) if value.get("account_id") == account]
-
-
-def wait_records(factory: GatewayFactory, role: str, account: str, count: int) -> list[dict[str, Any]]:
-    def enough() -> list[dict[str, Any]] | None:
-        found = of_account(factory, role, account)
-        return found if len(found) >= count else None
-
-    return wait_until(
-        enough,
-        timeout=60,
-        what=f"{count} {role} records of {account}",
-    )
 
 
 def deadletters(factory: GatewayFactory, reason: str) -> list[tuple[dict[str, str], bytes]]:

@@ -13,21 +13,23 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rudderstack.analytics.client import Client as RudderClient
 
-from tests.gateway_harness import WRITE_KEY, GatewayFactory, GatewayProcess
-from tests.kafka_harness import KafkaForTests, WorkerFactory
-from tests.test_gateway_kafka import unique, wait_records
+from tests.gateway_harness import (
+    WRITE_KEY,
+    GatewayFactory,
+    GatewayProcess,
+    gateway_factory,
+    unique,
+    wait_records,
+)
+from tests.kafka_harness import KafkaForTests
 
 pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
 def factory(kafka: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
-    workers = WorkerFactory(kafka, tmp_path_factory.mktemp("rudder"), name="rudderstack")
-    gateways = GatewayFactory(workers)
-    try:
+    with gateway_factory(kafka, tmp_path_factory.mktemp("rudder"), "rudderstack") as gateways:
         yield gateways
-    finally:
-        gateways.stop_all()
 
 
 @pytest.fixture(scope="module")

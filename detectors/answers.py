@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.monitor import AccountDetectorState
+from detectors.account_state import AccountDetectorState
 from detectors.reasons import reason_kind
 from detectors.risk import FEATURE_INDEX, FEATURES
 
@@ -191,16 +191,18 @@ def close_episode(state: AccountDetectorState, episode_id: str, *, now_ms: int, 
     """Close the account's open episode ``episode_id`` (an answer said action was taken): no episode, and
     the usual cooldown before a new one. False when that episode is not the open one.
 
-    >>> from detectors.monitor import DetectorConfig
+    >>> from detectors.alerts import Severity
+    >>> from detectors.config import DetectorConfig
+    >>> from detectors.episode import Episode
     >>> state = AccountDetectorState(DetectorConfig())
-    >>> state.episode = ["acme:0", 0, 1, 0, 0]
+    >>> state.episode = Episode("acme:0", 0, Severity.MEDIUM)
     >>> close_episode(state, "acme:1", now_ms=DAY_MS, cooldown_days=14), state.episode is None
     (False, False)
     >>> close_episode(state, "acme:0", now_ms=DAY_MS, cooldown_days=14), state.cooldown_until_ms // DAY_MS
     (True, 15)
     """
     episode = state.episode
-    if episode is None or episode[0] != episode_id:
+    if episode is None or episode.episode_id != episode_id:
         return False
     state.episode = None
     state.cooldown_until_ms = max(state.cooldown_until_ms, now_ms + cooldown_days * DAY_MS)

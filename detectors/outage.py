@@ -1,8 +1,7 @@
 """Outage guard: tells an ingestion outage from a wave of churn, one pipeline incident instead of a flood.
 
-Moved out of :mod:`detectors.monitor` (which re-exports it); it reads only
-:class:`~detectors.monitor.Assessment` fields and the outage settings of
-:class:`~detectors.monitor.DetectorConfig`.
+It reads only :class:`~detectors.monitor.Assessment` fields and the outage settings of
+:class:`~detectors.config.DetectorConfig` (:mod:`detectors.monitor` re-exports it).
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from detectors.alerts import Alert, AlertKind, Severity, Transition
 from detectors.windows import DAY_MS, day_of
 
 if TYPE_CHECKING:
-    from detectors.monitor import Assessment, DetectorConfig
+    from detectors.config import DetectorConfig
+    from detectors.monitor import Assessment
 
 # Flags that an ingestion outage produces (and the guard may explain away).
 OUTAGE_FLAGS = frozenset({"quiet", "drop"})

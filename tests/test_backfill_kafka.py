@@ -103,7 +103,7 @@ def test_backfilled_history_is_known_and_only_live_data_alerts(
     history_file = tmp_path / "history.jsonl"
     history_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in history))
     offline = run_replay(orjson.dumps(e) for e in history)
-    carried = {a: s.episode[0] for a, s in offline.states.items() if s.episode is not None}
+    carried = {a: s.episode.episode_id for a, s in offline.states.items() if s.episode is not None}
     assert offline.alerts and carried  # history alerted, and some episodes are still open at its end
 
     workers.partitions = 2

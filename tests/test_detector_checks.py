@@ -23,6 +23,7 @@ from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import EngagementTracker, SegmentQuantiles
+from detectors.features.level import level_evidence
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.population import PopulationModel
 from detectors.risk import FEATURES, PriorScorer, RiskModel
@@ -124,8 +125,7 @@ def run_population(p: PopulationModel, rng: random.Random, first: int, steps: in
                 state.engagement.learn_one(float(rng.randrange(1, 50)), float(rng.randrange(1, 4)))
             accounts.append((f"a{i}", window, state))
         p.census(accounts, day)
-        features: dict[str, float] = {}
-        p.features(accounts[0][1], accounts[0][2], day, features, {})
+        features = {e.feature: e.value for e in level_evidence(p, accounts[0][1], accounts[0][2], day)}
         out.append((p.btyd.fitted, p.btyd.params, p.levels.percentile(None, 9.0), sorted(features.items())))
     return out
 
@@ -170,6 +170,7 @@ def run_monitor(h: MonitorHarness, rng: random.Random, first: int, steps: int) -
         if rng.random() < 0.03:
             h.window.add_billing(day * DAY_MS + 50_000_000, "payment_failed", 199.0, "pro")
         a = h.monitor.observe("acct", h.window, h.state, (day + 1) * DAY_MS)
+        h.monitor.learn(a.outcomes)
         out.append((a.risk, a.reasons, sorted(a.flags), [x.to_dict() for x in a.alerts]))
     return out
 

@@ -305,10 +305,11 @@ def test_cancellation_labels_snapshots_and_closes_the_episode(monitor: AccountMo
     assert "canceled" in final.flags and final.risk == 1.0
     assert final.outcomes and all(o.label for o in final.outcomes)
     assert acct.state.episode is None and acct.state.pending == []
-    # Learned with the day's other outcomes (the model does not change in the middle of a day's sweep).
+    # Observing learns nothing: the caller learns the outcomes when it chooses (the engine: next sweep).
     assert monitor.risk_model.n_positives == 0
     assert acct.observe((DAY0 + 72) * DAY_MS).outcomes == []
-    assert monitor.risk_model.n_positives == len(final.outcomes)
+    assert monitor.risk_model.n_positives == 0
+    assert monitor.learn(final.outcomes) == len(final.outcomes) == monitor.risk_model.n_positives
 
 
 def test_detector_state_stays_small(monitor: AccountMonitor) -> None:

@@ -7,13 +7,27 @@ real routes of a real gateway on the real broker and reads its /metrics.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detectors.reasons import OTHER_REASON, REASON_KINDS, describe, explain, reason_kind
+from detectors.features.billing import MrrDrop, PaymentFailed, PaymentUnresolved
+from detectors.features.level import (
+    InactiveAhead,
+    Infrequent,
+    Lapsed,
+    LowActivity,
+    LowDepth,
+    LowEngagement,
+    NewAccount,
+    Recency,
+    Trend,
+)
+from detectors.features.silence import Silence
+from detectors.features.support import LowCsat, Tickets
+from detectors.features.usage import Abrupt, Decline, SignalDrop, SustainedDrop
+from detectors.reasons import OTHER_REASON, REASON_KINDS, Evidence, describe, explain, reason_kind
 from detectors.risk import FEATURES
 from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
 from streams.gateway.alert_index import AlertIndex
@@ -23,35 +37,46 @@ from streams.gateway.metrics import GatewayMetrics
 from streams.gateway.outbox import Record
 from tests.kafka_harness import make_alert
 
-CONTEXT: dict[str, Any] = {
-    "length": 7,
-    "usage_drop": (3.0, 9.0),
-    "users_drop": (2.0, 5.0),
-    "key_drop": (1.0, 4.0),
-    "drop_weeks": 20_000,
-    "decline": (3.0, 6.0, 0.5),
-    "silent_days": 9,
-    "mean_gap": 1.2,
-    "tickets": (5, 1.0, 2, 1),
-    "csat": (2.1, 3),
-    "payments": (2, 1_000, None),
-    "unresolved_since": 20_000,
-    "mrr": (500.0, 200.0),
-    "btyd": (12, 40, 90),
-    "level": (0.07, 2.1, "pro"),
-    "activity_level": (0.04, 1.2),
-    "horizon_days": 30,
-    "depth": (0.1, 0.4, "pro"),
-    "recency_days": 11,
-    "tenure_days": 20.0,
+EVIDENCE: dict[str, Evidence] = {
+    e.feature: e
+    for e in (
+        SignalDrop("usage_drop", 0.6, 3.0, 9.0, 7),
+        SignalDrop("users_drop", 0.5, 2.0, 5.0, 7),
+        SignalDrop("key_drop", 0.7, 1.0, 4.0, 7),
+        SustainedDrop(2.0, 20_000),
+        Abrupt(0.5),
+        Decline(0.4, 3.0, 6.0, 0.5),
+        Silence(2.0, 9, 1.2),
+        Tickets("ticket_burst", 1.0, 5, 1.0, 2, 1),
+        Tickets("urgent", 3.0, 5, 1.0, 2, 1),
+        LowCsat(1.4, 2.1, 3),
+        PaymentFailed(2.0, 2, 1_000, None),
+        PaymentUnresolved(1.0, 20_000),
+        MrrDrop(0.6, 500.0, 200.0),
+        Lapsed(0.8, 12, 40, 90),
+        LowEngagement(0.93, 0.07, 2.1, "pro"),
+        LowActivity(0.96, 0.04, 1.2),
+        LowDepth(0.9, 0.1, 0.4, "pro"),
+        InactiveAhead(0.7, 12, 40, 90, 30),
+        Infrequent(0.6),
+        Recency(0.7, 11),
+        NewAccount(0.8, 20),
+        Trend("trend_4w", 0.3, 4),
+        Trend("trend_8w", 0.3, 8),
+    )
 }
 KIND_OF = {"ticket_burst": "tickets", "urgent": "tickets"}  # one sentence for both features
 
 
-@pytest.mark.parametrize("feature", [name for name in FEATURES if describe(name, 0.5, CONTEXT)])
+def test_every_feature_has_evidence_and_all_but_abrupt_a_sentence() -> None:
+    assert set(EVIDENCE) == set(FEATURES)
+    assert [name for name in FEATURES if not describe(name, 0.5, EVIDENCE)] == ["abrupt"]
+
+
+@pytest.mark.parametrize("feature", [name for name in FEATURES if describe(name, 0.5, EVIDENCE)])
 def test_every_reason_sentence_reads_back_to_its_kind(feature: str) -> None:
     for value in (0.05, 0.5, 0.95):
-        sentence = describe(feature, value, CONTEXT)
+        sentence = describe(feature, value, EVIDENCE)
         assert reason_kind(sentence) == KIND_OF.get(feature, feature), sentence
     assert KIND_OF.get(feature, feature) in REASON_KINDS
 

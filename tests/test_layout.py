@@ -15,7 +15,14 @@ REPO = Path(__file__).resolve().parent.parent
 DETECTORS = REPO / "detectors"
 FORBIDDEN = frozenset({"faust", "aiokafka", "mode", "streams"})
 
-MODULES = sorted(path for path in DETECTORS.glob("*.py"))
+MODULES = sorted(path for path in DETECTORS.rglob("*.py"))  # subpackages (detectors.features) too
+
+
+def module_name(path: Path) -> str:
+    """``detectors.features.usage`` for ``detectors/features/usage.py`` (``detectors.features`` for its
+    ``__init__.py``)."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def forbidden_imports(source: str, forbidden: frozenset[str] = FORBIDDEN) -> list[str]:
@@ -66,17 +73,17 @@ def test_scanner_catches_every_form() -> None:
 
 
 def test_detectors_modules_found() -> None:
-    names = {path.name for path in MODULES}
-    assert {"__init__.py", "windows.py"} <= names
+    names = {module_name(path) for path in MODULES}
+    assert {"detectors", "detectors.windows", "detectors.features", "detectors.features.usage"} <= names
 
 
-@pytest.mark.parametrize("path", MODULES, ids=[path.name for path in MODULES])
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(path) for path in MODULES])
 def test_detectors_source_imports_no_transport(path: Path) -> None:
     assert forbidden_imports(path.read_text()) == []
 
 
 def test_importing_detectors_loads_no_transport() -> None:
-    modules = ["detectors", *(f"detectors.{path.stem}" for path in MODULES if path.stem != "__init__")]
+    modules = [module_name(path) for path in MODULES]
     code = (
         f"import {', '.join(modules)}; import sys, json; "
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {list(FORBIDDEN)!r})))"

@@ -1,7 +1,8 @@
 """Population-level detection: holidays, engagement level, buy-till-you-die, outcomes, listed severity.
 
-Each test drives a small customer base day by day the way replay and the live sweep do: ``census`` over all
-accounts first, then ``observe`` each one, then the outage guard over the sweep.
+Each test drives a small customer base day by day the way replay and the live sweep do: the last sweep's
+outcomes learned and a ``census`` over all accounts first, then ``observe`` each one, then the outage guard
+over the sweep.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from collections.abc import Callable
 import orjson
 
 from detectors.baseline import is_weekend
-from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
+from detectors.monitor import (
+    AccountDetectorState,
+    AccountMonitor,
+    Assessment,
+    DetectorConfig,
+    OutageGuard,
+    Outcome,
+)
 from detectors.population import PopulationModel
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine.detection import AtRisk, Detection
@@ -33,15 +41,19 @@ class Base:
         self.incidents: list = []
         self.alerts: list = []
         self.last: list[Assessment] = []
+        self.unlearned: list[Outcome] = []
 
     def run(self, first: int, last: int, level: Level) -> None:
         for day in range(first, last + 1):
             for i, acct in enumerate(self.accounts):
                 acct.events(day, level(i, day), users=3)
             now = (day + 1) * DAY_MS
+            self.monitor.learn(self.unlearned)
+            self.unlearned = []
             if self.census:
                 self.monitor.census([(a.account_id, a.window, a.state) for a in self.accounts], now)
             self.last = [acct.observe(now) for acct in self.accounts]
+            self.unlearned = [o for a in self.last for o in a.outcomes]
             decision = self.guard.review(self.last, now)
             for alert in decision.suppressed:
                 self.monitor.suppress(self.by_id(alert.account_id).state, alert)
@@ -136,7 +148,8 @@ def test_horizon_inactivity_is_an_outcome_when_configured() -> None:
             outcomes += acct.observe((day + 1) * DAY_MS).outcomes
         positives = [o for o in outcomes if o.label]
         assert bool(positives) is inactivity_is_churn
-        monitor.learn_pending()
+        assert monitor.risk_model.n_positives == 0  # observing learns nothing
+        monitor.learn(outcomes)
         assert monitor.risk_model.n_positives == len(positives)
 
 
@@ -220,7 +233,7 @@ def test_a_restored_population_scores_accounts_as_the_original() -> None:
 
 
 def test_every_account_of_a_sweep_is_scored_by_the_same_model() -> None:
-    """Outcomes labelled during a sweep are learned at the next census, not between two accounts."""
+    """Outcomes labelled during a sweep change no score of it: observing learns nothing, the caller learns."""
     monitor = AccountMonitor(DetectorConfig(min_positives=1), WindowConfig())
     leaving, before, after = (Account(monitor, name, seed=3) for name in ("leaving", "before", "after"))
     for acct in (leaving, before, after):
@@ -230,6 +243,27 @@ def test_every_account_of_a_sweep_is_scored_by_the_same_model() -> None:
     trio = [(a.account_id, a.window, a.state) for a in (before, leaving, after)]
     monitor.census(trio, now)
     first = before.observe(now)
-    assert leaving.observe(now).outcomes, "the cancellation labels its snapshots in the middle of the sweep"
+    labelled = leaving.observe(now).outcomes
+    assert labelled, "the cancellation labels its snapshots in the middle of the sweep"
     assert after.observe(now).risk == first.risk  # same events, same model
-    assert monitor.learn_pending() > 0 and monitor.risk_model.n_positives > 0
+    assert monitor.risk_model.n_positives == 0
+    assert monitor.learn(labelled) > 0 and monitor.risk_model.n_positives > 0
+
+
+def test_the_engine_learns_a_sweeps_outcomes_at_the_next_sweep() -> None:
+    monitor = AccountMonitor(DetectorConfig(min_positives=1), WindowConfig())
+    detection = Detection(monitor)
+    accounts = {name: AccountState(window=AccountWindow(WindowConfig()), partition=0) for name in ("a", "b")}
+    feeders = {name: Account(monitor, name, seed=3) for name in accounts}
+    for name, state in accounts.items():
+        feeders[name].window = state.window
+    sweep = lambda now: detection.sweep([(k.encode(), s, 0) for k, s in accounts.items()], now, now)  # noqa: E731
+    for day in range(DAY0, DAY0 + 41):
+        for feeder in feeders.values():
+            feeder.events(day, weekly()(day))
+        sweep((day + 1) * DAY_MS)
+    feeders["a"].window.add_billing((DAY0 + 41) * DAY_MS + 1000, "subscription_canceled", 199.0, "pro")
+    labelled = [o for a in sweep((DAY0 + 42) * DAY_MS).assessments for o in a.outcomes]
+    assert labelled and monitor.risk_model.n_positives == 0, "not learned during the sweep that labels them"
+    sweep((DAY0 + 43) * DAY_MS)
+    assert monitor.risk_model.n_positives == sum(o.label for o in labelled) > 0

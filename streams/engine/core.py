@@ -9,8 +9,11 @@ and reports each sweep to ``on_sweep`` (alerts to deliver, assessments). The ris
 and the event clock are saved with the account states at :meth:`Engine.checkpoint` and taken back at
 :meth:`Engine.restore`, so a restart continues where the last checkpoint left off.
 
-Sweeps evaluate owned accounts in key order: the risk model learns while a sweep observes, so the order
-must not depend on how a store happened to cache or restore its states.
+The risk model does not change during a sweep: the outcomes a sweep labels are learned once, at the start of
+the next sweep (:class:`~streams.engine.detection.Detection`), so every account of a sweep is scored by the
+same model. Sweeps still evaluate owned accounts in key order, so that alerts come out in the same order and
+the population census (whose BTYD sample is bounded) sees the accounts in the same order whatever a store
+happened to cache or restore.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 
 from detectors.alerts import Alert
 from detectors.answers import AnswerPolicy
-from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, OutageGuard
+from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, OutageGuard, Outcome
 from detectors.risk import RiskModel
 from streams.engine.answers import remember_alerts
 from streams.engine.state import AccountState
@@ -62,13 +62,19 @@ def due(state: AccountState) -> bool:
 
 
 class Detection:
-    """The detectors of one engine: a monitor, its global risk model, the outage guard, the at-risk view."""
+    """The detectors of one engine: a monitor, its global risk model, the outage guard, the at-risk view.
+
+    The risk model learns here, not while the monitor observes: the outcomes a sweep labels are learned at
+    the start of the next sweep (before its census), so every account of a sweep is scored by the same
+    model. Outcomes labelled but not yet learned are not saved (a restart loses at most a sweep's).
+    """
 
     def __init__(self, monitor: AccountMonitor, answer_policy: AnswerPolicy | None = None) -> None:
         self.monitor = monitor
         self.answer_policy = answer_policy if answer_policy is not None else AnswerPolicy()
         self.guard = OutageGuard(monitor.config)
         self.at_risk: dict[str, AtRisk] = {}
+        self.unlearned: list[Outcome] = []  # labelled by the last sweep, learned at the start of the next
 
     @property
     def risk_model(self) -> RiskModel:
@@ -106,14 +112,17 @@ class Detection:
     def sweep(
         self, accounts: Iterable[tuple[bytes, AccountState, int]], now_ms: int, clock_ms: int
     ) -> SweepOutcome:
-        """Evaluate ``(key, state, partition)`` accounts at ``now_ms`` in the order given (the risk model
-        learns as it goes); states are updated in place. ``clock_ms`` stamps alerts as detected."""
+        """Evaluate ``(key, state, partition)`` accounts at ``now_ms`` in the order given, all scored by one
+        model (it learns the last sweep's outcomes first); states are updated in place. ``clock_ms`` stamps
+        alerts as detected."""
         outcome = SweepOutcome(now_ms=now_ms)
         monitor = self.monitor
         batch = [
             (key.decode(), key, state, partition, self.detector_of(state))
             for key, state, partition in accounts
         ]
+        monitor.learn(self.unlearned)
+        self.unlearned = []
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
         monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
         detectors: dict[str, AccountDetectorState] = {}
@@ -124,6 +133,7 @@ class Detection:
             )
             detectors[account_id] = detector
             outcome.assessments.append(assessment)
+            self.unlearned.extend(assessment.outcomes)
             listed = self._listed(assessment, detector, partition)
             if listed is not None:
                 outcome.at_risk[account_id] = listed
@@ -149,7 +159,7 @@ class Detection:
         """At risk = in an open episode (until it resolves), unless the outage guard muted it. Its severity is
         that of its current risk (as in alerts), so a listed severity always agrees with the risk."""
         episode = detector.episode
-        if assessment.episode_id is None or episode is None or episode[4]:
+        if assessment.episode_id is None or episode is None or episode.muted:
             return None
         return AtRisk(
             account_id=assessment.account_id,
@@ -159,7 +169,7 @@ class Detection:
             mrr=assessment.mrr,
             reasons=assessment.reasons,
             episode_id=assessment.episode_id,
-            since_ms=int(episode[1]),
+            since_ms=episode.opened_ms,
             partition=partition,
         )
 

@@ -1,0 +1,184 @@
+"""One account's detector state (:class:`AccountDetectorState`) and its compact JSON form.
+
+It holds what the detectors learned about the account itself: its seasonal baselines, drift and gap
+detectors, engagement tracker, the flagged drop, support and MRR references, its open
+:class:`~detectors.episode.Episode` and the scored :class:`Snapshot` s awaiting their outcome. The
+stored form (short keys, a few hundred bytes) is unchanged since before the episode and snapshot types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
+from detectors.config import DetectorConfig
+from detectors.engagement import EngagementTracker
+from detectors.episode import Episode
+from detectors.reasons import SIGNALS
+from detectors.risk import FEATURE_INDEX, FEATURES
+
+__all__ = ["AccountDetectorState", "Snapshot"]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """An account's scored features on ``day``, kept until its outcome is known (the horizon passed or the
+    account cancelled).
+
+    ``flat`` is ``[feature index, value, index, value, ...]`` at 2 decimals (values under 0.005 left out):
+    up to five snapshots are stored per account, and learning needs no finer grain. Snapshots stored before
+    they were flat hold ``[[index, value], ...]``; both read back the same.
+
+    >>> s = Snapshot.taken(20_000, 0.123456, {"silence": 1.234, "urgent": 0.001})
+    >>> s.to_state(), s.features() == {"silence": 1.23}
+    ([20000, 0.1235, [6, 1.23]], True)
+    >>> Snapshot.from_state([20000, 0.1, [[6, 1.23]]]).features()
+    {'silence': 1.23}
+    """
+
+    day: int
+    risk: float
+    flat: list[Any]
+
+    @classmethod
+    def taken(cls, day: int, risk: float, features: dict[str, float]) -> Snapshot:
+        flat: list[float] = []
+        for k, v in features.items():
+            if v >= 0.005:
+                flat += (FEATURE_INDEX[k], round(v, 2))
+        return cls(day, round(risk, 4), flat)
+
+    def features(self) -> dict[str, float]:
+        flat = self.flat
+        if flat and isinstance(flat[0], list):  # stored before snapshots were flat: [[index, value], ...]
+            return {FEATURES[i]: v for i, v in flat}
+        return {FEATURES[int(flat[i])]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+    def to_state(self) -> list[Any]:
+        return [self.day, self.risk, self.flat]
+
+    @classmethod
+    def from_state(cls, state: list[Any]) -> Snapshot:
+        day, risk, flat = state
+        return cls(day, risk, flat)
+
+
+class AccountDetectorState:
+    """One account's detector state: baselines, drift and gap detectors, episode, pending snapshots.
+
+    Plain data with JSON-compatible :meth:`to_state` / :meth:`from_state` (about 300-700 bytes), kept next
+    to the account's window. Create it with :meth:`~detectors.monitor.AccountMonitor.new_state`.
+    """
+
+    STATE_BUDGET_BYTES = 1_024
+    __slots__ = (
+        "baselines",
+        "canceled_ts_ms",
+        "cooldown_until_ms",
+        "drifts",
+        "drop_depth",
+        "drop_signals",
+        "drop_since",
+        "engagement",
+        "episode",
+        "first_active_day",
+        "gaps",
+        "last_snapshot_day",
+        "learned_through",
+        "pending",
+        "recovered_days",
+        "ref_mrr",
+        "snoozed_until_ms",
+        "ticket_days",
+        "ticket_rate",
+    )
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.baselines = [
+            SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS
+        ]
+        self.drifts = [
+            DropDetector(
+                config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days
+            )
+            for _ in SIGNALS
+        ]
+        self.gaps = GapTracker(config.gap_half_life)
+        self.engagement = EngagementTracker()
+        self.learned_through: int | None = None
+        self.first_active_day: int | None = None
+        self.drop_since: int | None = None
+        self.drop_signals = 0  # bit i set: SIGNALS[i] drifted down
+        self.drop_depth = 0.0  # 1 - usage ratio of the 3 days up to the flag: how abrupt the drop was
+        self.recovered_days = 0
+        self.ticket_rate = 0.0  # EW tickets per day
+        self.ticket_days = 0
+        self.ref_mrr: float | None = None  # recent peak MRR, decaying towards the current MRR
+        self.canceled_ts_ms: int | None = None
+        self.episode: Episode | None = None
+        self.cooldown_until_ms = 0
+        self.snoozed_until_ms = 0
+        self.pending: list[Snapshot] = []  # scored snapshots awaiting their outcome, oldest first
+        self.last_snapshot_day: int | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-compatible state (short keys: this is stored once per account)."""
+        return {
+            "b": [b.to_state() for b in self.baselines],
+            "r": [d.to_state() for d in self.drifts],
+            "g": self.gaps.to_state(),
+            "eg": self.engagement.to_state(),
+            "l": self.learned_through,
+            "f": self.first_active_day,
+            "ds": self.drop_since,
+            "dm": self.drop_signals,
+            "dd": self.drop_depth,
+            "rd": self.recovered_days,
+            "t": [self.ticket_rate, self.ticket_days],
+            "m": self.ref_mrr,
+            "c": self.canceled_ts_ms,
+            "e": self.episode.to_state() if self.episode is not None else None,
+            "cd": self.cooldown_until_ms,
+            "sz": self.snoozed_until_ms,
+            "p": [snapshot.to_state() for snapshot in self.pending],
+            "ps": self.last_snapshot_day,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: DetectorConfig | None = None) -> AccountDetectorState:
+        """Rebuild from :meth:`to_state` output; ``config`` must be the one the state was made with."""
+        cfg = config if config is not None else DetectorConfig()
+        self = cls(cfg)
+        self.baselines = [
+            SeasonalBaseline.from_state(s, half_life_days=cfg.baseline_half_life_days, z_clip=cfg.z_clip)
+            for s in state["b"]
+        ]
+        self.drifts = [
+            DropDetector.from_state(
+                s,
+                threshold=cfg.drift_threshold,
+                delta=cfg.drift_delta,
+                alpha=cfg.drift_alpha,
+                min_instances=cfg.drift_min_days,
+            )
+            for s in state["r"]
+        ]
+        self.gaps = GapTracker.from_state(state["g"], half_life_gaps=cfg.gap_half_life)
+        if "eg" in state:  # states stored before the engagement tracker start with a fresh one
+            self.engagement = EngagementTracker.from_state(state["eg"])
+        self.learned_through = state["l"]
+        self.first_active_day = state["f"]
+        self.drop_since = state["ds"]
+        self.drop_signals = state["dm"]
+        self.drop_depth = state["dd"]
+        self.recovered_days = state["rd"]
+        self.ticket_rate, self.ticket_days = state["t"]
+        self.ref_mrr = state["m"]
+        self.canceled_ts_ms = state["c"]
+        self.episode = Episode.from_state(state["e"]) if state["e"] is not None else None
+        self.cooldown_until_ms = state["cd"]
+        self.snoozed_until_ms = state["sz"]
+        self.pending = [Snapshot.from_state(p) for p in state["p"]]
+        self.last_snapshot_day = state["ps"]
+        return self

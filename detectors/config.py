@@ -1,0 +1,117 @@
+"""Every threshold of detection, risk and the alert policy (:class:`DetectorConfig`), and severity bands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detectors.alerts import Severity
+
+__all__ = ["SEVERITY_ORDER", "DetectorConfig", "severity_of"]
+
+SEVERITY_ORDER = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectorConfig:
+    """Every threshold of detection, risk and the alert policy (defaults tuned on simulator seeds 1-2).
+
+    Parameters
+    ----------
+    horizon_days
+        Risk is the probability of cancelling within this many days; snapshots are labelled after it.
+    baseline_half_life_days
+        Memory of the seasonal baselines.
+    min_history_days
+        Days since an account's first activity before its usage baselines are trusted (warm-up).
+    drift_threshold, drift_delta, drift_alpha, drift_min_days
+        Page-Hinkley parameters on the daily z-scores (threshold in z units).
+    z_clip
+        Daily z-scores are clipped to this magnitude.
+    recover_ratio, recover_days
+        A flagged drop is over when the last 7 days' usage is at least ``recover_ratio`` of the baseline on
+        ``recover_days`` consecutive days; until then the baseline is frozen.
+    max_freeze_days
+        A drop that lasts this long becomes the new normal (the baseline is re-levelled).
+    min_expected_events
+        Drop ratios are only computed when the baseline expects at least this many events in the window.
+    drop_pseudo_count
+        Added to actual and expected counts of a drop ratio, so small accounts need more evidence.
+    sparse_gap_days
+        Accounts whose usual gap between active days is at least this are sparse: silence is judged by the
+        gap model (:class:`~detectors.baseline.GapTracker`) and drops over windows of two usual gaps; other
+        accounts by the per-weekday/weekend chance of a silent day.
+    alert_threshold
+        Risk at which an episode opens.
+    severity_bands
+        Risk at which severity becomes medium, high and critical (below the first: low).
+    resolve_threshold, resolve_after_days
+        An episode resolves after this many consecutive days with risk below ``resolve_threshold``, usage back
+        to ``recover_ratio`` of the baseline and no unusual silence.
+    cooldown_days
+        No new episode for this long after one resolved.
+    min_positives, learning_rate, l2
+        The global :class:`~detectors.risk.RiskModel`.
+    snapshot_every_days
+        How often an account's features are kept as a snapshot to label later (positives and negatives).
+    reason_min_logodds, max_reasons
+        Reasons are features adding at least this much log-odds, at most ``max_reasons`` of them.
+    outage_share, outage_min_accounts, outage_onset_days, outage_min_expected
+        The outage guard: an incident when at least ``outage_min_accounts`` and ``outage_share`` of monitored
+        accounts went quiet or dropped within ``outage_onset_days``; an account counts as quiet when its
+        baseline expected at least ``outage_min_expected`` events since its last activity.
+    day_close_delay_ms
+        A UTC day counts as complete this long after midnight (room for in-flight events in live mode).
+    inactivity_is_churn
+        Outcome used to train the risk model: a snapshot is positive when the account cancels within the
+        horizon, or (when True) shows no activity at all during the horizon. Keep True for data without
+        explicit cancellations (purchase histories); with it False only cancellations count.
+    """
+
+    horizon_days: int = 30
+    baseline_half_life_days: float = 28.0
+    min_history_days: int = 14
+    drift_threshold: float = 6.0
+    drift_delta: float = 0.5
+    drift_alpha: float = 0.98
+    drift_min_days: int = 7
+    z_clip: float = 4.0
+    recover_ratio: float = 0.8
+    recover_days: int = 5
+    max_freeze_days: int = 56
+    min_expected_events: float = 5.0
+    drop_pseudo_count: float = 5.0
+    sparse_gap_days: float = 2.5
+    gap_half_life: float = 12.0
+    alert_threshold: float = 0.5
+    severity_bands: tuple[float, float, float] = (0.45, 0.6, 0.8)
+    resolve_threshold: float = 0.15
+    resolve_after_days: int = 7
+    cooldown_days: int = 14
+    min_positives: int = 30
+    learning_rate: float = 0.05
+    l2: float = 1e-4
+    snapshot_every_days: int = 7
+    reason_min_logodds: float = 0.4
+    max_reasons: int = 4
+    outage_share: float = 0.3
+    outage_min_accounts: int = 20
+    outage_onset_days: int = 4
+    outage_min_expected: float = 5.0
+    day_close_delay_ms: int = 0
+    inactivity_is_churn: bool = True
+
+
+def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:
+    """The severity of ``risk`` under ``bands`` (where medium, high and critical begin).
+
+    >>> severity_of(0.5, (0.45, 0.6, 0.8)).value, severity_of(0.1, (0.45, 0.6, 0.8)).value
+    ('medium', 'low')
+    """
+    if risk >= bands[2]:
+        return Severity.CRITICAL
+    if risk >= bands[1]:
+        return Severity.HIGH
+    if risk >= bands[0]:
+        return Severity.MEDIUM
+    return Severity.LOW

@@ -1,0 +1,73 @@
+"""Risk features, one extractor per signal, each returning typed evidence that explains itself.
+
+:func:`extract` reads an account's window and detector state on ``today`` and returns its
+:class:`Features`: the non-zero feature values the risk model scores (in
+:data:`~detectors.risk.FEATURES` order) and, for each, the :class:`~detectors.reasons.Evidence` behind it
+(a small dataclass holding the numbers, whose ``describe`` writes the reason sentence). The extractors:
+
+* :mod:`~detectors.features.usage`: drops of usage, active users and key events, the flagged sustained
+  drop, the two-week decline (warm accounts);
+* :mod:`~detectors.features.silence`: how unusual the current silence is for the account's rhythm (warm
+  accounts);
+* :mod:`~detectors.features.support`: ticket bursts, urgent tickets and escalations, low CSAT;
+* :mod:`~detectors.features.billing`: failed and unresolved payments, downgrades;
+* :mod:`~detectors.features.level`: the account against the whole customer base (percentiles, BTYD,
+  recency, tenure, weekly trends).
+
+They share one pass over the window (:mod:`~detectors.features.sums`), so extraction stays O(retention)
+per account-day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from detectors.account_state import AccountDetectorState
+from detectors.config import DetectorConfig
+from detectors.features.billing import billing_evidence
+from detectors.features.level import level_evidence
+from detectors.features.silence import silence_evidence
+from detectors.features.sums import Rhythm, window_sums
+from detectors.features.support import support_evidence
+from detectors.features.usage import usage_evidence
+from detectors.population import PopulationModel
+from detectors.reasons import Evidence
+from detectors.windows import AccountWindow
+
+__all__ = ["Features", "extract"]
+
+
+@dataclass(slots=True)
+class Features:
+    """An account's risk features (only the non-zero ones) and the evidence behind each, by feature."""
+
+    values: dict[str, float]
+    evidence: dict[str, Evidence]
+
+    @classmethod
+    def of(cls, items: Iterable[Evidence]) -> Features:
+        evidence = {item.feature: item for item in items}
+        return cls({name: item.value for name, item in evidence.items()}, evidence)
+
+
+def extract(
+    window: AccountWindow,
+    state: AccountDetectorState,
+    today: int,
+    config: DetectorConfig,
+    population: PopulationModel,
+    retention_days: int,
+) -> Features:
+    """The account's features on ``today`` (days before it are complete; today's support and billing
+    events count already)."""
+    rhythm = Rhythm.of(state, today, config, retention_days)
+    sums = window_sums(window, rhythm)
+    items: list[Evidence] = []
+    if rhythm.warm:
+        items += usage_evidence(state, sums, rhythm, population.calendar, config)
+        items += silence_evidence(state, rhythm, population.calendar)
+    items += support_evidence(state, sums)
+    items += billing_evidence(window, state, sums, today)
+    items += level_evidence(population, window, state, today, irregular=rhythm.irregular)
+    return Features.of(items)

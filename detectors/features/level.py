@@ -1,0 +1,251 @@
+"""Level evidence: the account against the customer base (:class:`~detectors.population.PopulationModel`).
+
+Change detectors compare an account with itself; these features say where its engagement sits among the
+accounts of its plan and of the whole base, how likely its activity pattern is to belong to a customer who
+already left, and how its weekly usage trends (all >= 0, 0 = nothing unusual):
+
+``low_engagement``
+    1 - percentile of the account's EW usage per day among accounts of its plan.
+``low_activity``
+    1 - percentile of its EW usage per day among *all* accounts: where plans follow size (a bigger plan for
+    a bigger team), the plan percentile hides a level that is low for the whole customer base.
+``low_depth``
+    1 - percentile of its EW usage per active user and day within the plan.
+``lapsed``
+    1 - P(alive) of the MBG/NBD model from ``x`` (active days after the first), ``t_x`` and ``T``; for
+    irregular accounts only (too new, fewer than 3 active days, or sparse with gaps whose spread exceeds
+    half their mean).
+``inactive_ahead``
+    MBG/NBD probability of no activity at all in the next ``horizon_days``
+    (:func:`~detectors.btyd.p_inactive`), for the same irregular accounts as ``lapsed``: it separates a
+    rare visitor that is alive but probably quiet for a month from a frequent one.
+``infrequent``
+    1 - EW share of days with activity.
+``recency``
+    ``log1p(days since the last active day - 1) / log(31)``: 1 after a month of silence, capped at 2.
+``new_account``
+    ``1 - tenure / 90 days`` (tenure from the account's first event of any kind, billing included).
+``trend_4w``, ``trend_8w``
+    Share of the weekly usage level lost over the last 4 / 8 weeks, from the least-squares slope of weekly
+    totals (holiday days scaled back up by the population's ratio).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from detectors.account_state import AccountDetectorState
+from detectors.engagement import ALL_SEGMENTS, slope_of, weekly_totals
+from detectors.population import PopulationModel
+from detectors.reasons import Evidence, plural
+from detectors.windows import AccountWindow, day_of
+
+__all__ = [
+    "InactiveAhead",
+    "Infrequent",
+    "Lapsed",
+    "LowActivity",
+    "LowDepth",
+    "LowEngagement",
+    "NewAccount",
+    "Recency",
+    "Trend",
+    "level_evidence",
+]
+
+_LOG31 = math.log(31.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LowEngagement:
+    """EW usage per day ``level`` at percentile ``pct`` of the ``segment`` (plan) accounts."""
+
+    value: float
+    pct: float
+    level: float
+    segment: str
+    feature: str = "low_engagement"
+
+    def describe(self, value: float) -> str:
+        """The reason sentence.
+
+        >>> LowEngagement(0.93, 0.07, 2.1, "pro").describe(0.93)
+        'engagement in the bottom 7% of pro accounts (2.1 events/day)'
+        """
+        level = f"{self.level:.1f} events/day"
+        return f"engagement in the bottom {self.pct:.0%} of {self.segment} accounts ({level})"
+
+
+@dataclass(frozen=True, slots=True)
+class LowActivity:
+    """EW usage per day ``level`` at percentile ``pct`` of all accounts."""
+
+    value: float
+    pct: float
+    level: float
+    feature: str = "low_activity"
+
+    def describe(self, value: float) -> str:
+        return f"engagement in the bottom {self.pct:.0%} of all accounts ({self.level:.1f} events/day)"
+
+
+@dataclass(frozen=True, slots=True)
+class LowDepth:
+    """EW use per active user and day at percentile ``pct`` of the ``segment`` accounts."""
+
+    value: float
+    pct: float
+    per_user: float
+    segment: str
+    feature: str = "low_depth"
+
+    def describe(self, value: float) -> str:
+        return (
+            f"use per active user in the bottom {self.pct:.0%} of {self.segment} accounts "
+            f"({self.per_user:.1f}/user/day)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    """The BTYD model's chance the account has left for good, from its summary ``(x, t_x, T)``."""
+
+    value: float
+    x: int
+    t_x: int
+    T: int
+    feature: str = "lapsed"
+
+    def describe(self, value: float) -> str:
+        return f"{value:.0%} chance it has lapsed for good ({_btyd(self.x, self.t_x, self.T)})"
+
+
+@dataclass(frozen=True, slots=True)
+class InactiveAhead:
+    """The BTYD model's chance of no activity in the next ``horizon_days``, from ``(x, t_x, T)``."""
+
+    value: float
+    x: int
+    t_x: int
+    T: int
+    horizon_days: int
+    feature: str = "inactive_ahead"
+
+    def describe(self, value: float) -> str:
+        return (
+            f"{value:.0%} chance of no activity in the next {plural(self.horizon_days, 'day')} "
+            f"({_btyd(self.x, self.t_x, self.T)})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Infrequent:
+    """Active on few days (the value is 1 - the EW share of active days)."""
+
+    value: float
+    feature: str = "infrequent"
+
+    def describe(self, value: float) -> str:
+        return f"active on {1 - value:.0%} of days"
+
+
+@dataclass(frozen=True, slots=True)
+class Recency:
+    """Last active ``days`` days ago."""
+
+    value: float
+    days: int
+    feature: str = "recency"
+
+    def describe(self, value: float) -> str:
+        return f"last active {plural(self.days, 'day')} ago"
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A tenure of ``tenure_days`` (from the account's first event of any kind)."""
+
+    value: float
+    tenure_days: int
+    feature: str = "new_account"
+
+    def describe(self, value: float) -> str:
+        return f"new account ({plural(round(self.tenure_days), 'day')})"
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Weekly usage trending down over the last ``weeks`` weeks (``trend_4w`` or ``trend_8w``)."""
+
+    feature: str
+    value: float
+    weeks: int
+
+    def describe(self, value: float) -> str:
+        return f"weekly usage trending down: -{value:.0%} over the last {self.weeks} weeks"
+
+
+def _btyd(x: int, t_x: int, T: int) -> str:
+    last = plural(T - t_x, "day")
+    return f"BTYD model: {plural(x, 'repeat active day')} in {plural(T, 'day')}, the last {last} ago"
+
+
+def level_evidence(
+    population: PopulationModel,
+    window: AccountWindow,
+    state: AccountDetectorState,
+    today: int,
+    *,
+    irregular: bool = True,
+) -> list[Evidence]:
+    """The level, recency, tenure and trend features of an account (see the module docstring).
+
+    ``lapsed`` and ``inactive_ahead`` are only added for ``irregular`` accounts (too new, no rhythm yet, or
+    sparse with irregular gaps): a daily or regular account's silence is judged by its own rhythm (the
+    ``silence`` feature).
+    """
+    engagement = state.engagement
+    first = state.first_active_day
+    last_active = state.gaps.last_active_day
+    if not engagement.n_days or first is None or last_active is None:
+        return []
+    out: list[Evidence] = []
+    segment = window.plan or "unknown"
+    pct = population.levels.percentile(window.plan, engagement.usage)
+    if pct is not None and pct < 1.0:
+        out.append(LowEngagement(round(1.0 - pct, 4), pct, engagement.usage, segment))
+    pct = population.levels.percentile(ALL_SEGMENTS, engagement.usage)
+    if pct is not None and pct < 1.0:
+        out.append(LowActivity(round(1.0 - pct, 4), pct, engagement.usage))
+    if engagement.users > 0:
+        pct = population.depths.percentile(window.plan, engagement.per_user)
+        if pct is not None and pct < 1.0:
+            out.append(LowDepth(round(1.0 - pct, 4), pct, engagement.per_user, segment))
+    if irregular and population.btyd.fitted:
+        x, t_x, T = population.summary(state, last_active, today)
+        lapsed = round(1.0 - population.btyd.score_one(x, t_x, T), 4)
+        if lapsed > 0:
+            out.append(Lapsed(lapsed, x, t_x, T))
+        inactive = round(population.btyd.inactive_one(x, t_x, T, population.horizon_days), 4)
+        if inactive > 0:
+            out.append(InactiveAhead(inactive, x, t_x, T, population.horizon_days))
+    if engagement.active_share < 1.0:
+        out.append(Infrequent(round(1.0 - engagement.active_share, 4)))
+    recency_days = today - last_active
+    if recency_days > 1:
+        out.append(Recency(round(min(2.0, math.log(recency_days) / _LOG31), 4), recency_days))
+    if window.first_seen_ms is not None:
+        tenure = today - day_of(window.first_seen_ms)
+        if tenure < 90:
+            out.append(NewAccount(round(1.0 - max(0, tenure) / 90.0, 4), tenure))
+    if today - first >= 28:
+        # One pass over the window for both trends: 8 weekly totals, the last 4 of them for the short one.
+        totals = weekly_totals(window.days, today - 1, 8, population.calendar.quiet)
+        for name, weeks in (("trend_4w", 4), ("trend_8w", 8)):
+            if today - first < 7 * weeks:
+                break
+            slope = slope_of(totals[-weeks:])
+            if slope is not None and slope < 0:
+                out.append(Trend(name, round(min(1.0, -slope * weeks), 4), weeks))
+    return out

@@ -1,0 +1,60 @@
+"""Silence evidence: how unusual the account's current run of silent days is for its own rhythm.
+
+``silence``
+    The surprise (in nats, halved, capped at 10) of the silent days since the last activity: for daily
+    accounts the per-weekday/weekend chance of a silent day under the usage baseline, for regular sparse
+    accounts the Gaussian tail of the gap beyond one spread. Days the whole population was quiet (holidays)
+    do not count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detectors.account_state import AccountDetectorState
+from detectors.calendar_effects import PopulationCalendar
+from detectors.features.sums import Rhythm
+from detectors.reasons import Evidence, plural
+
+__all__ = ["Silence", "silence_evidence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Silent for ``silent_days`` days where the account is usually active every ``mean_gap`` days."""
+
+    value: float
+    silent_days: int
+    mean_gap: float
+    feature: str = "silence"
+
+    def describe(self, value: float) -> str:
+        """The reason sentence.
+
+        >>> Silence(2.0, 8, 1.14).describe(2.0)
+        'silent for 8 days (usually active every 1.1 days)'
+        """
+        return f"silent for {plural(self.silent_days, 'day')} (usually active every {self.mean_gap:.1f} days)"
+
+
+def silence_evidence(
+    state: AccountDetectorState, rhythm: Rhythm, calendar: PopulationCalendar
+) -> list[Evidence]:
+    """The silence feature of a warm account (none when it is active or its silence is ordinary)."""
+    gaps = state.gaps
+    today, last = rhythm.today, rhythm.last
+    silent_days = gaps.silent_days(today)
+    if not silent_days:
+        return []
+    silent_from = last - min(silent_days, 56) + 1
+    holidays = calendar.quiet_between(silent_from, last)  # silent holidays are no news
+    if rhythm.sparse:
+        # Regular sparse rhythm: Gaussian tail of the gap excess beyond one spread, in nats.
+        z = max(0.0, gaps.score_one(today - len(holidays)) - 1.0)
+        surprise = 0.5 * z * z
+    else:
+        baseline = state.baselines[0]
+        surprise = baseline.silence_surprise(silent_from, last)
+        surprise -= sum(baseline.silent_day_cost(q) for q in holidays)
+    silence = round(min(10.0, surprise / 2.0), 4)
+    return [Silence(silence, silent_days, rhythm.mean_gap)] if silence > 0 else []

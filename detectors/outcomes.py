@@ -1,0 +1,87 @@
+"""Outcomes: snapshots of an account's scored features, labelled once it is known whether it then churned.
+
+Every ``snapshot_every_days`` a warm account's features and risk are kept as a
+:class:`~detectors.account_state.Snapshot`. A snapshot becomes an :class:`Outcome` when its horizon passes
+(a negative, unless the account did nothing at all since and inactivity counts as churn) or when the
+account cancels within the horizon (a positive). Labelling changes no model: the outcomes are handed to
+the caller, which learns them (``AccountMonitor.learn``) when it chooses (the engine: at its next sweep, so
+that every account of a sweep is scored by the same model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detectors.account_state import AccountDetectorState, Snapshot
+from detectors.config import DetectorConfig
+from detectors.windows import DAY_MS
+
+__all__ = ["Outcome", "OutcomeLabeller"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A labelled snapshot: the features and risk an account had on ``day`` and whether it then cancelled."""
+
+    account_id: str
+    day: int
+    risk: float
+    features: dict[str, float]
+    label: bool
+
+    @classmethod
+    def of(cls, account_id: str, snapshot: Snapshot, label: bool) -> Outcome:
+        return cls(account_id, snapshot.day, snapshot.risk, snapshot.features(), label)
+
+
+class OutcomeLabeller:
+    """Takes snapshots and labels them under one :class:`~detectors.config.DetectorConfig`."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+
+    def label_and_snapshot(
+        self,
+        account_id: str,
+        state: AccountDetectorState,
+        today: int,
+        risk: float,
+        features: dict[str, float],
+    ) -> list[Outcome]:
+        """Label the snapshots whose horizon passed by ``today``; then take today's, when one is due (warm
+        accounts, every ``snapshot_every_days``). ``features`` are the account's as observed (unweighed)."""
+        cfg = self.config
+        horizon = cfg.horizon_days
+        last_active = state.gaps.last_active_day
+        outcomes: list[Outcome] = []
+        while state.pending and today - state.pending[0].day >= horizon:
+            # Survived the horizon after the snapshot: a negative, unless it did nothing at all since (when
+            # inactivity counts as churn: data without explicit cancellations).
+            snapshot = state.pending.pop(0)
+            inactive = last_active is None or last_active < snapshot.day
+            outcomes.append(Outcome.of(account_id, snapshot, cfg.inactivity_is_churn and inactive))
+        first = state.first_active_day
+        last = state.learned_through
+        if first is None or last is None or last - first < cfg.min_history_days:
+            return outcomes
+        if state.last_snapshot_day is None or today - state.last_snapshot_day >= cfg.snapshot_every_days:
+            state.pending.append(Snapshot.taken(today, risk, features))
+            state.last_snapshot_day = today
+        return outcomes
+
+    def canceled(self, account_id: str, state: AccountDetectorState, canceled_ts_ms: int) -> list[Outcome]:
+        """The account cancelled at ``canceled_ts_ms``: its snapshots within the horizon before are
+        positives (the others are dropped unlabelled), once per cancellation. Its episode ends with the
+        subscription (no alert: the cancellation is the news)."""
+        if state.canceled_ts_ms == canceled_ts_ms:
+            return []
+        state.canceled_ts_ms = canceled_ts_ms
+        horizon_ms = self.config.horizon_days * DAY_MS
+        outcomes = [
+            Outcome.of(account_id, snapshot, True)
+            for snapshot in state.pending
+            if 0 <= canceled_ts_ms - snapshot.day * DAY_MS <= horizon_ms
+        ]
+        state.pending = []
+        state.episode = None
+        return outcomes

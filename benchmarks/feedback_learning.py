@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/feedback_learning.py --accounts 3000 --days 200 --event-scale 0.03 \
         --vacation 0.25 --answers 200
 
-The simulator (``streams/simulator.py``) writes a customer base in which a quarter of the accounts are
+The simulator (``streams/dev/simulator/``) writes a customer base in which a quarter of the accounts are
 ``vacation_dip``: healthy accounts whose usage drops to 20-40 % for one to two weeks. The drop detectors
 fire on them systematically (one kind of healthy account, one kind of signal). Accounts are split in two
 by a stable hash: the *answered* half and the *held-out* half.

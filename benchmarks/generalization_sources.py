@@ -18,7 +18,7 @@ import orjson
 
 from streams.dev.shapes import ShapedBase, ShapesConfig
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
-from streams.dev.simulator import _holidays as simulator_holidays
+from streams.dev.simulator.days import holidays as simulator_holidays
 from streams.offline.backtest import OutcomeMode
 
 sys.path.insert(0, str(Path(__file__).parent))

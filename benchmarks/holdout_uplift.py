@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/holdout_uplift.py --accounts 1500 --days 150 --event-scale 0.03 \
         --replicates 200
 
-The simulator (``streams/dev/simulator.py``) writes a customer base; ``churnwatch replay`` detection
+The simulator (``streams/dev/simulator/``) writes a customer base; ``churnwatch replay`` detection
 (``streams.offline.replay.run_replay``) raises the alerts. Then, for each replicate, a 50 % holdout is drawn
 by the real hash (``streams.live.holdout.Holdout``, experiment ``replicate-<i>``) and every delivered alerted
 account that cancels within the horizon after its first alert is saved (its cancellation removed) with

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streams.dev.simulator import _sec_suffixes
+from streams.dev.simulator.days import sec_suffixes
 
 __all__ = ["HELDOUT", "MIXES", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
 
@@ -291,7 +291,7 @@ class ShapedBase:
         rng = np.random.default_rng([self.config.seed, 12])
         counts = rng.poisson(self._rates(rng))
         billing = self._billing(rng)
-        suffixes = _sec_suffixes()
+        suffixes = sec_suffixes()
         for d in range(self.config.days):
             prefix = (self.day0 + timedelta(days=d)).strftime("%Y-%m-%dT")
             today: list[tuple[int, dict[str, Any]]] = list(billing.get(d, []))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import types
@@ -10,6 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -186,8 +186,9 @@ def test_csat_score_condition_matches_validate() -> None:
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_properties_cover_event_fields(event_type: str) -> None:
-    dataclass = {"usage": UsageEvent, "support": SupportEvent, "billing": BillingEvent}[event_type]
-    fields = {field.name for field in dataclasses.fields(dataclass)} - {"ts_ms"} | {"ts", "type"}
+    classes = {"usage": UsageEvent, "support": SupportEvent, "billing": BillingEvent}
+    event_class = typing.cast(type[msgspec.Struct], classes[event_type])
+    fields = {field.encode_name for field in msgspec.structs.fields(event_class)} | {"type"}
     assert set(SCHEMAS[event_type]["properties"]) == fields
 
 

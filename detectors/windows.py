@@ -148,24 +148,34 @@ class AccountWindow:
         return mark is None or ts_ms >= mark - self.config.allowed_lateness_ms
 
     def _bucket_for(self, stream: int, ts_ms: int) -> list[int] | Literal[False] | None:
-        """The bucket to update; None: the day is beyond the retention; False: the event is too late."""
-        if not self.accepts(stream, ts_ms):
-            return False
-        mark = self.watermarks[stream]
+        """The bucket to update; None: the day is beyond the retention; False: the event is too late.
+
+        The hot path of every fold (replay calls it once per event): written out rather than through
+        :meth:`accepts`, :func:`day_of` and :meth:`oldest_kept_day`, with the same results.
+        """
+        marks = self.watermarks
+        mark = marks[stream]
         if mark is None or ts_ms > mark:
-            self.watermarks[stream] = ts_ms
             lateness = self.config.allowed_lateness_ms
+            marks[stream] = ts_ms
             if (
                 mark is None
-                or day_of(ts_ms) > day_of(mark)
-                or day_of(ts_ms - lateness) > day_of(mark - lateness)
+                or ts_ms // DAY_MS > mark // DAY_MS
+                or (ts_ms - lateness) // DAY_MS > (mark - lateness) // DAY_MS
             ):
                 # Expiry depends only on watermark days, so running it when a day turns is enough (and cheap).
                 self._expire()
-        if self.first_seen_ms is None or ts_ms < self.first_seen_ms:
+        elif ts_ms < mark - self.config.allowed_lateness_ms:
+            return False
+        first = self.first_seen_ms
+        if first is None or ts_ms < first:
             self.first_seen_ms = ts_ms
-        day = day_of(ts_ms)
-        if day < self.oldest_kept_day():
+        day = ts_ms // DAY_MS
+        newest = ts_ms  # the newest watermark of any stream (this stream's is at least ts_ms now)
+        for other in marks:
+            if other is not None and other > newest:
+                newest = other
+        if day <= newest // DAY_MS - self.config.retention_days:
             # Accepted (its own stream is in order) but older than the retention: no bucket to update.
             return None
         bucket = self.days.get(day)
@@ -187,16 +197,22 @@ class AccountWindow:
             # result does not depend on how far other streams had run ahead.
             self._track_event_name(event, count)
             return True
-        day = day_of(ts_ms)
+        day = ts_ms // DAY_MS
         bucket[USAGE] += count
         if user_id is not None:
             users = self.day_users.get(day)
             if users is None:
                 users = self.day_users[day] = set()
             if len(users) < MAX_USERS_PER_DAY:
-                users.add(user_hash(user_id))
+                users.add(zlib.crc32(user_id.encode()))  # user_hash, inlined: once per usage event
                 bucket[ACTIVE_USERS] = len(users)
-        if self._track_event_name(event, count):
+        totals = self.event_totals
+        if event in totals:  # the common case of _track_event_name, inlined
+            totals[event] += count
+            tracked = True
+        else:
+            tracked = self._track_event_name(event, count)
+        if tracked:
             names = self.day_events.get(day)
             if names is None:
                 names = self.day_events[day] = {}

@@ -37,6 +37,7 @@ from streams.offline.replay_input import (
     setting_help,
 )
 from streams.offline.replay_outputs import build_report, state_sizes, write_alerts, write_scores
+from streams.offline.replay_parallel import replay_file_parallel
 from streams.settings import Settings
 
 
@@ -113,6 +114,15 @@ def replay(
     horizon_days: Annotated[
         int, typer.Option("--horizon-days", min=1, help="Churn horizon of the baseline comparison.")
     ] = 30,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Read and validate the file on this many processes (a file, not stdin); the results are the "
+            "same as with one. The replay itself stays on one core (docs/performance.md).",
+        ),
+    ] = 1,
     feedback: Annotated[
         Path | None,
         typer.Option(
@@ -146,7 +156,7 @@ def replay(
         rules = InputRules.from_settings(settings, now_ms=now_ms, sort_memory_bytes=sort_memory_mb << 20)
         answers = read_feedback(feedback) if feedback is not None else []
         result, stats = _run(
-            events, rules, settings, as_of_ms, rejects, baselines or html is not None, answers
+            events, rules, settings, as_of_ms, rejects, baselines or html is not None, answers, jobs
         )
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
@@ -209,9 +219,21 @@ def _run(
     rejects: Path | None,
     baselines: bool = False,
     answers: list[Feedback] | None = None,
+    jobs: int = 1,
 ) -> tuple[ReplayResult, InputStats]:
     """Read, sort and replay, with a progress bar on stderr; InputError when no line was a valid event."""
     config = DetectorConfig(alert_threshold=settings.alert_threshold)
+    replay_options: dict[str, Any] = {
+        "config": config,
+        "window_config": settings.window_config(),
+        "as_of_ms": as_of_ms,
+        "snapshot_ms": snapshot_days(baselines),
+        "record_activity": baselines,
+        "feedback": answers or (),
+        "answer_policy": settings.answer_policy(),
+    }
+    if jobs > 1:
+        return _run_parallel(source, rules, rejects, jobs, replay_options)
     with contextlib.ExitStack() as stack:
         on_reject = stack.enter_context(rejects_file(rejects)) if rejects is not None else None
         sorted_input = stack.enter_context(SortedInput(rules, on_reject))
@@ -234,22 +256,30 @@ def _run(
             clock = rfc3339(watermark_ms) if watermark_ms > 0 else ""
             progress.update(task, completed=lines, clock=f"{lines:,} events, clock {clock}")
 
-        result = run_replay(
-            sorted_input,
-            config=config,
-            window_config=settings.window_config(),
-            as_of_ms=as_of_ms,
-            on_progress=on_progress,
-            snapshot_ms=snapshot_days(baselines),
-            record_activity=baselines,
-            feedback=answers or (),
-            answer_policy=settings.answer_policy(),
+        result = run_replay(sorted_input, on_progress=on_progress, **replay_options)
+    return result, _accepted_some(source, sorted_input.stats)
+
+
+def _run_parallel(
+    source: str, rules: InputRules, rejects: Path | None, jobs: int, replay_options: dict[str, Any]
+) -> tuple[ReplayResult, InputStats]:
+    """``--jobs N``: pass 1 on N processes (streams/offline/replay_parallel.py), the rest here."""
+    if source == STDIN:
+        raise InputError("--jobs reads the file once per process: give a file, not stdin")
+    with contextlib.ExitStack() as stack:
+        on_reject = stack.enter_context(rejects_file(rejects)) if rejects is not None else None
+        Console(stderr=True).print(f"replay: reading on {jobs} processes, then replaying", highlight=False)
+        result, stats = replay_file_parallel(
+            source, jobs=jobs, rules=rules, on_reject=on_reject, **replay_options
         )
-    stats = sorted_input.stats
+    return result, _accepted_some(source, stats)
+
+
+def _accepted_some(source: str, stats: InputStats) -> InputStats:
     if not stats.accepted:
         name = "stdin" if source == STDIN else source
         raise InputError(f"{name} held no valid event ({stats.lines:,} lines: {no_event_summary(stats)})")
-    return result, stats
+    return stats
 
 
 def _fmt(value: Any, pattern: str = "{}") -> str:

@@ -154,8 +154,11 @@ def file_clock(latest: list[int], skew_ms: int, support: int = CLOCK_SUPPORT) ->
 class SortedInput:
     """Validated, time-sorted, deduplicated lines of one event file (a context manager: spill files)."""
 
-    def __init__(self, rules: InputRules, on_reject: RejectSink | None = None) -> None:
+    def __init__(
+        self, rules: InputRules, on_reject: RejectSink | None = None, spill_dir: Path | None = None
+    ) -> None:
         self.rules = rules
+        self._spill_root = spill_dir  # where runs go (left there) instead of a temporary directory of its own
         self.stats = InputStats()
         self._on_reject = on_reject
         self._buffer: list[Record] = []
@@ -182,8 +185,16 @@ class SortedInput:
         if self._on_reject is not None:
             self._on_reject(line_no, reason, detail, raw)
 
-    def read(self, lines: Iterator[bytes] | BinaryIO, on_line: Callable[[int], None] | None = None) -> None:
+    def read(
+        self,
+        lines: Iterator[bytes] | BinaryIO,
+        on_line: Callable[[int], None] | None = None,
+        owned: Callable[[bytes], bool] | None = None,
+    ) -> None:
         """Pass 1: validate every line and buffer (or spill) the valid ones; ``on_line(n)`` every 65,536.
+
+        ``owned``, when given, picks the lines this input takes (one shard of a parallel replay); the others
+        are skipped, though still numbered.
 
         The buffered events are container objects the cyclic garbage collector tracks: collecting while
         hundreds of thousands of them pile up, and scanning them at every full collection during the replay,
@@ -196,7 +207,9 @@ class SortedInput:
             for line_no, line in enumerate(lines, start=1):
                 if line_no == 1 and line.startswith(UTF8_BOM):
                     line = line[len(UTF8_BOM) :]
-                self._read_line(line_no, line.rstrip(b"\r\n"))
+                line = line.rstrip(b"\r\n")
+                if owned is None or owned(line):
+                    self._read_line(line_no, line)
                 if on_line is not None and not line_no & 0xFFFF:
                     on_line(line_no)
         except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a truncated stream, EOFError
@@ -228,11 +241,39 @@ class SortedInput:
         if self._buffered_bytes > self.rules.sort_memory_bytes:
             self._spill()
 
+    def clock_sample(self) -> list[int]:
+        """The latest event times pass 1 kept (up to ``CLOCK_SAMPLE``): what :func:`file_clock` judges."""
+        return list(self._latest)
+
+    def spill_rest(self) -> list[Path]:
+        """Spill what is still buffered: every valid line is then in the runs, which are returned."""
+        if self._buffer:
+            self._spill()
+        return list(self._runs)
+
+    def adopt(self, runs: list[Path], latest: list[int], stats: InputStats) -> None:
+        """Take another input's pass 1 (its runs, latest event times and figures): pass 2 then merges them
+        with this input's own, as if this input had read and spilled those lines itself."""
+        self._runs.extend(runs)
+        for ts in latest:
+            if len(self._latest) < CLOCK_SAMPLE:
+                heapq.heappush(self._latest, ts)
+            elif ts > self._latest[0]:
+                heapq.heapreplace(self._latest, ts)
+        self.stats.lines += stats.lines
+        self.stats.valid += stats.valid
+        self.stats.rejected += stats.rejected
+        self.stats.spilled_runs += stats.spilled_runs
+
     def _spill(self) -> None:
-        if self._spill_dir is None:
-            self._spill_dir = tempfile.TemporaryDirectory(prefix="churnwatch-replay-")
+        if self._spill_root is not None:
+            directory = self._spill_root
+        else:
+            if self._spill_dir is None:
+                self._spill_dir = tempfile.TemporaryDirectory(prefix="churnwatch-replay-")
+            directory = Path(self._spill_dir.name)
         self._buffer.sort()
-        path = Path(self._spill_dir.name) / f"run-{len(self._runs):05d}"
+        path = directory / f"run-{len(self._runs):05d}"
         with path.open("wb") as handle:
             pack = _HEADER.pack
             for ts, raw, line_no, key, _ in self._buffer:
@@ -342,10 +383,11 @@ def read_source(
     source: str | Path,
     sorted_input: SortedInput,
     on_line: Callable[[int], None] | None = None,
+    owned: Callable[[bytes], bool] | None = None,
 ) -> None:
     """Pass 1 over a file name or ``-``; :class:`InputError` when it cannot be read."""
     with open_events(source) as stream:
-        sorted_input.read(stream, on_line)
+        sorted_input.read(stream, on_line, owned)
 
 
 def input_report(stats: InputStats) -> dict[str, object]:

@@ -1,0 +1,134 @@
+"""``churnwatch replay --jobs N``: read and validate a large file on N cores; the same results as one process.
+
+Pass 1 (decode, validate, sort: :class:`~streams.offline.replay_input.SortedInput`) runs in N processes, one
+per shard of the accounts (an account's shard is the CRC-32 of its id modulo N). Each reads the whole file,
+takes the lines of its accounts (numbered as in the file), and leaves them sorted in run files. The parent
+then does what one process does after pass 1: it merges the runs in event-time order, judges ``future_ts`` by
+the file's clock (from every shard's latest event times), drops duplicates and replays through the engine.
+Rejected lines are reported in one process's order (pass 1 by line number, then pass 2 by event time).
+
+Why not shard the engine too: the detectors have worker-wide parts (the population model behind the
+segment-percentile, BTYD and calendar features; the risk model learned from every account's outcomes; the
+outage guard over each sweep). Shards with their own would score and alert differently (measured in
+docs/performance.md), so the fold and the sweeps stay in one process and results stay identical.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import tempfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from streams.events import InvalidEventError, decode
+from streams.offline.replay import ReplayResult, run_replay
+from streams.offline.replay_input import InputRules, InputStats, RejectSink, SortedInput, read_source
+
+_KEY = b'"account_id"'
+_KEY_VALUE = b'"account_id":"'
+
+
+def shard_of(account_id: str, shards: int) -> int:
+    """The shard (0 .. shards-1) of an account: stable across processes and runs (CRC-32, not ``hash``)."""
+    return zlib.crc32(account_id.encode()) % shards
+
+
+def line_shard(raw: bytes, shards: int, max_bytes: int) -> int:
+    """The shard of a line's account; a line without a valid account (an invalid line) belongs to shard 0.
+
+    The account id is read off the bytes when the line names ``"account_id"`` once, written plainly
+    (``"account_id":"..."``, no escapes); otherwise the line is decoded to find it. Either way all lines of an
+    account go to one shard, which duplicate detection needs (a duplicate is always of the same account).
+
+    >>> line_shard(b'{"type":"usage","account_id":"acme","ts":1,"event":"x"}', 4, 1000) == shard_of("acme", 4)
+    True
+    """
+    start = raw.find(_KEY_VALUE)
+    if start >= 0 and raw.count(_KEY) == 1 and b"\\u" not in raw:
+        start += len(_KEY_VALUE)
+        end = raw.find(b'"', start)
+        if end > start and b"\\" not in raw[start:end]:
+            return zlib.crc32(raw[start:end]) % shards
+    try:
+        return shard_of(decode(raw, max_bytes=max_bytes, min_ts_ms=None).account_id, shards)
+    except InvalidEventError:
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRead:
+    """One shard's pass 1: its sorted runs, latest event times, figures and rejected lines."""
+
+    runs: list[Path]
+    latest: list[int]
+    stats: InputStats
+    rejects: list[tuple[int, str, str, bytes]]  # (line number, reason, detail, line), when asked for
+    first_lines: dict[str, int]  # the first line rejected for each reason
+
+
+def read_shard(
+    source: str, shard: int, shards: int, rules: InputRules, spill_dir: str, keep_rejects: bool
+) -> ShardRead:
+    """Pass 1 over the lines of one shard's accounts (run in a worker process)."""
+    rejects: list[tuple[int, str, str, bytes]] = []
+    first_lines: dict[str, int] = {}
+
+    def on_reject(line_no: int, reason: str, detail: str, raw: bytes) -> None:
+        first_lines.setdefault(reason, line_no)
+        if keep_rejects:
+            rejects.append((line_no, reason, detail, raw))
+
+    directory = Path(spill_dir) / f"shard-{shard:03d}"
+    directory.mkdir()
+    budget = replace(rules, sort_memory_bytes=max(1, rules.sort_memory_bytes // shards))
+    shard_input = SortedInput(budget, on_reject, spill_dir=directory)
+    max_bytes = rules.max_event_bytes
+    read_source(source, shard_input, owned=lambda raw: line_shard(raw, shards, max_bytes) == shard)
+    overflow = shard_input.stats.spilled_runs  # runs spilled for want of memory (as one process would)
+    runs = shard_input.spill_rest()
+    shard_input.stats.spilled_runs = overflow
+    return ShardRead(runs, shard_input.clock_sample(), shard_input.stats, rejects, first_lines)
+
+
+def replay_file_parallel(
+    source: str | Path, *, jobs: int, rules: InputRules, on_reject: RejectSink | None = None, **kwargs: Any
+) -> tuple[ReplayResult, InputStats]:
+    """What :func:`~streams.offline.replay.replay_file` returns (and the input's figures), pass 1 on ``jobs``
+    processes. ``source`` must be a file (gzip or not), not stdin: every process reads it. ``kwargs`` go to
+    :func:`~streams.offline.replay.run_replay`."""
+    context = multiprocessing.get_context("spawn")  # a fork of a parent with threads (progress bars) can hang
+    with (
+        tempfile.TemporaryDirectory(prefix="churnwatch-replay-") as spill_dir,
+        concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool,
+    ):
+        keep = on_reject is not None
+        futures = [pool.submit(read_shard, str(source), n, jobs, rules, spill_dir, keep) for n in range(jobs)]
+        reads = [future.result() for future in futures]
+        with SortedInput(rules, on_reject) as merged:
+            for read in reads:
+                merged.adopt(read.runs, read.latest, read.stats)
+            _order_reasons(merged.stats, reads)
+            if on_reject is not None:
+                pass_1 = sorted((reject for read in reads for reject in read.rejects), key=lambda r: r[0])
+                for reject in pass_1:
+                    on_reject(*reject)
+            result = run_replay(merged, **kwargs)
+    stats = merged.stats
+    result.lines = stats.lines
+    result.bad_reasons = stats.bad_reasons()
+    result.bad_lines = sum(result.bad_reasons.values())
+    return result, stats
+
+
+def _order_reasons(stats: InputStats, reads: list[ShardRead]) -> None:
+    """Rejection reasons in the order one process meets them (by their first line), as reports list them."""
+    first = {reason: line for read in reads for reason, line in read.first_lines.items()}
+    for read in reads:
+        for reason, line in read.first_lines.items():
+            first[reason] = min(first[reason], line)
+    counts = stats.rejected
+    stats.rejected = Counter({reason: counts[reason] for reason in sorted(counts, key=lambda r: first[r])})

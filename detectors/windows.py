@@ -17,6 +17,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from detectors.vocabulary import BillingKind, Priority, SupportKind
+
 DAY_MS = 86_400_000
 
 # Column layout of one day's bucket (a list of ints: compact in memory and in JSON).
@@ -35,12 +37,17 @@ PAYMENT_FAILED = 11
 PAYMENT_SUCCEEDED = 12
 N_COLUMNS = 13
 
-# Streams, each with its own watermark (the order of streams.events.EVENT_TYPES).
+# Streams, each with its own watermark (the order of detectors.vocabulary.EventType).
 USAGE_STREAM = 0
 SUPPORT_STREAM = 1
 BILLING_STREAM = 2
 
-TICKET_COLUMN = {"low": TICKETS_LOW, "normal": TICKETS_NORMAL, "high": TICKETS_HIGH, "urgent": TICKETS_URGENT}
+TICKET_COLUMN = {
+    Priority.LOW: TICKETS_LOW,
+    Priority.NORMAL: TICKETS_NORMAL,
+    Priority.HIGH: TICKETS_HIGH,
+    Priority.URGENT: TICKETS_URGENT,
+}
 # A distinct-user set larger than this per day stops growing (the count saturates); seats beyond it are rare.
 MAX_USERS_PER_DAY = 2_000
 
@@ -93,7 +100,7 @@ class AccountWindow:
     >>> t = 1_795_687_200_000  # 2026-11-26T10:00:00Z
     >>> w.add_usage(t, "report_exported", "u1", 1), w.add_usage(t + 60_000, "report_exported", "u2", 2)
     (True, True)
-    >>> w.add_support(t, "ticket_opened", "urgent", None)
+    >>> w.add_support(t, SupportKind.TICKET_OPENED, Priority.URGENT, None)
     True
     >>> w.add_usage(t - 3 * DAY_MS, "login", "u1", 1)  # beyond the 2-day lateness allowance
     False
@@ -244,33 +251,35 @@ class AccountWindow:
         ranked = sorted(self.event_totals.items(), key=lambda item: (-item[1], item[0]))
         return [name for name, _ in ranked[: self.config.top_events]]
 
-    def add_support(self, ts_ms: int, kind: str, priority: str | None, score: int | None) -> bool:
+    def add_support(
+        self, ts_ms: int, kind: SupportKind, priority: Priority | None, score: int | None
+    ) -> bool:
         """Fold one support event; returns False when it is too late."""
         bucket = self._bucket_for(SUPPORT_STREAM, ts_ms)
         if bucket is False:
             return False
         if bucket is None:
             return True
-        if kind == "ticket_opened":
-            bucket[TICKET_COLUMN[priority or "normal"]] += 1
-        elif kind == "escalated":
+        if kind == SupportKind.TICKET_OPENED:
+            bucket[TICKET_COLUMN[priority or Priority.NORMAL]] += 1
+        elif kind == SupportKind.ESCALATED:
             bucket[ESCALATED] += 1
-        elif kind == "ticket_solved":
+        elif kind == SupportKind.TICKET_SOLVED:
             bucket[SOLVED] += 1
-        elif kind == "csat" and score is not None:
+        elif kind == SupportKind.CSAT and score is not None:
             bucket[CSAT_SUM] += score
             bucket[CSAT_COUNT] += 1
         return True
 
-    def add_billing(self, ts_ms: int, kind: str, mrr: float | None, plan: str | None) -> bool:
+    def add_billing(self, ts_ms: int, kind: BillingKind, mrr: float | None, plan: str | None) -> bool:
         """Fold one billing event; the newest billing event decides the current plan and MRR."""
         bucket = self._bucket_for(BILLING_STREAM, ts_ms)
         if bucket is False:
             return False
         if isinstance(bucket, list):
-            if kind == "payment_failed":
+            if kind == BillingKind.PAYMENT_FAILED:
                 bucket[PAYMENT_FAILED] += 1
-            elif kind == "payment_succeeded":
+            elif kind == BillingKind.PAYMENT_SUCCEEDED:
                 bucket[PAYMENT_SUCCEEDED] += 1
         if self.billing_ts_ms is None or ts_ms >= self.billing_ts_ms:
             self.billing_ts_ms = ts_ms
@@ -278,9 +287,9 @@ class AccountWindow:
                 self.mrr = mrr
             if plan is not None:
                 self.plan = plan
-            if kind == "subscription_canceled":
+            if kind == BillingKind.SUBSCRIPTION_CANCELED:
                 self.canceled_ts_ms = ts_ms
-            elif kind == "subscription_created":
+            elif kind == BillingKind.SUBSCRIPTION_CREATED:
                 self.canceled_ts_ms = None
         return True
 

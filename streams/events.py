@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 import orjson
 from msgspec import Meta
 
+from detectors.vocabulary import BillingKind, EventType, Priority, SupportKind
 from streams.errors import ChurnwatchError
+
+K = TypeVar("K", bound=StrEnum)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -29,21 +32,8 @@ MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 EARLIEST_TS_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
 LATEST_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
-SUPPORT_KINDS = frozenset({"ticket_opened", "ticket_solved", "csat", "escalated"})
-PRIORITIES = ("low", "normal", "high", "urgent")
-BILLING_KINDS = frozenset(
-    {
-        "subscription_created",
-        "plan_changed",
-        "payment_failed",
-        "payment_succeeded",
-        "subscription_canceled",
-        # From the ingest gateway's Stripe mapping; folded for plan/MRR, not yet detector features.
-        "cancellation_scheduled",
-        "trial_ending",
-        "dispute_opened",
-    }
-)
+# A tuple, not a set: ``in`` compares by equality, so an unhashable JSON value is simply not a type.
+EVENT_TYPES = tuple(EventType)
 
 
 class DeadLetterReason(StrEnum):
@@ -93,8 +83,8 @@ class UsageEvent(msgspec.Struct, frozen=True, gc=False, tag="usage", tag_field="
 class SupportEvent(msgspec.Struct, frozen=True, gc=False, tag="support", tag_field="type"):
     account_id: Id
     ts_ms: EventTime = msgspec.field(name="ts")
-    kind: Name
-    priority: Name | None = None
+    kind: SupportKind  # the typed decoder checks the choices as it parses
+    priority: Priority | None = None
     score: Annotated[int, Meta(ge=1, le=5)] | None = None
     event_id: Id | None = None  # the producer's id, for deduplication
 
@@ -102,14 +92,13 @@ class SupportEvent(msgspec.Struct, frozen=True, gc=False, tag="support", tag_fie
 class BillingEvent(msgspec.Struct, frozen=True, gc=False, tag="billing", tag_field="type"):
     account_id: Id
     ts_ms: EventTime = msgspec.field(name="ts")
-    kind: Name
+    kind: BillingKind
     mrr: Annotated[float, Meta(ge=0, lt=1e12)] | None = None
     plan: Name | None = None
     event_id: Id | None = None  # the producer's id, for deduplication
 
 
 Event = UsageEvent | SupportEvent | BillingEvent
-EVENT_TYPES = ("usage", "support", "billing")
 
 
 def ts_text(ts_ms: int) -> str:
@@ -184,13 +173,17 @@ def _text(body: dict[str, Any], name: str, *, required: bool, max_length: int) -
     return value
 
 
-def _choice(
-    body: dict[str, Any], name: str, choices: frozenset[str] | tuple[str, ...], *, required: bool
-) -> str | None:
+def _choice(body: dict[str, Any], name: str, choices: type[K], *, required: bool) -> K | None:
     value = _text(body, name, required=required, max_length=MAX_NAME_LENGTH)
-    if value is not None and value not in choices:
-        raise InvalidEventError(DeadLetterReason.INVALID_VALUE, f"{name!r} must be one of {sorted(choices)}")
-    return value
+    if value is None:
+        return None
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = sorted(member.value for member in choices)
+        raise InvalidEventError(
+            DeadLetterReason.INVALID_VALUE, f"{name!r} must be one of {allowed}"
+        ) from None
 
 
 def _int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
@@ -213,8 +206,9 @@ def validate(body: Any, *, max_ts_ms: int | None = None, min_ts_ms: int | None =
     >>> validate({"type": "usage", "account_id": "acme", "ts": "2026-11-26T10:00:00Z",  # doctest: +ELLIPSIS
     ...           "event": "report_exported", "user_id": "u1", "count": 1})
     UsageEvent(account_id='acme', ts_ms=1795687200000, event='report_exported', user_id='u1', count=1, ...)
-    >>> validate({"type": "billing", "account_id": "acme", "ts": 1795687200000, "kind": "payment_failed"})
-    BillingEvent(account_id='acme', ts_ms=1795687200000, kind='payment_failed', mrr=None, plan=None, ...)
+    >>> bill = validate({"type": "billing", "account_id": "a", "ts": 1795687200000, "kind": "payment_failed"})
+    >>> bill.kind, bill.kind == "payment_failed", bill.mrr
+    (<BillingKind.PAYMENT_FAILED: 'payment_failed'>, True, None)
     """
     if not isinstance(body, dict):
         raise InvalidEventError(DeadLetterReason.NOT_AN_OBJECT, "event must be a JSON object")
@@ -240,21 +234,21 @@ def validate(body: Any, *, max_ts_ms: int | None = None, min_ts_ms: int | None =
     if max_ts_ms is not None and ts_ms > max_ts_ms:
         raise InvalidEventError(DeadLetterReason.FUTURE_TS, f"'ts' {ts_ms} is beyond the allowed clock skew")
     event_id = _text(body, "event_id", required=False, max_length=MAX_ID_LENGTH)
-    if event_type == "usage":
+    if event_type == EventType.USAGE:
         event = _text(body, "event", required=True, max_length=MAX_NAME_LENGTH)
         assert event is not None
         user_id = _text(body, "user_id", required=False, max_length=MAX_ID_LENGTH)
         count = _int(body, "count", 1, MAX_COUNT)
         return UsageEvent(account_id, ts_ms, event, user_id, 1 if count is None else count, event_id)
-    if event_type == "support":
-        kind = _choice(body, "kind", SUPPORT_KINDS, required=True)
-        assert kind is not None
-        priority = _choice(body, "priority", PRIORITIES, required=False)
+    if event_type == EventType.SUPPORT:
+        support_kind = _choice(body, "kind", SupportKind, required=True)
+        assert support_kind is not None
+        priority = _choice(body, "priority", Priority, required=False)
         score = _int(body, "score", 1, 5)
-        if kind == "csat" and score is None:
+        if support_kind is SupportKind.CSAT and score is None:
             raise InvalidEventError(DeadLetterReason.MISSING_FIELD, "a csat event needs 'score'")
-        return SupportEvent(account_id, ts_ms, kind, priority, score, event_id)
-    kind = _choice(body, "kind", BILLING_KINDS, required=True)
+        return SupportEvent(account_id, ts_ms, support_kind, priority, score, event_id)
+    kind = _choice(body, "kind", BillingKind, required=True)
     assert kind is not None
     mrr = body.get("mrr")
     if mrr is not None:
@@ -312,7 +306,11 @@ def decode(
 
 # -- the typed decoder --------------------------------------------------------------------------------------
 
-TYPE_NAMES: dict[type, str] = {UsageEvent: "usage", SupportEvent: "support", BillingEvent: "billing"}
+TYPE_NAMES: dict[type, EventType] = {
+    UsageEvent: EventType.USAGE,
+    SupportEvent: EventType.SUPPORT,
+    BillingEvent: EventType.BILLING,
+}
 _DECODER = msgspec.json.Decoder(UsageEvent | SupportEvent | BillingEvent)
 # What the typed decoder skips without looking but orjson rejects, in fields neither reads: numbers beyond a
 # double's range (a 3-digit exponent, or 200 digits in a row). Lines with such text take the exact path.
@@ -327,8 +325,9 @@ def typed_decode(
 
     Whenever this returns an event, ``validate(orjson.loads(raw), ...)`` returns an equal one
     (``tests/test_typed_decode.py`` checks it on generated and hostile values): the decoder checks types,
-    lengths and ranges as it parses, and what it cannot check (choices, text times, control characters, the
-    sign of a zero MRR, invalid UTF-8 or huge numbers in fields it skips) is checked here or declined.
+    lengths, ranges and the kinds' and priorities' choices (enums) as it parses, and what it cannot check
+    (text times, control characters, a csat's score, the sign of a zero MRR, invalid UTF-8 or huge numbers in
+    fields it skips) is checked here or declined.
 
     >>> typed_decode(b'{"type":"usage","account_id":"a","ts":"2026-11-26T10:00:00Z","event":"x","count":2}')
     UsageEvent(account_id='a', ts_ms=1795687200000, event='x', user_id=None, count=2, event_id=None)
@@ -349,13 +348,9 @@ def typed_decode(
     if (max_ts_ms is not None and ts_ms > max_ts_ms) or _CONTROL.search(event.account_id) is not None:
         return None
     if type(event) is SupportEvent:
-        if (
-            event.kind not in SUPPORT_KINDS
-            or (event.priority is not None and event.priority not in PRIORITIES)
-            or (event.kind == "csat" and event.score is None)
-        ):
+        if event.kind is SupportKind.CSAT and event.score is None:
             return None
-    elif type(event) is BillingEvent and (event.kind not in BILLING_KINDS or event.mrr == 0):
+    elif type(event) is BillingEvent and event.mrr == 0:
         return None  # a zero MRR: orjson keeps the sign of 0 and -0.0 as written, msgspec's float may not
     if type(event.ts_ms) is not int:
         msgspec.structs.force_setattr(event, "ts_ms", ts_ms)

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from detectors.answers import AnswerPolicy
+from detectors.vocabulary import EventType
 from detectors.windows import WindowConfig
 from streams.config_file import read_config_file
 from streams.errors import ConfigError
@@ -387,9 +388,13 @@ class Settings(BaseSettings):
         )
 
     @property
-    def event_topics(self) -> dict[str, str]:
+    def event_topics(self) -> dict[EventType, str]:
         """Event type -> topic name."""
-        return {"usage": self.topic_usage, "support": self.topic_support, "billing": self.topic_billing}
+        return {
+            EventType.USAGE: self.topic_usage,
+            EventType.SUPPORT: self.topic_support,
+            EventType.BILLING: self.topic_billing,
+        }
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -27,6 +27,7 @@ from detectors.features.level import level_evidence
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.population import PopulationModel
 from detectors.risk import FEATURES, PriorScorer, RiskModel
+from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 
 DAY0 = 20_601
@@ -165,10 +166,13 @@ def run_monitor(h: MonitorHarness, rng: random.Random, first: int, steps: int) -
             )
         if rng.random() < 0.05:
             h.window.add_support(
-                day * DAY_MS + 40_000_000, "ticket_opened", rng.choice(["urgent", "low"]), None
+                day * DAY_MS + 40_000_000,
+                SupportKind.TICKET_OPENED,
+                rng.choice([Priority.URGENT, Priority.LOW]),
+                None,
             )
         if rng.random() < 0.03:
-            h.window.add_billing(day * DAY_MS + 50_000_000, "payment_failed", 199.0, "pro")
+            h.window.add_billing(day * DAY_MS + 50_000_000, BillingKind.PAYMENT_FAILED, 199.0, "pro")
         a = h.monitor.observe("acct", h.window, h.state, (day + 1) * DAY_MS)
         h.monitor.learn(a.outcomes)
         out.append((a.risk, a.reasons, sorted(a.flags), [x.to_dict() for x in a.alerts]))

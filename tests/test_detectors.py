@@ -17,6 +17,7 @@ from detectors.monitor import (
     DetectorConfig,
     OutageGuard,
 )
+from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 
 DAY0 = 20_601  # 2026-05-28, a Thursday
@@ -145,10 +146,10 @@ def test_payment_failures_raise_risk(monitor: AccountMonitor) -> None:
     acct = Account(monitor)
     acct.run(DAY0, DAY0 + 40, weekly())
     before = acct.observe((DAY0 + 41) * DAY_MS).risk
-    acct.window.add_billing((DAY0 + 41) * DAY_MS + 3_600_000, "payment_failed", 199.0, "pro")
+    acct.window.add_billing((DAY0 + 41) * DAY_MS + 3_600_000, BillingKind.PAYMENT_FAILED, 199.0, "pro")
     after_one = acct.observe((DAY0 + 41) * DAY_MS + 4_000_000)
     assert after_one.risk > before
-    acct.window.add_billing((DAY0 + 45) * DAY_MS + 3_600_000, "payment_failed", 199.0, "pro")
+    acct.window.add_billing((DAY0 + 45) * DAY_MS + 3_600_000, BillingKind.PAYMENT_FAILED, 199.0, "pro")
     later = acct.run(DAY0 + 42, DAY0 + 50, weekly())
     assert later[-1].risk > 0.5
     alert = opened(acct.alerts)[0]
@@ -159,23 +160,23 @@ def test_payment_failures_raise_risk(monitor: AccountMonitor) -> None:
 def test_recovered_transient_payment_failure_stays_quiet(monitor: AccountMonitor) -> None:
     acct = Account(monitor)
     acct.run(DAY0, DAY0 + 40, weekly())
-    acct.window.add_billing((DAY0 + 41) * DAY_MS + 3_600_000, "payment_failed", 199.0, "pro")
-    acct.window.add_billing((DAY0 + 43) * DAY_MS + 3_600_000, "payment_succeeded", 199.0, "pro")
+    acct.window.add_billing((DAY0 + 41) * DAY_MS + 3_600_000, BillingKind.PAYMENT_FAILED, 199.0, "pro")
+    acct.window.add_billing((DAY0 + 43) * DAY_MS + 3_600_000, BillingKind.PAYMENT_SUCCEEDED, 199.0, "pro")
     acct.run(DAY0 + 41, DAY0 + 60, weekly())
     assert acct.alerts == []
 
 
 def test_support_storm_and_downgrade_raise_risk(monitor: AccountMonitor) -> None:
     acct = Account(monitor)
-    acct.window.add_billing(DAY0 * DAY_MS, "subscription_created", 799.0, "business")
+    acct.window.add_billing(DAY0 * DAY_MS, BillingKind.SUBSCRIPTION_CREATED, 799.0, "business")
     acct.run(DAY0, DAY0 + 40, weekly())
     calm = acct.observe((DAY0 + 41) * DAY_MS).risk
     for k in range(5):
         ts = (DAY0 + 41 + k) * DAY_MS + 3_600_000
-        acct.window.add_support(ts, "ticket_opened", "urgent", None)
-        acct.window.add_support(ts + 60_000, "escalated", "urgent", None)
-        acct.window.add_support(ts + 120_000, "csat", None, 1)
-    acct.window.add_billing((DAY0 + 46) * DAY_MS, "plan_changed", 199.0, "pro")
+        acct.window.add_support(ts, SupportKind.TICKET_OPENED, Priority.URGENT, None)
+        acct.window.add_support(ts + 60_000, SupportKind.ESCALATED, Priority.URGENT, None)
+        acct.window.add_support(ts + 120_000, SupportKind.CSAT, None, 1)
+    acct.window.add_billing((DAY0 + 46) * DAY_MS, BillingKind.PLAN_CHANGED, 199.0, "pro")
     stormy = acct.run(DAY0 + 41, DAY0 + 47, weekly())[-1]
     assert stormy.risk > max(0.3, 5 * calm)
     assert {"support", "downgrade"} <= stormy.flags
@@ -300,7 +301,7 @@ def test_cancellation_labels_snapshots_and_closes_the_episode(monitor: AccountMo
     for day in range(DAY0 + 56, DAY0 + 70):
         acct.observe((day + 1) * DAY_MS)
     assert acct.state.episode is not None and acct.state.pending
-    acct.window.add_billing((DAY0 + 70) * DAY_MS + 1000, "subscription_canceled", 199.0, "pro")
+    acct.window.add_billing((DAY0 + 70) * DAY_MS + 1000, BillingKind.SUBSCRIPTION_CANCELED, 199.0, "pro")
     final = acct.observe((DAY0 + 71) * DAY_MS)
     assert "canceled" in final.flags and final.risk == 1.0
     assert final.outcomes and all(o.label for o in final.outcomes)

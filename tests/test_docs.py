@@ -15,15 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from detectors.vocabulary import BillingKind, Priority, SupportKind
 from streams.events import (
-    BILLING_KINDS,
     EVENT_TYPES,
     MAX_COUNT,
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
     MIN_TS_MS,
-    PRIORITIES,
-    SUPPORT_KINDS,
     BillingEvent,
     DeadLetterReason,
     InvalidEventError,
@@ -194,9 +192,9 @@ def test_properties_cover_event_fields(event_type: str) -> None:
 
 def test_enums_match_constants() -> None:
     support = SCHEMAS["support"]["properties"]
-    assert support["kind"]["enum"] == sorted(SUPPORT_KINDS)
-    assert [p for p in support["priority"]["enum"] if p is not None] == list(PRIORITIES)
-    assert SCHEMAS["billing"]["properties"]["kind"]["enum"] == sorted(BILLING_KINDS)
+    assert support["kind"]["enum"] == sorted(SupportKind)
+    assert [p for p in support["priority"]["enum"] if p is not None] == list(Priority)
+    assert SCHEMAS["billing"]["properties"]["kind"]["enum"] == sorted(BillingKind)
     for event_type, schema in SCHEMAS.items():
         assert schema["properties"]["type"] == {"const": event_type}
 
@@ -277,8 +275,8 @@ VALUES: dict[str, list[Any]] = {
     "event": ["login", "", 3, None],
     "user_id": ["u1", "", None, False],
     "count": [1, MAX_COUNT, MAX_COUNT + 1, 0, -1, "2", True, None],
-    "kind": [*sorted(SUPPORT_KINDS | BILLING_KINDS), "", None],
-    "priority": [*PRIORITIES, "LOW", None, 1],
+    "kind": [*sorted(kind.value for kind in {*SupportKind, *BillingKind}), "", None],  # JSON strings
+    "priority": [*(priority.value for priority in Priority), "LOW", None, 1],
     "score": [1, 5, 0, 6, True, None],
     "mrr": [0, 99.5, -0.5, 1e12, "1", None],
     "plan": ["pro", "", None, 1],

@@ -11,14 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detectors.vocabulary import BillingKind, Priority, SupportKind
 from streams.events import (
-    BILLING_KINDS,
     MAX_COUNT,
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
     MIN_TS_MS,
-    PRIORITIES,
-    SUPPORT_KINDS,
     BillingEvent,
     DeadLetterReason,
     InvalidEventError,
@@ -76,13 +74,13 @@ def test_canonical_usage_example() -> None:
 
 def test_canonical_support_example() -> None:
     assert decode(SUPPORT, max_bytes=MAX_BYTES, key=b"acme", expected_type="support") == SupportEvent(
-        "acme", T_MS, "ticket_opened", "high", 4
+        "acme", T_MS, SupportKind.TICKET_OPENED, Priority.HIGH, 4
     )
 
 
 def test_canonical_billing_example() -> None:
     assert decode(BILLING, max_bytes=MAX_BYTES, key=b"acme", expected_type="billing") == BillingEvent(
-        "acme", T_MS, "plan_changed", 99.0, "pro"
+        "acme", T_MS, BillingKind.PLAN_CHANGED, 99.0, "pro"
     )
 
 
@@ -92,29 +90,33 @@ def test_usage_optional_fields_default() -> None:
     assert validate(usage(user_id=None, count=None)) == UsageEvent("acme", T_MS, "report_exported", None, 1)
 
 
-@pytest.mark.parametrize("kind", sorted(SUPPORT_KINDS - {"csat"}))
-def test_every_support_kind_without_optional_fields(kind: str) -> None:
+@pytest.mark.parametrize("kind", sorted(set(SupportKind) - {SupportKind.CSAT}))
+def test_every_support_kind_without_optional_fields(kind: SupportKind) -> None:
     assert validate(support(kind=kind)) == SupportEvent("acme", T_MS, kind, None, None)
 
 
-@pytest.mark.parametrize("priority", PRIORITIES)
-def test_every_priority(priority: str) -> None:
-    assert validate(support(priority=priority)) == SupportEvent("acme", T_MS, "ticket_opened", priority, None)
+@pytest.mark.parametrize("priority", list(Priority))
+def test_every_priority(priority: Priority) -> None:
+    assert validate(support(priority=priority)) == SupportEvent(
+        "acme", T_MS, SupportKind.TICKET_OPENED, priority, None
+    )
 
 
 @pytest.mark.parametrize("score", [1, 2, 3, 4, 5])
 def test_csat_scores(score: int) -> None:
-    assert validate(support(kind="csat", score=score)) == SupportEvent("acme", T_MS, "csat", None, score)
+    assert validate(support(kind="csat", score=score)) == SupportEvent(
+        "acme", T_MS, SupportKind.CSAT, None, score
+    )
 
 
-@pytest.mark.parametrize("kind", sorted(BILLING_KINDS))
-def test_every_billing_kind_without_optional_fields(kind: str) -> None:
+@pytest.mark.parametrize("kind", sorted(BillingKind))
+def test_every_billing_kind_without_optional_fields(kind: BillingKind) -> None:
     assert validate(billing(kind=kind)) == BillingEvent("acme", T_MS, kind, None, None)
 
 
 def test_integer_mrr_becomes_float() -> None:
     event = validate(billing(mrr=99))
-    assert event == BillingEvent("acme", T_MS, "payment_failed", 99.0, None)
+    assert event == BillingEvent("acme", T_MS, BillingKind.PAYMENT_FAILED, 99.0, None)
     assert isinstance(event, BillingEvent)
     assert isinstance(event.mrr, float)
 
@@ -316,8 +318,8 @@ event_like = st.fixed_dictionaries(
         "event": st.text(max_size=5) | json_values,
         "user_id": st.text(max_size=5) | json_values,
         "count": st.integers(-5, 2 * MAX_COUNT) | json_values,
-        "kind": st.sampled_from(sorted(SUPPORT_KINDS | BILLING_KINDS)) | json_values,
-        "priority": st.sampled_from(PRIORITIES) | json_values,
+        "kind": st.sampled_from(sorted({*SupportKind, *BillingKind})) | json_values,
+        "priority": st.sampled_from(Priority) | json_values,
         "score": st.integers(-2, 8) | json_values,
         "mrr": st.floats(allow_nan=False, allow_infinity=False) | json_values,
         "plan": st.text(max_size=5) | json_values,

@@ -32,15 +32,13 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from detectors.vocabulary import BillingKind, EventType, Priority, SupportKind
 from detectors.windows import AccountWindow, WindowConfig
 from streams.dedup import event_key
 from streams.events import (
-    BILLING_KINDS,
     EVENT_TYPES,
     MAX_COUNT,
     MIN_TS_MS,
-    PRIORITIES,
-    SUPPORT_KINDS,
     BillingEvent,
     InvalidEventError,
     SupportEvent,
@@ -146,13 +144,13 @@ def valid_bodies(draw: st.DrawFn) -> BodyBuilder:
         if draw(st.booleans()):
             fields["count"] = draw(st.one_of(st.integers(1, 5), st.just(MAX_COUNT)))
     elif event_type == "support":
-        fields["kind"] = draw(st.sampled_from(sorted(SUPPORT_KINDS)))
+        fields["kind"] = draw(st.sampled_from(sorted(SupportKind)))
         if draw(st.booleans()):
-            fields["priority"] = draw(st.sampled_from(PRIORITIES))
+            fields["priority"] = draw(st.sampled_from(Priority))
         if fields["kind"] == "csat" or draw(st.booleans()):
             fields["score"] = draw(st.integers(1, 5))
     else:
-        fields["kind"] = draw(st.sampled_from(sorted(BILLING_KINDS)))
+        fields["kind"] = draw(st.sampled_from(sorted(BillingKind)))
         if draw(st.booleans()):
             fields["mrr"] = draw(st.one_of(st.integers(0, 10**6), st.floats(0, 1e11)))
         if draw(st.booleans()):
@@ -469,7 +467,7 @@ async def send_records(settings: Settings, records: list[tuple[Record, str]]) ->
             headers = [*record.headers, (ID_HEADER, record_id.encode())]
             futures.append(
                 await producer.send(
-                    settings.event_topics[record.event_type],
+                    settings.event_topics[EventType(record.event_type)],
                     value=record.value,
                     key=record.key,
                     headers=headers,

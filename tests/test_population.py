@@ -22,6 +22,7 @@ from detectors.monitor import (
     Outcome,
 )
 from detectors.population import PopulationModel
+from detectors.vocabulary import BillingKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine.detection import AtRisk, Detection
 from streams.live.ingest import AccountState
@@ -184,7 +185,7 @@ def test_level_low_for_the_whole_base_shows_although_the_plan_follows_size() -> 
     levels = [2.0 + 2.0 * i for i in range(40)]
     for i, acct in enumerate(base.accounts):  # the 20 smallest on "basic", the 20 largest on "business"
         acct.window.add_billing(
-            DAY0 * DAY_MS, "subscription_started", 99.0, "basic" if i < 20 else "business"
+            DAY0 * DAY_MS, BillingKind.SUBSCRIPTION_CREATED, 99.0, "basic" if i < 20 else "business"
         )
     base.run(DAY0, DAY0 + 45, lambda i, day: levels[i] * (0.25 if is_weekend(day) else 1.0))
     smallest, largest_basic = base.last[0].features, base.last[19].features
@@ -238,7 +239,7 @@ def test_every_account_of_a_sweep_is_scored_by_the_same_model() -> None:
     leaving, before, after = (Account(monitor, name, seed=3) for name in ("leaving", "before", "after"))
     for acct in (leaving, before, after):
         acct.run(DAY0, DAY0 + 40, weekly())
-    leaving.window.add_billing((DAY0 + 41) * DAY_MS + 1000, "subscription_canceled", 199.0, "pro")
+    leaving.window.add_billing((DAY0 + 41) * DAY_MS + 1000, BillingKind.SUBSCRIPTION_CANCELED, 199.0, "pro")
     now = (DAY0 + 42) * DAY_MS
     trio = [(a.account_id, a.window, a.state) for a in (before, leaving, after)]
     monitor.census(trio, now)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from detectors.vocabulary import EventType
 from streams.errors import ConfigError
 from streams.settings import Settings, load_settings
 
@@ -63,7 +64,7 @@ def test_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.bootstrap == "kafka-1:9092,kafka-2:9092"
     assert s.partitions == 24
     assert s.allowed_lateness_seconds == 3600.5
-    assert s.event_topics["usage"] == "prod.usage"
+    assert s.event_topics[EventType.USAGE] == "prod.usage"
     assert s.log_level == "debug"
 
 

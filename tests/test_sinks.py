@@ -31,6 +31,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from detectors.alerts import Alert, AlertKind, Severity, Transition
 from streams.errors import ChurnwatchError, ConfigError, DeliveryError
 from streams.sinks import (
+    AlertOutcome,
     DeliveryOutcome,
     JsonlSink,
     PermanentDeliveryError,
@@ -366,7 +367,7 @@ async def test_retries_honour_retry_after_and_deliver_each_alert_once(
         on_retry=retries.append,
     )
 
-    assert outcome == DeliveryOutcome(sink="webhook", status="delivered", attempts=4)
+    assert outcome == DeliveryOutcome(sink="webhook", status=AlertOutcome.DELIVERED, attempts=4)
     requests = await recorder.wait_for(6)
     assert len(requests) == 6
     ids = [r.header("webhook-id") for r in succeeded(requests)]

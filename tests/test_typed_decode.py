@@ -11,11 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from detectors.vocabulary import BillingKind, Priority, SupportKind
 from streams.events import (
-    BILLING_KINDS,
     MIN_TS_MS,
-    PRIORITIES,
-    SUPPORT_KINDS,
     Event,
     InvalidEventError,
     decode,
@@ -64,7 +62,7 @@ numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
 )
 values = st.one_of(texts, numbers, st.none(), times, st.lists(st.integers(), max_size=2))
-kinds = st.sampled_from([*sorted(SUPPORT_KINDS | BILLING_KINDS), "refund", "", "CSAT"])
+kinds = st.sampled_from([*sorted(kind.value for kind in {*SupportKind, *BillingKind}), "refund", "", "CSAT"])
 FIELDS = (
     "account_id",
     "ts",
@@ -87,7 +85,7 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
     body["ts"] = draw(times)
     body["event"] = draw(st.one_of(st.just("login"), values))
     body["kind"] = draw(st.one_of(kinds, values))
-    body["priority"] = draw(st.one_of(st.sampled_from(PRIORITIES), values))
+    body["priority"] = draw(st.one_of(st.sampled_from([priority.value for priority in Priority]), values))
     for name in ("user_id", "count", "score", "mrr", "plan", "event_id", "extra"):
         if draw(st.booleans()):
             body[name] = draw(values)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import (
     ACTIVE_USERS,
     CSAT_COUNT,
@@ -45,11 +46,11 @@ def u(ts: int, event: str = "login", user: str | None = "u1", count: int = 1) ->
 
 
 def s(ts: int, kind: str = "ticket_opened", priority: str | None = None, score: int | None = None) -> Op:
-    return lambda w: w.add_support(ts, kind, priority, score)
+    return lambda w: w.add_support(ts, SupportKind(kind), Priority(priority) if priority else None, score)
 
 
 def b(ts: int, kind: str = "payment_succeeded", mrr: float | None = None, plan: str | None = None) -> Op:
-    return lambda w: w.add_billing(ts, kind, mrr, plan)
+    return lambda w: w.add_billing(ts, BillingKind(kind), mrr, plan)
 
 
 def fold(ops: Sequence[Op], config: WindowConfig = CFG) -> AccountWindow:
@@ -235,9 +236,9 @@ def test_state_bounded_over_a_year() -> None:
         t = T0 + d * DAY_MS
         for h in range(8):
             assert w.add_usage(t + h * HOUR_MS, names[(h + d) % 8], f"user-{h % 5}", 3)
-        assert w.add_support(t + 9 * HOUR_MS, "ticket_opened", "high", None)
-        assert w.add_support(t + 10 * HOUR_MS, "csat", None, 4)
-        assert w.add_billing(t + 11 * HOUR_MS, "payment_succeeded", 99.0, "pro")
+        assert w.add_support(t + 9 * HOUR_MS, SupportKind.TICKET_OPENED, Priority.HIGH, None)
+        assert w.add_support(t + 10 * HOUR_MS, SupportKind.CSAT, None, 4)
+        assert w.add_billing(t + 11 * HOUR_MS, BillingKind.PAYMENT_SUCCEEDED, 99.0, "pro")
         assert len(w.days) <= CFG.retention_days
         sizes.append(len(orjson.dumps(w.to_state())))
     assert len(w.days) == CFG.retention_days

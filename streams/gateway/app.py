@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from detectors.vocabulary import EventType
 from streams.gateway import helpdesk, segment, stripe_events
 from streams.gateway.feedback import FeedbackRoutes
 from streams.gateway.metrics import GatewayMetrics
@@ -106,7 +107,7 @@ class Gateway:
         now_ms = int(self.clock() * 1000)
         valid = checked(mapped, self.bounds, now_ms)
         records: list[Record] = []
-        produced: list[str] = []
+        produced: list[EventType] = []
         for event_type, body in valid:
             if self.outbox.seen(body.get("event_id")):
                 mapped.ignored.append(Rejection.DUPLICATE)

@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from streams.events import PRIORITIES
+from detectors.vocabulary import EventType, Priority, SupportKind
 from streams.gateway.model import Mapped, Rejection, RequestError
 
 TOLERANCE_S = 300
 SOLVED_STATUSES = frozenset({"solved", "closed"})
 ZENDESK_RATINGS = {"good": 5, "bad": 1}
+PRIORITY_VALUES = frozenset(Priority)
 
 
 def verify_zendesk(
@@ -61,19 +62,19 @@ def map_zendesk(payload: Any, ts_ms: int) -> Mapped:
     if not isinstance(account_id, str | int) or isinstance(account_id, bool) or account_id == "":
         mapped.dead_letter(Rejection.NO_ACCOUNT, "zendesk: missing 'account_id'", payload)
         return mapped
-    base = {"type": "support", "account_id": str(account_id), "ts": ts_ms}
+    base = {"type": EventType.SUPPORT, "account_id": str(account_id), "ts": ts_ms}
     priority = _lower(payload.get("priority"))
-    priority = priority if priority in PRIORITIES else None
+    priority = priority if priority in PRIORITY_VALUES else None
     found: list[dict[str, Any]] = []
     if _lower(payload.get("action")) == "created":
-        found.append({"kind": "ticket_opened", "priority": priority})
-    elif priority == "urgent":
-        found.append({"kind": "escalated", "priority": priority})
+        found.append({"kind": SupportKind.TICKET_OPENED, "priority": priority})
+    elif priority == Priority.URGENT:
+        found.append({"kind": SupportKind.ESCALATED, "priority": priority})
     if _lower(payload.get("status")) in SOLVED_STATUSES:
-        found.append({"kind": "ticket_solved"})
+        found.append({"kind": SupportKind.TICKET_SOLVED})
     rating = _lower(payload.get("satisfaction"))
     if rating in ZENDESK_RATINGS:
-        found.append({"kind": "csat", "score": ZENDESK_RATINGS[rating], "rating": rating})
+        found.append({"kind": SupportKind.CSAT, "score": ZENDESK_RATINGS[rating], "rating": rating})
     for fields in found:
         suffix = fields["kind"] + (f":{fields['rating']}" if "rating" in fields else "")
         event_id = {"event_id": f"zendesk:{ticket}:{suffix}"} if ticket not in (None, "") else {}
@@ -102,17 +103,17 @@ def intercom_account(item: Mapping[str, Any], accounts: Mapping[str, str]) -> st
 
 
 def _intercom_fields(topic: str, item: Mapping[str, Any]) -> dict[str, Any] | None:
-    high = "high" if item.get("priority") == "priority" else None
+    high = Priority.HIGH if item.get("priority") == "priority" else None
     if topic in ("conversation.user.created", "ticket.created"):
-        return {"kind": "ticket_opened", "priority": high}
+        return {"kind": SupportKind.TICKET_OPENED, "priority": high}
     if topic == "conversation.admin.closed":
-        return {"kind": "ticket_solved"}
+        return {"kind": SupportKind.TICKET_SOLVED}
     if topic == "conversation.priority.updated" and high:
-        return {"kind": "escalated", "priority": high}
+        return {"kind": SupportKind.ESCALATED, "priority": high}
     rating = item.get("conversation_rating")
     score = rating.get("rating") if isinstance(rating, dict) else None
     if topic == "conversation.rating.added" and isinstance(score, int) and not isinstance(score, bool):
-        return {"kind": "csat", "score": score}
+        return {"kind": SupportKind.CSAT, "score": score}
     return None
 
 
@@ -134,7 +135,7 @@ def map_intercom(payload: Any, accounts: Mapping[str, str]) -> Mapped:
         return mapped
     created = payload.get("created_at")
     body = {
-        "type": "support",
+        "type": EventType.SUPPORT,
         "account_id": account_id,
         "ts": created * 1000 if isinstance(created, int) and not isinstance(created, bool) else None,
         **{name: value for name, value in fields.items() if value is not None},

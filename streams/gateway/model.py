@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from detectors.vocabulary import EventType
 from streams.events import InvalidEventError, validate
 
 
@@ -67,20 +68,21 @@ class Bounds:
     max_future_skew_ms: int
 
 
-def checked(mapped: Mapped, bounds: Bounds, now_ms: int) -> list[tuple[str, dict[str, Any]]]:
+def checked(mapped: Mapped, bounds: Bounds, now_ms: int) -> list[tuple[EventType, dict[str, Any]]]:
     """``(event type, body)`` of the mapped events that are valid canonical events; the others go to ``dead``.
 
     >>> m = Mapped(events=[{"type": "usage", "account_id": "a", "ts": 1795687200000, "event": "x"},
     ...                    {"type": "usage", "account_id": "a", "ts": 5, "event": "x"}])
-    >>> [t for t, _ in checked(m, Bounds(946_684_800_000, 86_400_000), 1795687200000)], m.dead[0].reason.value
+    >>> valid = checked(m, Bounds(946_684_800_000, 86_400_000), 1795687200000)
+    >>> [t.value for t, _ in valid], m.dead[0].reason.value
     (['usage'], 'invalid_event')
     """
-    valid: list[tuple[str, dict[str, Any]]] = []
+    valid: list[tuple[EventType, dict[str, Any]]] = []
     for body in mapped.events:
         try:
             validate(body, max_ts_ms=now_ms + bounds.max_future_skew_ms, min_ts_ms=bounds.min_ts_ms)
         except InvalidEventError as exc:
             mapped.dead_letter(Rejection.INVALID_EVENT, str(exc), body)
             continue
-        valid.append((body["type"], body))
+        valid.append((EventType(body["type"]), body))
     return valid

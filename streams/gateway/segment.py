@@ -14,6 +14,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from detectors.vocabulary import BillingKind, EventType
 from streams.gateway.model import Mapped, Rejection, RequestError
 
 USAGE_KINDS = ("track", "page", "screen")
@@ -119,7 +120,7 @@ class SegmentMapper:
             page = _text(message.get("name"))
             name = f"{kind}:{page}" if page else kind
         user = _text(message.get("userId")) or _text(message.get("anonymousId"))
-        body = {"type": "usage", **self._common(message, account_id), "event": name, "count": 1}
+        body = {"type": EventType.USAGE, **self._common(message, account_id), "event": name, "count": 1}
         if user is not None:
             body["user_id"] = user
         mapped.events.append(body)
@@ -136,7 +137,11 @@ class SegmentMapper:
         traits = message.get("traits")
         if not isinstance(traits, dict) or not {"plan", "mrr", "seats"} & traits.keys():
             return
-        body = {"type": "billing", **self._common(message, account_id), "kind": "plan_changed"}
+        body = {
+            "type": EventType.BILLING,
+            **self._common(message, account_id),
+            "kind": BillingKind.PLAN_CHANGED,
+        }
         for name in ("plan", "mrr", "seats"):
             if traits.get(name) is not None:
                 body[name] = traits[name]

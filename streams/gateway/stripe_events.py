@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import stripe
 
+from detectors.vocabulary import BillingKind, EventType
 from streams.gateway.model import Mapped, Rejection, RequestError
 
 TOLERANCE_S = 300
@@ -23,14 +24,16 @@ ZERO_DECIMAL = frozenset(
 )
 PER_MONTH = {"day": 365 / 12, "week": 52 / 12, "month": 1.0, "year": 1 / 12}  # intervals per month
 SIMPLE_KINDS = {
-    "invoice.payment_failed": "payment_failed",
-    "invoice.paid": "payment_succeeded",
-    "customer.subscription.created": "subscription_created",
-    "customer.subscription.deleted": "subscription_canceled",
-    "customer.subscription.trial_will_end": "trial_ending",
-    "charge.dispute.created": "dispute_opened",
+    "invoice.payment_failed": BillingKind.PAYMENT_FAILED,
+    "invoice.paid": BillingKind.PAYMENT_SUCCEEDED,
+    "customer.subscription.created": BillingKind.SUBSCRIPTION_CREATED,
+    "customer.subscription.deleted": BillingKind.SUBSCRIPTION_CANCELED,
+    "customer.subscription.trial_will_end": BillingKind.TRIAL_ENDING,
+    "charge.dispute.created": BillingKind.DISPUTE_OPENED,
 }
-SUBSCRIPTION_KINDS = frozenset({"subscription_created", "subscription_canceled", "trial_ending"})
+SUBSCRIPTION_KINDS = frozenset(
+    {BillingKind.SUBSCRIPTION_CREATED, BillingKind.SUBSCRIPTION_CANCELED, BillingKind.TRIAL_ENDING}
+)
 
 
 def verify(payload: bytes, header: str | None, secret: str) -> dict[str, Any]:
@@ -110,7 +113,11 @@ def account_of(obj: Mapping[str, Any], account_map: Mapping[str, str]) -> str | 
 def _subscription_change(obj: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any] | None:
     """Fields of the billing event a ``customer.subscription.updated`` makes, None when nothing we track."""
     if "cancel_at_period_end" in previous and obj.get("cancel_at_period_end") is True:
-        return {"kind": "cancellation_scheduled", "mrr": monthly_amount(obj), "plan": plan_name(obj)}
+        return {
+            "kind": BillingKind.CANCELLATION_SCHEDULED,
+            "mrr": monthly_amount(obj),
+            "plan": plan_name(obj),
+        }
     if not {"items", "quantity", "plan", "cancel_at_period_end"} & previous.keys():
         return None
     mrr = monthly_amount(obj)
@@ -119,7 +126,7 @@ def _subscription_change(obj: Mapping[str, Any], previous: Mapping[str, Any]) ->
     if mrr is not None and before is not None and mrr != before:
         change = "upgrade" if mrr > before else "downgrade"
     return {
-        "kind": "plan_changed",
+        "kind": BillingKind.PLAN_CHANGED,
         "mrr": mrr,
         "plan": plan_name(obj),
         "change": change,
@@ -144,7 +151,7 @@ def map_event(event: dict[str, Any], account_map: Mapping[str, str]) -> Mapped:
         fields = {"kind": kind}
         if kind in SUBSCRIPTION_KINDS:
             fields |= {
-                "mrr": 0.0 if kind == "subscription_canceled" else monthly_amount(obj),
+                "mrr": 0.0 if kind is BillingKind.SUBSCRIPTION_CANCELED else monthly_amount(obj),
                 "plan": plan_name(obj),
             }
     else:
@@ -156,7 +163,7 @@ def map_event(event: dict[str, Any], account_map: Mapping[str, str]) -> Mapped:
         return mapped
     created = event.get("created")
     body: dict[str, Any] = {
-        "type": "billing",
+        "type": EventType.BILLING,
         "account_id": account_id,
         "ts": created * 1000 if isinstance(created, int) else None,
         "event_id": ID_PREFIX + str(event.get("id")),

@@ -124,7 +124,9 @@ class Churnwatch:
         self.metrics = Metrics.build(self.registry)
         self.window_config = settings.window_config()
         self.app = app = faust_app(settings)
-        self.type_by_topic = {topic: event_type for event_type, topic in settings.event_topics.items()}
+        self.type_by_topic: dict[str, str] = {
+            topic: event_type for event_type, topic in settings.event_topics.items()
+        }
         self.type_by_topic[settings.topic_feedback] = FEEDBACK_TYPE  # answers are read and checkpointed alike
         self.deadletter_topic = app.topic(
             settings.topic_deadletter, key_serializer="raw", value_serializer="raw"

@@ -25,7 +25,7 @@ from streams.live.kafka_client import client_options
 from streams.live.poison import PoisonBatch
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.sinks import DeliveryOutcome, RetryAttempt, RetryPolicy, Sink, build_sinks, deliver
+from streams.sinks import AlertOutcome, DeliveryOutcome, RetryAttempt, RetryPolicy, Sink, build_sinks, deliver
 from streams.sinks.notifier import LedgerEntry, Notifier, OutboxRecord
 
 # The outbox reader's checkpoint in the deliveries table: the partition's next offset of the alerts topic.
@@ -100,9 +100,11 @@ class Outbox:
                 key=failed.record.key, value=failed.record.value, headers=headers
             )
         for sink, count in result.delivered.items():
-            self.metrics.alert_deliveries.labels(sink=sink, outcome="delivered").inc(count)
+            self.metrics.alert_deliveries.labels(sink=sink, outcome=AlertOutcome.DELIVERED).inc(count)
         for failed in result.failed:
-            self.metrics.alert_deliveries.labels(sink=failed.sink or "none", outcome="dead_lettered").inc()
+            self.metrics.alert_deliveries.labels(
+                sink=failed.sink or "none", outcome=AlertOutcome.DEAD_LETTERED
+            ).inc()
         if result.duplicates:
             self.metrics.alert_duplicates_suppressed.inc(result.duplicates)
         if result.held_out:
@@ -156,6 +158,6 @@ class Outbox:
     def zero_counters(self) -> None:
         """Export every sink's series at 0 from the start: rate() cannot see a series' first increment."""
         for sink in self.notifier.sinks:
-            for outcome in ("delivered", "dead_lettered"):
+            for outcome in (AlertOutcome.DELIVERED, AlertOutcome.DEAD_LETTERED):
                 self.metrics.alert_deliveries.labels(sink=sink.name, outcome=outcome)
             self.metrics.alert_delivery_retries.labels(sink=sink.name)

@@ -26,6 +26,7 @@ import orjson
 from detectors.alerts import Alert
 from detectors.answers import AnswerPolicy
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, Outcome
+from detectors.vocabulary import BillingKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import AccountState, Arrival, Engine, MemoryStore, SweepOutcome
 from streams.engine.answers import AnswerArrival, AnswerCounts
@@ -324,7 +325,7 @@ class _Run:
                 per_day = activity.setdefault(event.account_id, {})
                 day = event.ts_ms // DAY_MS
                 per_day[day] = per_day.get(day, 0) + event.count
-        elif type(event) is BillingEvent and event.kind == "subscription_canceled":
+        elif type(event) is BillingEvent and event.kind is BillingKind.SUBSCRIPTION_CANCELED:
             self.result.cancellations.setdefault(event.account_id, event.ts_ms)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from detectors.vocabulary import BillingKind
 from detectors.windows import DAY_MS, AccountWindow
 from streams.engine import AccountState, Engine, MemoryStore
 from streams.engine.fold import TOPIC_INDEX
@@ -84,11 +85,11 @@ def fold_in_order(
                 per_day = activity.setdefault(event.account_id, {})
                 per_day[ts // DAY_MS] = per_day.get(ts // DAY_MS, 0) + event.count  # type: ignore[union-attr]
         elif kind is SupportEvent:
-            ok = state.window.add_support(ts, event.kind, event.priority, event.score)  # type: ignore[union-attr]
+            ok = state.window.add_support(ts, event.kind, event.priority, event.score)  # type: ignore[union-attr, arg-type]
         else:
             assert type(event) is BillingEvent
             ok = state.window.add_billing(ts, event.kind, event.mrr, event.plan)
-            if ok and event.kind == "subscription_canceled":
+            if ok and event.kind is BillingKind.SUBSCRIPTION_CANCELED:
                 cancellations.setdefault(event.account_id, ts)
         if ok:
             folded += 1

@@ -34,12 +34,21 @@ from streams.sinks.base import (
     parse_retry_after,
     redact_url,
 )
-from streams.sinks.delivery import DeliveryOutcome, RateLimiter, RetryAttempt, RetryPolicy, Sleep, deliver
+from streams.sinks.delivery import (
+    AlertOutcome,
+    DeliveryOutcome,
+    RateLimiter,
+    RetryAttempt,
+    RetryPolicy,
+    Sleep,
+    deliver,
+)
 from streams.sinks.jsonl import JsonlSink
 from streams.sinks.slack import SlackSink
 from streams.sinks.webhook import WebhookSink, signer_from_secret
 
 __all__ = [
+    "AlertOutcome",
     "DeliveryOutcome",
     "HttpTarget",
     "JsonlSink",

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 import structlog
@@ -23,10 +24,23 @@ from streams.sinks.base import PermanentDeliveryError, RetryableDeliveryError, S
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["DeliveryOutcome", "RateLimiter", "RetryAttempt", "RetryPolicy", "deliver"]
+__all__ = ["AlertOutcome", "DeliveryOutcome", "RateLimiter", "RetryAttempt", "RetryPolicy", "deliver"]
 
 Sleep = Callable[[float], Awaitable[object]]
 Clock = Callable[[], float]
+
+
+class AlertOutcome(StrEnum):
+    """What became of an alert at one sink: the delivery ledger's record and the metrics' ``outcome`` label.
+
+    :func:`deliver` ends in ``DELIVERED`` or ``DEAD_LETTERED``; the notifier records ``SNOOZED`` and
+    ``HELD_OUT`` for alerts it does not send.
+    """
+
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead_lettered"
+    SNOOZED = "snoozed"
+    HELD_OUT = "held_out"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,13 +114,13 @@ class DeliveryOutcome:
 
     Examples
     --------
-    >>> o = DeliveryOutcome(sink="slack", status="dead_lettered", attempts=1, reason="HTTP 404 Not Found")
+    >>> o = DeliveryOutcome(sink="slack", status=AlertOutcome.DEAD_LETTERED, attempts=1, reason="HTTP 404")
     >>> o.delivered, o.dead_lettered
     (False, True)
     """
 
     sink: str
-    status: Literal["delivered", "dead_lettered"]
+    status: Literal[AlertOutcome.DELIVERED, AlertOutcome.DEAD_LETTERED]
     attempts: int
     reason: str | None = None
     #: Alerts that did not get through (empty when delivered); what the notifier should dead-letter.
@@ -114,11 +128,11 @@ class DeliveryOutcome:
 
     @property
     def delivered(self) -> bool:
-        return self.status == "delivered"
+        return self.status is AlertOutcome.DELIVERED
 
     @property
     def dead_lettered(self) -> bool:
-        return self.status == "dead_lettered"
+        return self.status is AlertOutcome.DEAD_LETTERED
 
 
 async def deliver(
@@ -154,7 +168,7 @@ async def deliver(
     policy = policy or RetryPolicy()
     pending = tuple(alerts)
     if not pending:
-        return DeliveryOutcome(sink=sink.name, status="delivered", attempts=0)
+        return DeliveryOutcome(sink=sink.name, status=AlertOutcome.DELIVERED, attempts=0)
     started = clock()
     attempt = 0
     while True:
@@ -198,14 +212,14 @@ async def deliver(
             await sleep(delay)
         else:
             log.info("sink.delivered", sink=sink.name, alerts=len(pending), attempts=attempt)
-            return DeliveryOutcome(sink=sink.name, status="delivered", attempts=attempt)
+            return DeliveryOutcome(sink=sink.name, status=AlertOutcome.DELIVERED, attempts=attempt)
 
 
 def _dead_letter(sink: Sink, attempts: int, reason: str, undelivered: Sequence[Alert]) -> DeliveryOutcome:
     log.error("sink.dead_lettered", sink=sink.name, attempts=attempts, reason=reason, alerts=len(undelivered))
     return DeliveryOutcome(
         sink=sink.name,
-        status="dead_lettered",
+        status=AlertOutcome.DEAD_LETTERED,
         attempts=attempts,
         reason=reason,
         undelivered=tuple(undelivered),

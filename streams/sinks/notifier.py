@@ -21,7 +21,7 @@ import orjson
 
 from detectors.alerts import Alert
 from streams.live.holdout import held_out
-from streams.sinks import DeliveryOutcome, RetryPolicy, Sink, deliver
+from streams.sinks import AlertOutcome, DeliveryOutcome, RetryPolicy, Sink, deliver
 
 SNOOZE_PREFIX = "snooze:"
 
@@ -38,14 +38,14 @@ class OutboxRecord:
 
 @dataclass(slots=True)
 class LedgerEntry:
-    """What happened to one idempotency key: per sink, "delivered", "dead_lettered", "snoozed" or "held_out".
+    """What happened to one idempotency key: per sink, its :class:`AlertOutcome`.
 
     Snoozes live in the same ledger under ``snooze:<account>`` keys, with ``snoozed_until_ms`` set.
     """
 
     partition: int
     first_seen_ms: int
-    sinks: dict[str, str] = field(default_factory=dict)
+    sinks: dict[str, AlertOutcome] = field(default_factory=dict)
     snoozed_until_ms: int | None = None
 
     def to_bytes(self) -> bytes:
@@ -56,7 +56,8 @@ class LedgerEntry:
     @classmethod
     def from_bytes(cls, raw: bytes) -> LedgerEntry:
         body = orjson.loads(raw)
-        return cls(body["p"], body["t"], dict(body["s"]), body.get("u"))
+        sinks = {name: AlertOutcome(outcome) for name, outcome in body["s"].items()}
+        return cls(body["p"], body["t"], sinks, body.get("u"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +148,13 @@ class Notifier:
                 continue
             if held_out(alert):  # a holdout account (streams/live/holdout.py): recorded, never delivered
                 for name in todo:
-                    entry.sinks[name] = "held_out"
+                    entry.sinks[name] = AlertOutcome.HELD_OUT
                 result.held_out += 1
                 continue
             snoozed_until = self._snoozed_until(alert.account_id, entries)
             if snoozed_until is not None and alert.event_ts_ms < snoozed_until:
                 for name in todo:
-                    entry.sinks[name] = "snoozed"
+                    entry.sinks[name] = AlertOutcome.SNOOZED
                 result.snoozed += 1
                 continue
             for name in todo:
@@ -175,12 +176,12 @@ class Notifier:
                     key, record = queue[alert.idempotency_key]
                     entry = entries[key]
                     if alert.idempotency_key in failed:
-                        entry.sinks[sink.name] = "dead_lettered"
+                        entry.sinks[sink.name] = AlertOutcome.DEAD_LETTERED
                         result.failed.append(
                             FailedAlert(record, outcome.reason or "undeliverable", sink.name)
                         )
                     else:
-                        entry.sinks[sink.name] = "delivered"
+                        entry.sinks[sink.name] = AlertOutcome.DELIVERED
                         result.delivered[sink.name] = result.delivered.get(sink.name, 0) + 1
                     changed[key] = entry
                 await self.store(changed)

@@ -71,7 +71,7 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
 
         # First wall-clock (Kafka) timestamp of a usage event at or after each midnight.
         first_seen_day: dict[int, int] = {}
-        for record in asyncio.run(read_all(settings.bootstrap, settings.topic_usage, timeout=300)):
+        for record in asyncio.run(read_all(settings.kafka.bootstrap, settings.topics.usage, timeout=300)):
             day = parse_ts(orjson.loads(record.value)["ts"]) // DAY_MS
             if day not in first_seen_day or record.timestamp < first_seen_day[day]:
                 first_seen_day[day] = record.timestamp
@@ -81,7 +81,7 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
             earliest = first_seen_day[day] if earliest is None else min(earliest, first_seen_day[day])
             first_at_or_after[day] = earliest
         latencies: list[float] = []
-        for record in asyncio.run(read_all(settings.bootstrap, settings.topic_alerts, timeout=300)):
+        for record in asyncio.run(read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=300)):
             alert = orjson.loads(record.value)
             trigger = first_at_or_after.get(alert["event_ts_ms"] // DAY_MS)
             if trigger is not None:

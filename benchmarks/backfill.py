@@ -35,7 +35,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from detectors.monitor import DetectorConfig  # noqa: E402
 from streams.dev import kafka_local  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl  # noqa: E402
 from streams.live.kafka_client import ensure_topics  # noqa: E402
@@ -54,8 +53,8 @@ def replay(path: Path, settings: Settings) -> int:
         read_source(path, sorted_input)
         run_replay(
             sorted_input,
-            config=DetectorConfig(alert_threshold=settings.alert_threshold),
-            window_config=settings.window_config(),
+            config=settings.detection.detector_config(),
+            window_config=settings.windows.window_config(),
         )
         return sorted_input.stats.accepted
 

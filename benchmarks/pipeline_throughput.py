@@ -39,7 +39,7 @@ from streams.dev import kafka_local  # noqa: E402
 from streams.dev.producer import send_all  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.live.kafka_client import ensure_topics  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.settings import Settings, setting  # noqa: E402
 from tests.kafka_harness import free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -188,7 +188,7 @@ def run(
         start = midnight - timedelta(days=days + 2)
         config = SimulationConfig(seed=5, accounts=accounts, days=days, start=start, event_scale=scale)
         sim = Simulation(config)
-        topics = settings.event_topics
+        topics = settings.topics.events
         produce_started = time.monotonic()
         sent = asyncio.run(
             send_all(
@@ -260,7 +260,7 @@ def run(
         return {
             "clock": clock,
             "worker_env": worker_env or {},
-            "batch_max_events": batch_max_events or Settings.model_fields["batch_max_events"].default,
+            "batch_max_events": batch_max_events or setting("batch_max_events").info.default,
             "workers": workers,
             "partitions": partitions,
             "accounts": accounts_tracked,

@@ -35,7 +35,7 @@ import orjson
 
 from detectors.windows import AccountWindow, WindowConfig
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
-from streams.events import BillingEvent, Event, UsageEvent, validate
+from streams.events import BillingEvent, Event, SupportEvent, UsageEvent, validate
 from streams.offline.replay import run_replay
 from streams.offline.replay_outputs import state_sizes
 
@@ -51,8 +51,8 @@ def fold(events: list[Event]) -> None:
             window.add_usage(event.ts_ms, event.event, event.user_id, event.count)
         elif type(event) is BillingEvent:
             window.add_billing(event.ts_ms, event.kind, event.mrr, event.plan)
-        else:
-            window.add_support(event.ts_ms, event.kind, event.priority, event.score)  # type: ignore[union-attr]
+        elif type(event) is SupportEvent:
+            window.add_support(event.ts_ms, event.kind, event.priority, event.score)
 
 
 def measure(lines: list[bytes], profile: bool) -> dict[str, Any]:

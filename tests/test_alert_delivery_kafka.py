@@ -19,7 +19,7 @@ SECRET = "whsec_" + base64.b64encode(b"churnwatch-test-signing-key-0001").decode
 
 
 def outbox(workers: WorkerFactory, alerts: list[Alert]) -> None:
-    topic = workers.settings().topic_alerts
+    topic = workers.settings().topics.alerts
     workers.produce((topic, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts)
 
 
@@ -101,7 +101,7 @@ def test_permanent_failures_are_dead_lettered_with_the_reason(workers: WorkerFac
         configure_sinks(workers, crm, slack, tmp_path)
         workers.start()
         outbox(workers, [make_alert("bad-hook")])
-        topic = workers.settings().topic_deadletter
+        topic = workers.settings().topics.deadletter
         dead = run(read_topic(workers.kafka.bootstrap, topic, expected=1))
         assert len(dead) == 1
         headers = dict(dead[0].headers)

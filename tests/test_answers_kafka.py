@@ -72,7 +72,7 @@ def test_worker_folds_answers_from_the_feedback_topic(workers: WorkerFactory) ->
             source=FeedbackSource.API,
             answered_ts_ms=alert["event_ts_ms"],
         )
-        return settings.topic_feedback, account.encode(), answer.to_bytes()
+        return settings.topics.feedback, account.encode(), answer.to_bytes()
 
     false_alarm = feedback(FeedbackLabel.FALSE_ALARM, "ana")
     # One account, one partition: once the last answer is folded, the ones before it are too.

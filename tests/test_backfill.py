@@ -82,7 +82,7 @@ def test_the_engine_state_is_the_historys_and_never_replaces_a_workers(history: 
     day = (history.clock_ms or 0) // 86_400_000
     assert saved["clock"] == {"day": day, "partitions": {"0": day, "1": day, "2": day, "3": day}}
     # A worker restores it as its own: the history's model, population and clock.
-    engine = Engine(AccountMonitor(DetectorConfig(), load_settings().window_config()), MemoryStore())
+    engine = Engine(AccountMonitor(DetectorConfig(), load_settings().windows.window_config()), MemoryStore())
     engine.store.put_engine_state(history.engine_state)
     engine.restore([1])
     assert engine.clock.day == day and engine.clock.partition_days == {1: day}

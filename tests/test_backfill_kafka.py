@@ -78,10 +78,10 @@ def folded(worker: WorkerProcess) -> int:
 
 def group_members(settings: Settings) -> int:
     async def describe() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
         await admin.start()
         try:
-            responses = await admin.describe_consumer_groups([settings.app_id])
+            responses = await admin.describe_consumer_groups([settings.topics.app_id])
             return sum(len(group[5]) for response in responses for group in response.groups)
         finally:
             await admin.close()
@@ -90,7 +90,7 @@ def group_members(settings: Settings) -> int:
 
 
 def alerts(settings: Settings, bootstrap: str) -> list[dict[str, Any]]:
-    return [orjson.loads(record.value) for record in run(read_all(bootstrap, settings.topic_alerts))]
+    return [orjson.loads(record.value) for record in run(read_all(bootstrap, settings.topics.alerts))]
 
 
 def test_backfilled_history_is_known_and_only_live_data_alerts(
@@ -218,11 +218,11 @@ def test_live_from_end_starts_the_worker_after_what_the_topics_already_hold(
         if key.startswith(b"\x00positions/")
     }
     ends = {
-        topic: run(end_offsets(workers.kafka.bootstrap, topic)) for topic in settings.event_topics.values()
+        topic: run(end_offsets(workers.kafka.bootstrap, topic)) for topic in settings.topics.events.values()
     }
     assert sum(sum(offsets.values()) for offsets in ends.values()) == in_topics
     assert positions == {
-        b"\x00positions/%d" % p: {topic: ends[topic][p] for topic in settings.event_topics.values()}
+        b"\x00positions/%d" % p: {topic: ends[topic][p] for topic in settings.topics.events.values()}
         for p in (0, 1)
     }
 
@@ -250,7 +250,7 @@ def test_a_segment_export_teaches_the_gateway_who_belongs_to_which_account(
     env = gateways.env()
     settings = workers.settings().model_copy(update={"topic_identities": gateways.topic("identities")})
     run(ensure_identity_topic(settings))
-    run(send_all(settings, [(settings.topic_identities, b"u2", b"initech")]))
+    run(send_all(settings, [(settings.topics.identities, b"u2", b"initech")]))
     done = subprocess.run(
         [sys.executable, "-m", "streams", "backfill", "--format", "segment", str(export)],
         env=env,

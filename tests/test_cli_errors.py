@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import ConfigError
-from streams.settings import Settings, load_settings
+from streams.settings import load_settings, setting
 from tests.kafka_harness import free_port
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -118,9 +118,9 @@ def test_config_file_table_and_upper_case_keys_are_accepted(
     config = tmp_path / "c.toml"
     config.write_text(content)
     monkeypatch.setenv("CHURNWATCH_CONFIG_FILE", str(config))
-    assert load_settings().alert_threshold == pytest.approx(0.42)
+    assert load_settings().detection.alert_threshold == pytest.approx(0.42)
     monkeypatch.setenv("CHURNWATCH_ALERT_THRESHOLD", "0.5")  # the environment still wins over the file
-    assert load_settings().alert_threshold == pytest.approx(0.5)
+    assert load_settings().detection.alert_threshold == pytest.approx(0.5)
 
 
 def test_bad_config_value_in_file_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +166,7 @@ def test_version_help_and_bare_command_exit_zero(args: list[str]) -> None:
 def test_subcommand_short_help_shows_real_defaults() -> None:
     done = run("replay", "-h", env=env_without_config(COLUMNS="300"))
     assert done.returncode == 0 and "--scores" in done.stdout, done.stderr
-    default = Settings.model_fields["alert_threshold"].default
+    default = setting("alert_threshold").info.default
     assert f"$CHURNWATCH_ALERT_THRESHOLD if set, else {default}." in done.stdout
 
 

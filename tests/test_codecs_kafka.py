@@ -127,17 +127,17 @@ def test_every_codec_from_kcat_is_folded(kafka: KafkaForTests, workers: WorkerFa
     folded = deadletters = 0
     for codec in record_batches.CODECS:
         before = {
-            (b.position, b.base_offset) for b in batches_of(kafka, settings.topic_usage, workers.partitions)
+            (b.position, b.base_offset) for b in batches_of(kafka, settings.topics.usage, workers.partitions)
         }
         kcat(
             kafka.bootstrap,
-            settings.topic_usage,
+            settings.topics.usage,
             good_lines(codec, 100) + [f"{codec}-0|".encode() + bad for bad in MALFORMED],
             codec=codec,
         )
         written = [
             b
-            for b in batches_of(kafka, settings.topic_usage, workers.partitions)
+            for b in batches_of(kafka, settings.topics.usage, workers.partitions)
             if (b.position, b.base_offset) not in before
         ]
         # librdkafka sends a batch uncompressed when compressing does not make it smaller (a lone record).
@@ -194,7 +194,7 @@ def checkpointed(kafka: KafkaForTests, workers: WorkerFactory, *, partition: int
     """The usage offset the worker checkpointed for ``partition`` (the row a new owner resumes from)."""
     changelog = latest_by_key(run(read_all(kafka.bootstrap, f"{workers.prefix}-accounts-changelog")))
     row = changelog.get(POSITIONS_KEY % partition)
-    return None if row is None else int(orjson.loads(row).get(workers.settings().topic_usage, -1))
+    return None if row is None else int(orjson.loads(row).get(workers.settings().topics.usage, -1))
 
 
 def test_undecodable_batches_are_skipped_and_the_partition_read_on(
@@ -205,7 +205,7 @@ def test_undecodable_batches_are_skipped_and_the_partition_read_on(
     every partition is folded and malformed records after them are still dead-lettered."""
     settings = workers.settings()
     run(ensure_topics(settings))
-    topic = settings.topic_usage
+    topic = settings.topics.usage
     kcat(kafka.bootstrap, topic, good_lines("before", 10), codec="none", partition=0)  # offsets 0-9
     kcat(kafka.bootstrap, topic, good_lines("crc", 5), codec="none", partition=0)  # 10-14
     kcat(kafka.bootstrap, topic, good_lines("codec", 5), codec="lz4", partition=0)  # 15-19
@@ -246,7 +246,7 @@ async def create_usage_topic(settings: Settings, max_message_bytes: int) -> None
     try:
         configs = {"max.message.bytes": str(max_message_bytes)}
         await admin.create_topics(
-            [NewTopic(settings.topic_usage, settings.partitions, 1, topic_configs=configs)]
+            [NewTopic(settings.topics.usage, settings.topics.partitions, 1, topic_configs=configs)]
         )
     finally:
         await admin.close()
@@ -263,10 +263,10 @@ def test_a_record_over_every_size_limit_is_dead_lettered_without_its_bytes(
     worker = workers.start()
     huge = usage_line("huge", datetime.now(UTC), user_id="u" * (5 * 10**6))
     big_enough = ("-X", "message.max.bytes=10000000")
-    kcat(kafka.bootstrap, settings.topic_usage, [huge], codec="none", partition=0, extra=big_enough)
-    kcat(kafka.bootstrap, settings.topic_usage, good_lines("next", 10), codec="none", partition=0)
+    kcat(kafka.bootstrap, settings.topics.usage, [huge], codec="none", partition=0, extra=big_enough)
+    kcat(kafka.bootstrap, settings.topics.usage, good_lines("next", 10), codec="none", partition=0)
     settled_or_dead(worker, 10, 1, what="after the huge record")
-    (dead,) = run(read_topic(kafka.bootstrap, settings.topic_deadletter, expected=1))
+    (dead,) = run(read_topic(kafka.bootstrap, settings.topics.deadletter, expected=1))
     headers = dict(dead.headers)
     assert dead.key == b"huge" and dead.value is None
     assert headers["churnwatch.error.reason"] == b"too_large"
@@ -309,7 +309,7 @@ def test_records_other_partitions_drained_before_a_poison_batch_are_not_lost(
     read_around reads them again, and every good record of every partition arrives exactly once."""
     settings = workers.settings()
     run(ensure_topics(settings))
-    topic = settings.topic_usage
+    topic = settings.topics.usage
     for partition in range(workers.partitions):
         for part in ("a", "b", "c"):
             kcat(
@@ -354,7 +354,7 @@ def test_a_poison_batch_after_a_transaction_marker_costs_no_record_before_it(
     one at a time, and none is lost."""
     settings = workers.settings()
     run(ensure_topics(settings))
-    topic = settings.topic_usage
+    topic = settings.topics.usage
     produce_transaction(kafka.bootstrap, topic, good_lines("txn", 5), partition=0)  # 0-4, marker 5
     # The commit returns before the coordinator has written the marker into the partition: wait for it, or
     # the next records can take offset 5 and the marker land after them.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.settings import Settings
+from streams.settings import setting, settings_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def test_kraft_settings_are_complete() -> None:
 
 def test_churnwatch_services_use_known_settings_and_reach_kafka() -> None:
     services = compose()["services"]
-    known = {f"CHURNWATCH_{name.upper()}" for name in Settings.model_fields}
+    known = {setting.variable for setting in settings_table().values()}
     kafka_listeners = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     for name in ("worker", "simulator"):
         env = services[name]["environment"]
@@ -58,7 +58,7 @@ def test_churnwatch_services_use_known_settings_and_reach_kafka() -> None:
 def test_worker_stop_grace_exceeds_its_bounded_shutdown_and_health_is_readiness() -> None:
     worker = compose()["services"]["worker"]
     grace = worker["stop_grace_period"]
-    bound = Settings.model_fields["shutdown_timeout_seconds"].default
+    bound = setting("shutdown_timeout_seconds").info.default
     assert grace.endswith("s") and float(grace[:-1]) > bound
     assert "/churnwatch/ready/" in " ".join(worker["healthcheck"]["test"])
 

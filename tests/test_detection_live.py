@@ -53,7 +53,7 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     wait_until(lambda: folded(worker) >= sent - 50, timeout=120, what="events folded")
     expected_alerts = len(judged_live)
     records = run(
-        read_topic(workers.kafka.bootstrap, settings.topic_alerts, expected=expected_alerts, timeout=60)
+        read_topic(workers.kafka.bootstrap, settings.topics.alerts, expected=expected_alerts, timeout=60)
     )
     live = [orjson.loads(record.value) for record in records]
     opened_live = {a["account_id"]: a["event_ts_ms"] for a in live if a["transition"] == "opened"}
@@ -122,7 +122,8 @@ def test_a_partition_read_ahead_of_another_opens_no_pipeline_incident(workers: W
         produced += asyncio.run(produce_live(settings, part, rate=None))
         wait_until(partial(folded_at_least, worker, produced), timeout=120, what="events folded")
     live = [
-        orjson.loads(record.value) for record in run(read_all(workers.kafka.bootstrap, settings.topic_alerts))
+        orjson.loads(record.value)
+        for record in run(read_all(workers.kafka.bootstrap, settings.topics.alerts))
     ]
     assert [a for a in live if a["kind"] == "pipeline_incident"] == []
     # The clock still ran once partition 1 caught up: most of what replay flags is flagged (live and replay

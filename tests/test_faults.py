@@ -249,14 +249,14 @@ def owns_everything(worker: WorkerProcess) -> bool:
 
 
 def deadletters(workers: WorkerFactory) -> int:
-    return sum(run(end_offsets(workers.kafka.bootstrap, workers.settings().topic_deadletter)).values())
+    return sum(run(end_offsets(workers.kafka.bootstrap, workers.settings().topics.deadletter)).values())
 
 
 # -- 0. scale out and back in -------------------------------------------------------------------------------
 
 
 def produce_events(workers: WorkerFactory, events: list[dict[str, Any]]) -> None:
-    topics = workers.settings().event_topics
+    topics = workers.settings().topics.events
     sent = workers.produce(
         (topics[event["type"]], event["account_id"].encode(), orjson.dumps(event)) for event in events
     )
@@ -383,7 +383,7 @@ def test_kill_9_of_one_worker_mid_stream_loses_and_doubles_no_event(
 
 
 def write_outbox(workers: WorkerFactory, alerts: Sequence[Alert]) -> None:
-    topic = workers.settings().topic_alerts
+    topic = workers.settings().topics.alerts
     sent = workers.produce((topic, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts)
     assert sent == len(alerts)
 
@@ -424,7 +424,7 @@ def outbox_lag(workers: WorkerFactory) -> int | None:
 
     The checkpointed offset is what a new owner of the partition would resume from.
     """
-    ends = run(end_offsets(workers.kafka.bootstrap, workers.settings().topic_alerts))
+    ends = run(end_offsets(workers.kafka.bootstrap, workers.settings().topics.alerts))
     checkpointed: dict[int, int] = {}
     for worker in workers.started:
         stats = worker.stats() if worker.process.poll() is None else None
@@ -635,7 +635,7 @@ def test_broker_restart_under_load_folds_every_acknowledged_event_once(tmp_path:
         # What reached the log, by content: every acknowledged event exactly once (no producer duplicates),
         # and nothing unacknowledged (else the fold of the acknowledged events would be the wrong truth).
         written: Counter[bytes] = Counter()
-        for topic in settings.event_topics.values():
+        for topic in settings.topics.events.values():
             written.update(bytes(r.value) for r in run(read_all(broker.bootstrap, topic)))
         assert written == Counter(orjson.dumps(e) for e in acknowledged), (
             f"log and acknowledgements disagree: {len(producer.failed)} sends failed, e.g. "
@@ -647,7 +647,7 @@ def test_broker_restart_under_load_folds_every_acknowledged_event_once(tmp_path:
         wait_for_windows(worker, fold_offline(acknowledged), timeout=90)
         catch_up_s = time.monotonic() - produced
         assert worker.process.poll() is None, "the worker must ride out the broker restart"
-        assert sum(run(end_offsets(broker.bootstrap, settings.topic_deadletter)).values()) == 0
+        assert sum(run(end_offsets(broker.bootstrap, settings.topics.deadletter)).values()) == 0
         print(
             f"\n[broker restart] {len(events)} events, {len(acknowledged)} acknowledged, "
             f"{len(producer.failed)} failed; broker stopped after {acked_at_stop} acks and down "
@@ -771,13 +771,13 @@ def fails_fast(env: dict[str, str], setting: str) -> str:
 
 
 def test_event_topic_with_other_partition_count_fails_fast(workers: WorkerFactory) -> None:
-    create_topic(workers.kafka.bootstrap, workers.settings().topic_usage, 2)
+    create_topic(workers.kafka.bootstrap, workers.settings().topics.usage, 2)
     stderr = fails_fast(workers.env(), "CHURNWATCH_PARTITIONS")
     assert "2 partitions" in stderr
 
 
 def test_alerts_topic_with_other_partition_count_fails_fast(workers: WorkerFactory) -> None:
-    create_topic(workers.kafka.bootstrap, workers.settings().topic_alerts, 8)
+    create_topic(workers.kafka.bootstrap, workers.settings().topics.alerts, 8)
     worker = workers.start(wait_ready=False)
     # Either it exits (the fail-fast we want) or it comes up as if all were well.
     wait_until(

@@ -55,9 +55,9 @@ def test_unparsable_or_unrepresentable_times_stay_invalid(ts: object) -> None:
 
 
 def test_min_event_ts_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings().min_event_ts_ms == MIN_TS_MS
+    assert load_settings().windows.min_event_ts_ms == MIN_TS_MS
     monkeypatch.setenv("CHURNWATCH_MIN_EVENT_TS", "1990-01-01T00:00:00Z")
-    assert load_settings().min_event_ts_ms == 631_152_000_000
+    assert load_settings().windows.min_event_ts_ms == 631_152_000_000
     monkeypatch.setenv("CHURNWATCH_MIN_EVENT_TS", "1990-01-01")
     with pytest.raises(ConfigError) as caught:
         load_settings()
@@ -81,9 +81,9 @@ def test_live_ingest_uses_the_setting() -> None:
             min_ts_ms=min_ts_ms,
         )
 
-    default = load_settings().min_event_ts_ms
+    default = load_settings().windows.min_event_ts_ms
     assert _fold(folder(default), usage("1997-01-01T00:00:00Z")) == (0, ["invalid_ts"])
-    lowered = load_settings(min_event_ts="1990-01-01T00:00:00Z").min_event_ts_ms
+    lowered = load_settings(min_event_ts="1990-01-01T00:00:00Z").windows.min_event_ts_ms
     assert _fold(folder(lowered), usage("1997-01-01T00:00:00Z")) == (1, [])
 
 

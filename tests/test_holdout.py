@@ -92,7 +92,7 @@ def test_worker_holds_back_held_out_alerts_and_counts_them(workers: WorkerFactor
             CHURNWATCH_WEBHOOK_SECRET="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         )
         worker = workers.start()
-        topic = workers.settings().topic_alerts
+        topic = workers.settings().topics.alerts
         workers.produce((topic, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts)
         wait_until(
             lambda: metric_value(worker.get("/metrics").text, "churnwatch_alerts_held_out_total") == held,
@@ -131,7 +131,7 @@ def test_live_worker_stamps_every_alert_and_delivers_only_the_rest(workers: Work
 
         def settled() -> list[dict[str, Any]] | None:
             alerts = [
-                orjson.loads(r.value) for r in run(read_all(workers.kafka.bootstrap, settings.topic_alerts))
+                orjson.loads(r.value) for r in run(read_all(workers.kafka.bootstrap, settings.topics.alerts))
             ]
             # One per idempotency key: the ledger handles a key once (a repeat is a suppressed duplicate).
             accounts = list({a["idempotency_key"]: a for a in alerts if a["kind"] == "account_risk"}.values())

@@ -467,7 +467,7 @@ async def send_records(settings: Settings, records: list[tuple[Record, str]]) ->
             headers = [*record.headers, (ID_HEADER, record_id.encode())]
             futures.append(
                 await producer.send(
-                    settings.event_topics[EventType(record.event_type)],
+                    settings.topics.events[EventType(record.event_type)],
                     value=record.value,
                     key=record.key,
                     headers=headers,
@@ -505,7 +505,7 @@ def hostile(kafka: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def changelog_windows(run_: HostileRun) -> dict[bytes, dict[str, Any]]:
-    topic = f"{run_.factory.settings().app_id}-accounts-changelog"
+    topic = f"{run_.factory.settings().topics.app_id}-accounts-changelog"
     latest = latest_by_key(run(read_all(run_.factory.kafka.bootstrap, topic)))
     return {
         key: orjson.loads(orjson.dumps(AccountState.from_bytes(value, WindowConfig()).window.to_state()))
@@ -566,7 +566,7 @@ def test_hostile_records_are_dead_lettered_and_valid_ones_folded(
     def dead_letters() -> dict[str, str]:
         """This example's dead letters: record id -> the worker's reason (checking each on the way)."""
         dead: dict[str, str] = {}
-        topic = hostile.factory.settings().topic_deadletter
+        topic = hostile.factory.settings().topics.deadletter
         for letter in run(read_all(hostile.factory.kafka.bootstrap, topic)):
             headers = [(name, bytes(value or b"")) for name, value in letter.headers]
             ids = [value.decode() for name, value in headers if name == ID_HEADER]
@@ -647,7 +647,7 @@ def test_deeply_nested_type_is_dead_lettered_not_fatal(workers: WorkerFactory) -
     poison = b'{"type":' + nested(1020) + b',"account_id":"deep","ts":' + str(now_ms).encode() + b"}"
     assert len(poison) < MAX_EVENT_BYTES
     workers.produce(
-        [(settings_.topic_usage, b"deep", poison), (settings_.topic_usage, b"deep", usage("deep", now_ms))]
+        [(settings_.topics.usage, b"deep", poison), (settings_.topics.usage, b"deep", usage("deep", now_ms))]
     )
 
     def handled() -> bool:
@@ -661,7 +661,7 @@ def test_deeply_nested_type_is_dead_lettered_not_fatal(workers: WorkerFactory) -
     finally:
         alive = worker.process.poll() is None
     assert alive, f"worker died:\n{worker.log()[-3000:]}"
-    dead = run(read_all(workers.kafka.bootstrap, settings_.topic_deadletter))
+    dead = run(read_all(workers.kafka.bootstrap, settings_.topics.deadletter))
     assert [dict(d.headers)[REASON_HEADER] for d in dead] == [b"unknown_type"]
 
 
@@ -672,8 +672,8 @@ def test_account_id_in_the_reserved_key_space_is_harmless(workers: WorkerFactory
     now_ms = int(time.time() * 1000) - HOUR_MS
     first = workers.start()
     records = [
-        (settings_.topic_usage, hostile_id.encode(), usage(hostile_id, now_ms)),
-        (settings_.topic_usage, b"plain", usage("plain", now_ms)),
+        (settings_.topics.usage, hostile_id.encode(), usage(hostile_id, now_ms)),
+        (settings_.topics.usage, b"plain", usage("plain", now_ms)),
     ]
     workers.produce(records)
     wait_until(

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from streams.settings import Settings
+from streams.settings import Settings, setting, settings_table
 
 MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "churnwatch.yaml"
 SECRET_SETTINGS = {"sasl_password", "slack_webhook_url", "webhook_url", "webhook_secret"}
@@ -17,7 +17,7 @@ def test_worker_env_names_real_settings_and_reads_secrets_from_files() -> None:
     documents = list(yaml.safe_load_all(MANIFEST.read_text()))
     deployment = next(doc for doc in documents if doc["kind"] == "Deployment")
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    known = {f"CHURNWATCH_{name.upper()}" for name in Settings.model_fields}
+    known = {setting.variable for setting in settings_table().values()}
     secret_files = {f"CHURNWATCH_{name.upper()}_FILE" for name in SECRET_SETTINGS}
     names = {item["name"] for item in env}
     assert names <= known | secret_files, names - known - secret_files
@@ -29,7 +29,7 @@ def test_worker_env_names_real_settings_and_reads_secrets_from_files() -> None:
     }
     # The whole configuration validates (with the password the secret file would provide).
     settings = Settings(**values, sasl_password="from-the-secret-file")  # type: ignore[arg-type]
-    assert settings.security_protocol == "SASL_SSL" and settings.partitions == 16
+    assert settings.kafka.security_protocol == "SASL_SSL" and settings.topics.partitions == 16
 
 
 def worker_container() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -42,7 +42,7 @@ def test_grace_period_exceeds_the_bounded_shutdown() -> None:
     pod, container = worker_container()
     env = {item["name"]: item.get("value") for item in container["env"]}
     configured = env.get("CHURNWATCH_SHUTDOWN_TIMEOUT_SECONDS")
-    bound = float(configured) if configured else Settings.model_fields["shutdown_timeout_seconds"].default
+    bound = float(configured) if configured else setting("shutdown_timeout_seconds").info.default
     # The worker exits by itself within the bound; Kubernetes' SIGKILL comes only after the grace period.
     assert pod["terminationGracePeriodSeconds"] > bound
 

@@ -89,7 +89,7 @@ def test_malformed_records_are_dead_lettered_and_neighbours_processed(workers: W
         }
         return orjson.dumps(body)
 
-    usage_topic = settings.topic_usage
+    usage_topic = settings.topics.usage
     bad: list[tuple[str, bytes, bytes, str]] = [
         (usage_topic, b"good", b'{"type": "usage", "account_id": "good"', "invalid_json"),
         (usage_topic, b"good", b"[1, 2, 3]", "not_an_object"),
@@ -104,7 +104,7 @@ def test_malformed_records_are_dead_lettered_and_neighbours_processed(workers: W
         (usage_topic, b"good", usage("good", now + timedelta(days=30)), "future_ts"),
         (usage_topic, b"good", usage("good", now, padding="x" * 600), "too_large"),
         (usage_topic, b"someone-else", usage("good", now, user_id="u2"), "key_mismatch"),
-        (settings.topic_billing, b"good", usage("good", now, user_id="u3"), "wrong_topic"),
+        (settings.topics.billing, b"good", usage("good", now, user_id="u3"), "wrong_topic"),
         (usage_topic, b"good", usage("good", now - timedelta(days=5)), "late"),
     ]
     good_before = [usage("good", now - timedelta(hours=h)) for h in (3, 2)]
@@ -118,14 +118,14 @@ def test_malformed_records_are_dead_lettered_and_neighbours_processed(workers: W
 
     worker = workers.start()
     workers.produce(records)
-    dead = run(read_topic(workers.kafka.bootstrap, settings.topic_deadletter, expected=len(bad)))
+    dead = run(read_topic(workers.kafka.bootstrap, settings.topics.deadletter, expected=len(bad)))
     reasons = {bytes(rec.value): dict(rec.headers)["churnwatch.error.reason"].decode() for rec in dead}
     assert len(dead) == len(bad)
     for _, _, value, reason in bad:
         assert reasons[value] == reason, (value[:60], reason)
     for rec in dead:
         headers = dict(rec.headers)
-        assert headers["churnwatch.source.topic"].decode() in (usage_topic, settings.topic_billing)
+        assert headers["churnwatch.source.topic"].decode() in (usage_topic, settings.topics.billing)
         assert headers["churnwatch.error.detail"]
 
     wait_until(lambda: worker.stats()["events_folded"] == 4, timeout=30, what="valid events folded")  # type: ignore[index]
@@ -183,7 +183,7 @@ def test_a_producer_retry_is_folded_once(workers: WorkerFactory) -> None:
     def event(kind: str, hours_ago: int, **extra: object) -> tuple[str, bytes, bytes]:
         ts = (now - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
         body = {"type": "billing", "account_id": "retry", "ts": ts, "kind": kind, **extra}
-        return settings.topic_billing, b"retry", orjson.dumps(body)
+        return settings.topics.billing, b"retry", orjson.dumps(body)
 
     failed = event("payment_failed", 3)
     with_id = event("payment_failed", 2, event_id="inv-7/attempt-1")

@@ -263,7 +263,9 @@ def test_the_engine_learns_a_sweeps_outcomes_at_the_next_sweep() -> None:
         for feeder in feeders.values():
             feeder.events(day, weekly()(day))
         sweep((day + 1) * DAY_MS)
-    feeders["a"].window.add_billing((DAY0 + 41) * DAY_MS + 1000, "subscription_canceled", 199.0, "pro")
+    feeders["a"].window.add_billing(
+        (DAY0 + 41) * DAY_MS + 1000, BillingKind.SUBSCRIPTION_CANCELED, 199.0, "pro"
+    )
     labelled = [o for a in sweep((DAY0 + 42) * DAY_MS).assessments for o in a.outcomes]
     assert labelled and monitor.risk_model.n_positives == 0, "not learned during the sweep that labels them"
     sweep((DAY0 + 43) * DAY_MS)

@@ -330,7 +330,7 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
     workers.extra_env["CHURNWATCH_TOPIC_FEEDBACK"] = f"{workers.prefix}.feedback"
     settings = workers.settings()
     malformed = [
-        (settings.topic_usage, f"broken-{i}".encode(), b'{"type": "usage", "account_id"') for i in range(5)
+        (settings.topics.usage, f"broken-{i}".encode(), b'{"type": "usage", "account_id"') for i in range(5)
     ]
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     alerts = [
@@ -364,7 +364,7 @@ def test_every_dashboard_query_and_recording_rule_has_data(workers: WorkerFactor
 
             workers.produce([*(route(settings, line) for line in lines), *malformed])
             workers.produce(
-                (settings.topic_alerts, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts
+                (settings.topics.alerts, a.account_id.encode(), orjson.dumps(a.to_dict())) for a in alerts
             )
             wait_folded(worker, len(lines))
             assert worker.stats()["deadletters"] == len(malformed)  # type: ignore[index]

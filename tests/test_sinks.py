@@ -30,6 +30,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from detectors.alerts import Alert, AlertKind, Severity, Transition
 from streams.errors import ChurnwatchError, ConfigError, DeliveryError
+from streams.settings import DeliverySettings
 from streams.sinks import (
     AlertOutcome,
     DeliveryOutcome,
@@ -40,7 +41,6 @@ from streams.sinks import (
     RetryAttempt,
     RetryPolicy,
     Sink,
-    SinksConfig,
     SlackSink,
     WebhookSink,
     build_sinks,
@@ -486,13 +486,13 @@ async def test_jsonl_unwritable_path_is_permanent(tmp_path: Path) -> None:
 def test_sinks_config_validation() -> None:
     url = f"https://crm.example.com{WEBHOOK_PATH}"
     with pytest.raises(ValidationError) as no_secret:
-        SinksConfig(webhook_url=SecretStr(url))
+        DeliverySettings(webhook_url=SecretStr(url))
     with pytest.raises(ValueError) as not_whsec:
-        SinksConfig(webhook_url=SecretStr(url), webhook_secret=SecretStr(SLACK_TOKEN))
+        DeliverySettings(webhook_url=SecretStr(url), webhook_secret=SecretStr(SLACK_TOKEN))
     with pytest.raises(ValidationError) as bad_b64:
-        SinksConfig(webhook_url=SecretStr(url), webhook_secret=SecretStr("whsec_!!!not-base64!!!"))
+        DeliverySettings(webhook_url=SecretStr(url), webhook_secret=SecretStr("whsec_!!!not-base64!!!"))
     with pytest.raises(ValidationError) as bad_scheme:
-        SinksConfig(slack_webhook_url=SecretStr(f"ftp://hooks.slack.com{SLACK_PATH}"))
+        DeliverySettings(slack_webhook_url=SecretStr(f"ftp://hooks.slack.com{SLACK_PATH}"))
     for err in (no_secret, not_whsec, bad_b64):
         assert "webhook_secret" in str(err.value)
     assert "slack_webhook_url" in str(bad_scheme.value)
@@ -500,18 +500,20 @@ def test_sinks_config_validation() -> None:
         text = str(err.value)
         assert WEBHOOK_TOKEN not in text and SLACK_TOKEN not in text and "not-base64" not in text
     with pytest.raises(ValidationError):
-        SinksConfig(max_attempts=0)
-    cfg = SinksConfig(max_attempts=2, base_delay_s=0.5, max_delay_s=4.0, jitter=0.0, total_budget_s=9.0)
+        DeliverySettings(max_attempts=0)
+    cfg = DeliverySettings(max_attempts=2, base_delay_s=0.5, max_delay_s=4.0, total_budget_s=9.0)
     assert cfg.retry_policy() == RetryPolicy(
-        max_attempts=2, base_delay_s=0.5, max_delay_s=4.0, jitter=0.0, total_budget_s=9.0
+        max_attempts=2, base_delay_s=0.5, max_delay_s=4.0, total_budget_s=9.0
     )
+    # One set of defaults: a policy built without settings retries as the default settings do.
+    assert DeliverySettings().retry_policy() == RetryPolicy()
     with pytest.raises(ConfigError, match="'jitter'"):
         RetryPolicy(jitter=2.0)
 
 
 async def test_build_sinks(tmp_path: Path, recorder: HTTPRecorder, client: httpx.AsyncClient) -> None:
-    assert build_sinks(SinksConfig(), client) == []
-    cfg = SinksConfig(
+    assert build_sinks(DeliverySettings(), client) == []
+    cfg = DeliverySettings(
         slack_webhook_url=SecretStr(recorder.url_for(SLACK_PATH)),
         webhook_url=SecretStr(recorder.url_for(WEBHOOK_PATH)),
         webhook_secret=SecretStr(WEBHOOK_SECRET),
@@ -551,7 +553,7 @@ async def test_secrets_never_reach_logs_reprs_or_errors(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # includes httpx's "HTTP Request: POST <url>" INFO line
     fake = FakeTime()
-    cfg = SinksConfig(
+    cfg = DeliverySettings(
         slack_webhook_url=SecretStr(recorder.url_for(SLACK_PATH)),
         webhook_url=SecretStr(recorder.url_for(WEBHOOK_PATH)),
         webhook_secret=SecretStr(WEBHOOK_SECRET),

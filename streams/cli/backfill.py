@@ -119,7 +119,7 @@ def _kafka(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except (KafkaError, OSError) as exc:
         raise KafkaUnavailableError(
-            f"Kafka at {settings.bootstrap} failed during the backfill ({type(exc).__name__}); "
+            f"Kafka at {settings.kafka.bootstrap} failed during the backfill ({type(exc).__name__}); "
             "nothing the worker reads was changed unless it was acknowledged: run it again"
         ) from None
 

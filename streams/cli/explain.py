@@ -9,7 +9,6 @@ from typing import Annotated
 import orjson
 import typer
 
-from detectors.monitor import DetectorConfig
 from streams.cli.checks import UsageError, output_file
 from streams.cli.progress import report_console
 from streams.events import InvalidEventError, parse_ts
@@ -82,8 +81,8 @@ def _story(account: str, source: str, as_of_ms: int | None) -> Story:
             read_source(source, sorted_input)
             result = run_replay(
                 sorted_input,
-                config=DetectorConfig(alert_threshold=settings.alert_threshold),
-                window_config=settings.window_config(),
+                config=settings.detection.detector_config(),
+                window_config=settings.windows.window_config(),
                 as_of_ms=as_of_ms,
                 snapshot_ms=EveryNthMidnight(7),
                 record_activity=True,

@@ -30,10 +30,10 @@ class FeedbackRefused(ChurnwatchError):
 
 def send_feedback(settings: Settings, gateway: str, body: dict[str, str], client: httpx.Client) -> str:
     """POST the answer; the line to print, or :class:`FeedbackRefused` with the gateway's reason."""
-    if settings.feedback_token is None:
+    if settings.feedback.token is None:
         raise UsageError("set CHURNWATCH_FEEDBACK_TOKEN (the gateway's token for /churnwatch/feedback/)")
     url = gateway.rstrip("/") + "/churnwatch/feedback/"
-    headers = {"Authorization": f"Bearer {settings.feedback_token.get_secret_value()}"}
+    headers = {"Authorization": f"Bearer {settings.feedback.token.get_secret_value()}"}
     try:
         response = client.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
@@ -73,5 +73,5 @@ def alerts_feedback(
     if note is not None:
         body["note"] = note
     with httpx.Client(timeout=30) as client:
-        line = send_feedback(settings, gateway or f"http://{settings.ingest_listen}", body, client)
+        line = send_feedback(settings, gateway or f"http://{settings.ingest.listen}", body, client)
     typer.echo(line)

@@ -80,7 +80,7 @@ def kafka_start() -> None:
 
     settings = _settings()
     pid = kafka_local.start(local_broker(settings))
-    typer.echo(f"kafka running at {settings.bootstrap} (pid {pid})")
+    typer.echo(f"kafka running at {settings.kafka.bootstrap} (pid {pid})")
 
 
 @kafka_app.command("stop")
@@ -104,7 +104,7 @@ def kafka_status() -> None:
     if pid is None:
         typer.echo("kafka is not running")
         raise typer.Exit(1)
-    typer.echo(f"kafka running at {settings.bootstrap} (pid {pid})")
+    typer.echo(f"kafka running at {settings.kafka.bootstrap} (pid {pid})")
 
 
 @app.command()
@@ -225,7 +225,7 @@ def simulate(
                 on_sent=lambda n, _: progress.update(task, completed=n),
             )
         )
-    typer.echo(f"produced {sent} events to {settings.bootstrap}")
+    typer.echo(f"produced {sent} events to {settings.kafka.bootstrap}")
 
 
 @alerts_app.command("test")
@@ -235,15 +235,15 @@ def alerts_test(sink: str = typer.Argument(..., help="slack, webhook or jsonl"))
 
     import httpx
 
-    from streams.sinks import build_sinks, send_test_alert
+    from streams.sinks import HTTP_TIMEOUT, build_sinks, send_test_alert
 
     if sink not in SINK_SETTINGS:
         raise UsageError(f"unknown sink {sink!r}: the sinks are {', '.join(SINK_SETTINGS)}")
     settings = _settings()
-    config = settings.sinks_config()
+    config = settings.delivery
 
     async def run() -> str:
-        async with httpx.AsyncClient(timeout=config.http_timeout()) as client:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
             sinks = {built.name: built for built in build_sinks(config, client)}
             if sink not in sinks:
                 raise UsageError(f"sink {sink!r} is not configured: set {SINK_SETTINGS[sink]}")
@@ -274,13 +274,13 @@ def alerts_snooze(
     seconds = parse_duration(duration)
     settings = _settings()
     until_ms = int((time.time() + seconds) * 1000)
-    record = (settings.topic_alerts, account.encode(), snooze_record(account, until_ms))
+    record = (settings.topics.alerts, account.encode(), snooze_record(account, until_ms))
     try:
         asyncio.run(send_all(settings, [record]))
     except (KafkaError, OSError):
-        hint = " (start it with `churnwatch kafka start`)" if settings.embedded_kafka else ""
+        hint = " (start it with `churnwatch kafka start`)" if settings.kafka.embedded else ""
         raise KafkaUnavailableError(
-            f"cannot reach Kafka at {settings.bootstrap}{hint}; the snooze was not recorded"
+            f"cannot reach Kafka at {settings.kafka.bootstrap}{hint}; the snooze was not recorded"
         ) from None
     typer.echo(f"alerts for {account} snoozed for {duration}")
 

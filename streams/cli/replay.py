@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detectors.monitor import DetectorConfig
 from streams.cli.backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli.checks import output_file
 from streams.cli.progress import progress_for, report_console
@@ -222,15 +221,15 @@ def _run(
     jobs: int = 1,
 ) -> tuple[ReplayResult, InputStats]:
     """Read, sort and replay, with a progress bar on stderr; InputError when no line was a valid event."""
-    config = DetectorConfig(alert_threshold=settings.alert_threshold)
+    config = settings.detection.detector_config()
     replay_options: dict[str, Any] = {
         "config": config,
-        "window_config": settings.window_config(),
+        "window_config": settings.windows.window_config(),
         "as_of_ms": as_of_ms,
         "snapshot_ms": snapshot_days(baselines),
         "record_activity": baselines,
         "feedback": answers or (),
-        "answer_policy": settings.answer_policy(),
+        "answer_policy": settings.feedback.answer_policy(),
     }
     if jobs > 1:
         return _run_parallel(source, rules, rejects, jobs, replay_options)

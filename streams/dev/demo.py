@@ -103,7 +103,7 @@ async def remove_previous_runs(settings: Settings) -> list[str]:
             await admin.delete_topics(stale)
     finally:
         await admin.close()
-    for directory in settings.data_dir.glob(f"{DEMO_PREFIX}-*"):
+    for directory in settings.worker.data_dir.glob(f"{DEMO_PREFIX}-*"):
         if directory.is_dir():
             shutil.rmtree(directory, ignore_errors=True)
     return stale
@@ -173,7 +173,7 @@ class Supervisor:
         if not isinstance(stats, dict) or "events_folded" not in stats or not isinstance(at_risk, dict):
             return
         state.stats, state.at_risk = stats, at_risk
-        jsonl = self.settings.alerts_jsonl_path
+        jsonl = self.settings.delivery.jsonl_path
         if jsonl is not None and jsonl.exists():
             state.jsonl_alerts = jsonl.read_bytes().count(b"\n")
         state.record_answer(time.monotonic())
@@ -211,7 +211,7 @@ class Supervisor:
 
     async def run(self, options: DemoOptions, show: Callable[[], None]) -> None:
         """Until ``stop`` is set (Ctrl-C, ``duration``); raises :class:`DemoError` when something fails."""
-        base_url = f"http://{self.settings.web_host}:{self.settings.web_port}"
+        base_url = f"http://{self.settings.worker.web_host}:{self.settings.worker.web_port}"
         async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
             producer = asyncio.create_task(self.produce(options))
             watcher = asyncio.create_task(self.watch(client, show))
@@ -273,7 +273,7 @@ class DemoRun:
         return self.state
 
     async def run_worker(self, slack_url: str) -> None:
-        data_dir = self.settings.data_dir
+        data_dir = self.settings.worker.data_dir
         log_path = data_dir / "demo-worker.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         jsonl = (data_dir / "demo-alerts.jsonl").resolve()
@@ -282,7 +282,7 @@ class DemoRun:
             update={"slack_webhook_url": SecretStr(slack_url), "alerts_jsonl_path": jsonl}
         )
         worker = start_worker(settings, log_path)
-        self.say(f"worker started (pid {worker.pid}, app id {settings.app_id}, log: {log_path})")
+        self.say(f"worker started (pid {worker.pid}, app id {settings.topics.app_id}, log: {log_path})")
         try:
             if self.options.duration is not None:
                 asyncio.get_running_loop().call_later(self.options.duration, self.stop.set)
@@ -293,13 +293,15 @@ class DemoRun:
         finally:
             if worker.poll() is None:
                 self.say("stopping the worker (Ctrl-C again to kill it) ...")
-            grace = settings.shutdown_timeout_seconds + WORKER_STOP_MARGIN_SECONDS
+            grace = settings.worker.shutdown_timeout_seconds + WORKER_STOP_MARGIN_SECONDS
             await asyncio.to_thread(stop_worker, worker, self.force, grace)
-            taken = await asyncio.to_thread(wait_ports_free, settings.web_host, [settings.web_port])
+            taken = await asyncio.to_thread(
+                wait_ports_free, settings.worker.web_host, [settings.worker.web_port]
+            )
             clean = worker.returncode in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
             self.say("worker stopped" if clean else f"worker stopped with exit code {worker.returncode}")
             if taken:
-                self.say(f"port {settings.web_host}:{settings.web_port} is still in use")
+                self.say(f"port {settings.worker.web_host}:{settings.worker.web_port} is still in use")
 
     async def supervise(self, supervisor: Supervisor) -> None:
         """Live view on a terminal; otherwise a plain progress line every few seconds."""
@@ -338,12 +340,12 @@ def run_demo(base: Settings, options: DemoOptions) -> DemoState:
             print(line, flush=True)
 
     settings = demo_settings(base, new_run_id())
-    ensure_port_free(settings.web_host, settings.web_port, "CHURNWATCH_WEB_PORT")
-    broker = local_broker(settings) if settings.embedded_kafka else None
+    ensure_port_free(settings.worker.web_host, settings.worker.web_port, "CHURNWATCH_WEB_PORT")
+    broker = local_broker(settings) if settings.kafka.embedded else None
     started_broker = broker is not None and kafka_local.status(broker) is None
     try:
         if broker is not None:
-            say(f"starting the local Kafka broker on {settings.bootstrap} ...")
+            say(f"starting the local Kafka broker on {settings.kafka.bootstrap} ...")
             began = time.monotonic()
             kafka_local.start(broker)
             say(f"Kafka ready in {time.monotonic() - began:.1f} s")

@@ -99,7 +99,7 @@ def render(state: DemoState, settings: Settings, started: float) -> Group:
     now = time.monotonic()
     table = Table(title="churnwatch demo", show_header=False, min_width=60)
     stats = state.stats
-    table.add_row("Kafka", settings.bootstrap)
+    table.add_row("Kafka", settings.kafka.bootstrap)
     table.add_row("running for", f"{now - started:,.0f} s")
     table.add_row("worker", state.worker_status(now))
     table.add_row("simulated clock", state.simulated_ts)
@@ -113,7 +113,8 @@ def render(state: DemoState, settings: Settings, started: float) -> Group:
     if state.slack_messages:
         table.add_row("last Slack message", str(state.slack_messages[-1].get("text", ""))[:70])
     table.add_row(
-        "worker API", f"http://{settings.web_host}:{settings.web_port}  (/metrics, /churnwatch/stats/)"
+        "worker API",
+        f"http://{settings.worker.web_host}:{settings.worker.web_port}  (/metrics, /churnwatch/stats/)",
     )
     return Group(
         table, render_at_risk(state), "[dim]Ctrl-C stops the demo, the worker and the local broker.[/dim]"

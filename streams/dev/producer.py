@@ -59,7 +59,7 @@ def route(settings: Settings, line: bytes) -> tuple[str, bytes, bytes]:
     """Topic, key and value of one canonical event line (raises InvalidEventError)."""
     body = orjson.loads(line)
     event = validate(body)
-    return settings.event_topics[body["type"]], event.account_id.encode(), line
+    return settings.topics.events[body["type"]], event.account_id.encode(), line
 
 
 def produce_file(settings: Settings, path: Path) -> tuple[int, int]:
@@ -134,7 +134,7 @@ async def produce_live(
                 value = value[: len(value) // 2]
             pending.append(
                 await producer.send(
-                    settings.event_topics[event["type"]], value=value, key=event["account_id"].encode()
+                    settings.topics.events[event["type"]], value=value, key=event["account_id"].encode()
                 )
             )
             sent += 1

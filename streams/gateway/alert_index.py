@@ -156,8 +156,8 @@ class AlertFollower(TopicFollower):
         return len(self.index)
 
     async def _seek(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        alerts = await topic_partitions(consumer, self.settings.topic_alerts)
-        answers = await topic_partitions(consumer, self.settings.topic_feedback)
+        alerts = await topic_partitions(consumer, self.settings.topics.alerts)
+        answers = await topic_partitions(consumer, self.settings.topics.feedback)
         consumer.assign([*alerts, *answers])
         since = self.index.clock_ms() - self.index.memory_ms
         found = await consumer.offsets_for_times(dict.fromkeys(alerts, since))
@@ -174,7 +174,7 @@ class AlertFollower(TopicFollower):
                 if record.value is None:
                     continue
                 try:
-                    if tp.topic == self.settings.topic_feedback:
+                    if tp.topic == self.settings.topics.feedback:
                         self.index.remember_answer(Feedback.from_bytes(bytes(record.value)))
                     else:
                         self.index.add_alert(orjson.loads(bytes(record.value)))

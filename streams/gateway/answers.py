@@ -22,7 +22,11 @@ SLACK_UPDATE_TIMEOUT_S = 10.0
 
 def answers_configured(settings: Settings) -> bool:
     """Whether any answer route is on (each needs its secret)."""
-    secrets = (settings.slack_signing_secret, settings.feedback_token, settings.feedback_webhook_secret)
+    secrets = (
+        settings.feedback.slack_signing_secret,
+        settings.feedback.token,
+        settings.feedback.webhook_secret,
+    )
     return any(secret is not None for secret in secrets)
 
 
@@ -35,15 +39,15 @@ class Answers:
 
     def __init__(self, settings: Settings, gateway: Gateway, http: httpx.AsyncClient | None = None) -> None:
         self.index = AlertIndex(
-            max_alerts=settings.feedback_alert_memory_max,
-            memory_ms=int(settings.feedback_alert_memory_days * DAY_MS),
+            max_alerts=settings.feedback.alert_memory_max,
+            memory_ms=int(settings.feedback.alert_memory_days * DAY_MS),
             clock_ms=lambda: int(gateway.clock() * 1000),
         )
         self.follower = AlertFollower(settings, self.index)
         self.http = http or httpx.AsyncClient(timeout=SLACK_UPDATE_TIMEOUT_S, follow_redirects=False)
         metrics = gateway.metrics
         metrics.alerts_known.set_function(lambda: len(self.index))
-        timeout = settings.ingest_ack_timeout_seconds
+        timeout = settings.ingest.ack_timeout_seconds
 
         async def produce(records: list[Record]) -> int:
             started = time.perf_counter()
@@ -62,11 +66,11 @@ class Answers:
             produce=produce,
             http=self.http,
             clock=gateway.clock,
-            topic_feedback=settings.topic_feedback,
-            topic_alerts=settings.topic_alerts,
-            slack_secret=_secret(settings.slack_signing_secret),
-            bearer_token=_secret(settings.feedback_token),
-            webhook_secret=_secret(settings.feedback_webhook_secret),
+            topic_feedback=settings.topics.feedback,
+            topic_alerts=settings.topics.alerts,
+            slack_secret=_secret(settings.feedback.slack_signing_secret),
+            bearer_token=_secret(settings.feedback.token),
+            webhook_secret=_secret(settings.feedback.webhook_secret),
             on_answer=partial(count_answer, metrics),
         )
 

@@ -48,7 +48,9 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.metrics = GatewayMetrics.build(self.registry)
-        self.bounds = Bounds(self.settings.min_event_ts_ms, int(self.settings.max_future_skew_seconds * 1000))
+        self.bounds = Bounds(
+            self.settings.windows.min_event_ts_ms, int(self.settings.windows.max_future_skew_seconds * 1000)
+        )
 
     # -- the common path ----------------------------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class Gateway:
         return web.json_response(body, status=exc.status, headers=headers, dumps=_dumps)
 
     async def _body(self, request: web.Request) -> bytes:
-        limit = self.settings.ingest_max_body_bytes
+        limit = self.settings.ingest.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise RequestError(
                 413, Rejection.TOO_LARGE, f"body of {request.content_length} bytes exceeds {limit}"
@@ -112,23 +114,23 @@ class Gateway:
             if self.outbox.seen(body.get("event_id")):
                 mapped.ignored.append(Rejection.DUPLICATE)
                 continue
-            topic = self.settings.event_topics[event_type]
+            topic = self.settings.topics.events[event_type]
             records.append(
                 Record(topic, body["account_id"].encode(), orjson.dumps(body), body.get("event_id"))
             )
             produced.append(event_type)
         for user, account in mapped.identities:
-            records.append(Record(self.settings.topic_identities, user.encode(), account.encode()))
+            records.append(Record(self.settings.topics.identities, user.encode(), account.encode()))
         for dead in mapped.dead:
             headers = (
                 ("churnwatch.error.reason", dead.reason.value.encode()),
                 ("churnwatch.error.detail", dead.detail.encode()[:1000]),
                 ("churnwatch.source.route", route.encode()),
             )
-            records.append(Record(self.settings.topic_deadletter, None, dead.raw, None, headers))
+            records.append(Record(self.settings.topics.deadletter, None, dead.raw, None, headers))
         started = time.perf_counter()
         try:
-            await self.outbox.write(records, timeout=self.settings.ingest_ack_timeout_seconds)
+            await self.outbox.write(records, timeout=self.settings.ingest.ack_timeout_seconds)
         except KafkaUnavailable as exc:
             log.warning("gateway.kafka_unavailable", route=route, error=str(exc))
             raise RequestError(503, Rejection.KAFKA_UNAVAILABLE, "Kafka did not acknowledge; retry") from None
@@ -148,8 +150,8 @@ class Gateway:
     # -- sources ----------------------------------------------------------------------------------------
 
     def segment(self, kind: str | None) -> Process:
-        assert self.settings.ingest_write_key is not None
-        write_key = self.settings.ingest_write_key.get_secret_value()
+        assert self.settings.ingest.write_key is not None
+        write_key = self.settings.ingest.write_key.get_secret_value()
 
         def process(request: web.Request, raw: bytes) -> Mapped:
             authorization = request.headers.get("Authorization")
@@ -174,25 +176,25 @@ class Gateway:
         return process
 
     def stripe(self, request: web.Request, raw: bytes) -> Mapped:
-        assert self.settings.stripe_webhook_secret is not None
-        secret = self.settings.stripe_webhook_secret.get_secret_value()
+        assert self.settings.ingest.stripe_webhook_secret is not None
+        secret = self.settings.ingest.stripe_webhook_secret.get_secret_value()
         event = stripe_events.verify(raw, request.headers.get("Stripe-Signature"), secret)
         return stripe_events.map_event(event, self.stripe_accounts)
 
     def zendesk(self, request: web.Request, raw: bytes) -> Mapped:
-        assert self.settings.zendesk_webhook_secret is not None
+        assert self.settings.ingest.zendesk_webhook_secret is not None
         ts_ms = helpdesk.verify_zendesk(
             raw,
             request.headers.get("X-Zendesk-Webhook-Signature"),
             request.headers.get("X-Zendesk-Webhook-Signature-Timestamp"),
-            self.settings.zendesk_webhook_secret.get_secret_value(),
+            self.settings.ingest.zendesk_webhook_secret.get_secret_value(),
             self.clock(),
         )
         return helpdesk.map_zendesk(_json(raw), ts_ms)
 
     def intercom(self, request: web.Request, raw: bytes) -> Mapped:
-        assert self.settings.intercom_client_secret is not None
-        secret = self.settings.intercom_client_secret.get_secret_value()
+        assert self.settings.ingest.intercom_client_secret is not None
+        secret = self.settings.ingest.intercom_client_secret.get_secret_value()
         helpdesk.verify_intercom(raw, request.headers.get("X-Hub-Signature"), secret)
         return helpdesk.map_intercom(_json(raw), self.accounts)
 
@@ -213,19 +215,19 @@ class Gateway:
 def build_app(gateway: Gateway, feedback: FeedbackRoutes | None = None) -> web.Application:
     """The application; a source whose secret is unset has no routes (404)."""
     settings = gateway.settings
-    app = web.Application(client_max_size=settings.ingest_max_body_bytes)
+    app = web.Application(client_max_size=settings.ingest.max_body_bytes)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/metrics", gateway.metrics_text)
     app.router.add_get("/openapi.json", gateway.openapi)
-    if settings.ingest_write_key is not None:
+    if settings.ingest.write_key is not None:
         for kind in SEGMENT_KINDS:
             app.router.add_post(f"/v1/{kind}", gateway.handler("segment", gateway.segment(kind)))
         app.router.add_post("/v1/batch", gateway.handler("segment", gateway.segment(None)))
-    if settings.stripe_webhook_secret is not None:
+    if settings.ingest.stripe_webhook_secret is not None:
         app.router.add_post("/webhooks/stripe", gateway.handler("stripe", gateway.stripe))
-    if settings.zendesk_webhook_secret is not None:
+    if settings.ingest.zendesk_webhook_secret is not None:
         app.router.add_post("/webhooks/zendesk", gateway.handler("zendesk", gateway.zendesk))
-    if settings.intercom_client_secret is not None:
+    if settings.ingest.intercom_client_secret is not None:
         app.router.add_post("/webhooks/intercom", gateway.handler("intercom", gateway.intercom))
     if feedback is not None and feedback.slack_secret is not None:
         app.router.add_post("/slack/interactions", gateway.answers("slack", feedback.slack))

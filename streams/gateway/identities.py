@@ -22,12 +22,12 @@ async def ensure_identity_topic(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(settings))
     await admin.start()
     try:
-        if settings.topic_identities in set(await admin.list_topics()):
+        if settings.topics.identities in set(await admin.list_topics()):
             return
         topic = NewTopic(
-            settings.topic_identities,
-            settings.partitions,
-            settings.replication_factor,
+            settings.topics.identities,
+            settings.topics.partitions,
+            settings.topics.replication_factor,
             topic_configs={"cleanup.policy": "compact"},
         )
         with contextlib.suppress(TopicAlreadyExistsError):
@@ -52,7 +52,7 @@ class Identities(TopicFollower):
         self.accounts[user_id] = account_id
 
     async def _seek(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        assigned = await topic_partitions(consumer, self.settings.topic_identities)
+        assigned = await topic_partitions(consumer, self.settings.topics.identities)
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         return assigned

@@ -39,7 +39,7 @@ def load_account_map(path: Path | None) -> dict[str, str]:
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM)."""
-    stripe_accounts = load_account_map(settings.stripe_account_map)
+    stripe_accounts = load_account_map(settings.ingest.stripe_account_map)
     await ensure_identity_topic(settings)
     producer = new_producer(settings)
     await producer.start()
@@ -54,21 +54,21 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await answers.start()
         runner = web.AppRunner(build_app(gateway, answers.routes if answers else None), access_log=None)
         await runner.setup()
-        host, _, port = settings.ingest_listen.rpartition(":")
+        host, _, port = settings.ingest.listen.rpartition(":")
         try:
             await web.TCPSite(runner, host, int(port)).start()
         except OSError as exc:
             raise ConfigError(
-                "CHURNWATCH_INGEST_LISTEN", f"cannot listen on {settings.ingest_listen}: {exc.strerror}"
+                "CHURNWATCH_INGEST_LISTEN", f"cannot listen on {settings.ingest.listen}: {exc.strerror}"
             ) from None
         log.info(
             "gateway.listening",
-            url=f"http://{settings.ingest_listen}",
-            segment=settings.ingest_write_key is not None,
-            stripe=settings.stripe_webhook_secret is not None,
-            zendesk=settings.zendesk_webhook_secret is not None,
-            intercom=settings.intercom_client_secret is not None,
-            slack_interactions=settings.slack_signing_secret is not None,
+            url=f"http://{settings.ingest.listen}",
+            segment=settings.ingest.write_key is not None,
+            stripe=settings.ingest.stripe_webhook_secret is not None,
+            zendesk=settings.ingest.zendesk_webhook_secret is not None,
+            intercom=settings.ingest.intercom_client_secret is not None,
+            slack_interactions=settings.feedback.slack_signing_secret is not None,
             alerts_answerable=len(answers.index) if answers else None,
             users_mapped=loaded,
         )

@@ -28,7 +28,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from detectors.alerts import Alert
-from detectors.monitor import AccountMonitor, DetectorConfig
+from detectors.monitor import AccountMonitor
 from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.clock import WallClock
@@ -37,7 +37,6 @@ from streams.events import DeadLetterReason
 from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, zero_counters
 from streams.live.health import Health, LoopHeartbeat
-from streams.live.holdout import Holdout
 from streams.live.ingest import FEEDBACK_TYPE, LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
 from streams.live.kafka_client import client_options, faust_credentials
 from streams.live.outbox import Outbox
@@ -46,6 +45,7 @@ from streams.live.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION, POSIT
 from streams.live.views import register_views
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.sinks import HTTP_TIMEOUT
 
 DELIVERIES_TABLE = "deliveries"
 # What tools that write the worker's table (``churnwatch backfill``) need to know of it.
@@ -60,28 +60,28 @@ def wall_clock_ms() -> int:
 
 def faust_app(settings: Settings) -> faust.App:
     """The worker's Faust app: raw keys and values, in-memory table store, the web server bound as set."""
-    datadir = (settings.data_dir / f"{settings.app_id}-{settings.web_port}").resolve()
+    datadir = (settings.worker.data_dir / f"{settings.topics.app_id}-{settings.worker.web_port}").resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap.split(",")],
+        settings.topics.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
         store="memory://",
         autodiscover=False,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=settings.standby_replicas,
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        table_standby_replicas=settings.topics.standby_replicas,
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        broker_session_timeout=settings.kafka.session_timeout_seconds,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.kafka.rebalance_timeout_seconds,
         web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
+        web_bind=settings.worker.web_host,
+        web_host=settings.worker.web_host,
+        web_port=settings.worker.web_port,
         datadir=str(datadir),
     )
 
@@ -90,15 +90,15 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
     """The engine as the settings configure it: detectors, evaluation clock, deduplication."""
     window_config = store.window_config
     return Engine(
-        AccountMonitor(DetectorConfig(alert_threshold=settings.alert_threshold), window_config),
+        AccountMonitor(settings.detection.detector_config(), window_config),
         store,
-        answer_policy=settings.answer_policy(),
-        event_clock=settings.evaluation_clock == "event",
+        answer_policy=settings.feedback.answer_policy(),
+        event_clock=settings.detection.evaluation_clock == "event",
         wall_clock=clock,
         deduplicator=Deduplicator(
-            horizon_ms=window_config.allowed_lateness_ms, max_keys=settings.event_dedup_max_keys
+            horizon_ms=window_config.allowed_lateness_ms, max_keys=settings.windows.event_dedup_max_keys
         )
-        if settings.event_dedup_max_keys
+        if settings.windows.event_dedup_max_keys
         else None,  # off: no event key computed per event either
     )
 
@@ -122,47 +122,50 @@ class Churnwatch:
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics.build(self.registry)
-        self.window_config = settings.window_config()
+        self.window_config = settings.windows.window_config()
         self.app = app = faust_app(settings)
         self.type_by_topic: dict[str, str] = {
-            topic: event_type for event_type, topic in settings.event_topics.items()
+            topic: event_type for event_type, topic in settings.topics.events.items()
         }
-        self.type_by_topic[settings.topic_feedback] = FEEDBACK_TYPE  # answers are read and checkpointed alike
-        self.deadletter_topic = app.topic(
-            settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
+        self.type_by_topic[settings.topics.feedback] = (
+            FEEDBACK_TYPE  # answers are read and checkpointed alike
         )
-        self.alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+        self.deadletter_topic = app.topic(
+            settings.topics.deadletter, key_serializer="raw", value_serializer="raw"
+        )
+        self.alerts_topic = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
         # Faust assigns partitions from the topics its agents consume; this agent only anchors the assignment
         # on the alerts topic (co-partitioned with the event topics and the tables). Readers do the reading.
         app.agent(self.alerts_topic, name="churnwatch.assignment")(self._anchor)
         # bytes types make faust use the "raw" codec: keys are account ids, values compact orjson.
         accounts = app.Table(
             ACCOUNTS_TABLE,
-            partitions=settings.partitions,
+            partitions=settings.topics.partitions,
             key_type=bytes,
             value_type=bytes,
             extra_topic_configs=CHANGELOG_COMPACTION,
         )
         self.deliveries = app.Table(
-            DELIVERIES_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes
+            DELIVERIES_TABLE, partitions=settings.topics.partitions, key_type=bytes, value_type=bytes
         )
         self.store = TableStore(
-            accounts, self.window_config, self.assigned_partitions, cache_limit=settings.state_cache_accounts
+            accounts,
+            self.window_config,
+            self.assigned_partitions,
+            cache_limit=settings.worker.state_cache_accounts,
         )
         self.engine = build_engine(settings, self.store, clock)
         self.engine.on_sweep = self._swept
         self.engine.on_answered = self._answered
         self.folder = BatchFolder(
             window_config=self.window_config,
-            max_event_bytes=settings.max_event_bytes,
-            max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
-            min_ts_ms=settings.min_event_ts_ms,
+            max_event_bytes=settings.windows.max_event_bytes,
+            max_future_skew_ms=int(settings.windows.max_future_skew_seconds * 1000),
+            min_ts_ms=settings.windows.min_event_ts_ms,
             clock=clock,
         )
-        self.holdout = Holdout(settings.holdout_share, settings.holdout_experiment)
-        self.http = (
-            http if http is not None else httpx.AsyncClient(timeout=settings.sinks_config().http_timeout())
-        )
+        self.holdout = settings.holdout.holdout()
+        self.http = http if http is not None else httpx.AsyncClient(timeout=HTTP_TIMEOUT)
         # Batches and sweeps both rewrite account states: one at a time, or a sweep could overwrite a batch.
         self.state_lock = asyncio.Lock()
         self.pending_alerts: list[Alert] = []
@@ -189,9 +192,9 @@ class Churnwatch:
             app,
             client_options(settings),
             type_by_topic=self.type_by_topic,
-            batch_max_events=settings.batch_max_events,
-            batch_within_seconds=settings.batch_within_seconds,
-            checkpoint_interval_seconds=settings.checkpoint_interval_seconds,
+            batch_max_events=settings.worker.batch_max_events,
+            batch_within_seconds=settings.worker.batch_within_seconds,
+            checkpoint_interval_seconds=settings.worker.checkpoint_interval_seconds,
             owned_partitions=self.assigned_partitions,
             stored_positions=self.store.stored_positions,
             process=self.process_batch,
@@ -206,19 +209,27 @@ class Churnwatch:
             self.reader,
             rebalancing=lambda: bool(self.app.rebalancing),
             heartbeat=self.heartbeat,
-            ready_read_within_s=settings.ready_read_within_seconds,
-            liveness_timeout_s=settings.liveness_timeout_seconds,
+            ready_read_within_s=settings.worker.ready_read_within_seconds,
+            liveness_timeout_s=settings.worker.liveness_timeout_seconds,
         )
-        self.gauges = RiskGauges(self.metrics, lambda: self.engine.detection, settings.top_accounts_export)
+        self.gauges = RiskGauges(
+            self.metrics, lambda: self.engine.detection, settings.detection.top_accounts_export
+        )
         self.metrics.worker_info.info(
-            {"version": version("churnwatch"), "app_id": settings.app_id, "clock": settings.evaluation_clock}
+            {
+                "version": version("churnwatch"),
+                "app_id": settings.topics.app_id,
+                "clock": settings.detection.evaluation_clock,
+            }
         )
         zero_counters(self.metrics, self.type_by_topic.values())
         self.outbox.zero_counters()
         register_views(self)
         app.timer(GAUGE_INTERVAL_SECONDS, name="churnwatch.gauges")(self._update_gauges)
-        if settings.evaluation_clock == "wall":
-            app.timer(settings.sweep_interval_seconds, name="churnwatch.sweep")(self._wall_clock_sweep)
+        if settings.detection.evaluation_clock == "wall":
+            app.timer(settings.detection.sweep_interval_seconds, name="churnwatch.sweep")(
+                self._wall_clock_sweep
+            )
 
     # -- ingest: Kafka batches into the engine ---------------------------------------------------------------
 
@@ -340,7 +351,7 @@ class Churnwatch:
         except Exception:  # before the first assignment faust has nothing to tell
             return []
         # The event topics are co-partitioned with the alerts topic, which Faust subscribes to.
-        return sorted({tp.partition for tp in assignment if tp.topic == self.settings.topic_alerts})
+        return sorted({tp.partition for tp in assignment if tp.topic == self.settings.topics.alerts})
 
     def explained(self, account_id: str, state: AccountState) -> dict[str, Any]:
         """The account's story as ``churnwatch explain`` shows it (streams/offline/explain.py)."""

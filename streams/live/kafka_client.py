@@ -17,12 +17,15 @@ from streams.settings import Settings
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+    if settings.kafka.security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
-    if settings.ssl_certfile is not None:
+    context = ssl.create_default_context(
+        cafile=str(settings.kafka.ssl_cafile) if settings.kafka.ssl_cafile else None
+    )
+    if settings.kafka.ssl_certfile is not None:
         context.load_cert_chain(
-            str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None
+            str(settings.kafka.ssl_certfile),
+            str(settings.kafka.ssl_keyfile) if settings.kafka.ssl_keyfile else None,
         )
     return context
 
@@ -30,29 +33,29 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for aiokafka producers, consumers and admin clients."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap,
-        "security_protocol": settings.security_protocol,
+        "bootstrap_servers": settings.kafka.bootstrap,
+        "security_protocol": settings.kafka.security_protocol,
     }
     context = ssl_context(settings)
     if context is not None:
         options["ssl_context"] = context
-    if settings.security_protocol.startswith("SASL"):
-        assert settings.sasl_password is not None
-        options["sasl_mechanism"] = settings.sasl_mechanism
-        options["sasl_plain_username"] = settings.sasl_username
-        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    if settings.kafka.security_protocol.startswith("SASL"):
+        assert settings.kafka.sasl_password is not None
+        options["sasl_mechanism"] = settings.kafka.sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka.sasl_username
+        options["sasl_plain_password"] = settings.kafka.sasl_password.get_secret_value()
     return options
 
 
 def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """The same security settings in the form faust's ``broker_credentials`` takes."""
     context = ssl_context(settings)
-    if settings.security_protocol.startswith("SASL"):
-        assert settings.sasl_password is not None
+    if settings.kafka.security_protocol.startswith("SASL"):
+        assert settings.kafka.sasl_password is not None
         return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value(),
-            mechanism=settings.sasl_mechanism,
+            username=settings.kafka.sasl_username,
+            password=settings.kafka.sasl_password.get_secret_value(),
+            mechanism=settings.kafka.sasl_mechanism,
             ssl_context=context,
         )
     if context is not None:
@@ -83,23 +86,23 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.start()
     except KafkaConnectionError as exc:
         raise ConfigError(
-            "CHURNWATCH_BOOTSTRAP_SERVERS", f"cannot reach Kafka at {settings.bootstrap}: {exc}"
+            "CHURNWATCH_BOOTSTRAP_SERVERS", f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
         ) from None
     try:
-        names = [*settings.event_topics.values(), settings.topic_alerts, settings.topic_deadletter]
+        names = [*settings.topics.events.values(), settings.topics.alerts, settings.topics.deadletter]
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
+            NewTopic(name, settings.topics.partitions, settings.topics.replication_factor)
             for name in names
             if name not in existing
         ]
-        if settings.topic_feedback not in existing:
+        if settings.topics.feedback not in existing:
             # Answers to alerts, keyed by account and co-partitioned with it; compacted (docs/alerts.md).
             missing.append(
                 NewTopic(
-                    settings.topic_feedback,
-                    settings.partitions,
-                    settings.replication_factor,
+                    settings.topics.feedback,
+                    settings.topics.partitions,
+                    settings.topics.replication_factor,
                     topic_configs={"cleanup.policy": "compact"},
                 )
             )
@@ -115,7 +118,7 @@ async def ensure_topics(settings: Settings) -> None:
             # Alerts share partition numbers with the deliveries ledger, and the worker reads answers by the
             # partitions it owns: they must be co-partitioned too.
             described = await admin.describe_topics(
-                [*settings.event_topics.values(), settings.topic_alerts, settings.topic_feedback]
+                [*settings.topics.events.values(), settings.topics.alerts, settings.topics.feedback]
             )
             # A just-created topic can briefly be described without partitions: wait for its metadata.
             if all(topic["partitions"] for topic in described) or time.monotonic() > deadline:
@@ -123,11 +126,11 @@ async def ensure_topics(settings: Settings) -> None:
             await asyncio.sleep(0.1)
         for topic in described:
             partitions = len(topic["partitions"])
-            if partitions != settings.partitions:
+            if partitions != settings.topics.partitions:
                 raise ConfigError(
                     "CHURNWATCH_PARTITIONS",
                     f"topic {topic['topic']!r} has {partitions} partitions, "
-                    f"settings say {settings.partitions}; "
+                    f"settings say {settings.topics.partitions}; "
                     "event and alert topics must be co-partitioned with the state tables",
                 )
     finally:

@@ -55,10 +55,9 @@ class Outbox:
         self.deliveries = deliveries
         self.deadletter_topic = deadletter_topic
         self.clock = clock
-        sinks_config = settings.sinks_config()
         self.notifier = Notifier(
-            build_sinks(sinks_config, http),
-            sinks_config.retry_policy(),
+            build_sinks(settings.delivery, http),
+            settings.delivery.retry_policy(),
             load=deliveries.data.get,
             store=self._store_ledger,
             clock=clock,
@@ -67,7 +66,7 @@ class Outbox:
         self.reader = EventReader(
             app,
             client_options(settings),
-            type_by_topic={settings.topic_alerts: "alerts"},
+            type_by_topic={settings.topics.alerts: "alerts"},
             batch_max_events=100,
             batch_within_seconds=0.5,
             checkpoint_interval_seconds=0.0,  # after every batch: the ledger is already durable per request
@@ -92,7 +91,7 @@ class Outbox:
             headers = [
                 ("churnwatch.error.reason", failed.reason.encode()[:1000]),
                 ("churnwatch.error.sink", (failed.sink or "").encode()),
-                ("churnwatch.source.topic", self.settings.topic_alerts.encode()),
+                ("churnwatch.source.topic", self.settings.topics.alerts.encode()),
                 ("churnwatch.source.partition", str(failed.record.partition).encode()),
                 ("churnwatch.source.offset", str(failed.record.offset).encode()),
             ]
@@ -125,7 +124,7 @@ class Outbox:
 
     def checkpointed_offsets(self, partitions: Sequence[int]) -> dict[str, int]:
         """The outbox offset a new owner would resume from, per partition (what is checkpointed)."""
-        topic = self.settings.topic_alerts
+        topic = self.settings.topics.alerts
         return {str(partition): self.stored_positions(partition).get(topic, 0) for partition in partitions}
 
     async def _deliver(self, sink: Sink, alerts: Sequence[Alert], policy: RetryPolicy) -> DeliveryOutcome:
@@ -145,7 +144,7 @@ class Outbox:
     async def expire_ledger(self) -> None:
         """Forget idempotency keys (and lapsed snoozes) older than the dedup retention: bounded state."""
         now_ms = self.clock()
-        horizon = now_ms - self.settings.dedup_retention_days * 86_400_000
+        horizon = now_ms - self.settings.delivery.dedup_retention_days * 86_400_000
         for key, raw in list(self.deliveries.data.items()):
             if key.startswith(RESERVED_PREFIX):
                 continue

@@ -17,13 +17,13 @@ log = structlog.get_logger(__name__)
 
 
 def local_broker(settings: Settings) -> kafka_local.LocalBroker:
-    return kafka_local.LocalBroker(settings.kafka_home.resolve(), settings.kafka_port)
+    return kafka_local.LocalBroker(settings.kafka.local_home.resolve(), settings.kafka.local_port)
 
 
 def prepare_kafka(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> None:
     """Start the embedded broker when no external Kafka is configured, then create the topics."""
     quiet_kafka_client_logs()
-    if settings.embedded_kafka:
+    if settings.kafka.embedded:
         kafka_local.start(local_broker(settings))  # asyncio.run inside: it unsets the current event loop
     if loop is None:
         asyncio.run(ensure_topics(settings))
@@ -51,14 +51,17 @@ def run_worker(settings: Settings) -> None:
     churnwatch = Churnwatch(settings)
     churnwatch.metrics.worker_up.set(1)
     log.info(
-        "worker.starting", bootstrap=settings.bootstrap, app_id=settings.app_id, web_port=settings.web_port
+        "worker.starting",
+        bootstrap=settings.kafka.bootstrap,
+        app_id=settings.topics.app_id,
+        web_port=settings.worker.web_port,
     )
     worker = BoundedWorker(
         churnwatch.app,
         loop=loop,
-        loglevel=settings.log_level.upper(),
+        loglevel=settings.worker.log_level.upper(),
         quiet=True,
-        deadline=ExitDeadline(settings.shutdown_timeout_seconds),
+        deadline=ExitDeadline(settings.worker.shutdown_timeout_seconds),
     )
     # Faust's start-up spinner sets the root logger to DEBUG so it can spin on every record: every
     # logger.debug() in Faust and aiokafka then builds a LogRecord (one per changelog write, for example).

@@ -40,7 +40,6 @@ from pathlib import Path
 import orjson
 from aiokafka.partitioner import murmur2
 
-from detectors.monitor import DetectorConfig
 from detectors.risk import RiskModel
 from detectors.windows import DAY_MS
 from streams.engine import AccountState, Engine, MemoryStore
@@ -116,7 +115,7 @@ def fold_history(
     """
     started = time.perf_counter()
     rules = InputRules.from_settings(settings, now_ms=now_ms)
-    config = DetectorConfig(alert_threshold=settings.alert_threshold)
+    config = settings.detection.detector_config()
     exports = ExportReader(export, settings) if export is not ExportFormat.CANONICAL else None
     with SortedInput(rules) as sorted_input:
         for source in sources:
@@ -131,7 +130,7 @@ def fold_history(
         result = run_replay(
             sorted_input,
             config=config,
-            window_config=settings.window_config(),
+            window_config=settings.windows.window_config(),
             on_progress=(lambda lines, _: on_progress("fold", lines)) if on_progress else None,
         )
     rows: dict[bytes, bytes] = {}
@@ -142,7 +141,7 @@ def fold_history(
         open_episodes += detector.episode is not None
         state = AccountState(
             window,
-            account_partition(key, settings.partitions),
+            account_partition(key, settings.topics.partitions),
             applied_offsets=[-1] * len(EVENT_TYPES),
             detector=detector.to_state(),
         )
@@ -151,7 +150,7 @@ def fold_history(
     return History(
         rows=rows,
         risk_model=result.monitor.risk_model,
-        engine_state=_engine_state(result, settings.partitions),
+        engine_state=_engine_state(result, settings.topics.partitions),
         input_stats=sorted_input.stats,
         events=result.events,
         late_events=result.late_events,

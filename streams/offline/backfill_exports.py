@@ -114,5 +114,5 @@ def _stripe_mapper(settings: Settings) -> StripeMapper:
     from streams.gateway.server import load_account_map
     from streams.gateway.stripe_events import map_event
 
-    accounts = load_account_map(settings.stripe_account_map)
+    accounts = load_account_map(settings.ingest.stripe_account_map)
     return lambda event: map_event(event, accounts)

@@ -36,7 +36,7 @@ class WorkerRunningError(ChurnwatchError):
 
 def changelog_topic(settings: Settings) -> str:
     """The accounts table's changelog, as faust names it (``<app id>-<table>-changelog``)."""
-    return f"{settings.app_id}-{ACCOUNTS_TABLE}-changelog"
+    return f"{settings.topics.app_id}-{ACCOUNTS_TABLE}-changelog"
 
 
 async def backfill(settings: Settings, history: History, *, live_from_end: bool, dry_run: bool) -> Plan:
@@ -51,9 +51,9 @@ async def backfill(settings: Settings, history: History, *, live_from_end: bool,
             await ensure_changelog(admin, settings, topic)
         stored = await read_rows(settings, topic)
         live_from = await event_topic_ends(settings) if live_from_end else None
-        plan = plan_rows(history, stored, settings.partitions, live_from=live_from)
+        plan = plan_rows(history, stored, settings.topics.partitions, live_from=live_from)
         if history.identities:
-            known = await read_rows(settings, settings.topic_identities)
+            known = await read_rows(settings, settings.topics.identities)
             plan.identities = plan_identities(history, known)
             plan.known_identities = len(history.identities) - len(plan.identities)
         if not dry_run and plan.rows:
@@ -61,7 +61,7 @@ async def backfill(settings: Settings, history: History, *, live_from_end: bool,
             await write_rows(settings, topic, plan.rows)
         if not dry_run and plan.identities:
             await ensure_identity_topic(settings)
-            await write_rows(settings, settings.topic_identities, plan.identities)
+            await write_rows(settings, settings.topics.identities, plan.identities)
         return plan
     finally:
         await admin.close()
@@ -82,7 +82,7 @@ async def refuse_if_worker_runs(admin: AIOKafkaAdminClient, settings: Settings) 
     deadline = time.monotonic() + 30
     while True:
         try:
-            responses = await admin.describe_consumer_groups([settings.app_id])
+            responses = await admin.describe_consumer_groups([settings.topics.app_id])
             break
         except KafkaError as exc:
             # A new broker has no group coordinator until its offsets topic exists: a retriable error.
@@ -105,7 +105,14 @@ async def ensure_changelog(admin: AIOKafkaAdminClient, settings: Settings, topic
         configs = {"cleanup.policy": "compact", **{k: str(v) for k, v in CHANGELOG_COMPACTION.items()}}
         try:
             await admin.create_topics(
-                [NewTopic(topic, settings.partitions, settings.replication_factor, topic_configs=configs)]
+                [
+                    NewTopic(
+                        topic,
+                        settings.topics.partitions,
+                        settings.topics.replication_factor,
+                        topic_configs=configs,
+                    )
+                ]
             )
         except KafkaError as exc:
             if "TopicAlreadyExists" not in type(exc).__name__:
@@ -117,10 +124,10 @@ async def ensure_changelog(admin: AIOKafkaAdminClient, settings: Settings, topic
         if partitions or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
-    if partitions != settings.partitions:
+    if partitions != settings.topics.partitions:
         raise ConfigError(
             "CHURNWATCH_PARTITIONS",
-            f"topic {topic!r} has {partitions} partitions, settings say {settings.partitions}",
+            f"topic {topic!r} has {partitions} partitions, settings say {settings.topics.partitions}",
         )
 
 
@@ -175,7 +182,7 @@ async def event_topic_ends(settings: Settings) -> dict[int, dict[str, int]]:
     await consumer.start()
     try:
         tps = [
-            tp for topic in settings.event_topics.values() for tp in await topic_partitions(consumer, topic)
+            tp for topic in settings.topics.events.values() for tp in await topic_partitions(consumer, topic)
         ]
         ends = await consumer.end_offsets(tps)
     finally:

@@ -40,7 +40,7 @@ from streams.dedup import Deduplicator, event_key
 from streams.errors import ConfigError
 from streams.events import DeadLetterReason, Event, InvalidEventError, decode
 from streams.offline.replay import rfc3339
-from streams.settings import ENV_PREFIX, Settings, load_settings
+from streams.settings import ENV_PREFIX, Settings, load_settings, settings_table
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -84,10 +84,10 @@ class InputRules:
         sort_memory_bytes: int = DEFAULT_SORT_MEMORY_BYTES,
     ) -> InputRules:
         return cls(
-            max_event_bytes=settings.max_event_bytes,
-            max_future_skew_ms=int(settings.max_future_skew_seconds * 1000),
-            dedup_horizon_ms=int(settings.allowed_lateness_seconds * 1000),
-            dedup_max_keys=settings.event_dedup_max_keys,
+            max_event_bytes=settings.windows.max_event_bytes,
+            max_future_skew_ms=int(settings.windows.max_future_skew_seconds * 1000),
+            dedup_horizon_ms=int(settings.windows.allowed_lateness_seconds * 1000),
+            dedup_max_keys=settings.windows.event_dedup_max_keys,
             now_ms=now_ms,
             sort_memory_bytes=sort_memory_bytes,
         )
@@ -360,7 +360,7 @@ def flag_name(setting: str) -> str:
 
 def setting_help(setting: str) -> str:
     """A flag's help: the setting's description and its variable."""
-    field = Settings.model_fields[setting]
+    field = settings_table()[setting].info
     return f"{field.description} Default: ${ENV_PREFIX}{setting.upper()} if set, else {field.default}."
 
 

@@ -67,11 +67,12 @@ class RetryPolicy:
     streams.errors.ConfigError: setting 'max_attempts': must be >= 1
     """
 
-    max_attempts: int = 5
+    # The defaults of the delivery settings too (streams/settings/delivery.py).
+    max_attempts: int = 8
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
     jitter: float = 0.1
-    total_budget_s: float = 300.0
+    total_budget_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -1,0 +1,103 @@
+"""Settings of event validation and the per-account windows, and of detection (sweeps, the alert threshold).
+
+Defaults that the detectors also have are taken from them (``WindowConfig``, ``DetectorConfig``, the events'
+``MIN_TS_MS``), so each default is written once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from detectors.config import DetectorConfig
+from detectors.windows import WindowConfig
+from streams.events import MIN_TS_MS, InvalidEventError, parse_ts, ts_text
+from streams.settings.kafka import GROUP_CONFIG
+
+_WINDOW = WindowConfig()
+_DETECTOR = DetectorConfig()
+
+
+class WindowsSettings(BaseModel):
+    """What the live path accepts as an event, how late it may be, and how much history an account keeps."""
+
+    model_config = GROUP_CONFIG
+
+    max_event_bytes: int = Field(
+        default=65_536, ge=64, description="Larger records are dead-lettered (too_large)."
+    )
+    max_future_skew_seconds: float = Field(
+        default=86_400,
+        gt=0,
+        description="Events further than this ahead of the wall clock are dead-lettered.",
+    )
+    min_event_ts: str = Field(
+        default=ts_text(MIN_TS_MS),
+        description="Live events before this time (RFC 3339) are dead-lettered as invalid_ts (zeroed clocks, "
+        "epoch seconds sent as milliseconds); `churnwatch replay` accepts any time that parses.",
+    )
+    allowed_lateness_seconds: float = Field(
+        default=_WINDOW.allowed_lateness_ms / 1000,
+        ge=0,
+        description="Out-of-order allowance behind an account's newest event.",
+    )
+    retention_days: int = Field(
+        default=_WINDOW.retention_days, ge=7, le=3_650, description="Days of daily buckets kept per account."
+    )
+    top_events: int = Field(
+        default=_WINDOW.top_events, ge=1, le=50, description="Event names counted per day for each account."
+    )
+    event_dedup_max_keys: int = Field(
+        default=250_000,
+        ge=0,
+        description="Event ids (or content hashes) remembered to drop duplicate events, for the lateness "
+        "allowance at most, about 200 bytes each (0: no deduplication).",
+    )
+
+    @field_validator("min_event_ts")
+    @classmethod
+    def _check_min_event_ts(cls, value: str) -> str:
+        try:
+            parse_ts(value, min_ts_ms=None)
+        except InvalidEventError:
+            raise ValueError("must be RFC 3339 with a UTC offset, e.g. 2000-01-01T00:00:00Z") from None
+        return value
+
+    @property
+    def min_event_ts_ms(self) -> int:
+        """``min_event_ts`` in epoch milliseconds (the live path's lower bound on event times)."""
+        return parse_ts(self.min_event_ts, min_ts_ms=None)
+
+    def window_config(self) -> WindowConfig:
+        """The windows' retention, lateness and top-events settings (live worker and replay alike)."""
+        return WindowConfig(
+            retention_days=self.retention_days,
+            allowed_lateness_ms=int(self.allowed_lateness_seconds * 1000),
+            top_events=self.top_events,
+        )
+
+
+class DetectionSettings(BaseModel):
+    """When accounts are swept, and at what risk an alert opens."""
+
+    model_config = GROUP_CONFIG
+
+    evaluation_clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="Clock of detector sweeps: 'wall' (live: a timer sweeps on wall-clock time) or 'event' "
+        "(the event-time watermark: each UTC midnight it crosses sweeps, as replay does; for backfills).",
+    )
+    sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, description="Wall-clock sweep period ('wall' clock)."
+    )
+    alert_threshold: float = Field(
+        default=_DETECTOR.alert_threshold, gt=0, lt=1, description="Risk at which an account's episode opens."
+    )
+    top_accounts_export: int = Field(
+        default=0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
+    )
+
+    def detector_config(self) -> DetectorConfig:
+        """The detectors' thresholds with this alert threshold (the rest are DetectorConfig's own)."""
+        return DetectorConfig(alert_threshold=self.alert_threshold)

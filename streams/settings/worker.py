@@ -1,0 +1,55 @@
+"""Settings of the live worker's process: micro-batches, checkpoints, its HTTP server, health and shutdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from streams.settings.kafka import GROUP_CONFIG
+
+
+class WorkerSettings(BaseModel):
+    """How one worker process runs (``churnwatch worker``)."""
+
+    model_config = GROUP_CONFIG
+
+    batch_max_events: int = Field(default=2_000, ge=1, description="Events folded per micro-batch at most.")
+    batch_within_seconds: float = Field(default=0.25, gt=0, description="Longest wait to fill a micro-batch.")
+    checkpoint_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often changed account states and the consumed offsets are written to the changelog "
+        "(a crash re-reads at most this much, harmlessly).",
+    )
+    state_cache_accounts: int = Field(
+        default=50_000, ge=0, description="Decoded account states kept in memory between batches, at most."
+    )
+    web_host: str = Field(
+        default="127.0.0.1", description="Bind address of the worker's HTTP server (API, metrics)."
+    )
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the worker's HTTP server.")
+    data_dir: Path = Field(
+        default=Path(".churnwatch"), description="Worker data directory (faust's datadir)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    shutdown_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="A stopping worker (SIGTERM/SIGINT or a fatal error) that has not exited after this long "
+        "exits anyway with code 1; a second signal exits at once. Keep it below the grace period of the "
+        "orchestrator.",
+    )
+    ready_read_within_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Ready only if the broker answered a fetch of the event reader (or nothing was assigned) "
+        "within this long.",
+    )
+    liveness_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Live only if the event loop and the event reader's loop turned within this long.",
+    )

@@ -1,7 +1,7 @@
 """Sources of benchmarks/detection_generalization.py: the files, their split and what is known about them.
 
 The split is fixed in advance (tuning: simulator seeds 1-10, shapes "tuning" seeds 100-109; held-out: shapes
-"heldout" seeds 200-209, CDNOW, ChurnSim); see that script's docstring.
+"heldout" seeds 200-209 and fresh seeds 300-309, CDNOW, ChurnSim); see that script's docstring.
 """
 
 from __future__ import annotations
@@ -164,6 +164,12 @@ SOURCES = (
         "streams.dev.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), "
         "seeds 200-209",
         shapes_files("heldout", list(range(200, 210))),
+    ),
+    Source(
+        "shapes-fresh",
+        "heldout",
+        "streams.dev.shapes, held-out mix, fresh seeds 300-309 (first run for the risk mixture, issue 14)",
+        shapes_files("heldout", list(range(300, 310))),
     ),
     Source(
         "cdnow",

@@ -37,6 +37,8 @@ from typing import Any
 
 from river import linear_model, optim
 
+from detectors.experts import SIGNAL_EXPERTS, ExpertWeights, SignalExpert
+
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
     "users_drop",  # the same for daily active users
@@ -163,43 +165,60 @@ class PriorScorer:
 
 
 class RiskModel:
-    """The global online risk model: a River logistic regression stacked on the prior.
+    """The global online risk model: a mixture of experts weighed by how well each predicts outcomes.
+
+    The experts (:mod:`detectors.experts`): ``learned``, a River logistic regression over the prior's lift and
+    every feature; ``prior``, the outcome-free :class:`PriorScorer`; and the small calibrated
+    :class:`~detectors.experts.SignalExpert` s of :data:`~detectors.experts.SIGNAL_EXPERTS` (recency, BTYD,
+    level, trend, RFM, the prior's lift). Each predicts every outcome before learning it; the mixture is the
+    average of their probabilities weighed by ``exp(-eta * decayed log-loss)``
+    (:class:`~detectors.experts.ExpertWeights`), so it follows the expert that predicts this data best.
+    Scoring hands over from the prior to the mixture as positives arrive: the log-odds are
+    ``(1 - w) * prior + w * mixture`` with ``w = positives / min_positives`` (capped at 1); with a handful of
+    positives, calibrated experts that barely rank yet would otherwise outweigh the prior.
 
     Parameters
     ----------
     min_positives
-        Positive outcomes after which the learned model alone scores; before, the log-odds are blended
-        ``(1 - w) * prior + w * learned`` with ``w = positives / min_positives``. It learns from the first
-        outcome on.
+        Positive outcomes after which the mixture alone scores.
     learning_rate
-        Constant SGD step for the weights and the intercept.
+        Constant SGD step for the weights and the intercepts (every expert's).
     l2
-        L2 penalty (keeps weights of rarely-seen features from running away).
+        L2 penalty of the ``learned`` regression (keeps weights of rarely-seen features from running away).
     prior
-        The outcome-free scorer; its log-odds lift is the regression's ``prior`` input (starting weight 0).
+        The outcome-free scorer; its log-odds lift is an input of the regressions (starting weight 0).
+    eta, half_life
+        Mixture weights: ``exp(-eta * loss)``, losses decayed to half after ``half_life`` outcomes (0: never).
 
     Examples
     --------
     >>> model = RiskModel(min_positives=2)
     >>> model.using_prior, model.predict_proba_one({}) == model.prior.predict_proba_one({})
     (True, True)
-    >>> for _ in range(3):
-    ...     model.learn_one({"low_engagement": 0.9}, True)
+    >>> for _ in range(50):
+    ...     model.learn_one({"recency": 1.5, "low_engagement": 0.9}, True)
     ...     model.learn_one({"low_engagement": 0.1}, False)
     >>> model.using_prior, model.n_positives, model.n_negatives
-    (False, 3, 3)
-    >>> model.predict_proba_one({"low_engagement": 0.9}) > model.predict_proba_one({"low_engagement": 0.1})
+    (False, 50, 50)
+    >>> model.predict_proba_one({"recency": 1.5, "low_engagement": 0.9}) > model.predict_proba_one({})
     True
+    >>> weights = model.expert_weights()
+    >>> round(sum(weights.values()), 6), weights["prior"] < 0.01  # the prior, uncalibrated here, lost
+    (1.0, True)
     >>> RiskModel.from_state(model.to_state()).to_state() == model.to_state()
     True
     """
 
-    STATE_BUDGET_BYTES = 1_600
+    STATE_BUDGET_BYTES = 2_400
     __slots__ = (
         "_lr",
+        "eta",
+        "experts",
+        "half_life",
         "l2",
         "learning_rate",
         "min_positives",
+        "mixture",
         "n_negatives",
         "n_positives",
         "prior",
@@ -212,10 +231,14 @@ class RiskModel:
         learning_rate: float = 0.05,
         l2: float = 1e-4,
         prior: PriorScorer | None = None,
+        eta: float = 1.0,
+        half_life: float = 2_000.0,
     ) -> None:
         self.min_positives = min_positives
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.eta = eta
+        self.half_life = half_life
         self.prior = prior if prior is not None else PriorScorer()
         self.n_positives = 0
         self.n_negatives = 0
@@ -228,11 +251,22 @@ class RiskModel:
         self._lr._weights["prior"] = 0.0
         for name in FEATURES:
             self._lr._weights[name] = 0.0
+        self.experts = [
+            SignalExpert(name, inputs, intercept=self.prior.intercept, learning_rate=learning_rate)
+            for name, inputs in SIGNAL_EXPERTS
+        ]
+        names = ("learned", "prior", *(e.name for e in self.experts))
+        self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
 
     def clone(self) -> RiskModel:
         """A fresh model with the same parameters and prior (no outcomes learned)."""
         return RiskModel(
-            min_positives=self.min_positives, learning_rate=self.learning_rate, l2=self.l2, prior=self.prior
+            min_positives=self.min_positives,
+            learning_rate=self.learning_rate,
+            l2=self.l2,
+            prior=self.prior,
+            eta=self.eta,
+            half_life=self.half_life,
         )
 
     @property
@@ -242,8 +276,12 @@ class RiskModel:
 
     @property
     def learned_share(self) -> float:
-        """``w``: the learned model's share of the log-odds (0 before outcomes, 1 from ``min_positives``)."""
+        """``w``: the mixture's share of the log-odds (0 before outcomes, 1 from ``min_positives``)."""
         return min(1.0, self.n_positives / self.min_positives) if self.min_positives > 0 else 1.0
+
+    def expert_weights(self) -> dict[str, float]:
+        """The mixture's current weight of each expert (they sum to 1)."""
+        return dict(zip(self.mixture.names, self.mixture.weights(), strict=True))
 
     def _inputs(self, x: Mapping[str, float]) -> dict[str, float]:
         # The prior enters as its lift over its own base rate (0 for an unremarkable account), so the
@@ -252,48 +290,79 @@ class RiskModel:
         inputs["prior"] = _logit(self.prior.predict_proba_one(x)) - self.prior.intercept
         return inputs
 
+    def _predictions(self, inputs: Mapping[str, float]) -> list[float]:
+        """Every expert's probability, in the mixture's order."""
+        weights = self._lr._weights
+        learned = float(self._lr.intercept) + sum(weights.get(k, 0.0) * v for k, v in inputs.items())
+        prior = inputs["prior"] + self.prior.intercept
+        return [_sigmoid(learned), _sigmoid(prior), *(e.predict_proba_one(inputs) for e in self.experts)]
+
     def learn_one(self, x: Mapping[str, float], y: bool, weight: float = 1.0) -> None:
         """Learn one labelled snapshot (features as scored, outcome as observed; ``weight`` scales its step:
-        answers to alerts are labels of a configurable weight)."""
-        self._lr.learn_one(self._inputs(x), bool(y), w=weight)
+        answers to alerts are labels of a configurable weight). Every expert is charged the log-loss of its
+        prediction before it learns."""
+        inputs = self._inputs(x)
+        self.mixture.update(self._predictions(inputs), bool(y), weight)
+        self._lr.learn_one(inputs, bool(y), w=weight)
+        for expert in self.experts:
+            expert.learn_one(inputs, bool(y), weight)
         if y:
             self.n_positives += 1
         else:
             self.n_negatives += 1
 
-    def _learned_logodds(self, inputs: Mapping[str, float]) -> float:
-        weights = self._lr._weights
-        return float(self._lr.intercept) + sum(weights.get(k, 0.0) * v for k, v in inputs.items())
-
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
-        inputs = self._inputs(x)
         w = self.learned_share
         if w == 0.0:
             return self.prior.predict_proba_one(x)
-        prior = inputs["prior"] + self.prior.intercept
-        return _sigmoid((1.0 - w) * prior + w * self._learned_logodds(inputs))
+        inputs = self._inputs(x)
+        predictions = self._predictions(inputs)
+        mixed = sum(share * p for share, p in zip(self.mixture.weights(), predictions, strict=True))
+        if w == 1.0:
+            return mixed
+        return _sigmoid((1.0 - w) * (inputs["prior"] + self.prior.intercept) + w * _logit(mixed))
+
+    def _expert_contributions(
+        self, x: Mapping[str, float], prior: Mapping[str, float]
+    ) -> list[dict[str, float]]:
+        """Each expert's log-odds contributions, in the mixture's order; an expert reading the prior's lift
+        passes what it gives the lift on to the prior's own contributions."""
+        inputs = self._inputs(x)
+        lift = inputs["prior"]
+        weights = self._lr._weights
+        learned = {k: weights.get(k, 0.0) * v for k, v in inputs.items() if v}
+        out = []
+        for own in (learned, dict(prior), *(e.contributions(inputs) for e in self.experts)):
+            on_lift = own.pop("prior", None)
+            if on_lift is not None and lift:
+                for k, v in prior.items():
+                    own[k] = own.get(k, 0.0) + on_lift / lift * v
+            out.append(own)
+        return out
 
     def contributions(self, x: Mapping[str, float]) -> dict[str, float]:
-        """Log-odds each feature adds, under the blend of prior and learned model that scores."""
+        """Log-odds each feature adds: the experts' contributions averaged with the mixture's weights,
+        blended with the prior's as the score is (``(1 - w) * prior + w * mixture``)."""
         prior = self.prior.contributions(x)
         w = self.learned_share
         if w == 0.0:
             return prior
-        weights = self._lr._weights
-        through_prior = (1.0 - w) + w * weights.get("prior", 0.0)
-        out = {k: through_prior * v for k, v in prior.items()}
-        for k, v in x.items():
-            if v:
-                out[k] = out.get(k, 0.0) + w * weights.get(k, 0.0) * v
+        out = {k: (1.0 - w) * v for k, v in prior.items()}
+        for share, part in zip(self.mixture.weights(), self._expert_contributions(x, prior), strict=True):
+            for k, v in part.items():
+                out[k] = out.get(k, 0.0) + w * share * v
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-compatible state: counts, learned weights and intercept (the prior and parameters too)."""
+        """JSON-compatible state: counts, learned weights and intercept, the experts and their losses (the
+        prior and parameters too)."""
         return {
             "params": {
                 "min_positives": self.min_positives,
                 "learning_rate": self.learning_rate,
                 "l2": self.l2,
+                "eta": self.eta,
+                "half_life": self.half_life,
             },
             "prior": self.prior.to_state(),
             "n_pos": self.n_positives,
@@ -301,10 +370,13 @@ class RiskModel:
             "weights": {k: float(v) for k, v in self._lr._weights.items()},
             "intercept": float(self._lr.intercept),
             "n_iter": int(self._lr.optimizer.n_iterations),
+            "experts": [e.to_state() for e in self.experts],
+            "mixture": self.mixture.to_state(),
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RiskModel:
+        """The model of :meth:`to_state` (a state saved before the mixture gets fresh experts)."""
         model = cls(**state["params"], prior=PriorScorer.from_state(state["prior"]))
         model.n_positives = int(state["n_pos"])
         model.n_negatives = int(state["n_neg"])
@@ -312,6 +384,12 @@ class RiskModel:
             model._lr._weights[name] = float(weight)
         model._lr.intercept = float(state["intercept"])
         model._lr.optimizer.n_iterations = int(state["n_iter"])
+        saved = {e["name"]: e for e in state.get("experts", ())}
+        model.experts = [
+            SignalExpert.from_state(saved[e.name]) if e.name in saved else e for e in model.experts
+        ]
+        if "mixture" in state:
+            model.mixture.restore(state["mixture"])
         return model
 
 

@@ -191,6 +191,10 @@ def _counts(result: ReplayResult) -> dict[str, Any]:
             "using_prior": model.using_prior if model is not None else None,
             "positives": model.n_positives if model is not None else 0,
             "negatives": model.n_negatives if model is not None else 0,
+            # which expert the mixture follows on this data (detectors.experts)
+            "expert_weights": (
+                {name: round(w, 4) for name, w in model.expert_weights().items()} if model is not None else {}
+            ),
         },
     }
 

@@ -174,8 +174,9 @@ class ExpertWeights:
             raise ValueError(f"{len(self.names)} experts but {len(self.losses)} handicaps")
 
     def update(self, predictions: Sequence[float], y: bool, weight: float = 1.0) -> None:
-        """Charge each expert the log-loss of its prediction (made before it learned ``y``)."""
-        decay = self._decay
+        """Charge each expert the log-loss of its prediction (made before it learned ``y``); a label of
+        weight ``k`` counts as ``k`` outcomes (in the decay too: weight 0 changes nothing)."""
+        decay = self._decay**weight
         self.losses = [
             decay * loss + weight * log_loss(p, y) for loss, p in zip(self.losses, predictions, strict=True)
         ]

@@ -329,7 +329,7 @@ SPECS = [
         lambda m: m.to_state(),
         lambda s, t: RiskModel.from_state(s),
         RiskModel.STATE_BUDGET_BYTES,
-        lambda m: (m.min_positives, m.learning_rate, m.l2, m.prior.to_state()),
+        lambda m: (m.min_positives, m.learning_rate, m.l2, m.eta, m.half_life, m.prior.to_state()),
     ),
     Spec(
         "AccountMonitor",

@@ -318,6 +318,7 @@ _DECODER = msgspec.json.Decoder(UsageEvent | SupportEvent | BillingEvent)
 _DIGITS_AS_NINES = bytes.maketrans(b"0123456789E", b"9999999999e")
 _HUGE_EXPONENT = b"e999"
 _LONG_DIGITS = b"9" * 200
+MAX_NESTING = 1_000  # brackets in a value above which the exact path judges it (orjson's depth limit)
 _CONTROL = re.compile("[\x00-\x1f]")
 
 
@@ -329,8 +330,8 @@ def typed_decode(
     Whenever this returns an event, ``validate(orjson.loads(raw), ...)`` returns an equal one
     (``tests/test_typed_decode.py`` checks it on generated and hostile values): the decoder checks types,
     lengths, ranges and the kinds' and priorities' choices (enums) as it parses, and what it cannot check
-    (text times, control characters, a csat's score, the sign of a zero MRR, invalid UTF-8 or huge numbers in
-    fields it skips) is checked here or declined.
+    (text times, control characters, a csat's score, the sign of a zero MRR, invalid UTF-8, huge numbers or
+    deep nesting in fields it skips) is checked here or declined.
 
     >>> typed_decode(b'{"type":"usage","account_id":"a","ts":"2026-11-26T10:00:00Z","event":"x","count":2}')
     UsageEvent(account_id='a', ts_ms=1795687200000, event='x', user_id=None, count=2, event_id=None)
@@ -339,6 +340,8 @@ def typed_decode(
     shape = raw.translate(_DIGITS_AS_NINES, b"+")
     if _HUGE_EXPONENT in shape or _LONG_DIGITS in shape:
         return None
+    if len(raw) > MAX_NESTING and raw.count(b"[") + raw.count(b"{") > MAX_NESTING:
+        return None  # orjson rejects nesting deeper than 1,024; msgspec skips deeper fields it ignores
     if not raw.isascii():
         try:
             raw.decode()  # orjson rejects invalid UTF-8 anywhere; the typed decoder only where it reads

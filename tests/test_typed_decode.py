@@ -104,6 +104,7 @@ def as_lines(body: dict[str, Any], mutation: str) -> bytes:
         "bad_utf8": b',"x":"\xff"}',
         "surrogate": b',"x":"\\ud800"}',
         "deep": b',"x":' + b"[" * 1100 + b"]" * 1100 + b"}",
+        "deep_objects": b',"x":' + b'{"a":' * 1030 + b"1" + b"}" * 1030 + b"}",
         "duplicate_type": b',"type":"support"}',
         "duplicate_ts": b',"ts":"2026-11-26T10:00:00Z"}',
     }.get(mutation)
@@ -134,9 +135,12 @@ MUTATIONS = [
     "ascii",
     "huge_exponent",
     "huge_integer",
+    "huge_exponent_plus",
+    "huge_mantissa",
     "bad_utf8",
     "surrogate",
     "deep",
+    "deep_objects",
     "duplicate_type",
 ]
 

@@ -25,7 +25,9 @@ a sweep is scored by the same model).
 Time is event time: ``observe(..., now_ms)`` treats every UTC day before ``day_of(now_ms)`` as complete and
 judges silence against ``now_ms``. Callers pass the event-time watermark after folding events, and the clock
 (or the watermark, offline) in periodic sweeps so that accounts that stopped sending events are still
-evaluated. :class:`~detectors.outage.OutageGuard` then looks at all assessments of one sweep.
+evaluated. Every part reads the window as of ``now_ms`` (:meth:`~detectors.windows.AccountWindow.as_of`):
+days that start at or after it (a partition read ahead of the clock) wait for a later observation.
+:class:`~detectors.outage.OutageGuard` then looks at all assessments of one sweep.
 """
 
 from __future__ import annotations
@@ -166,7 +168,8 @@ class AccountMonitor:
         Call it with every account of a sweep *before* observing them (once per day is enough; later calls
         the same day do nothing). Without it, level, BTYD and calendar features are simply absent.
         """
-        self.population.census(accounts, day_of(now_ms - self.config.day_close_delay_ms))
+        as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
+        self.population.census(as_of, day_of(now_ms - self.config.day_close_delay_ms))
 
     def learn(self, outcomes: Iterable[Outcome]) -> int:
         """Learn labelled outcomes (``Assessment.outcomes``) into the risk model; returns how many.
@@ -223,6 +226,7 @@ class AccountMonitor:
         """
         cfg = self.config
         today = day_of(now_ms - cfg.day_close_delay_ms)
+        window = window.as_of(now_ms)  # what was folded with a later event time waits for a later sweep
         # A cancellation counts once the clock reaches it: a backfill can read billing days ahead of usage.
         if window.canceled_ts_ms is not None and window.canceled_ts_ms <= now_ms:
             return self._canceled(account_id, window, state, now_ms)

@@ -328,6 +328,38 @@ class AccountWindow:
         """Sum of ``column`` over the days ``first_day..last_day`` inclusive."""
         return sum(b[column] for d, b in self.days.items() if first_day <= d <= last_day)
 
+    def as_of(self, now_ms: int) -> AccountWindow:
+        """The window as the detectors may read it at ``now_ms``: without the days that start at or after
+        ``now_ms`` (at a midnight, the new day itself), whose events a sweep at ``now_ms`` must not see yet.
+        The hidden days stay in the window for the next sweep.
+
+        A worker reading several partitions sweeps a midnight once its slowest partition reaches it, and
+        the others have folded events of the new day by then; replay of a time-sorted file sweeps before
+        them. Through this view both judge the account on the same days. When nothing is hidden, the window
+        itself is returned; otherwise a shallow copy sharing everything but ``days``. The window keeps only
+        the newest plan and MRR, so those can still be newer than ``now_ms`` (docs/engine.md, "Live equals
+        replay").
+
+        >>> w = AccountWindow(WindowConfig())
+        >>> _ = w.add_usage(10 * DAY_MS + 5, "login", "u1", 1), w.add_usage(11 * DAY_MS + 5, "login", "u1", 1)
+        >>> night = 11 * DAY_MS  # a midnight
+        >>> sorted(w.as_of(night).days), sorted(w.as_of(night + 1).days), w.as_of(night + DAY_MS) is w
+        ([10], [10, 11], True)
+        """
+        first_hidden = day_of(now_ms - 1) + 1
+        newest = self.watermark_ms
+        if newest is None or day_of(newest) < first_hidden:
+            return self
+        view = AccountWindow(self.config)
+        for name in AccountWindow.__slots__:
+            setattr(view, name, getattr(self, name))
+        view.days = {day: bucket for day, bucket in self.days.items() if day < first_hidden}
+        return view
+
+    def used_before(self, now_ms: int) -> bool:
+        """Whether the window holds usage of a day that started before ``now_ms``."""
+        return any(bucket[USAGE] for bucket in self.as_of(now_ms).days.values())
+
     # -- state ----------------------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:

@@ -59,12 +59,13 @@ def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> No
     opened_live = {a["account_id"]: a["event_ts_ms"] for a in live if a["transition"] == "opened"}
 
     # The same accounts are flagged, most on the same day. A backfill reads the sparse support and billing
-    # topics in large chunks, days ahead of usage, so a live sweep can already count tickets or payment
-    # failures of "today" that replay folds only after that midnight: an episode may open a few days apart.
-    # The global risk model learns from outcomes from the first one on (issue 14), and those live snapshots
-    # differ by the same read-ahead, so its weights differ slightly too: an account whose risk only grazes
-    # the threshold (opening risk under threshold + 0.03) may open days apart or on one side only.
-    # Measured on this machine: 13 of 14 on the same day, one borderline account (0.354) 8 days apart.
+    # topics in large chunks, days ahead of usage. A sweep reads the windows as of its own time
+    # (AccountWindow.as_of), so it does not count tickets or payments of days after it, but what the window
+    # keeps only once still runs ahead: the newest plan and MRR, and the retention that follows the newest
+    # event (the 56th day back may be gone). Snapshots, and the global risk model that learns from them
+    # (issue 14), can differ slightly: an account whose risk only grazes the threshold (opening risk under
+    # threshold + 0.03) may open days apart or on one side only (docs/engine.md, "Live equals replay").
+    # Measured on this machine: 12 of 12 on the same day (before that view too).
     firm_risk = DetectorConfig().alert_threshold + 0.03
     risk_offline = {a.account_id: a.risk for a in judged_live if a.transition is Transition.OPENED}
     risk_live = {a["account_id"]: a["risk"] for a in live if a["transition"] == "opened"}

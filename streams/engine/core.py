@@ -155,7 +155,7 @@ class Engine:
         accounts: list[tuple[bytes, AccountState, int]] = []
         for key in sorted(store.owned()):
             state = store.get(key)
-            if state is not None and (everyone or due(state)):
+            if state is not None and (everyone or due(state, now_ms)):
                 accounts.append((key, state, state.partition))
         clock_ms = self.wall_clock() if self.wall_clock is not None else now_ms
         outcome = self.detection.sweep(accounts, now_ms, clock_ms)

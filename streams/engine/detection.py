@@ -52,10 +52,18 @@ class SweepOutcome:
     at_risk: dict[str, AtRisk] = field(default_factory=dict)
 
 
-def due(state: AccountState) -> bool:
-    """Whether a sweep evaluates the account: it has usage, and is not a cancellation already assessed."""
-    if state.window.watermarks[0] is None:
+def due(state: AccountState, now_ms: int) -> bool:
+    """Whether a sweep at ``now_ms`` evaluates the account: it had usage before ``now_ms``, and is not a
+    cancellation already assessed.
+
+    Usage folded with a later event time (a partition read ahead of the clock) does not count yet: replay
+    of a time-sorted file would not have folded it. An account observed before had usage before.
+    """
+    usage_mark = state.window.watermarks[0]
+    if usage_mark is None:
         return False  # no usage yet: nothing to judge
+    if usage_mark >= now_ms and state.detector is None and not state.window.used_before(now_ms):
+        return False
     detector = state.live_detector
     canceled = detector.canceled_ts_ms if detector is not None else None
     return canceled is None or canceled != state.window.canceled_ts_ms

@@ -16,6 +16,7 @@ from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
 from streams.cli.replay import replay
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.live.holdout import Holdout
 from streams.offline.replay import run_replay
 from streams.offline.replay_outputs import build_report, state_sizes
 
@@ -193,3 +194,59 @@ def test_ingestion_outage_in_the_file_raises_one_incident(sim_files: tuple[Path,
     # The outage adds no account alerts: the guard held back what it caused.
     assert opened_during(broken) <= opened_during(clean)
     assert broken.suppressed
+
+
+def test_replay_with_a_holdout_stamps_alerts_and_reports_the_uplift_the_alerts_give(
+    sim_files: tuple[Path, Path], app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's uplift is what an analyst gets back from the stamped alerts file and the cancellations."""
+    events, truth = sim_files
+    monkeypatch.setenv("CHURNWATCH_HOLDOUT_SHARE", "0.5")
+    monkeypatch.setenv("CHURNWATCH_HOLDOUT_EXPERIMENT", "q3-saves")
+    alerts, report = tmp_path / "alerts.jsonl", tmp_path / "report.json"
+    outcome = CliRunner().invoke(
+        app, ["replay", str(events), "--alerts", str(alerts), "--report", str(report)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "holdout q3-saves (50%)" in outcome.output
+    uplift = orjson.loads(report.read_bytes())["uplift"]
+    assert (uplift["experiment"], uplift["share"]) == ("q3-saves", 0.5)
+    records = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
+    holdout = Holdout(0.5, "q3-saves")
+    account_alerts = [r for r in records if r["kind"] == AlertKind.ACCOUNT_RISK.value]
+    assert account_alerts
+    for record in account_alerts:
+        stamp = record["extra"]["holdout"]
+        assert stamp == {
+            "experiment": "q3-saves",
+            "share": 0.5,
+            "held_out": holdout.member(record["account_id"]),
+        }
+    # Redo the numbers from the records: first opened alert per account, settled 30 days before the end.
+    cancels = {
+        row["account_id"]: int(datetime.fromisoformat(row["churn_ts"]).timestamp() * 1000)
+        for row in map(orjson.loads, truth.read_bytes().splitlines())
+        if row["churned"]
+    }
+    first: dict[str, tuple[int, bool]] = {}
+    for record in account_alerts:
+        if record["transition"] == "opened" and record["account_id"] not in first:
+            ts = int(datetime.fromisoformat(record["ts"]).timestamp() * 1000)
+            first[record["account_id"]] = (ts, record["extra"]["holdout"]["held_out"])
+    end_ms = int(datetime.fromisoformat(orjson.loads(report.read_bytes())["clock"]).timestamp() * 1000)
+    groups = {True: [0, 0], False: [0, 0]}
+    pending = 0
+    for account, (ts, held) in first.items():
+        cancel = cancels.get(account)
+        if cancel is not None and cancel < ts:
+            continue
+        if ts + 30 * DAY_MS > end_ms:
+            pending += 1
+            continue
+        groups[held][0] += 1
+        groups[held][1] += cancel is not None and cancel <= ts + 30 * DAY_MS
+    assert uplift["pending"] == pending
+    estimate = uplift["estimate"]
+    assert estimate is not None, "both groups of an 80-account base with 20 % churners have settled accounts"
+    assert [estimate["delivered"]["accounts"], estimate["delivered"]["churned"]] == groups[False]
+    assert [estimate["held_out"]["accounts"], estimate["held_out"]["churned"]] == groups[True]

@@ -17,6 +17,7 @@ from streams.cli.checks import output_file
 from streams.cli.progress import progress_for, report_console
 from streams.events import InvalidEventError, parse_ts
 from streams.feedback import Feedback
+from streams.live.holdout import Holdout
 from streams.offline.backtest import OutcomeMode
 from streams.offline.replay import ReplayResult, rfc3339, run_replay
 from streams.offline.replay_input import (
@@ -160,7 +161,8 @@ def replay(
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
-    body = build_report(result, warmup_days=warmup_days)
+    holdout = Holdout(settings.holdout_share, settings.holdout_experiment)
+    body = build_report(result, warmup_days=warmup_days, holdout=holdout)
     body.update(input_report(stats))
     body["state_bytes"] = state_sizes(result)
     if baselines:
@@ -170,7 +172,7 @@ def replay(
     if scores is not None:
         write_scores(result, scores)
     if alerts is not None:
-        write_alerts(result, alerts)
+        write_alerts(result, alerts, holdout)
     if report is not None:
         report.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     if html is not None:
@@ -321,6 +323,15 @@ def _print_summary(console: Console, body: dict[str, Any]) -> None:
         table.add_row(
             "Brier score (base-rate Brier)",
             f"{calibration['brier']:.4f} ({calibration['brier_base_rate']:.4f})",
+        )
+    uplift = body.get("uplift")
+    if uplift is not None:
+        estimate = uplift["estimate"]
+        table.add_row(
+            f"holdout {uplift['experiment']} ({uplift['share']:.0%})",
+            estimate["summary"]
+            if estimate
+            else f"no settled alerted account in a group ({uplift['pending']} pending)",
         )
     sizes = body.get("state_bytes")
     if sizes:

@@ -15,7 +15,9 @@ from detectors.alerts import Alert, AlertKind, Transition
 from detectors.monitor import Assessment
 from detectors.risk import brier_score, reliability_table
 from detectors.windows import DAY_MS
+from streams.live.holdout import Holdout
 from streams.offline.replay import ReplayResult, rfc3339
+from streams.offline.uplift import Uplift, alerted_outcomes
 
 SCORE_COLUMNS = [
     "account_id",
@@ -90,8 +92,9 @@ def write_scores(result: ReplayResult, path: Path) -> int:
 
 
 def alert_record(alert: Alert) -> dict[str, Any]:
-    """The alerts-file form of an alert: the Alert fields plus ``ts`` (RFC 3339 event time it fired)."""
-    return {
+    """The alerts-file form of an alert: the Alert fields plus ``ts`` (RFC 3339 event time it fired);
+    ``extra`` when the alert has any (a holdout stamp, a handled episode's outcome)."""
+    record: dict[str, Any] = {
         "account_id": alert.account_id,
         "ts": rfc3339(alert.event_ts_ms),
         "kind": alert.kind.value,
@@ -107,12 +110,18 @@ def alert_record(alert: Alert) -> dict[str, Any]:
         "event_ts_ms": alert.event_ts_ms,
         "detected_ts_ms": alert.detected_ts_ms,
     }
+    if alert.extra:
+        record["extra"] = alert.extra
+    return record
 
 
-def write_alerts(result: ReplayResult, path: Path) -> int:
+def write_alerts(result: ReplayResult, path: Path, holdout: Holdout | None = None) -> int:
+    """One alert record per line; stamped with their holdout membership when a holdout is given."""
+    stamp = holdout is not None and holdout.share > 0
     with Path(path).open("wb") as handle:
         for alert in result.alerts:
-            handle.write(orjson.dumps(alert_record(alert)) + b"\n")
+            record = alert_record(holdout.stamp(alert) if stamp and holdout is not None else alert)
+            handle.write(orjson.dumps(record) + b"\n")
     return len(result.alerts)
 
 
@@ -126,7 +135,13 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 2)
 
 
-def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: int = 60) -> dict[str, Any]:
+def build_report(
+    result: ReplayResult,
+    *,
+    warmup_days: int = 21,
+    lookback_days: int = 60,
+    holdout: Holdout | None = None,
+) -> dict[str, Any]:
     """Detection-quality metrics of a replay.
 
     Parameters
@@ -137,8 +152,13 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
     lookback_days
         A churner counts as flagged when an episode opened within this many days before its cancellation;
         lead time is measured from the first such opening.
+    holdout
+        The holdout the replayed history was recorded under (a replay stamps no alert): the report's
+        ``uplift`` compares churn after delivered and held-out alerts (:mod:`streams.offline.uplift`).
     """
     report = _counts(result)
+    if holdout is not None and holdout.share > 0:
+        report["uplift"] = replay_uplift(result, holdout)
     # The horizon starts at the first usage day (billing preambles may date back years).
     usage_start = min(
         (s.first_active_day for s in result.states.values() if s.first_active_day is not None), default=None
@@ -160,6 +180,28 @@ def build_report(result: ReplayResult, *, warmup_days: int = 21, lookback_days: 
     if calibration is not None:
         report["calibration"] = calibration
     return report
+
+
+def replay_uplift(result: ReplayResult, holdout: Holdout) -> dict[str, Any] | None:
+    """Uplift of delivered alerts among the replay's alerted accounts, settled a horizon after their first
+    alert by the replay's clock; None while either group has no settled account."""
+    if result.clock_ms is None:
+        return None
+    cohort = alerted_outcomes(
+        result.alerts,
+        result.cancellations,
+        horizon_days=result.config.horizon_days,
+        as_of_ms=result.clock_ms,
+        holdout=holdout,
+    )
+    uplift = Uplift.estimate(cohort)
+    body = uplift.to_dict() if uplift is not None else None
+    return {
+        "experiment": holdout.experiment,
+        "share": holdout.share,
+        "pending": cohort.pending,
+        "estimate": body,
+    }
 
 
 def _counts(result: ReplayResult) -> dict[str, Any]:

@@ -49,12 +49,15 @@ def features_of(kind: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class AnswerPolicy:
-    """How answers act: mute length, damping per false alarm and its half-life, weight as a risk label."""
+    """How answers act: mute length, damping per false alarm and its half-life, weight as a risk label, and
+    how many pseudo-answers a plan's own answers must outweigh before they damp a reason for the whole plan
+    (:mod:`detectors.answer_segments`; 0: answers teach nothing beyond the accounts answered)."""
 
     suppress_days: float = 30.0
     damping: float = 0.8
     damping_half_life_days: float = 365.0
     label_weight: float = 1.0
+    segment_prior_answers: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

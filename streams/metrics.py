@@ -31,6 +31,7 @@ class Metrics:
     alert_delivery_retries: Counter
     alert_duplicates_suppressed: Counter
     alerts_held_out: Counter
+    answers_folded: Counter
     consumer_lag: Gauge
     last_event_timestamp: Gauge
     accounts_at_risk: Gauge
@@ -127,6 +128,14 @@ class Metrics:
             alerts_held_out=Counter(
                 "churnwatch_alerts_held_out_total",
                 "Account alerts recorded but not delivered because the account is in the holdout group.",
+                registry=registry,
+            ),
+            answers_folded=Counter(
+                "churnwatch_answers_folded_total",
+                "Answers to alerts the worker read from the feedback topic, by label (real, false-alarm, "
+                "handled, snooze) and outcome (applied; duplicate: the same answer again; unknown: no such "
+                "alert or account state).",
+                ["label", "outcome"],
                 registry=registry,
             ),
             consumer_lag=Gauge(

@@ -18,9 +18,10 @@ import pytest
 
 from detectors.alerts import Alert, Transition
 from detectors.answers import MAX_ALERTS, MAX_SEEN, AnswerBook, AnswerPolicy
-from detectors.monitor import DetectorConfig
+from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.reasons import reason_kind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
+from streams.engine import Engine, MemoryStore
 from streams.engine.answers import HANDLED_OUTCOME, AnswerArrival
 from streams.engine.state import AccountState
 from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
@@ -273,3 +274,24 @@ def test_label_weight_scales_the_models_step(weight: float) -> None:
     step = once.to_state()["weights"]["usage_drop"] - base.to_state()["weights"]["usage_drop"]
     moved = weighted.to_state()["weights"]["usage_drop"] - base.to_state()["weights"]["usage_drop"]
     assert moved == pytest.approx(weight * step)
+
+
+def test_an_answer_read_late_acts_at_its_own_time() -> None:
+    """A snooze read ten days after it was given (a lagging partition) ends when it was meant to."""
+    engine = Engine(AccountMonitor(DetectorConfig(), WindowConfig()), MemoryStore())
+    engine.store.put(b"school", AccountState(AccountWindow(WindowConfig()), 0))
+    answered = (DAY0 + 100) * DAY_MS
+    engine.sweep(answered + 10 * DAY_MS)  # the engine's clock is ten days past the answer
+    snooze = Feedback(
+        account_id="school",
+        alert_id="school:0:opened",
+        label=FeedbackLabel.SNOOZE,
+        user="ana",
+        source=FeedbackSource.SLACK,
+        answered_ts_ms=answered,
+    )
+    engine.answer(AnswerArrival(snooze, 0, 0))
+    state = engine.store.get(b"school")
+    assert state is not None and state.detector is not None
+    assert engine.monitor.state_from(state.detector).snoozed_until_ms == snooze.snooze_until_ms
+    assert snooze.snooze_until_ms == answered + 14 * DAY_MS

@@ -13,7 +13,7 @@ from detectors.reasons import reason_kind
 from streams.dev.producer import produce_live
 from streams.dev.simulator import Simulation, SimulationConfig
 from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
-from tests.kafka_harness import WorkerFactory, WorkerProcess, read_all, run, wait_until
+from tests.kafka_harness import WorkerFactory, WorkerProcess, metric_value, read_all, run, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -100,3 +100,18 @@ def test_worker_folds_answers_from_the_feedback_topic(workers: WorkerFactory) ->
     resolved = wait_until(resolution, timeout=60, what="the handled episode's resolution on the alerts topic")
     assert len(resolved) == 1 and resolved[0]["extra"]["outcome"] == "action taken"
     assert "marked handled by cy" in resolved[0]["reasons"][0]
+    # The worker counts what it folded: each answer once, the repeat as a duplicate, nothing unknown.
+    text = worker.get("/metrics").text
+    folded = {
+        (label, outcome): metric_value(text, "churnwatch_answers_folded_total", label=label, outcome=outcome)
+        for label in ("false-alarm", "real", "handled", "snooze")
+        for outcome in ("applied", "duplicate", "unknown")
+    }
+    expected = {key: 0.0 for key in folded}
+    expected |= {
+        ("false-alarm", "applied"): 1.0,
+        ("false-alarm", "duplicate"): 1.0,
+        ("real", "applied"): 1.0,
+        ("handled", "applied"): 1.0,
+    }
+    assert folded == expected

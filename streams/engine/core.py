@@ -92,7 +92,7 @@ class Engine:
         self.store = store
         self.window_config = monitor.window_config
         self.detection = Detection(monitor, answer_policy)
-        self.answering = Answering(monitor, self.detection.answer_policy)
+        self.answering = Answering(monitor, self.detection.answer_policy, self.detection.segments)
         self.on_answered = on_answered
         self.last_sweep_ms: int | None = None
         self.clock = EventClock()
@@ -124,20 +124,17 @@ class Engine:
                 yield arrival
 
     def answer(self, arrival: AnswerArrival) -> None:
-        """Apply one answer to its account (:mod:`streams.engine.answers`) at the engine's time: the wall
-        clock when it sweeps on it, else the last sweep's clock (the answer's own time before any sweep)."""
+        """Apply one answer to its account (:mod:`streams.engine.answers`) at the answer's own time
+        (``answered_ts_ms``, what the gateway recorded): the same record acts the same in the worker, after
+        a restart and in a replay, however late it is read."""
         feedback = arrival.feedback
         key = feedback.account_id.encode()
         state = self.store.get(key)
         if state is None:
-            self.answering.counts.unknown += 1
+            self.answering.unknown(feedback)
             return
-        if not self.event_clock and self.wall_clock is not None:
-            now_ms = self.wall_clock()
-        else:
-            now_ms = self.last_sweep_ms if self.last_sweep_ms is not None else feedback.answered_ts_ms
         detector = self.detection.detector_of(state)
-        alerts = self.answering.apply(state, detector, feedback, now_ms)
+        alerts = self.answering.apply(state, detector, feedback, feedback.answered_ts_ms)
         state.detector = detector.to_state()
         self.store.put(key, state)
         if alerts and self.on_answered is not None:

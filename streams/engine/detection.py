@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.alerts import Alert
+from detectors.answer_segments import SegmentAnswers, merged
 from detectors.answers import AnswerPolicy
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, OutageGuard, Outcome
 from detectors.risk import RiskModel
@@ -70,7 +71,8 @@ def due(state: AccountState, now_ms: int) -> bool:
 
 
 class Detection:
-    """The detectors of one engine: a monitor, its global risk model, the outage guard, the at-risk view.
+    """The detectors of one engine: a monitor, its global risk model, the outage guard, the at-risk view,
+    and what answers taught about each plan (:class:`~detectors.answer_segments.SegmentAnswers`).
 
     The risk model learns here, not while the monitor observes: the outcomes a sweep labels are learned at
     the start of the next sweep (before its census), so every account of a sweep is scored by the same
@@ -81,6 +83,7 @@ class Detection:
         self.monitor = monitor
         self.answer_policy = answer_policy if answer_policy is not None else AnswerPolicy()
         self.guard = OutageGuard(monitor.config)
+        self.segments = SegmentAnswers()
         self.at_risk: dict[str, AtRisk] = {}
         self.unlearned: list[Outcome] = []  # labelled by the last sweep, learned at the start of the next
 
@@ -96,6 +99,20 @@ class Detection:
             self.monitor.risk_model = stored
             return True
         return False
+
+    def adopt_segments(self, state: dict[str, Any]) -> bool:
+        """Take persisted plan lessons when they tally more answers than the ones in memory."""
+        stored = SegmentAnswers.from_state(state)
+        if stored.judged > self.segments.judged:
+            self.segments.tallies = stored.tallies  # in place: the engine's answering holds this object
+            return True
+        return False
+
+    def feature_weights(self, state: AccountState, now_ms: int) -> dict[str, float] | None:
+        """What answers taught about the account: its own (muted, damped kinds) and its plan's."""
+        policy = self.answer_policy
+        own = state.answers.weights(now_ms, policy) if state.answers else None
+        return merged(own, self.segments.weights(state.window.plan, now_ms, policy))
 
     def adopt_guard(self, state: dict[str, Any]) -> bool:
         """Take a persisted outage guard when it has reviewed a later day than the one in memory."""
@@ -134,12 +151,15 @@ class Detection:
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
         monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
         detectors: dict[str, AccountDetectorState] = {}
+        weighed: dict[str, dict[str, float]] = {}
         for account_id, _, state, partition, detector in batch:
-            weights = state.answers.weights(now_ms, self.answer_policy) if state.answers else None
+            weights = self.feature_weights(state, now_ms)
             assessment = monitor.observe(
                 account_id, state.window, detector, now_ms, clock_ms=clock_ms, feature_weights=weights
             )
             detectors[account_id] = detector
+            if weights:
+                weighed[account_id] = weights
             outcome.assessments.append(assessment)
             self.unlearned.extend(assessment.outcomes)
             listed = self._listed(assessment, detector, partition)
@@ -151,7 +171,7 @@ class Detection:
         outcome.alerts = [*decision.incident_alerts, *decision.alerts]
         outcome.suppressed = list(decision.suppressed)
         answered = set(
-            remember_alerts(decision.alerts, outcome.assessments, {a: s for a, _, s, _, _ in batch})
+            remember_alerts(decision.alerts, outcome.assessments, {a: s for a, _, s, _, _ in batch}, weighed)
         )
         for account_id, key, state, _, detector in batch:
             serialized = detector.to_state()

@@ -1,4 +1,5 @@
-"""The engine's own state, saved with the account states: risk model, outage guard, population, clock.
+"""The engine's own state, saved with the account states: risk model, outage guard, population, what answers
+taught about each plan, clock.
 
 The detectors keep worker-wide state besides each account's: the global risk model (learned from outcomes),
 the outage guard (open incidents) and the population model (segment percentiles, the BTYD fit, the holiday
@@ -71,6 +72,7 @@ def encode(detection: Detection, clock: EventClock) -> bytes:
             "model": detection.risk_model.to_state(),
             "guard": detection.guard.to_state(),
             "population": population_state(detection.monitor.population),
+            "segments": detection.segments.to_state(),
             "clock": clock.to_state(),
         },
         option=orjson.OPT_NON_STR_KEYS,
@@ -93,3 +95,5 @@ def adopt(
             detection.adopt_guard(state["guard"])
         if state.get("population") is not None:
             adopt_population(detection.monitor, state["population"])
+        if state.get("segments"):
+            detection.adopt_segments(state["segments"])

@@ -31,9 +31,11 @@ from detectors.alerts import Alert
 from detectors.monitor import AccountMonitor
 from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
+from streams.engine.answers import AnswerOutcome
 from streams.engine.clock import WallClock
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
+from streams.feedback import FeedbackLabel
 from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, zero_counters
 from streams.live.health import Health, LoopHeartbeat
@@ -157,6 +159,7 @@ class Churnwatch:
         self.engine = build_engine(settings, self.store, clock)
         self.engine.on_sweep = self._swept
         self.engine.on_answered = self._answered
+        self.engine.answering.listener = self._answer_folded
         self.folder = BatchFolder(
             window_config=self.window_config,
             max_event_bytes=settings.windows.max_event_bytes,
@@ -311,6 +314,9 @@ class Churnwatch:
         if self.engine.last_sweep is not None:
             self.metrics.sweep_seconds.observe(self.engine.last_sweep.seconds)
         self.gauges.update()
+
+    def _answer_folded(self, label: FeedbackLabel, outcome: AnswerOutcome) -> None:
+        self.metrics.answers_folded.labels(label=label.value, outcome=outcome.value).inc()
 
     def _answered(self, alerts: list[Alert]) -> None:
         """Alerts an answer raised (a handled episode's resolution), written with the batch's alerts."""

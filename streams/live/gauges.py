@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 
+from streams.engine.answers import AnswerOutcome
 from streams.engine.detection import Detection
 from streams.events import DeadLetterReason
+from streams.feedback import FeedbackLabel
 from streams.live.poison import PoisonReason
 from streams.metrics import Metrics
 
@@ -45,6 +47,8 @@ def zero_counters(metrics: Metrics, event_types: Iterable[str]) -> None:
         metrics.deadletters.labels(reason=reason.value)
     for poison_reason, role in itertools.product(PoisonReason, [*roles, "alerts"]):
         metrics.undecodable_skipped.labels(reason=poison_reason.value, topic=role)
+    for label, outcome in itertools.product(FeedbackLabel, AnswerOutcome):
+        metrics.answers_folded.labels(label=label.value, outcome=outcome.value)
 
 
 class RiskGauges:

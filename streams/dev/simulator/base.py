@@ -24,6 +24,7 @@ from streams.dev.simulator.config import (
     TZ_OFFSETS_H,
     TZ_P,
     USAGE_RATE,
+    VACATION,
     SimulationConfig,
     mrr_of,
 )
@@ -69,6 +70,8 @@ class CustomerBase:
             rng.choice(4, size=n, p=SPARSE_PLAN_MIX),
             rng.choice(4, size=n, p=PLAN_MIX),
         )
+        if self.config.vacation_plan is not None:
+            plan = np.where(arch == VACATION, PLANS.index(self.config.vacation_plan), plan)
         lo = np.array([SEATS[p][0] for p in plan], dtype=float)
         hi = np.array([SEATS[p][1] for p in plan], dtype=float)
         seats = np.rint(np.exp(rng.uniform(np.log(lo), np.log(hi + 0.49)))).astype(np.int64)

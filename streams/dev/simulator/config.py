@@ -82,6 +82,9 @@ class SimulationConfig:
         Shares of the archetypes (the remainder is healthy); counts are ``round(share * accounts)``.
     event_scale : float
         Multiplies usage volume only (support and billing keep their realistic rates).
+    vacation_plan : str or None
+        The plan every ``vacation_dip`` account is on (one kind of customer that dips, as schools do in
+        summer); ``None``: drawn like everyone's.
 
     Examples
     --------
@@ -104,6 +107,7 @@ class SimulationConfig:
     vacation_dip: float = 0.08
     sparse: float = 0.05
     event_scale: float = 1.0
+    vacation_plan: str | None = None
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -119,6 +123,8 @@ class SimulationConfig:
             raise ValueError("archetype shares must lie in [0, 1]")
         if sum(shares) > 1 + 1e-9:
             raise ValueError(f"archetype shares sum to {sum(shares):.2f} (> 1)")
+        if self.vacation_plan is not None and self.vacation_plan not in PLANS:
+            raise ValueError(f"vacation_plan must be one of {', '.join(PLANS)}")
 
     def shares(self) -> tuple[float, ...]:
         """Shares of the non-healthy archetypes, in ``ARCHETYPES[1:]`` order."""

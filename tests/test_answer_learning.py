@@ -1,0 +1,54 @@
+"""Answering alerts improves the ranking of accounts nobody answered (issue 18), without Kafka.
+
+A simulated base where a quarter of the accounts are healthy vacation dippers on one plan: silence,
+recency and the population percentiles fire on them. An oracle answers the first alerts on one half of the
+accounts from the simulator's truth; the other half is never answered. The figures of a larger base are
+measured by ``benchmarks/feedback_learning.py`` (docs/feedback.md); this test requires the direction, on a
+base small enough for the suite, with a paired bootstrap interval rather than a single difference.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from detectors.answers import AnswerPolicy
+from streams.dev.answer_study import Base, Comparison, compare
+from streams.dev.simulator import SimulationConfig
+
+ACCOUNTS, DAYS, ANSWERS = 1_200, 130, 200
+pytestmark = pytest.mark.slow  # two replays of the base: minutes, not seconds
+
+
+@functools.cache
+def base() -> Base:
+    return Base.simulate(
+        SimulationConfig(
+            seed=11, accounts=ACCOUNTS, days=DAYS, event_scale=0.02, vacation_dip=0.3, vacation_plan="pro"
+        )
+    )
+
+
+@functools.cache
+def with_answers() -> Comparison:
+    return compare(base(), ANSWERS, AnswerPolicy())
+
+
+def test_answers_raise_the_auc_of_held_out_accounts() -> None:
+    comparison = with_answers()
+    before, after = comparison.auc(comparison.before), comparison.auc(comparison.after)
+    assert before is not None and after is not None, "the answers left no 30-day outcome to rank"
+    assert before["cases"] == after["cases"] and before["positives"] >= 50
+    change = comparison.difference(resamples=300)
+    assert change is not None
+    assert change["low"] > 0, f"AUC {before['auc']} -> {after['auc']}, paired 95 % interval {change}"
+
+
+def test_answers_lower_the_false_alarm_rate_of_held_out_accounts() -> None:
+    comparison = with_answers()
+    before = comparison.false_alarms(comparison.before, held=True)
+    after = comparison.false_alarms(comparison.after, held=True)
+    assert before["opened"] >= 30
+    assert after["rate"] < before["rate"] and after["false_alarms"] < before["false_alarms"], (before, after)
+    assert after["real"] >= before["real"] * 0.8  # not bought by silencing the real alerts

@@ -17,7 +17,6 @@ from streams.cli.checks import output_file
 from streams.cli.progress import progress_for, report_console
 from streams.events import InvalidEventError, parse_ts
 from streams.feedback import Feedback
-from streams.live.holdout import Holdout
 from streams.offline.backtest import OutcomeMode
 from streams.offline.replay import ReplayResult, rfc3339, run_replay
 from streams.offline.replay_input import (
@@ -161,7 +160,7 @@ def replay(
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
-    holdout = Holdout(settings.holdout_share, settings.holdout_experiment)
+    holdout = settings.holdout.holdout()
     body = build_report(result, warmup_days=warmup_days, holdout=holdout)
     body.update(input_report(stats))
     body["state_bytes"] = state_sizes(result)

@@ -133,6 +133,13 @@ class FeedbackSettings(BaseModel):
         description="Weight of a 'real' or 'false alarm' answer as a label for the risk model (a "
         "cancellation weighs 1; 0: answers teach the model nothing).",
     )
+    plan_prior_answers: float = Field(
+        default=_ANSWERS.segment_prior_answers,
+        ge=0,
+        validation_alias="feedback_plan_prior_answers",
+        description="Pseudo-answers a plan's own answers must outweigh before a reason that cries wolf in "
+        "that plan is damped for all its accounts (0: answers teach nothing beyond the accounts answered).",
+    )
 
     def answer_policy(self) -> AnswerPolicy:
         """How answers to alerts act on accounts and the risk model (live worker and replay alike)."""
@@ -141,6 +148,7 @@ class FeedbackSettings(BaseModel):
             damping=self.damping,
             damping_half_life_days=self.damping_half_life_days,
             label_weight=self.label_weight,
+            segment_prior_answers=self.plan_prior_answers,
         )
 
 

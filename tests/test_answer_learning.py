@@ -18,7 +18,8 @@ from streams.dev.answer_study import Base, Comparison, compare
 from streams.dev.simulator import SimulationConfig
 
 ACCOUNTS, DAYS, ANSWERS = 1_200, 130, 200
-pytestmark = pytest.mark.slow  # two replays of the base: minutes, not seconds
+# Two replays of the base: minutes, not seconds (the timeout only bounds a hang on a busy machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @functools.cache

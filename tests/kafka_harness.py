@@ -144,13 +144,14 @@ class WorkerFactory:
         env.update(overrides)
         return env
 
-    def settings(self) -> Settings:
+    def settings(self, **overrides: str) -> Settings:
+        """The workers' settings; ``overrides`` by flat name (``topic_identities=...``), validated."""
         values = {
             key.removeprefix("CHURNWATCH_").lower(): value
             for key, value in self.env().items()
             if key.startswith("CHURNWATCH_")
         }
-        return Settings(**values)  # type: ignore[arg-type]
+        return Settings(**values, **overrides)
 
     def start(self, *, wait_ready: bool = True, **env: str) -> WorkerProcess:
         web_port = free_port()

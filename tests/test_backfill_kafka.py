@@ -248,7 +248,7 @@ def test_a_segment_export_teaches_the_gateway_who_belongs_to_which_account(
     export.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
     # The gateway has since seen u2 grouped into another account live: that newer assignment stays.
     env = gateways.env()
-    settings = workers.settings().model_copy(update={"topic_identities": gateways.topic("identities")})
+    settings = workers.settings(topic_identities=gateways.topic("identities"))
     run(ensure_identity_topic(settings))
     run(send_all(settings, [(settings.topics.identities, b"u2", b"initech")]))
     done = subprocess.run(

@@ -17,7 +17,7 @@ from detectors.windows import WindowConfig
 from streams.errors import ConfigError
 from streams.events import MIN_TS_MS
 from streams.live.holdout import Holdout
-from streams.settings import Settings, TopicsSettings, load_settings, settings_table
+from streams.settings import Settings, TopicsSettings, environment_of, load_settings, settings_table
 from streams.sinks import RetryPolicy
 
 # Every secret field; each may also be given as CHURNWATCH_<NAME>_FILE.
@@ -329,6 +329,33 @@ def test_every_variable_is_read_into_its_group(monkeypatch: pytest.MonkeyPatch) 
         shown = value.get_secret_value() if isinstance(value, SecretStr) else value
         assert str(shown) == text or float(shown) == float(text), name
         assert shown != settings_table()[name].info.default, name
+
+
+def test_a_child_process_environment_gives_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the demo hands its worker (``environment_of``): every variable flat, secrets included."""
+    for name, text in {name: other_value(name) for name in settings_table()}.items():
+        monkeypatch.setenv(f"CHURNWATCH_{name.upper()}", text)
+    original = load_settings()
+    variables = environment_of(original)
+    assert all(name.startswith("CHURNWATCH_") and "{" not in value for name, value in variables.items())
+    for name in list(os.environ):
+        if name.startswith("CHURNWATCH_"):
+            monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == original
+
+
+def test_a_copy_takes_flat_names_validated_and_refuses_them_where_they_would_be_ignored() -> None:
+    base = load_settings(partitions=3)
+    copy = base.with_values(app_id="demo-1", topic_usage="demo-1.usage")
+    assert (copy.topics.app_id, copy.topics.usage, copy.topics.partitions) == ("demo-1", "demo-1.usage", 3)
+    assert base.topics.app_id == "churnwatch"
+    with pytest.raises(ConfigError):
+        load_settings().with_values(partitions=0)
+    with pytest.raises(TypeError, match="app_id"):
+        base.model_copy(update={"app_id": "ignored"})
+    assert base.model_copy(update={"topics": copy.topics}).topics.app_id == "demo-1"
 
 
 def test_flat_keywords_and_whole_groups() -> None:

@@ -79,17 +79,14 @@ def new_run_id() -> str:
 def demo_settings(base: Settings, run_id: str) -> Settings:
     """The user's settings with this run's own app id and topics, so no state carries over between runs."""
     name = f"{DEMO_PREFIX}-{run_id}"
-    return base.model_copy(
-        update={
-            # The simulated history is replayed fast: its own event time is the clock.
-            "evaluation_clock": "event",
-            "app_id": name,
-            "topic_usage": f"{name}.usage",
-            "topic_support": f"{name}.support",
-            "topic_billing": f"{name}.billing",
-            "topic_alerts": f"{name}.alerts",
-            "topic_deadletter": f"{name}.deadletter",
-        }
+    return base.with_values(
+        evaluation_clock="event",  # the simulated history is replayed fast: its own event time is the clock
+        app_id=name,
+        topic_usage=f"{name}.usage",
+        topic_support=f"{name}.support",
+        topic_billing=f"{name}.billing",
+        topic_alerts=f"{name}.alerts",
+        topic_deadletter=f"{name}.deadletter",
     )
 
 
@@ -278,9 +275,7 @@ class DemoRun:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         jsonl = (data_dir / "demo-alerts.jsonl").resolve()
         jsonl.unlink(missing_ok=True)
-        settings = self.settings.model_copy(
-            update={"slack_webhook_url": SecretStr(slack_url), "alerts_jsonl_path": jsonl}
-        )
+        settings = self.settings.with_values(slack_webhook_url=SecretStr(slack_url), alerts_jsonl_path=jsonl)
         worker = start_worker(settings, log_path)
         self.say(f"worker started (pid {worker.pid}, app id {settings.topics.app_id}, log: {log_path})")
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from streams.dev import kafka_local
 from streams.errors import ConfigError
-from streams.settings import Settings
+from streams.settings import Settings, environment_of
 
 PORT_RELEASE_SECONDS = 15.0
 LOG_TAIL_LINES = 20
@@ -52,10 +52,7 @@ def wait_ports_free(host: str, ports: list[int], timeout: float = PORT_RELEASE_S
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        env[f"CHURNWATCH_{name.upper()}"] = str(
-            value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        )
+    env.update(environment_of(settings))
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"],

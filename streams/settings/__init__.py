@@ -15,7 +15,8 @@ Every setting keeps its flat name in all of these (``CHURNWATCH_TOPIC_USAGE``, `
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -41,6 +42,7 @@ __all__ = [
     "TopicsSettings",
     "WindowsSettings",
     "WorkerSettings",
+    "environment_of",
     "load_settings",
     "setting",
     "settings_table",
@@ -67,6 +69,20 @@ class Settings(BaseSettings):
         """Settings from flat names (``Settings(partitions=3)``) or whole groups, then the other sources."""
         super().__init__(**values)
 
+    def with_values(self, **values: Any) -> Settings:
+        """A validated copy with ``values`` given by flat name (``app_id="x"``, ``topic_usage="x.usage"``)."""
+        current = {name: getattr(getattr(self, flat.group), flat.field) for name, flat in _TABLE.items()}
+        return load_settings(**{**current, **values})
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with whole groups replaced; flat names are refused: see :meth:`with_values`."""
+        unknown = sorted(set(update or {}) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(
+                f"{unknown} are not groups of Settings: give flat names to Settings.with_values()"
+            )
+        return super().model_copy(update=update, deep=deep)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -78,6 +94,19 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         init_kwargs = getattr(init_settings, "init_kwargs", {})
         return tuple(sources(settings_cls, init_kwargs))
+
+
+def environment_of(settings: Settings) -> dict[str, str]:
+    """``CHURNWATCH_<NAME>`` variables giving a child process these settings (secrets too; unset: none)."""
+    variables: dict[str, str] = {}
+    for flat in _TABLE.values():
+        value = getattr(getattr(settings, flat.group), flat.field)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        variables[flat.variable] = str(value)
+    return variables
 
 
 def settings_table() -> dict[str, FlatSetting]:

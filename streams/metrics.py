@@ -53,6 +53,8 @@ class Metrics:
     def build(cls, registry: CollectorRegistry) -> Metrics:
         """Create and register all metrics in ``registry``.
 
+        Long on purpose: one declaration per metric, in one place (the client_python pattern), read as a list.
+
         >>> from prometheus_client import CollectorRegistry
         >>> registry = CollectorRegistry()
         >>> metrics = Metrics.build(registry)

@@ -340,18 +340,22 @@ def _print_summary(console: Console, body: dict[str, Any]) -> None:
         )
     console.print(table)
     if calibration:
-        reliability = Table(title=f"reliability (deciles of risk, {calibration['horizon_days']}-day horizon)")
-        for column in ("risk range", "snapshots", "mean predicted", "observed"):
-            reliability.add_column(column, justify="right")
-        for row in calibration["reliability"]:
-            reliability.add_row(
-                f"{row['low']:.3f}-{row['high']:.3f}",
-                str(row["n"]),
-                f"{row['mean_predicted']:.3f}",
-                f"{row['observed_rate']:.3f}",
-            )
-        console.print(reliability)
+        _print_reliability(console, calibration)
     print_backtest(console, body.get("backtest"))
+
+
+def _print_reliability(console: Console, calibration: dict[str, Any]) -> None:
+    reliability = Table(title=f"reliability (deciles of risk, {calibration['horizon_days']}-day horizon)")
+    for column in ("risk range", "snapshots", "mean predicted", "observed"):
+        reliability.add_column(column, justify="right")
+    for row in calibration["reliability"]:
+        reliability.add_row(
+            f"{row['low']:.3f}-{row['high']:.3f}",
+            str(row["n"]),
+            f"{row['mean_predicted']:.3f}",
+            f"{row['observed_rate']:.3f}",
+        )
+    console.print(reliability)
 
 
 __all__ = ["replay", "rfc3339"]

@@ -108,6 +108,7 @@ def _answer_paths() -> dict[str, Any]:
 
 
 def openapi_spec() -> dict[str, Any]:
+    """The OpenAPI description of every route; long on purpose: it is data, one entry per route."""
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {"description": "Serving."}}}},
         "/metrics": {

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from detectors.alerts import Alert, AlertKind, Transition
+from detectors.calibration import brier_score, reliability_table
 from detectors.monitor import Assessment
-from detectors.risk import brier_score, reliability_table
 from detectors.windows import DAY_MS
 from streams.live.holdout import Holdout
 from streams.offline.replay import ReplayResult, rfc3339

@@ -11,6 +11,7 @@ that every account of a sweep is scored by the same model).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.account_state import AccountDetectorState, Snapshot
 from detectors.config import DetectorConfig
@@ -32,6 +33,20 @@ class Outcome:
     @classmethod
     def of(cls, account_id: str, snapshot: Snapshot, label: bool) -> Outcome:
         return cls(account_id, snapshot.day, snapshot.risk, snapshot.features(), label)
+
+    def to_state(self) -> list[Any]:
+        """A JSON-able form (saved with the risk model while the outcome waits to be learned).
+
+        >>> outcome = Outcome("acme", 20_000, 0.4, {"recency": 1.0}, True)
+        >>> Outcome.from_state(outcome.to_state()) == outcome
+        True
+        """
+        return [self.account_id, self.day, self.risk, self.features, self.label]
+
+    @classmethod
+    def from_state(cls, state: list[Any]) -> Outcome:
+        account_id, day, risk, features, label = state
+        return cls(account_id, day, risk, dict(features), bool(label))
 
 
 class OutcomeLabeller:

@@ -177,7 +177,7 @@ def assert_live_equals_replay(live: LiveRun, replayed: ReplayResult) -> None:
         assert orjson.loads(live.rows[ENGINE_KEY % partition])["model"] == expected
 
 
-@pytest.mark.parametrize(("seed", "restarts"), [(1, 0), (2, 1), (3, 3)])
+@pytest.mark.parametrize(("seed", "restarts"), [(1, 0), (2, 1), (3, 3), (6, 3)])
 def test_live_mode_equals_replay(
     events: list[dict[str, Any]], replayed: ReplayResult, seed: int, restarts: int
 ) -> None:

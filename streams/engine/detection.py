@@ -76,7 +76,8 @@ class Detection:
 
     The risk model learns here, not while the monitor observes: the outcomes a sweep labels are learned at
     the start of the next sweep (before its census), so every account of a sweep is scored by the same
-    model. Outcomes labelled but not yet learned are not saved (a restart loses at most a sweep's).
+    model. Outcomes labelled but not yet learned are saved with the model (``streams/engine/saved.py``), so a
+    restart between two sweeps learns them as a worker that never stopped would.
     """
 
     def __init__(self, monitor: AccountMonitor, answer_policy: AnswerPolicy | None = None) -> None:
@@ -91,14 +92,17 @@ class Detection:
     def risk_model(self) -> RiskModel:
         return self.monitor.risk_model
 
-    def adopt_risk_model(self, state: dict[str, Any]) -> bool:
-        """Take a persisted model when it has learned from more outcomes than the one in memory."""
-        stored = RiskModel.from_state(state)
+    def adopt_learning(self, model: dict[str, Any], unlearned: Iterable[list[Any]]) -> None:
+        """Take a persisted model when it has learned from more outcomes than the one in memory, with the
+        outcomes its last sweep labelled (learned at the next sweep); those alone when the models learned
+        as many outcomes and none wait in memory (a restart before the first outcome was learned)."""
+        stored = RiskModel.from_state(model)
         current = self.risk_model
-        if stored.n_positives + stored.n_negatives > current.n_positives + current.n_negatives:
-            self.monitor.risk_model = stored
-            return True
-        return False
+        learned, known = stored.n_positives + stored.n_negatives, current.n_positives + current.n_negatives
+        if learned > known or (learned == known and not self.unlearned):
+            if learned > known:
+                self.monitor.risk_model = stored
+            self.unlearned = [Outcome.from_state(item) for item in unlearned]
 
     def adopt_segments(self, state: dict[str, Any]) -> bool:
         """Take persisted plan lessons when they tally more answers than the ones in memory."""

@@ -70,6 +70,7 @@ def encode(detection: Detection, clock: EventClock) -> bytes:
         {
             "v": SAVED_VERSION,
             "model": detection.risk_model.to_state(),
+            "unlearned": [outcome.to_state() for outcome in detection.unlearned],
             "guard": detection.guard.to_state(),
             "population": population_state(detection.monitor.population),
             "segments": detection.segments.to_state(),
@@ -90,7 +91,7 @@ def adopt(
         clock.restore(state, partitions)
     for state in saved:
         if state.get("model") is not None:
-            detection.adopt_risk_model(state["model"])
+            detection.adopt_learning(state["model"], state.get("unlearned", ()))
         if state.get("guard") is not None:
             detection.adopt_guard(state["guard"])
         if state.get("population") is not None:

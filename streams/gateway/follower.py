@@ -49,7 +49,11 @@ class TopicFollower(ABC):
 
     async def start(self) -> int:
         """Read the topics up to their current ends, then follow them; returns the entries loaded."""
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(self.settings))
+        # "earliest": with the default "latest", the offset reset that assign() starts can win over a
+        # seek_to_beginning() (seen beside a CPU hog: a new gateway missed an answer already recorded).
+        consumer = AIOKafkaConsumer(
+            enable_auto_commit=False, auto_offset_reset="earliest", **client_options(self.settings)
+        )
         await consumer.start()
         self._consumer = consumer
         ends = await consumer.end_offsets(await self._seek(consumer))

@@ -94,14 +94,12 @@ class Detection:
 
     def adopt_learning(self, model: dict[str, Any], unlearned: Iterable[list[Any]]) -> None:
         """Take a persisted model when it has learned from more outcomes than the one in memory, with the
-        outcomes its last sweep labelled (learned at the next sweep); those alone when the models learned
-        as many outcomes and none wait in memory (a restart before the first outcome was learned)."""
+        outcomes its last sweep labelled (learned at the next sweep). Otherwise keep both in memory: a
+        restore during a run (a rebalance) must not hand back outcomes this worker already learned."""
         stored = RiskModel.from_state(model)
         current = self.risk_model
-        learned, known = stored.n_positives + stored.n_negatives, current.n_positives + current.n_negatives
-        if learned > known or (learned == known and not self.unlearned):
-            if learned > known:
-                self.monitor.risk_model = stored
+        if stored.n_positives + stored.n_negatives > current.n_positives + current.n_negatives:
+            self.monitor.risk_model = stored
             self.unlearned = [Outcome.from_state(item) for item in unlearned]
 
     def adopt_segments(self, state: dict[str, Any]) -> bool:

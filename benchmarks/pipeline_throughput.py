@@ -57,6 +57,13 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def all_ready(procs: list[tuple[subprocess.Popen[bytes], int]], partitions: int) -> bool:
+    """Every worker answers ready, and together they own every partition."""
+    answers = [stats(port) for _, port in procs]
+    owned = [len(a["partitions"]) for a in answers if a is not None and a["ready"]]
+    return len(owned) == len(procs) and sum(owned) == partitions
+
+
 def stats(port: int) -> dict[str, Any] | None:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/churnwatch/stats/", timeout=5).json()  # type: ignore[no-any-return]
@@ -203,14 +210,7 @@ def run(
         log = home / "workers.log"
         procs = [start_worker(env, log) for _ in range(workers)]
         began = time.monotonic()
-        wait(
-            lambda: (
-                all((s := stats(port)) and s["ready"] for _, port in procs)
-                and sum(len(stats(port)["partitions"]) for _, port in procs) == partitions
-            ),  # type: ignore[index]
-            180,
-            "workers ready",
-        )
+        wait(lambda: all_ready(procs, partitions), 180, "workers ready")
         ready_s = time.monotonic() - began
         idle_rss = sum(rss_bytes(p.pid) for p, _ in procs)
         spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []

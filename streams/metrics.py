@@ -31,6 +31,9 @@ class Metrics:
     alert_delivery_retries: Counter
     alert_duplicates_suppressed: Counter
     alerts_held_out: Counter
+    holdout_settled_accounts: Gauge
+    holdout_churned_accounts: Gauge
+    holdout_pending_accounts: Gauge
     answers_folded: Counter
     consumer_lag: Gauge
     last_event_timestamp: Gauge
@@ -130,6 +133,25 @@ class Metrics:
             alerts_held_out=Counter(
                 "churnwatch_alerts_held_out_total",
                 "Account alerts recorded but not delivered because the account is in the holdout group.",
+                registry=registry,
+            ),
+            holdout_settled_accounts=Gauge(
+                "churnwatch_holdout_settled_accounts",
+                "Alerted accounts settled a horizon after their first alert, by holdout group (delivered, "
+                "held_out), in this worker's partitions as of its last sweep.",
+                ["group"],
+                registry=registry,
+            ),
+            holdout_churned_accounts=Gauge(
+                "churnwatch_holdout_churned_accounts",
+                "Of the settled alerted accounts, those that cancelled within the horizon after their first "
+                "alert, by holdout group (delivered, held_out).",
+                ["group"],
+                registry=registry,
+            ),
+            holdout_pending_accounts=Gauge(
+                "churnwatch_holdout_pending_accounts",
+                "Alerted accounts still inside the horizon after their first alert (not settled yet).",
                 registry=registry,
             ),
             answers_folded=Counter(

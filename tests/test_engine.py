@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +72,7 @@ class LiveRun:
     alerts: list[Alert] = field(default_factory=list)  # raised before the last checkpoint
     pending: list[Alert] = field(default_factory=list)  # raised since: raised again if the worker restarts
     checkpointed: int = 0  # records before this index are applied in ``rows``
+    holdout_member: Callable[[str], bool] | None = None  # a holdout experiment: sweeps settle its uplift
 
     def __post_init__(self) -> None:
         self.start()
@@ -82,7 +83,9 @@ class LiveRun:
         owned = list(range(self.partitions))
         self.store = CachedStore(self.rows, self.config, lambda: owned, cache_limit=25)
         monitor = AccountMonitor(DetectorConfig(), self.config)
-        self.engine = Engine(monitor, self.store, wall_clock=lambda: 1, on_sweep=self.swept)
+        self.engine = Engine(
+            monitor, self.store, wall_clock=lambda: 1, on_sweep=self.swept, holdout_member=self.holdout_member
+        )
         self.engine.restore(owned)
         # The input side of the live worker; its wall clock far enough ahead for every event.
         self.folder = BatchFolder(
@@ -116,12 +119,17 @@ def batches(count: int, rng: random.Random) -> Iterator[tuple[int, int]]:
 
 
 def run_live(
-    records: list[RawRecord], partitions: int, seed: int, restarts: int, config: WindowConfig = CFG
+    records: list[RawRecord],
+    partitions: int,
+    seed: int,
+    restarts: int,
+    config: WindowConfig = CFG,
+    holdout_member: Callable[[str], bool] | None = None,
 ) -> LiveRun:
     """Batches of varying size, checkpoints now and then, and restarts that lose what was not checkpointed:
     the worker reads again from the checkpoint, or from before it (records applied twice must not count)."""
     rng = random.Random(seed)
-    live = LiveRun(partitions, config)
+    live = LiveRun(partitions, config, holdout_member=holdout_member)
     restart_at = sorted(rng.sample(range(len(records) // 10, len(records)), restarts))
     position = 0
     while position < len(records):

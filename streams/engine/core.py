@@ -35,6 +35,7 @@ from streams.engine.detection import Detection, SweepOutcome, due
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
 from streams.engine.state import AccountState
 from streams.engine.store import StateStore
+from streams.engine.uplift import UpliftLedger
 from streams.events import Event
 
 SweepListener = Callable[[SweepOutcome], None]
@@ -73,6 +74,9 @@ class Engine:
         How answers to alerts act (:mod:`streams.engine.answers`).
     on_answered
         Called with the alerts an answer raised (a *handled* episode's resolution), to deliver.
+    holdout_member
+        Holdout membership of an account id, when a holdout experiment runs: sweeps then settle alerted
+        accounts for its uplift (:mod:`streams.engine.uplift`).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class Engine:
         on_folded: Callable[[Event], None] | None = None,
         answer_policy: AnswerPolicy | None = None,
         on_answered: Callable[[list[Alert]], None] | None = None,
+        holdout_member: Callable[[str], bool] | None = None,
     ) -> None:
         self.monitor = monitor
         self.store = store
@@ -102,6 +107,7 @@ class Engine:
         self.on_sweep = on_sweep
         self.on_folded = on_folded
         self.last_sweep: SweepTiming | None = None
+        self.uplift = UpliftLedger(monitor.config.horizon_days, holdout_member)
 
     def fold(self, arrivals: Iterable[Arrival | AnswerArrival]) -> FoldResult:
         """Fold events and answers in order, sweeping first whenever an event moves the event clock past a
@@ -150,8 +156,12 @@ class Engine:
         self.last_sweep_ms = now_ms
         store = self.store
         accounts: list[tuple[bytes, AccountState, int]] = []
+        owned: list[tuple[bytes, AccountState]] = []  # every owned account, for the holdout uplift
+        uplift = self.uplift
         for key in sorted(store.owned()):
             state = store.get(key)
+            if state is not None and uplift.active:
+                owned.append((key, state))
             if state is not None and (everyone or due(state, now_ms)):
                 accounts.append((key, state, state.partition))
         clock_ms = self.wall_clock() if self.wall_clock is not None else now_ms
@@ -159,6 +169,8 @@ class Engine:
         states = {key: state for key, state, _ in accounts}
         for key in outcome.changed:
             store.put(key, states[key])
+        for key, state in uplift.sweep(owned, outcome.alerts, now_ms):
+            store.put(key, state)
         self.last_sweep = SweepTiming(time.perf_counter() - started, len(accounts))
         if self.on_sweep is not None:
             self.on_sweep(outcome)

@@ -33,24 +33,25 @@ class AccountState:
     detector: dict[str, Any] | None = None
     live_detector: AccountDetectorState | None = field(default=None, compare=False, repr=False)
     answers: AnswerBook | None = field(default=None, compare=False)  # answers to its alerts (issue 18)
+    # Holdout uplift (issue 18, streams/engine/uplift.py): [first alert's time, held out (0/1), status].
+    uplift: list[int] | None = None
 
     def to_bytes(self) -> bytes:
         """The partition (2 bytes, readable without decoding), then zstd-compressed orjson.
 
         Compression keeps about a third of the JSON, so changelogs and recovery shrink alike.
         """
-        return self.partition.to_bytes(2, "big") + _COMPRESSOR.compress(
-            orjson.dumps(
-                {
-                    "v": STATE_VERSION,
-                    "p": self.partition,
-                    "o": self.applied_offsets,
-                    "w": self.window.to_state(),
-                    "d": self.detector,
-                    "a": self.answers.to_state() if self.answers is not None else None,
-                }
-            )
-        )
+        body: dict[str, Any] = {
+            "v": STATE_VERSION,
+            "p": self.partition,
+            "o": self.applied_offsets,
+            "w": self.window.to_state(),
+            "d": self.detector,
+            "a": self.answers.to_state() if self.answers is not None else None,
+        }
+        if self.uplift is not None:  # only accounts alerted while a holdout runs
+            body["u"] = self.uplift
+        return self.partition.to_bytes(2, "big") + _COMPRESSOR.compress(orjson.dumps(body))
 
     @staticmethod
     def partition_of(raw: bytes) -> int:
@@ -62,4 +63,5 @@ class AccountState:
         body = orjson.loads(_DECOMPRESSOR.decompress(raw[2:]))
         answers = AnswerBook.from_state(body["a"]) if body.get("a") is not None else None
         window = AccountWindow.from_state(body["w"], config)
-        return cls(window, body["p"], list(body["o"]), body.get("d"), answers=answers)
+        uplift = list(body["u"]) if body.get("u") else None
+        return cls(window, body["p"], list(body["o"]), body.get("d"), answers=answers, uplift=uplift)

@@ -37,7 +37,7 @@ from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
 from streams.live.event_reader import EventReader, Positions
-from streams.live.gauges import RiskGauges, zero_counters
+from streams.live.gauges import RiskGauges, holdout_gauges, zero_counters
 from streams.live.health import Health, LoopHeartbeat
 from streams.live.ingest import FEEDBACK_TYPE, LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
 from streams.live.kafka_client import client_options, faust_credentials
@@ -91,6 +91,7 @@ def faust_app(settings: Settings) -> faust.App:
 def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Engine:
     """The engine as the settings configure it: detectors, evaluation clock, deduplication."""
     window_config = store.window_config
+    holdout = settings.holdout.holdout()
     return Engine(
         AccountMonitor(settings.detection.detector_config(), window_config),
         store,
@@ -102,6 +103,7 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
         )
         if settings.windows.event_dedup_max_keys
         else None,  # off: no event key computed per event either
+        holdout_member=holdout.member if holdout.share > 0 else None,  # settles the uplift in sweeps
     )
 
 
@@ -380,6 +382,7 @@ class Churnwatch:
             sum(len(v) for v in self.deliveries.data.values())
         )
         self.metrics.recovery_in_progress.set(1 if getattr(self.app, "in_recovery", False) else 0)
+        holdout_gauges(self.metrics, self.engine.uplift.total(active))
         # Per topic role over this worker's partitions: high watermark - checkpointed offset.
         for role, value in {**self.reader.lag(), **self.outbox.reader.lag()}.items():
             self.metrics.consumer_lag.labels(topic=role).set(value)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 from streams.engine.answers import AnswerOutcome
 from streams.engine.detection import Detection
+from streams.engine.uplift import Tally
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
 from streams.live.poison import PoisonReason
@@ -49,6 +50,17 @@ def zero_counters(metrics: Metrics, event_types: Iterable[str]) -> None:
         metrics.undecodable_skipped.labels(reason=poison_reason.value, topic=role)
     for label, outcome in itertools.product(FeedbackLabel, AnswerOutcome):
         metrics.answers_folded.labels(label=label.value, outcome=outcome.value)
+
+
+def holdout_gauges(metrics: Metrics, tally: Tally) -> None:
+    """Settled alerted accounts and churners per holdout group, pending ones (streams/engine/uplift.py)."""
+    for group, settled, churned in (
+        ("delivered", tally.delivered, tally.delivered_churned),
+        ("held_out", tally.held_out, tally.held_out_churned),
+    ):
+        metrics.holdout_settled_accounts.labels(group=group).set(settled)
+        metrics.holdout_churned_accounts.labels(group=group).set(churned)
+    metrics.holdout_pending_accounts.set(tally.pending)
 
 
 class RiskGauges:

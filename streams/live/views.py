@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.engine.detection import AtRisk
 from streams.offline.replay import rfc3339
+from streams.offline.uplift import Uplift
 
 if TYPE_CHECKING:
     from streams.live.app import Churnwatch
@@ -43,6 +44,31 @@ def stats_body(worker: Churnwatch) -> dict[str, Any]:
         "partitions": partitions,
         # The outbox offsets a new owner would resume from (what is checkpointed, not what is read).
         "outbox_positions": worker.outbox.checkpointed_offsets(partitions),
+        "uplift": uplift_body(worker, partitions),
+    }
+
+
+def uplift_body(worker: Churnwatch, partitions: list[int]) -> dict[str, Any] | None:
+    """The holdout uplift of the accounts in ``partitions`` as of the last sweep (streams/engine/uplift.py),
+    in the replay report's form; None without a holdout experiment."""
+    holdout, ledger = worker.holdout, worker.engine.uplift
+    if holdout.share <= 0 or not ledger.active:
+        return None
+    tally = ledger.total(set(partitions))
+    estimate = None
+    if tally.delivered and tally.held_out:
+        estimate = Uplift.from_counts(
+            delivered=(tally.delivered, tally.delivered_churned),
+            held_out=(tally.held_out, tally.held_out_churned),
+            pending=tally.pending,
+        ).to_dict()
+    return {
+        "experiment": holdout.experiment,
+        "share": holdout.share,
+        "pending": tally.pending,
+        "as_of": rfc3339(ledger.as_of_ms) if ledger.as_of_ms is not None else None,
+        "partitions_counted": sorted(set(ledger.tallies) & set(partitions)),
+        "estimate": estimate,
     }
 
 

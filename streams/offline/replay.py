@@ -30,6 +30,7 @@ from detectors.vocabulary import BillingKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import AccountState, Arrival, Engine, MemoryStore, SweepOutcome
 from streams.engine.answers import AnswerArrival, AnswerCounts
+from streams.engine.uplift import UpliftLedger
 from streams.events import BillingEvent, Event, InvalidEventError, UsageEvent, validate
 from streams.feedback import Feedback
 from streams.offline.replay_fold import fold_in_order
@@ -86,6 +87,7 @@ class ReplayResult:
     # Usage counts per account and UTC day (epoch day), when recorded (``record_activity=True``).
     activity: dict[str, dict[int, int]] | None = None
     answers: AnswerCounts = field(default_factory=AnswerCounts)  # what the answers to alerts did
+    uplift: UpliftLedger | None = None  # the engine's holdout settling (with ``holdout_member``)
 
     @property
     def events_per_s(self) -> float:
@@ -105,6 +107,7 @@ def run_replay(
     record_activity: bool = False,
     feedback: Sequence[Feedback] = (),
     answer_policy: AnswerPolicy | None = None,
+    holdout_member: Callable[[str], bool] | None = None,
 ) -> ReplayResult:
     """Replay events in order through the engine (fold, daily sweeps, alert policy); the final states.
 
@@ -135,6 +138,9 @@ def run_replay(
     feedback, answer_policy
         Answers to alerts, folded when the events' time passes theirs (:mod:`streams.engine.answers`), and
         how they act (the default policy when omitted).
+    holdout_member
+        Holdout membership of an account id: the engine then settles alerted accounts as the worker does
+        (``result.uplift``, :mod:`streams.engine.uplift`).
     """
     started = time.perf_counter()
     cfg = config if config is not None else (monitor.config if monitor is not None else DetectorConfig())
@@ -142,7 +148,7 @@ def run_replay(
     mon = monitor if monitor is not None else AccountMonitor(cfg, wcfg)
     result = ReplayResult(config=cfg, window_config=wcfg, monitor=mon)
     snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
-    run = _Run(result, mon, snapshot_at, feedback, answer_policy)
+    run = _Run(result, mon, snapshot_at, feedback, answer_policy, holdout_member)
     if record_activity:
         result.activity = {}
     from streams.offline.replay_input import SortedInput  # it imports this module
@@ -181,6 +187,7 @@ class _Run:
         snapshot_at: Container[int],
         feedback: Sequence[Feedback] = (),
         answer_policy: AnswerPolicy | None = None,
+        holdout_member: Callable[[str], bool] | None = None,
     ) -> None:
         self.result = result
         self.snapshot_at = snapshot_at
@@ -192,7 +199,9 @@ class _Run:
             on_folded=self._folded,
             answer_policy=answer_policy,
             on_answered=result.alerts.extend,
+            holdout_member=holdout_member,
         )
+        result.uplift = self.engine.uplift
         result.answers = self.engine.answering.counts
         ordered = sorted(enumerate(feedback), key=lambda item: (item[1].answered_ts_ms, item[0]))
         self.answers = [AnswerArrival(answer, 0, line) for line, answer in ordered]

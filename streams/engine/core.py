@@ -190,3 +190,6 @@ class Engine:
         """Take back what the store saved for ``partitions`` (after a start or a rebalance)."""
         states = [orjson.loads(raw) for raw in self.store.engine_states()]
         saved.adopt(self.detection, self.clock, states, list(partitions))
+        if self.uplift.active:  # the holdout's counts, from the marks in the stored account states
+            store = self.store
+            self.uplift.recount(state for key in store.owned() if (state := store.get(key)) is not None)

@@ -12,8 +12,8 @@ alerts), applied at every sweep to the accounts the engine owns:
 * accounts marked but not settled are **pending**.
 
 Counts are per partition and recomputed from the account states at every sweep (a sweep visits every owned
-account anyway): they live in the same rows as the accounts, so a restart or a takeover neither doubles nor
-loses them. Until a worker's first sweep after a start or a rebalance, the partitions it took are not counted.
+account anyway), and from the stored states when the engine restores (a start, a rebalance): they live in the
+same rows as the accounts, so a restart or a takeover neither doubles nor loses them.
 """
 
 from __future__ import annotations
@@ -134,6 +134,19 @@ class UpliftLedger:
         self.tallies = tallies
         self.as_of_ms = now_ms
         return changed
+
+    def recount(self, states: Iterable[AccountState]) -> None:
+        """Count the marks as stored, settling nothing (at a start or a rebalance, before the next sweep)."""
+        if self.member is None:
+            return
+        tallies: dict[int, Tally] = {}
+        for state in states:
+            tally = tallies.get(state.partition)
+            if tally is None:
+                tally = tallies[state.partition] = Tally()
+            if state.uplift is not None:
+                tally.count(state.uplift)
+        self.tallies = tallies
 
     def total(self, partitions: Collection[int]) -> Tally:
         """The counts of ``partitions`` (those this engine still owns) as of the last sweep."""

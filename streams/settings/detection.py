@@ -1,4 +1,5 @@
-"""Settings of event validation and the per-account windows, and of detection (sweeps, the alert threshold).
+"""Settings of event validation and the per-account windows, and of detection (sweeps, the alert threshold,
+the horizon).
 
 Defaults that the detectors also have are taken from them (``WindowConfig``, ``DetectorConfig``, the events'
 ``MIN_TS_MS``), so each default is written once.
@@ -97,7 +98,15 @@ class DetectionSettings(BaseModel):
     top_accounts_export: int = Field(
         default=0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
     )
+    horizon_days: int = Field(
+        default=_DETECTOR.horizon_days,
+        ge=1,
+        le=365,
+        description="Days ahead the risk is about (cancelling within them), and after which an alerted "
+        "account is settled for the holdout uplift.",
+    )
 
     def detector_config(self) -> DetectorConfig:
-        """The detectors' thresholds with this alert threshold (the rest are DetectorConfig's own)."""
-        return DetectorConfig(alert_threshold=self.alert_threshold)
+        """The detectors' thresholds with this alert threshold and horizon (the rest are DetectorConfig's
+        own)."""
+        return DetectorConfig(alert_threshold=self.alert_threshold, horizon_days=self.horizon_days)

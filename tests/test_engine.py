@@ -73,6 +73,8 @@ class LiveRun:
     pending: list[Alert] = field(default_factory=list)  # raised since: raised again if the worker restarts
     checkpointed: int = 0  # records before this index are applied in ``rows``
     holdout_member: Callable[[str], bool] | None = None  # a holdout experiment: sweeps settle its uplift
+    clock_hold_ms: int | None = None  # let reported sparse topics hold the event clock (the live worker)
+    now_ms: int = 0  # the wall clock those holds are measured with
 
     def __post_init__(self) -> None:
         self.start()
@@ -84,7 +86,13 @@ class LiveRun:
         self.store = CachedStore(self.rows, self.config, lambda: owned, cache_limit=25)
         monitor = AccountMonitor(DetectorConfig(), self.config)
         self.engine = Engine(
-            monitor, self.store, wall_clock=lambda: 1, on_sweep=self.swept, holdout_member=self.holdout_member
+            monitor,
+            self.store,
+            wall_clock=lambda: 1,
+            on_sweep=self.swept,
+            holdout_member=self.holdout_member,
+            clock_hold_ms=self.clock_hold_ms,
+            monotonic=lambda: self.now_ms,
         )
         self.engine.restore(owned)
         # The input side of the live worker; its wall clock far enough ahead for every event.

@@ -19,7 +19,7 @@ happened to cache or restore.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -30,13 +30,13 @@ from detectors.monitor import AccountMonitor
 from streams.dedup import Deduplicator
 from streams.engine import saved
 from streams.engine.answers import AnswerArrival, Answering
-from streams.engine.clock import EventClock, WallClock
+from streams.engine.clock import EventClock, SparseHolds, SparseKey, WallClock, monotonic_ms
 from streams.engine.detection import Detection, SweepOutcome, due
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
 from streams.engine.state import AccountState
 from streams.engine.store import StateStore
 from streams.engine.uplift import UpliftLedger
-from streams.events import Event
+from streams.events import Event, SupportEvent
 
 SweepListener = Callable[[SweepOutcome], None]
 
@@ -77,6 +77,12 @@ class Engine:
     holdout_member
         Holdout membership of an account id, when a holdout experiment runs: sweeps then settle alerted
         accounts for its uplift (:mod:`streams.engine.uplift`).
+    clock_hold_ms
+        Let the sparse topic partitions the driver reports (:meth:`report_sparse`) hold the event clock, each
+        for this long at most without progress (:class:`~streams.engine.clock.SparseHolds`; the live worker's
+        ``clock_hold_seconds``). ``None`` (replay): only usage moves the clock.
+    monotonic
+        The wall clock those holds are measured with (milliseconds; injectable for tests).
     """
 
     def __init__(
@@ -92,6 +98,8 @@ class Engine:
         answer_policy: AnswerPolicy | None = None,
         on_answered: Callable[[list[Alert]], None] | None = None,
         holdout_member: Callable[[str], bool] | None = None,
+        clock_hold_ms: int | None = None,
+        monotonic: WallClock = monotonic_ms,
     ) -> None:
         self.monitor = monitor
         self.store = store
@@ -100,7 +108,7 @@ class Engine:
         self.answering = Answering(monitor, self.detection.answer_policy, self.detection.segments)
         self.on_answered = on_answered
         self.last_sweep_ms: int | None = None
-        self.clock = EventClock()
+        self.clock = EventClock(None if clock_hold_ms is None else SparseHolds(clock_hold_ms, monotonic))
         self.event_clock = event_clock
         self.wall_clock = wall_clock
         self.deduplicator = deduplicator
@@ -118,6 +126,7 @@ class Engine:
             self.window_config,
             deduplicator=self.deduplicator,
             before_usage=self._tick if self.event_clock else None,
+            before_sparse=self._tick_sparse if self.event_clock else None,
             on_folded=self.on_folded,
         )
 
@@ -149,6 +158,19 @@ class Engine:
     def _tick(self, usage: Arrival) -> None:
         for midnight_ms in self.clock.advance(usage.partition, usage.event.ts_ms):
             self.sweep(midnight_ms)
+
+    def _tick_sparse(self, sparse: Arrival) -> None:
+        event_type = "support" if type(sparse.event) is SupportEvent else "billing"
+        for midnight_ms in self.clock.sparse(sparse.partition, event_type, sparse.event.ts_ms):
+            self.sweep(midnight_ms)
+
+    def report_sparse(self, backlogs: Mapping[SparseKey, bool]) -> None:
+        """The sparse topic partitions the driver reads, ``(partition, "support" | "billing")``, each with
+        whether records remain to be read; sweeps the midnights a hold no longer stops (one that ended, or
+        whose bound ran out). The live worker reports before each batch and every second."""
+        if self.event_clock:
+            for midnight_ms in self.clock.report(backlogs):
+                self.sweep(midnight_ms)
 
     def sweep(self, now_ms: int, *, everyone: bool = False) -> SweepOutcome:
         """Evaluate the owned accounts that are due (all of them with ``everyone``) at ``now_ms``."""

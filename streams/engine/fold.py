@@ -62,10 +62,12 @@ def fold_arrivals(
     *,
     deduplicator: Deduplicator | None = None,
     before_usage: Callable[[Arrival], None] | None = None,
+    before_sparse: Callable[[Arrival], None] | None = None,
     on_folded: Callable[[Event], None] | None = None,
 ) -> FoldResult:
     """Fold ``arrivals`` in order into ``states``; ``before_usage`` runs before each usage event (the event
-    clock: only usage moves it).
+    clock: usage moves it), ``before_sparse`` before each support or billing event (which may let a held
+    clock go: :class:`~streams.engine.clock.SparseHolds`).
 
     Each state an arrival reaches is ``put`` back once per arrival (a new state is created in the arrival's
     partition). ``on_folded`` sees every event that was folded (not the late or duplicate ones).
@@ -75,8 +77,11 @@ def fold_arrivals(
     for arrival in arrivals:
         event = arrival.event
         kind = type(event)
-        if before_usage is not None and kind is UsageEvent:
-            before_usage(arrival)
+        if kind is UsageEvent:
+            if before_usage is not None:
+                before_usage(arrival)
+        elif before_sparse is not None:
+            before_sparse(arrival)
         key = event.account_id.encode()
         state = get(key)
         if state is None:

@@ -32,7 +32,7 @@ from detectors.monitor import AccountMonitor
 from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.answers import AnswerOutcome
-from streams.engine.clock import WallClock
+from streams.engine.clock import SPARSE_TYPES, WallClock
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
@@ -54,6 +54,8 @@ DELIVERIES_TABLE = "deliveries"
 RISK_MODEL_KEY = LEGACY_RISK_MODEL_KEY
 __all__ = ["ACCOUNTS_TABLE", "CHANGELOG_COMPACTION", "POSITIONS_KEY", "RISK_MODEL_KEY", "Churnwatch"]
 GAUGE_INTERVAL_SECONDS = 5.0
+# How often a held event clock is looked at without a batch (a hold that ran out, sparse topics caught up).
+CLOCK_HOLD_CHECK_SECONDS = 1.0
 
 
 def wall_clock_ms() -> int:
@@ -92,11 +94,13 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
     """The engine as the settings configure it: detectors, evaluation clock, deduplication."""
     window_config = store.window_config
     holdout = settings.holdout.holdout()
+    hold_seconds = settings.detection.clock_hold_seconds
     return Engine(
         AccountMonitor(settings.detection.detector_config(), window_config),
         store,
         answer_policy=settings.feedback.answer_policy(),
         event_clock=settings.detection.evaluation_clock == "event",
+        clock_hold_ms=int(hold_seconds * 1000) if hold_seconds > 0 else None,
         wall_clock=clock,
         deduplicator=Deduplicator(
             horizon_ms=window_config.allowed_lateness_ms, max_keys=settings.windows.event_dedup_max_keys
@@ -235,6 +239,8 @@ class Churnwatch:
             app.timer(settings.detection.sweep_interval_seconds, name="churnwatch.sweep")(
                 self._wall_clock_sweep
             )
+        elif self.engine.clock.holds is not None:
+            app.timer(CLOCK_HOLD_CHECK_SECONDS, name="churnwatch.clock_hold")(self._clock_hold_check)
 
     # -- ingest: Kafka batches into the engine ---------------------------------------------------------------
 
@@ -247,6 +253,8 @@ class Churnwatch:
         started = time.perf_counter()
         async with self.state_lock:
             arrivals, dead_letters = self.folder.decode(records)
+            if self.engine.clock.holds is not None:  # before the batch: a backlog it starts on holds too
+                self.engine.report_sparse(self.reader.backlogs(SPARSE_TYPES))
             result = self.engine.fold(arrivals)
             dead_letters.extend(
                 DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in result.late
@@ -329,6 +337,14 @@ class Churnwatch:
             return  # starting or rebalancing: the partitions (and their states) are changing hands
         async with self.state_lock:
             self.engine.sweep(self.clock())  # changed states are written at the reader's next checkpoint
+            await self._send_alerts()
+
+    async def _clock_hold_check(self) -> None:
+        """Between batches: sweep what a hold no longer stops (it ran out, or the sparse topics caught up)."""
+        if not self.health.settled():
+            return
+        async with self.state_lock:
+            self.engine.report_sparse(self.reader.backlogs(SPARSE_TYPES))
             await self._send_alerts()
 
     async def _send_alerts(self) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import faust
@@ -120,6 +120,7 @@ class EventReader:
         # The Faust consumer generation whose assignment we read; None while we own nothing.
         self.generation: int | None = None
         self.positions: dict[TopicPartition, int] = {}
+        self._handing_over: dict[TopicPartition, int] = {}  # next offsets once the batch in process is folded
         self.checkpointed: dict[TopicPartition, int] = {}
         self.last_checkpoint = time.monotonic()
         # For health checks (streams/live/health.py): when the loop last completed a turn, and when the broker
@@ -229,6 +230,7 @@ class EventReader:
                 )
                 for message in batch
             )
+        self._handing_over = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
         self._inflight = asyncio.ensure_future(self.process(records))
         try:
             await self._inflight
@@ -238,6 +240,7 @@ class EventReader:
             raise
         finally:
             self._inflight = None
+            self._handing_over = {}
         for tp, batch in fetched.items():
             self.positions[tp] = batch[-1].offset + 1
 
@@ -306,6 +309,20 @@ class EventReader:
             if self.consumer is not None:
                 self.consumer.assign([])
             self.on_released()
+
+    def backlogs(self, event_types: Collection[str]) -> dict[tuple[int, str], bool]:
+        """Each assigned partition of the topics of ``event_types``: whether records remain past those handed
+        to ``process`` (its high watermark is beyond them, or not known yet: no fetch answered for it)."""
+        consumer = self.consumer
+        backlogs: dict[tuple[int, str], bool] = {}
+        for tp, offset in self.positions.items():
+            event_type = self.type_by_topic[tp.topic]
+            if event_type not in event_types:
+                continue
+            highwater = consumer.highwater(tp) if consumer is not None else None
+            read = max(offset, self._handing_over.get(tp, offset))
+            backlogs[tp.partition, event_type] = highwater is None or read < highwater
+        return backlogs
 
     def lag(self) -> dict[str, int]:
         """Records not yet checkpointed per event type: high watermark minus checkpointed offset."""

@@ -92,6 +92,14 @@ class DetectionSettings(BaseModel):
     sweep_interval_seconds: float = Field(
         default=60.0, gt=0, description="Wall-clock sweep period ('wall' clock)."
     )
+    clock_hold_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3_600,
+        description="'event' clock: a support or billing topic partition behind the midnight the usage has "
+        "reached holds that midnight's sweep until it catches up, for this long at most without progress "
+        "(a stuck or quiet topic delays a sweep by this much once; 0: only usage moves the clock).",
+    )
     alert_threshold: float = Field(
         default=_DETECTOR.alert_threshold, gt=0, lt=1, description="Risk at which an account's episode opens."
     )

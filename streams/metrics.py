@@ -37,6 +37,7 @@ class Metrics:
     answers_folded: Counter
     consumer_lag: Gauge
     last_event_timestamp: Gauge
+    event_clock_lag: Gauge
     accounts_at_risk: Gauge
     revenue_at_risk: Gauge
     alerts_raised: Counter
@@ -172,6 +173,12 @@ class Metrics:
             last_event_timestamp=Gauge(
                 "churnwatch_last_event_timestamp_seconds",
                 "Wall-clock time at which this worker last folded a valid event.",
+                registry=registry,
+            ),
+            event_clock_lag=Gauge(
+                "churnwatch_event_clock_lag_days",
+                "'event' clock: days the usage of every partition has reached beyond the last midnight swept "
+                "(a sparse topic holding the clock, or a partition behind another).",
                 registry=registry,
             ),
             accounts_at_risk=Gauge(

@@ -17,7 +17,15 @@ from detectors.monitor import DetectorConfig
 from streams.dev.producer import produce_live
 from streams.dev.simulator import Simulation, SimulationConfig
 from streams.offline.replay import run_replay
-from tests.kafka_harness import WorkerFactory, WorkerProcess, read_all, read_topic, run, wait_until
+from tests.kafka_harness import (
+    WorkerFactory,
+    WorkerProcess,
+    metric_value,
+    read_all,
+    read_topic,
+    run,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -33,6 +41,11 @@ def folded(worker: WorkerProcess) -> int:
 
 def folded_at_least(worker: WorkerProcess, count: int) -> bool:
     return folded(worker) >= count
+
+
+def clock_held_days_at_least(worker: WorkerProcess, days: int) -> bool:
+    lag = metric_value(worker.get("/metrics").text, "churnwatch_event_clock_lag_days")
+    return lag is not None and lag >= days
 
 
 def test_live_agents_raise_the_flags_replay_raises(workers: WorkerFactory) -> None:
@@ -150,8 +163,9 @@ def test_a_partition_read_ahead_of_another_opens_no_pipeline_incident(workers: W
 
 def test_sparse_topics_produced_after_weeks_of_usage_hold_the_clock(workers: WorkerFactory) -> None:
     """Four weeks of usage folded before that period's support and billing exist: the event clock waits for
-    them (``CHURNWATCH_CLOCK_HOLD_SECONDS``, long here: the sparse topics come after the usage is folded)
-    and the worker opens the alerts replay opens. Without the hold it opened 6 of replay's 15."""
+    them (``CHURNWATCH_CLOCK_HOLD_SECONDS``, long here: the sparse topics come after the usage is folded),
+    the worker stays ready and says its clock is held, and it opens the alerts replay opens. With
+    ``CHURNWATCH_CLOCK_HOLD_SECONDS=0`` (only usage moves the clock) this test times out short of them."""
     events = list(Simulation(SimulationConfig(seed=21, accounts=60, days=56, start=START)).events())
     offline = run_replay(orjson.dumps(event) for event in events)
     judged_live = [a for a in offline.alerts if a.event_ts_ms < (offline.clock_ms or 0)]
@@ -160,7 +174,7 @@ def test_sparse_topics_produced_after_weeks_of_usage_hold_the_clock(workers: Wor
 
     workers.partitions = 2
     workers.extra_env["CHURNWATCH_EVALUATION_CLOCK"] = "event"
-    workers.extra_env["CHURNWATCH_CLOCK_HOLD_SECONDS"] = "60"
+    workers.extra_env["CHURNWATCH_CLOCK_HOLD_SECONDS"] = "120"
     settings = workers.settings()
     worker = workers.start()
     halfway = START + timedelta(days=28)
@@ -173,6 +187,10 @@ def test_sparse_topics_produced_after_weeks_of_usage_hold_the_clock(workers: Wor
     ):
         produced += asyncio.run(produce_live(settings, part, rate=None))
         wait_until(partial(folded_at_least, worker, produced), timeout=120, what="events folded")
+        if part[0]["type"] == "usage" and part[-1]["type"] == "usage":
+            # The sparse topics are empty: quiet, they hold the clock; the reader reads on, ready.
+            wait_until(partial(clock_held_days_at_least, worker, 20), timeout=30, what="the clock held")
+            assert worker.get("/churnwatch/ready/").status_code == 200
 
     firm_risk = DetectorConfig().alert_threshold + 0.03
 

@@ -397,6 +397,7 @@ class Churnwatch:
         self.metrics.state_bytes.labels(table=DELIVERIES_TABLE).set(
             sum(len(v) for v in self.deliveries.data.values())
         )
+        self.metrics.event_clock_lag.set(self.engine.clock.held_days())
         self.metrics.recovery_in_progress.set(1 if getattr(self.app, "in_recovery", False) else 0)
         holdout_gauges(self.metrics, self.engine.uplift.total(active))
         # Per topic role over this worker's partitions: high watermark - checkpointed offset.

@@ -172,11 +172,13 @@ class EventClock:
             self.holds.forget()
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "day": self.day,
             "partitions": {str(p): day for p, day in self.partition_days.items()},
-            "sparse": {f"{p}/{event_type}": day for (p, event_type), day in self.sparse_days.items()},
         }
+        if self.sparse_days:
+            state["sparse"] = {f"{p}/{event_type}": day for (p, event_type), day in self.sparse_days.items()}
+        return state
 
     def restore(self, state: dict[str, Any], partitions: Iterable[int]) -> None:
         """Take a saved clock's days for ``partitions`` this clock does not know yet.

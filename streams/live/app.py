@@ -94,13 +94,14 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
     """The engine as the settings configure it: detectors, evaluation clock, deduplication."""
     window_config = store.window_config
     holdout = settings.holdout.holdout()
+    event_clock = settings.detection.evaluation_clock == "event"
     hold_seconds = settings.detection.clock_hold_seconds
     return Engine(
         AccountMonitor(settings.detection.detector_config(), window_config),
         store,
         answer_policy=settings.feedback.answer_policy(),
-        event_clock=settings.detection.evaluation_clock == "event",
-        clock_hold_ms=int(hold_seconds * 1000) if hold_seconds > 0 else None,
+        event_clock=event_clock,
+        clock_hold_ms=int(hold_seconds * 1000) if event_clock and hold_seconds > 0 else None,
         wall_clock=clock,
         deduplicator=Deduplicator(
             horizon_ms=window_config.allowed_lateness_ms, max_keys=settings.windows.event_dedup_max_keys

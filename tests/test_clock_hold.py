@@ -141,13 +141,10 @@ def test_sparse_topics_read_behind_usage_hold_the_clock(
     events: list[dict[str, Any]], replayed: ReplayResult, seed: int, restarts: int
 ) -> None:
     live = run_usage_first(events, hold_ms=HOLD_MS, restarts=restarts, seed=seed)
-    # Everything is read; the sparse topic partitions are caught up but still hold the clock at the day of
-    # their newest event until the bound runs out (a late support event may still come): then it follows
-    # usage again and sweeps the last days.
-    held_at = live.engine.clock.day
-    live.now_ms += HOLD_MS
-    live.engine.report_sparse({key: False for key in live.engine.clock.sparse_days})
-    assert held_at is not None and live.engine.clock.day is not None and live.engine.clock.day > held_at
+    # Everything read, the sparse topics caught up: the clock follows usage again (no wait for them by
+    # default, ``clock_idle_seconds``=0).
+    clock = live.engine.clock
+    assert clock.day == min(clock.partition_days.values())
     finish_live(live, replayed.clock_ms or 0)
     assert_like_replay(live, replayed)
 
@@ -167,39 +164,59 @@ def usage_at(day: int, partition: int = 0) -> tuple[int, int]:
 
 def test_a_stuck_sparse_topic_holds_the_clock_for_the_bound_at_most() -> None:
     """Measured with an injected wall clock: a backlog that makes no progress lets the clock go after
-    ``bound_ms``; an event read from it, or a new backlog, starts the hold again."""
+    ``bound_ms``; an event read from it starts the hold again; a caught-up topic partition does not hold."""
     now = [0]
-    clock = EventClock(SparseHolds(30_000, lambda: now[0]))
+    clock = EventClock(SparseHolds(30_000, 0, lambda: now[0]))
     clock.advance(*usage_at(10))
     assert clock.sparse(0, "support", 10 * DAY_MS) == []
-    assert clock.report({(0, "support"): True, (0, "billing"): False}) == []
-    assert clock.advance(*usage_at(13)) == []  # both hold at day 10 (billing: the clock's day, none read)
+    backlogs = {(0, "support"): True, (0, "billing"): False}
+    assert clock.report(backlogs) == []
+    assert clock.advance(*usage_at(13)) == []  # support holds at its day 10; billing is caught up
     now[0] = 29_999
-    assert clock.report({(0, "support"): True, (0, "billing"): False}) == []
-    now[0] = 30_000  # the bound ran out for both: usage alone moves the clock
-    assert [m // DAY_MS for m in clock.report({(0, "support"): True, (0, "billing"): False})] == [11, 12, 13]
+    assert clock.report(backlogs) == []
+    now[0] = 30_000  # the bound ran out: usage alone moves the clock
+    assert [m // DAY_MS for m in clock.report(backlogs)] == [11, 12, 13]
     assert clock.advance(*usage_at(14)) == [14 * DAY_MS]  # still stuck: no longer holds
     # Progress (an event read from it) holds again, at its newest day, for a new bound.
     assert clock.sparse(0, "support", 12 * DAY_MS) == []
     assert clock.advance(*usage_at(15)) == []
     now[0] = 59_999
-    assert clock.report({(0, "support"): True, (0, "billing"): False}) == []
+    assert clock.report(backlogs) == []
     assert [m // DAY_MS for m in clock.sparse(0, "support", 15 * DAY_MS + 1)] == [15]
-    # Billing, caught up and quiet since it ran out, holds again once it has a backlog to read.
+    # Billing (no event read yet) holds at the clock's day once it has a backlog to read.
     assert clock.report({(0, "support"): False, (0, "billing"): True}) == []
     assert clock.advance(*usage_at(16)) == []
     now[0] = 59_999 + 30_000
     assert [m // DAY_MS for m in clock.report({(0, "support"): False, (0, "billing"): True})] == [16]
 
 
+def test_a_caught_up_sparse_topic_holds_the_clock_for_the_idle_time() -> None:
+    """``idle_ms``: a caught-up topic partition holds too (events may still be produced), for that long from
+    when it first stopped a midnight; a backlog reported afterwards holds for the longer bound."""
+    now = [0]
+    clock = EventClock(SparseHolds(30_000, 5_000, lambda: now[0]))
+    clock.advance(*usage_at(10))
+    assert clock.report({(0, "support"): False}) == []
+    assert clock.advance(*usage_at(12)) == []
+    now[0] = 4_999
+    assert clock.report({(0, "support"): False}) == []
+    now[0] = 5_000
+    assert [m // DAY_MS for m in clock.report({(0, "support"): False})] == [11, 12]
+    assert clock.advance(*usage_at(13)) == [13 * DAY_MS]  # quiet since: no longer holds
+    assert clock.report({(0, "support"): True}) == []  # records to read: a hold of its own
+    assert clock.advance(*usage_at(14)) == []
+    now[0] = 5_000 + 29_999
+    assert clock.report({(0, "support"): True}) == []
+
+
 def test_holds_are_saved_with_the_clock_and_forgotten_for_partitions_handed_over() -> None:
     """The sparse topics' days survive a restart; a rebalance drops other partitions' and the reports."""
-    clock = EventClock(SparseHolds(30_000, lambda: 0))
+    clock = EventClock(SparseHolds(30_000, 0, lambda: 0))
     clock.advance(*usage_at(10))
     clock.advance(*usage_at(10, partition=1))
     clock.sparse(0, "billing", 9 * DAY_MS)
     clock.sparse(1, "support", 10 * DAY_MS)
-    restored = EventClock(SparseHolds(30_000, lambda: 0))
+    restored = EventClock(SparseHolds(30_000, 0, lambda: 0))
     restored.restore(orjson.loads(orjson.dumps(clock.to_state())), [0])
     assert restored.sparse_days == {(0, "billing"): 9}
     restored.report({(0, "billing"): True})

@@ -163,9 +163,10 @@ def test_a_partition_read_ahead_of_another_opens_no_pipeline_incident(workers: W
 
 def test_sparse_topics_produced_after_weeks_of_usage_hold_the_clock(workers: WorkerFactory) -> None:
     """Four weeks of usage folded before that period's support and billing exist: the event clock waits for
-    them (``CHURNWATCH_CLOCK_HOLD_SECONDS``, long here: the sparse topics come after the usage is folded),
-    the worker stays ready and says its clock is held, and it opens the alerts replay opens. With
-    ``CHURNWATCH_CLOCK_HOLD_SECONDS=0`` (only usage moves the clock) this test times out short of them."""
+    them (caught up, the sparse topics hold it for ``CHURNWATCH_CLOCK_IDLE_SECONDS``: 0 by default, long
+    here), the worker stays ready and says its clock is held, and it opens the alerts replay opens. Without
+    the hold (the default) it times out short of them: a worker cannot tell sparse events still to be
+    produced from none."""
     events = list(Simulation(SimulationConfig(seed=21, accounts=60, days=56, start=START)).events())
     offline = run_replay(orjson.dumps(event) for event in events)
     judged_live = [a for a in offline.alerts if a.event_ts_ms < (offline.clock_ms or 0)]
@@ -174,7 +175,7 @@ def test_sparse_topics_produced_after_weeks_of_usage_hold_the_clock(workers: Wor
 
     workers.partitions = 2
     workers.extra_env["CHURNWATCH_EVALUATION_CLOCK"] = "event"
-    workers.extra_env["CHURNWATCH_CLOCK_HOLD_SECONDS"] = "120"
+    workers.extra_env["CHURNWATCH_CLOCK_IDLE_SECONDS"] = "90"
     settings = workers.settings()
     worker = workers.start()
     halfway = START + timedelta(days=28)
@@ -196,7 +197,7 @@ def test_sparse_topics_produced_after_weeks_of_usage_hold_the_clock(workers: Wor
 
     def opened_like_replay() -> dict[str, float] | None:
         """Opened alerts once every firm one of replay's is on the topic. After the last events the clock
-        waits for the sparse topics (caught up, quiet) for the hold's 60 s, then sweeps the last days."""
+        waits for the sparse topics (caught up, quiet) for the 90 s, then sweeps the last days."""
         live = [
             orjson.loads(record.value)
             for record in run(read_all(workers.kafka.bootstrap, settings.topics.alerts))

@@ -25,15 +25,16 @@ class SparseHolds:
     The driver reports the sparse topic partitions it reads and whether each has a backlog (records past
     what it handed over). Each holds the clock at the day of its newest folded event (at the clock's own day
     before its first): midnights up to that day can be swept, later ones wait for it, as Kafka Streams' tasks
-    wait for an empty input partition (``max.task.idle.ms``). A hold lasts ``bound_ms`` of wall time from
-    when it first stopped a midnight; an event folded from that topic partition, or a backlog it did not
-    have at the last report, starts it again. So a backlog being read holds the clock as long as it makes
-    progress, and a topic partition that is stuck, or caught up and quiet, delays a midnight by ``bound_ms``
-    at most, once, until it moves again.
+    wait for an input partition (``max.task.idle.ms``). A topic partition with a backlog holds for
+    ``bound_ms`` of wall time from when it first stopped a midnight; an event folded from it starts the hold
+    again, so a backlog being read holds the clock as long as it makes progress, and a stuck one delays a
+    midnight by ``bound_ms`` at most, once, until it moves again. A caught-up one holds the same way for
+    ``idle_ms`` (0: not at all): it may only be waiting for events still to be produced. A change between
+    the two, reported, starts the hold again.
 
     >>> now = [0]
-    >>> holds = SparseHolds(30_000, lambda: now[0])
-    >>> holds.report({(0, "support"): True})
+    >>> holds = SparseHolds(30_000, 0, lambda: now[0])
+    >>> holds.report({(0, "support"): True, (1, "support"): False})
     >>> holds.limit(12, 10, {(0, "support"): 11})  # the clock may go to day 11, not 12
     11
     >>> now[0] = 30_000
@@ -41,10 +42,11 @@ class SparseHolds:
     12
     """
 
-    __slots__ = ("bound_ms", "deadlines", "monotonic", "read")
+    __slots__ = ("bound_ms", "deadlines", "idle_ms", "monotonic", "read")
 
-    def __init__(self, bound_ms: int, monotonic: WallClock = monotonic_ms) -> None:
+    def __init__(self, bound_ms: int, idle_ms: int = 0, monotonic: WallClock = monotonic_ms) -> None:
         self.bound_ms = bound_ms
+        self.idle_ms = idle_ms
         self.monotonic = monotonic
         self.read: dict[SparseKey, bool] = {}  # reported sparse topic partitions -> has a backlog
         self.deadlines: dict[SparseKey, int] = {}
@@ -52,8 +54,8 @@ class SparseHolds:
     def report(self, backlogs: Mapping[SparseKey, bool]) -> None:
         """The sparse topic partitions the driver reads now, each with whether it has a backlog."""
         for key, backlog in backlogs.items():
-            if backlog and not self.read.get(key, False):
-                self.deadlines.pop(key, None)  # new records to read: worth waiting for again
+            if self.read.get(key) is not backlog:
+                self.deadlines.pop(key, None)  # a backlog to read, or caught up: a hold of its own
         self.read = dict(backlogs)
 
     def progress(self, key: SparseKey) -> None:
@@ -63,13 +65,14 @@ class SparseHolds:
         """The day the clock may reach: ``low`` (the usage partitions'), or less while a hold lasts."""
         limit = low
         now: int | None = None
-        for key in self.read:
+        for key, backlog in self.read.items():
             held = sparse_days.get(key, day)
-            if held >= low:
+            bound = self.bound_ms if backlog else self.idle_ms
+            if held >= low or bound <= 0:
                 continue
             if now is None:
                 now = self.monotonic()
-            deadline = self.deadlines.setdefault(key, now + self.bound_ms)
+            deadline = self.deadlines.setdefault(key, now + bound)
             if now < deadline:
                 limit = min(limit, held)
         return limit
@@ -87,7 +90,7 @@ class EventClock:
     the partitions that delivered usage. A partition read ahead of another (a backlog, a lagging fetch, a
     slower broker) must not sweep days whose usage the other has not delivered yet: its accounts would look
     silent all at once, which is what an ingestion outage looks like. Usage moves the clock. The sparse
-    support and billing topics, when the driver reports them (:meth:`hold`, the live worker), hold it back
+    support and billing topics, when the driver reports them (:meth:`report`, the live worker), hold it back
     while they have not delivered the days it would sweep (:class:`SparseHolds`); read *ahead* of usage they
     change nothing, as a sweep hides the days after it. Replay reads one "partition" (the file) in event-time
     order and reports no sparse topic.

@@ -78,9 +78,11 @@ class Engine:
         Holdout membership of an account id, when a holdout experiment runs: sweeps then settle alerted
         accounts for its uplift (:mod:`streams.engine.uplift`).
     clock_hold_ms
-        Let the sparse topic partitions the driver reports (:meth:`report_sparse`) hold the event clock, each
-        for this long at most without progress (:class:`~streams.engine.clock.SparseHolds`; the live worker's
-        ``clock_hold_seconds``). ``None`` (replay): only usage moves the clock.
+        Let the sparse topic partitions the driver reports (:meth:`report_sparse`) with a backlog hold the
+        event clock, each for this long at most without progress (:class:`~streams.engine.clock.SparseHolds`;
+        the live worker's ``clock_hold_seconds``). ``None`` (replay): only usage moves the clock.
+    clock_idle_ms
+        How long a caught-up one holds it (``clock_idle_seconds``; 0: not at all).
     monotonic
         The wall clock those holds are measured with (milliseconds; injectable for tests).
     """
@@ -99,6 +101,7 @@ class Engine:
         on_answered: Callable[[list[Alert]], None] | None = None,
         holdout_member: Callable[[str], bool] | None = None,
         clock_hold_ms: int | None = None,
+        clock_idle_ms: int = 0,
         monotonic: WallClock = monotonic_ms,
     ) -> None:
         self.monitor = monitor
@@ -108,7 +111,8 @@ class Engine:
         self.answering = Answering(monitor, self.detection.answer_policy, self.detection.segments)
         self.on_answered = on_answered
         self.last_sweep_ms: int | None = None
-        self.clock = EventClock(None if clock_hold_ms is None else SparseHolds(clock_hold_ms, monotonic))
+        holds = None if clock_hold_ms is None else SparseHolds(clock_hold_ms, clock_idle_ms, monotonic)
+        self.clock = EventClock(holds)
         self.event_clock = event_clock
         self.wall_clock = wall_clock
         self.deduplicator = deduplicator

@@ -95,13 +95,15 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
     window_config = store.window_config
     holdout = settings.holdout.holdout()
     event_clock = settings.detection.evaluation_clock == "event"
-    hold_seconds = settings.detection.clock_hold_seconds
+    detection = settings.detection
+    holds = event_clock and (detection.clock_hold_seconds > 0 or detection.clock_idle_seconds > 0)
     return Engine(
         AccountMonitor(settings.detection.detector_config(), window_config),
         store,
         answer_policy=settings.feedback.answer_policy(),
         event_clock=event_clock,
-        clock_hold_ms=int(hold_seconds * 1000) if event_clock and hold_seconds > 0 else None,
+        clock_hold_ms=int(detection.clock_hold_seconds * 1000) if holds else None,
+        clock_idle_ms=int(detection.clock_idle_seconds * 1000),
         wall_clock=clock,
         deduplicator=Deduplicator(
             horizon_ms=window_config.allowed_lateness_ms, max_keys=settings.windows.event_dedup_max_keys

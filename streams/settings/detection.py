@@ -96,9 +96,16 @@ class DetectionSettings(BaseModel):
         default=30.0,
         ge=0,
         le=3_600,
-        description="'event' clock: a support or billing topic partition behind the midnight the usage has "
-        "reached holds that midnight's sweep until it catches up, for this long at most without progress "
-        "(a stuck or quiet topic delays a sweep by this much once; 0: only usage moves the clock).",
+        description="'event' clock: a support or billing topic partition with records still to read, behind "
+        "the midnight the usage has reached, holds that midnight's sweep until it catches up, for this long "
+        "at most without progress (a stuck one delays a sweep by this much once; 0: never).",
+    )
+    clock_idle_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=3_600,
+        description="'event' clock: how long a caught-up support or billing topic partition behind that "
+        "midnight holds it, for events still to be produced (0: not at all).",
     )
     alert_threshold: float = Field(
         default=_DETECTOR.alert_threshold, gt=0, lt=1, description="Risk at which an account's episode opens."

@@ -314,12 +314,15 @@ class EventReader:
         """Each assigned partition of the topics of ``event_types``: whether records remain past those handed
         to ``process`` (its high watermark is beyond them, or not known yet: no fetch answered for it)."""
         consumer = self.consumer
+        if consumer is None:
+            return {}
+        assigned = consumer.assignment()  # positions may still be the last assignment's while it changes
         backlogs: dict[tuple[int, str], bool] = {}
         for tp, offset in self.positions.items():
             event_type = self.type_by_topic[tp.topic]
-            if event_type not in event_types:
+            if event_type not in event_types or tp not in assigned:
                 continue
-            highwater = consumer.highwater(tp) if consumer is not None else None
+            highwater = consumer.highwater(tp)
             read = max(offset, self._handing_over.get(tp, offset))
             backlogs[tp.partition, event_type] = highwater is None or read < highwater
         return backlogs

@@ -11,6 +11,11 @@ with the log-loss; ``eta = 1`` is Bayesian model averaging). So the score follow
 recency expert takes over, and the mixture cannot do much worse than the best of its experts (at most
 ``log(number of experts) / eta`` nats of cumulative log-loss behind it, before the decay).
 
+Since issue 14 :class:`~detectors.risk.RiskModel` scores with weights from how well each expert *ranks*
+recent outcomes (:class:`~detectors.ranking.RankWeights`); :class:`ExpertWeights` is still kept, and scores
+with ``weigh_by="loss"``. On ChurnSim the ``learned`` regression had the lowest log-loss and ranked at chance,
+and a handful of skewed outcomes could hand it (or the prior) almost all the weight.
+
 The single-signal experts exist because one online logistic regression over ~23 correlated inputs does not
 recover what its best single inputs know: on real purchase data (CDNOW) ``lapsed``, ``recency`` and
 ``inactive_ahead`` alone ranked better than the full model (see ``docs/detection.md``).
@@ -181,9 +186,10 @@ class ExpertWeights:
             decay * loss + weight * log_loss(p, y) for loss, p in zip(self.losses, predictions, strict=True)
         ]
 
-    def weights(self) -> list[float]:
+    def weights(self, scale: float = 1.0) -> list[float]:
+        """The weights, with ``eta`` multiplied by ``scale`` (< 1: closer to uniform)."""
         best = min(self.losses)
-        raw = [math.exp(-self.eta * (loss - best)) for loss in self.losses]
+        raw = [math.exp(-scale * self.eta * (loss - best)) for loss in self.losses]
         total = sum(raw)
         return [r / total for r in raw]
 

@@ -37,6 +37,7 @@ from typing import Any
 from river import linear_model, optim
 
 from detectors.experts import SIGNAL_EXPERTS, ExpertWeights, SignalExpert
+from detectors.ranking import RankWeights
 
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
@@ -164,14 +165,15 @@ class PriorScorer:
 
 
 class RiskModel:
-    """The global online risk model: a mixture of experts weighed by how well each predicts outcomes.
+    """The global online risk model: a mixture of experts weighed by how well each ranks recent outcomes.
 
     The experts (:mod:`detectors.experts`): ``learned``, a River logistic regression over the prior's lift and
     every feature; ``prior``, the outcome-free :class:`PriorScorer`; and the small calibrated
     :class:`~detectors.experts.SignalExpert` s of :data:`~detectors.experts.SIGNAL_EXPERTS` (recency, BTYD,
-    level, trend, RFM, the prior's lift). Each predicts every outcome before learning it; the mixture is the
-    average of their probabilities weighed by ``exp(-eta * decayed log-loss)``
-    (:class:`~detectors.experts.ExpertWeights`), so it follows the expert that predicts this data best.
+    level, trend, RFM, the prior's lift). The mixture is the average of their probabilities weighed by how
+    well each ranks the last labelled outcomes (AUC over a reservoir, :class:`~detectors.ranking.RankWeights`)
+    times how well each predicts them (Hedge on the log-loss): an expert must both rank and predict, so a
+    well calibrated expert that ranks at chance (ChurnSim's ``learned``) is vetoed by its AUC.
     Scoring hands over from the prior to the mixture as positives arrive: the log-odds are
     ``(1 - w) * prior + w * mixture`` with ``w = positives / min_positives`` (capped at 1); with a handful of
     positives, calibrated experts that barely rank yet would otherwise outweigh the prior.
@@ -186,8 +188,18 @@ class RiskModel:
         L2 penalty of the ``learned`` regression (keeps weights of rarely-seen features from running away).
     prior
         The outcome-free scorer; its log-odds lift is an input of the regressions (starting weight 0).
+    weigh_by
+        ``"both"`` (default): the product of the rank weights (each expert's AUC on the inputs of the last 64
+        positive and 128 negative outcomes, :class:`~detectors.ranking.RankWeights`) and the log-loss
+        weights (decayed prequential log-loss, :class:`~detectors.experts.ExpertWeights`) with ``eta``
+        ramped from 0 to its value over the hand-over (``eta * learned_share``); ``"rank"``: the rank
+        weights alone; ``"loss"``: the log-loss weights alone (the criterion before issue 14). Both are
+        always tracked; ``weigh_by`` says which scores.
+    rank_temperature
+        Rank weights: ``exp(-(best AUC - AUC_k) / (rank_temperature * SE))``.
     eta, half_life
-        Mixture weights: ``exp(-eta * loss)``, losses decayed to half after ``half_life`` outcomes (0: never).
+        Log-loss weights: ``exp(-eta * loss)``, losses decayed to half after ``half_life`` outcomes
+        (0: never).
 
     Examples
     --------
@@ -201,14 +213,22 @@ class RiskModel:
     (False, 50, 50)
     >>> model.predict_proba_one({"recency": 1.5, "low_engagement": 0.9}) > model.predict_proba_one({})
     True
-    >>> weights = model.expert_weights()
-    >>> round(sum(weights.values()), 6), weights["prior"] < 0.01  # the prior, uncalibrated here, lost
-    (1.0, True)
+    >>> weights = model.expert_weights()  # ranks perfectly and predicts best: the regression
+    >>> round(sum(weights.values()), 6), sorted(k for k, v in weights.items() if v > 0.1)
+    (1.0, ['learned'])
+    >>> by_rank = RiskModel(min_positives=2, weigh_by="rank")  # ranking alone: every perfect ranker shares
+    >>> for _ in range(50):
+    ...     by_rank.learn_one({"recency": 1.5, "low_engagement": 0.9}, True)
+    ...     by_rank.learn_one({"low_engagement": 0.1}, False)
+    >>> sorted(k for k, v in by_rank.expert_weights().items() if v > 0.1)
+    ['learned', 'prior', 'prior_lift', 'recency', 'rfm']
     >>> RiskModel.from_state(model.to_state()).to_state() == model.to_state()
     True
     """
 
-    STATE_BUDGET_BYTES = 2_400
+    # One model per worker, saved with the worker's state next to the population (50 kB budget), not per
+    # account: ~2.3 kB of experts and ~15 kB of rank reservoir (192 outcomes' inputs, zeros written as 0).
+    STATE_BUDGET_BYTES = 20_000
     __slots__ = (
         "_lr",
         "eta",
@@ -221,6 +241,9 @@ class RiskModel:
         "n_negatives",
         "n_positives",
         "prior",
+        "rank_temperature",
+        "ranking",
+        "weigh_by",
     )
 
     def __init__(
@@ -232,12 +255,16 @@ class RiskModel:
         prior: PriorScorer | None = None,
         eta: float = 1.0,
         half_life: float = 2_000.0,
+        weigh_by: str = "both",
+        rank_temperature: float = 0.5,
     ) -> None:
         self.min_positives = min_positives
         self.learning_rate = learning_rate
         self.l2 = l2
         self.eta = eta
         self.half_life = half_life
+        self.weigh_by = weigh_by
+        self.rank_temperature = rank_temperature
         self.prior = prior if prior is not None else PriorScorer()
         self.n_positives = 0
         self.n_negatives = 0
@@ -256,6 +283,7 @@ class RiskModel:
         ]
         names = ("learned", "prior", *(e.name for e in self.experts))
         self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
+        self.ranking = RankWeights(names, ("prior", *FEATURES), temperature=rank_temperature)
 
     def clone(self) -> RiskModel:
         """A fresh model with the same parameters and prior (no outcomes learned)."""
@@ -266,6 +294,8 @@ class RiskModel:
             prior=self.prior,
             eta=self.eta,
             half_life=self.half_life,
+            weigh_by=self.weigh_by,
+            rank_temperature=self.rank_temperature,
         )
 
     @property
@@ -280,7 +310,26 @@ class RiskModel:
 
     def expert_weights(self) -> dict[str, float]:
         """The mixture's current weight of each expert (they sum to 1)."""
-        return dict(zip(self.mixture.names, self.mixture.weights(), strict=True))
+        return dict(zip(self.mixture.names, self._weights(), strict=True))
+
+    def _weights(self) -> list[float]:
+        if self.weigh_by == "loss":
+            return self.mixture.weights()
+        if self.weigh_by == "rank":
+            return self.ranking.weights(self._lifts)
+        # Log-loss with eta ramped up over the hand-over: a handful of skewed outcomes cannot hand it all
+        # to one expert (two orderings of the same few outcomes gave learned 0.999 vs prior 0.961).
+        by_loss = self.mixture.weights(self.learned_share)
+        raw = [a * b for a, b in zip(self.ranking.weights(self._lifts), by_loss, strict=True)]
+        total = sum(raw)
+        return [r / total for r in raw]
+
+    def _lifts(self, inputs: Mapping[str, float]) -> list[float]:
+        """Every expert's log-odds lift over its own intercept (what it ranks by), in the mixture's order."""
+        weights = self._lr._weights
+        learned = sum(weights.get(k, 0.0) * v for k, v in inputs.items())
+        own = (e.logodds(inputs) - float(e._lr.intercept) for e in self.experts)
+        return [learned, inputs["prior"], *own]
 
     def _inputs(self, x: Mapping[str, float]) -> dict[str, float]:
         # The prior enters as its lift over its own base rate (0 for an unremarkable account), so the
@@ -305,6 +354,7 @@ class RiskModel:
         self._lr.learn_one(inputs, bool(y), w=weight)
         for expert in self.experts:
             expert.learn_one(inputs, bool(y), weight)
+        self.ranking.update(inputs, bool(y), weight)
         if y:
             self.n_positives += 1
         else:
@@ -316,7 +366,7 @@ class RiskModel:
             return self.prior.predict_proba_one(x)
         inputs = self._inputs(x)
         predictions = self._predictions(inputs)
-        mixed = sum(share * p for share, p in zip(self.mixture.weights(), predictions, strict=True))
+        mixed = sum(share * p for share, p in zip(self._weights(), predictions, strict=True))
         if w == 1.0:
             return mixed
         return _sigmoid((1.0 - w) * (inputs["prior"] + self.prior.intercept) + w * _logit(mixed))
@@ -347,7 +397,7 @@ class RiskModel:
         if w == 0.0:
             return prior
         out = {k: (1.0 - w) * v for k, v in prior.items()}
-        for share, part in zip(self.mixture.weights(), self._expert_contributions(x, prior), strict=True):
+        for share, part in zip(self._weights(), self._expert_contributions(x, prior), strict=True):
             for k, v in part.items():
                 out[k] = out.get(k, 0.0) + w * share * v
         return out
@@ -362,6 +412,8 @@ class RiskModel:
                 "l2": self.l2,
                 "eta": self.eta,
                 "half_life": self.half_life,
+                "weigh_by": self.weigh_by,
+                "rank_temperature": self.rank_temperature,
             },
             "prior": self.prior.to_state(),
             "n_pos": self.n_positives,
@@ -371,6 +423,7 @@ class RiskModel:
             "n_iter": int(self._lr.optimizer.n_iterations),
             "experts": [e.to_state() for e in self.experts],
             "mixture": self.mixture.to_state(),
+            "ranking": self.ranking.to_state(),
         }
 
     @classmethod
@@ -389,4 +442,6 @@ class RiskModel:
         ]
         if "mixture" in state:
             model.mixture.restore(state["mixture"])
+        if "ranking" in state:
+            model.ranking.restore(state["ranking"])
         return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 
 import orjson
 
@@ -32,7 +33,7 @@ def test_a_calibrated_expert_that_cannot_rank_loses_to_one_that_ranks() -> None:
     names = ("calibrated", "ranker")
     by_loss, by_rank = ExpertWeights(names, eta=1.0, half_life=2000), RankWeights(names, ("level",))
 
-    def scores(x: dict[str, float]) -> list[float]:
+    def scores(x: Mapping[str, float]) -> list[float]:
         return [0.0, x["level"]]
 
     for _ in range(3000):

@@ -1,9 +1,10 @@
 """Mixture weights of experts by how well each *ranks* recent outcomes: AUC over a bounded reservoir.
 
 Churnwatch's value is the order in which it lists accounts, so :class:`~detectors.risk.RiskModel` weighs its
-experts by their AUC on recent labelled outcomes rather than by their log-loss: on a base where one expert is
+experts by their AUC on recent labelled outcomes as well as by their log-loss: on a base where one expert is
 best calibrated but ranks at chance (ChurnSim's ``learned`` regression), the log-loss follows the calibration
-and the ranking is lost (``docs/detection.md``).
+and the ranking is lost (``docs/detection.md``). By default the model multiplies these rank weights with the
+log-loss weights (``weigh_by="both"``): an expert must rank *and* predict.
 
 :class:`RankWeights` keeps the inputs of the last ``positives`` positive and the last ``negatives`` negative
 outcomes (FIFO per class: positives are rare, a plain window of recent outcomes would hold a handful), has
@@ -13,8 +14,8 @@ the SE is large and the weights stay near uniform (a few skewed outcomes cannot 
 expert); with a full reservoir (SE ~0.044) an expert ``temperature * SE`` behind the best keeps ``1/e`` of its
 weight. The experts are scored as they are now rather than as they were when each outcome arrived: scores
 kept from the time of each outcome held a regression's first, immature guesses for hundreds of outcomes and
-ranked the tuning shapes worse (0.821 vs 0.826 AUC). The experts have learned these outcomes, so their AUC
-here is slightly optimistic, least so for the one-or-two-input experts.
+ranked the tuning shapes worse (rank weights alone: 0.821 vs 0.826 AUC). The experts have learned these
+outcomes, so their AUC here is slightly optimistic, least so for the one-or-two-input experts.
 """
 
 from __future__ import annotations

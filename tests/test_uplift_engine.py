@@ -19,6 +19,7 @@ from streams.live.holdout import Holdout
 from streams.offline.replay import ReplayResult, run_replay
 from streams.offline.uplift import Cohort, alerted_outcomes
 from tests.test_engine import CFG, START, WIDE, finish_live, records_of, run_live
+from tests.test_uplift import opened
 
 HORIZON_DAYS = 30
 HALF = Holdout(share=0.5, experiment="uplift-test")
@@ -28,19 +29,6 @@ def state(partition: int = 0, canceled_day: int | None = None) -> AccountState:
     window = AccountWindow(CFG)
     window.canceled_ts_ms = canceled_day * DAY_MS if canceled_day is not None else None
     return AccountState(window, partition)
-
-
-def alert(account: str, day: int, transition: Transition = Transition.OPENED) -> Alert:
-    return Alert(
-        kind=AlertKind.ACCOUNT_RISK,
-        account_id=account,
-        episode_id=f"{account}:{day}",
-        transition=transition,
-        severity=Severity.HIGH,
-        risk=0.5,
-        event_ts_ms=day * DAY_MS,
-        detected_ts_ms=day * DAY_MS,
-    )
 
 
 def tally_of(cohort: Cohort) -> Tally:
@@ -71,7 +59,7 @@ def test_an_account_is_settled_a_horizon_after_its_first_alert_and_counted_once(
         b"quiet": state(),
     }
     rows = list(states.items())
-    day10 = [alert(a, 10) for a in ("kept", "churner", "held", "held-churner", "late-churner")]
+    day10 = [opened(a, 10) for a in ("kept", "churner", "held", "held-churner", "late-churner")]
     changed = ledger.sweep(rows, day10, 10 * DAY_MS)
     assert sorted(key for key, _ in changed) == sorted(
         k.encode() for k in ("kept", "churner", "held", "held-churner", "late-churner")
@@ -88,7 +76,7 @@ def test_an_account_is_settled_a_horizon_after_its_first_alert_and_counted_once(
     states[b"held-churner"].window.canceled_ts_ms = 20 * DAY_MS
     states[b"late-churner"].window.canceled_ts_ms = 40 * DAY_MS + 1
     # A day before the horizon passes: nothing settles, and a second alert changes no mark.
-    assert ledger.sweep(rows, [alert("kept", 39)], 39 * DAY_MS) == []
+    assert ledger.sweep(rows, [opened("kept", 39)], 39 * DAY_MS) == []
     assert ledger.total({0}) == Tally(pending=5)
 
     ledger.sweep(rows, [], 40 * DAY_MS)
@@ -104,7 +92,7 @@ def test_an_account_is_settled_a_horizon_after_its_first_alert_and_counted_once(
     assert ledger.total({0}) == expected
     # Settled for good: a later alert (or cancellation) does not enter or move an account again.
     states[b"kept"].window.canceled_ts_ms = 50 * DAY_MS
-    assert ledger.sweep(rows, [alert("kept", 80)], 80 * DAY_MS) == []
+    assert ledger.sweep(rows, [opened("kept", 80)], 80 * DAY_MS) == []
     assert ledger.total({0}) == expected
     assert ledger.as_of_ms == 80 * DAY_MS
 
@@ -113,7 +101,7 @@ def test_accounts_cancelled_before_their_alert_are_left_out() -> None:
     ledger = UpliftLedger(HORIZON_DAYS, member=lambda account: False)
     before, late_news = state(canceled_day=5), state()
     rows = [(b"before", before), (b"late-news", late_news)]
-    ledger.sweep(rows, [alert("before", 10), alert("late-news", 10)], 10 * DAY_MS)
+    ledger.sweep(rows, [opened("before", 10), opened("late-news", 10)], 10 * DAY_MS)
     assert before.uplift == [10 * DAY_MS, 0, LEFT_OUT]
     assert ledger.total({0}) == Tally(pending=1)
     late_news.window.canceled_ts_ms = 9 * DAY_MS  # a cancellation dated before the alert, read after it
@@ -135,16 +123,16 @@ def test_only_opened_account_alerts_mark_and_the_first_one_counts() -> None:
         event_ts_ms=DAY_MS,
         detected_ts_ms=DAY_MS,
     )
-    ledger.sweep([(b"a", account)], [incident, alert("a", 1, Transition.ESCALATED)], DAY_MS)
+    ledger.sweep([(b"a", account)], [incident, opened("a", 1, transition=Transition.ESCALATED)], DAY_MS)
     assert account.uplift is None
-    ledger.sweep([(b"a", account)], [alert("a", 2), alert("a", 3)], 3 * DAY_MS)
+    ledger.sweep([(b"a", account)], [opened("a", 2), opened("a", 3)], 3 * DAY_MS)
     assert account.uplift == [2 * DAY_MS, 0, PENDING]
 
 
 def test_counts_are_per_partition_and_only_owned_ones_add_up() -> None:
     ledger = UpliftLedger(HORIZON_DAYS, member=lambda account: account.startswith("h"))
     rows = [(f"{g}{p}".encode(), state(partition=p)) for p in range(3) for g in ("d", "h")]
-    ledger.sweep(rows, [alert(key.decode(), 0) for key, _ in rows], 0)
+    ledger.sweep(rows, [opened(key.decode(), 0) for key, _ in rows], 0)
     ledger.sweep(rows, [], HORIZON_DAYS * DAY_MS)
     assert sorted(ledger.tallies) == [0, 1, 2]
     assert ledger.total({0, 2}) == Tally(delivered=2, held_out=2)
@@ -155,7 +143,7 @@ def test_without_a_holdout_nothing_is_marked() -> None:
     ledger = UpliftLedger(HORIZON_DAYS)
     account = state()
     assert not ledger.active
-    assert ledger.sweep([(b"a", account)], [alert("a", 0)], 0) == []
+    assert ledger.sweep([(b"a", account)], [opened("a", 0)], 0) == []
     assert account.uplift is None and ledger.tallies == {}
 
 

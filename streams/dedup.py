@@ -92,6 +92,18 @@ class Deduplicator:
             self._expire()
         return False
 
+    def remember(self, key: int, ts_ms: int, *, origin: int) -> None:
+        """Learn ``key`` as first seen at ``origin`` (if it is new), counting nothing: records read again to
+        rebuild what was remembered before a restart.
+
+        >>> dedup = Deduplicator(horizon_ms=10, max_keys=100)
+        >>> dedup.remember(7, 100, origin=1); dedup.remember(7, 100, origin=2)
+        >>> dedup.is_duplicate(7, 100, origin=3), dedup.first_origin(7), dedup.duplicates
+        (True, 1, 1)
+        """
+        if key not in self._origins:
+            self.is_duplicate(key, ts_ms, origin=origin)
+
     def _expire(self) -> None:
         horizon = self._newest - self.horizon_ms
         order = self._order

@@ -14,7 +14,16 @@ from detectors.windows import PAYMENT_FAILED, USAGE, AccountWindow, WindowConfig
 from streams.dev.producer import route
 from streams.events import parse_ts
 from streams.live.ingest import BatchFolder
-from tests.kafka_harness import WorkerFactory, metric_value, read_topic, run, simulated_lines, wait_until
+from streams.settings import Settings
+from tests.kafka_harness import (
+    WorkerFactory,
+    WorkerProcess,
+    metric_value,
+    read_topic,
+    run,
+    simulated_lines,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -176,26 +185,53 @@ def test_folder_never_counts_a_redelivered_record_twice() -> None:
     assert window.bucket(1_795_687_200_000 // 86_400_000)[USAGE] == 2
 
 
+def billing(settings: Settings, kind: str, hours_ago: int, **extra: object) -> tuple[str, bytes, bytes]:
+    """A billing event of account ``retry``, as (topic, key, value) to produce."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ts = (now - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
+    body = {"type": "billing", "account_id": "retry", "ts": ts, "kind": kind, **extra}
+    return settings.topics.billing, b"retry", orjson.dumps(body)
+
+
+def payments_failed(worker: WorkerProcess) -> int:
+    window = AccountWindow.from_state(worker.account("retry")["window"], WindowConfig())  # type: ignore[index]
+    return window.total(PAYMENT_FAILED, 0, 10**9)
+
+
 def test_a_producer_retry_is_folded_once(workers: WorkerFactory) -> None:
     settings = workers.settings()
-    now = datetime.now(UTC).replace(microsecond=0)
-
-    def event(kind: str, hours_ago: int, **extra: object) -> tuple[str, bytes, bytes]:
-        ts = (now - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
-        body = {"type": "billing", "account_id": "retry", "ts": ts, "kind": kind, **extra}
-        return settings.topics.billing, b"retry", orjson.dumps(body)
-
-    failed = event("payment_failed", 3)
-    with_id = event("payment_failed", 2, event_id="inv-7/attempt-1")
-    restamped = event("payment_failed", 1, event_id="inv-7/attempt-1")  # the retry re-stamped ``ts``
+    failed = billing(settings, "payment_failed", 3)
+    with_id = billing(settings, "payment_failed", 2, event_id="inv-7/attempt-1")
+    restamped = billing(
+        settings, "payment_failed", 1, event_id="inv-7/attempt-1"
+    )  # the retry re-stamped ``ts``
     worker = workers.start()
-    workers.produce([failed, failed, with_id, restamped, event("payment_succeeded", 1)])
+    workers.produce([failed, failed, with_id, restamped, billing(settings, "payment_succeeded", 1)])
     wait_until(lambda: worker.stats()["events_folded"] == 3, timeout=60, what="3 events folded")  # type: ignore[index]
     wait_until(
         lambda: metric_value(worker.get("/metrics").text, "churnwatch_events_deduplicated_total") == 2,
         timeout=30,
         what="2 duplicates counted",
     )
-    window = AccountWindow.from_state(worker.account("retry")["window"], WindowConfig())  # type: ignore[index]
-    assert window.total(PAYMENT_FAILED, 0, 10**9) == 2
+    assert payments_failed(worker) == 2
     assert worker.stats()["deadletters"] == 0  # type: ignore[index]
+
+
+def test_a_producer_retry_after_a_restart_is_folded_once(workers: WorkerFactory) -> None:
+    """The first copy was folded and checkpointed before the worker stopped; the retry arrives after."""
+    settings = workers.settings()
+    worker = workers.start()
+    workers.produce([billing(settings, "payment_failed", 2, event_id="inv-9/attempt-1")])
+    wait_until(lambda: worker.stats()["events_folded"] == 1, timeout=60, what="the first copy folded")  # type: ignore[index]
+    worker.stop()
+
+    restarted = workers.start()
+    retry = billing(settings, "payment_failed", 1, event_id="inv-9/attempt-1")
+    workers.produce([retry, billing(settings, "payment_succeeded", 1)])
+    wait_until(
+        lambda: metric_value(restarted.get("/metrics").text, "churnwatch_events_deduplicated_total") == 1,
+        timeout=60,
+        what="the retry counted as a duplicate",
+    )
+    wait_until(lambda: restarted.stats()["events_folded"] == 1, timeout=30, what="the next event folded")  # type: ignore[index]
+    assert payments_failed(restarted) == 1

@@ -55,6 +55,15 @@ def origin_of(arrival: Arrival, topic_index: int) -> int:
     return (arrival.offset << 16 | arrival.partition) << 2 | topic_index
 
 
+def remember_arrivals(arrivals: Iterable[Arrival], deduplicator: Deduplicator) -> None:
+    """Let ``deduplicator`` learn ``arrivals`` without folding them (records folded before a restart)."""
+    for arrival in arrivals:
+        event = arrival.event
+        deduplicator.remember(
+            event_key(event), event.ts_ms, origin=origin_of(arrival, TOPIC_INDEX[type(event)])
+        )
+
+
 def fold_arrivals(
     arrivals: Iterable[Arrival],
     states: States,

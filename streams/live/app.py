@@ -21,6 +21,7 @@ rebalance and checkpoint callbacks, which read more easily together than split.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from importlib.metadata import version
@@ -133,6 +134,7 @@ class Churnwatch:
         clock: WallClock = wall_clock_ms,
         http: httpx.AsyncClient | None = None,
     ) -> None:
+        """Build the parts (Faust app, topics, tables, store, engine, folder); ~60 lines of one-line wiring."""
         self.settings = settings
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -204,6 +206,7 @@ class Churnwatch:
             owned_partitions=self.assigned_partitions,
             on_skipped=self._count_skipped,
         )
+        dedup = self.engine.deduplicator
         self.reader = EventReader(
             app,
             client_options(settings),
@@ -218,6 +221,9 @@ class Churnwatch:
             on_released=self.store.forget,  # the table (just checkpointed) is the truth from here on
             on_assigned=self._assigned,
             on_skipped=self._count_skipped,
+            # After a restart, a retry of an event folded before the checkpoint is still a duplicate.
+            remember=None if dedup is None else functools.partial(self.folder.remember, dedup),
+            remember_records=settings.windows.event_dedup_max_keys,
         )
         self.heartbeat = LoopHeartbeat()
         app.task(self.heartbeat.run)

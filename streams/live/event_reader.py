@@ -19,6 +19,9 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
   (``on_released``). It reads
   again only after Faust has finished the rebalance and recovered the tables, from the checkpointed offsets.
+* **Restarts and retries.** Before reading on from checkpointed offsets, the reader hands ``remember`` up to
+  ``remember_records`` records before them (bounded by ``REMEMBER_SECONDS``), so a producer's
+  retry of an event folded before the restart is still recognised as a duplicate after it.
 * **Failures.** A batch that raises while folding crashes the worker; nothing after the last checkpoint
   counts, and the next owner reads it again. A batch aiokafka cannot decode (unknown codec, corrupt batch) is
   skipped, logged and reported to ``on_skipped``; the rest of its partition and the other partitions are read
@@ -48,6 +51,7 @@ Positions = dict[int, dict[str, int]]
 Checkpoint = Callable[[Positions], Awaitable[None]]
 Fetched = dict[TopicPartition, list[Any]]
 READ_AROUND_WAIT_MS = 5_000
+REMEMBER_SECONDS = 10.0  # at most this long re-reading the records before the checkpoint, per assignment
 
 
 class EventReader:
@@ -75,6 +79,10 @@ class EventReader:
         Called with the partitions before the reader starts reading them.
     on_skipped
         Called with the event type and the batch when the reader skips a batch it cannot decode.
+    remember, remember_records
+        Called with the records just before the checkpointed offsets when an assignment resumes from them,
+        ``remember_records`` in all, shared evenly by the partitions (the event deduplicator learns them;
+        nothing is folded).
     interrupt_on_revoke
         Cancel a batch still being processed when partitions are revoked, instead of waiting for it (for
         batches that can take minutes, like deliveries retrying a sink that is down, and that are safe to
@@ -98,6 +106,8 @@ class EventReader:
         on_assigned: Callable[[list[int]], None] = lambda partitions: None,
         interrupt_on_revoke: bool = False,
         on_skipped: Callable[[str, PoisonBatch], None] = lambda event_type, poison: None,
+        remember: Callable[[list[RawRecord]], None] | None = None,
+        remember_records: int = 0,
     ) -> None:
         self.app = app
         self.consumer_options = dict(consumer_options)
@@ -113,6 +123,8 @@ class EventReader:
         self.on_assigned = on_assigned
         self.interrupt_on_revoke = interrupt_on_revoke
         self.on_skipped = on_skipped
+        self.remember = remember
+        self.remember_records = remember_records
         self.revoking = False
         self._inflight: asyncio.Future[None] | None = None
         self.consumer: AIOKafkaConsumer | None = None
@@ -212,7 +224,7 @@ class EventReader:
         log.error("event reader %s", poison.describe())
         self.on_skipped(self.type_by_topic[poison.tp.topic], poison)
 
-    async def _process(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+    def _records(self, fetched: Mapping[TopicPartition, list[Any]]) -> list[RawRecord]:
         type_by_topic = self.type_by_topic
         records: list[RawRecord] = []
         for tp, batch in fetched.items():
@@ -230,6 +242,10 @@ class EventReader:
                 )
                 for message in batch
             )
+        return records
+
+    async def _process(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
+        records = self._records(fetched)
         self._handing_over = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
         self._inflight = asyncio.ensure_future(self.process(records))
         try:
@@ -277,6 +293,7 @@ class EventReader:
                 else:
                     consumer.seek(tp, offset)
                     positions[tp] = offset
+        await self._recall(consumer, positions)
         if fresh:
             await consumer.seek_to_beginning(*fresh)
             for tp in fresh:
@@ -285,6 +302,35 @@ class EventReader:
         self.checkpointed = dict(positions)
         self.generation = generation
         log.info("event reader assigned partitions %s (generation %s)", partitions, generation)
+
+    async def _recall(self, consumer: AIOKafkaConsumer, resume: dict[TopicPartition, int]) -> None:
+        """Hand ``remember`` the records before the ``resume`` offsets, then seek back to them.
+
+        Bounded: ``remember_records`` in all and ``REMEMBER_SECONDS`` in all; a batch that cannot be
+        decoded ends the recall early (the records before it were remembered; nothing is lost, only a retry
+        of an older event may be folded again).
+        """
+        if self.remember is None or self.remember_records <= 0 or not resume:
+            return
+        share = max(1, self.remember_records // len(resume))
+        beginnings = await consumer.beginning_offsets(list(resume))
+        starts = {tp: max(beginnings[tp], end - share) for tp, end in resume.items()}
+        pending = {tp for tp, start in starts.items() if start < resume[tp]}
+        for tp in pending:
+            consumer.seek(tp, starts[tp])
+        deadline = time.monotonic() + REMEMBER_SECONDS
+        try:
+            while pending and time.monotonic() < deadline:
+                fetched = await consumer.getmany(*pending, timeout_ms=500, max_records=self.batch_max_events)
+                before = {tp: [m for m in batch if m.offset < resume[tp]] for tp, batch in fetched.items()}
+                self.remember(self._records(before))
+                pending = {tp for tp in pending if await consumer.position(tp) < resume[tp]}
+        except DECODE_ERRORS as exc:
+            log.warning("event reader stopped recalling records before the checkpoint: %s", exc)
+        if pending:
+            log.warning("event reader recalled only part of the records before the checkpoint: %s", pending)
+        for tp, offset in resume.items():
+            consumer.seek(tp, offset)
 
     async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
         self.revoking = True

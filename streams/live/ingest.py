@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from detectors.windows import WindowConfig
 from streams.dedup import Deduplicator
 from streams.engine.answers import AnswerArrival
-from streams.engine.fold import Arrival, fold_arrivals
+from streams.engine.fold import Arrival, fold_arrivals, remember_arrivals
 from streams.engine.state import AccountState
 from streams.events import MIN_TS_MS, DeadLetterReason, InvalidEventError, decode
 from streams.feedback import Feedback
@@ -181,6 +181,11 @@ class BatchFolder:
             duplicate_events=folded.duplicate_events,
             max_event_ts_ms=folded.max_event_ts_ms,
         )
+
+    def remember(self, deduplicator: Deduplicator, records: Iterable[RawRecord]) -> None:
+        """Let ``deduplicator`` learn the valid events of ``records`` (folded before a restart); fold none."""
+        arrivals, _ = self.decode(records)
+        remember_arrivals((arrival for arrival in arrivals if type(arrival) is Arrival), deduplicator)
 
 
 def decode_answer(record: RawRecord) -> AnswerArrival | DeadLetter:

@@ -53,7 +53,8 @@ class WindowsSettings(BaseModel):
         default=250_000,
         ge=0,
         description="Event ids (or content hashes) remembered to drop duplicate events, for the lateness "
-        "allowance at most, about 200 bytes each (0: no deduplication).",
+        "allowance at most, about 200 bytes each (0: no deduplication); after a restart the worker reads "
+        "as many records before its checkpoint again to relearn them.",
     )
 
     @field_validator("min_event_ts")

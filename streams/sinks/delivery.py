@@ -182,15 +182,18 @@ async def deliver(
         except RetryableDeliveryError as exc:
             if exc.pending is not None:
                 pending = exc.pending
-            if attempt >= policy.max_attempts:
-                return _dead_letter(sink, attempt, f"gave up after {attempt} attempts: {exc}", pending)
             delay = policy.delay_for(attempt, retry_after=exc.retry_after, rng=rng)
-            elapsed = clock() - started
-            if elapsed + delay > policy.total_budget_s:
-                reason = (
-                    f"retry budget of {policy.total_budget_s:g}s exhausted after {attempt} attempts: {exc}"
-                )
+            reason = _give_up_reason(policy, attempt, clock() - started + delay, exc)
+            if reason is not None:
                 return _dead_letter(sink, attempt, reason, pending)
+            retry = RetryAttempt(
+                sink=sink.name,
+                attempt=attempt,
+                delay_s=delay,
+                reason=exc.reason,
+                retry_after=exc.retry_after,
+                pending=len(pending),
+            )
             log.warning(
                 "sink.retry",
                 sink=sink.name,
@@ -200,20 +203,22 @@ async def deliver(
                 pending=len(pending),
             )
             if on_retry is not None:
-                on_retry(
-                    RetryAttempt(
-                        sink=sink.name,
-                        attempt=attempt,
-                        delay_s=delay,
-                        reason=exc.reason,
-                        retry_after=exc.retry_after,
-                        pending=len(pending),
-                    )
-                )
+                on_retry(retry)
             await sleep(delay)
         else:
             log.info("sink.delivered", sink=sink.name, alerts=len(pending), attempts=attempt)
             return DeliveryOutcome(sink=sink.name, status=AlertOutcome.DELIVERED, attempts=attempt)
+
+
+def _give_up_reason(
+    policy: RetryPolicy, attempt: int, elapsed_after_delay: float, exc: RetryableDeliveryError
+) -> str | None:
+    """Why ``deliver`` stops retrying after ``attempt`` failed (None: retry after the delay)."""
+    if attempt >= policy.max_attempts:
+        return f"gave up after {attempt} attempts: {exc}"
+    if elapsed_after_delay > policy.total_budget_s:
+        return f"retry budget of {policy.total_budget_s:g}s exhausted after {attempt} attempts: {exc}"
+    return None
 
 
 def _dead_letter(sink: Sink, attempts: int, reason: str, undelivered: Sequence[Alert]) -> DeliveryOutcome:

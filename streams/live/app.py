@@ -134,7 +134,7 @@ class Churnwatch:
         clock: WallClock = wall_clock_ms,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        """Build the parts (Faust app, topics, tables, store, engine, folder); ~60 lines of one-line wiring."""
+        """Build the parts: Faust app, topics, tables, store, engine, folder (~60 lines of plain wiring)."""
         self.settings = settings
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -193,7 +193,7 @@ class Churnwatch:
         self._start_services()
 
     def _start_services(self) -> None:
-        """Readers, delivery, health, gauges, views and timers on the Faust app."""
+        """Readers, delivery, health, gauges, views and timers on the Faust app (~60 lines of wiring)."""
         settings, app = self.settings, self.app
         self.outbox = Outbox(
             app,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.live.gc_freeze import GcFreezer
+from streams.gc_freeze import GcFreezer
 
 
 class Node:
@@ -27,7 +27,7 @@ def test_frozen_objects_are_still_freed_by_reference_counting() -> None:
     freed: list[str] = []
     node = Node()
     weakref.finalize(node, freed.append, "node")
-    freezer.after_checkpoint()
+    freezer.freeze_survivors()
     assert gc.get_freeze_count() > 0
     del node
     assert freed == ["node"]
@@ -40,14 +40,14 @@ def test_a_frozen_garbage_cycle_waits_for_the_next_full_collection() -> None:
     node = Node()
     node.other = node  # a cycle: reference counting alone never frees it
     weakref.finalize(node, freed.append, "cycle")
-    freezer.after_checkpoint()
+    freezer.freeze_survivors()
     del node
     gc.collect()
     assert freed == []  # frozen: ordinary collections do not look at it
     now[0] = 599.0
-    freezer.after_checkpoint()
+    freezer.freeze_survivors()
     assert freed == [] and freezer.full_collections == 0
     now[0] = 600.0
-    freezer.after_checkpoint()
+    freezer.freeze_survivors()
     assert freed == ["cycle"] and freezer.full_collections == 1
     assert gc.get_freeze_count() > 0  # and what is alive is frozen again

@@ -41,9 +41,9 @@ from streams.engine.clock import SPARSE_TYPES, WallClock
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
+from streams.gc_freeze import FULL_COLLECTION_EVERY_SECONDS, GcFreezer
 from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, holdout_gauges, zero_counters
-from streams.live.gc_freeze import FULL_COLLECTION_EVERY_SECONDS, GcFreezer
 from streams.live.health import Health, LoopHeartbeat
 from streams.live.ingest import FEEDBACK_TYPE, LATE_DETAIL, BatchFolder, DeadLetter, RawRecord
 from streams.live.kafka_client import client_options, faust_credentials
@@ -299,7 +299,7 @@ class Churnwatch:
             self.store.commit()
             await self.app.producer.flush()
             self.store.write_positions(positions)
-            self.gc_freezer.after_checkpoint()  # what survived is the cache: out of the collector's walks
+            self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks
 
     def _assigned(self, active: list[int]) -> None:
         """After a rebalance: take back the engine's saved state, forget rows this worker no longer keeps.

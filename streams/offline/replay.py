@@ -13,6 +13,7 @@ merged into the events by their time, so the effect of answers can be backtested
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ from streams.engine.answers import AnswerArrival, AnswerCounts
 from streams.engine.uplift import UpliftLedger
 from streams.events import BillingEvent, Event, InvalidEventError, UsageEvent, validate
 from streams.feedback import Feedback
+from streams.gc_freeze import GcFreezer
 from streams.offline.replay_fold import fold_in_order
 
 if TYPE_CHECKING:
@@ -154,8 +156,9 @@ def run_replay(
     from streams.offline.replay_input import SortedInput  # it imports this module
 
     events = lines.events() if isinstance(lines, SortedInput) else _decode(lines, result)
-    run.feed(events, as_of_ms, on_progress, progress_every)
-    run.finish(as_of_ms)
+    with run.gc_freezer:  # thaws at the end: the caller's objects are the collector's again
+        run.feed(events, as_of_ms, on_progress, progress_every)
+        run.finish(as_of_ms)
     result.elapsed_s = time.perf_counter() - started
     if on_progress is not None:
         on_progress(result.lines, run.watermark)
@@ -207,6 +210,7 @@ class _Run:
         self.answers = [AnswerArrival(answer, 0, line) for line, answer in ordered]
         self.next_answer = 0
         self.watermark = -1
+        self.gc_freezer = GcFreezer(full_every_s=math.inf)  # thawed when the replay ends instead
 
     def _answers_until(self, ts_ms: int | None, chunk: list[Arrival | AnswerArrival]) -> None:
         """Queue the answers given before ``ts_ms`` (all the rest when None) ahead of the next event."""
@@ -326,6 +330,7 @@ class _Run:
         result.observations += len(outcome.assessments)
         timing = self.engine.last_sweep
         result.sweep_s += timing.seconds if timing is not None else 0.0
+        self.gc_freezer.freeze_survivors()  # the states: out of the collector's walks
 
     def _folded(self, event: Event) -> None:
         if type(event) is UsageEvent:

@@ -28,10 +28,10 @@ class GcFreezer:
 
     >>> now = [0.0]
     >>> freezer = GcFreezer(full_every_s=600, monotonic=lambda: now[0])
-    >>> freezer.after_checkpoint(); gc.get_freeze_count() > 0, freezer.full_collections
+    >>> freezer.freeze_survivors(); gc.get_freeze_count() > 0, freezer.full_collections
     (True, 0)
     >>> now[0] = 601.0
-    >>> freezer.after_checkpoint(); freezer.full_collections
+    >>> freezer.freeze_survivors(); freezer.full_collections
     1
     >>> gc.unfreeze()
     """
@@ -42,7 +42,14 @@ class GcFreezer:
         self.last_full = monotonic()
         self.full_collections = 0
 
-    def after_checkpoint(self) -> None:
+    def __enter__(self) -> GcFreezer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Thaw everything (the permanent generation is process-wide): for a scope such as one replay."""
+        gc.unfreeze()
+
+    def freeze_survivors(self) -> None:
         now = self.monotonic()
         if now - self.last_full >= self.full_every_s:
             gc.unfreeze()

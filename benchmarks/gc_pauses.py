@@ -174,7 +174,8 @@ def main() -> None:
         config = SimulationConfig(seed=args.seed, accounts=args.accounts, days=args.days, start=start)
         write_jsonl(Simulation(config), path)
         scope = "the whole file through run_replay" if args.replay else f"first {args.events:,} events"
-        print(f"{args.accounts} accounts x {args.days} days, {scope}; load {load()}")
+        lines = sum(1 for _ in path.open("rb"))
+        print(f"{args.accounts} accounts x {args.days} days ({lines:,} lines), {scope}; load {load()}")
         for freeze in (False, True, False, True):  # alternated: the machine's load drifts
             figures = replay(path, freeze) if args.replay else run(path, args.events, freeze)
             print(figures, f"load {load()}", flush=True)

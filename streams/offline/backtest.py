@@ -19,12 +19,10 @@ has any cancellation. Two views, both computed on the same accounts:
 A churn happens at the cancellation; with the inactivity outcome, when the horizon of silence has passed
 after the last activity (the moment the definition is met). Times are in epoch days (floats).
 
-Size: ~410 lines, just over the ~400 aim: AUC and its error, the as-of points and the alert comparison
-are one computation over the same snapshots; the baseline scores themselves are in
-``streams/offline/baselines.py`` and the CLI rendering in ``streams/cli/backtest.py``.
-
-Size: ~420 lines: ranking (AUC per as-of point) and alert statistics share one per-day score matrix and
-its churn days; split them when a third kind of measure arrives.
+Size: ~420 lines, just over the ~400 aim: ranking (AUC and its error per as-of point) and the alert
+statistics are one computation over the same per-day score matrix and churn days; the baseline scores
+themselves are in ``streams/offline/baselines.py`` and the CLI rendering in ``streams/cli/backtest.py``.
+Split them when a third kind of measure arrives.
 """
 
 from __future__ import annotations

@@ -337,12 +337,20 @@ def _calibration(result: ReplayResult) -> dict[str, Any] | None:
 
 
 def state_sizes(result: ReplayResult) -> dict[str, float]:
-    """Mean and max JSON bytes per account of window state and detector state."""
+    """Bytes per account: JSON of window state and of detector state (mean, max), and the stored row as the
+    worker's table holds it (``AccountState.to_bytes``: mean, median, p90, max)."""
     window_sizes = [len(orjson.dumps(w.to_state())) for w in result.windows.values()]
     detector_sizes = [len(orjson.dumps(s.to_state())) for s in result.states.values()]
     if not window_sizes:
         return {}
-    return {
+    stored = sorted(len(state.to_bytes()) for state in result.account_states.values())
+    if stored:
+        median, p90 = stored[len(stored) // 2], stored[int(0.9 * (len(stored) - 1))]
+        stored_sizes = {"stored_mean": round(statistics.fmean(stored), 1), "stored_median": median}
+        stored_sizes |= {"stored_p90": p90, "stored_max": stored[-1]}
+    else:
+        stored_sizes = {}
+    return stored_sizes | {
         "window_mean": round(statistics.fmean(window_sizes), 1),
         "window_max": max(window_sizes),
         "detector_mean": round(statistics.fmean(detector_sizes), 1),

@@ -23,8 +23,9 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
   customers, 2020-01-01..2020-06-01, exported by ``benchmarks/churnsim_export.py`` in its own virtualenv;
   as-of 2020-03-01, 04-01, 05-01, outcome: cancellation within 30 days.
 
-Each file is replayed through ``streams.offline.replay.run_replay`` (what ``churnwatch replay`` runs, default
-``DetectorConfig()``), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
+Each file is replayed through ``streams.offline.replay.run_replay`` (what ``churnwatch replay`` runs,
+``DetectorConfig()`` with ``horizon_days`` set to the horizon the file is judged on, as a user sets
+``CHURNWATCH_HORIZON_DAYS`` to what they call churn: 30 days, 90 for CDNOW), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
 ``streams.offline.backtest.backtest`` scores churnwatch and the baselines of ``streams.offline.baselines``
 (days since last activity, activity in the last 28 days, 8-week trend, BG/NBD P(alive) fitted on the file by
 maximum likelihood with scipy) on the file's own outcomes: cancellation within the horizon (30 days), or, for
@@ -293,8 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         for source in chosen:
             files = list(source.files(workdir, args))
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                config = DetectorConfig(alert_threshold=args.alert_threshold)
-                done = pool.map(run_file, files, [args.warmup_days] * len(files), [config] * len(files))
+                # Each file is run the way a user whose question is that file's would run churnwatch: with
+                # CHURNWATCH_HORIZON_DAYS set to the horizon the file is judged on (30, or 90 for CDNOW).
+                configs = [
+                    DetectorConfig(alert_threshold=args.alert_threshold, horizon_days=f.horizon_days)
+                    for f in files
+                ]
+                done = pool.map(run_file, files, [args.warmup_days] * len(files), configs)
                 results = [r for r in done if r is not None]
             for outcome in results:
                 ours = outcome.backtest.scorers[CHURNWATCH].auc

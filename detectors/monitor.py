@@ -44,7 +44,7 @@ from detectors.episode import Episode, EpisodePolicy, RiskSnapshot
 from detectors.features import Features, extract
 from detectors.history import HistoryLearner
 from detectors.outage import GuardDecision, OutageGuard
-from detectors.outcomes import Outcome, OutcomeLabeller
+from detectors.outcomes import Outcome, OutcomeLabeller, ripe
 from detectors.population import PopulationModel
 from detectors.reasons import explain
 from detectors.risk import RiskModel
@@ -170,6 +170,12 @@ class AccountMonitor:
         """
         as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
         self.population.census(as_of, day_of(now_ms - self.config.day_close_delay_ms))
+
+    def ripe(self, outcomes: Iterable[Outcome], now_ms: int) -> tuple[list[Outcome], list[Outcome]]:
+        """``(to learn now, to keep waiting)`` at ``now_ms``: outcomes are learned once their snapshot's
+        horizon has closed, positives too (:func:`~detectors.outcomes.ripe` says why)."""
+        today = day_of(now_ms - self.config.day_close_delay_ms)
+        return ripe(outcomes, today, self.config.horizon_days)
 
     def learn(self, outcomes: Iterable[Outcome]) -> int:
         """Learn labelled outcomes (``Assessment.outcomes``) into the risk model; returns how many.

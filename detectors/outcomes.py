@@ -5,11 +5,13 @@ Every ``snapshot_every_days`` a warm account's features and risk are kept as a
 (a negative, unless the account did nothing at all since and inactivity counts as churn) or when the
 account cancels within the horizon (a positive). Labelling changes no model: the outcomes are handed to
 the caller, which learns them (``AccountMonitor.learn``) when it chooses (the engine: at its next sweep, so
-that every account of a sweep is scored by the same model).
+that every account of a sweep is scored by the same model), and only once they are :func:`ripe`: when the
+snapshot's horizon has closed, whatever its label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from detectors.account_state import AccountDetectorState, Snapshot
 from detectors.config import DetectorConfig
 from detectors.windows import DAY_MS
 
-__all__ = ["Outcome", "OutcomeLabeller"]
+__all__ = ["Outcome", "OutcomeLabeller", "ripe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,34 @@ class Outcome:
     def from_state(cls, state: list[Any]) -> Outcome:
         account_id, day, risk, features, label = state
         return cls(account_id, day, risk, dict(features), bool(label))
+
+
+def ripe(outcomes: Iterable[Outcome], today: int, horizon_days: int) -> tuple[list[Outcome], list[Outcome]]:
+    """``(to learn now, to keep waiting)``: an outcome is learned once its snapshot's horizon has closed by
+    ``today``, whatever its label.
+
+    A negative is known only when the horizon has passed; a positive as soon as the account cancels, up to
+    ``horizon_days`` earlier. Learned as soon as they were known, the model would at every moment have
+    learned positives from the last ``horizon_days`` of snapshots but negatives only from before them, so
+    whatever drifts with calendar time for the whole base (tenure and ``new_account`` as a base ages, the
+    share of accounts still warming up) would separate the labels by *when* the snapshot was taken rather
+    than by whether the account churned. On ChurnSim (accounts that joined in the file churn more) that
+    taught the regression a weight of -1.3 on ``new_account`` and ranked the accounts worse than chance by
+    the third month (``docs/detection.md``, fifth pass). Waiting costs the model up to ``horizon_days`` of
+    lag on the positives; negatives and inactivity outcomes are labelled at the horizon and pass at once.
+
+    >>> fresh = Outcome("acme", 100, 0.4, {}, True)  # cancelled 10 days after its snapshot
+    >>> old = Outcome("bolt", 70, 0.1, {}, False)  # survived its horizon
+    >>> ripe([fresh, old], today=110, horizon_days=30) == ([old], [fresh])
+    True
+    >>> ripe([fresh], today=130, horizon_days=30) == ([fresh], [])
+    True
+    """
+    now: list[Outcome] = []
+    wait: list[Outcome] = []
+    for outcome in outcomes:
+        (now if today - outcome.day >= horizon_days else wait).append(outcome)
+    return now, wait
 
 
 class OutcomeLabeller:

@@ -76,8 +76,9 @@ class Detection:
 
     The risk model learns here, not while the monitor observes: the outcomes a sweep labels are learned at
     the start of the next sweep (before its census), so every account of a sweep is scored by the same
-    model. Outcomes labelled but not yet learned are saved with the model (``streams/engine/saved.py``), so a
-    restart between two sweeps learns them as a worker that never stopped would.
+    model; a positive waits until its snapshot's horizon has closed (``AccountMonitor.ripe``). Outcomes
+    labelled but not yet learned are saved with the model (``streams/engine/saved.py``), so a restart
+    between two sweeps learns them as a worker that never stopped would.
     """
 
     def __init__(self, monitor: AccountMonitor, answer_policy: AnswerPolicy | None = None) -> None:
@@ -86,7 +87,7 @@ class Detection:
         self.guard = OutageGuard(monitor.config)
         self.segments = SegmentAnswers()
         self.at_risk: dict[str, AtRisk] = {}
-        self.unlearned: list[Outcome] = []  # labelled by the last sweep, learned at the start of the next
+        self.unlearned: list[Outcome] = []  # labelled, learned at the start of a sweep once ripe
 
     @property
     def risk_model(self) -> RiskModel:
@@ -148,8 +149,9 @@ class Detection:
             (key.decode(), key, state, partition, self.detector_of(state))
             for key, state, partition in accounts
         ]
-        monitor.learn(self.unlearned)
-        self.unlearned = []
+        # Outcomes whose snapshot's horizon has not closed yet (cancellations) wait, saved with the model.
+        ready, self.unlearned = monitor.ripe(self.unlearned, now_ms)
+        monitor.learn(ready)
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
         monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
         detectors: dict[str, AccountDetectorState] = {}

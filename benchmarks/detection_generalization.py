@@ -25,11 +25,12 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
 
 Each file is replayed through ``streams.offline.replay.run_replay`` (what ``churnwatch replay`` runs,
 ``DetectorConfig()`` with ``horizon_days`` set to the horizon the file is judged on, as a user sets
-``CHURNWATCH_HORIZON_DAYS`` to what they call churn: 30 days, 90 for CDNOW), keeping churnwatch's risk at the as-of midnights and the usage per account-day; then
-``streams.offline.backtest.backtest`` scores churnwatch and the baselines of ``streams.offline.baselines``
-(days since last activity, activity in the last 28 days, 8-week trend, BG/NBD P(alive) fitted on the file by
-maximum likelihood with scipy) on the file's own outcomes: cancellation within the horizon (30 days), or, for
-files without cancellations, no activity for the whole horizon. Columns:
+``CHURNWATCH_HORIZON_DAYS`` to what they call churn: 30 days, 90 for CDNOW), keeping churnwatch's risk at
+the as-of midnights and the usage per account-day; then ``streams.offline.backtest.backtest`` scores
+churnwatch and the baselines of ``streams.offline.baselines`` (days since last activity, activity in the
+last 28 days, 8-week trend, BG/NBD P(alive) fitted on the file by maximum likelihood with scipy) on the
+file's own outcomes: cancellation within the horizon (30 days), or, for files without cancellations, no
+activity for the whole horizon (90 days for CDNOW). Columns:
 
 * AUC ± SE: mean over the file's as-of points of the AUC among accounts active and not cancelled at that
   point; across a source's files, the mean AUC and the standard error of that mean (Hanley-McNeil SE of

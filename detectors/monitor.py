@@ -172,8 +172,11 @@ class AccountMonitor:
         self.population.census(as_of, day_of(now_ms - self.config.day_close_delay_ms))
 
     def ripe(self, outcomes: Iterable[Outcome], now_ms: int) -> tuple[list[Outcome], list[Outcome]]:
-        """``(to learn now, to keep waiting)`` at ``now_ms``: outcomes are learned once their snapshot's
-        horizon has closed, positives too (:func:`~detectors.outcomes.ripe` says why)."""
+        """``(to learn now, to keep waiting)`` at ``now_ms``: all of them, unless
+        ``config.learn_at_horizon``: then outcomes are learned once their snapshot's horizon has closed,
+        positives too (:func:`~detectors.outcomes.ripe` says why)."""
+        if not self.config.learn_at_horizon:
+            return list(outcomes), []
         today = day_of(now_ms - self.config.day_close_delay_ms)
         return ripe(outcomes, today, self.config.horizon_days)
 

@@ -5,8 +5,8 @@ Every ``snapshot_every_days`` a warm account's features and risk are kept as a
 (a negative, unless the account did nothing at all since and inactivity counts as churn) or when the
 account cancels within the horizon (a positive). Labelling changes no model: the outcomes are handed to
 the caller, which learns them (``AccountMonitor.learn``) when it chooses (the engine: at its next sweep, so
-that every account of a sweep is scored by the same model), and only once they are :func:`ripe`: when the
-snapshot's horizon has closed, whatever its label.
+that every account of a sweep is scored by the same model); with ``DetectorConfig.learn_at_horizon``
+only once they are :func:`ripe`: when the snapshot's horizon has closed, whatever its label.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def ripe(outcomes: Iterable[Outcome], today: int, horizon_days: int) -> tuple[li
     than by whether the account churned. On ChurnSim (accounts that joined in the file churn more) that
     taught the regression a weight of -1.3 on ``new_account`` and ranked the accounts worse than chance by
     the third month (``docs/detection.md``, fifth pass). Waiting costs the model up to ``horizon_days`` of
-    lag on the positives; negatives and inactivity outcomes are labelled at the horizon and pass at once.
+    lag on the positives (negatives and inactivity outcomes are labelled at the horizon and pass at once),
+    and on the tuning data that lag cost more AUC than the bias: ``DetectorConfig.learn_at_horizon`` is
+    off by default.
 
     >>> fresh = Outcome("acme", 100, 0.4, {}, True)  # cancelled 10 days after its snapshot
     >>> old = Outcome("bolt", 70, 0.1, {}, False)  # survived its horizon

@@ -1,8 +1,8 @@
-"""The risk model learns an outcome only once its snapshot's horizon has closed, positives too.
+"""With ``learn_at_horizon`` the risk model learns an outcome only once its snapshot's horizon has closed.
 
 A cancellation labels its account's snapshots as positives at once, while a negative is known only a
-horizon after its snapshot; learned as they came, the model would always see more recent positives than
-negatives (see ``detectors.outcomes.ripe``). These tests hold the engine's sweep to the rule.
+horizon after its snapshot; learned as they came, the model always sees more recent positives than
+negatives (see ``detectors.outcomes.ripe``). These tests hold the engine's sweep to the setting.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from streams.engine.saved import encode
 DAY = 20_000
 
 
-def _detection() -> Detection:
-    return Detection(AccountMonitor(DetectorConfig(horizon_days=30), WindowConfig()))
+def _detection(learn_at_horizon: bool = True) -> Detection:
+    config = DetectorConfig(horizon_days=30, learn_at_horizon=learn_at_horizon)
+    return Detection(AccountMonitor(config, WindowConfig()))
 
 
 def _sweep_at(detection: Detection, day: int) -> None:
@@ -51,3 +52,10 @@ def test_a_waiting_positive_is_saved_with_the_model() -> None:
     _sweep_at(detection, DAY + 1)
     saved = orjson.loads(encode(detection, EventClock()))
     assert [Outcome.from_state(item) for item in saved["unlearned"]] == [positive]
+
+
+def test_by_default_every_labelled_outcome_is_learned_at_the_next_sweep() -> None:
+    detection = _detection(learn_at_horizon=False)
+    detection.unlearned = [Outcome("acme", DAY, 0.4, {"recency": 1.0}, True)]
+    _sweep_at(detection, DAY + 1)
+    assert detection.risk_model.n_positives == 1 and detection.unlearned == []

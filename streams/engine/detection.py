@@ -76,7 +76,7 @@ class Detection:
 
     The risk model learns here, not while the monitor observes: the outcomes a sweep labels are learned at
     the start of the next sweep (before its census), so every account of a sweep is scored by the same
-    model; a positive waits until its snapshot's horizon has closed (``AccountMonitor.ripe``). Outcomes
+    model (with ``learn_at_horizon``, a positive waits until its snapshot's horizon has closed). Outcomes
     labelled but not yet learned are saved with the model (``streams/engine/saved.py``), so a restart
     between two sweeps learns them as a worker that never stopped would.
     """
@@ -149,7 +149,7 @@ class Detection:
             (key.decode(), key, state, partition, self.detector_of(state))
             for key, state, partition in accounts
         ]
-        # Outcomes whose snapshot's horizon has not closed yet (cancellations) wait, saved with the model.
+        # With learn_at_horizon, outcomes whose snapshot's horizon is still open wait, saved with the model.
         ready, self.unlearned = monitor.ripe(self.unlearned, now_ms)
         monitor.learn(ready)
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.

@@ -49,6 +49,7 @@ from streams.live.ingest import FEEDBACK_TYPE, LATE_DETAIL, BatchFolder, DeadLet
 from streams.live.kafka_client import client_options, faust_credentials
 from streams.live.outbox import Outbox
 from streams.live.poison import PoisonBatch
+from streams.live.restore import ChangelogReader, RestoredTable
 from streams.live.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION, POSITIONS_KEY, TableStore
 from streams.live.views import register_views
 from streams.metrics import Metrics
@@ -156,12 +157,17 @@ class Churnwatch:
         # on the alerts topic (co-partitioned with the event topics and the tables). Readers do the reading.
         app.agent(self.alerts_topic, name="churnwatch.assignment")(self._anchor)
         # bytes types make faust use the "raw" codec: keys are account ids, values compact orjson.
-        accounts = app.Table(
-            ACCOUNTS_TABLE,
-            partitions=settings.topics.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            extra_topic_configs=CHANGELOG_COMPACTION,
+        # Restored from its changelog in batches, not record by record by Faust (streams/live/restore.py).
+        accounts = app.tables.add(
+            RestoredTable(
+                app,
+                ACCOUNTS_TABLE,
+                reader=ChangelogReader(client_options(settings)),
+                partitions=settings.topics.partitions,
+                key_type=bytes,
+                value_type=bytes,
+                extra_topic_configs=CHANGELOG_COMPACTION,
+            )
         )
         self.deliveries = app.Table(
             DELIVERIES_TABLE, partitions=settings.topics.partitions, key_type=bytes, value_type=bytes
@@ -414,7 +420,8 @@ class Churnwatch:
             sum(len(v) for v in self.deliveries.data.values())
         )
         self.metrics.event_clock_lag.set(self.engine.clock.held_days())
-        self.metrics.recovery_in_progress.set(1 if getattr(self.app, "in_recovery", False) else 0)
+        restoring = getattr(self.app, "in_recovery", False) or self.store.table.data.restoring
+        self.metrics.recovery_in_progress.set(1 if restoring else 0)
         holdout_gauges(self.metrics, self.engine.uplift.total(active))
         # Per topic role over this worker's partitions: high watermark - checkpointed offset.
         for role, value in {**self.reader.lag(), **self.outbox.reader.lag()}.items():

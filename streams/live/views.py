@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 import orjson
@@ -33,6 +33,19 @@ def at_risk_row(row: AtRisk) -> dict[str, Any]:
     }
 
 
+def restore_body(worker: Churnwatch) -> dict[str, Any]:
+    """The accounts table's batched restores so far (streams/live/restore.py), and the standby changelog
+    records Faust has still to apply."""
+    store = worker.store.table.data
+    recovery = cast(Any, worker.app.tables).recovery  # faust's TableManager; its type omits it
+    return {
+        "records": store.restored_records,
+        "seconds": round(store.restored_seconds, 3),
+        "in_progress": store.restoring,
+        "standby_records_left": recovery.standby_remaining_total(),
+    }
+
+
 def stats_body(worker: Churnwatch) -> dict[str, Any]:
     partitions = worker.assigned_partitions()
     return {
@@ -45,6 +58,7 @@ def stats_body(worker: Churnwatch) -> dict[str, Any]:
         # The outbox offsets a new owner would resume from (what is checkpointed, not what is read).
         "outbox_positions": worker.outbox.checkpointed_offsets(partitions),
         "uplift": uplift_body(worker, partitions),
+        "restore": restore_body(worker),
     }
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     partitions = args.partitions
     everything = list(range(partitions))
     with benchmark_kafka(partitions, extra) as (home, env, settings):
+        env = {**env, "CHURNWATCH_LOG_LEVEL": args.log_level}
         began = time.monotonic()
         records, size = asyncio.run(seed(settings, args.accounts, args.days, args.versions))
         result: dict[str, Any] = {
@@ -190,6 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         first, port1 = start_worker(env, log)
         result["restart_to_ready_s"] = timed(lambda: owned(port1) == everything, "restart ready")
         result["restart_records_per_s"] = round(records / result["restart_to_ready_s"])
+        result["restart_restore_s"] = restore_seconds(port1)
         result["restart_accounts_counted"] = accounts_counted(port1, args.accounts, 60)
         result["rss_after_restore_mb"] = round(rss_bytes(first.pid) / 2**20, 1)
 
@@ -199,23 +202,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.standby:
             result["standby_catch_up_s"] = timed(lambda: standby_caught_up(port2), "standby caught up")
+        result["scale_out_restore_s"] = restore_seconds(port2)
+        before = restore_seconds(port2) or 0.0
         victim_partitions = owned(port1)
         stop = first.terminate if args.graceful else first.kill
         stop()
         result["takeover"] = "SIGTERM" if args.graceful else "SIGKILL"
         result["takeover_partitions"] = len(victim_partitions)
         result["takeover_to_ready_s"] = timed(lambda: owned(port2) == everything, "takeover")
+        result["takeover_restore_s"] = round((restore_seconds(port2) or 0.0) - before, 2)
         result["takeover_accounts_counted"] = accounts_counted(port2, args.accounts, 60)
         first.wait(60)
         second.terminate()
         second.wait(60)
+        if args.keep_log is not None:
+            shutil.copyfile(log, args.keep_log)
         return result
+
+
+def restore_seconds(port: int) -> float | None:
+    """Seconds the worker spent in batched restores so far (None: a worker without them, before issue 15)."""
+    restore = (stats(port) or {}).get("restore")
+    return float(restore["seconds"]) if restore else None
 
 
 def standby_caught_up(port: int) -> bool:
     """The worker's standby partitions have no changelog records left to apply (``/churnwatch/stats/``)."""
     answer = stats(port) or {}
-    return answer.get("standby_remaining") == 0
+    return bool((answer.get("restore") or {}).get("standby_records_left") == 0)
 
 
 def main() -> None:
@@ -228,6 +242,8 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=1, help="changelog records per account")
     parser.add_argument("--standby", action="store_true", help="CHURNWATCH_STANDBY_REPLICAS=1")
     parser.add_argument("--graceful", action="store_true", help="SIGTERM the first worker, not SIGKILL")
+    parser.add_argument("--log-level", default="warning", help="the workers' CHURNWATCH_LOG_LEVEL")
+    parser.add_argument("--keep-log", type=Path, default=None, help="copy the workers' log here at the end")
     args = parser.parse_args()
     print(orjson.dumps(run(args)).decode(), flush=True)
 

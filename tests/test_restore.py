@@ -37,16 +37,24 @@ class LogReader(ChangelogReader):
         self.log = log
         self.batch = batch
         self.reads: list[dict[int, int]] = []
+        self.gate = asyncio.Event()  # cleared: reads wait
+        self.gate.set()
 
     async def ends(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.log[tp.partition]) for tp in tps}
 
     async def read(
-        self, starts: Mapping[TopicPartition, int], apply: ApplyRecords, *, abandoned: Callable[[], bool]
+        self,
+        starts: Mapping[TopicPartition, int],
+        apply: ApplyRecords,
+        *,
+        ends: Mapping[TopicPartition, int],
+        abandoned: Callable[[], bool],
     ) -> bool:
         self.reads.append({tp.partition: offset for tp, offset in starts.items()})
         for tp, start in starts.items():
-            records = [Record(i, k, v) for i, (k, v) in enumerate(self.log[tp.partition])][start:]
+            await self.gate.wait()
+            records = [Record(i, k, v) for i, (k, v) in enumerate(self.log[tp.partition])][start : ends[tp]]
             for first in range(0, len(records), self.batch):
                 if abandoned():
                     return False
@@ -100,6 +108,8 @@ async def assign(
     assignment.standbys = {tp(p) for p in standbys}
     await store.on_rebalance(set(), set(), set())
     await store.on_recovery_completed(assignment.actives, assignment.standbys)
+    if store._running:  # standby partitions are restored in the background
+        await asyncio.wait(store._running)
 
 
 def test_a_start_restores_the_last_value_of_each_key_and_tells_faust_nothing_is_left() -> None:
@@ -180,7 +190,9 @@ def test_a_restore_stopped_by_a_new_assignment_goes_on_from_where_it_stopped() -
     batches = 0
     original = reader.read
 
-    async def interrupted(starts: Any, apply: ApplyRecords, *, abandoned: Callable[[], bool]) -> bool:
+    async def interrupted(
+        starts: Any, apply: ApplyRecords, *, ends: Any, abandoned: Callable[[], bool]
+    ) -> bool:
         def counting(tp_: TopicPartition, records: list[Any]) -> None:
             nonlocal batches
             apply(tp_, records)
@@ -188,7 +200,7 @@ def test_a_restore_stopped_by_a_new_assignment_goes_on_from_where_it_stopped() -
             if batches == 2:
                 store.assignment += 1  # what a new assignment's on_rebalance does first
 
-        return await original(starts, counting, abandoned=abandoned)
+        return await original(starts, counting, ends=ends, abandoned=abandoned)
 
     reader.read = interrupted  # type: ignore[method-assign]
     asyncio.run(assign(store, assignment, {0}, set()))
@@ -197,3 +209,31 @@ def test_a_restore_stopped_by_a_new_assignment_goes_on_from_where_it_stopped() -
     asyncio.run(assign(store, assignment, {0}, set()))
     assert reader.reads[-1] == {0: 4}
     assert len(store.data) == 6 and not store.pending
+
+
+def test_standby_partitions_are_restored_after_the_worker_is_ready_holding_what_faust_reads_meanwhile() -> (
+    None
+):
+    log: dict[int, list[tuple[bytes, bytes | None]]] = {0: [(b"a", b"a1")], 1: [(b"b", b"b1"), (b"b", b"b2")]}
+    reader, assignment = LogReader(log), Assignment()
+    store = store_over(reader, assignment)
+
+    async def scenario() -> None:
+        assignment.actives, assignment.standbys = {tp(0)}, {tp(1)}
+        await store.on_rebalance(set(), set(), set())
+        assert store.persisted_offset(tp(1)) == 1  # Faust's standby reading starts after the batched part
+        await store.on_recovery_completed(assignment.actives, assignment.standbys)
+        reader.gate.clear()  # the standby restore has not read yet, and waits
+        assert store.data.get(b"a") == b"a1" and store.standby_backlog() == 2  # ready: the actives are in
+        # Faust reads on from the end the store gave it: the record written meanwhile is held, not applied.
+        log[1].append((b"b", b"b3"))
+        store.apply_changelog_batch(
+            [faust_event(1, 1, b"b", b"b2"), faust_event(1, 2, b"b", b"b3")], same, same
+        )
+        assert b"b" not in store.data
+        reader.gate.set()
+        await asyncio.wait(store._running)
+
+    asyncio.run(scenario())
+    assert store.data[b"b"] == b"b3" and store.applied[tp(1)] == 2 and not store.held
+    assert store.standby_backlog() == 0

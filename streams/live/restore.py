@@ -11,23 +11,26 @@ Faust stays the group and assignment engine, and its recovery still runs; the st
 the ``persisted_offset`` a persistent store (RocksDB) would report, that there is nothing for it to read:
 
 1. **At the assignment** (``on_rebalance``, inside the group's assignment callback, so it must be quick: no
-   heartbeats are sent meanwhile) the store asks the broker for each active changelog partition's end offset
-   (one request) and reports ``end - 1`` as persisted. Faust's recovery then finds nothing to read for them.
+   heartbeats are sent meanwhile) the store asks the broker for each changelog partition's end offset (one
+   request) and reports ``end - 1`` as persisted. Faust's recovery then finds nothing to read for them.
 2. **Before the rebalance ends** (``on_recovery_completed``, which Faust awaits before it marks the rebalance
-   finished) the store reads each such partition from the first offset its rows do not reflect to the
-   partition's end *as of then* (at least the end Faust saw), and records the last offset applied. The worker
-   is not ready and its event reader does not start until this returns (``app.rebalancing`` is still set), so
-   the reader resumes from checkpointed offsets that are never ahead of the state restored.
-3. **Standby replicas** stay Faust's: it reads their changelog partitions and applies records in buffers
-   through :meth:`RestoringStore.apply_changelog_batch`, which records the last offset applied per partition.
-   So a standby that becomes active restores only the records after what it already holds, and a standby
-   whose assignment stays resumes where it was (Faust's in-memory store re-read standbys from the start at
-   every rebalance, and a promoted standby re-read its whole partition).
+   finished) the store reads each active partition from the first offset its rows do not reflect to that
+   end, then applies what Faust may have read past it (held meanwhile), and records the last offset applied.
+   The worker is not ready and its event reader does not start until this returns (``app.rebalancing`` is
+   still set), so the reader resumes from checkpointed offsets never ahead of the state restored.
+3. **Standby partitions** are read the same way, in the background once the worker is ready (the store
+   reports their end as persisted too, so Faust's standby reading starts there). Records Faust reads for a
+   partition whose batched restore is still running are held and applied after it. From then on Faust keeps
+   the standbys current, record by record, through :meth:`RestoringStore.apply_changelog_batch`, which
+   records the last offset applied per partition: a standby that becomes active restores only the records
+   after what it holds, and one that stays a standby resumes where it was (Faust's in-memory store re-read
+   standbys from the start at every rebalance, and a promoted standby its whole partition).
 
 Records are applied in offset order per partition, and never older over newer: a Faust batch (a standby
-buffer flushed late) skips records at or below the partition's applied offset and records of partitions
-whose batched restore is pending (that restore reads them anyway). A partition neither active nor standby any
-more loses its applied offset, so if it comes back it is restored from the start (the app drops its rows).
+buffer flushed late) skips records at or below the partition's applied offset. A partition neither active
+nor standby any more loses its applied offset, so if it comes back it is restored from the start (the app
+drops its rows). A restore stops at its next batch when a new assignment comes, which goes on from the
+offset the rows reflect.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -85,14 +88,18 @@ class ChangelogReader:
         return ends
 
     async def read(
-        self, starts: Mapping[TopicPartition, int], apply: ApplyRecords, *, abandoned: Callable[[], bool]
+        self,
+        starts: Mapping[TopicPartition, int],
+        apply: ApplyRecords,
+        *,
+        ends: Mapping[TopicPartition, int],
+        abandoned: Callable[[], bool],
     ) -> bool:
-        """Hand every record from ``starts`` to each partition's current end to ``apply``, batch by batch, in
-        offset order per partition; False when ``abandoned()`` said stop first."""
+        """Hand every record from ``starts`` up to ``ends`` (exclusive) to ``apply``, batch by batch, in
+        offset order per partition (none past an end); False when ``abandoned()`` said stop first."""
         consumer = await self.consumer()
         consumer.assign(list(starts))
         try:
-            ends = await consumer.end_offsets(list(starts))
             for tp, offset in starts.items():
                 consumer.seek(tp, offset)
             left = {tp for tp, offset in starts.items() if offset < ends[tp]}
@@ -104,6 +111,9 @@ class ChangelogReader:
                 batches = await consumer.getmany(*left, timeout_ms=500, max_records=self.max_records)
                 drained = sum(len(records) for records in batches.values()) < self.max_records
                 for tp, records in batches.items():
+                    end = ends[tp]
+                    if records and records[-1].offset >= end:
+                        records = [record for record in records if record.offset < end]
                     if records:
                         apply(tp, records)
                 for tp in list(left):
@@ -137,53 +147,77 @@ class RestoringStore(memory.Store):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.applied: dict[TP, int] = {}  # last changelog offset the rows reflect, per partition
-        self.pending: dict[TP, int] = {}  # active partitions to restore in batches: from this offset
-        self.claimed: dict[TP, int] = {}  # what Faust is told is persisted for those
+        self.pending: dict[TP, tuple[int, int]] = {}  # to restore in batches: (first offset, end offset)
+        self.held: dict[TP, list[tuple[Any, Any, int]]] = {}  # Faust's records of pending partitions
         self.tracked: set[TP] = set()  # active and standby changelog partitions of the last assignment
+        self.standbys: set[TP] = set()
         self.assignment = 0  # bumped at each assignment: a restore of an earlier one stops
-        self.restoring = False
+        self.restoring = False  # active partitions are being restored (the worker is not ready meanwhile)
         self.restored_records = 0  # read by batched restores since the start
         self.restored_seconds = 0.0
-        self._restore_done = asyncio.Event()
-        self._restore_done.set()
+        self._running: set[asyncio.Future[None]] = set()
 
     def persisted_offset(self, tp: TP) -> int | None:
-        return self.claimed.get(tp, self.applied.get(tp))
+        planned = self.pending.get(tp)
+        return planned[1] - 1 if planned is not None else self.applied.get(tp)
+
+    def standby_backlog(self) -> int:
+        """Records the batched restore of standby partitions has still to read."""
+        return sum(
+            end - max(start, self.applied.get(tp, -1) + 1)
+            for tp, (start, end) in self.pending.items()
+            if tp in self.standbys
+        )
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:
-        """Plan the batched restore of the active changelog partitions (see the module docstring, step 1)."""
+        """Plan the batched restore of the changelog partitions (see the module docstring, step 1)."""
         self.assignment += 1
-        await self._restore_done.wait()  # one of an earlier assignment stops at its next batch
+        if self._running:
+            await asyncio.wait(self._running)  # restores of an earlier assignment stop at their next batch
         topic = self.table.changelog_topic.get_topic_name()
         actives = {tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-        standbys = {tp for tp in self.app.assignor.assigned_standbys() if tp.topic == topic}
-        self.tracked = actives | standbys
+        self.standbys = {tp for tp in self.app.assignor.assigned_standbys() if tp.topic == topic}
+        self.tracked = actives | self.standbys
         for tp in [tp for tp in self.applied if tp not in self.tracked]:
             del self.applied[tp]
-        ends = await self.reader.ends(TopicPartition(tp.topic, tp.partition) for tp in actives)
-        self.pending, self.claimed = {}, {}
-        for tp in actives:
+        ends = await self.reader.ends(TopicPartition(tp.topic, tp.partition) for tp in self.tracked)
+        self.pending, self.held = {}, {}
+        for tp in self.tracked:
             end = ends[TopicPartition(tp.topic, tp.partition)]
             if end - 1 > self.applied.get(tp, -1):
-                self.pending[tp] = self.applied.get(tp, -1) + 1
-                self.claimed[tp] = end - 1
+                self.pending[tp] = (self.applied.get(tp, -1) + 1, end)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
-        """Restore the pending partitions in batches before Faust ends the rebalance (step 2).
+        """Restore the pending active partitions before Faust ends the rebalance (step 2), then the standby
+        ones in the background (step 3).
 
         Unlike Faust's in-memory store, no rows are dropped here: standby rows stay (the app drops rows of
         partitions it neither owns nor stands by for)."""
-        if not self.pending:
-            return
         assignment = self.assignment
-        self.restoring = True
-        self._restore_done.clear()
+        actives = {tp: span for tp, span in self.pending.items() if tp not in self.standbys}
+        standbys = {tp: span for tp, span in self.pending.items() if tp in self.standbys}
+        if actives:
+            self.restoring = True
+            try:
+                await self._track(self._restore(actives, assignment, standby=False))
+            finally:
+                self.restoring = False
+        if standbys and self.assignment == assignment:
+            self._track(self._restore(standbys, assignment, standby=True))
+
+    def _track(self, restore: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        task = asyncio.ensure_future(restore)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
+    async def _restore(self, spans: dict[TP, tuple[int, int]], assignment: int, *, standby: bool) -> None:
+        """Read ``spans`` of the changelog into the rows, then the records Faust handed over meanwhile."""
         started = time.perf_counter()
         records = 0
-        data = self.data
-        applied = self.applied
+        data, applied = self.data, self.applied
 
         def apply(tp: TopicPartition, batch: list[Any]) -> None:
             nonlocal records
@@ -195,42 +229,66 @@ class RestoringStore(memory.Store):
             applied[TP(tp.topic, tp.partition)] = batch[-1].offset
             records += len(batch)
 
-        starts = {TopicPartition(tp.topic, tp.partition): offset for tp, offset in self.pending.items()}
+        starts = {TopicPartition(tp.topic, tp.partition): start for tp, (start, _) in spans.items()}
+        ends = {TopicPartition(tp.topic, tp.partition): end for tp, (_, end) in spans.items()}
+        done = False
         try:
-            done = await self.reader.read(starts, apply, abandoned=lambda: self.assignment != assignment)
+            done = await self.reader.read(
+                starts, apply, ends=ends, abandoned=lambda: self.assignment != assignment
+            )
+        except Exception:
+            if not standby:
+                raise  # the worker must not read on over state it could not restore: it stops (lifecycle.py)
+            log.exception("restoring %s standby partitions %s failed", self.table_name, sorted(spans))
+            for tp in spans:  # not kept up: a later assignment restores them from the start
+                self.pending.pop(tp, None)
+                self.held.pop(tp, None)
+                self.applied.pop(tp, None)
+                self.tracked.discard(tp)
         finally:
-            self.restoring = False
-            self._restore_done.set()
-        seconds = time.perf_counter() - started
-        self.restored_records += records
-        self.restored_seconds += seconds
+            seconds = time.perf_counter() - started
+            self.restored_records += records
+            self.restored_seconds += seconds
         if done:
-            self.pending, self.claimed = {}, {}
+            for tp in spans:
+                self.pending.pop(tp, None)
+                for key, value, offset in self.held.pop(tp, []):
+                    self._apply(tp, key, value, offset)
         log.info(
             "restored %d %s changelog records of %d partitions in %.1f s%s",
             records,
             self.table_name,
-            len(starts),
+            len(spans),
             seconds,
-            "" if done else " (stopped: partitions reassigned)",
+            "" if done else " (stopped)",
         )
 
     def apply_changelog_batch(
         self, batch: Iterable[EventT], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
     ) -> None:
-        """Apply records Faust read (standbys): in order, never at or below a partition's applied offset."""
-        data, applied, pending, tracked = self.data, self.applied, self.pending, self.tracked
+        """Apply records Faust read (standbys): in order, never at or below a partition's applied offset;
+        those of a partition whose batched restore is pending are held until it is done."""
+        pending, tracked = self.pending, self.tracked
         for event in batch:
             message = event.message
             tp = message.tp
-            if tp in pending or tp not in tracked or message.offset <= applied.get(tp, -1):
+            if tp not in tracked:
                 continue
             key = to_key(event.key)
-            if message.value is None:
-                data.pop(key, None)
+            value = None if message.value is None else to_value(event.value)
+            if tp in pending:
+                self.held.setdefault(tp, []).append((key, value, message.offset))
             else:
-                data[key] = to_value(event.value)
-            applied[tp] = message.offset
+                self._apply(tp, key, value, message.offset)
+
+    def _apply(self, tp: TP, key: Any, value: Any, offset: int) -> None:
+        if offset <= self.applied.get(tp, -1):
+            return
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+        self.applied[tp] = offset
 
     async def on_start(self) -> None:
         await self.reader.consumer()  # connected before the first assignment callback, which must be quick

@@ -35,14 +35,14 @@ def at_risk_row(row: AtRisk) -> dict[str, Any]:
 
 def restore_body(worker: Churnwatch) -> dict[str, Any]:
     """The accounts table's batched restores so far (streams/live/restore.py), and the standby changelog
-    records Faust has still to apply."""
+    records still to read (by the batched restore, then by Faust)."""
     store = worker.store.table.data
     recovery = cast(Any, worker.app.tables).recovery  # faust's TableManager; its type omits it
     return {
         "records": store.restored_records,
         "seconds": round(store.restored_seconds, 3),
         "in_progress": store.restoring,
-        "standby_records_left": recovery.standby_remaining_total(),
+        "standby_records_left": store.standby_backlog() + recovery.standby_remaining_total(),
     }
 
 

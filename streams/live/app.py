@@ -11,9 +11,10 @@ same table: a new owner resumes from offsets that are never ahead of the state i
 remembers the offsets it applied, so a crash neither loses nor double-counts events.
 
 The rest lives apart: alert delivery (:mod:`streams.live.outbox`), HTTP views (:mod:`streams.live.views`),
-gauges (:mod:`streams.live.gauges`), the table adapter (:mod:`streams.live.table_store`).
+gauges (:mod:`streams.live.gauges`), the table adapter (:mod:`streams.live.table_store`), the ``accounts``
+table's batched restore (:mod:`streams.live.restore`).
 
-Size: ~420 lines, just over the ~400 aim since the sparse-topic backlog report (the clock holds of
+Size: ~430 lines, just over the ~400 aim since the sparse-topic backlog report (the clock holds of
 :mod:`streams.engine.clock`): what is left here is the wiring of those parts to one Faust app and its
 rebalance and checkpoint callbacks, which read more easily together than split.
 """

@@ -414,9 +414,9 @@ class Churnwatch:
 
     async def _update_gauges(self) -> None:
         active = set(self.assigned_partitions())
-        self.accounts_count = self.store.accounts_known(active)
+        self.accounts_count, stored_bytes = self.store.census(active)
         self.metrics.accounts_tracked.set(self.accounts_count)
-        self.metrics.state_bytes.labels(table=ACCOUNTS_TABLE).set(self.store.stored_bytes(active))
+        self.metrics.state_bytes.labels(table=ACCOUNTS_TABLE).set(stored_bytes)
         self.metrics.state_bytes.labels(table=DELIVERIES_TABLE).set(
             sum(len(v) for v in self.deliveries.data.values())
         )

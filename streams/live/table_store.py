@@ -68,8 +68,13 @@ class TableStore(CachedStore):
 
     def accounts_known(self, active: Collection[int]) -> int:
         """Accounts of ``active`` partitions, including those not yet checkpointed."""
-        stored = sum(1 for _ in self.rows_of(active))
-        return stored + sum(key not in self.rows for key in self.dirty)
+        return self.census(active)[0]
 
-    def stored_bytes(self, active: Collection[int]) -> int:
-        return sum(len(raw) for _, raw in self.rows_of(active))
+    def census(self, active: Collection[int]) -> tuple[int, int]:
+        """(accounts known, bytes stored) of ``active`` partitions, in one pass over the rows (at 1 M
+        accounts each pass takes about half a second of the event loop)."""
+        stored = size = 0
+        for _, raw in self.rows_of(active):
+            stored += 1
+            size += len(raw)
+        return stored + sum(key not in self.rows for key in self.dirty), size

@@ -16,7 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.live.kafka_client import client_options
+from streams.live.kafka_client import assigning_consumer, client_options
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -49,11 +49,7 @@ class TopicFollower(ABC):
 
     async def start(self) -> int:
         """Read the topics up to their current ends, then follow them; returns the entries loaded."""
-        # "earliest": with the default "latest", the offset reset that assign() starts can win over a
-        # seek_to_beginning() (seen beside a CPU hog: a new gateway missed an answer already recorded).
-        consumer = AIOKafkaConsumer(
-            enable_auto_commit=False, auto_offset_reset="earliest", **client_options(self.settings)
-        )
+        consumer = assigning_consumer(client_options(self.settings))
         await consumer.start()
         self._consumer = consumer
         ends = await consumer.end_offsets(await self._seek(consumer))

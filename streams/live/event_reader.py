@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from streams.live.ingest import RawRecord
+from streams.live.kafka_client import assigning_consumer
 from streams.live.poison import DECODE_ERRORS, PoisonBatch, read_around
 
 log = logging.getLogger(__name__)
@@ -145,13 +146,7 @@ class EventReader:
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
     async def _run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            **self.consumer_options,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        consumer = assigning_consumer(self.consumer_options, max_partition_fetch_bytes=4 * 2**20)
         await consumer.start()
         self.consumer = consumer
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -45,6 +46,17 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka.sasl_username
         options["sasl_plain_password"] = settings.kafka.sasl_password.get_secret_value()
     return options
+
+
+def assigning_consumer(options: Mapping[str, Any], **extra: Any) -> AIOKafkaConsumer:
+    """A consumer outside any group, reading the partitions it is assigned from where it seeks (not started).
+
+    ``auto_offset_reset="earliest"``: with aiokafka's default "latest", the offset reset that ``assign()``
+    starts can win over a ``seek`` or ``seek_to_beginning`` (seen beside a CPU hog).
+    """
+    return AIOKafkaConsumer(
+        **options, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **extra
+    )
 
 
 def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:

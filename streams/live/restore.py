@@ -46,6 +46,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores import memory
 from faust.types import TP, EventT
 
+from streams.live.kafka_client import assigning_consumer
+
 log = logging.getLogger(__name__)
 
 ApplyRecords = Callable[[TopicPartition, list[Any]], None]
@@ -66,14 +68,7 @@ class ChangelogReader:
     async def consumer(self) -> AIOKafkaConsumer:
         async with self._lock:
             if self._consumer is None:
-                consumer = AIOKafkaConsumer(
-                    **self.consumer_options,
-                    group_id=None,
-                    enable_auto_commit=False,
-                    # "earliest": with "latest", the reset assign() starts can win over a seek
-                    auto_offset_reset="earliest",
-                    max_partition_fetch_bytes=4 * 1024 * 1024,
-                )
+                consumer = assigning_consumer(self.consumer_options, max_partition_fetch_bytes=4 * 2**20)
                 await consumer.start()
                 self._consumer = consumer
             return self._consumer

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from streams.errors import ChurnwatchError, ConfigError, KafkaUnavailableError
 from streams.gateway.identities import ensure_identity_topic
-from streams.live.kafka_client import client_options, topic_partitions
+from streams.live.kafka_client import assigning_consumer, client_options, topic_partitions
 from streams.live.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION
 from streams.offline.backfill import History, Plan, Row, plan_identities, plan_rows
 from streams.settings import Settings
@@ -133,10 +133,7 @@ async def ensure_changelog(admin: AIOKafkaAdminClient, settings: Settings, topic
 
 async def read_rows(settings: Settings, topic: str) -> dict[bytes, bytes]:
     """The changelog's current rows: the last value of each key, tombstones removing (empty if no topic)."""
-    # "earliest": with "latest", the reset that assign() starts can win over seek_to_beginning() (seen).
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, auto_offset_reset="earliest", **client_options(settings)
-    )
+    consumer = assigning_consumer(client_options(settings))
     await consumer.start()
     try:
         if topic not in await consumer.topics():

@@ -137,7 +137,7 @@ class Churnwatch:
         clock: WallClock = wall_clock_ms,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        """Build the parts: Faust app, topics, tables, store, engine, folder (~60 lines of plain wiring)."""
+        """Build the parts: Faust app, topics, tables, store, engine, folder (~70 lines of plain wiring)."""
         self.settings = settings
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()

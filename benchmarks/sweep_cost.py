@@ -1,0 +1,127 @@
+"""CPU cost of the daily detector sweep per account-day (issue 15), apart from reading and folding events.
+
+Usage::
+
+    .venv/bin/python benchmarks/sweep_cost.py --accounts 300 --days 90 --seed 3 --runs 3
+    .venv/bin/python benchmarks/sweep_cost.py --events existing.jsonl --runs 2
+    .venv/bin/python benchmarks/sweep_cost.py --events existing.jsonl --profile 30   # where the time goes
+
+It replays the file in this process (``replay_file``, as ``churnwatch replay`` does without output files) and
+times every ``Engine.sweep`` (the sweeps at each midnight of the event clock and the final one) in CPU seconds
+of this process (``time.process_time``), so other processes on a shared machine do not count. It prints, per
+run, the sweeps' CPU seconds, the account-days they evaluated and the CPU µs per account-day, the whole
+replay's CPU seconds and the sweeps' share of it, and the load average; then a digest of what the replay
+produced (every alert and every account's final detector state), which must not change when the sweep is
+only made cheaper. To compare two commits, run this file against each worktree in turn, alternating
+(``cd OLD && .venv/bin/python /path/to/sweep_cost.py ...``). ``--profile N`` runs cProfile over the sweeps
+only and prints the N functions with the most own time (cProfile inflates small functions: use it to rank,
+not for the figure). Figures: docs/performance.md, "Sweep cost (issue 15)". Never assert on these timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import os
+import pstats
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
+from streams.engine import Engine
+from streams.offline.replay import ReplayResult, replay_file
+
+
+class SweepClock:
+    """Wraps ``Engine.sweep`` to add up its CPU time (optionally under a profiler) while installed."""
+
+    def __init__(self, profiler: cProfile.Profile | None = None) -> None:
+        self.cpu_s = 0.0
+        self.profiler = profiler
+        self._original: Callable[..., Any] = Engine.sweep
+
+    def __enter__(self) -> SweepClock:
+        original, clock = self._original, self
+
+        def timed(engine: Engine, *args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            if clock.profiler is not None:
+                clock.profiler.enable()
+            try:
+                return original(engine, *args, **kwargs)
+            finally:
+                if clock.profiler is not None:
+                    clock.profiler.disable()
+                clock.cpu_s += time.process_time() - started
+
+        Engine.sweep = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Engine.sweep = self._original  # type: ignore[method-assign]
+
+
+def digest(result: ReplayResult) -> str:
+    """A short hash of every alert and every account's final detector state (equal runs, equal digests)."""
+    h = hashlib.sha256()
+    for alert in result.alerts:
+        h.update(repr(alert).encode())
+    for account in sorted(result.states):
+        h.update(account.encode())
+        h.update(orjson.dumps(result.states[account].to_state(), option=orjson.OPT_SORT_KEYS))
+    return h.hexdigest()[:16]
+
+
+def measure(path: Path, runs: int, profile_top: int) -> None:
+    profiler = cProfile.Profile() if profile_top else None
+    for run in range(1, runs + 1):
+        load = os.getloadavg()[0]
+        started = time.process_time()
+        with SweepClock(profiler) as clock:
+            result = replay_file(path)
+        total = time.process_time() - started
+        per_day = clock.cpu_s / result.observations * 1e6 if result.observations else 0.0
+        print(
+            f"run {run}: sweeps {clock.cpu_s:.2f} CPU s over {result.observations:,} account-days "
+            f"({result.sweeps} sweeps) = {per_day:.1f} µs per account-day; replay {total:.2f} CPU s, "
+            f"sweeps {clock.cpu_s / total:.0%} of it; {len(result.alerts)} alerts, digest {digest(result)}; "
+            f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}"
+        )
+    if profiler is not None:
+        print(f"cProfile of the sweeps ({runs} run(s)), by own time:")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(profile_top)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=Path, default=None, help="Replay this file instead of simulating.")
+    parser.add_argument("--accounts", type=int, default=300)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="Replays of the same file, one after another.")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="Print cProfile's top N.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.events
+        if path is None:
+            path = Path(tmp) / "events.jsonl"
+            config = SimulationConfig(
+                seed=args.seed, accounts=args.accounts, days=args.days, start=datetime(2026, 6, 1, tzinfo=UTC)
+            )
+            write_jsonl(Simulation(config), path)
+        print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()}")
+        measure(path, args.runs, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

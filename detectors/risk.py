@@ -136,6 +136,7 @@ class RiskModel:
     STATE_BUDGET_BYTES = 20_000
     __slots__ = (
         "_lr",
+        "_shares",
         "eta",
         "experts",
         "half_life",
@@ -189,6 +190,7 @@ class RiskModel:
         names = ("learned", "prior", *(e.name for e in self.experts))
         self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
         self.ranking = RankWeights(names, ("prior", *FEATURES), temperature=rank_temperature)
+        self._shares: list[float] | None = None  # _weights() until the next learn_one (a sweep's accounts)
 
     def clone(self) -> RiskModel:
         """A fresh model with the same parameters and prior (no outcomes learned)."""
@@ -215,7 +217,13 @@ class RiskModel:
 
     def expert_weights(self) -> dict[str, float]:
         """The mixture's current weight of each expert (they sum to 1)."""
-        return dict(zip(self.mixture.names, self._weights(), strict=True))
+        return dict(zip(self.mixture.names, self._current_weights(), strict=True))
+
+    def _current_weights(self) -> list[float]:
+        """:meth:`_weights`, computed once between two :meth:`learn_one` (they change only by learning)."""
+        if self._shares is None:
+            self._shares = self._weights()
+        return self._shares
 
     def _weights(self) -> list[float]:
         if self.weigh_by == "loss":
@@ -255,6 +263,7 @@ class RiskModel:
         answers to alerts are labels of a configurable weight). Every expert is charged the log-loss of its
         prediction before it learns."""
         inputs = self._inputs(x)
+        self._shares = None
         self.mixture.update(self._predictions(inputs), bool(y), weight)
         self._lr.learn_one(inputs, bool(y), w=weight)
         for expert in self.experts:
@@ -271,7 +280,7 @@ class RiskModel:
             return self.prior.predict_proba_one(x)
         inputs = self._inputs(x)
         predictions = self._predictions(inputs)
-        mixed = sum(share * p for share, p in zip(self._weights(), predictions, strict=True))
+        mixed = sum(share * p for share, p in zip(self._current_weights(), predictions, strict=True))
         if w == 1.0:
             return mixed
         return _sigmoid((1.0 - w) * (inputs["prior"] + self.prior.intercept) + w * _logit(mixed))
@@ -302,7 +311,7 @@ class RiskModel:
         if w == 0.0:
             return prior
         out = {k: (1.0 - w) * v for k, v in prior.items()}
-        for share, part in zip(self._weights(), self._expert_contributions(x, prior), strict=True):
+        for share, part in zip(self._current_weights(), self._expert_contributions(x, prior), strict=True):
             for k, v in part.items():
                 out[k] = out.get(k, 0.0) + w * share * v
         return out

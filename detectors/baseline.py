@@ -57,8 +57,9 @@ def weekend_days(first_day: int, last_day: int) -> int:
         return 0
     n = last_day - first_day + 1
     count = 2 * (n // 7)
-    for day in range(first_day + 7 * (n // 7), last_day + 1):  # the remainder: at most 6 days
-        count += weekday_of(day) >= 5
+    weekday = (first_day + _EPOCH_WEEKDAY) % 7  # that of the first remaining day (whole weeks shift none)
+    for step in range(n % 7):  # the remainder: at most 6 days
+        count += (weekday + step) % 7 >= 5
     return count
 
 
@@ -134,9 +135,10 @@ class SeasonalBaseline:
 
     def learn_one(self, day: int, value: float) -> None:
         """Fold one completed day's value into its slot."""
-        slot = self.slots[is_weekend(day)]
+        weekend = (day + _EPOCH_WEEKDAY) % 7 >= 5  # is_weekend, inlined: every signal of every account-day
+        slot = self.slots[weekend]
         n = slot[0] + 1
-        alpha = max(self._alphas[is_weekend(day)], 1.0 / n)
+        alpha = max(self._alphas[weekend], 1.0 / n)
         log_value = math.log1p(value)
         delta = log_value - slot[2]
         slot[0] = n
@@ -183,7 +185,7 @@ class SeasonalBaseline:
 
     def score_one(self, day: int, value: float) -> float:
         """z-score of ``value`` against ``day``'s slot in ``log1p`` space, clipped; 0 without history."""
-        slot = self.slots[is_weekend(day)]
+        slot = self.slots[(day + _EPOCH_WEEKDAY) % 7 >= 5]  # is_weekend, inlined (every account-day)
         if slot[0] == 0:
             return 0.0
         sd = max(math.sqrt(slot[3]), self.sd_floor)
@@ -355,15 +357,30 @@ class DropDetector:
         return int(self._ph._x_mean.n)
 
     def update(self, z: float) -> bool:
-        """Feed one normalised value; True when a sustained drop is detected at this value."""
+        """Feed one normalised value; True when a sustained drop is detected at this value.
+
+        River's ``PageHinkley.update`` in ``mode="down"``, written out with the same operations in the same
+        order (it runs for every signal of every account-day); the "increase" half, which ``mode="down"``
+        never reads and the state does not keep, is left out. ``tests/test_detectors.py`` checks it against
+        River's own.
+        """
         ph = self._ph
-        ph.update(z)
-        # Keep River's internals on the same 1e-4 grid as the JSON state (see the module docstring).
+        if ph._drift_detected:
+            ph._reset()
         mean = ph._x_mean
-        mean._mean = _round(mean._mean)
-        ph._sum_decrease = _round(ph._sum_decrease)
-        ph._max_decrease = _round(ph._max_decrease)  # type: ignore[assignment]  # River types it int
-        return bool(ph.drift_detected)
+        mean.n += 1.0
+        mean._mean += (1.0 / mean.n) * (z - mean._mean)
+        decrease = self.alpha * ph._sum_decrease + (z - mean._mean) + self.delta
+        highest: float = ph._max_decrease
+        if decrease > highest:
+            highest = decrease
+        if mean.n >= self.min_instances:
+            ph._drift_detected = highest - decrease > self.threshold
+        # Then on the same 1e-4 grid as the JSON state (see the module docstring).
+        mean._mean = round(mean._mean, 4)
+        ph._sum_decrease = round(decrease, 4)
+        ph._max_decrease = round(highest, 4)  # type: ignore[assignment]  # River types it int
+        return ph._drift_detected
 
     def score(self) -> float:
         """Current Page-Hinkley statistic for decreases, as a share of the threshold (0 = no evidence)."""

@@ -14,6 +14,7 @@ always barely engaged never looks unusual. These pieces measure the level itself
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -125,6 +126,7 @@ class SegmentQuantiles:
 
     STATE_BUDGET_BYTES = 12_000
     __slots__ = (
+        "_sums",
         "bin_width",
         "bins",
         "day",
@@ -148,7 +150,8 @@ class SegmentQuantiles:
         self.max_segments = max_segments
         self.min_weight = min_weight
         self.day: int | None = None
-        self.segments: dict[str, list[float]] = {}
+        self.segments: dict[str, list[float]] = {}  # changed by learn_one only (percentile caches sums)
+        self._sums: dict[str, list[float]] = {}
 
     def clone(self) -> SegmentQuantiles:
         return SegmentQuantiles(
@@ -162,6 +165,8 @@ class SegmentQuantiles:
 
     def learn_one(self, segment: str | None, value: float, day: int) -> None:
         """Add one account's current ``value`` on ``day`` (days must not go backwards)."""
+        if self._sums:
+            self._sums = {}
         if self.day is None:
             self.day = day
         elif day > self.day:
@@ -186,17 +191,30 @@ class SegmentQuantiles:
 
     def percentile(self, segment: str | None, value: float) -> float | None:
         """Share of the segment's accounts below ``value`` (None before the population has data)."""
-        counts = self.segments.get(segment or "unknown")
-        if counts is None or sum(counts) < self.min_weight:
-            counts = self.segments.get(ALL_SEGMENTS)
-        if counts is None:
+        key = segment or "unknown"
+        sums = self._cumulative(key)
+        if sums is None or sums[-1] < self.min_weight:
+            key = ALL_SEGMENTS
+            sums = self._cumulative(key)
+        if sums is None:
             return None
-        total = sum(counts)
+        total = sums[-1]
         if total < self.min_weight:
             return None
         index, within = self._bin(value)
-        below = sum(counts[:index]) + within * counts[index]
+        below = sums[index] + within * self.segments[key][index]
         return round(below / total, 4)
+
+    def _cumulative(self, key: str) -> list[float] | None:
+        """``[sum(counts[:i]) for each bin i] + [sum(counts)]`` of a segment, kept until the next
+        :meth:`learn_one` (a sweep reads every account's percentiles from unchanged counts)."""
+        sums = self._sums.get(key)
+        if sums is None:
+            counts = self.segments.get(key)
+            if counts is None:
+                return None
+            sums = self._sums[key] = [sum(counts[:i]) for i in range(len(counts))] + [sum(counts)]
+        return sums
 
     def to_state(self) -> dict[str, Any]:
         return {"d": self.day, "s": self.segments}
@@ -238,11 +256,16 @@ def slope_of(totals: list[float]) -> float | None:
     mean = sum(totals) / weeks
     if mean <= 0:
         return None
-    mid = (weeks - 1) / 2
-    slope = sum((k - mid) * (v - mean) for k, v in enumerate(totals)) / sum(
-        (k - mid) ** 2 for k in range(weeks)
-    )
+    offsets, spread = _centred(weeks)
+    slope = sum(k * (v - mean) for k, v in zip(offsets, totals, strict=True)) / spread
     return slope / (mean + 1.0)
+
+
+@functools.cache
+def _centred(steps: int) -> tuple[tuple[float, ...], float]:
+    """The steps' offsets from their middle, and the sum of their squares (what every slope divides by)."""
+    mid = (steps - 1) / 2
+    return tuple(k - mid for k in range(steps)), sum((k - mid) ** 2 for k in range(steps))
 
 
 def weekly_trend(

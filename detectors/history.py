@@ -16,6 +16,7 @@ from detectors.calendar_effects import PopulationCalendar
 from detectors.config import DetectorConfig
 from detectors.windows import (
     ACTIVE_USERS,
+    KEY_EVENTS,
     TICKETS_HIGH,
     TICKETS_LOW,
     TICKETS_NORMAL,
@@ -23,6 +24,7 @@ from detectors.windows import (
     USAGE,
     AccountWindow,
     WindowConfig,
+    key_events,
 )
 
 __all__ = ["HistoryLearner"]
@@ -74,7 +76,8 @@ class HistoryLearner:
             if bucket is None:
                 values = (0.0, 0.0, 0.0)
             else:
-                key = window.key_events(day)
+                names = window.day_events.get(day)  # window.key_events(day), with the bucket at hand
+                key = key_events(names) if names is not None else bucket[KEY_EVENTS]
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
             state.engagement.learn_one(values[0], values[1])
             # A day the whole population was quiet (a holiday) says nothing about this account's normal.

@@ -349,9 +349,11 @@ class AccountWindow:
         >>> sorted(w.as_of(night).days), sorted(w.as_of(night + 1).days), w.as_of(night + DAY_MS) is w
         ([10], [10, 11], True)
         """
-        first_hidden = day_of(now_ms - 1) + 1
-        newest = self.watermark_ms
-        if newest is None or day_of(newest) < first_hidden:
+        first_hidden = (now_ms - 1) // DAY_MS + 1
+        for mark in self.watermarks:  # watermark_ms, written out: sweeps call this twice per account
+            if mark is not None and mark // DAY_MS >= first_hidden:
+                break
+        else:
             return self
         view = AccountWindow(self.config)
         for name in AccountWindow.__slots__:

@@ -62,12 +62,14 @@ def extract(
     """The account's features on ``today`` (days before it are complete; today's support and billing
     events count already)."""
     rhythm = Rhythm.of(state, today, config, retention_days)
-    sums = window_sums(window, rhythm)
+    first = state.first_active_day
+    trends = first is not None and today - first >= 28  # level_evidence's weekly trends: summed in the pass
+    sums = window_sums(window, rhythm, population.calendar.quiet, weekly=trends)
     items: list[Evidence] = []
     if rhythm.warm:
         items += usage_evidence(state, sums, rhythm, population.calendar, config)
         items += silence_evidence(state, rhythm, population.calendar)
     items += support_evidence(state, sums)
     items += billing_evidence(window, state, sums, today)
-    items += level_evidence(population, window, state, today, irregular=rhythm.irregular)
+    items += level_evidence(population, window, state, today, irregular=rhythm.irregular, weekly=sums.weekly)
     return Features.of(items)

@@ -198,12 +198,14 @@ def level_evidence(
     today: int,
     *,
     irregular: bool = True,
+    weekly: list[float] | None = None,
 ) -> list[Evidence]:
     """The level, recency, tenure and trend features of an account (see the module docstring).
 
     ``lapsed`` and ``inactive_ahead`` are only added for ``irregular`` accounts (too new, no rhythm yet, or
     sparse with irregular gaps): a daily or regular account's silence is judged by its own rhythm (the
-    ``silence`` feature).
+    ``silence`` feature). ``weekly``: the window's last 8 weekly usage totals when the caller has them
+    (:func:`~detectors.features.sums.window_sums` sums them in its pass), else they are summed here.
     """
     engagement = state.engagement
     first = state.first_active_day
@@ -241,7 +243,9 @@ def level_evidence(
             out.append(NewAccount(round(1.0 - max(0, tenure) / 90.0, 4), tenure))
     if today - first >= 28:
         # One pass over the window for both trends: 8 weekly totals, the last 4 of them for the short one.
-        totals = weekly_totals(window.days, today - 1, 8, population.calendar.quiet)
+        totals = weekly
+        if totals is None:
+            totals = weekly_totals(window.days, today - 1, 8, population.calendar.quiet)
         for name, weeks in (("trend_4w", 4), ("trend_8w", 8)):
             if today - first < 7 * weeks:
                 break

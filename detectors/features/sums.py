@@ -8,6 +8,7 @@ sweeps, so it is kept lean: support and billing columns are skipped whole on the
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from detectors.account_state import AccountDetectorState
@@ -17,6 +18,7 @@ from detectors.windows import (
     CSAT_COUNT,
     CSAT_SUM,
     ESCALATED,
+    KEY_EVENTS,
     N_COLUMNS,
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
@@ -26,6 +28,7 @@ from detectors.windows import (
     TICKETS_URGENT,
     USAGE,
     AccountWindow,
+    key_events,
 )
 
 __all__ = ["Rhythm", "WindowSums", "window_sums"]
@@ -91,6 +94,7 @@ class WindowSums:
     failed: int = 0
     success_day: int = -1  # the last day with a successful payment (-1: none in 30 days)
     failure_days: list[int] = field(default_factory=list)
+    weekly: list[float] | None = None  # usage of the last 8 weeks, oldest first (when asked for)
 
     def add_support(self, bucket: list[int], day: int, age: int) -> None:
         """Support and billing columns of a day ``age`` days before today (0: today)."""
@@ -108,17 +112,34 @@ class WindowSums:
             self.escalated += bucket[ESCALATED]
 
 
-def window_sums(window: AccountWindow, rhythm: Rhythm) -> WindowSums:
-    """Sum ``window`` as of ``rhythm.today`` (days before it are complete); see :class:`WindowSums`."""
+def window_sums(
+    window: AccountWindow, rhythm: Rhythm, quiet: Mapping[int, float] | None = None, *, weekly: bool = False
+) -> WindowSums:
+    """Sum ``window`` as of ``rhythm.today`` (days before it are complete); see :class:`WindowSums`.
+
+    With ``weekly``, the same pass also fills ``sums.weekly``: the usage of each of the last 8 weeks, as
+    :func:`~detectors.engagement.weekly_totals` gives it (``quiet``: the population's quiet days).
+    """
     sums = WindowSums()
     today, warm = rhythm.today, rhythm.warm
-    signal_age = (
-        today - rhythm.signal_from
-    )  # ages (days before today) inside the signal window: 1..signal_age
+    signal_age = today - rhythm.signal_from  # ages (days before today) in the signal window: 1..signal_age
     actual = sums.actual
     recent = old = 0
+    totals = sums.weekly = [0.0] * 8 if weekly else None
+    day_events = window.day_events
+    only_old = max(29, signal_age) if warm else 29  # older days count in ``old`` and the weekly totals only
     for day, bucket in window.days.items():
         age = today - day
+        if age > only_old:  # about half the days: the short way
+            if age <= 56:
+                usage = bucket[USAGE]
+                old += usage
+                if totals is not None:
+                    value = float(usage)
+                    if quiet and day in quiet:
+                        value /= max(quiet[day], 0.1)
+                    totals[(56 - age) // 7] += value
+            continue
         if age <= 0:
             # Today (still open): only its support and billing events count already.
             if age == 0 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:
@@ -132,7 +153,13 @@ def window_sums(window: AccountWindow, rhythm: Rhythm) -> WindowSums:
         if warm and age <= signal_age:
             actual[0] += usage
             actual[1] += bucket[ACTIVE_USERS]
-            actual[2] += window.key_events(day)
+            names = day_events.get(day)  # window.key_events(day), inlined: the bucket is at hand
+            actual[2] += key_events(names) if names is not None else bucket[KEY_EVENTS]
+        if totals is not None and age <= 56:
+            value = float(usage)
+            if quiet and day in quiet:
+                value /= max(quiet[day], 0.1)
+            totals[(56 - age) // 7] += value
         if age < 30 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:
             sums.add_support(bucket, day, age)
     sums.recent, sums.old = recent, old

@@ -111,11 +111,22 @@ class Detection:
             return True
         return False
 
-    def feature_weights(self, state: AccountState, now_ms: int) -> dict[str, float] | None:
-        """What answers taught about the account: its own (muted, damped kinds) and its plan's."""
+    def feature_weights(
+        self, state: AccountState, now_ms: int, by_plan: dict[str | None, dict[str, float]] | None = None
+    ) -> dict[str, float] | None:
+        """What answers taught about the account: its own (muted, damped kinds) and its plan's.
+
+        ``by_plan`` keeps each plan's weights at ``now_ms`` for the next accounts of a sweep (answers are
+        folded between sweeps, not during one)."""
         policy = self.answer_policy
         own = state.answers.weights(now_ms, policy) if state.answers else None
-        return merged(own, self.segments.weights(state.window.plan, now_ms, policy))
+        plan = state.window.plan
+        if by_plan is None:
+            return merged(own, self.segments.weights(plan, now_ms, policy))
+        plan_weights = by_plan.get(plan)
+        if plan_weights is None:
+            plan_weights = by_plan[plan] = self.segments.weights(plan, now_ms, policy)
+        return merged(own, plan_weights)
 
     def adopt_guard(self, state: dict[str, Any]) -> bool:
         """Take a persisted outage guard when it has reviewed a later day than the one in memory."""
@@ -156,8 +167,9 @@ class Detection:
         monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
         detectors: dict[str, AccountDetectorState] = {}
         weighed: dict[str, dict[str, float]] = {}
+        by_plan: dict[str | None, dict[str, float]] = {}
         for account_id, _, state, partition, detector in batch:
-            weights = self.feature_weights(state, now_ms)
+            weights = self.feature_weights(state, now_ms, by_plan)
             assessment = monitor.observe(
                 account_id, state.window, detector, now_ms, clock_ms=clock_ms, feature_weights=weights
             )

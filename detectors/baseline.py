@@ -359,11 +359,8 @@ class DropDetector:
     def update(self, z: float) -> bool:
         """Feed one normalised value; True when a sustained drop is detected at this value.
 
-        River's ``PageHinkley.update`` in ``mode="down"``, written out with the same operations in the same
-        order (it runs for every signal of every account-day); the "increase" half, which ``mode="down"``
-        never reads and the state does not keep, is left out. ``tests/test_detectors.py`` checks it against
-        River's own.
-        """
+        River's ``PageHinkley.update`` (``mode="down"``) written out: the same operations in the same order,
+        without the "increase" half it never reads (tests/test_sweep_shortcuts.py compares the two)."""
         ph = self._ph
         if ph._drift_detected:
             ph._reset()

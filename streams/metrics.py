@@ -44,6 +44,7 @@ class Metrics:
     risk_score: Histogram
     state_bytes: Gauge
     sweep_seconds: Histogram
+    checkpoint_seconds: Histogram
     recovery_in_progress: Gauge
     worker_info: Info
     top_account_risk: Gauge
@@ -214,6 +215,13 @@ class Metrics:
             sweep_seconds=Histogram(
                 "churnwatch_sweep_duration_seconds",
                 "Duration of one timer sweep that re-evaluates every account on the clock.",
+                buckets=SWEEP_BUCKETS,
+                registry=registry,
+            ),
+            checkpoint_seconds=Histogram(
+                "churnwatch_checkpoint_duration_seconds",
+                "Time one checkpoint holds the state (changed states written to the changelog and flushed, "
+                "then the offsets); no event is folded meanwhile.",
                 buckets=SWEEP_BUCKETS,
                 registry=registry,
             ),

@@ -1,7 +1,8 @@
 """Sources of benchmarks/detection_generalization.py: the files, their split and what is known about them.
 
 The split is fixed in advance (tuning: simulator seeds 1-10, shapes "tuning" seeds 100-109; held-out: shapes
-"heldout" seeds 200-209 and fresh seeds 300-309, CDNOW, ChurnSim); see that script's docstring.
+"heldout" seeds 200-209 and fresh seeds 300-309, shapes "shifted" seeds 500-509, CDNOW, ChurnSim); see that
+script's docstring.
 """
 
 from __future__ import annotations
@@ -170,6 +171,13 @@ SOURCES = (
         "heldout",
         "streams.dev.shapes, held-out mix, fresh seeds 300-309 (first run for the risk mixture, issue 14)",
         shapes_files("heldout", list(range(300, 310))),
+    ),
+    Source(
+        "shapes-shifted",
+        "heldout",
+        "streams.dev.shapes, second held-out mix (level and recency churn, late joiners), seeds 500-509 "
+        "(added in the sixth pass, never run before its final report)",
+        shapes_files("shifted", list(range(500, 510))),
     ),
     Source(
         "cdnow",

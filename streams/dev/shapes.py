@@ -2,13 +2,16 @@
 
 Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
 seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
-shape parameters (uniform within the mix's ranges). Two mixes are fixed in advance:
+shape parameters (uniform within the mix's ranges). Three mixes are fixed in advance:
 
 * ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
   engagement *level*, gradual fades, abrupt drops, silent churn and involuntary churn (failed payments).
 * ``heldout`` (:data:`HELDOUT`): other proportions and ranges (slower fades, subtler drops, longer
   vacations), plus shapes absent from tuning: seasonal (month-end) accounts, one-time buyers, accounts that
   join during the horizon and a holiday week shared by everyone (usage at 10-30 %).
+* ``shifted`` (:data:`SHIFTED`, a second held-out mix): churn mostly from a low level and recency (more
+  level-driven churners, sparse accounts and one-time buyers, a third of the accounts joining late, few
+  abrupt drops), wider levels, a milder and earlier holiday week.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after
@@ -36,7 +39,7 @@ import numpy.typing as npt
 
 from streams.dev.simulator.days import sec_suffixes
 
-__all__ = ["HELDOUT", "MIXES", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
+__all__ = ["HELDOUT", "MIXES", "SHIFTED", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
 
 DAY = 86_400
 
@@ -133,7 +136,40 @@ HELDOUT = Mix(
     late_join=0.2,
     holiday_week=(0.45, 0.7),
 )
-MIXES = {m.name: m for m in (TUNING, HELDOUT)}
+# A second held-out mix (issue 14, sixth pass), fixed before any result on it: bases where churn is about
+# *level* and recency more than change (more level-driven churners, sparse accounts and one-time buyers; a
+# third of the accounts join during the horizon; fewer abrupt drops), wider levels and a milder, earlier
+# holiday week. Run only in a final held-out report.
+SHIFTED = Mix(
+    "shifted",
+    {
+        Shape.STEADY: 0.26,
+        Shape.WEEKDAY_ONLY: 0.10,
+        Shape.SPARSE: 0.16,
+        Shape.SEASONAL: 0.05,
+        Shape.VACATION: 0.08,
+        Shape.LOW_LEVEL: 0.11,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.02,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.03,
+        Shape.ONE_TIME: 0.09,
+    },
+    concentration=60.0,
+    level_sigma=1.2,
+    low_level=(0.1, 0.45),
+    fade_days=(35, 70),
+    drop_to=(0.15, 0.4),
+    drop_lead_days=(12, 45),
+    silent_days=(12, 40),
+    vacation_days=(7, 21),
+    sparse_p=(0.1, 0.4),
+    late_join=0.33,
+    holiday_week=(0.3, 0.55),
+    holiday_level=(0.2, 0.5),
+    churn_window=(0.25, 0.95),
+)
+MIXES = {m.name: m for m in (TUNING, HELDOUT, SHIFTED)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -190,7 +190,7 @@ class AccountMonitor:
         """
         n = 0
         for outcome in outcomes:
-            self.risk_model.learn_one(outcome.features, outcome.label)
+            self.risk_model.learn_one(outcome.features, outcome.label, day=outcome.day)
             n += 1
         return n
 

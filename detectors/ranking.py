@@ -1,4 +1,4 @@
-"""Mixture weights of experts by how well each *ranks* recent outcomes: AUC over a bounded reservoir.
+"""Mixture weights of experts by how well each *ranks* recent outcomes: AUC over time-matched outcomes.
 
 Churnwatch's value is the order in which it lists accounts, so :class:`~detectors.risk.RiskModel` weighs its
 experts by their AUC on recent labelled outcomes as well as by their log-loss: on a base where one expert is
@@ -6,29 +6,34 @@ best calibrated but ranks at chance (ChurnSim's ``learned`` regression), the log
 and the ranking is lost (``docs/detection.md``). By default the model multiplies these rank weights with the
 log-loss weights (``weigh_by="both"``): an expert must rank *and* predict.
 
-:class:`RankWeights` keeps the inputs of the last ``positives`` positive and the last ``negatives`` negative
-outcomes (FIFO per class: positives are rare, a plain window of recent outcomes would hold a handful), has
-every expert score them as it is *now*, and weighs expert ``k`` by ``exp(-(best AUC - AUC_k) / (temperature
-* SE))``, SE being the rank-sum test's standard error of an AUC on the reservoir. With a handful of outcomes
-the SE is large and the weights stay near uniform (a few skewed outcomes cannot hand the mixture to one
-expert); with a full reservoir (SE ~0.044) an expert ``temperature * SE`` behind the best keeps ``1/e`` of its
-weight. The experts are scored as they are now rather than as they were when each outcome arrived: scores
-kept from the time of each outcome held a regression's first, immature guesses for hundreds of outcomes and
-ranked the tuning shapes worse (rank weights alone: 0.821 vs 0.826 AUC). The experts have learned these
-outcomes, so their AUC here is slightly optimistic, least so for the one-or-two-input experts.
+:class:`RankWeights` keeps the inputs of recent positive and negative outcomes, each with the week of its
+snapshot, and compares only positives and negatives of the same week (since the sixth pass; before, the last
+64 positives and 128 negatives as they were labelled, which set positives from newer snapshots against older
+negatives). It has every expert score them as it is *now*, and weighs expert ``k`` by ``exp(-(best AUC -
+AUC_k) / (temperature * SE))``, SE being the rank-sum test's standard error of an AUC on the matched
+outcomes. With a handful of outcomes the SE is large and the weights stay near uniform (a few skewed outcomes
+cannot hand the mixture to one expert); with a full reservoir (SE ~0.04-0.05) an expert ``temperature * SE``
+behind the best keeps ``1/e`` of its weight. The experts are scored as they are now rather than as they were
+when each outcome arrived: scores kept from the time of each outcome held a regression's first, immature
+guesses for hundreds of outcomes and ranked the tuning shapes worse (rank weights alone: 0.821 vs 0.826 AUC).
+The experts have learned these outcomes, so their AUC here is slightly optimistic, least so for the
+one-or-two-input experts.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["RankWeights", "auc_of"]
+__all__ = ["RankWeights", "WeekSamples", "auc_of"]
 
 Scores = Callable[[Mapping[str, float]], Sequence[float]]
+Row = tuple[int, tuple[float, ...]]  # (snapshot week, inputs)
+UNDATED = -1  # the week of outcomes learned without a day
 
 
 def auc_of(positives: Sequence[float], negatives: Sequence[float]) -> float:
@@ -49,8 +54,78 @@ def auc_of(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return wins / (len(positives) * len(negatives))
 
 
+class WeekSamples:
+    """A uniform sample of at most ``room`` rows per snapshot week (reservoir sampling, seeded by the row:
+    the same stream keeps the same rows), for the latest ``weeks`` weeks; the undated week keeps its latest
+    ``undated_room`` rows instead.
+
+    >>> kept = WeekSamples(room=2, weeks=2, undated_room=2)
+    >>> for i in range(50):
+    ...     kept.add((i // 20, (float(i),)))
+    >>> sorted(kept.rows), [len(r) for r in kept.rows.values()], kept.seen
+    ([1, 2], [2, 2], {1: 20, 2: 10})
+    """
+
+    __slots__ = ("room", "rows", "seen", "undated_room", "weeks")
+
+    def __init__(self, *, room: int, weeks: int, undated_room: int) -> None:
+        self.room = room
+        self.weeks = weeks
+        self.undated_room = undated_room
+        self.rows: dict[int, list[Row]] = {}
+        self.seen: dict[int, int] = {}
+
+    def add(self, row: Row) -> None:
+        week = row[0]
+        kept = self.rows.get(week)
+        if kept is None:
+            kept = self.rows[week] = []
+            self.seen[week] = 0
+            for old in sorted(self.rows)[: -self.weeks]:
+                del self.rows[old], self.seen[old]
+        seen = self.seen[week]
+        self.seen[week] = seen + 1
+        room = self.undated_room if week == UNDATED else self.room
+        if len(kept) < room:
+            kept.append(row)
+        elif week == UNDATED:
+            kept.pop(0)
+            kept.append(row)
+        elif (slot := zlib.crc32(repr((seen, row)).encode()) % (seen + 1)) < room:
+            kept[slot] = row
+
+    def pop(self, week: int) -> list[Row]:
+        self.seen.pop(week, None)
+        return self.rows.pop(week, [])
+
+    def count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+    def to_state(self) -> tuple[list[Row], list[list[int]]]:
+        return [r for w in sorted(self.rows) for r in self.rows[w]], [
+            [w, n] for w, n in sorted(self.seen.items())
+        ]
+
+    def restore(self, rows: Iterable[Row], seen: Iterable[Sequence[int]]) -> None:
+        self.rows, self.seen = {}, {}
+        for row in rows:
+            self.rows.setdefault(row[0], []).append(row)
+        self.seen = {int(w): int(n) for w, n in seen}
+
+
 class RankWeights:
-    """Weights of experts from their AUC on the inputs of the last outcomes of each class.
+    """Weights of experts from their AUC on time-matched outcomes: positives against negatives of the same
+    snapshot week.
+
+    A positive is known when its account cancels, a negative only once its snapshot's horizon has passed;
+    compared as they arrive, the positives would come from newer snapshots than the negatives, and whatever
+    drifts with calendar time for the whole base (tenure) would look like ranking (on ChurnSim the reservoir
+    rated the ``learned`` regression 0.54 where it ranked 0.34). So each outcome is kept with its snapshot
+    week, in a uniform sample of ``per_week`` rows per week (:class:`WeekSamples`): negatives for the latest
+    ``weeks`` weeks; positives wait (for at most ``weeks`` weeks) until all their week's negatives are in
+    (a later week's have started), then join a FIFO of the last ``positives`` matched positives. An
+    expert's AUC counts only pairs of the same week. Outcomes without a day (``day=None``) share one
+    undated week, which keeps the latest ``per_week * weeks`` negatives and passes its positives at once.
 
     Parameters
     ----------
@@ -58,8 +133,10 @@ class RankWeights:
         The experts, in a fixed order.
     keys
         The inputs kept of each outcome (others are dropped; a missing key is 0).
-    positives, negatives
-        How many of the most recent positive and negative outcomes the reservoir keeps (FIFO per class).
+    positives
+        How many of the most recently matched positives are kept.
+    per_week, weeks
+        Outcomes of each class kept per snapshot week, and how many weeks are kept.
     temperature
         Weights ``∝ exp(-(best - AUC_k) / (temperature * SE))``.
 
@@ -67,24 +144,28 @@ class RankWeights:
     --------
     >>> def scores(x):  # expert "good" ranks by x, expert "flat" cannot rank
     ...     return [x["x"], 0.0]
-    >>> mix = RankWeights(("good", "flat"), ("x",), positives=8, negatives=8)
+    >>> mix = RankWeights(("good", "flat"), ("x",), positives=8, per_week=8)
     >>> mix.weights(scores)  # nothing seen: uniform
     [0.5, 0.5]
-    >>> mix.update({"x": 2.0}, True); mix.update({"x": -1.0}, False)
-    >>> [round(w, 2) for w in mix.weights(scores)]  # one pair: little evidence, close to uniform
+    >>> mix.update({"x": 2.0}, True, day=70)  # a positive of week 10 waits for that week's negatives
+    >>> mix.update({"x": -1.0}, False, day=71)
+    >>> mix.weights(scores), mix.waiting.count()  # week 10's negatives may not all be in yet
+    ([0.5, 0.5], 1)
+    >>> mix.update({"x": -3.0}, False, day=77)  # week 11's have started: week 10 is matched
+    >>> [round(w, 2) for w in mix.weights(scores)]  # one matched pair: little evidence, close to uniform
     [0.88, 0.12]
     >>> for i in range(8):
-    ...     mix.update({"x": 2.0 + i}, True)
-    ...     mix.update({"x": -1.0 - i}, False)
+    ...     mix.update({"x": 2.0 + i}, True, day=72)
+    ...     mix.update({"x": -1.0 - i}, False, day=73)
     >>> mix.aucs(scores), [round(w, 3) for w in mix.weights(scores)]
     ([1.0, 0.5], [0.999, 0.001])
-    >>> again = RankWeights(("good", "flat"), ("x",), positives=8, negatives=8)
+    >>> again = RankWeights(("good", "flat"), ("x",), positives=8, per_week=8)
     >>> again.restore(mix.to_state())
     >>> again.weights(scores) == mix.weights(scores)
     True
     """
 
-    __slots__ = ("_cache", "keys", "names", "neg", "pos", "temperature")
+    __slots__ = ("_cache", "keys", "names", "neg", "pos", "temperature", "waiting")
 
     def __init__(
         self,
@@ -92,40 +173,75 @@ class RankWeights:
         keys: Sequence[str],
         *,
         positives: int = 64,
-        negatives: int = 128,
+        per_week: int = 16,
+        weeks: int = 8,
         temperature: float = 0.5,
     ) -> None:
         self.names = tuple(names)
         self.keys = tuple(keys)
         self.temperature = temperature
-        self.pos: deque[tuple[float, ...]] = deque(maxlen=positives)
-        self.neg: deque[tuple[float, ...]] = deque(maxlen=negatives)
+        self.pos: deque[Row] = deque(maxlen=positives)
+        self.waiting = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week)
+        self.neg = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week * weeks)
         self._cache: list[float] | None = None
 
-    def update(self, x: Mapping[str, float], y: bool, weight: float = 1.0) -> None:
-        """Keep the inputs of a labelled outcome (weight 0 keeps nothing; any other counts once)."""
+    def update(self, x: Mapping[str, float], y: bool, weight: float = 1.0, day: int | None = None) -> None:
+        """Keep the inputs of a labelled outcome of snapshot ``day`` (weight 0 keeps nothing; any other
+        counts once)."""
         if weight <= 0.0:
             return
-        (self.pos if y else self.neg).append(tuple(round(float(x.get(k, 0.0)), 3) for k in self.keys))
+        week = UNDATED if day is None else day // 7
+        row = (week, tuple(round(float(x.get(k, 0.0)), 3) for k in self.keys))
+        (self.waiting if y else self.neg).add(row)
+        self._ripen()
         self._cache = None
+
+    def _ripen(self) -> None:
+        """Move the waiting positives whose week's negatives are all in (a later week's have started) into
+        the matched FIFO, oldest week first; undated ones as soon as there is an undated negative."""
+        if not self.neg.rows:
+            return
+        newest = max(self.neg.rows)
+        for week in sorted(self.waiting.rows):
+            if week < newest or (week == UNDATED and UNDATED in self.neg.rows):
+                self.pos.extend(self.waiting.pop(week))
 
     def changed(self) -> None:
         """The experts learned: recompute the weights when next asked."""
         self._cache = None
 
-    def _scored(self, rows: Iterable[tuple[float, ...]], scores: Scores) -> list[Sequence[float]]:
-        return [scores(dict(zip(self.keys, row, strict=True))) for row in rows]
+    def _matched(self) -> list[tuple[Row, list[Row]]]:
+        return [(p, self.neg.rows[p[0]]) for p in self.pos if p[0] in self.neg.rows]
 
     def aucs(self, scores: Scores) -> list[float]:
-        """Each expert's AUC on the reservoir as ``scores`` (inputs -> one score per expert) rank it now
-        (0.5 while a class is missing)."""
-        pos, neg = self._scored(self.pos, scores), self._scored(self.neg, scores)
-        return [auc_of([r[k] for r in pos], [r[k] for r in neg]) for k in range(len(self.names))]
+        """Each expert's AUC over the same-week pairs as ``scores`` (inputs -> one score per expert) rank
+        them now (0.5 without a pair)."""
+        matched = self._matched()
+        n = len(self.names)
+        ordered: dict[int, list[list[float]]] = {}
+        for week in {p[0] for p, _ in matched}:
+            rows = [self._score(r, scores) for r in self.neg.rows[week]]
+            ordered[week] = [sorted(r[k] for r in rows) for k in range(n)]
+        wins = [0.0] * n
+        pairs = 0
+        for p, negatives in matched:
+            mine = self._score(p, scores)
+            pairs += len(negatives)
+            for k, below in enumerate(ordered[p[0]]):
+                lo, hi = bisect_left(below, mine[k]), bisect_right(below, mine[k])
+                wins[k] += lo + 0.5 * (hi - lo)
+        return [w / pairs if pairs else 0.5 for w in wins]
+
+    def _score(self, row: Row, scores: Scores) -> Sequence[float]:
+        return scores(dict(zip(self.keys, row[1], strict=True)))
 
     def se(self) -> float:
-        """Standard error of an AUC on the reservoir: the rank-sum test's, at AUC 0.5 (a best AUC near 1
-        from a few positives has a Hanley-McNeil SE near 0, which would make the weights a hard choice)."""
-        n_pos, n_neg = len(self.pos), len(self.neg)
+        """Standard error of an AUC on the matched outcomes: the rank-sum test's, at AUC 0.5, for the
+        matched positives and the negatives of their weeks (a best AUC near 1 from a few positives has a
+        Hanley-McNeil SE near 0, which would make the weights a hard choice)."""
+        matched = self._matched()
+        n_pos = len(matched)
+        n_neg = sum(len(self.neg.rows[w]) for w in {p[0] for p, _ in matched})
         return math.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg)) if n_pos and n_neg else 0.5
 
     def weights(self, scores: Scores) -> list[float]:
@@ -140,18 +256,40 @@ class RankWeights:
         return list(self._cache)
 
     def to_state(self) -> dict[str, Any]:
-        """The reservoir (zeros written as ``0``: most inputs of most outcomes are 0)."""
+        """The kept outcomes as ``[week, *inputs]`` rows (zeros written as ``0``: most inputs are 0) and how
+        many of each week's were seen."""
+
+        def rows(kept: Iterable[Row]) -> list[list[float]]:
+            return [[week, *(v or 0 for v in row)] for week, row in kept]
+
+        waiting, waiting_seen = self.waiting.to_state()
+        neg, neg_seen = self.neg.to_state()
         return {
             "keys": list(self.keys),
-            "pos": [[v or 0 for v in row] for row in self.pos],
-            "neg": [[v or 0 for v in row] for row in self.neg],
+            "pos": rows(self.pos),
+            "waiting": rows(waiting),
+            "waiting_seen": waiting_seen,
+            "neg": rows(neg),
+            "neg_seen": neg_seen,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        """Take the reservoir of a saved state (an input it did not keep is 0)."""
-        where = {key: i for i, key in enumerate(state["keys"])}
-        for saved, mine in ((state["pos"], self.pos), (state["neg"], self.neg)):
-            mine.clear()
-            for row in saved:
-                mine.append(tuple(float(row[where[k]]) if k in where else 0.0 for k in self.keys))
+        """Take the outcomes of a saved state (an input it did not keep is 0). A reservoir saved before
+        outcomes were matched by week (no ``waiting``) is dropped: its rows have no week."""
+        self.pos.clear()
+        self.waiting.restore((), ())
+        self.neg.restore((), ())
         self._cache = None
+        if "waiting" not in state:
+            return
+        where = {key: i + 1 for i, key in enumerate(state["keys"])}
+
+        def rows(saved: Iterable[list[float]]) -> list[Row]:
+            return [
+                (int(r[0]), tuple(float(r[where[k]]) if k in where else 0.0 for k in self.keys))
+                for r in saved
+            ]
+
+        self.pos.extend(rows(state["pos"]))
+        self.waiting.restore(rows(state["waiting"]), state["waiting_seen"])
+        self.neg.restore(rows(state["neg"]), state["neg_seen"])

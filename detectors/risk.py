@@ -30,6 +30,7 @@ same plan. All are >= 0 and 0 means "nothing unusual".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,6 +106,12 @@ class RiskModel:
     eta, half_life
         Log-loss weights: ``exp(-eta * loss)``, losses decayed to half after ``half_life`` outcomes
         (0: never).
+    loss_cap
+        With ``weigh_by="both"``: the log-loss factor divides no expert's weight by more than
+        ``exp(loss_cap)`` (default 3: 20x; None: uncapped, as before the sixth pass). Capped, a ranking
+        lead of more than ``loss_cap * rank_temperature`` SE decides (~0.07 AUC with a full reservoir);
+        the log-loss still decides between experts that rank alike. Uncapped, ChurnSim's ``learned``
+        regression kept the mixture on a log-loss lead worth a factor of ~500 while ranking at chance.
 
     Examples
     --------
@@ -142,6 +149,7 @@ class RiskModel:
         "half_life",
         "l2",
         "learning_rate",
+        "loss_cap",
         "min_positives",
         "mixture",
         "n_negatives",
@@ -163,6 +171,7 @@ class RiskModel:
         half_life: float = 2_000.0,
         weigh_by: str = "both",
         rank_temperature: float = 0.5,
+        loss_cap: float | None = 3.0,
     ) -> None:
         self.min_positives = min_positives
         self.learning_rate = learning_rate
@@ -171,6 +180,7 @@ class RiskModel:
         self.half_life = half_life
         self.weigh_by = weigh_by
         self.rank_temperature = rank_temperature
+        self.loss_cap = loss_cap
         self.prior = prior if prior is not None else PriorScorer()
         self.n_positives = 0
         self.n_negatives = 0
@@ -203,6 +213,7 @@ class RiskModel:
             half_life=self.half_life,
             weigh_by=self.weigh_by,
             rank_temperature=self.rank_temperature,
+            loss_cap=self.loss_cap,
         )
 
     @property
@@ -232,7 +243,8 @@ class RiskModel:
             return self.ranking.weights(self._lifts)
         # Log-loss with eta ramped up over the hand-over: a handful of skewed outcomes cannot hand it all
         # to one expert (two orderings of the same few outcomes gave learned 0.999 vs prior 0.961).
-        by_loss = self.mixture.weights(self.learned_share)
+        cap = math.inf if self.loss_cap is None else self.loss_cap
+        by_loss = self.mixture.weights(self.learned_share, cap)
         raw = [a * b for a, b in zip(self.ranking.weights(self._lifts), by_loss, strict=True)]
         total = sum(raw)
         return [r / total for r in raw]
@@ -258,9 +270,12 @@ class RiskModel:
         prior = inputs["prior"] + self.prior.intercept
         return [_sigmoid(learned), _sigmoid(prior), *(e.predict_proba_one(inputs) for e in self.experts)]
 
-    def learn_one(self, x: Mapping[str, float], y: bool, weight: float = 1.0) -> None:
+    def learn_one(
+        self, x: Mapping[str, float], y: bool, weight: float = 1.0, day: int | None = None
+    ) -> None:
         """Learn one labelled snapshot (features as scored, outcome as observed; ``weight`` scales its step:
-        answers to alerts are labels of a configurable weight). Every expert is charged the log-loss of its
+        answers to alerts are labels of a configurable weight; ``day``: the epoch day the features were
+        scored, which the rank weights match outcomes by). Every expert is charged the log-loss of its
         prediction before it learns."""
         inputs = self._inputs(x)
         self._shares = None
@@ -268,7 +283,7 @@ class RiskModel:
         self._lr.learn_one(inputs, bool(y), w=weight)
         for expert in self.experts:
             expert.learn_one(inputs, bool(y), weight)
-        self.ranking.update(inputs, bool(y), weight)
+        self.ranking.update(inputs, bool(y), weight, day)
         if y:
             self.n_positives += 1
         else:
@@ -328,6 +343,7 @@ class RiskModel:
                 "half_life": self.half_life,
                 "weigh_by": self.weigh_by,
                 "rank_temperature": self.rank_temperature,
+                "loss_cap": self.loss_cap,
             },
             "prior": self.prior.to_state(),
             "n_pos": self.n_positives,

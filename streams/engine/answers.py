@@ -169,7 +169,8 @@ class Answering:
 
     def _learn(self, alert: AnsweredAlert, real: bool) -> None:
         if alert.features and self.policy.label_weight > 0:
-            self.monitor.risk_model.learn_one(alert.features, real, self.policy.label_weight)
+            day = alert.ts_ms // DAY_MS  # the day its features were scored: matched by the rank weights
+            self.monitor.risk_model.learn_one(alert.features, real, self.policy.label_weight, day)
             self.counts.learned += 1
 
     def _handled(self, detector: Any, feedback: Feedback, now_ms: int) -> list[Alert]:

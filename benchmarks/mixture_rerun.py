@@ -44,13 +44,10 @@ class Variant:
 
 HORIZON = 30
 VARIANTS: dict[str, Variant] = {
-    "before (unmatched, uncapped)": Variant(RiskModel, dated=False),
-    "matched, uncapped": Variant(RiskModel),
-    "matched, cap 2": Variant(lambda: RiskModel(loss_cap=2.0)),
-    "matched, cap 3": Variant(lambda: RiskModel(loss_cap=3.0)),
-    "matched, cap 5": Variant(lambda: RiskModel(loss_cap=5.0)),
-    "unmatched, cap 3": Variant(lambda: RiskModel(loss_cap=3.0), dated=False),
-    "matched, cap 3, hold 7": Variant(lambda: RiskModel(loss_cap=3.0), hold=7),
+    "before (unmatched, uncapped)": Variant(lambda: RiskModel(loss_cap=None), dated=False),
+    "matched, uncapped": Variant(lambda: RiskModel(loss_cap=None)),
+    "matched, cap 3 (the default)": Variant(RiskModel),
+    "matched, cap 3, hold 7": Variant(RiskModel, hold=7),
 }
 
 

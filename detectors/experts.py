@@ -186,17 +186,21 @@ class ExpertWeights:
             decay * loss + weight * log_loss(p, y) for loss, p in zip(self.losses, predictions, strict=True)
         ]
 
-    def weights(self, scale: float = 1.0, cap: float = math.inf) -> list[float]:
-        """The weights, with ``eta`` multiplied by ``scale`` (< 1: closer to uniform) and no expert below
-        ``exp(-cap)`` times the best one's weight (before normalising).
+    def weights(self, scale: float = 1.0, caps: Sequence[float] | None = None) -> list[float]:
+        """The weights, with ``eta`` multiplied by ``scale`` (< 1: closer to uniform); with ``caps``, expert
+        ``k`` keeps at least ``exp(-caps[k])`` times the best one's weight (before normalising).
 
         >>> mix = ExpertWeights(("good", "bad"), eta=1.0)
         >>> mix.update([0.99, 0.01], True)
-        >>> [round(w, 3) for w in mix.weights()], [round(w, 3) for w in mix.weights(cap=1.0)]
+        >>> [round(w, 3) for w in mix.weights()], [round(w, 3) for w in mix.weights(caps=[1.0, 1.0])]
         ([0.99, 0.01], [0.731, 0.269])
         """
         best = min(self.losses)
-        raw = [math.exp(-min(cap, scale * self.eta * (loss - best))) for loss in self.losses]
+        caps = caps if caps is not None else [math.inf] * len(self.losses)
+        raw = [
+            math.exp(-min(cap, scale * self.eta * (loss - best)))
+            for loss, cap in zip(self.losses, caps, strict=True)
+        ]
         total = sum(raw)
         return [r / total for r in raw]
 

@@ -183,7 +183,7 @@ class RankWeights:
         self.pos: deque[Row] = deque(maxlen=positives)
         self.waiting = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week)
         self.neg = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week * weeks)
-        self._cache: list[float] | None = None
+        self._cache: tuple[list[float], float] | None = None
 
     def update(self, x: Mapping[str, float], y: bool, weight: float = 1.0, day: int | None = None) -> None:
         """Keep the inputs of a labelled outcome of snapshot ``day`` (weight 0 keeps nothing; any other
@@ -244,16 +244,21 @@ class RankWeights:
         n_neg = sum(len(self.neg.rows[w]) for w in {p[0] for p, _ in matched})
         return math.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg)) if n_pos and n_neg else 0.5
 
-    def weights(self, scores: Scores) -> list[float]:
-        """The weights (cached until the next :meth:`update` or :meth:`changed`)."""
+    def ranked(self, scores: Scores) -> tuple[list[float], float]:
+        """Each expert's AUC on the matched outcomes and their SE (cached until the next :meth:`update` or
+        :meth:`changed`)."""
         if self._cache is None:
-            aucs = self.aucs(scores)
-            best = max(aucs)
-            scale = self.temperature * self.se()
-            raw = [math.exp(-(best - a) / scale) for a in aucs]
-            total = sum(raw)
-            self._cache = [r / total for r in raw]
-        return list(self._cache)
+            self._cache = (self.aucs(scores), self.se())
+        aucs, se = self._cache
+        return list(aucs), se
+
+    def weights(self, scores: Scores) -> list[float]:
+        """The weights, ``∝ exp(-(best AUC - AUC_k) / (temperature * SE))``."""
+        aucs, se = self.ranked(scores)
+        best = max(aucs)
+        raw = [math.exp(-(best - a) / (self.temperature * se)) for a in aucs]
+        total = sum(raw)
+        return [r / total for r in raw]
 
     def to_state(self) -> dict[str, Any]:
         """The kept outcomes as ``[week, *inputs]`` rows (zeros written as ``0``: most inputs are 0) and how

@@ -107,11 +107,13 @@ class RiskModel:
         Log-loss weights: ``exp(-eta * loss)``, losses decayed to half after ``half_life`` outcomes
         (0: never).
     loss_cap
-        With ``weigh_by="both"``: the log-loss factor divides no expert's weight by more than
-        ``exp(loss_cap)`` (default 3: 20x; None: uncapped, as before the sixth pass). Capped, a ranking
-        lead of more than ``loss_cap * rank_temperature`` SE decides (~0.07 AUC with a full reservoir);
-        the log-loss still decides between experts that rank alike. Uncapped, ChurnSim's ``learned``
-        regression kept the mixture on a log-loss lead worth a factor of ~500 while ranking at chance.
+        With ``weigh_by="both"``: the log-loss factor divides the weight of an expert that ranks the
+        matched outcomes clearly better than the log-loss leader (by :attr:`RANK_CLEAR` SE) by no more
+        than ``exp(loss_cap)`` (default 3: 20x; None: never capped, as before the sixth pass). So a clear
+        ranking lead decides, and the log-loss still decides between experts that rank alike. Uncapped,
+        ChurnSim's ``learned`` regression kept the mixture on a log-loss lead worth a factor of ~500 while
+        ranking at chance; capped for every expert, answers to alerts taught the regression a ranking the
+        mixture then shared out (``tests/test_answer_learning.py`` lost its gain).
 
     Examples
     --------
@@ -141,6 +143,7 @@ class RiskModel:
     # One model per worker, saved with the worker's state next to the population (50 kB budget), not per
     # account: ~2.3 kB of experts and ~15 kB of rank reservoir (192 outcomes' inputs, zeros written as 0).
     STATE_BUDGET_BYTES = 20_000
+    RANK_CLEAR = 2.0  # SEs of matched AUC by which an expert must out-rank the log-loss leader to be capped
     __slots__ = (
         "_lr",
         "_shares",
@@ -243,11 +246,23 @@ class RiskModel:
             return self.ranking.weights(self._lifts)
         # Log-loss with eta ramped up over the hand-over: a handful of skewed outcomes cannot hand it all
         # to one expert (two orderings of the same few outcomes gave learned 0.999 vs prior 0.961).
-        cap = math.inf if self.loss_cap is None else self.loss_cap
-        by_loss = self.mixture.weights(self.learned_share, cap)
+        by_loss = self.mixture.weights(self.learned_share, self._loss_caps())
         raw = [a * b for a, b in zip(self.ranking.weights(self._lifts), by_loss, strict=True)]
         total = sum(raw)
         return [r / total for r in raw]
+
+    def _loss_caps(self) -> list[float] | None:
+        """How far the log-loss may push each expert down: ``loss_cap`` for an expert that ranks the
+        matched outcomes clearly better (by ``RANK_CLEAR`` SE) than the log-loss leader, else no limit.
+        So the log-loss still chooses among experts that rank alike (answers to alerts teach the
+        ``learned`` regression, and it keeps the weight they earned), but cannot outvote a clear ranking
+        lead (ChurnSim: the regression led the log-loss by a factor of ~500 and ranked at chance)."""
+        if self.loss_cap is None:
+            return None
+        aucs, se = self.ranking.ranked(self._lifts)
+        losses = self.mixture.losses
+        leader = aucs[losses.index(min(losses))]
+        return [self.loss_cap if a > leader + self.RANK_CLEAR * se else math.inf for a in aucs]
 
     def _lifts(self, inputs: Mapping[str, float]) -> list[float]:
         """Every expert's log-odds lift over its own intercept (what it ranks by), in the mixture's order."""
@@ -270,9 +285,7 @@ class RiskModel:
         prior = inputs["prior"] + self.prior.intercept
         return [_sigmoid(learned), _sigmoid(prior), *(e.predict_proba_one(inputs) for e in self.experts)]
 
-    def learn_one(
-        self, x: Mapping[str, float], y: bool, weight: float = 1.0, day: int | None = None
-    ) -> None:
+    def learn_one(self, x: Mapping[str, float], y: bool, weight: float = 1.0, day: int | None = None) -> None:
         """Learn one labelled snapshot (features as scored, outcome as observed; ``weight`` scales its step:
         answers to alerts are labels of a configurable weight; ``day``: the epoch day the features were
         scored, which the rank weights match outcomes by). Every expert is charged the log-loss of its

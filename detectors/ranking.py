@@ -56,22 +56,26 @@ def auc_of(positives: Sequence[float], negatives: Sequence[float]) -> float:
 
 class WeekSamples:
     """A uniform sample of at most ``room`` rows per snapshot week (reservoir sampling, seeded by the row:
-    the same stream keeps the same rows), for the latest ``weeks`` weeks; the undated week keeps its latest
-    ``undated_room`` rows instead.
+    the same stream keeps the same rows), for at most ``weeks`` weeks: the latest (a new week drops the
+    oldest) or, with ``oldest=True``, the earliest (a new week is not kept while ``weeks`` older ones are);
+    the undated week keeps its latest ``undated_room`` rows instead.
 
     >>> kept = WeekSamples(room=2, weeks=2, undated_room=2)
+    >>> first = WeekSamples(room=2, weeks=2, undated_room=2, oldest=True)
     >>> for i in range(50):
     ...     kept.add((i // 20, (float(i),)))
-    >>> sorted(kept.rows), [len(r) for r in kept.rows.values()], kept.seen
-    ([1, 2], [2, 2], {1: 20, 2: 10})
+    ...     first.add((i // 20, (float(i),)))
+    >>> sorted(kept.rows), [len(r) for r in kept.rows.values()], kept.seen, sorted(first.rows)
+    ([1, 2], [2, 2], {1: 20, 2: 10}, [0, 1])
     """
 
-    __slots__ = ("room", "rows", "seen", "undated_room", "weeks")
+    __slots__ = ("oldest", "room", "rows", "seen", "undated_room", "weeks")
 
-    def __init__(self, *, room: int, weeks: int, undated_room: int) -> None:
+    def __init__(self, *, room: int, weeks: int, undated_room: int, oldest: bool = False) -> None:
         self.room = room
         self.weeks = weeks
         self.undated_room = undated_room
+        self.oldest = oldest
         self.rows: dict[int, list[Row]] = {}
         self.seen: dict[int, int] = {}
 
@@ -79,9 +83,12 @@ class WeekSamples:
         week = row[0]
         kept = self.rows.get(week)
         if kept is None:
+            if self.oldest and len(self.rows) >= self.weeks and week > max(self.rows):
+                return
             kept = self.rows[week] = []
             self.seen[week] = 0
-            for old in sorted(self.rows)[: -self.weeks]:
+            ordered = sorted(self.rows)
+            for old in ordered[self.weeks :] if self.oldest else ordered[: -self.weeks]:
                 del self.rows[old], self.seen[old]
         seen = self.seen[week]
         self.seen[week] = seen + 1
@@ -122,7 +129,7 @@ class RankWeights:
     drifts with calendar time for the whole base (tenure) would look like ranking (on ChurnSim the reservoir
     rated the ``learned`` regression 0.54 where it ranked 0.34). So each outcome is kept with its snapshot
     week, in a uniform sample of ``per_week`` rows per week (:class:`WeekSamples`): negatives for the latest
-    ``weeks`` weeks; positives wait (for at most ``weeks`` weeks) until all their week's negatives are in
+    ``weeks`` weeks; positives wait (the earliest ``weeks`` weeks) until all their week's negatives are in
     (a later week's have started), then join a FIFO of the last ``positives`` matched positives. An
     expert's AUC counts only pairs of the same week. Outcomes without a day (``day=None``) share one
     undated week, which keeps the latest ``per_week * weeks`` negatives and passes its positives at once.
@@ -181,7 +188,7 @@ class RankWeights:
         self.keys = tuple(keys)
         self.temperature = temperature
         self.pos: deque[Row] = deque(maxlen=positives)
-        self.waiting = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week)
+        self.waiting = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week, oldest=True)
         self.neg = WeekSamples(room=per_week, weeks=weeks, undated_room=per_week * weeks)
         self._cache: tuple[list[float], float] | None = None
 

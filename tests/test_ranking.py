@@ -129,3 +129,42 @@ def test_outcomes_are_matched_by_snapshot_week_so_calendar_drift_does_not_rank()
     assert statistics.fmean(fooled) > 0.8  # the calendar expert takes the undated reservoir
     assert abs(statistics.fmean(calendar) - 0.5) < 0.06 and statistics.fmean(level) > 0.6, (calendar, level)
     assert statistics.fmean(weight) > 0.8, weight
+
+
+def test_the_log_loss_cannot_outvote_a_clear_ranking_lead_but_chooses_between_equal_rankers() -> None:
+    """ChurnSim: the regression led the log-loss by ~6 nats and ranked at chance. Capped, the expert that
+    ranks clearly better keeps the mixture; among experts that rank alike, the log-loss still chooses."""
+    model = RiskModel()
+    model.n_positives = model.min_positives  # handed over: eta at its full value
+    names = model.mixture.names
+    learned, level = names.index("learned"), names.index("level")
+    losses = [10.0] * len(names)
+    losses[learned], losses[level] = 0.0, 7.0  # the regression predicts best by 7 nats (a factor of ~1,100)
+    model.mixture.losses = losses
+    se = 0.045
+    aucs = [0.5] * len(names)
+    aucs[learned], aucs[level] = 0.56, 0.66  # level ranks 2.2 SE better
+    model.ranking._cache = (aucs, se)
+    assert model.expert_weights()["level"] > 0.75
+    uncapped = RiskModel(loss_cap=None)
+    uncapped.n_positives, uncapped.mixture.losses = model.n_positives, losses
+    uncapped.ranking._cache = (aucs, se)
+    assert uncapped.expert_weights()["learned"] > 0.9  # before: the log-loss lead outvoted the ranking
+    aucs[level] = 0.6  # ranks alike (within 2 SE of the regression): the log-loss chooses
+    model.ranking._cache = (aucs, se)
+    assert model.expert_weights()["learned"] > 0.9
+
+
+def test_a_full_matched_reservoir_fits_the_state_budget() -> None:
+    model = RiskModel()
+    rng = random.Random(12)
+    for day in range(200):  # every reservoir full: 8 weeks of negatives, positives of 8 weeks waiting
+        for _ in range(40):
+            x = {
+                name: round(rng.random(), 3) for name in ("recency", "silence", "usage_drop", "low_activity")
+            }
+            model.learn_one(x, False, day=day)  # as at the horizon (90 days, as CDNOW's)
+            model.learn_one(x, True, day=day + 80)  # as at the cancellation
+    ranking = model.ranking
+    assert (len(ranking.pos), ranking.waiting.count(), ranking.neg.count()) == (64, 128, 128)
+    assert len(orjson.dumps(model.to_state())) < RiskModel.STATE_BUDGET_BYTES

@@ -77,9 +77,10 @@ class RiskModel:
     every feature; ``prior``, the outcome-free :class:`PriorScorer`; and the small calibrated
     :class:`~detectors.experts.SignalExpert` s of :data:`~detectors.experts.SIGNAL_EXPERTS` (recency, BTYD,
     level, trend, RFM, the prior's lift). The mixture is the average of their probabilities weighed by how
-    well each ranks the last labelled outcomes (AUC over a reservoir, :class:`~detectors.ranking.RankWeights`)
-    times how well each predicts them (Hedge on the log-loss): an expert must both rank and predict, so a
-    well calibrated expert that ranks at chance (ChurnSim's ``learned``) is vetoed by its AUC.
+    well each ranks recent labelled outcomes (AUC over positives and negatives of the same snapshot week,
+    :class:`~detectors.ranking.RankWeights`) times how well each predicts them (Hedge on the log-loss, capped
+    for an expert that clearly out-ranks the log-loss leader): an expert must both rank and predict, and a
+    well calibrated expert that ranks at chance (ChurnSim's ``learned``) cannot outvote a clear ranking lead.
     Scoring hands over from the prior to the mixture as positives arrive: the log-odds are
     ``(1 - w) * prior + w * mixture`` with ``w = positives / min_positives`` (capped at 1); with a handful of
     positives, calibrated experts that barely rank yet would otherwise outweigh the prior.
@@ -95,8 +96,8 @@ class RiskModel:
     prior
         The outcome-free scorer; its log-odds lift is an input of the regressions (starting weight 0).
     weigh_by
-        ``"both"`` (default): the product of the rank weights (each expert's AUC on the inputs of the last 64
-        positive and 128 negative outcomes, :class:`~detectors.ranking.RankWeights`) and the log-loss
+        ``"both"`` (default): the product of the rank weights (each expert's AUC on recent outcomes, positives
+        against negatives of the same snapshot week, :class:`~detectors.ranking.RankWeights`) and the log-loss
         weights (decayed prequential log-loss, :class:`~detectors.experts.ExpertWeights`) with ``eta``
         ramped from 0 to its value over the hand-over (``eta * learned_share``); ``"rank"``: the rank
         weights alone; ``"loss"``: the log-loss weights alone (the criterion before issue 14). Both are

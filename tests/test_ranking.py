@@ -134,25 +134,23 @@ def test_outcomes_are_matched_by_snapshot_week_so_calendar_drift_does_not_rank()
 def test_the_log_loss_cannot_outvote_a_clear_ranking_lead_but_chooses_between_equal_rankers() -> None:
     """ChurnSim: the regression led the log-loss by ~6 nats and ranked at chance. Capped, the expert that
     ranks clearly better keeps the mixture; among experts that rank alike, the log-loss still chooses."""
-    model = RiskModel()
-    model.n_positives = model.min_positives  # handed over: eta at its full value
-    names = model.mixture.names
+    names = RiskModel().mixture.names
     learned, level = names.index("learned"), names.index("level")
-    losses = [10.0] * len(names)
-    losses[learned], losses[level] = 0.0, 7.0  # the regression predicts best by 7 nats (a factor of ~1,100)
-    model.mixture.losses = losses
-    se = 0.045
-    aucs = [0.5] * len(names)
-    aucs[learned], aucs[level] = 0.56, 0.66  # level ranks 2.2 SE better
-    model.ranking._cache = (aucs, se)
-    assert model.expert_weights()["level"] > 0.75
-    uncapped = RiskModel(loss_cap=None)
-    uncapped.n_positives, uncapped.mixture.losses = model.n_positives, losses
-    uncapped.ranking._cache = (aucs, se)
-    assert uncapped.expert_weights()["learned"] > 0.9  # before: the log-loss lead outvoted the ranking
-    aucs[level] = 0.6  # ranks alike (within 2 SE of the regression): the log-loss chooses
-    model.ranking._cache = (aucs, se)
-    assert model.expert_weights()["learned"] > 0.9
+
+    def weights(level_auc: float, loss_cap: float | None = 3.0) -> dict[str, float]:
+        model = RiskModel(loss_cap=loss_cap)
+        model.n_positives = model.min_positives  # handed over: eta at its full value
+        losses = [10.0] * len(names)
+        losses[learned], losses[level] = 0.0, 7.0  # the regression predicts best by 7 nats (~1,100x)
+        model.mixture.losses = losses
+        aucs = [0.5] * len(names)
+        aucs[learned], aucs[level] = 0.56, level_auc
+        model.ranking._cache = (aucs, 0.045)  # matched AUCs and their SE
+        return model.expert_weights()
+
+    assert weights(0.66)["level"] > 0.75  # level ranks 2.2 SE better: the capped log-loss cannot outvote it
+    assert weights(0.66, loss_cap=None)["learned"] > 0.9  # before: the log-loss lead outvoted the ranking
+    assert weights(0.60)["learned"] > 0.9  # ranks alike (within 2 SE of the regression): the log-loss chooses
 
 
 def test_a_full_matched_reservoir_fits_the_state_budget() -> None:

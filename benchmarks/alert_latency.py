@@ -28,12 +28,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.pipeline_throughput import benchmark_kafka, cpu_seconds, start_worker, stats, wait  # noqa: E402
+from benchmarks.pipeline_throughput import (  # noqa: E402
+    benchmark_kafka,
+    cpu_seconds,
+    metric,
+    start_worker,
+    stats,
+    wait,
+)
 from detectors.windows import DAY_MS  # noqa: E402
 from streams.dev.producer import produce_live  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
@@ -66,6 +74,13 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
         )
         busy_s = time.monotonic() - t0
         cpu = cpu_seconds(worker.pid) - cpu0
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        checkpoints = {
+            name: metric(text, f"churnwatch_checkpoint_duration_seconds_{name} ") for name in ("count", "sum")
+        }
+        sweeps = {
+            name: metric(text, f"churnwatch_sweep_duration_seconds_{name} ") for name in ("count", "sum")
+        }
         worker.terminate()
         worker.wait(60)
 
@@ -98,6 +113,11 @@ def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any
             "latency_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
             "latency_max_s": round(max(latencies), 3) if latencies else None,
             "worker_cpu_utilisation_of_one_core": round(cpu / busy_s, 2),
+            # The state lock held by checkpoints and sweeps (no event is folded meanwhile); 0: not measured.
+            "checkpoints": int(checkpoints["count"]),
+            "checkpoint_seconds_total": round(checkpoints["sum"], 1),
+            "sweeps": int(sweeps["count"]),
+            "sweep_seconds_total": round(sweeps["sum"], 1),
         }
 
 

@@ -40,6 +40,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
+from streams.live.fair_fetch import getmany_fair
 from streams.live.ingest import RawRecord
 from streams.live.kafka_client import assigning_consumer
 from streams.live.poison import DECODE_ERRORS, PoisonBatch, read_around
@@ -189,8 +190,9 @@ class EventReader:
     async def _fetch(self, consumer: AIOKafkaConsumer, generation: int) -> tuple[Fetched, PoisonBatch | None]:
         """The next batch; around a batch aiokafka cannot decode, the records before it and the batch."""
         try:
-            fetched = await consumer.getmany(
-                timeout_ms=self.batch_within_ms, max_records=self.batch_max_events
+            # Shared by the partitions: one far ahead of the others would hold the event clock back.
+            fetched = await getmany_fair(
+                consumer, timeout_ms=self.batch_within_ms, max_records=self.batch_max_events
             )
         except DECODE_ERRORS as exc:
             try:

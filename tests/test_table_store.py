@@ -1,8 +1,12 @@
-"""TableStore's census: accounts and stored bytes of the active partitions, in one pass over the rows."""
+"""TableStore: its census of the active partitions, and rows delivered to the changelog in one go."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
 
 from detectors.windows import AccountWindow, WindowConfig
 from streams.engine import AccountState
@@ -11,15 +15,42 @@ from streams.live.table_store import POSITIONS_KEY, TableStore
 CFG = WindowConfig()
 
 
+class FakeTopic:
+    def get_topic_name(self) -> str:
+        return "app-accounts-changelog"
+
+
 @dataclass
 class FakeTable:
-    """What TableStore uses of a Faust table: its rows and the changelog."""
+    """What TableStore uses of a Faust table: its rows and the changelog topic."""
 
     data: dict[bytes, bytes] = field(default_factory=dict)
-    sent: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    changelog_topic: FakeTopic = field(default_factory=FakeTopic)
 
-    def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
-        self.sent.append((partition, key, value))
+
+@dataclass
+class FakeProducer:
+    """Faust's producer as TableStore uses it: ``send`` hands back a delivery that ``flush`` completes."""
+
+    fail_key: bytes | None = None
+    sent: list[tuple[str, bytes | None, bytes | None, int | None]] = field(default_factory=list)
+    undelivered: list[tuple[bytes | None, asyncio.Future[Any]]] = field(default_factory=list)
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
+    ) -> asyncio.Future[Any]:
+        self.sent.append((topic, key, value, partition))
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.undelivered.append((key, delivery))
+        return delivery
+
+    async def flush(self) -> None:
+        for key, delivery in self.undelivered:
+            if key == self.fail_key:
+                delivery.set_exception(RuntimeError("NotLeaderForPartitionError"))
+            else:
+                delivery.set_result(None)
+        self.undelivered.clear()
 
 
 def test_census_counts_active_rows_and_pending_accounts_and_their_bytes() -> None:
@@ -34,3 +65,27 @@ def test_census_counts_active_rows_and_pending_accounts_and_their_bytes() -> Non
     assert accounts == 3 + 1
     assert size == sum(len(raw) for key, raw in rows.items() if AccountState.partition_of(raw) == 0)
     assert store.accounts_known({0, 1}) == 6 + 1
+
+
+def test_checkpointed_rows_reach_the_changelog_once_each_and_delivered() -> None:
+    table = FakeTable()
+    store = TableStore(table, CFG, lambda: [0, 1], cache_limit=10)
+    states = {key: AccountState(AccountWindow(CFG), i % 2) for i, key in enumerate([b"a", b"b", b"c"])}
+    for key, state in states.items():
+        store.put(key, state)
+    store.commit()
+    producer = FakeProducer()
+    asyncio.run(store.deliver_written(producer))
+    assert sorted(producer.sent) == sorted(
+        ("app-accounts-changelog", key, table.data[key], state.partition) for key, state in states.items()
+    )
+    assert not producer.undelivered  # flushed: every delivery is done
+    asyncio.run(store.deliver_written(producer))  # nothing written since: nothing sent again
+    assert len(producer.sent) == 3
+
+
+def test_a_failed_changelog_delivery_fails_the_checkpoint() -> None:
+    store = TableStore(FakeTable(), CFG, lambda: [0], cache_limit=10)
+    store.write_positions({0: {"usage": 7}})
+    with pytest.raises(RuntimeError, match="NotLeaderForPartition"):
+        asyncio.run(store.deliver_written(FakeProducer(fail_key=POSITIONS_KEY % 0)))

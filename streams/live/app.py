@@ -305,8 +305,9 @@ class Churnwatch:
             started = time.perf_counter()
             self.engine.checkpoint()
             self.store.commit()
-            await self.app.producer.flush()
+            await self.store.deliver_written(self.app.producer)  # a failed one: no offsets past it recorded
             self.store.write_positions(positions)
+            await self.store.deliver_written(self.app.producer)
             self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 

@@ -3,7 +3,8 @@
 Iterating every record through a Faust stream costs ~200 µs of framework work per event (an Event, a queue
 hop, an ack and several tasks per record; see docs/performance.md), and Faust's consumer, even when handed raw
 messages, runs two asyncio tasks per record. This reader instead fetches the event topics with its own
-``AIOKafkaConsumer`` in batches of up to ``batch_max_events`` records and hands each batch to ``process``.
+``AIOKafkaConsumer`` in batches of up to ``batch_max_events`` records, shared out among the partitions with
+records (:mod:`streams.live.fair_fetch`), and hands each batch to ``process``.
 
 Faust still owns everything distributed: group membership, the partition assignment (the event topics are
 co-partitioned with the alerts topic and the tables, so the partitions Faust assigns for those are the ones

@@ -72,6 +72,10 @@ class DetectorConfig:
         rank ChurnSim worse than chance, but learns positives up to ``horizon_days`` later. Off by default:
         on the tuning data it cost AUC (shapes-tuning 0.829 -> 0.786, simulator 0.824 -> 0.812;
         ``docs/detection.md``, fifth pass).
+    relative_tenure
+        ``new_account`` compares the account's tenure with the base's that day
+        (:meth:`~detectors.population.PopulationModel.new_account`) rather than reading it alone: a base
+        that ages as a whole does not move it (``docs/detection.md``, seventh pass).
     """
 
     horizon_days: int = 30
@@ -107,6 +111,7 @@ class DetectorConfig:
     day_close_delay_ms: int = 0
     inactivity_is_churn: bool = True
     learn_at_horizon: bool = False
+    relative_tenure: bool = True
 
 
 def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:

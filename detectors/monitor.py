@@ -143,7 +143,10 @@ class AccountMonitor:
             )
         )
         self.population = PopulationModel(
-            config.min_history_days, config.sparse_gap_days, horizon_days=config.horizon_days
+            config.min_history_days,
+            config.sparse_gap_days,
+            horizon_days=config.horizon_days,
+            relative_tenure=config.relative_tenure,
         )
         self.history = HistoryLearner(config, window_config)
         self.labeller = OutcomeLabeller(config)

@@ -4,7 +4,9 @@ Change detectors compare an account with itself; :class:`PopulationModel` suppli
 population can tell: where an account's engagement sits among accounts of the same plan
 (:class:`~detectors.engagement.SegmentQuantiles`), how likely its activity pattern is to belong to a
 customer who already left (:class:`~detectors.btyd.BtydModel`, parameters fitted on the accounts'
-summaries) and which days were quiet for everybody (:class:`~detectors.calendar_effects.PopulationCalendar`).
+summaries), which days were quiet for everybody (:class:`~detectors.calendar_effects.PopulationCalendar`)
+and how new the base itself is (:attr:`PopulationModel.newness`, the mean of :func:`newness` over the live
+accounts), which ``new_account`` is read against so that a whole base aging does not move it.
 
 It is updated by :meth:`PopulationModel.census` once per day, over every account of a sweep, *before* the
 accounts are assessed (``AccountMonitor.census``; replay and the live sweep call it), so an account
@@ -17,16 +19,27 @@ The level, recency and trend features read against it are :mod:`detectors.featur
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import SegmentQuantiles
-from detectors.windows import DAY_MS, USAGE, AccountWindow
+from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
     from detectors.account_state import AccountDetectorState
+
+TENURE_DAYS = 90  # an account is "new" for this long (``new_account``)
+
+
+def newness(tenure_days: float) -> float:
+    """``1 - tenure / 90 days``, in [0, 1] (0 from 90 days on): how new an account is, on its own.
+
+    >>> newness(0), newness(45), newness(200)
+    (1.0, 0.5, 0.0)
+    """
+    return 1.0 - min(TENURE_DAYS, max(0.0, tenure_days)) / TENURE_DAYS
 
 
 class PopulationModel:
@@ -42,6 +55,12 @@ class PopulationModel:
         find every sparse account dead).
     horizon_days
         Horizon of ``inactive_ahead`` (the risk model's horizon).
+    relative_tenure
+        ``new_account`` is the account's :func:`newness` *above the base's mean newness that day*
+        (:meth:`new_account`), not its own newness: it does not drift when the whole base ages (in a file
+        whose accounts all start together, the absolute newness falls by a third every month for everybody,
+        and the risk model, which learns positives up to a horizon before negatives, learned a wrong-signed
+        weight on it; ``docs/detection.md``, fifth and seventh passes).
     levels, depths, btyd, calendar
         The pieces (defaults when omitted).
 
@@ -64,6 +83,10 @@ class PopulationModel:
     (True, True)
     >>> len(monitor.population.btyd.sample)  # daily accounts: the BTYD model is for irregular ones
     0
+    >>> round(monitor.population.newness, 3)  # all 60 joined on day0: 40 days old, no newer than the base
+    0.556
+    >>> monitor.population.new_account(40), round(PopulationModel(relative_tenure=False).new_account(40), 3)
+    (0.0, 0.556)
     """
 
     STATE_BUDGET_BYTES = 50_000  # both sketches, the BTYD sample, the calendar (once per worker)
@@ -75,6 +98,8 @@ class PopulationModel:
         "horizon_days",
         "levels",
         "min_history_days",
+        "newness",
+        "relative_tenure",
         "sparse_gap_days",
     )
 
@@ -84,6 +109,7 @@ class PopulationModel:
         sparse_gap_days: float = 2.5,
         *,
         horizon_days: int = 30,
+        relative_tenure: bool = True,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
         btyd: BtydModel | None = None,
@@ -92,17 +118,20 @@ class PopulationModel:
         self.min_history_days = min_history_days
         self.sparse_gap_days = sparse_gap_days
         self.horizon_days = horizon_days
+        self.relative_tenure = relative_tenure
         self.levels = levels if levels is not None else SegmentQuantiles()
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
         self.calendar = calendar if calendar is not None else PopulationCalendar()
         self.census_day: int | None = None
+        self.newness: float | None = None  # mean newness of the live accounts at the last census
 
     def clone(self) -> PopulationModel:
         return PopulationModel(
             self.min_history_days,
             self.sparse_gap_days,
             horizon_days=self.horizon_days,
+            relative_tenure=self.relative_tenure,
             levels=self.levels.clone(),
             depths=self.depths.clone(),
             btyd=self.btyd.clone(),
@@ -112,40 +141,48 @@ class PopulationModel:
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state of every piece (tens of kB, once per worker)."""
         return {
-            "params": [self.min_history_days, self.sparse_gap_days, self.horizon_days],
+            "params": [self.min_history_days, self.sparse_gap_days, self.horizon_days, self.relative_tenure],
             "levels": self.levels.to_state(),
             "depths": self.depths.to_state(),
             "btyd": self.btyd.to_state(),
             "calendar": self.calendar.to_state(),
             "day": self.census_day,
+            "new": self.newness,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PopulationModel:
         """Rebuild from :meth:`to_state` (the pieces keep their default parameters)."""
-        min_history, sparse_gap, horizon = state["params"]
+        min_history, sparse_gap, horizon, *relative = state["params"]
         model = cls(
             int(min_history),
             float(sparse_gap),
             horizon_days=int(horizon),
+            relative_tenure=bool(relative[0]) if relative else True,
             levels=SegmentQuantiles.from_state(state["levels"]),
             depths=SegmentQuantiles.from_state(state["depths"]),
             btyd=BtydModel.from_state(state["btyd"]),
             calendar=PopulationCalendar.from_state(state["calendar"]),
         )
         model.census_day = state["day"]
+        model.newness = state.get("new")
         return model
 
     def census(self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
-        """Update every piece from the accounts' states and windows, once per day (later calls: no-op)."""
+        """Update every piece from the accounts' states and windows, once per day (later calls: no-op, but
+        for the base's newness when a restored model has none)."""
         if self.census_day is not None and today <= self.census_day:
+            if self.newness is None:
+                self.newness = self._mean_newness(self._live(accounts, today), today)
             return
         calendar = self.calendar
-        for account_id, window, state in accounts:
+        new_sum, new_n = 0.0, 0
+        for account_id, window, state in self._live(accounts, today):
             first = state.first_active_day
-            canceled = window.canceled_ts_ms
-            if first is None or (canceled is not None and canceled < today * DAY_MS):
-                continue
+            assert first is not None
+            if window.first_seen_ms is not None:
+                new_sum += newness(today - day_of(window.first_seen_ms))
+                new_n += 1
             learned = state.learned_through
             if learned is not None and learned - first >= self.min_history_days and state.drop_since is None:
                 baseline = state.baselines[0]
@@ -170,6 +207,39 @@ class PopulationModel:
             self.btyd.learn_one(account_id, x=x, t_x=t_x, T=T, day=today)
         calendar.close_through(today - 1)
         self.census_day = today
+        self.newness = new_sum / new_n if new_n else None
+
+    @staticmethod
+    def _live(
+        accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
+    ) -> Iterator[tuple[str, AccountWindow, AccountDetectorState]]:
+        """The accounts active at least once and not cancelled before ``today``."""
+        for account_id, window, state in accounts:
+            canceled = window.canceled_ts_ms
+            if state.first_active_day is not None and (canceled is None or canceled >= today * DAY_MS):
+                yield account_id, window, state
+
+    @staticmethod
+    def _mean_newness(
+        accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
+    ) -> float | None:
+        seen = (w.first_seen_ms for _, w, _ in accounts)
+        values = [newness(today - day_of(ms)) for ms in seen if ms is not None]
+        return sum(values) / len(values) if values else None
+
+    def new_account(self, tenure_days: float) -> float:
+        """The ``new_account`` feature of an account ``tenure_days`` old: its :func:`newness`, less the
+        base's mean newness with ``relative_tenure`` (0 when it is no newer than the base), in [0, 1].
+
+        >>> population = PopulationModel()
+        >>> population.newness = 0.5  # the base's accounts are 45 days old on average (counted up to 90)
+        >>> population.new_account(9), population.new_account(60)
+        (0.4, 0.0)
+        """
+        own = newness(tenure_days)
+        if not self.relative_tenure:
+            return own
+        return max(0.0, own - self.newness) if self.newness is not None else 0.0
 
     def summary(self, state: AccountDetectorState, last_active: int, today: int) -> tuple[int, int, int]:
         """BTYD summary ``(x, t_x, T)`` in days; quiet (holiday) days after the last activity do not count."""

@@ -60,7 +60,7 @@ FEATURES: tuple[str, ...] = (
     "low_depth",  # 1 - percentile of EW usage per active user and day within the plan, in [0, 1]
     "infrequent",  # 1 - EW share of active days, in [0, 1]
     "recency",  # log1p(days since the last active day) / log(31), capped at 2
-    "new_account",  # 1 - tenure / 90 days, in [0, 1] (0 from 90 days on)
+    "new_account",  # 1 - tenure / 90 days (0 from 90 on) less the base's mean of it that day, in [0, 1]
     "trend_4w",  # share of the weekly level lost over 4 weeks (least-squares slope * 4), in [0, 1]
     "trend_8w",  # the same over 8 weeks, in [0, 1]
     "low_activity",  # 1 - percentile of EW usage per day among all accounts, in [0, 1]

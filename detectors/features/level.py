@@ -24,7 +24,12 @@ already left, and how its weekly usage trends (all >= 0, 0 = nothing unusual):
 ``recency``
     ``log1p(days since the last active day - 1) / log(31)``: 1 after a month of silence, capped at 2.
 ``new_account``
-    ``1 - tenure / 90 days`` (tenure from the account's first event of any kind, billing included).
+    How much newer the account is than the base: its ``1 - tenure / 90 days`` (tenure from its first event of
+    any kind, billing included; 0 from 90 days on) less the mean of the same over the live accounts that day
+    (:meth:`~detectors.population.PopulationModel.new_account`), 0 when it is no newer than the base. So a
+    base that ages as a whole (every account of a file joining together) does not move it: an absolute
+    tenure drifts with the calendar, and the risk model, which learns positives up to a horizon earlier
+    than negatives, read that drift as churn (``DetectorConfig.relative_tenure`` False: the absolute value).
 ``trend_4w``, ``trend_8w``
     Share of the weekly usage level lost over the last 4 / 8 weeks, from the least-squares slope of weekly
     totals (holiday days scaled back up by the population's ratio).
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 
 from detectors.account_state import AccountDetectorState
 from detectors.engagement import ALL_SEGMENTS, slope_of, weekly_totals
-from detectors.population import PopulationModel
+from detectors.population import TENURE_DAYS, PopulationModel
 from detectors.reasons import Evidence, plural
 from detectors.windows import AccountWindow, day_of
 
@@ -164,14 +169,27 @@ class Recency:
 
 @dataclass(frozen=True, slots=True)
 class NewAccount:
-    """A tenure of ``tenure_days`` (from the account's first event of any kind)."""
+    """A tenure of ``tenure_days`` (from the account's first event of any kind), against the base's mean
+    tenure ``base_days`` counted up to 90 days (None: not compared with the base)."""
 
     value: float
     tenure_days: int
+    base_days: int | None = None
     feature: str = "new_account"
 
     def describe(self, value: float) -> str:
-        return f"new account ({plural(round(self.tenure_days), 'day')})"
+        """The reason sentence.
+
+        >>> NewAccount(0.4, 9, 45).describe(0.4)
+        'new account (9 days; accounts here average 45 days, counted up to 90)'
+        >>> NewAccount(0.9, 9).describe(0.9)
+        'new account (9 days)'
+        """
+        tenure = plural(round(self.tenure_days), "day")
+        if self.base_days is None:
+            return f"new account ({tenure})"
+        base = plural(self.base_days, "day")
+        return f"new account ({tenure}; accounts here average {base}, counted up to 90)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +257,11 @@ def level_evidence(
         out.append(Recency(round(min(2.0, math.log(recency_days) / _LOG31), 4), recency_days))
     if window.first_seen_ms is not None:
         tenure = today - day_of(window.first_seen_ms)
-        if tenure < 90:
-            out.append(NewAccount(round(1.0 - max(0, tenure) / 90.0, 4), tenure))
+        new = round(population.new_account(tenure), 4)
+        if new > 0:
+            base = population.newness if population.relative_tenure else None
+            days = round(TENURE_DAYS * (1.0 - base)) if base is not None else None
+            out.append(NewAccount(new, tenure, days))
     if today - first >= 28:
         # One pass over the window for both trends: 8 weekly totals, the last 4 of them for the short one.
         totals = weekly

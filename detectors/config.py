@@ -76,6 +76,10 @@ class DetectorConfig:
         ``new_account`` compares the account's tenure with the base's that day
         (:meth:`~detectors.population.PopulationModel.new_account`) rather than reading it alone: a base
         that ages as a whole does not move it (``docs/detection.md``, seventh pass).
+    relative_trends
+        ``trend_4w`` / ``trend_8w`` are what the account loses beyond the base's mean downtrend that day
+        (:meth:`~detectors.population.PopulationModel.trend`): a base starting together gets its trends all
+        at once, and a decline shared by the whole base is not one account's news (seventh pass).
     """
 
     horizon_days: int = 30
@@ -112,6 +116,7 @@ class DetectorConfig:
     inactivity_is_churn: bool = True
     learn_at_horizon: bool = False
     relative_tenure: bool = True
+    relative_trends: bool = True
 
 
 def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:

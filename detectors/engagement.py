@@ -268,6 +268,29 @@ def _centred(steps: int) -> tuple[tuple[float, ...], float]:
     return tuple(k - mid for k in range(steps)), sum((k - mid) ** 2 for k in range(steps))
 
 
+TRENDS: tuple[tuple[str, int], ...] = (("trend_4w", 4), ("trend_8w", 8))
+
+
+def downtrends(totals: list[float], age_days: int) -> dict[str, float]:
+    """``trend_4w`` and ``trend_8w`` from the last 8 weekly ``totals`` of an account active for ``age_days``:
+    the share of the weekly level lost over 4 / 8 weeks (slope times weeks, capped at 1), for a falling
+    trend only and once the account is old enough to have one (4 / 8 weeks).
+
+    >>> downtrends([10.0, 10.0, 10.0, 10.0, 10.0, 8.0, 6.0, 4.0], 60)
+    {'trend_4w': 1.0, 'trend_8w': 0.6817}
+    >>> downtrends([1.0] * 4 + [4.0, 3.5, 3.0, 2.5], 40)
+    {'trend_4w': 0.4706}
+    """
+    out: dict[str, float] = {}
+    for name, weeks in TRENDS:
+        if age_days < 7 * weeks:
+            break
+        slope = slope_of(totals[-weeks:])
+        if slope is not None and slope < 0:
+            out[name] = round(min(1.0, -slope * weeks), 4)
+    return out
+
+
 def weekly_trend(
     days: Mapping[int, list[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
 ) -> float | None:

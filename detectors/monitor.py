@@ -147,6 +147,7 @@ class AccountMonitor:
             config.sparse_gap_days,
             horizon_days=config.horizon_days,
             relative_tenure=config.relative_tenure,
+            relative_trends=config.relative_trends,
         )
         self.history = HistoryLearner(config, window_config)
         self.labeller = OutcomeLabeller(config)

@@ -5,8 +5,9 @@ population can tell: where an account's engagement sits among accounts of the sa
 (:class:`~detectors.engagement.SegmentQuantiles`), how likely its activity pattern is to belong to a
 customer who already left (:class:`~detectors.btyd.BtydModel`, parameters fitted on the accounts'
 summaries), which days were quiet for everybody (:class:`~detectors.calendar_effects.PopulationCalendar`)
-and how new the base itself is (:attr:`PopulationModel.newness`, the mean of :func:`newness` over the live
-accounts), which ``new_account`` is read against so that a whole base aging does not move it.
+and how new the base itself is and how much its weekly usage trends down (:attr:`PopulationModel.newness`,
+:attr:`PopulationModel.trends`: means over the live accounts), which ``new_account`` and the trends are read
+against, so that neither drifts with the calendar for the whole base.
 
 It is updated by :meth:`PopulationModel.census` once per day, over every account of a sweep, *before* the
 accounts are assessed (``AccountMonitor.census``; replay and the live sweep call it), so an account
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
-from detectors.engagement import SegmentQuantiles
+from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
 from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ class PopulationModel:
         whose accounts all start together, the absolute newness falls by a third every month for everybody,
         and the risk model, which learns positives up to a horizon before negatives, learned a wrong-signed
         weight on it; ``docs/detection.md``, fifth and seventh passes).
+    relative_trends
+        ``trend_4w`` and ``trend_8w`` are the account's downtrend *beyond the base's mean downtrend that
+        day* (:meth:`trend`): a base whose accounts start together gets its trends all at once (at 4 and 8
+        weeks), and a decline shared by the whole base (a season) is not the account's news.
     levels, depths, btyd, calendar
         The pieces (defaults when omitted).
 
@@ -100,7 +105,9 @@ class PopulationModel:
         "min_history_days",
         "newness",
         "relative_tenure",
+        "relative_trends",
         "sparse_gap_days",
+        "trends",
     )
 
     def __init__(
@@ -110,6 +117,7 @@ class PopulationModel:
         *,
         horizon_days: int = 30,
         relative_tenure: bool = True,
+        relative_trends: bool = True,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
         btyd: BtydModel | None = None,
@@ -119,12 +127,14 @@ class PopulationModel:
         self.sparse_gap_days = sparse_gap_days
         self.horizon_days = horizon_days
         self.relative_tenure = relative_tenure
+        self.relative_trends = relative_trends
         self.levels = levels if levels is not None else SegmentQuantiles()
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
         self.calendar = calendar if calendar is not None else PopulationCalendar()
         self.census_day: int | None = None
         self.newness: float | None = None  # mean newness of the live accounts at the last census
+        self.trends: dict[str, float] | None = None  # their mean trend_4w / trend_8w (0 when none)
 
     def clone(self) -> PopulationModel:
         return PopulationModel(
@@ -132,6 +142,7 @@ class PopulationModel:
             self.sparse_gap_days,
             horizon_days=self.horizon_days,
             relative_tenure=self.relative_tenure,
+            relative_trends=self.relative_trends,
             levels=self.levels.clone(),
             depths=self.depths.clone(),
             btyd=self.btyd.clone(),
@@ -141,13 +152,20 @@ class PopulationModel:
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state of every piece (tens of kB, once per worker)."""
         return {
-            "params": [self.min_history_days, self.sparse_gap_days, self.horizon_days, self.relative_tenure],
+            "params": [
+                self.min_history_days,
+                self.sparse_gap_days,
+                self.horizon_days,
+                self.relative_tenure,
+                self.relative_trends,
+            ],
             "levels": self.levels.to_state(),
             "depths": self.depths.to_state(),
             "btyd": self.btyd.to_state(),
             "calendar": self.calendar.to_state(),
             "day": self.census_day,
             "new": self.newness,
+            "trends": self.trends,
         }
 
     @classmethod
@@ -159,6 +177,7 @@ class PopulationModel:
             float(sparse_gap),
             horizon_days=int(horizon),
             relative_tenure=bool(relative[0]) if relative else True,
+            relative_trends=bool(relative[1]) if len(relative) > 1 else True,
             levels=SegmentQuantiles.from_state(state["levels"]),
             depths=SegmentQuantiles.from_state(state["depths"]),
             btyd=BtydModel.from_state(state["btyd"]),
@@ -166,23 +185,22 @@ class PopulationModel:
         )
         model.census_day = state["day"]
         model.newness = state.get("new")
+        model.trends = state.get("trends")
         return model
 
     def census(self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
         """Update every piece from the accounts' states and windows, once per day (later calls: no-op, but
-        for the base's newness when a restored model has none)."""
+        for the base's newness and trends when a restored model has none)."""
         if self.census_day is not None and today <= self.census_day:
-            if self.newness is None:
-                self.newness = self._mean_newness(self._live(accounts, today), today)
+            if self.newness is None or self.trends is None:
+                self._read_base(list(self._live(accounts, today)), today)
             return
         calendar = self.calendar
-        new_sum, new_n = 0.0, 0
+        live = []
         for account_id, window, state in self._live(accounts, today):
             first = state.first_active_day
             assert first is not None
-            if window.first_seen_ms is not None:
-                new_sum += newness(today - day_of(window.first_seen_ms))
-                new_n += 1
+            live.append((account_id, window, state))
             learned = state.learned_through
             if learned is not None and learned - first >= self.min_history_days and state.drop_since is None:
                 baseline = state.baselines[0]
@@ -207,7 +225,7 @@ class PopulationModel:
             self.btyd.learn_one(account_id, x=x, t_x=t_x, T=T, day=today)
         calendar.close_through(today - 1)
         self.census_day = today
-        self.newness = new_sum / new_n if new_n else None
+        self._read_base(live, today)
 
     @staticmethod
     def _live(
@@ -219,13 +237,23 @@ class PopulationModel:
             if state.first_active_day is not None and (canceled is None or canceled >= today * DAY_MS):
                 yield account_id, window, state
 
-    @staticmethod
-    def _mean_newness(
-        accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
-    ) -> float | None:
-        seen = (w.first_seen_ms for _, w, _ in accounts)
-        values = [newness(today - day_of(ms)) for ms in seen if ms is not None]
-        return sum(values) / len(values) if values else None
+    def _read_base(self, live: list[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
+        """:attr:`newness` and :attr:`trends`: the means over the live accounts (trends: over those with
+        engagement, as :func:`~detectors.features.level.level_evidence` reads them; only when relative)."""
+        seen = [newness(today - day_of(w.first_seen_ms)) for _, w, _ in live if w.first_seen_ms is not None]
+        self.newness = sum(seen) / len(seen) if seen else None
+        sums = {name: 0.0 for name, _ in TRENDS}
+        n = 0
+        for _, window, state in live if self.relative_trends else ():
+            first = state.first_active_day
+            if not state.engagement.n_days or first is None or state.gaps.last_active_day is None:
+                continue
+            n += 1
+            if today - first >= TRENDS[0][1] * 7:
+                totals = weekly_totals(window.days, today - 1, 8, self.calendar.quiet)
+                for name, value in downtrends(totals, today - first).items():
+                    sums[name] += value
+        self.trends = {name: total / n for name, total in sums.items()} if n else {}
 
     def new_account(self, tenure_days: float) -> float:
         """The ``new_account`` feature of an account ``tenure_days`` old: its :func:`newness`, less the
@@ -240,6 +268,22 @@ class PopulationModel:
         if not self.relative_tenure:
             return own
         return max(0.0, own - self.newness) if self.newness is not None else 0.0
+
+    def trend(self, name: str, value: float) -> float:
+        """The ``name`` trend feature of an account whose own downtrend is ``value``: with
+        ``relative_trends``, what it loses beyond the base's mean (0 when no more), in [0, 1].
+
+        >>> population = PopulationModel()
+        >>> population.trends = {"trend_4w": 0.1, "trend_8w": 0.0}
+        >>> [round(population.trend(name, own), 4) for name, own in [("trend_4w", 0.35), ("trend_4w", 0.05)]]
+        [0.25, 0.0]
+        >>> population.trend("trend_8w", 0.2)
+        0.2
+        """
+        if not self.relative_trends:
+            return value
+        base = self.trends.get(name, 0.0) if self.trends else 0.0
+        return max(0.0, value - base)
 
     def summary(self, state: AccountDetectorState, last_active: int, today: int) -> tuple[int, int, int]:
         """BTYD summary ``(x, t_x, T)`` in days; quiet (holiday) days after the last activity do not count."""

@@ -32,7 +32,10 @@ already left, and how its weekly usage trends (all >= 0, 0 = nothing unusual):
     than negatives, read that drift as churn (``DetectorConfig.relative_tenure`` False: the absolute value).
 ``trend_4w``, ``trend_8w``
     Share of the weekly usage level lost over the last 4 / 8 weeks, from the least-squares slope of weekly
-    totals (holiday days scaled back up by the population's ratio).
+    totals (holiday days scaled back up by the population's ratio), beyond the mean of the same over the
+    base that day (:meth:`~detectors.population.PopulationModel.trend`; ``DetectorConfig.relative_trends``
+    False: the account's own): a base whose accounts start together gets its trends all at once, at 4 and
+    8 weeks, and a decline shared by the whole base is not one account's news.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import math
 from dataclasses import dataclass
 
 from detectors.account_state import AccountDetectorState
-from detectors.engagement import ALL_SEGMENTS, slope_of, weekly_totals
+from detectors.engagement import ALL_SEGMENTS, TRENDS, downtrends, weekly_totals
 from detectors.population import TENURE_DAYS, PopulationModel
 from detectors.reasons import Evidence, plural
 from detectors.windows import AccountWindow, day_of
@@ -60,6 +63,7 @@ __all__ = [
 ]
 
 _LOG31 = math.log(31.0)
+_WEEKS = dict(TRENDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +198,24 @@ class NewAccount:
 
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """Weekly usage trending down over the last ``weeks`` weeks (``trend_4w`` or ``trend_8w``)."""
+    """Weekly usage trending down over the last ``weeks`` weeks (``trend_4w`` or ``trend_8w``), ``base`` more
+    than the base's mean trend (None: not compared with the base)."""
 
     feature: str
     value: float
     weeks: int
+    base: float | None = None
 
     def describe(self, value: float) -> str:
-        return f"weekly usage trending down: -{value:.0%} over the last {self.weeks} weeks"
+        """The reason sentence.
+
+        >>> Trend("trend_8w", 0.3, 8, 0.05).describe(0.3)
+        'weekly usage trending down: -35% against -5% for the base, over the last 8 weeks'
+        """
+        if not self.base:
+            return f"weekly usage trending down: -{value:.0%} over the last {self.weeks} weeks"
+        own = f"-{value + self.base:.0%} against -{self.base:.0%} for the base"
+        return f"weekly usage trending down: {own}, over the last {self.weeks} weeks"
 
 
 def _btyd(x: int, t_x: int, T: int) -> str:
@@ -267,10 +281,11 @@ def level_evidence(
         totals = weekly
         if totals is None:
             totals = weekly_totals(window.days, today - 1, 8, population.calendar.quiet)
-        for name, weeks in (("trend_4w", 4), ("trend_8w", 8)):
-            if today - first < 7 * weeks:
-                break
-            slope = slope_of(totals[-weeks:])
-            if slope is not None and slope < 0:
-                out.append(Trend(name, round(min(1.0, -slope * weeks), 4), weeks))
+        for name, own in downtrends(totals, today - first).items():
+            value = round(population.trend(name, own), 4)
+            if value > 0:
+                base = (
+                    population.trends.get(name) if population.relative_trends and population.trends else None
+                )
+                out.append(Trend(name, value, _WEEKS[name], base))
     return out

@@ -306,12 +306,18 @@ SPECS = [
     ),
     Spec(
         "PopulationModel",
-        lambda: PopulationModel(10, 2.0, horizon_days=21),
+        lambda: PopulationModel(10, 2.0, horizon_days=21, relative_trends=False),
         run_population,
         lambda p: p.to_state(),
         lambda s, t: PopulationModel.from_state(s),
         PopulationModel.STATE_BUDGET_BYTES,
-        lambda p: (p.min_history_days, p.sparse_gap_days, p.horizon_days),
+        lambda p: (
+            p.min_history_days,
+            p.sparse_gap_days,
+            p.horizon_days,
+            p.relative_tenure,
+            p.relative_trends,
+        ),
     ),
     Spec(
         "PriorScorer",

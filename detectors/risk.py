@@ -61,7 +61,7 @@ FEATURES: tuple[str, ...] = (
     "infrequent",  # 1 - EW share of active days, in [0, 1]
     "recency",  # log1p(days since the last active day) / log(31), capped at 2
     "new_account",  # 1 - tenure / 90 days (0 from 90 on) less the base's mean of it that day, in [0, 1]
-    "trend_4w",  # share of the weekly level lost over 4 weeks (slope * 4) beyond the base's mean, in [0, 1]
+    "trend_4w",  # share of the weekly level lost over 4 weeks (least-squares slope * 4), in [0, 1]
     "trend_8w",  # the same over 8 weeks, in [0, 1]
     "low_activity",  # 1 - percentile of EW usage per day among all accounts, in [0, 1]
     "inactive_ahead",  # MBG/NBD P(no activity in the next horizon), irregular accounts, in [0, 1]

@@ -306,7 +306,7 @@ SPECS = [
     ),
     Spec(
         "PopulationModel",
-        lambda: PopulationModel(10, 2.0, horizon_days=21, relative_trends=False),
+        lambda: PopulationModel(10, 2.0, horizon_days=21, relative_trends=True),
         run_population,
         lambda p: p.to_state(),
         lambda s, t: PopulationModel.from_state(s),

@@ -32,10 +32,10 @@ already left, and how its weekly usage trends (all >= 0, 0 = nothing unusual):
     than negatives, read that drift as churn (``DetectorConfig.relative_tenure`` False: the absolute value).
 ``trend_4w``, ``trend_8w``
     Share of the weekly usage level lost over the last 4 / 8 weeks, from the least-squares slope of weekly
-    totals (holiday days scaled back up by the population's ratio), beyond the mean of the same over the
-    base that day (:meth:`~detectors.population.PopulationModel.trend`; ``DetectorConfig.relative_trends``
-    False: the account's own): a base whose accounts start together gets its trends all at once, at 4 and
-    8 weeks, and a decline shared by the whole base is not one account's news.
+    totals (holiday days scaled back up by the population's ratio). With ``DetectorConfig.relative_trends``
+    (off by default), what the account loses beyond the mean of the same over the base that day
+    (:meth:`~detectors.population.PopulationModel.trend`): a base whose accounts start together gets its
+    trends all at once, at 4 and 8 weeks, and a decline shared by the whole base is not one account's news.
 """
 
 from __future__ import annotations

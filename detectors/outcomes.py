@@ -62,10 +62,11 @@ def ripe(outcomes: Iterable[Outcome], today: int, horizon_days: int) -> tuple[li
     share of accounts still warming up) would separate the labels by *when* the snapshot was taken rather
     than by whether the account churned. On ChurnSim (accounts that joined in the file churn more) that
     taught the regression a weight of -1.3 on ``new_account`` and ranked the accounts worse than chance by
-    the third month (``docs/detection.md``, fifth pass). Waiting costs the model up to ``horizon_days`` of
-    lag on the positives (negatives and inactivity outcomes are labelled at the horizon and pass at once),
-    and on the tuning data that lag cost more AUC than the bias: ``DetectorConfig.learn_at_horizon`` is
-    off by default.
+    the third month (``docs/detection.md``, fifth pass; since the seventh, ``new_account`` is read against
+    the base's mean, ``DetectorConfig.relative_tenure``, and no longer drifts). Waiting costs the model up
+    to ``horizon_days`` of lag on the positives (negatives and inactivity outcomes are labelled at the
+    horizon and pass at once), and on the tuning data that lag cost more AUC than the bias:
+    ``DetectorConfig.learn_at_horizon`` is off by default.
 
     >>> fresh = Outcome("acme", 100, 0.4, {}, True)  # cancelled 10 days after its snapshot
     >>> old = Outcome("bolt", 70, 0.1, {}, False)  # survived its horizon

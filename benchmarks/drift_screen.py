@@ -18,24 +18,19 @@ later); "centred" subtracts that mean from the learners' inputs without clipping
 
 from __future__ import annotations
 
-import argparse
-import pickle
-import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from detectors.monitor import DetectorConfig, Outcome
 from detectors.risk import FEATURES, RiskModel
 from streams.offline.baselines import auc
-from streams.offline.replay import replay_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generalization_sources import SOURCES, SourceFile  # benchmarks/generalization_sources.py
-from outcome_timing import Learned, RecordingMonitor  # benchmarks/outcome_timing.py
+from generalization_sources import SourceFile  # benchmarks/generalization_sources.py
+from mixture_rerun import recorded, screen  # benchmarks/mixture_rerun.py
+from outcome_timing import Learned  # benchmarks/outcome_timing.py
 
 Means = Mapping[int, Mapping[str, float]]
 TRENDS = ("trend_4w", "trend_8w")
@@ -62,20 +57,6 @@ class Centred(RiskModel):
         for key in self.keys:
             inputs[key] = inputs.get(key, 0.0) - self.means.get(key, 0.0)
         return inputs
-
-
-def recorded(source_file: SourceFile) -> list[Learned]:
-    cache = source_file.events.with_suffix(".absolute.outcomes.pickle")
-    if cache.exists():
-        stream: list[Learned] = pickle.loads(cache.read_bytes())
-        return stream
-    config = DetectorConfig(
-        horizon_days=source_file.horizon_days, relative_tenure=False, relative_trends=False
-    )
-    monitor = RecordingMonitor(config)
-    replay_file(source_file.events, config=config, monitor=monitor)
-    cache.write_bytes(pickle.dumps(monitor.stream))
-    return monitor.stream
 
 
 def day_means(outcomes: Iterable[Outcome]) -> dict[int, dict[str, float]]:
@@ -133,35 +114,15 @@ def rerun(stream: list[Learned], as_of: tuple[int, ...], variant: str) -> list[f
 
 
 def run_file(source_file: SourceFile) -> dict[str, list[float]]:
-    stream = recorded(source_file)
+    absolute = DetectorConfig(
+        horizon_days=source_file.horizon_days, relative_tenure=False, relative_trends=False
+    )
+    stream = recorded(source_file, ".absolute.outcomes.pickle", absolute)
     return {variant: rerun(stream, source_file.as_of_days, variant) for variant in VARIANTS}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--sources", nargs="+", default=["simulator", "shapes-tuning"])
-    parser.add_argument("--files", type=int, default=10)
-    parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--days", type=int, default=150)
-    parser.add_argument("--sim-seeds", type=int, nargs="+", default=list(range(1, 11)))
-    parser.add_argument("--jobs", type=int, default=1)
-    args = parser.parse_args(argv)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    for source in SOURCES:
-        if source.name not in args.sources or source.split != "tuning":
-            continue
-        files = list(source.files(args.workdir, args))
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            results: list[dict[str, Any]] = list(pool.map(run_file, files))
-        print(f"\n{source.name} ({len(files)} files): mean AUC at the as-of points")
-        for variant in VARIANTS:
-            per_file = [statistics.fmean(r[variant]) for r in results if r[variant]]
-            shown = " ".join(f"{a:.3f}" for a in per_file)
-            print(f"  {variant:36s} {statistics.fmean(per_file):.4f}   ({shown})")
-    return 0
+    return screen(argv, run_file, VARIANTS, __doc__)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import argparse
 import pickle
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +51,18 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def recorded(source_file: SourceFile) -> list[Learned]:
-    cache = source_file.events.with_suffix(".outcomes.pickle")
+def recorded(
+    source_file: SourceFile, suffix: str = ".outcomes.pickle", config: DetectorConfig | None = None
+) -> list[Learned]:
+    """The outcome stream of one replay of ``source_file`` (with ``config``, else the defaults and the file's
+    horizon), cached in the workdir under ``suffix``."""
+    cache = source_file.events.with_suffix(suffix)
     if cache.exists():
         stream: list[Learned] = pickle.loads(cache.read_bytes())
         return stream
-    config = DetectorConfig(horizon_days=source_file.horizon_days)
-    monitor = RecordingMonitor(config)
-    replay_file(source_file.events, config=config, monitor=monitor)
+    detector_config = config or DetectorConfig(horizon_days=source_file.horizon_days)
+    monitor = RecordingMonitor(detector_config)
+    replay_file(source_file.events, config=detector_config, monitor=monitor)
     cache.write_bytes(pickle.dumps(monitor.stream))
     return monitor.stream
 
@@ -97,9 +101,16 @@ def run_file(source_file: SourceFile) -> dict[str, list[float]]:
     return {variant: rerun(stream, source_file.as_of_days, variant) for variant in VARIANTS}
 
 
-def main(argv: list[str] | None = None) -> int:
+def screen(
+    argv: list[str] | None,
+    run_file: Callable[[SourceFile], dict[str, list[float]]],
+    variants: Iterable[str],
+    description: str | None,
+) -> int:
+    """Parse the screens' arguments, run ``run_file`` over the chosen tuning files and print each variant's
+    mean AUC per source (shared with ``benchmarks/drift_screen.py``)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--sources", nargs="+", default=["simulator", "shapes-tuning"])
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    names = list(variants)
+    width = max(len(name) for name in names) + 2
     for source in SOURCES:
         if source.name not in args.sources:
             continue
@@ -120,11 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(run_file, files))
         print(f"\n{source.name} ({len(files)} files): mean AUC at the as-of points")
-        for variant in VARIANTS:
+        for variant in names:
             per_file = [statistics.fmean(r[variant]) for r in results if r[variant]]
             shown = " ".join(f"{a:.3f}" for a in per_file)
-            print(f"  {variant:32s} {statistics.fmean(per_file):.4f}   ({shown})")
+            print(f"  {variant:{width}s} {statistics.fmean(per_file):.4f}   ({shown})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return screen(argv, run_file, VARIANTS, __doc__)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/alert_latency.py --accounts 2000 --days 30 --rate 10000
+    .venv/bin/python benchmarks/alert_latency.py --accounts 2000 --days 30 --rate 10000 [--end 2026-12-03]
 
 A private embedded broker and one worker on the event-time clock (``CHURNWATCH_EVALUATION_CLOCK=event``):
 the simulator's weeks of history are produced at a steady ``--rate`` events/s, so simulated days pass in
@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +48,18 @@ from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.events import parse_ts  # noqa: E402
 from tests.kafka_harness import read_all  # noqa: E402
 
+END = date(2026, 12, 3)
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(accounts: int, days: int, rate: float, partitions: int) -> dict[str, Any]:
+def run(accounts: int, days: int, rate: float, partitions: int, end: datetime) -> dict[str, Any]:
     extra = {"CHURNWATCH_EVALUATION_CLOCK": "event", "CHURNWATCH_BATCH_WITHIN_SECONDS": "0.05"}
     with benchmark_kafka(partitions, extra) as (home, env, settings):
-        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        config = SimulationConfig(
-            seed=5, accounts=accounts, days=days, start=midnight - timedelta(days=days + 2)
-        )
+        config = SimulationConfig(seed=5, accounts=accounts, days=days, start=end - timedelta(days=days + 2))
         worker, port = start_worker(env, home / "worker.log")
         wait(lambda: bool((s := stats(port)) and s["partitions"]), 180, "worker ready")
         cpu0 = cpu_seconds(worker.pid)
@@ -129,8 +128,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        default=END,
+        help="the simulated days end two days before this date (default %(default)s: the days of the runs in "
+        "docs/performance.md; which days are weekends or holidays changes the figures)",
+    )
     args = parser.parse_args()
-    print(orjson.dumps(run(args.accounts, args.days, args.rate, args.partitions)).decode(), flush=True)
+    end = datetime.combine(args.end, datetime.min.time(), UTC)
+    print(orjson.dumps(run(args.accounts, args.days, args.rate, args.partitions, end)).decode(), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Sources of benchmarks/detection_generalization.py: the files, their split and what is known about them.
 
 The split is fixed in advance (tuning: simulator seeds 1-10, shapes "tuning" seeds 100-109; held-out: shapes
-"heldout" seeds 200-209 and fresh seeds 300-309, shapes "shifted" seeds 500-509, CDNOW, ChurnSim); see that
-script's docstring.
+"heldout" seeds 200-209 and fresh seeds 300-309, shapes "shifted" seeds 500-509, shapes "distant" seeds
+700-709, CDNOW, ChurnSim); see that script's docstring.
 """
 
 from __future__ import annotations
@@ -178,6 +178,14 @@ SOURCES = (
         "streams.dev.shapes, second held-out mix (level and recency churn, late joiners), seeds 500-509 "
         "(added in the sixth pass, never run before its final report)",
         shapes_files("shifted", list(range(500, 510))),
+    ),
+    Source(
+        "shapes-distant",
+        "heldout",
+        "streams.dev.shapes, third held-out mix (B2B-like: weekday and seasonal accounts, long vacations, "
+        "fades and card failures, short leads, a late holiday week), seeds 700-709 (defined in the eighth "
+        "pass before any run; run once, for its report)",
+        shapes_files("distant", list(range(700, 710))),
     ),
     Source(
         "cdnow",

@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from streams.dev.simulator.days import sec_suffixes
 
-__all__ = ["HELDOUT", "MIXES", "SHIFTED", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
+__all__ = ["DISTANT", "HELDOUT", "MIXES", "SHIFTED", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
 
 DAY = 86_400
 
@@ -169,7 +169,40 @@ SHIFTED = Mix(
     holiday_level=(0.2, 0.5),
     churn_window=(0.25, 0.95),
 )
-MIXES = {m.name: m for m in (TUNING, HELDOUT, SHIFTED)}
+# A third held-out mix (issue 14, eighth pass, 2026-12-03), fixed before any result on it: a B2B-like base
+# (more weekday-only and seasonal accounts, vacations of up to four weeks), churn mostly from fades and
+# involuntary failures, silences and drops with short leads, a late and strong holiday week, and churn
+# spread over the whole horizon. Run only in a final held-out report.
+DISTANT = Mix(
+    "distant",
+    {
+        Shape.STEADY: 0.18,
+        Shape.WEEKDAY_ONLY: 0.22,
+        Shape.SPARSE: 0.08,
+        Shape.SEASONAL: 0.10,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.05,
+        Shape.GRADUAL_FADE: 0.09,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.03,
+        Shape.INVOLUNTARY: 0.06,
+        Shape.ONE_TIME: 0.05,
+    },
+    concentration=40.0,
+    level_sigma=0.9,
+    low_level=(0.12, 0.4),
+    fade_days=(21, 100),
+    drop_to=(0.05, 0.35),
+    drop_lead_days=(8, 30),
+    silent_days=(8, 30),
+    vacation_days=(5, 28),
+    sparse_p=(0.2, 0.5),
+    late_join=0.12,
+    holiday_week=(0.7, 0.85),
+    holiday_level=(0.05, 0.2),
+    churn_window=(0.2, 0.99),
+)
+MIXES = {m.name: m for m in (TUNING, HELDOUT, SHIFTED, DISTANT)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -45,7 +45,7 @@ from detectors.features import Features, extract
 from detectors.history import HistoryLearner
 from detectors.outage import GuardDecision, OutageGuard
 from detectors.outcomes import Outcome, OutcomeLabeller, ripe
-from detectors.population import PopulationModel
+from detectors.population import CensusRecord, PopulationModel
 from detectors.reasons import explain
 from detectors.risk import RiskModel
 from detectors.windows import AccountWindow, WindowConfig, day_of
@@ -174,6 +174,21 @@ class AccountMonitor:
         """
         as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
         self.population.census(as_of, day_of(now_ms - self.config.day_close_delay_ms))
+
+    def census_records(
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
+    ) -> list[CensusRecord]:
+        """:meth:`census` in two halves, for accounts spread over processes: what each live account adds
+        (here), then :meth:`take_census` of every process's records in the accounts' order."""
+        as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
+        return self.population.records(as_of, day_of(now_ms - self.config.day_close_delay_ms))
+
+    def take_census(self, records: Iterable[CensusRecord], now_ms: int) -> None:
+        """The second half of :meth:`census` (see :meth:`census_records`); not with ``relative_trends``,
+        whose base trends need every account's window."""
+        if self.population.relative_trends:
+            raise ValueError("relative_trends: the base's trends need the accounts' windows (use census)")
+        self.population.take_census(records, day_of(now_ms - self.config.day_close_delay_ms))
 
     def ripe(self, outcomes: Iterable[Outcome], now_ms: int) -> tuple[list[Outcome], list[Outcome]]:
         """``(to learn now, to keep waiting)`` at ``now_ms``: all of them, unless

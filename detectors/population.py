@@ -22,6 +22,7 @@ The level, recency and trend features read against it are :mod:`detectors.featur
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from detectors.btyd import BtydModel
@@ -42,6 +43,29 @@ def newness(tenure_days: float) -> float:
     (1.0, 0.5, 0.0)
     """
     return 1.0 - min(TENURE_DAYS, max(0.0, tenure_days)) / TENURE_DAYS
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(slots=True)
+class CensusRecord:
+    """What one live account adds to a day's census (:meth:`PopulationModel.record`): small and picklable,
+    so that processes owning different accounts can hand theirs to the one that takes the census.
+
+    ``tallies`` are the calendar's ``(day, usage, expected)``; ``usage`` is None for an account without
+    engagement yet (then neither the segments nor BTYD learn from it); ``btyd`` is its summary ``(x, t_x,
+    T)``, None for a daily account (which BTYD forgets).
+    """
+
+    account_id: str
+    plan: str | None
+    newness: float | None  # its newness, when its first event is known
+    tallies: list[tuple[int, float, float]]
+    usage: float | None = None
+    per_user: float | None = None  # None: no users seen
+    btyd: tuple[int, int, int] | None = None
 
 
 class PopulationModel:
@@ -193,42 +217,85 @@ class PopulationModel:
 
     def census(self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
         """Update every piece from the accounts' states and windows, once per day (later calls: no-op, but
-        for the base's newness and trends when a restored model has none)."""
+        for the base's newness and trends when a restored model has none).
+
+        The same as :meth:`take_census` over each live account's :meth:`record`, in the accounts' order (what
+        a sharded replay does across processes, ``streams/offline/replay_lockstep.py``)."""
+        live = list(self._live(accounts, today))
+        if self.take_census((self.record(a, w, s, today) for a, w, s in live), today):
+            self.trends = self._base_trends(live, today)
+
+    def records(
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
+    ) -> list[CensusRecord]:
+        """What :meth:`take_census` needs of each live account, in the accounts' order."""
+        return [self.record(a, w, s, today) for a, w, s in self._live(accounts, today)]
+
+    def record(
+        self, account_id: str, window: AccountWindow, state: AccountDetectorState, today: int
+    ) -> CensusRecord:
+        """One live account's contribution to the census of ``today`` (reads the calendar's quiet days, which
+        only :meth:`take_census` changes, at its end)."""
+        first = state.first_active_day
+        assert first is not None
+        learned = state.learned_through
+        tallies: list[tuple[int, float, float]] = []
+        if learned is not None and learned - first >= self.min_history_days and state.drop_since is None:
+            baseline = state.baselines[0]
+            for day in range(max(learned + 1, today - 7), today):
+                bucket = window.days.get(day)
+                tallies.append((day, float(bucket[USAGE]) if bucket else 0.0, baseline.expected(day)))
+        seen = window.first_seen_ms
+        record = CensusRecord(
+            account_id, window.plan, newness(today - day_of(seen)) if seen is not None else None, tallies
+        )
+        engagement = state.engagement
+        last_active = state.gaps.last_active_day
+        if not engagement.n_days or last_active is None:
+            return record
+        record.usage = engagement.usage
+        record.per_user = engagement.per_user if engagement.users > 0 else None
+        gaps = state.gaps
+        if not (gaps.n_gaps >= gaps.min_gaps and gaps.mean_gap < self.sparse_gap_days):
+            record.btyd = self.summary(state, last_active, today)  # daily accounts have none (see below)
+        return record
+
+    def take_census(self, records: Iterable[CensusRecord], today: int) -> bool:
+        """Update every piece from the live accounts' records, in order, once per day; True when the base's
+        trends are still to be read from the accounts' windows (``relative_trends`` only: see :meth:`census`)."""
         if self.census_day is not None and today <= self.census_day:
             if self.newness is None or self.trends is None:
-                self._read_base(list(self._live(accounts, today)), today)
-            return
+                self.newness = _mean([r.newness for r in records if r.newness is not None])
+                return self._trends_to_read()
+            return False
         calendar = self.calendar
-        live = []
-        for account_id, window, state in self._live(accounts, today):
-            first = state.first_active_day
-            assert first is not None
-            live.append((account_id, window, state))
-            learned = state.learned_through
-            if learned is not None and learned - first >= self.min_history_days and state.drop_since is None:
-                baseline = state.baselines[0]
-                for day in range(max(learned + 1, today - 7), today):
-                    bucket = window.days.get(day)
-                    calendar.learn_one(
-                        day, usage=float(bucket[USAGE]) if bucket else 0.0, expected=baseline.expected(day)
-                    )
-            engagement = state.engagement
-            last_active = state.gaps.last_active_day
-            if not engagement.n_days or last_active is None:
+        seen: list[float] = []
+        for record in records:
+            for day, usage, expected in record.tallies:
+                calendar.learn_one(day, usage=usage, expected=expected)
+            if record.newness is not None:
+                seen.append(record.newness)
+            if record.usage is None:
                 continue
-            self.levels.learn_one(window.plan, engagement.usage, today)
-            if engagement.users > 0:
-                self.depths.learn_one(window.plan, engagement.per_user, today)
-            gaps = state.gaps
-            if gaps.n_gaps >= gaps.min_gaps and gaps.mean_gap < self.sparse_gap_days:
+            self.levels.learn_one(record.plan, record.usage, today)
+            if record.per_user is not None:
+                self.depths.learn_one(record.plan, record.per_user, today)
+            if record.btyd is None:
                 # Daily accounts: the BTYD model describes (and scores) the irregular ones only.
-                self.btyd.forget(account_id)
+                self.btyd.forget(record.account_id)
                 continue
-            x, t_x, T = self.summary(state, last_active, today)
-            self.btyd.learn_one(account_id, x=x, t_x=t_x, T=T, day=today)
+            x, t_x, T = record.btyd
+            self.btyd.learn_one(record.account_id, x=x, t_x=t_x, T=T, day=today)
         calendar.close_through(today - 1)
         self.census_day = today
-        self._read_base(live, today)
+        self.newness = _mean(seen)
+        return self._trends_to_read()
+
+    def _trends_to_read(self) -> bool:
+        if self.relative_trends:
+            return True
+        self.trends = {}  # nothing read against the base: no account's trend counted
+        return False
 
     @staticmethod
     def _live(
@@ -240,14 +307,14 @@ class PopulationModel:
             if state.first_active_day is not None and (canceled is None or canceled >= today * DAY_MS):
                 yield account_id, window, state
 
-    def _read_base(self, live: list[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
-        """:attr:`newness` and :attr:`trends`: the means over the live accounts (trends: over those with
-        engagement, as :func:`~detectors.features.level.level_evidence` reads them; only when relative)."""
-        seen = [newness(today - day_of(w.first_seen_ms)) for _, w, _ in live if w.first_seen_ms is not None]
-        self.newness = sum(seen) / len(seen) if seen else None
+    def _base_trends(
+        self, live: list[tuple[str, AccountWindow, AccountDetectorState]], today: int
+    ) -> dict[str, float]:
+        """The live accounts' mean downtrends (over those with engagement, as
+        :func:`~detectors.features.level.level_evidence` reads them), with the calendar closed."""
         sums = {name: 0.0 for name, _ in TRENDS}
         n = 0
-        for _, window, state in live if self.relative_trends else ():
+        for _, window, state in live:
             first = state.first_active_day
             if not state.engagement.n_days or first is None or state.gaps.last_active_day is None:
                 continue
@@ -256,7 +323,7 @@ class PopulationModel:
                 totals = weekly_totals(window.days, today - 1, 8, self.calendar.quiet)
                 for name, value in downtrends(totals, today - first).items():
                     sums[name] += value
-        self.trends = {name: total / n for name, total in sums.items()} if n else {}
+        return {name: total / n for name, total in sums.items()} if n else {}
 
     def new_account(self, tenure_days: float) -> float:
         """The ``new_account`` feature of an account ``tenure_days`` old: its :func:`newness`, less the

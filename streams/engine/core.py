@@ -19,6 +19,7 @@ happened to cache or restore.
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from streams.dedup import Deduplicator
 from streams.engine import saved
 from streams.engine.answers import AnswerArrival, Answering
 from streams.engine.clock import EventClock, SparseHolds, SparseKey, WallClock, monotonic_ms
-from streams.engine.detection import Detection, SweepOutcome, due
+from streams.engine.detection import Detection, SweepOutcome, due_accounts
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
 from streams.engine.state import AccountState
 from streams.engine.store import StateStore
@@ -181,15 +182,11 @@ class Engine:
         started = time.perf_counter()
         self.last_sweep_ms = now_ms
         store = self.store
-        accounts: list[tuple[bytes, AccountState, int]] = []
-        owned: list[tuple[bytes, AccountState]] = []  # every owned account, for the holdout uplift
         uplift = self.uplift
-        for key in sorted(store.owned()):
-            state = store.get(key)
-            if state is not None and uplift.active:
-                owned.append((key, state))
-            if state is not None and (everyone or due(state, now_ms)):
-                accounts.append((key, state, state.partition))
+        pairs = [(key, store.get(key)) for key in store.owned()]
+        accounts = due_accounts(pairs, now_ms, everyone)
+        # Every owned account, in key order, for the holdout uplift.
+        owned = [(key, state) for key, state in sorted(pairs, key=itemgetter(0)) if state is not None] if uplift.active else []
         clock_ms = self.wall_clock() if self.wall_clock is not None else now_ms
         outcome = self.detection.sweep(accounts, now_ms, clock_ms)
         states = {key: state for key, state, _ in accounts}

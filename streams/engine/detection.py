@@ -9,6 +9,7 @@ the gauges. Detector work is per account per sweep and idempotent within a day, 
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,16 @@ from typing import Any
 from detectors.alerts import Alert
 from detectors.answer_segments import SegmentAnswers, merged
 from detectors.answers import AnswerPolicy
-from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, OutageGuard, Outcome
+from detectors.monitor import (
+    AccountDetectorState,
+    AccountMonitor,
+    Assessment,
+    GuardDecision,
+    OutageGuard,
+    Outcome,
+)
 from detectors.risk import RiskModel
+from detectors.windows import AccountWindow
 from streams.engine.answers import remember_alerts
 from streams.engine.state import AccountState
 
@@ -51,6 +60,35 @@ class SweepOutcome:
     changed: list[bytes] = field(default_factory=list)
     assessments: list[Assessment] = field(default_factory=list)
     at_risk: dict[str, AtRisk] = field(default_factory=dict)
+
+
+# One account of a sweep: (account id, key, state, partition, decoded detector state).
+Swept = tuple[str, bytes, AccountState, int, AccountDetectorState]
+
+
+@dataclass(slots=True)
+class Observed:
+    """A sweep's accounts once observed, before the outage guard's review (:meth:`Detection.settle`)."""
+
+    batch: list[Swept]
+    outcome: SweepOutcome
+    weighed: dict[str, dict[str, float]] = field(default_factory=dict)  # the feature weights answers set
+
+
+def census_view(batch: list[Swept]) -> list[tuple[str, AccountWindow, AccountDetectorState]]:
+    """What the census reads of a sweep's accounts."""
+    return [(account_id, state.window, detector) for account_id, _, state, _, detector in batch]
+
+
+def due_accounts(
+    states: Iterable[tuple[bytes, AccountState | None]], now_ms: int, everyone: bool = False
+) -> list[tuple[bytes, AccountState, int]]:
+    """``(key, state, partition)`` of the accounts a sweep at ``now_ms`` evaluates, in key order."""
+    return [
+        (key, state, state.partition)
+        for key, state in sorted(states, key=itemgetter(0))
+        if state is not None and (everyone or due(state, now_ms))
+    ]
 
 
 def due(state: AccountState, now_ms: int) -> bool:
@@ -153,43 +191,68 @@ class Detection:
     ) -> SweepOutcome:
         """Evaluate ``(key, state, partition)`` accounts at ``now_ms`` in the order given, all scored by one
         model (it learns the last sweep's outcomes first); states are updated in place. ``clock_ms`` stamps
-        alerts as detected."""
-        outcome = SweepOutcome(now_ms=now_ms)
-        monitor = self.monitor
-        batch = [
+        alerts as detected.
+
+        The phases (:meth:`prepare`, :meth:`learn_ripe`, the census, :meth:`observe`, the outage guard's
+        review, :meth:`settle`) are also what a replay sharded over processes runs, each where its data is
+        (``streams/offline/replay_lockstep.py``)."""
+        batch = self.prepare(accounts)
+        self.learn_ripe(now_ms)
+        # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
+        self.monitor.census(census_view(batch), now_ms)
+        observed = self.observe(batch, now_ms, clock_ms)
+        assessments = observed.outcome.assessments
+        self.unlearned.extend(outcome for assessment in assessments for outcome in assessment.outcomes)
+        return self.settle(observed, self.guard.review(assessments, now_ms))
+
+    def prepare(self, accounts: Iterable[tuple[bytes, AccountState, int]]) -> list[Swept]:
+        """A sweep's accounts with their ids and decoded detector states."""
+        return [
             (key.decode(), key, state, partition, self.detector_of(state))
             for key, state, partition in accounts
         ]
-        # With learn_at_horizon, outcomes whose snapshot's horizon is still open wait, saved with the model.
-        ready, self.unlearned = monitor.ripe(self.unlearned, now_ms)
-        monitor.learn(ready)
-        # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
-        monitor.census([(account_id, s.window, d) for account_id, _, s, _, d in batch], now_ms)
-        detectors: dict[str, AccountDetectorState] = {}
-        weighed: dict[str, dict[str, float]] = {}
+
+    def learn_ripe(self, now_ms: int) -> int:
+        """Learn the outcomes labelled before that are ripe at ``now_ms``, in the order they were labelled;
+        how many.
+
+        With learn_at_horizon, outcomes whose snapshot's horizon is still open wait, saved with the model."""
+        ready, self.unlearned = self.monitor.ripe(self.unlearned, now_ms)
+        return self.monitor.learn(ready)
+
+    def observe(self, batch: list[Swept], now_ms: int, clock_ms: int) -> Observed:
+        """Assess every account of ``batch`` in order with the current population and model."""
+        monitor = self.monitor
+        observed = Observed(batch, SweepOutcome(now_ms=now_ms))
+        outcome, weighed = observed.outcome, observed.weighed
         by_plan: dict[str | None, dict[str, float]] = {}
         for account_id, _, state, partition, detector in batch:
             weights = self.feature_weights(state, now_ms, by_plan)
             assessment = monitor.observe(
                 account_id, state.window, detector, now_ms, clock_ms=clock_ms, feature_weights=weights
             )
-            detectors[account_id] = detector
             if weights:
                 weighed[account_id] = weights
             outcome.assessments.append(assessment)
-            self.unlearned.extend(assessment.outcomes)
             listed = self._listed(assessment, detector, partition)
             if listed is not None:
                 outcome.at_risk[account_id] = listed
-        decision = self.guard.review(outcome.assessments, now_ms)
+        return observed
+
+    def settle(self, observed: Observed, decision: GuardDecision) -> SweepOutcome:
+        """Apply the outage guard's ``decision`` to observed accounts (muted episodes, the alerts kept in the
+        accounts' books) and store their detector states; the sweep's outcome.
+
+        ``decision`` may be the part of a wider sweep's decision that concerns these accounts."""
+        outcome = observed.outcome
+        detectors = {account_id: detector for account_id, _, _, _, detector in observed.batch}
         for alert in decision.suppressed:
-            monitor.suppress(detectors[alert.account_id], alert)
+            self.monitor.suppress(detectors[alert.account_id], alert)
         outcome.alerts = [*decision.incident_alerts, *decision.alerts]
         outcome.suppressed = list(decision.suppressed)
-        answered = set(
-            remember_alerts(decision.alerts, outcome.assessments, {a: s for a, _, s, _, _ in batch}, weighed)
-        )
-        for account_id, key, state, _, detector in batch:
+        states = {account_id: state for account_id, _, state, _, _ in observed.batch}
+        answered = set(remember_alerts(decision.alerts, outcome.assessments, states, observed.weighed))
+        for account_id, key, state, _, detector in observed.batch:
             serialized = detector.to_state()
             if serialized != state.detector or account_id in answered:
                 state.detector = serialized

@@ -317,19 +317,8 @@ class _Run:
         result.account_states = states
 
     def _swept(self, outcome: SweepOutcome) -> None:
-        result = self.result
-        for assessment in outcome.assessments:
-            result.assessments[assessment.account_id] = assessment
-            if assessment.outcomes:
-                result.outcomes.extend(assessment.outcomes)
-        if outcome.now_ms in self.snapshot_at:
-            result.snapshots[outcome.now_ms] = {a.account_id: a.risk for a in outcome.assessments}
-        result.alerts.extend(outcome.alerts)
-        result.suppressed.extend(outcome.suppressed)
-        result.sweeps += 1
-        result.observations += len(outcome.assessments)
         timing = self.engine.last_sweep
-        result.sweep_s += timing.seconds if timing is not None else 0.0
+        record_sweep(self.result, outcome, self.snapshot_at, timing.seconds if timing is not None else 0.0)
         self.gc_freezer.freeze_survivors()  # the states: out of the collector's walks
 
     def _folded(self, event: Event) -> None:
@@ -341,6 +330,21 @@ class _Run:
                 per_day[day] = per_day.get(day, 0) + event.count
         elif type(event) is BillingEvent and event.kind is BillingKind.SUBSCRIPTION_CANCELED:
             self.result.cancellations.setdefault(event.account_id, event.ts_ms)
+
+
+def record_sweep(result: ReplayResult, outcome: SweepOutcome, snapshot_at: Container[int], seconds: float) -> None:
+    """Add one sweep's assessments, outcomes, alerts and snapshot to ``result``."""
+    for assessment in outcome.assessments:
+        result.assessments[assessment.account_id] = assessment
+        if assessment.outcomes:
+            result.outcomes.extend(assessment.outcomes)
+    if outcome.now_ms in snapshot_at:
+        result.snapshots[outcome.now_ms] = {a.account_id: a.risk for a in outcome.assessments}
+    result.alerts.extend(outcome.alerts)
+    result.suppressed.extend(outcome.suppressed)
+    result.sweeps += 1
+    result.observations += len(outcome.assessments)
+    result.sweep_s += seconds
 
 
 def replay_file(

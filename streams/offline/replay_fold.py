@@ -45,8 +45,12 @@ def fold_in_order(
     cancellations: dict[str, int],
     on_progress: ProgressCallback | None = None,
     progress_every: int = 1 << 16,
+    sweeps: bool = True,
 ) -> OrderedFold:
     """Fold ``events`` (one source, offsets 1, 2, ...; partition 0) as ``engine.fold`` would, one by one.
+
+    Without ``sweeps`` the engine's clock is left alone (a shard of a lock-step replay: the coordinator
+    decides when to sweep, ``streams/offline/replay_lockstep.py``).
 
     Over ~60 lines on purpose: it is the per-event loop of replay, and every call taken out of it costs a
     measurable share of the whole replay.
@@ -54,7 +58,8 @@ def fold_in_order(
     done = OrderedFold()
     states, config, clock, sweep = store.states, engine.window_config, engine.clock, engine.sweep
     as_of = as_of_ms if as_of_ms is not None else LATEST_TS_MS
-    next_midnight = -(2**63)  # usage at or after it may move the event clock (it is the next UTC midnight)
+    # Usage at or after it may move the event clock (it is the next UTC midnight).
+    next_midnight = -(2**63) if sweeps else LATEST_TS_MS + 1
     next_progress = progress_every
     accepted = folded = late = 0
     watermark = -1

@@ -299,6 +299,15 @@ class SortedInput:
 
     def accepted(self) -> Iterator[tuple[Event, bytes]]:
         """Pass 2: (event, line) in event-time order, future and duplicate lines rejected on the way."""
+        return cast(Iterator[tuple[Event, bytes]], self._pass_2(decoded=True))
+
+    def judge(self) -> None:
+        """Pass 2 without decoding the lines: rejections and figures only (a lock-step replay's coordinator,
+        whose shards decode their own lines)."""
+        for _ in self._pass_2(decoded=False):
+            pass
+
+    def _pass_2(self, *, decoded: bool) -> Iterator[tuple[Event | None, bytes]]:
         if not self.stats.valid:
             return
         rules = self.rules
@@ -309,7 +318,8 @@ class SortedInput:
         max_ts = clock + rules.max_future_skew_ms
         dedup = Deduplicator(horizon_ms=rules.dedup_horizon_ms, max_keys=rules.dedup_max_keys)
         self._buffer.sort()
-        merged = heapq.merge(*(_read_run(path, rules.max_event_bytes) for path in self._runs), self._buffer)
+        runs = (read_run(path, rules.max_event_bytes, decoded) for path in self._runs)
+        merged = heapq.merge(*runs, self._buffer)
         for ts, raw, line_no, key, event in merged:
             if ts > max_ts:
                 detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
@@ -321,14 +331,16 @@ class SortedInput:
                 yield event, raw
 
 
-def _read_run(path: Path, max_event_bytes: int) -> Iterator[Record]:
+def read_run(path: Path, max_event_bytes: int, decoded: bool = True) -> Iterator[Record]:
+    """The records of a spilled run, in its (sorted) order; without ``decoded``, events are None."""
     size = _HEADER.size
     unpack = _HEADER.unpack
     with path.open("rb") as handle:
         while header := handle.read(size):
             ts, line_no, length, key = unpack(header)
             raw = handle.read(length)
-            yield ts, raw, line_no, key, decode(raw, max_bytes=max_event_bytes, min_ts_ms=None)
+            event = decode(raw, max_bytes=max_event_bytes, min_ts_ms=None) if decoded else None
+            yield ts, raw, line_no, key, event  # type: ignore[misc]
 
 
 @contextmanager

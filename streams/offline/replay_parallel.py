@@ -101,7 +101,7 @@ def read_shard(
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def _die_with(parent_pid: int) -> None:
+def die_with(parent_pid: int) -> None:
     """Pool initializer: the shard reader is killed when the replay that started it dies (even by SIGKILL,
     which runs no clean-up), instead of reading a large file on for nobody. Linux only; elsewhere a no-op."""
     if not sys.platform.startswith("linux"):
@@ -122,7 +122,7 @@ def replay_file_parallel(
     with (
         tempfile.TemporaryDirectory(prefix="churnwatch-replay-") as spill_dir,
         concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)
+            jobs, mp_context=context, initializer=die_with, initargs=(os.getpid(),)
         ) as pool,
     ):
         keep = on_reject is not None
@@ -131,7 +131,7 @@ def replay_file_parallel(
         with SortedInput(rules, on_reject) as merged:
             for read in reads:
                 merged.adopt(read.runs, read.latest, read.stats)
-            _order_reasons(merged.stats, reads)
+            order_reasons(merged.stats, reads)
             if on_reject is not None:
                 pass_1 = sorted((reject for read in reads for reject in read.rejects), key=lambda r: r[0])
                 for reject in pass_1:
@@ -144,7 +144,7 @@ def replay_file_parallel(
     return result, stats
 
 
-def _order_reasons(stats: InputStats, reads: list[ShardRead]) -> None:
+def order_reasons(stats: InputStats, reads: list[ShardRead]) -> None:
     """Rejection reasons in the order one process meets them (by their first line), as reports list them."""
     first = {reason: line for read in reads for reason, line in read.first_lines.items()}
     for read in reads:

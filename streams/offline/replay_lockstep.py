@@ -1,0 +1,283 @@
+"""``churnwatch replay --jobs N``: the replay itself on N processes, in lock-step; the same results as one.
+
+The detectors have worker-wide parts: the population model (segment percentiles, BTYD, the holiday
+calendar, the base's newness), the risk model learned from every account's outcomes, and the outage guard over
+each sweep. Shards that replayed their accounts on their own would each learn their own and score and alert
+differently (docs/performance.md). So the shards (:mod:`streams.offline.replay_shard`, one process each, an
+account's shard being the CRC-32 of its id modulo N) own their accounts' states and fold their events, and
+one coordinator (this process) keeps the worker-wide parts and the event clock, and steps the shards through
+each UTC midnight the clock crosses as one process's sweep would:
+
+1. **Cut.** One process sweeps a midnight just before the first usage event of a later day (in pass 2's
+   order: event time, line text, line number). Each shard names its first such event; the coordinator
+   takes the earliest over the shards and its event clock says which midnights it crosses.
+2. **Census.** Shards fold their events before the cut, take their due accounts (key order) and compute
+   each one's census record (:meth:`~detectors.population.PopulationModel.record`). The coordinator learns
+   the ripe outcomes (in the order one process labelled them: sweep, then key order), then takes the census
+   over every shard's records merged in key order, so floats add up in the same order.
+3. **Observe.** The coordinator sends the population (and the risk model when it learned); shards assess
+   their accounts and return the assessments.
+4. **Review.** The coordinator runs the outage guard over all assessments (key order) and sends each shard
+   its part of the decision, which the shard applies (muted episodes, alerts kept in the accounts' books)
+   before anything else it is asked next.
+
+Pass 1 (read and validate) runs in the shards as in :mod:`streams.offline.replay_parallel`; pass 2's
+decisions (``future_ts``, duplicates) are taken here over every shard's sorted runs without decoding them,
+as one process takes them, and each shard then folds its accepted lines. The result lists accounts, activity
+and cancellations in one process's order (by each account's first event).
+
+Not supported (the CLI keeps one replaying process for them): answers to alerts (``--feedback``), a holdout
+settled by the engine, and ``relative_trends`` (the base's trends read every account's window after the
+calendar closes).
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Container, Sequence
+from operator import attrgetter, itemgetter
+from pathlib import Path
+from typing import Any
+
+from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, GuardDecision
+from detectors.windows import DAY_MS, WindowConfig
+from streams.engine.clock import EventClock
+from streams.engine.detection import Detection, SweepOutcome
+from streams.engine.uplift import UpliftLedger
+from streams.gc_freeze import GcFreezer
+from streams.offline.replay import ReplayResult, record_sweep
+from streams.offline.replay_input import InputError, InputRules, InputStats, RejectSink, SortedInput
+from streams.offline.replay_parallel import ShardRead, order_reasons
+from streams.offline.replay_shard import Key, shard_main
+
+_ACCOUNT = attrgetter("account_id")
+
+
+class ShardFailed(RuntimeError):
+    """A shard process raised (its traceback is the message) or died."""
+
+
+class Shards:
+    """The shard processes and a pipe to each (a context manager: stopped at exit, killed if need be)."""
+
+    def __init__(self, source: str, jobs: int, rules: InputRules, spill_dir: str, keep_rejects: bool) -> None:
+        context = multiprocessing.get_context("spawn")  # a fork of a parent with threads can hang
+        self.conns = []
+        self.processes = []
+        for shard in range(jobs):
+            parent, child = context.Pipe()
+            args = (child, os.getpid(), source, shard, jobs, rules, spill_dir, keep_rejects)
+            process = context.Process(target=shard_main, args=args, name=f"churnwatch-shard-{shard}")
+            process.start()
+            child.close()
+            self.conns.append(parent)
+            self.processes.append(process)
+
+    def __enter__(self) -> Shards:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("stop",))
+            except OSError:
+                pass
+        for process in self.processes:
+            process.join(timeout=10 if kind is None else 0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def receive(self) -> list[Any]:
+        """Every shard's reply, in shard order."""
+        replies = []
+        for shard, conn in enumerate(self.conns):
+            try:
+                reply = conn.recv()
+            except EOFError:
+                raise ShardFailed(f"replay shard {shard} died (exit code {self.processes[shard].exitcode})")
+            if reply[0] == "error":
+                _, kind, text = reply
+                raise InputError(text) if kind == "input" else ShardFailed(f"replay shard {shard}: {text}")
+            replies.append(reply[1])
+        return replies
+
+    def call(self, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Run ``calls[i]`` (a :class:`~streams.offline.replay_shard.Shard` method and its arguments) on
+        shard ``i``, all at once; their results."""
+        for conn, message in zip(self.conns, calls, strict=True):
+            conn.send(message)
+        return self.receive()
+
+    def broadcast(self, name: str, *args: Any) -> list[Any]:
+        return self.call([(name, args)] * len(self.conns))
+
+
+class LockStep:
+    """The coordinator: the event clock, the risk model, the census and the outage guard (see the module)."""
+
+    def __init__(
+        self,
+        shards: Shards,
+        result: ReplayResult,
+        monitor: AccountMonitor,
+        snapshot_at: Container[int],
+        as_of_ms: int | None,
+    ) -> None:
+        self.shards = shards
+        self.result = result
+        self.monitor = monitor
+        self.detection = Detection(monitor)
+        self.clock = EventClock()
+        self.snapshot_at = snapshot_at
+        self.as_of_ms = as_of_ms
+        self.decisions: list[GuardDecision | None] = [None] * len(shards.conns)  # each shard's, to settle
+        self.model_sent = False
+        self.gc_freezer = GcFreezer(full_every_s=float("inf"))  # the caller thaws at the end
+
+    def run(self) -> None:
+        """Step the shards through every midnight, then the final evaluation; the result's figures."""
+        cuts: list[Key | None] = self.shards.broadcast("next_cut", None)
+        while (cut := min((c for c in cuts if c is not None), default=None)) is not None:
+            midnights = self.clock.advance(0, cut[0])
+            day = cut[0] // DAY_MS
+            if not midnights:
+                cuts = self.shards.broadcast("next_cut", day)
+                continue
+            cuts = self.sweep(midnights[0], cut=cut, peek=day)
+            for midnight in midnights[1:]:
+                self.sweep(midnight)
+        folds = self.shards.broadcast("fold", None)
+        watermark = max(watermark for watermark, _ in folds)
+        clock = self.as_of_ms if self.as_of_ms is not None else max(watermark, 0)
+        self.result.clock_ms = clock
+        if any(accounts for _, accounts in folds):
+            self.sweep(clock, everyone=True)
+        self.collect(self.shards.call([("finish", (decision,)) for decision in self.decisions]))
+
+    def sweep(
+        self, now_ms: int, *, cut: Key | None = None, peek: int | None = None, everyone: bool = False
+    ) -> list[Key | None]:
+        """One sweep over every shard (see the module's steps); the next cuts after day ``peek``."""
+        started = time.perf_counter()
+        calls = [("census", (decision, cut, now_ms, everyone, peek)) for decision in self.decisions]
+        self.decisions = [None] * len(calls)
+        replies = self.shards.call(calls)
+        monitor, detection = self.monitor, self.detection
+        learned = detection.learn_ripe(now_ms)
+        monitor.take_census(heapq.merge(*(records for records, _ in replies), key=_ACCOUNT), now_ms)
+        model = monitor.risk_model if learned or not self.model_sent else None
+        self.model_sent = True
+        parts: list[list[Assessment]] = self.shards.broadcast("observe", monitor.population, model, now_ms)
+        assessments = list(heapq.merge(*parts, key=_ACCOUNT))
+        detection.unlearned.extend(outcome for a in assessments for outcome in a.outcomes)
+        decision = detection.guard.review(assessments, now_ms)
+        self.decisions = _split(decision, parts)
+        outcome = SweepOutcome(
+            now_ms=now_ms,
+            alerts=[*decision.incident_alerts, *decision.alerts],
+            suppressed=list(decision.suppressed),
+            assessments=assessments,
+        )
+        record_sweep(self.result, outcome, self.snapshot_at, time.perf_counter() - started)
+        self.gc_freezer.freeze_survivors()  # what the result keeps: out of the collector's walks
+        return [next_cut for _, next_cut in replies]
+
+    def collect(self, finished: list[dict[str, Any]]) -> None:
+        """The shards' final states and records, in the order one process lists them."""
+        result = self.result
+        for key, state, _ in heapq.merge(*(part["states"] for part in finished), key=itemgetter(2)):
+            account = key.decode()
+            state.applied_offsets = [-1] * len(state.applied_offsets)
+            result.windows[account] = state.window
+            result.states[account] = self.detection.detector_of(state)
+            result.account_states[key] = state
+        if result.activity is not None:
+            for account, days, _ in heapq.merge(*(part["activity"] for part in finished), key=itemgetter(2)):
+                result.activity[account] = days
+        for account, ts, _ in heapq.merge(*(part["cancellations"] for part in finished), key=itemgetter(2)):
+            result.cancellations[account] = ts
+        for part in finished:
+            folded = part["folded"]
+            result.events += folded.folded
+            result.late_events += folded.late
+            result.after_as_of += folded.after_as_of
+        firsts = [part["folded"].first_ts_ms for part in finished if part["folded"].first_ts_ms is not None]
+        result.first_ts_ms = min(firsts, default=None)
+
+
+def _split(decision: GuardDecision, parts: list[list[Assessment]]) -> list[GuardDecision | None]:
+    """Each shard's part of the outage guard's decision (its accounts' alerts, kept and held back)."""
+    owner = {assessment.account_id: shard for shard, part in enumerate(parts) for assessment in part}
+    split: list[GuardDecision | None] = []
+    for shard in range(len(parts)):
+        split.append(
+            GuardDecision(
+                incident_alerts=[],
+                alerts=[a for a in decision.alerts if owner.get(a.account_id) == shard],
+                suppressed=[a for a in decision.suppressed if owner.get(a.account_id) == shard],
+                affected=decision.affected,
+                monitored=decision.monitored,
+            )
+        )
+    return split
+
+
+def replay_lockstep(
+    source: str | Path,
+    *,
+    jobs: int,
+    rules: InputRules,
+    on_reject: RejectSink | None = None,
+    config: DetectorConfig | None = None,
+    window_config: WindowConfig | None = None,
+    as_of_ms: int | None = None,
+    snapshot_ms: Container[int] = (),
+    record_activity: bool = False,
+) -> tuple[ReplayResult, InputStats]:
+    """What :func:`~streams.offline.replay.replay_file` returns (and the input's figures), replayed on
+    ``jobs`` processes. ``source`` must be a file (gzip or not), not stdin: every shard reads it."""
+    started = time.perf_counter()
+    cfg = config if config is not None else DetectorConfig()
+    wcfg = window_config if window_config is not None else WindowConfig()
+    if cfg.relative_trends:
+        raise ValueError("a lock-step replay cannot read trends against the base (relative_trends)")
+    monitor = AccountMonitor(cfg, wcfg)
+    result = ReplayResult(config=cfg, window_config=wcfg, monitor=monitor)
+    result.uplift = UpliftLedger(cfg.horizon_days, None)
+    if record_activity:
+        result.activity = {}
+    snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
+    rejected: set[int] = set()
+
+    def judged(line_no: int, reason: str, detail: str, raw: bytes) -> None:
+        rejected.add(line_no)
+        if on_reject is not None:
+            on_reject(line_no, reason, detail, raw)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="churnwatch-replay-") as spill_dir,
+        Shards(str(source), jobs, rules, spill_dir, on_reject is not None) as shards,
+        GcFreezer(full_every_s=float("inf")),  # thaws at the end: the caller's objects are collected again
+    ):
+        reads: list[ShardRead] = shards.receive()
+        with SortedInput(rules, judged) as merged:
+            for read in reads:
+                merged.adopt(read.runs, read.latest, read.stats)
+            order_reasons(merged.stats, reads)
+            if on_reject is not None:
+                for reject in sorted((r for read in reads for r in read.rejects), key=itemgetter(0)):
+                    on_reject(*reject)
+            merged.judge()
+        shards.broadcast("start", rejected, cfg, wcfg, as_of_ms, record_activity)
+        LockStep(shards, result, monitor, snapshot_at, as_of_ms).run()
+    stats = merged.stats
+    result.lines = stats.lines
+    result.bad_reasons = stats.bad_reasons()
+    result.bad_lines = sum(result.bad_reasons.values())
+    result.elapsed_s = time.perf_counter() - started
+    return result, stats

@@ -1,0 +1,229 @@
+"""One shard of a lock-step replay (:mod:`streams.offline.replay_lockstep`): a process that owns some accounts.
+
+A shard reads the lines of its accounts (pass 1, :func:`~streams.offline.replay_parallel.read_shard`), keeps
+their states for the whole replay and folds their events when the coordinator says how far (a *cut*: the
+first usage event of a new day, over all shards). At each midnight it computes its due accounts' census
+records, observes them with the population and risk model the coordinator sends, and settles them with the
+part of the outage guard's decision that concerns them. :func:`shard_main` is the process; :class:`Shard`
+what it runs, one call per message.
+"""
+
+from __future__ import annotations
+
+import heapq
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, GuardDecision
+from detectors.population import CensusRecord, PopulationModel
+from detectors.risk import RiskModel
+from detectors.vocabulary import BillingKind
+from detectors.windows import DAY_MS, WindowConfig
+from streams.engine import Engine, MemoryStore
+from streams.engine.detection import Observed, Swept, census_view, due_accounts
+from streams.events import LATEST_TS_MS, BillingEvent, Event, UsageEvent
+from streams.gc_freeze import GcFreezer
+from streams.offline.replay_fold import OrderedFold, fold_in_order
+from streams.offline.replay_input import InputError, InputRules, Record, read_run
+from streams.offline.replay_parallel import ShardRead, die_with, read_shard
+
+# The order of one process's pass 2: event time, then the line's text, then its number (all unique).
+Key = tuple[int, bytes, int]
+
+
+class ShardEvents:
+    """A shard's accepted events in the order one process's pass 2 gives them, handed out up to a cut.
+
+    It remembers the key of each account's first event, first usage and first cancellation (at or before
+    ``as_of_ms``): the coordinator merges the shards' accounts in that order, the order one process's
+    dictionaries would list them in."""
+
+    def __init__(self, records: Iterator[Record], as_of_ms: int | None) -> None:
+        self._records = records
+        self._ahead: deque[Record] = deque()  # read, not handed out yet
+        self._as_of = as_of_ms if as_of_ms is not None else LATEST_TS_MS
+        self.first: dict[str, Key] = {}
+        self.first_usage: dict[str, Key] = {}
+        self.first_cancel: dict[str, Key] = {}
+
+    def next_cut(self, day: int | None) -> Key | None:
+        """The key of the first usage event after ``day`` (any day when None) at or before ``as_of_ms``
+        not handed out yet; None when there is none."""
+        start = (day + 1) * DAY_MS if day is not None else -(2**63)
+        for record in self._ahead:
+            if record[0] > self._as_of:
+                return None
+            if record[0] >= start and type(record[4]) is UsageEvent:
+                return record[0], record[1], record[2]
+        for record in self._records:
+            self._ahead.append(record)
+            if record[0] > self._as_of:
+                return None
+            if record[0] >= start and type(record[4]) is UsageEvent:
+                return record[0], record[1], record[2]
+        return None
+
+    def until(self, cut: Key | None) -> Iterator[Event]:
+        """The events before ``cut`` (all the rest when None)."""
+        ahead = self._ahead
+        while ahead:
+            record = ahead[0]
+            if cut is not None and (record[0], record[1], record[2]) >= cut:
+                return
+            ahead.popleft()
+            yield self._note(record)
+        if cut is None:
+            for record in self._records:
+                yield self._note(record)
+
+    def _note(self, record: Record) -> Event:
+        ts, raw, line_no, _, event = record
+        if ts <= self._as_of:
+            account = event.account_id
+            if account not in self.first:
+                self.first[account] = (ts, raw, line_no)
+            kind = type(event)
+            if kind is UsageEvent and account not in self.first_usage:
+                self.first_usage[account] = (ts, raw, line_no)
+            elif (
+                kind is BillingEvent
+                and event.kind is BillingKind.SUBSCRIPTION_CANCELED  # type: ignore[union-attr]
+                and account not in self.first_cancel
+            ):
+                self.first_cancel[account] = (ts, raw, line_no)
+        return event
+
+
+class Shard:
+    """The accounts of one shard through a replay, driven by the coordinator one call at a time."""
+
+    def __init__(
+        self,
+        events: ShardEvents,
+        config: DetectorConfig,
+        window_config: WindowConfig,
+        as_of_ms: int | None,
+        record_activity: bool,
+    ) -> None:
+        self.events = events
+        self.store = MemoryStore()
+        self.engine = Engine(AccountMonitor(config, window_config), self.store)  # its clock never ticks
+        self.monitor = self.engine.monitor
+        self.detection = self.engine.detection
+        self.as_of_ms = as_of_ms
+        self.activity: dict[str, dict[int, int]] | None = {} if record_activity else None
+        self.cancellations: dict[str, int] = {}
+        self.folded = OrderedFold()
+        self.batch: list[Swept] = []
+        self.observed: Observed | None = None
+        self.gc_freezer = GcFreezer(full_every_s=float("inf"))
+
+    def next_cut(self, day: int | None) -> Key | None:
+        return self.events.next_cut(day)
+
+    def fold(self, cut: Key | None) -> tuple[int, int]:
+        """Fold the events before ``cut`` (all when None); the watermark so far and the accounts held."""
+        done = fold_in_order(
+            self.engine,
+            self.store,
+            self.events.until(cut),
+            as_of_ms=self.as_of_ms,
+            activity=self.activity,
+            cancellations=self.cancellations,
+            sweeps=False,
+        )
+        total = self.folded
+        total.accepted += done.accepted
+        total.after_as_of += done.after_as_of
+        total.folded += done.folded
+        total.late += done.late
+        total.watermark = max(total.watermark, done.watermark)
+        if total.first_ts_ms is None:
+            total.first_ts_ms = done.first_ts_ms
+        return total.watermark, len(self.store.states)
+
+    def census(
+        self, settle: GuardDecision | None, cut: Key | None, now_ms: int, everyone: bool, peek: int | None
+    ) -> tuple[list[CensusRecord], Key | None]:
+        """Settle the last sweep, fold up to ``cut`` (when given), take the accounts due at ``now_ms``; their
+        census records, and the next cut after day ``peek`` (when given)."""
+        self.settle(settle)
+        if cut is not None:
+            self.fold(cut)
+        self.batch = self.detection.prepare(due_accounts(self.store.states.items(), now_ms, everyone))
+        records = self.monitor.census_records(census_view(self.batch), now_ms)
+        return records, (self.events.next_cut(peek) if peek is not None else None)
+
+    def observe(
+        self, population: PopulationModel, risk_model: RiskModel | None, now_ms: int
+    ) -> list[Assessment]:
+        """Assess the due accounts with the coordinator's population (and model, when it changed)."""
+        self.monitor.population = population
+        if risk_model is not None:
+            self.monitor.risk_model = risk_model
+        self.observed = self.detection.observe(self.batch, now_ms, now_ms)  # replay: alerts at event time
+        return self.observed.outcome.assessments
+
+    def settle(self, decision: GuardDecision | None) -> None:
+        """The outage guard's decision for this shard's accounts of the last sweep observed."""
+        if self.observed is not None and decision is not None:
+            self.detection.settle(self.observed, decision)
+            self.observed = None
+            self.batch = []
+            self.gc_freezer.freeze_survivors()
+
+    def finish(self, settle: GuardDecision | None) -> dict[str, Any]:
+        """Settle the last sweep; the accounts' final states and records, with their first keys."""
+        self.settle(settle)
+        events = self.events
+        for state in self.store.states.values():
+            self.detection.detector_of(state)
+        return {
+            "states": [(key, state, events.first[key.decode()]) for key, state in self.store.states.items()],
+            "activity": [(a, days, events.first_usage[a]) for a, days in (self.activity or {}).items()],
+            "cancellations": [(a, ts, events.first_cancel[a]) for a, ts in self.cancellations.items()],
+            "folded": self.folded,
+        }
+
+
+def shard_events(read: ShardRead, rules: InputRules, rejected: set[int]) -> Iterator[Record]:
+    """Pass 2 of one shard: its runs merged in time order, without the lines the coordinator rejected."""
+    runs = (read_run(path, rules.max_event_bytes) for path in read.runs)
+    for record in heapq.merge(*runs):
+        if record[2] not in rejected:
+            yield record
+
+
+def shard_main(
+    conn: Connection,
+    parent_pid: int,
+    source: str,
+    shard: int,
+    shards: int,
+    rules: InputRules,
+    spill_dir: str,
+    keep_rejects: bool,
+) -> None:
+    """The shard process: pass 1, then one :class:`Shard` call per message until ``("stop",)``.
+
+    Replies ``("ok", value)``, or ``("error", kind, text)`` for an exception (the coordinator raises it)."""
+    die_with(parent_pid)
+    try:
+        read = read_shard(source, shard, shards, rules, spill_dir, keep_rejects)
+        conn.send(("ok", read))
+        _, (rejected, config, window_config, as_of_ms, record_activity) = conn.recv()
+        events = ShardEvents(shard_events(read, rules, rejected), as_of_ms)
+        worker = Shard(events, config, window_config, as_of_ms, record_activity)
+        conn.send(("ok", None))
+        while (message := conn.recv())[0] != "stop":
+            name, args = message
+            conn.send(("ok", getattr(worker, name)(*args)))
+    except (EOFError, KeyboardInterrupt):  # the coordinator is gone
+        return
+    except InputError as error:
+        conn.send(("error", "input", str(error)))
+    except Exception:  # noqa: BLE001 - handed to the coordinator, which raises it
+        conn.send(("error", "shard", traceback.format_exc()))

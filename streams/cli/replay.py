@@ -36,6 +36,7 @@ from streams.offline.replay_input import (
     setting_help,
 )
 from streams.offline.replay_outputs import build_report, state_sizes, write_alerts, write_scores
+from streams.offline.replay_lockstep import replay_lockstep
 from streams.offline.replay_parallel import replay_file_parallel
 from streams.settings import Settings
 
@@ -118,8 +119,9 @@ def replay(
         typer.Option(
             "--jobs",
             min=1,
-            help="Read and validate the file on this many processes (a file, not stdin); the results are the "
-            "same as with one. The replay itself stays on one core (docs/performance.md).",
+            help="Replay on this many processes (a file, not stdin), each owning the accounts whose id hashes "
+            "to it, in lock-step at every midnight: the results are the same as with one. With --feedback or "
+            "CHURNWATCH_RELATIVE_TRENDS only the reading runs on N (docs/performance.md).",
         ),
     ] = 1,
     feedback: Annotated[
@@ -233,7 +235,7 @@ def _run(
         "answer_policy": settings.feedback.answer_policy(),
     }
     if jobs > 1:
-        return _run_parallel(source, rules, rejects, jobs, replay_options)
+        return _run_jobs(source, rules, rejects, jobs, replay_options)
     with contextlib.ExitStack() as stack:
         on_reject = stack.enter_context(rejects_file(rejects)) if rejects is not None else None
         sorted_input = stack.enter_context(SortedInput(rules, on_reject))
@@ -260,18 +262,36 @@ def _run(
     return result, _accepted_some(source, sorted_input.stats)
 
 
-def _run_parallel(
+def _run_jobs(
     source: str, rules: InputRules, rejects: Path | None, jobs: int, replay_options: dict[str, Any]
 ) -> tuple[ReplayResult, InputStats]:
-    """``--jobs N``: pass 1 on N processes (streams/offline/replay_parallel.py), the rest here."""
+    """``--jobs N``: the lock-step replay on N processes (streams/offline/replay_lockstep.py); with what it
+    cannot do yet, pass 1 on N processes and the replay on this one (streams/offline/replay_parallel.py)."""
     if source == STDIN:
         raise InputError("--jobs reads the file once per process: give a file, not stdin")
+    unsupported = (
+        "--feedback"
+        if replay_options["feedback"]
+        else "CHURNWATCH_RELATIVE_TRENDS"
+        if replay_options["config"].relative_trends
+        else None
+    )
+    console = Console(stderr=True)
     with contextlib.ExitStack() as stack:
         on_reject = stack.enter_context(rejects_file(rejects)) if rejects is not None else None
-        Console(stderr=True).print(f"replay: reading on {jobs} processes, then replaying", highlight=False)
-        result, stats = replay_file_parallel(
-            source, jobs=jobs, rules=rules, on_reject=on_reject, **replay_options
-        )
+        if unsupported is not None:
+            console.print(
+                f"replay: reading on {jobs} processes, then replaying on one process ({unsupported} is not "
+                "supported by the lock-step replay yet)",
+                highlight=False,
+            )
+            result, stats = replay_file_parallel(
+                source, jobs=jobs, rules=rules, on_reject=on_reject, **replay_options
+            )
+        else:
+            console.print(f"replay: replaying on {jobs} processes in lock-step", highlight=False)
+            options = {k: v for k, v in replay_options.items() if k not in ("feedback", "answer_policy")}
+            result, stats = replay_lockstep(source, jobs=jobs, rules=rules, on_reject=on_reject, **options)
     return result, _accepted_some(source, stats)
 
 

@@ -268,7 +268,7 @@ class SortedInput:
         self.stats.rejected += stats.rejected
         self.stats.spilled_runs += stats.spilled_runs
 
-    def _spill(self) -> None:
+    def _spill(self, *, keep: bool = False) -> None:
         if self._spill_root is not None:
             directory = self._spill_root
         else:
@@ -284,8 +284,20 @@ class SortedInput:
                 handle.write(raw)
         self._runs.append(path)
         self.stats.spilled_runs += 1
+        if keep:
+            return
         self._buffer = []
         self._buffered_bytes = 0
+
+    def share(self) -> tuple[list[Path], Iterator[Record]]:
+        """For a replay sharded over processes: every valid line in runs another process can merge (what is
+        still buffered written as one more run, and kept), and this input's own records in time order, the
+        buffered ones not decoded again."""
+        spilled = list(self._runs)
+        if self._buffer:
+            self._spill(keep=True)
+        runs = (read_run(path, self.rules.max_event_bytes) for path in spilled)
+        return list(self._runs), heapq.merge(*runs, self._buffer)
 
     def __iter__(self) -> Iterator[bytes]:
         """Pass 2: the accepted lines in event-time order (ties by their text: file order never matters)."""

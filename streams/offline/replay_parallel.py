@@ -26,12 +26,14 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from streams.events import InvalidEventError, decode
 from streams.offline.replay import ReplayResult, run_replay
 from streams.offline.replay_input import InputRules, InputStats, RejectSink, SortedInput, read_source
 
+T = TypeVar("T")
 _KEY = b'"account_id"'
 _KEY_VALUE = b'"account_id":"'
 
@@ -78,6 +80,23 @@ def read_shard(
     source: str, shard: int, shards: int, rules: InputRules, spill_dir: str, keep_rejects: bool
 ) -> ShardRead:
     """Pass 1 over the lines of one shard's accounts (run in a worker process)."""
+    read, _ = read_shard_input(
+        source, shard, shards, rules, spill_dir, keep_rejects, lambda taken: (taken.spill_rest(), None)
+    )
+    return read
+
+
+def read_shard_input(
+    source: str,
+    shard: int,
+    shards: int,
+    rules: InputRules,
+    spill_dir: str,
+    keep_rejects: bool,
+    spill: Callable[[SortedInput], tuple[list[Path], T]],
+) -> tuple[ShardRead, T]:
+    """:func:`read_shard` with its last step given: ``spill`` leaves every line in runs and returns them with
+    anything else the caller wants back (the lock-step shard's own records)."""
     rejects: list[tuple[int, str, str, bytes]] = []
     first_lines: dict[str, int] = {}
 
@@ -93,9 +112,9 @@ def read_shard(
     max_bytes = rules.max_event_bytes
     read_source(source, shard_input, owned=lambda raw: line_shard(raw, shards, max_bytes) == shard)
     overflow = shard_input.stats.spilled_runs  # runs spilled for want of memory (as one process would)
-    runs = shard_input.spill_rest()
+    runs, other = spill(shard_input)
     shard_input.stats.spilled_runs = overflow
-    return ShardRead(runs, shard_input.clock_sample(), shard_input.stats, rejects, first_lines)
+    return ShardRead(runs, shard_input.clock_sample(), shard_input.stats, rejects, first_lines), other
 
 
 _PR_SET_PDEATHSIG = 1  # prctl(2)

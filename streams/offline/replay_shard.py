@@ -10,7 +10,6 @@ what it runs, one call per message.
 
 from __future__ import annotations
 
-import heapq
 import traceback
 from collections import deque
 from collections.abc import Iterator
@@ -27,8 +26,8 @@ from streams.engine.detection import Observed, Swept, census_view, due_accounts
 from streams.events import LATEST_TS_MS, BillingEvent, Event, UsageEvent
 from streams.gc_freeze import GcFreezer
 from streams.offline.replay_fold import OrderedFold, fold_in_order
-from streams.offline.replay_input import InputError, InputRules, Record, read_run
-from streams.offline.replay_parallel import ShardRead, die_with, read_shard
+from streams.offline.replay_input import InputError, InputRules, Record, SortedInput
+from streams.offline.replay_parallel import die_with, read_shard_input
 
 # The order of one process's pass 2: event time, then the line's text, then its number (all unique).
 Key = tuple[int, bytes, int]
@@ -189,10 +188,9 @@ class Shard:
         }
 
 
-def shard_events(read: ShardRead, rules: InputRules, rejected: set[int]) -> Iterator[Record]:
-    """Pass 2 of one shard: its runs merged in time order, without the lines the coordinator rejected."""
-    runs = (read_run(path, rules.max_event_bytes) for path in read.runs)
-    for record in heapq.merge(*runs):
+def accepted(records: Iterator[Record], rejected: set[int]) -> Iterator[Record]:
+    """Pass 2 of one shard: its records in time order, without the lines the coordinator rejected."""
+    for record in records:
         if record[2] not in rejected:
             yield record
 
@@ -212,10 +210,12 @@ def shard_main(
     Replies ``("ok", value)``, or ``("error", kind, text)`` for an exception (the coordinator raises it)."""
     die_with(parent_pid)
     try:
-        read = read_shard(source, shard, shards, rules, spill_dir, keep_rejects)
+        read, records = read_shard_input(
+            source, shard, shards, rules, spill_dir, keep_rejects, SortedInput.share
+        )
         conn.send(("ok", read))
         _, (rejected, config, window_config, as_of_ms, record_activity) = conn.recv()
-        events = ShardEvents(shard_events(read, rules, rejected), as_of_ms)
+        events = ShardEvents(accepted(records, rejected), as_of_ms)
         worker = Shard(events, config, window_config, as_of_ms, record_activity)
         conn.send(("ok", None))
         while (message := conn.recv())[0] != "stop":

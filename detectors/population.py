@@ -262,7 +262,7 @@ class PopulationModel:
 
     def take_census(self, records: Iterable[CensusRecord], today: int) -> bool:
         """Update every piece from the live accounts' records, in order, once per day; True when the base's
-        trends are still to be read from the accounts' windows (``relative_trends`` only: see :meth:`census`)."""
+        trends are still to be read from the accounts' windows (``relative_trends`` only, :meth:`census`)."""
         if self.census_day is not None and today <= self.census_day:
             if self.newness is None or self.trends is None:
                 self.newness = _mean([r.newness for r in records if r.newness is not None])

@@ -35,8 +35,8 @@ from streams.offline.replay_input import (
     replay_settings,
     setting_help,
 )
-from streams.offline.replay_outputs import build_report, state_sizes, write_alerts, write_scores
 from streams.offline.replay_lockstep import replay_lockstep
+from streams.offline.replay_outputs import build_report, state_sizes, write_alerts, write_scores
 from streams.offline.replay_parallel import replay_file_parallel
 from streams.settings import Settings
 
@@ -119,9 +119,9 @@ def replay(
         typer.Option(
             "--jobs",
             min=1,
-            help="Replay on this many processes (a file, not stdin), each owning the accounts whose id hashes "
-            "to it, in lock-step at every midnight: the results are the same as with one. With --feedback or "
-            "CHURNWATCH_RELATIVE_TRENDS only the reading runs on N (docs/performance.md).",
+            help="Replay on this many processes (a file, not stdin), each owning the accounts whose id "
+            "hashes to it, in lock-step at every midnight: the results are the same as with one. With "
+            "--feedback only the reading runs on N (docs/performance.md).",
         ),
     ] = 1,
     feedback: Annotated[
@@ -272,7 +272,7 @@ def _run_jobs(
     unsupported = (
         "--feedback"
         if replay_options["feedback"]
-        else "CHURNWATCH_RELATIVE_TRENDS"
+        else "the detectors' relative_trends"
         if replay_options["config"].relative_trends
         else None
     )

@@ -19,9 +19,9 @@ happened to cache or restore.
 from __future__ import annotations
 
 import time
-from operator import itemgetter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 import orjson
 
@@ -34,7 +34,6 @@ from streams.engine.answers import AnswerArrival, Answering
 from streams.engine.clock import EventClock, SparseHolds, SparseKey, WallClock, monotonic_ms
 from streams.engine.detection import Detection, SweepOutcome, due_accounts
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
-from streams.engine.state import AccountState
 from streams.engine.store import StateStore
 from streams.engine.uplift import UpliftLedger
 from streams.events import Event, SupportEvent
@@ -186,7 +185,11 @@ class Engine:
         pairs = [(key, store.get(key)) for key in store.owned()]
         accounts = due_accounts(pairs, now_ms, everyone)
         # Every owned account, in key order, for the holdout uplift.
-        owned = [(key, state) for key, state in sorted(pairs, key=itemgetter(0)) if state is not None] if uplift.active else []
+        owned = (
+            [(key, state) for key, state in sorted(pairs, key=itemgetter(0)) if state is not None]
+            if uplift.active
+            else []
+        )
         clock_ms = self.wall_clock() if self.wall_clock is not None else now_ms
         outcome = self.detection.sweep(accounts, now_ms, clock_ms)
         states = {key: state for key, state, _ in accounts}

@@ -9,9 +9,9 @@ the gauges. Detector work is per account per sweep and idempotent within a day, 
 from __future__ import annotations
 
 import heapq
-from operator import itemgetter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from detectors.alerts import Alert

@@ -332,7 +332,9 @@ class _Run:
             self.result.cancellations.setdefault(event.account_id, event.ts_ms)
 
 
-def record_sweep(result: ReplayResult, outcome: SweepOutcome, snapshot_at: Container[int], seconds: float) -> None:
+def record_sweep(
+    result: ReplayResult, outcome: SweepOutcome, snapshot_at: Container[int], seconds: float
+) -> None:
     """Add one sweep's assessments, outcomes, alerts and snapshot to ``result``."""
     for assessment in outcome.assessments:
         result.assessments[assessment.account_id] = assessment

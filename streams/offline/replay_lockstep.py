@@ -33,6 +33,7 @@ calendar closes).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import multiprocessing
 import os
@@ -85,10 +86,8 @@ class Shards:
 
     def __exit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.send(("stop",))
-            except OSError:
-                pass
         for process in self.processes:
             process.join(timeout=10 if kind is None else 0)
             if process.is_alive():
@@ -102,7 +101,8 @@ class Shards:
             try:
                 reply = conn.recv()
             except EOFError:
-                raise ShardFailed(f"replay shard {shard} died (exit code {self.processes[shard].exitcode})")
+                code = self.processes[shard].exitcode
+                raise ShardFailed(f"replay shard {shard} died (exit code {code})") from None
             if reply[0] == "error":
                 _, kind, text = reply
                 raise InputError(text) if kind == "input" else ShardFailed(f"replay shard {shard}: {text}")

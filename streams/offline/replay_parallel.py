@@ -24,9 +24,9 @@ import sys
 import tempfile
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from streams.events import InvalidEventError, decode

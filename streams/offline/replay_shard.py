@@ -1,4 +1,4 @@
-"""One shard of a lock-step replay (:mod:`streams.offline.replay_lockstep`): a process that owns some accounts.
+"""One shard of a lock-step replay (:mod:`streams.offline.replay_lockstep`): a process owning some accounts.
 
 A shard reads the lines of its accounts (pass 1, :func:`~streams.offline.replay_parallel.read_shard`), keeps
 their states for the whole replay and folds their events when the coordinator says how far (a *cut*: the
@@ -225,5 +225,5 @@ def shard_main(
         return
     except InputError as error:
         conn.send(("error", "input", str(error)))
-    except Exception:  # noqa: BLE001 - handed to the coordinator, which raises it
+    except Exception:
         conn.send(("error", "shard", traceback.format_exc()))

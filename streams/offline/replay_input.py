@@ -41,7 +41,7 @@ from typing import Any, BinaryIO, cast
 
 from streams.dedup import Deduplicator, event_key
 from streams.errors import ConfigError
-from streams.events import DeadLetterReason, Event, InvalidEventError, decode
+from streams.events import DeadLetterReason, Event, InvalidEventError, UsageEvent, decode
 from streams.offline.replay import rfc3339
 from streams.settings import ENV_PREFIX, Settings, load_settings, settings_table
 
@@ -55,7 +55,8 @@ CLOCK_SUPPORT = 10  # other events within the skew before a time that make it th
 # strings (451 measured by benchmarks/replay_input.py on simulator lines).
 RECORD_OVERHEAD = 450
 DEFAULT_SORT_MEMORY_BYTES = 256 * 2**20
-_HEADER = struct.Struct("<qqIq")  # ts_ms, line number, raw length, event key; then the raw line
+# ts_ms, line number, raw length, event key, whether it is a usage event; then the raw line.
+_HEADER = struct.Struct("<qqIq?")
 
 RejectSink = Callable[[int, str, str, bytes], None]  # (line number, reason, detail, raw line)
 # (ts_ms, raw line, line number, event key, event): sorts by time, then text (line numbers are unique, so
@@ -279,8 +280,8 @@ class SortedInput:
         path = directory / f"run-{len(self._runs):05d}"
         with path.open("wb") as handle:
             pack = _HEADER.pack
-            for ts, raw, line_no, key, _ in self._buffer:
-                handle.write(pack(ts, line_no, len(raw), key))
+            for ts, raw, line_no, key, event in self._buffer:
+                handle.write(pack(ts, line_no, len(raw), key, type(event) is UsageEvent))
                 handle.write(raw)
         self._runs.append(path)
         self.stats.spilled_runs += 1
@@ -311,27 +312,13 @@ class SortedInput:
 
     def accepted(self) -> Iterator[tuple[Event, bytes]]:
         """Pass 2: (event, line) in event-time order, future and duplicate lines rejected on the way."""
-        return cast(Iterator[tuple[Event, bytes]], self._pass_2(decoded=True))
-
-    def judge(self) -> None:
-        """Pass 2 without decoding the lines: rejections and figures only (a lock-step replay's coordinator,
-        whose shards decode their own lines)."""
-        for _ in self._pass_2(decoded=False):
-            pass
-
-    def _pass_2(self, *, decoded: bool) -> Iterator[tuple[Event | None, bytes]]:
         if not self.stats.valid:
             return
-        rules = self.rules
-        clock = (
-            rules.now_ms if rules.now_ms is not None else file_clock(self._latest, rules.max_future_skew_ms)
-        )
-        self.stats.clock_ms = clock
-        max_ts = clock + rules.max_future_skew_ms
-        dedup = Deduplicator(horizon_ms=rules.dedup_horizon_ms, max_keys=rules.dedup_max_keys)
+        clock, max_ts, dedup = self._judge()
         self._buffer.sort()
-        runs = (read_run(path, rules.max_event_bytes, decoded) for path in self._runs)
-        merged = heapq.merge(*runs, self._buffer)
+        merged = heapq.merge(
+            *(read_run(path, self.rules.max_event_bytes) for path in self._runs), self._buffer
+        )
         for ts, raw, line_no, key, event in merged:
             if ts > max_ts:
                 detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
@@ -342,17 +329,54 @@ class SortedInput:
                 self.stats.accepted += 1
                 yield event, raw
 
+    def judged(self) -> Iterator[tuple[int, bytes, int, bool]]:
+        """Pass 2 without decoding a line (a lock-step replay's coordinator, over the runs of inputs it
+        adopted): ``(ts, line, line number, is usage)`` of each accepted line, the others rejected."""
+        if self._buffer:
+            raise ValueError("judged() reads adopted runs only")
+        if not self.stats.valid:
+            return
+        clock, max_ts, dedup = self._judge()
+        for ts, raw, line_no, key, usage in heapq.merge(*(read_headers(path) for path in self._runs)):
+            if ts > max_ts:
+                detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
+                self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
+            elif dedup.is_duplicate(key, ts, origin=line_no):
+                self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
+            else:
+                self.stats.accepted += 1
+                yield ts, raw, line_no, usage
 
-def read_run(path: Path, max_event_bytes: int, decoded: bool = True) -> Iterator[Record]:
-    """The records of a spilled run, in its (sorted) order; without ``decoded``, events are None."""
+    def _judge(self) -> tuple[int, int, Deduplicator]:
+        """Pass 2's clock, the latest event time it accepts, and its duplicate detector."""
+        rules = self.rules
+        clock = (
+            rules.now_ms if rules.now_ms is not None else file_clock(self._latest, rules.max_future_skew_ms)
+        )
+        self.stats.clock_ms = clock
+        dedup = Deduplicator(horizon_ms=rules.dedup_horizon_ms, max_keys=rules.dedup_max_keys)
+        return clock, clock + rules.max_future_skew_ms, dedup
+
+
+def read_run(path: Path, max_event_bytes: int) -> Iterator[Record]:
+    """The records of a spilled run, in its (sorted) order."""
     size = _HEADER.size
     unpack = _HEADER.unpack
     with path.open("rb") as handle:
         while header := handle.read(size):
-            ts, line_no, length, key = unpack(header)
+            ts, line_no, length, key, _ = unpack(header)
             raw = handle.read(length)
-            event = decode(raw, max_bytes=max_event_bytes, min_ts_ms=None) if decoded else None
-            yield ts, raw, line_no, key, event  # type: ignore[misc]
+            yield ts, raw, line_no, key, decode(raw, max_bytes=max_event_bytes, min_ts_ms=None)
+
+
+def read_headers(path: Path) -> Iterator[tuple[int, bytes, int, int, bool]]:
+    """A spilled run's records, not decoded: ``(ts, line, line number, event key, is usage)``."""
+    size = _HEADER.size
+    unpack = _HEADER.unpack
+    with path.open("rb") as handle:
+        while header := handle.read(size):
+            ts, line_no, length, key, usage = unpack(header)
+            yield ts, handle.read(length), line_no, key, usage
 
 
 @contextmanager

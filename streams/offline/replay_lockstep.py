@@ -9,9 +9,11 @@ one coordinator (this process) keeps the worker-wide parts and the event clock, 
 each UTC midnight the clock crosses as one process's sweep would:
 
 1. **Cut.** One process sweeps a midnight just before the first usage event of a later day (in pass 2's
-   order: event time, line text, line number). Each shard names its first such event; the coordinator
-   takes the earliest over the shards and its event clock says which midnights it crosses.
-2. **Census.** Shards fold their events before the cut, take their due accounts (key order) and compute
+   order: event time, line text, line number). The coordinator runs pass 2 (``future_ts``, duplicates) over
+   every shard's sorted runs without decoding them (:meth:`~streams.offline.replay_input.SortedInput.judged`)
+   and finds that event; its event clock says which midnights it crosses. The next cut is judged while the
+   shards observe.
+2. **Census.** Shards fold their events before the cut (but the rejected lines), take their due accounts (key order) and compute
    each one's census record (:meth:`~detectors.population.PopulationModel.record`). The coordinator learns
    the ripe outcomes (in the order one process labelled them: sweep, then key order), then takes the census
    over every shard's records merged in key order, so floats add up in the same order.
@@ -21,10 +23,10 @@ each UTC midnight the clock crosses as one process's sweep would:
    its part of the decision, which the shard applies (muted episodes, alerts kept in the accounts' books)
    before anything else it is asked next.
 
-Pass 1 (read and validate) runs in the shards as in :mod:`streams.offline.replay_parallel`; pass 2's
-decisions (``future_ts``, duplicates) are taken here over every shard's sorted runs without decoding them,
-as one process takes them, and each shard then folds its accepted lines. The result lists accounts, activity
-and cancellations in one process's order (by each account's first event).
+Pass 1 (read and validate) runs in the shards as in :mod:`streams.offline.replay_parallel`; each shard keeps
+its own lines (decoded) and leaves them in sorted runs for the coordinator, which tells it at each cut the
+lines it rejected before it. The result lists accounts, activity and cancellations in one process's order (by
+each account's first event).
 
 Not supported (the CLI keeps one replaying process for them): answers to alerts (``--feedback``), a holdout
 settled by the engine, and ``relative_trends`` (the base's trends read every account's window after the
@@ -39,16 +41,19 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
+from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
 from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, GuardDecision
+from detectors.population import CensusRecord
 from detectors.windows import DAY_MS, WindowConfig
 from streams.engine.clock import EventClock
 from streams.engine.detection import Detection, SweepOutcome
 from streams.engine.uplift import UpliftLedger
+from streams.events import LATEST_TS_MS
 from streams.gc_freeze import GcFreezer
 from streams.offline.replay import ReplayResult, record_sweep
 from streams.offline.replay_input import InputError, InputRules, InputStats, RejectSink, SortedInput
@@ -124,6 +129,30 @@ class Shards:
         return self.call([(name, args)] * len(self.conns))
 
 
+class Cuts:
+    """Pass 2 over every shard's runs (:meth:`~streams.offline.replay_input.SortedInput.judged`), read one
+    cut ahead: where one process sweeps (before the first accepted usage event of a later day, at or before
+    ``as_of_ms``), with the lines rejected on the way (``rejected`` is filled by the input's reject sink)."""
+
+    def __init__(self, judged: SortedInput, rejected: list[int], as_of_ms: int | None) -> None:
+        self._judged = judged.judged()
+        self._rejected = rejected
+        self._as_of = as_of_ms if as_of_ms is not None else LATEST_TS_MS
+
+    def next(self, day: int | None) -> tuple[Key | None, list[int]]:
+        """The next cut after ``day`` (None: there is none, every line was judged) and the lines rejected
+        before it."""
+        start = (day + 1) * DAY_MS if day is not None else -(2**63)
+        cut: Key | None = None
+        for ts, raw, line_no, usage in self._judged:
+            if usage and start <= ts <= self._as_of:
+                cut = (ts, raw, line_no)
+                break
+        rejected = list(self._rejected)
+        self._rejected.clear()
+        return cut, rejected
+
+
 class LockStep:
     """The coordinator: the event clock, the risk model, the census and the outage guard (see the module)."""
 
@@ -146,19 +175,24 @@ class LockStep:
         self.model_sent = False
         self.gc_freezer = GcFreezer(full_every_s=float("inf"))  # the caller thaws at the end
 
-    def run(self) -> None:
+    def run(self, cuts: Cuts) -> None:
         """Step the shards through every midnight, then the final evaluation; the result's figures."""
-        cuts: list[Key | None] = self.shards.broadcast("next_cut", None)
-        while (cut := min((c for c in cuts if c is not None), default=None)) is not None:
+        cut, rejected = cuts.next(None)
+        pending: list[int] = []  # rejected lines the shards have not been told of
+        while cut is not None:
+            pending += rejected
             midnights = self.clock.advance(0, cut[0])
             day = cut[0] // DAY_MS
             if not midnights:
-                cuts = self.shards.broadcast("next_cut", day)
+                cut, rejected = cuts.next(day)
                 continue
-            cuts = self.sweep(midnights[0], cut=cut, peek=day)
+            # The next cut is judged while the shards observe the first midnight.
+            following = self.sweep(midnights[0], fold=(cut, pending), meanwhile=partial(cuts.next, day))
+            pending = []
             for midnight in midnights[1:]:
                 self.sweep(midnight)
-        folds = self.shards.broadcast("fold", None)
+            cut, rejected = following
+        folds = self.shards.broadcast("fold", None, pending + rejected)
         watermark = max(watermark for watermark, _ in folds)
         clock = self.as_of_ms if self.as_of_ms is not None else max(watermark, 0)
         self.result.clock_ms = clock
@@ -167,20 +201,27 @@ class LockStep:
         self.collect(self.shards.call([("finish", (decision,)) for decision in self.decisions]))
 
     def sweep(
-        self, now_ms: int, *, cut: Key | None = None, peek: int | None = None, everyone: bool = False
-    ) -> list[Key | None]:
-        """One sweep over every shard (see the module's steps); the next cuts after day ``peek``."""
+        self,
+        now_ms: int,
+        *,
+        fold: tuple[Key, list[int]] | None = None,
+        everyone: bool = False,
+        meanwhile: Callable[[], Any] | None = None,
+    ) -> Any:
+        """One sweep over every shard (see the module's steps), after they fold up to a cut (``fold``);
+        what ``meanwhile`` returns (run while the shards observe)."""
         started = time.perf_counter()
-        calls = [("census", (decision, cut, now_ms, everyone, peek)) for decision in self.decisions]
-        self.decisions = [None] * len(calls)
-        self.shards.send(calls)
+        self.shards.send([("census", (decision, fold, now_ms, everyone)) for decision in self.decisions])
+        self.decisions = [None] * len(self.decisions)
         monitor, detection = self.monitor, self.detection
         learned = detection.learn_ripe(now_ms)  # while the shards fold and take their records
-        replies = self.shards.receive()
-        monitor.take_census(heapq.merge(*(records for records, _ in replies), key=_ACCOUNT), now_ms)
+        records: list[list[CensusRecord]] = self.shards.receive()
+        monitor.take_census(heapq.merge(*records, key=_ACCOUNT), now_ms)
         model = monitor.risk_model if learned or not self.model_sent else None
         self.model_sent = True
-        parts: list[list[Assessment]] = self.shards.broadcast("observe", monitor.population, model, now_ms)
+        self.shards.send([("observe", (monitor.population, model, now_ms))] * len(self.decisions))
+        found = meanwhile() if meanwhile is not None else None
+        parts: list[list[Assessment]] = self.shards.receive()
         assessments = list(heapq.merge(*parts, key=_ACCOUNT))
         detection.unlearned.extend(outcome for a in assessments for outcome in a.outcomes)
         decision = detection.guard.review(assessments, now_ms)
@@ -193,7 +234,7 @@ class LockStep:
         )
         record_sweep(self.result, outcome, self.snapshot_at, time.perf_counter() - started)
         self.gc_freezer.freeze_survivors()  # what the result keeps: out of the collector's walks
-        return [next_cut for _, next_cut in replies]
+        return found
 
     def collect(self, finished: list[dict[str, Any]]) -> None:
         """The shards' final states and records, in the order one process lists them."""
@@ -260,10 +301,10 @@ def replay_lockstep(
     if record_activity:
         result.activity = {}
     snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
-    rejected: set[int] = set()
+    rejected: list[int] = []
 
     def judged(line_no: int, reason: str, detail: str, raw: bytes) -> None:
-        rejected.add(line_no)
+        rejected.append(line_no)
         if on_reject is not None:
             on_reject(line_no, reason, detail, raw)
 
@@ -280,9 +321,8 @@ def replay_lockstep(
             if on_reject is not None:
                 for reject in sorted((r for read in reads for r in read.rejects), key=itemgetter(0)):
                     on_reject(*reject)
-            merged.judge()
-        shards.broadcast("start", rejected, cfg, wcfg, as_of_ms, record_activity)
-        LockStep(shards, result, monitor, snapshot_at, as_of_ms).run()
+            shards.broadcast("start", cfg, wcfg, as_of_ms, record_activity)
+            LockStep(shards, result, monitor, snapshot_at, as_of_ms).run(Cuts(merged, rejected, as_of_ms))
     stats = merged.stats
     result.lines = stats.lines
     result.bad_reasons = stats.bad_reasons()

@@ -11,7 +11,6 @@ what it runs, one call per message.
 from __future__ import annotations
 
 import traceback
-from collections import deque
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -20,7 +19,7 @@ from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, GuardD
 from detectors.population import CensusRecord, PopulationModel
 from detectors.risk import RiskModel
 from detectors.vocabulary import BillingKind
-from detectors.windows import DAY_MS, WindowConfig
+from detectors.windows import WindowConfig
 from streams.engine import Engine, MemoryStore
 from streams.engine.detection import Observed, Swept, census_view, due_accounts
 from streams.events import LATEST_TS_MS, BillingEvent, Event, UsageEvent
@@ -34,7 +33,8 @@ Key = tuple[int, bytes, int]
 
 
 class ShardEvents:
-    """A shard's accepted events in the order one process's pass 2 gives them, handed out up to a cut.
+    """A shard's valid events in the order one process's pass 2 gives them, handed out up to a cut, without
+    the lines the coordinator rejected (``future_ts``, duplicates: it judges every shard's lines together).
 
     It remembers the key of each account's first event, first usage and first cancellation (at or before
     ``as_of_ms``): the coordinator merges the shards' accounts in that order, the order one process's
@@ -42,41 +42,28 @@ class ShardEvents:
 
     def __init__(self, records: Iterator[Record], as_of_ms: int | None) -> None:
         self._records = records
-        self._ahead: deque[Record] = deque()  # read, not handed out yet
+        self._next: Record | None = None  # read, not handed out yet
         self._as_of = as_of_ms if as_of_ms is not None else LATEST_TS_MS
+        self.rejected: set[int] = set()
         self.first: dict[str, Key] = {}
         self.first_usage: dict[str, Key] = {}
         self.first_cancel: dict[str, Key] = {}
 
-    def next_cut(self, day: int | None) -> Key | None:
-        """The key of the first usage event after ``day`` (any day when None) at or before ``as_of_ms``
-        not handed out yet; None when there is none."""
-        start = (day + 1) * DAY_MS if day is not None else -(2**63)
-        for record in self._ahead:
-            if record[0] > self._as_of:
-                return None
-            if record[0] >= start and type(record[4]) is UsageEvent:
-                return record[0], record[1], record[2]
-        for record in self._records:
-            self._ahead.append(record)
-            if record[0] > self._as_of:
-                return None
-            if record[0] >= start and type(record[4]) is UsageEvent:
-                return record[0], record[1], record[2]
-        return None
-
-    def until(self, cut: Key | None) -> Iterator[Event]:
-        """The events before ``cut`` (all the rest when None)."""
-        ahead = self._ahead
-        while ahead:
-            record = ahead[0]
+    def until(self, cut: Key | None, rejected: list[int]) -> Iterator[Event]:
+        """The events before ``cut`` (all the rest when None); ``rejected``: the lines the coordinator
+        rejected since the last cut (it has judged every line before this one)."""
+        skip = self.rejected
+        skip.update(rejected)
+        records = self._records
+        record = self._next
+        self._next = None
+        while record is not None or (record := next(records, None)) is not None:
             if cut is not None and (record[0], record[1], record[2]) >= cut:
+                self._next = record
                 return
-            ahead.popleft()
-            yield self._note(record)
-        if cut is None:
-            for record in self._records:
+            if record[2] not in skip:
                 yield self._note(record)
+            record = None
 
     def _note(self, record: Record) -> Event:
         ts, raw, line_no, _, event = record
@@ -120,15 +107,13 @@ class Shard:
         self.observed: Observed | None = None
         self.gc_freezer = GcFreezer(full_every_s=float("inf"))
 
-    def next_cut(self, day: int | None) -> Key | None:
-        return self.events.next_cut(day)
-
-    def fold(self, cut: Key | None) -> tuple[int, int]:
-        """Fold the events before ``cut`` (all when None); the watermark so far and the accounts held."""
+    def fold(self, cut: Key | None, rejected: list[int]) -> tuple[int, int]:
+        """Fold the events before ``cut`` (all when None) but the ``rejected`` lines; the watermark so far
+        and the accounts held."""
         done = fold_in_order(
             self.engine,
             self.store,
-            self.events.until(cut),
+            self.events.until(cut, rejected),
             as_of_ms=self.as_of_ms,
             activity=self.activity,
             cancellations=self.cancellations,
@@ -145,16 +130,15 @@ class Shard:
         return total.watermark, len(self.store.states)
 
     def census(
-        self, settle: GuardDecision | None, cut: Key | None, now_ms: int, everyone: bool, peek: int | None
-    ) -> tuple[list[CensusRecord], Key | None]:
-        """Settle the last sweep, fold up to ``cut`` (when given), take the accounts due at ``now_ms``; their
-        census records, and the next cut after day ``peek`` (when given)."""
+        self, settle: GuardDecision | None, fold: tuple[Key, list[int]] | None, now_ms: int, everyone: bool
+    ) -> list[CensusRecord]:
+        """Settle the last sweep, fold up to a cut (``fold``: the cut and the lines rejected since the last),
+        take the accounts due at ``now_ms``; their census records."""
         self.settle(settle)
-        if cut is not None:
-            self.fold(cut)
+        if fold is not None:
+            self.fold(*fold)
         self.batch = self.detection.prepare(due_accounts(self.store.states.items(), now_ms, everyone))
-        records = self.monitor.census_records(census_view(self.batch), now_ms)
-        return records, (self.events.next_cut(peek) if peek is not None else None)
+        return self.monitor.census_records(census_view(self.batch), now_ms)
 
     def observe(
         self, population: PopulationModel, risk_model: RiskModel | None, now_ms: int
@@ -188,13 +172,6 @@ class Shard:
         }
 
 
-def accepted(records: Iterator[Record], rejected: set[int]) -> Iterator[Record]:
-    """Pass 2 of one shard: its records in time order, without the lines the coordinator rejected."""
-    for record in records:
-        if record[2] not in rejected:
-            yield record
-
-
 def shard_main(
     conn: Connection,
     parent_pid: int,
@@ -214,8 +191,8 @@ def shard_main(
             source, shard, shards, rules, spill_dir, keep_rejects, SortedInput.share
         )
         conn.send(("ok", read))
-        _, (rejected, config, window_config, as_of_ms, record_activity) = conn.recv()
-        events = ShardEvents(accepted(records, rejected), as_of_ms)
+        _, (config, window_config, as_of_ms, record_activity) = conn.recv()
+        events = ShardEvents(records, as_of_ms)
         worker = Shard(events, config, window_config, as_of_ms, record_activity)
         conn.send(("ok", None))
         while (message := conn.recv())[0] != "stop":

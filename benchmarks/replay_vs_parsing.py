@@ -1,5 +1,7 @@
 """Replay against parsing speed (issue 15): the whole ``replay`` of a file next to ``orjson.loads`` alone over
-the same lines, in the same run, and ``--jobs 1`` against ``--jobs N``.
+the same lines, in the same run, and ``--jobs 1`` against ``--jobs N``. Here ``--jobs N`` is the parallel read
+alone (``replay_file_parallel``, what ``churnwatch replay --jobs N`` still does with ``--feedback``); the
+lock-step replay on N processes is measured by ``benchmarks/replay_cores.py``.
 
 Usage::
 

@@ -13,8 +13,8 @@ each UTC midnight the clock crosses as one process's sweep would:
    every shard's sorted runs without decoding them (:meth:`~streams.offline.replay_input.SortedInput.judged`)
    and finds that event; its event clock says which midnights it crosses. The next cut is judged while the
    shards observe.
-2. **Census.** Shards fold their events before the cut (but the rejected lines), take their due accounts (key order) and compute
-   each one's census record (:meth:`~detectors.population.PopulationModel.record`). The coordinator learns
+2. **Census.** Shards fold their events before the cut (but the rejected lines), take their due accounts
+   (key order) and compute each one's census record (:meth:`~detectors.population.PopulationModel.record`). The coordinator learns
    the ripe outcomes (in the order one process labelled them: sweep, then key order), then takes the census
    over every shard's records merged in key order, so floats add up in the same order.
 3. **Observe.** The coordinator sends the population (and the risk model when it learned); shards assess

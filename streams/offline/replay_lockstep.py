@@ -14,9 +14,10 @@ each UTC midnight the clock crosses as one process's sweep would:
    and finds that event; its event clock says which midnights it crosses. The next cut is judged while the
    shards observe.
 2. **Census.** Shards fold their events before the cut (but the rejected lines), take their due accounts
-   (key order) and compute each one's census record (:meth:`~detectors.population.PopulationModel.record`). The coordinator learns
-   the ripe outcomes (in the order one process labelled them: sweep, then key order), then takes the census
-   over every shard's records merged in key order, so floats add up in the same order.
+   (key order) and compute each one's census record (:meth:`~detectors.population.PopulationModel.record`).
+   The coordinator learns the ripe outcomes meanwhile (in the order one process labelled them: sweep, then
+   key order), then takes the census over every shard's records merged in key order, so floats add up in
+   the same order.
 3. **Observe.** The coordinator sends the population (and the risk model when it learned); shards assess
    their accounts and return the assessments.
 4. **Review.** The coordinator runs the outage guard over all assessments (key order) and sends each shard

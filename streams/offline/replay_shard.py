@@ -10,6 +10,7 @@ what it runs, one call per message.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -191,16 +192,24 @@ def shard_main(
             source, shard, shards, rules, spill_dir, keep_rejects, SortedInput.share
         )
         conn.send(("ok", read))
-        _, (config, window_config, as_of_ms, record_activity) = conn.recv()
-        events = ShardEvents(records, as_of_ms)
-        worker = Shard(events, config, window_config, as_of_ms, record_activity)
+        message = conn.recv()
+        if message[0] == "stop":  # the coordinator gave up (another shard could not read the file)
+            return
+        config, window_config, as_of_ms, record_activity = message[1]
+        worker = Shard(ShardEvents(records, as_of_ms), config, window_config, as_of_ms, record_activity)
         conn.send(("ok", None))
         while (message := conn.recv())[0] != "stop":
             name, args = message
             conn.send(("ok", getattr(worker, name)(*args)))
-    except (EOFError, KeyboardInterrupt):  # the coordinator is gone
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the coordinator is gone
         return
     except InputError as error:
-        conn.send(("error", "input", str(error)))
+        _reply(conn, ("error", "input", str(error)))
     except Exception:
-        conn.send(("error", "shard", traceback.format_exc()))
+        _reply(conn, ("error", "shard", traceback.format_exc()))
+
+
+def _reply(conn: Connection, message: tuple[str, ...]) -> None:
+    """Send an error to the coordinator, if it still listens."""
+    with contextlib.suppress(OSError):
+        conn.send(message)

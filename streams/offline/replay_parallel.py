@@ -1,4 +1,4 @@
-"""``churnwatch replay --jobs N``: read and validate a large file on N cores; the same results as one process.
+"""Read and validate a large file on N cores (``replay --jobs N``); the same results as one process.
 
 Pass 1 (decode, validate, sort: :class:`~streams.offline.replay_input.SortedInput`) runs in N processes, one
 per shard of the accounts (an account's shard is the CRC-32 of its id modulo N). Each reads the whole file,
@@ -7,10 +7,10 @@ then does what one process does after pass 1: it merges the runs in event-time o
 the file's clock (from every shard's latest event times), drops duplicates and replays through the engine.
 Rejected lines are reported in one process's order (pass 1 by line number, then pass 2 by event time).
 
-Why not shard the engine too: the detectors have worker-wide parts (the population model behind the
-segment-percentile, BTYD and calendar features; the risk model learned from every account's outcomes; the
-outage guard over each sweep). Shards with their own would score and alert differently (measured in
-docs/performance.md), so the fold and the sweeps stay in one process and results stay identical.
+The lock-step replay (:mod:`streams.offline.replay_lockstep`, what ``--jobs N`` runs unless answers to alerts
+are replayed) shards the engine too and reuses this pass 1 (:func:`read_shard_input`); this module's
+:func:`replay_file_parallel` (pass 1 here, the replay in one process) is what ``--jobs N`` runs with
+``--feedback``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ CLI's output files; on files with bad and duplicate lines, cancellations, a holi
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from streams.cli.main import app
 from streams.dev.shapes import ShapedBase, ShapesConfig
 from streams.dev.simulator import Simulation, SimulationConfig
 from streams.offline.replay import ReplayResult, replay_file
-from streams.offline.replay_lockstep import replay_lockstep
+from streams.offline.replay_lockstep import ShardFailed, replay_lockstep
+from streams.offline.replay_shard import Shard
 from tests.test_replay_fast import RULES, SNAPSHOTS, dirty_file, outputs
 
 OUTAGE_DAY = "2026-11-10"  # usage of two accounts in three is lost that day (an ingestion outage)
@@ -170,3 +172,13 @@ def test_cli_jobs_with_feedback_replays_on_one_process(files: dict[str, Path], t
     done = CliRunner().invoke(app, ["replay", str(files["dirty"]), "--jobs", "2", "--feedback", str(answers)])
     assert done.exit_code == 0, done.output
     assert "--feedback" in done.output and "one process" in done.output
+
+
+def test_a_failing_shard_stops_the_replay(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("observe broke")
+
+    monkeypatch.setattr(Shard, "observe", broken)  # the shards are forked: they inherit it
+    with pytest.raises(ShardFailed, match="observe broke"):
+        replay_lockstep(files["dirty"], jobs=2, rules=RULES)
+    assert not multiprocessing.active_children()

@@ -144,7 +144,7 @@ def test_relative_trends_are_refused(files: dict[str, Path]) -> None:
         replay_lockstep(files["dirty"], jobs=2, rules=RULES, config=DetectorConfig(relative_trends=True))
 
 
-def replay_cli(path: Path, out: Path, *extra: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+def replay_cli(path: Path, out: Path, *extra: str) -> tuple[dict[str, bytes], dict[str, Any], str]:
     out.mkdir()
     args = ["replay", str(path), "--scores", str(out / "s.csv"), "--alerts", str(out / "a.jsonl")]
     args += ["--report", str(out / "r.json"), "--rejects", str(out / "x.tsv"), *extra]
@@ -154,15 +154,16 @@ def replay_cli(path: Path, out: Path, *extra: str) -> tuple[dict[str, bytes], di
     for timing in ("elapsed_s", "events_per_s", "sweep_s"):
         del report[timing]
     files = {name: (out / name).read_bytes() for name in ("s.csv", "a.jsonl", "x.tsv")}
-    return files, report
+    return files, report, done.output
 
 
 def test_cli_jobs_writes_the_same_files(files: dict[str, Path], tmp_path: Path) -> None:
-    one_files, one_report = replay_cli(files["outage"], tmp_path / "one")
-    two_files, two_report = replay_cli(files["outage"], tmp_path / "two", "--jobs", "2")
+    one_files, one_report, _ = replay_cli(files["outage"], tmp_path / "one")
+    two_files, two_report, output = replay_cli(files["outage"], tmp_path / "two", "--jobs", "2")
     assert one_files == two_files
     assert one_report == two_report
     assert one_report["alerts"] and one_report["backtest"]
+    assert "lock-step" in output and "29,425 lines, clock 2026-12-06T23:17:57Z - finished" in output
 
 
 def test_cli_jobs_with_feedback_replays_on_one_process(files: dict[str, Path], tmp_path: Path) -> None:

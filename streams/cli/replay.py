@@ -14,7 +14,7 @@ from rich.table import Table
 
 from streams.cli.backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli.checks import output_file
-from streams.cli.progress import progress_for, report_console
+from streams.cli.progress import PlainProgress, progress_for, report_console
 from streams.events import InvalidEventError, parse_ts
 from streams.feedback import Feedback
 from streams.offline.backtest import OutcomeMode
@@ -291,7 +291,16 @@ def _run_jobs(
         else:
             console.print(f"replay: replaying on {jobs} processes in lock-step", highlight=False)
             options = {k: v for k, v in replay_options.items() if k not in ("feedback", "answer_policy")}
-            result, stats = replay_lockstep(source, jobs=jobs, rules=rules, on_reject=on_reject, **options)
+            # Plain lines, even on a terminal: a bar's refresh thread must not run when the shards fork.
+            progress = stack.enter_context(PlainProgress("replay"))
+            task = progress.add_task("replay", total=None, clock="")
+
+            def on_progress(lines: int, clock_ms: int) -> None:
+                progress.update(task, completed=lines, clock=f"{lines:,} lines, clock {rfc3339(clock_ms)}")
+
+            result, stats = replay_lockstep(
+                source, jobs=jobs, rules=rules, on_reject=on_reject, on_progress=on_progress, **options
+            )
     return result, _accepted_some(source, stats)
 
 

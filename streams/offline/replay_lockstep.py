@@ -56,7 +56,7 @@ from streams.engine.detection import Detection, SweepOutcome
 from streams.engine.uplift import UpliftLedger
 from streams.events import LATEST_TS_MS
 from streams.gc_freeze import GcFreezer
-from streams.offline.replay import ReplayResult, record_sweep
+from streams.offline.replay import ProgressCallback, ReplayResult, record_sweep
 from streams.offline.replay_input import InputError, InputRules, InputStats, RejectSink, SortedInput
 from streams.offline.replay_parallel import ShardRead, order_reasons
 from streams.offline.replay_shard import Key, shard_main
@@ -164,8 +164,10 @@ class LockStep:
         monitor: AccountMonitor,
         snapshot_at: Container[int],
         as_of_ms: int | None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.shards = shards
+        self.on_progress = on_progress
         self.result = result
         self.monitor = monitor
         self.detection = Detection(monitor)
@@ -235,6 +237,8 @@ class LockStep:
         )
         record_sweep(self.result, outcome, self.snapshot_at, time.perf_counter() - started)
         self.gc_freezer.freeze_survivors()  # what the result keeps: out of the collector's walks
+        if self.on_progress is not None:
+            self.on_progress(now_ms)
         return found
 
     def collect(self, finished: list[dict[str, Any]]) -> None:
@@ -258,6 +262,10 @@ class LockStep:
             result.after_as_of += folded.after_as_of
         firsts = [part["folded"].first_ts_ms for part in finished if part["folded"].first_ts_ms is not None]
         result.first_ts_ms = min(firsts, default=None)
+
+
+def _progress(on_progress: ProgressCallback, stats: InputStats, now_ms: int) -> None:
+    on_progress(stats.accepted + sum(stats.rejected.values()), now_ms)
 
 
 def _split(decision: GuardDecision, parts: list[list[Assessment]]) -> list[GuardDecision | None]:
@@ -288,9 +296,11 @@ def replay_lockstep(
     as_of_ms: int | None = None,
     snapshot_ms: Container[int] = (),
     record_activity: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[ReplayResult, InputStats]:
     """What :func:`~streams.offline.replay.replay_file` returns (and the input's figures), replayed on
-    ``jobs`` processes. ``source`` must be a file (gzip or not), not stdin: every shard reads it."""
+    ``jobs`` processes. ``source`` must be a file (gzip or not), not stdin: every shard reads it.
+    ``on_progress`` is called after each sweep with (lines judged so far, the sweep's clock)."""
     started = time.perf_counter()
     cfg = config if config is not None else DetectorConfig()
     wcfg = window_config if window_config is not None else WindowConfig()
@@ -323,7 +333,9 @@ def replay_lockstep(
                 for reject in sorted((r for read in reads for r in read.rejects), key=itemgetter(0)):
                     on_reject(*reject)
             shards.broadcast("start", cfg, wcfg, as_of_ms, record_activity)
-            LockStep(shards, result, monitor, snapshot_at, as_of_ms).run(Cuts(merged, rejected, as_of_ms))
+            swept = None if on_progress is None else partial(_progress, on_progress, merged.stats)
+            lock_step = LockStep(shards, result, monitor, snapshot_at, as_of_ms, swept)
+            lock_step.run(Cuts(merged, rejected, as_of_ms))
     stats = merged.stats
     result.lines = stats.lines
     result.bad_reasons = stats.bad_reasons()

@@ -23,7 +23,7 @@ from detectors.reasons import reason_kind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import Engine, MemoryStore
 from streams.engine.answers import HANDLED_OUTCOME, AnswerArrival
-from streams.engine.state import AccountState
+from streams.engine.state import AccountState, decode_detector
 from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
 from streams.live.ingest import FEEDBACK_TYPE, BatchFolder, RawRecord
 from streams.offline.replay import ReplayResult, run_replay
@@ -293,5 +293,6 @@ def test_an_answer_read_late_acts_at_its_own_time() -> None:
     engine.answer(AnswerArrival(snooze, 0, 0))
     state = engine.store.get(b"school")
     assert state is not None and state.detector is not None
-    assert engine.monitor.state_from(state.detector).snoozed_until_ms == snooze.snooze_until_ms
+    stored = engine.monitor.state_from(decode_detector(state.detector))
+    assert stored.snoozed_until_ms == snooze.snooze_until_ms
     assert snooze.snooze_until_ms == answered + 14 * DAY_MS

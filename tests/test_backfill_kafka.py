@@ -17,6 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from detectors.monitor import AccountDetectorState
 from streams.dev.producer import produce_live, send_all
 from streams.dev.simulator import Simulation, SimulationConfig
+from streams.engine.state import decode_detector
 from streams.gateway.identities import ensure_identity_topic
 from streams.live.ingest import AccountState
 from streams.offline.backfill_store import changelog_topic
@@ -140,8 +141,10 @@ def test_backfilled_history_is_known_and_only_live_data_alerts(
         assert body is not None and body["window"] == orjson.loads(orjson.dumps(window.to_state())), account
         assert body["applied_offsets"] == [-1, -1, -1]
         stored = AccountState.from_bytes(rows[account.encode()] or b"", offline.window_config)
-        assert stored.detector == offline.states[account].to_state()
-        assert AccountDetectorState.from_state(stored.detector).episode == offline.states[account].episode
+        assert stored.detector is not None
+        detector = decode_detector(stored.detector)
+        assert detector == offline.states[account].to_state()
+        assert AccountDetectorState.from_state(detector).episode == offline.states[account].episode
     # A worker running: the backfill refuses (it would be overwritten), in one line.
     refused(backfill(workers, str(history_file)), "running", "stop them")
 

@@ -36,3 +36,16 @@ def test_the_dictionary_makes_rows_smaller() -> None:
     with_dictionary = sum(len(state.to_bytes()) for state in rows)
     without = sum(2 + len(plain.compress(state.json_body())) for state in rows)
     assert with_dictionary < 0.8 * without, (with_dictionary, without)
+
+
+def test_the_detector_state_is_kept_encoded_and_rows_of_either_form_read_the_same() -> None:
+    for state in states():
+        assert isinstance(state.detector, bytes)
+        assert orjson.loads(state.detector) == state.live_detector.to_state()  # type: ignore[union-attr]
+        body = state.json_body()
+        # The row is what it was when the detector state was kept as a dict (the body re-encoded from its
+        # own decoding: a row written before), so rows of either form decode to the same encoded state.
+        before = orjson.dumps(orjson.loads(body))
+        assert body == before
+        row = state.partition.to_bytes(2, "big") + zstandard.ZstdCompressor(level=1).compress(before)
+        assert AccountState.from_bytes(row, CFG).detector == state.detector

@@ -34,6 +34,7 @@ from streams.engine.answers import AnswerArrival, Answering
 from streams.engine.clock import EventClock, SparseHolds, SparseKey, WallClock, monotonic_ms
 from streams.engine.detection import Detection, SweepOutcome, due_accounts
 from streams.engine.fold import Arrival, FoldResult, fold_arrivals
+from streams.engine.state import encode_detector
 from streams.engine.store import StateStore
 from streams.engine.uplift import UpliftLedger
 from streams.events import Event, SupportEvent
@@ -154,7 +155,7 @@ class Engine:
             return
         detector = self.detection.detector_of(state)
         alerts = self.answering.apply(state, detector, feedback, feedback.answered_ts_ms)
-        state.detector = detector.to_state()
+        state.detector = encode_detector(detector.to_state())
         self.store.put(key, state)
         if alerts and self.on_answered is not None:
             self.on_answered(alerts)

@@ -28,7 +28,7 @@ from detectors.monitor import (
 from detectors.risk import RiskModel
 from detectors.windows import AccountWindow
 from streams.engine.answers import remember_alerts
-from streams.engine.state import AccountState
+from streams.engine.state import AccountState, decode_detector, encode_detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,9 @@ class Detection:
         if detector is None:
             monitor = self.monitor
             detector = (
-                monitor.state_from(state.detector) if state.detector is not None else monitor.new_state()
+                monitor.state_from(decode_detector(state.detector))
+                if state.detector is not None
+                else monitor.new_state()
             )
             state.live_detector = detector
         return detector
@@ -253,7 +255,7 @@ class Detection:
         states = {account_id: state for account_id, _, state, _, _ in observed.batch}
         answered = set(remember_alerts(decision.alerts, outcome.assessments, states, observed.weighed))
         for account_id, key, state, _, detector in observed.batch:
-            serialized = detector.to_state()
+            serialized = encode_detector(detector.to_state())
             if serialized != state.detector or account_id in answered:
                 state.detector = serialized
                 outcome.changed.append(key)

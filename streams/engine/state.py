@@ -29,14 +29,17 @@ _DECOMPRESSOR = zstandard.ZstdDecompressor(dict_data=_DICTIONARY)
 class AccountState:
     """What a table row holds for one account: its window, detector state, applied offsets and answers.
 
-    ``detector`` is the stored form of the detector state; ``live_detector`` the decoded object while this
-    state stays in memory (a sweep writes the stored form back when the object changed).
+    ``detector`` is the stored form of the detector state, kept encoded (:func:`encode_detector`: the
+    orjson bytes of its ``to_state()``, embedded as they are in the row's JSON); ``live_detector`` the decoded
+    object while this state stays in memory (a sweep writes the stored form back when the object changed).
+    Encoded, the stored form takes about a sixth of the memory of the nested lists and floats it was kept as
+    before, and comparing it is one ``bytes`` comparison (docs/performance.md, "Resident state").
     """
 
     window: AccountWindow
     partition: int
     applied_offsets: list[int] = field(default_factory=lambda: [-1] * len(EVENT_TYPES))
-    detector: dict[str, Any] | None = None
+    detector: bytes | None = None
     live_detector: AccountDetectorState | None = field(default=None, compare=False, repr=False)
     answers: AnswerBook | None = field(default=None, compare=False)  # answers to its alerts (issue 18)
     # Holdout uplift (issue 18, streams/engine/uplift.py): [first alert's time, held out (0/1), status].
@@ -57,7 +60,7 @@ class AccountState:
             "p": self.partition,
             "o": self.applied_offsets,
             "w": self.window.to_state(),
-            "d": self.detector,
+            "d": orjson.Fragment(self.detector) if self.detector is not None else None,
             "a": self.answers.to_state() if self.answers is not None else None,
         }
         if self.uplift is not None:  # only accounts alerted while a holdout runs
@@ -75,4 +78,21 @@ class AccountState:
         answers = AnswerBook.from_state(body["a"]) if body.get("a") is not None else None
         window = AccountWindow.from_state(body["w"], config)
         uplift = list(body["u"]) if body.get("u") else None
-        return cls(window, body["p"], list(body["o"]), body.get("d"), answers=answers, uplift=uplift)
+        detector = body.get("d")
+        stored = encode_detector(detector) if detector is not None else None
+        return cls(window, body["p"], list(body["o"]), stored, answers=answers, uplift=uplift)
+
+
+def encode_detector(state: dict[str, Any]) -> bytes:
+    """The stored form of a detector state (``AccountDetectorState.to_state()``): its orjson bytes.
+
+    Re-encoding what a row's JSON decoded to gives the same bytes orjson wrote (compact, keys in order,
+    floats as the shortest text that reads back the same), so a state that did not change compares equal.
+    """
+    return orjson.dumps(state)
+
+
+def decode_detector(stored: bytes) -> dict[str, Any]:
+    """The detector state :func:`encode_detector` encoded."""
+    state: dict[str, Any] = orjson.loads(stored)
+    return state

@@ -43,6 +43,7 @@ from aiokafka.partitioner import murmur2
 from detectors.risk import RiskModel
 from detectors.windows import DAY_MS
 from streams.engine import AccountState, Engine, MemoryStore
+from streams.engine.state import encode_detector
 from streams.engine.store import ENGINE_KEY
 from streams.events import EVENT_TYPES
 from streams.live.table_store import POSITIONS_KEY
@@ -143,7 +144,7 @@ def fold_history(
             window,
             account_partition(key, settings.topics.partitions),
             applied_offsets=[-1] * len(EVENT_TYPES),
-            detector=detector.to_state(),
+            detector=encode_detector(detector.to_state()),
         )
         rows[key] = state.to_bytes()
     assert result.monitor is not None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detectors.baseline import half_life_alpha
@@ -228,7 +228,7 @@ class SegmentQuantiles:
 
 
 def weekly_totals(
-    days: Mapping[int, list[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
+    days: Mapping[int, Sequence[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
 ) -> list[float]:
     """Usage per week over ``weeks`` weeks ending on ``last_day`` (oldest first; quiet days scaled up).
 
@@ -292,7 +292,7 @@ def downtrends(totals: list[float], age_days: int) -> dict[str, float]:
 
 
 def weekly_trend(
-    days: Mapping[int, list[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
+    days: Mapping[int, Sequence[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
 ) -> float | None:
     """Least-squares slope of weekly usage over ``weeks`` weeks ending on ``last_day``, per week, relative.
 

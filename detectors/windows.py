@@ -7,6 +7,10 @@ dropped and only the count kept. Per-event-name counts are kept for the account'
 with the Space-Saving algorithm so the set of names stays bounded too; when a day closes its names shrink to
 the one number the detectors read, the day's :func:`key_events`.
 
+Memory (issue 15): a closed day's bucket is a tuple (a list while its day is open, or again for a late
+event), and day numbers are shared int objects, so a closed day costs about a fifth less than a list of
+its own under a key of its own.
+
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
 
@@ -18,13 +22,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
 
-# Column layout of one day's bucket (a list of ints: compact in memory and in JSON).
+# Column layout of one day's bucket (ints: a list while the day is open, a tuple once it has closed).
 USAGE = 0
 ACTIVE_USERS = 1
 KEY_EVENTS = 2  # filled when the day closes (see key_events); before that the day's names are kept
@@ -51,6 +55,7 @@ TICKET_COLUMN = {
     Priority.HIGH: TICKETS_HIGH,
     Priority.URGENT: TICKETS_URGENT,
 }
+Bucket: TypeAlias = list[int] | tuple[int, ...]
 # A distinct-user set larger than this per day stops growing (the count saturates); seats beyond it are rare.
 MAX_USERS_PER_DAY = 2_000
 
@@ -82,6 +87,15 @@ def key_events(names: dict[str, int] | None) -> int:
     if not names:
         return 0
     return sum(names.values()) - max(names.values())
+
+
+_DAYS: dict[int, int] = {}  # one int object per day number, shared by every window's keys
+
+
+def shared_day(day: int) -> int:
+    """``day`` as the int object every window uses for it (a day number is too large for CPython's cache of
+    small ints, so each window would hold its own: 32 bytes a day)."""
+    return _DAYS.setdefault(day, day)
 
 
 def user_hash(user_id: str) -> int:
@@ -130,7 +144,7 @@ class AccountWindow:
 
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
-        self.days: dict[int, list[int]] = {}
+        self.days: dict[int, Bucket] = {}
         self.day_events: dict[int, dict[str, int]] = {}
         self.day_users: dict[int, set[int]] = {}
         self.event_totals: dict[str, int] = {}
@@ -188,9 +202,14 @@ class AccountWindow:
         if day <= newest // DAY_MS - self.config.retention_days:
             # Accepted (its own stream is in order) but older than the retention: no bucket to update.
             return None
-        bucket = self.days.get(day)
+        days = self.days
+        bucket = days.get(day)
         if bucket is None:
-            bucket = self.days[day] = [0] * N_COLUMNS
+            new: list[int] = [0] * N_COLUMNS
+            days[_DAYS.setdefault(day, day)] = new  # shared_day, inlined
+            return new
+        if isinstance(bucket, tuple):  # a closed day: a late support or billing event opens it again
+            bucket = days[day] = list(bucket)
         return bucket
 
     def oldest_kept_day(self) -> int:
@@ -212,7 +231,7 @@ class AccountWindow:
         if user_id is not None:
             users = self.day_users.get(day)
             if users is None:
-                users = self.day_users[day] = set()
+                users = self.day_users[shared_day(day)] = set()
             if len(users) < MAX_USERS_PER_DAY:
                 users.add(zlib.crc32(user_id.encode()))  # user_hash, inlined: once per usage event
                 bucket[ACTIVE_USERS] = len(users)
@@ -225,7 +244,7 @@ class AccountWindow:
         if tracked:
             names = self.day_events.get(day)
             if names is None:
-                names = self.day_events[day] = {}
+                names = self.day_events[shared_day(day)] = {}
             names[event] = names.get(event, 0) + count
         return True
 
@@ -279,7 +298,7 @@ class AccountWindow:
         bucket = self._bucket_for(BILLING_STREAM, ts_ms)
         if bucket is False:
             return False
-        if isinstance(bucket, list):
+        if bucket is not None:
             if kind == BillingKind.PAYMENT_FAILED:
                 bucket[PAYMENT_FAILED] += 1
             elif kind == BillingKind.PAYMENT_SUCCEEDED:
@@ -296,28 +315,39 @@ class AccountWindow:
                 self.canceled_ts_ms = None
         return True
 
-    def _expire(self) -> None:
-        oldest_kept = self.oldest_kept_day()
+    def _open_from(self) -> int:
+        """The first day still open to late usage (older days have closed: no users or names kept)."""
+        open_from = self.oldest_kept_day()
         usage_mark = self.watermarks[USAGE_STREAM]
-        open_from = oldest_kept
         if usage_mark is not None:
             open_from = max(open_from, day_of(usage_mark - self.config.allowed_lateness_ms))
+        return open_from
+
+    def _expire(self) -> None:
+        oldest_kept = self.oldest_kept_day()
+        open_from = self._open_from()
         for day in [d for d in self.days if d < oldest_kept]:
             del self.days[day]
             self.day_events.pop(day, None)
         for day in [d for d in self.day_users if d < open_from]:
             del self.day_users[day]
+        days = self.days
         for day in [d for d in self.day_events if d < open_from]:
-            bucket = self.days.get(day)
+            bucket = days.get(day)
             if bucket is not None:
-                bucket[KEY_EVENTS] = key_events(self.day_events[day])
+                closed = list(bucket)
+                closed[KEY_EVENTS] = key_events(self.day_events[day])
+                days[day] = tuple(closed)
             del self.day_events[day]
+        for day, bucket in days.items():  # values replaced in place: the dict does not change size
+            if day < open_from and type(bucket) is list:
+                days[day] = tuple(bucket)
 
     # -- reading --------------------------------------------------------------------------------------------
 
     def bucket(self, day: int) -> list[int]:
-        """The bucket of ``day`` (zeros when the account did nothing that day)."""
-        return self.days.get(day) or [0] * N_COLUMNS
+        """A copy of the bucket of ``day`` (zeros when the account did nothing that day)."""
+        return list(self.days.get(day) or _ZEROS)
 
     def key_events(self, day: int) -> int:
         """:func:`key_events` of ``day``: from its names while it is open, from its bucket once closed."""
@@ -386,11 +416,17 @@ class AccountWindow:
     @classmethod
     def from_state(cls, state: dict[str, Any], config: WindowConfig) -> AccountWindow:
         window = cls(config)
-        window.days = {row[0]: [*row[1:], *_ZEROS[len(row) - 1 :]] for row in state["d"]}
-        window.day_events = {day: dict(names) for day, names in state["e"]}
-        window.day_users = {day: set(users) for day, users in state["u"]}
-        window.event_totals = dict(state["t"])
         window.watermarks = list(state["w"])
+        open_from = window._open_from()
+        window.days = {
+            shared_day(row[0]): (*row[1:], *_ZEROS[len(row) - 1 :])
+            if row[0] < open_from
+            else [*row[1:], *_ZEROS[len(row) - 1 :]]
+            for row in state["d"]
+        }
+        window.day_events = {shared_day(day): dict(names) for day, names in state["e"]}
+        window.day_users = {shared_day(day): set(users) for day, users in state["u"]}
+        window.event_totals = dict(state["t"])
         window.first_seen_ms = state["f"]
         window.plan = state["p"]
         window.mrr = state["m"]
@@ -402,7 +438,7 @@ class AccountWindow:
 _ZEROS = (0,) * N_COLUMNS
 
 
-def _trimmed(bucket: list[int]) -> list[int]:
+def _trimmed(bucket: Bucket) -> Bucket:
     end = len(bucket)
     while end and not bucket[end - 1]:
         end -= 1

@@ -8,7 +8,7 @@ sweeps, so it is kept lean: support and billing columns are skipped whole on the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from detectors.account_state import AccountDetectorState
@@ -96,7 +96,7 @@ class WindowSums:
     failure_days: list[int] = field(default_factory=list)
     weekly: list[float] | None = None  # usage of the last 8 weeks, oldest first (when asked for)
 
-    def add_support(self, bucket: list[int], day: int, age: int) -> None:
+    def add_support(self, bucket: Sequence[int], day: int, age: int) -> None:
         """Support and billing columns of a day ``age`` days before today (0: today)."""
         self.csat_sum += bucket[CSAT_SUM]
         self.csat_count += bucket[CSAT_COUNT]

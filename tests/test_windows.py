@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from detectors import windows
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import (
     ACTIVE_USERS,
@@ -398,3 +399,27 @@ def test_user_set_closing_independent_of_stream_interleaving() -> None:
 def test_event_totals_independent_of_stream_interleaving_beyond_retention() -> None:
     states = _states([u(T0, "export", "u1")], [b(T0 + 100 * DAY_MS)])
     assert all(state == states[0] for state in states)
+
+
+def test_closed_days_share_their_buckets_and_a_late_event_opens_its_own_copy() -> None:
+    # Two accounts with the same day, closed once usage is more than the 2-day lateness later.
+    ops = [u(T0 + HOUR_MS), u(T0 + 2 * HOUR_MS, user="u2"), s(T0 + 3 * HOUR_MS), u(T0 + 4 * DAY_MS)]
+    first, second = fold(ops), fold(ops)
+    assert type(first.days[DAY0]) is tuple and first.days[DAY0] is second.days[DAY0]
+    assert first.days[DAY0 + 4] is not second.days[DAY0 + 4]  # open days: lists of their own
+    restored = AccountWindow.from_state(orjson.loads(orjson.dumps(first.to_state())), CFG)
+    assert restored.days[DAY0] is first.days[DAY0] and next(iter(restored.days)) is next(iter(first.days))
+    # Support is read within its own stream's lateness: a late ticket on the closed day counts in one window.
+    assert first.add_support(T0 + 5 * HOUR_MS, SupportKind.TICKET_OPENED, Priority.URGENT, None)
+    assert first.bucket(DAY0)[TICKETS_URGENT] == 1 and second.bucket(DAY0)[TICKETS_URGENT] == 0
+    assert first.bucket(DAY0)[USAGE] == second.bucket(DAY0)[USAGE] == 2
+    assert first.bucket(DAY0)[ACTIVE_USERS] == 2
+
+
+def test_the_shared_buckets_are_bounded(monkeypatch: Any) -> None:
+    monkeypatch.setattr(windows, "MAX_SHARED_BUCKETS", 2)
+    monkeypatch.setattr(windows, "_CLOSED", {})
+    buckets = [windows.closed_bucket([n] * N_COLUMNS) for n in range(5)]
+    assert len(windows._CLOSED) <= 2
+    assert windows.closed_bucket([4] * N_COLUMNS) is buckets[4]
+    assert [bucket[USAGE] for bucket in buckets] == [0, 1, 2, 3, 4]

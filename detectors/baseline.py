@@ -6,8 +6,8 @@ thousands of accounts fit in a changelog-backed table:
 * :class:`SeasonalBaseline` learns what a normal day looks like for one daily signal (usage events, active
   users, key events) with weekly seasonality: separate exponentially weighted statistics for weekdays and
   weekends, so a quiet weekend is compared with other weekends.
-* :class:`DropDetector` runs River's Page-Hinkley test (``mode="down"``) on the baseline-normalised series
-  (z-scores), so it reacts to sustained drops, not single bad days.
+* :class:`DropDetector` runs River's Page-Hinkley test (``mode="down"``, written out) on the
+  baseline-normalised series (z-scores), so it reacts to sustained drops, not single bad days.
 * :class:`GapTracker` learns an account's usual gap between active days, so silence is judged against the
   account's own rhythm (daily, weekly, monthly) instead of a fixed number of days.
 
@@ -15,7 +15,7 @@ Every class has ``clone()``, JSON-compatible ``to_state()`` / ``from_state()`` a
 :data:`STATE_DECIMALS` decimals in memory, so a JSON round trip (what the live table does on every update)
 gives bit-identical subsequent outputs to an in-memory run (what offline replay does).
 
-Size: ~420 lines, just over the ~400 aim since Page-Hinkley's update is written out in
+Size: ~430 lines, just over the ~400 aim since Page-Hinkley's test is written out in
 :meth:`DropDetector.update` for the sweep's cost (issue 15; checked equal to River's own in
 ``tests/test_sweep_shortcuts.py``); the three classes share the rounding and state helpers, so they stay
 together.
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 from typing import Any
-
-from river import drift
 
 # Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
 STATE_DECIMALS = 4
@@ -322,13 +320,15 @@ class DropDetector:
 
     Fed with baseline z-scores, ``threshold`` is in z units: with ``delta = 0.5`` a series sitting two
     standard deviations low accumulates 1.5 per day, so ``threshold = 6`` fires on the fourth such day,
-    while independent noise rarely drifts that far. The River object is kept as is; only its handful of
-    numbers are serialised (its pickle is ~400 bytes, the JSON state ~40).
+    while independent noise rarely drifts that far. River's test is written out over the five numbers it
+    keeps for decreases (its operations in its order; ``tests/test_sweep_shortcuts.py`` compares the two):
+    a River object per detector held ~300 bytes of attribute dicts per signal in every resident account
+    (issue 15), and only these numbers are serialised.
 
     Parameters
     ----------
     threshold, delta, alpha, min_instances
-        Passed to :class:`river.drift.PageHinkley`.
+        As in :class:`river.drift.PageHinkley`.
 
     Examples
     --------
@@ -341,7 +341,22 @@ class DropDetector:
     """
 
     STATE_BUDGET_BYTES = 60
-    __slots__ = ("_ph", "alpha", "delta", "min_instances", "threshold")
+    __slots__ = (
+        "alpha",
+        "delta",
+        "detected",
+        "max_decrease",
+        "mean",
+        "min_instances",
+        "n_seen",
+        "sum_decrease",
+        "threshold",
+    )
+    n_seen: float  # values seen since the last reset (a float, as River counts them)
+    mean: float
+    sum_decrease: float
+    max_decrease: float
+    detected: bool
 
     def __init__(
         self, threshold: float = 6.0, delta: float = 0.5, alpha: float = 0.98, min_instances: int = 7
@@ -350,70 +365,67 @@ class DropDetector:
         self.delta = delta
         self.alpha = alpha
         self.min_instances = min_instances
-        self._ph = drift.PageHinkley(
-            min_instances=min_instances, delta=delta, threshold=threshold, alpha=alpha, mode="down"
-        )
+        self.reset()
 
     def clone(self) -> DropDetector:
         return DropDetector(self.threshold, self.delta, self.alpha, self.min_instances)
 
     @property
     def n(self) -> int:
-        return int(self._ph._x_mean.n)
+        return int(self.n_seen)
 
     def update(self, z: float) -> bool:
         """Feed one normalised value; True when a sustained drop is detected at this value.
 
         River's ``PageHinkley.update`` (``mode="down"``) written out: the same operations in the same order,
-        without the "increase" half it never reads (tests/test_sweep_shortcuts.py compares the two)."""
-        ph = self._ph
-        if ph._drift_detected:
-            ph._reset()
-        mean = ph._x_mean
-        mean.n += 1.0
-        mean._mean += (1.0 / mean.n) * (z - mean._mean)
-        decrease = self.alpha * ph._sum_decrease + (z - mean._mean) + self.delta
-        highest: float = ph._max_decrease
+        without the "increase" half it never reads."""
+        if self.detected:
+            self.reset()
+        n = self.n_seen = self.n_seen + 1.0
+        mean = self.mean + (1.0 / n) * (z - self.mean)
+        decrease = self.alpha * self.sum_decrease + (z - mean) + self.delta
+        highest = self.max_decrease
         if decrease > highest:
             highest = decrease
-        if mean.n >= self.min_instances:
-            ph._drift_detected = highest - decrease > self.threshold
+        if n >= self.min_instances:
+            self.detected = highest - decrease > self.threshold
         # Then on the same 1e-4 grid as the JSON state (see the module docstring).
-        mean._mean = round(mean._mean, 4)
-        ph._sum_decrease = round(decrease, 4)
-        ph._max_decrease = round(highest, 4)  # type: ignore[assignment]  # River types it int
-        return ph._drift_detected
+        self.mean = round(mean, 4)
+        self.sum_decrease = round(decrease, 4)
+        self.max_decrease = round(highest, 4)
+        return self.detected
 
     def score(self) -> float:
         """Current Page-Hinkley statistic for decreases, as a share of the threshold (0 = no evidence)."""
-        ph = self._ph
-        if ph._x_mean.n == 0:
+        if self.n_seen == 0:
             return 0.0
-        return max(0.0, (ph._max_decrease - ph._sum_decrease) / self.threshold)
+        return max(0.0, (self.max_decrease - self.sum_decrease) / self.threshold)
 
     def reset(self) -> None:
         """Forget the series (after a drop was handled or the baseline was re-levelled)."""
-        self._ph._reset()
+        self.n_seen = 0.0
+        self.mean = 0.0
+        self.sum_decrease = 0.0
+        self.max_decrease = -1.0  # River starts it at the int -1: the same value
+        self.detected = False
 
     def to_state(self) -> list[Any]:
-        ph = self._ph
-        # The "increase" half of the test is irrelevant in mode="down", so it is not stored.
+        # The "increase" half of the test is irrelevant in mode="down", so it is not kept.
         return [
-            int(ph._x_mean.n),
-            float(ph._x_mean._mean),
-            float(ph._sum_decrease),
-            float(ph._max_decrease),  # River starts it at the int -1
-            int(ph.drift_detected),
+            int(self.n_seen),
+            float(self.mean),
+            float(self.sum_decrease),
+            float(self.max_decrease),
+            int(self.detected),
         ]
 
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> DropDetector:
         detector = cls(**params)
-        ph = detector._ph
         n, mean, sum_decrease, max_decrease, detected = state
-        ph._x_mean.n = float(n)
-        ph._x_mean._mean = float(mean)
-        ph._sum_decrease = float(sum_decrease)
-        ph._max_decrease = float(max_decrease)  # type: ignore[assignment]
-        ph._drift_detected = bool(detected)
+        detector.n_seen = float(n)
+        detector.mean = float(mean)
+        detector.sum_decrease = float(sum_decrease)
+        detector.max_decrease = float(max_decrease)
+        detector.detected = bool(detected)
         return detector

@@ -37,8 +37,9 @@ def test_drop_detector_update_is_rivers_page_hinkley() -> None:
         river._sum_decrease = round(river._sum_decrease, 4)
         river._max_decrease = round(river._max_decrease, 4)
         assert ours.update(z) is river.drift_detected
-        assert (ours._ph._x_mean.n, ours._ph._x_mean._mean) == (river._x_mean.n, river._x_mean._mean)
-        assert (ours._ph._sum_decrease, ours._ph._max_decrease) == (river._sum_decrease, river._max_decrease)
+        assert (ours.n_seen, ours.mean) == (river._x_mean.n, river._x_mean._mean)
+        assert (ours.sum_decrease, ours.max_decrease) == (river._sum_decrease, river._max_decrease)
+        assert ours.to_state() == DropDetector.from_state(ours.to_state()).to_state()
         detections += river.drift_detected
     assert detections > 5  # the series has drops, so both paths of the test were taken
 

@@ -15,7 +15,9 @@ out for every object) and, for the second, with the process's resident set too:
    ``N`` accounts, are decoded into a ``CachedStore`` with no cache limit, and every account's detector state
    is decoded as a sweep does (``Detection.detector_of``): the live worker with every account resident. Each
    ``N`` runs in a fresh process (so the replay's freed memory cannot hide growth); "RSS growth" is that
-   process's resident set after decoding minus before (rows already in memory), per account.
+   process's resident set after decoding minus before (rows already in memory), per account. The RSS run
+   also times the decoding in CPU µs per account (``time.process_time``): the rows (``AccountState``
+   with its window), then the detector states, what a worker pays for each account not in its cache.
 
 Parts are measured by dropping them, one after another, from every account and reading how much traced
 memory that frees (objects shared between accounts are freed, and so counted, only with the last of them):
@@ -36,6 +38,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -88,11 +91,14 @@ def dropped(states: dict[bytes, AccountState]) -> dict[str, float]:
     return found
 
 
-def replayed(path: Path) -> tuple[dict[str, float], list[tuple[bytes, bytes]]]:
-    """Parts of the replayed states, and the stored rows (key, row) of every account."""
-    tracemalloc.start()
+def replayed(path: Path, trace: bool) -> tuple[dict[str, float], list[tuple[bytes, bytes]]]:
+    """Parts of the replayed states (when ``trace``), and the stored rows (key, row) of every account."""
+    if trace:
+        tracemalloc.start()
     result = replay_file(path)
     rows = [(key, state.to_bytes()) for key, state in sorted(result.account_states.items())]
+    if not trace:
+        return {}, rows
     states = result.account_states
     result.windows.clear()
     result.states.clear()
@@ -126,22 +132,27 @@ def loaded(rows_path: Path, n: int, measure: str) -> dict[str, float]:
         found["stored rows"] = (traced() - start) / n
     else:
         before = rss_bytes()
-    for key in table:
-        state = store.get(key)
+    started = time.process_time()
+    states = [store.get(key) for key in table]
+    decoded = time.process_time()
+    for state in states:
         assert state is not None
         detection.detector_of(state)
     if measure == "rss":
         found["RSS growth"] = (rss_bytes() - before) / n
+        found["decode µs"] = (decoded - started) / n * 1e6
+        found["detector decode µs"] = (time.process_time() - decoded) / n * 1e6
         return found
+    del states
     found.update(dropped(store.cache))
     return found
 
 
 def show(title: str, parts: dict[str, float]) -> None:
-    cells = ", ".join(f"{part} {parts[part]:,.0f}" for part in parts)
+    cells = ", ".join(f"{part} {value:,.{1 if 'µs' in part else 0}f}" for part, value in parts.items())
     if all(part in parts for part in PARTS):
         cells += f"; resident state {sum(parts[part] for part in PARTS):,.0f}"
-    print(f"{title}: {cells} (B per account)", flush=True)
+    print(f"{title}: {cells} (bytes or CPU µs per account)", flush=True)
 
 
 def main() -> int:
@@ -155,6 +166,9 @@ def main() -> int:
     parser.add_argument("--loaded", default="10000", help="Accounts to load from rows, comma-separated.")
     parser.add_argument(
         "--loaded-rss", default="", help="Accounts to load, RSS only (tracemalloc's own tables grow large)."
+    )
+    parser.add_argument(
+        "--loaded-only", action="store_true", help="Replay without tracing (faster); the loaded case only."
     )
     parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)  # the child process's input
     parser.add_argument("--measure", choices=("tracemalloc", "rss"), help=argparse.SUPPRESS)
@@ -171,8 +185,9 @@ def main() -> int:
             config = SimulationConfig(seed=args.seed, accounts=args.accounts, days=args.days, start=start)
             write_jsonl(Simulation(config), path)
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()}", flush=True)
-        parts, rows = replayed(path)
-        show(f"replayed ({len(rows):,} accounts, tracemalloc)", parts)
+        parts, rows = replayed(path, not args.loaded_only)
+        if parts:
+            show(f"replayed ({len(rows):,} accounts, tracemalloc)", parts)
         row_bytes = sum(len(row) for _, row in rows) / len(rows)
         print(f"stored row: {row_bytes:,.0f} B per account (compressed)")
         rows_path = Path(tmp) / "rows.json"

@@ -14,17 +14,18 @@ shared int objects, so most closed days cost a dict slot rather than a list and 
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
 
-Size: just over ~400 lines: the window's per-event fold is written out in one place on purpose (the hot
+Size: ~440 lines: the window's per-event fold is written out in one place on purpose (the hot
 path of live ingest and replay, issue 15), next to the bucket layout it depends on.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from detectors.shared import DAYS as _DAYS
+from detectors.shared import closed_bucket, shared_day
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
@@ -88,31 +89,6 @@ def key_events(names: dict[str, int] | None) -> int:
     if not names:
         return 0
     return sum(names.values()) - max(names.values())
-
-
-_DAYS: dict[int, int] = {}  # one int object per day number, shared by every window's keys
-# Closed days' buckets, one tuple per distinct content, shared by every window: most closed days hold a small
-# usage count, one or two users and a few key events, so contents repeat (in 1,000 simulated accounts, 42 k
-# closed days held 9.3 k distinct buckets). Cleared when full, which only ends the sharing of new ones.
-_CLOSED: dict[tuple[int, ...], tuple[int, ...]] = {}
-MAX_SHARED_BUCKETS = 1 << 18
-
-
-def shared_day(day: int) -> int:
-    """``day`` as the int object every window uses for it (a day number is too large for CPython's cache of
-    small ints, so each window would hold its own: 32 bytes a day)."""
-    return _DAYS.setdefault(day, day)
-
-
-def closed_bucket(values: Iterable[int]) -> tuple[int, ...]:
-    """A closed day's bucket: an immutable tuple, the same object for every window with this content."""
-    bucket = tuple(values)
-    shared = _CLOSED.get(bucket)
-    if shared is None:
-        if len(_CLOSED) >= MAX_SHARED_BUCKETS:
-            _CLOSED.clear()
-        shared = _CLOSED[bucket] = bucket
-    return shared
 
 
 def user_hash(user_id: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from detectors import windows
+from detectors import shared
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import (
     ACTIVE_USERS,
@@ -417,9 +417,9 @@ def test_closed_days_share_their_buckets_and_a_late_event_opens_its_own_copy() -
 
 
 def test_the_shared_buckets_are_bounded(monkeypatch: Any) -> None:
-    monkeypatch.setattr(windows, "MAX_SHARED_BUCKETS", 2)
-    monkeypatch.setattr(windows, "_CLOSED", {})
-    buckets = [windows.closed_bucket([n] * N_COLUMNS) for n in range(5)]
-    assert len(windows._CLOSED) <= 2
-    assert windows.closed_bucket([4] * N_COLUMNS) is buckets[4]
+    monkeypatch.setattr(shared, "MAX_SHARED_BUCKETS", 2)
+    monkeypatch.setattr(shared, "CLOSED", {})
+    buckets = [shared.closed_bucket([n] * N_COLUMNS) for n in range(5)]
+    assert len(shared.CLOSED) <= 2
+    assert shared.closed_bucket([4] * N_COLUMNS) is buckets[4]
     assert [bucket[USAGE] for bucket in buckets] == [0, 1, 2, 3, 4]

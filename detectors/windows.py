@@ -174,14 +174,17 @@ class AccountWindow:
         mark = marks[stream]
         if mark is None or ts_ms > mark:
             lateness = self.config.allowed_lateness_ms
-            marks[stream] = ts_ms
             if (
                 mark is None
                 or ts_ms // DAY_MS > mark // DAY_MS
                 or (ts_ms - lateness) // DAY_MS > (mark - lateness) // DAY_MS
             ):
                 # Expiry depends only on watermark days, so running it when a day turns is enough (and cheap).
-                self._expire()
+                was_open_from = self._open_from()
+                marks[stream] = ts_ms
+                self._expire(was_open_from)
+            else:
+                marks[stream] = ts_ms
         elif ts_ms < mark - self.config.allowed_lateness_ms:
             return False
         first = self.first_seen_ms
@@ -284,6 +287,7 @@ class AccountWindow:
         elif kind == SupportKind.CSAT and score is not None:
             bucket[CSAT_SUM] += score
             bucket[CSAT_COUNT] += 1
+        self._close_if_closed(ts_ms // DAY_MS)
         return True
 
     def add_billing(self, ts_ms: int, kind: BillingKind, mrr: float | None, plan: str | None) -> bool:
@@ -296,6 +300,7 @@ class AccountWindow:
                 bucket[PAYMENT_FAILED] += 1
             elif kind == BillingKind.PAYMENT_SUCCEEDED:
                 bucket[PAYMENT_SUCCEEDED] += 1
+            self._close_if_closed(ts_ms // DAY_MS)
         if self.billing_ts_ms is None or ts_ms >= self.billing_ts_ms:
             self.billing_ts_ms = ts_ms
             if mrr is not None:
@@ -316,7 +321,17 @@ class AccountWindow:
             open_from = max(open_from, day_of(usage_mark - self.config.allowed_lateness_ms))
         return open_from
 
-    def _expire(self) -> None:
+    def _close_if_closed(self, day: int) -> None:
+        """Share ``day``'s bucket again after a late support or billing event when the day has closed."""
+        if day < self._open_from():
+            bucket = self.days.get(day)
+            if type(bucket) is list:
+                self.days[day] = closed_bucket(bucket)
+
+    def _expire(self, was_open_from: int) -> None:
+        """Drop the days beyond the retention; close the days no longer open to late usage (the days from
+        ``was_open_from``, the first open day before the watermarks moved: later ones close at later calls,
+        and a late support or billing event's day is closed again by :meth:`_close_if_closed`)."""
         oldest_kept = self.oldest_kept_day()
         open_from = self._open_from()
         for day in [d for d in self.days if d < oldest_kept]:
@@ -332,8 +347,9 @@ class AccountWindow:
                 closed[KEY_EVENTS] = key_events(self.day_events[day])
                 days[day] = closed_bucket(closed)
             del self.day_events[day]
-        for day, bucket in days.items():  # values replaced in place: the dict does not change size
-            if day < open_from and type(bucket) is list:
+        for day in range(max(was_open_from, oldest_kept), open_from):  # at most the retention's days
+            bucket = days.get(day)
+            if type(bucket) is list:
                 days[day] = closed_bucket(bucket)
 
     # -- reading --------------------------------------------------------------------------------------------

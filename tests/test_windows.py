@@ -414,6 +414,12 @@ def test_closed_days_share_their_buckets_and_a_late_event_opens_its_own_copy() -
     assert first.bucket(DAY0)[TICKETS_URGENT] == 1 and second.bucket(DAY0)[TICKETS_URGENT] == 0
     assert first.bucket(DAY0)[USAGE] == second.bucket(DAY0)[USAGE] == 2
     assert first.bucket(DAY0)[ACTIVE_USERS] == 2
+    assert type(first.days[DAY0]) is tuple  # closed again, its own content now
+    # Days close however far the watermark jumps: usage again after 20 silent days, and late tickets.
+    ops = [u(T0 + d * DAY_MS) for d in range(5)] + [s(T0 + 3 * HOUR_MS), u(T0 + 25 * DAY_MS)]
+    gap = fold([*ops, s(T0 + 2 * DAY_MS), b(T0 + 4 * DAY_MS, "payment_failed")])
+    assert [type(gap.days[day]) for day in sorted(gap.days)] == [tuple] * 5 + [list]
+    assert gap.bucket(DAY0 + 2)[TICKETS_NORMAL] == gap.bucket(DAY0 + 4)[PAYMENT_FAILED] == 1
 
 
 def test_the_shared_buckets_are_bounded(monkeypatch: Any) -> None:

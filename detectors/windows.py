@@ -313,13 +313,25 @@ class AccountWindow:
                 self.canceled_ts_ms = None
         return True
 
-    def _open_from(self) -> int:
-        """The first day still open to late usage (older days have closed: no users or names kept)."""
-        open_from = self.oldest_kept_day()
+    def _kept_and_open(self) -> tuple[int, int]:
+        """(:meth:`oldest_kept_day`, the first day still open to late usage): days in between have closed
+        (no users or names kept). Written out: it runs at every day turn of every account."""
+        newest = None
+        for mark in self.watermarks:
+            if mark is not None and (newest is None or mark > newest):
+                newest = mark
+        if newest is None:
+            return -(2**62), -(2**62)
+        config = self.config
+        oldest_kept = newest // DAY_MS - config.retention_days + 1
         usage_mark = self.watermarks[USAGE_STREAM]
-        if usage_mark is not None:
-            open_from = max(open_from, day_of(usage_mark - self.config.allowed_lateness_ms))
-        return open_from
+        if usage_mark is None:
+            return oldest_kept, oldest_kept
+        return oldest_kept, max(oldest_kept, (usage_mark - config.allowed_lateness_ms) // DAY_MS)
+
+    def _open_from(self) -> int:
+        """The first day still open to late usage."""
+        return self._kept_and_open()[1]
 
     def _close_if_closed(self, day: int) -> None:
         """Share ``day``'s bucket again after a late support or billing event when the day has closed."""
@@ -332,8 +344,7 @@ class AccountWindow:
         """Drop the days beyond the retention; close the days no longer open to late usage (the days from
         ``was_open_from``, the first open day before the watermarks moved: later ones close at later calls,
         and a late support or billing event's day is closed again by :meth:`_close_if_closed`)."""
-        oldest_kept = self.oldest_kept_day()
-        open_from = self._open_from()
+        oldest_kept, open_from = self._kept_and_open()
         for day in [d for d in self.days if d < oldest_kept]:
             del self.days[day]
             self.day_events.pop(day, None)

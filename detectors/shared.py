@@ -25,6 +25,13 @@ def shared_day(day: int) -> int:
     return DAYS.setdefault(day, day)
 
 
+def closed_buckets(adding: int) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """The table of shared buckets, with room for ``adding`` more (cleared first when it would be full)."""
+    if len(CLOSED) + adding > MAX_SHARED_BUCKETS:
+        CLOSED.clear()
+    return CLOSED
+
+
 def closed_bucket(values: Iterable[int]) -> tuple[int, ...]:
     """A closed day's bucket: an immutable tuple, the same object for every window with this content."""
     bucket = tuple(values)

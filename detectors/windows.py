@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from detectors.shared import DAYS as _DAYS
-from detectors.shared import closed_bucket, shared_day
+from detectors.shared import closed_bucket, closed_buckets, shared_day
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
@@ -438,12 +438,15 @@ class AccountWindow:
         window = cls(config)
         window.watermarks = list(state["w"])
         open_from = window._open_from()
-        window.days = {
-            shared_day(row[0]): closed_bucket((*row[1:], *_ZEROS[len(row) - 1 :]))
-            if row[0] < open_from
-            else [*row[1:], *_ZEROS[len(row) - 1 :]]
-            for row in state["d"]
-        }
+        rows = state["d"]
+        # closed_bucket and shared_day written out: every decode of a state runs this for each of its days.
+        shared = closed_buckets(len(rows))
+        days: dict[int, Bucket] = {}
+        for row in rows:
+            bucket = (*row[1:], *_ZEROS[len(row) - 1 :])
+            day = _DAYS.setdefault(row[0], row[0])
+            days[day] = shared.setdefault(bucket, bucket) if day < open_from else list(bucket)
+        window.days = days
         window.day_events = {shared_day(day): dict(names) for day, names in state["e"]}
         window.day_users = {shared_day(day): set(users) for day, users in state["u"]}
         window.event_totals = dict(state["t"])

@@ -90,6 +90,7 @@ class AccountDetectorState:
         "recovered_days",
         "ref_mrr",
         "snoozed_until_ms",
+        "spell",
         "ticket_days",
         "ticket_rate",
     )
@@ -121,6 +122,9 @@ class AccountDetectorState:
         self.snoozed_until_ms = 0
         self.pending: list[Snapshot] = []  # scored snapshots awaiting their outcome, oldest first
         self.last_snapshot_day: int | None = None
+        # The silent spell followed for the population's spell outcomes: [last active day, bins counted]
+        # (detectors.spells.track_spell).
+        self.spell: list[int] | None = None
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (short keys: this is stored once per account)."""
@@ -143,6 +147,7 @@ class AccountDetectorState:
             "sz": self.snoozed_until_ms,
             "p": [snapshot.to_state() for snapshot in self.pending],
             "ps": self.last_snapshot_day,
+            "sp": self.spell,
         }
 
     @classmethod
@@ -181,4 +186,5 @@ class AccountDetectorState:
         self.snoozed_until_ms = state["sz"]
         self.pending = [Snapshot.from_state(p) for p in state["p"]]
         self.last_snapshot_day = state["ps"]
+        self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
         return self

@@ -84,6 +84,12 @@ class DetectorConfig:
         the tuning data (simulator 0.825 -> 0.824, shapes-tuning 0.829 -> 0.830), but with it the answers'
         gain in ``tests/test_answer_learning.py`` was no longer significant (``docs/detection.md``, seventh
         pass).
+    silence_outcomes
+        The ``silence`` feature is weighed by the share of the base's silent spells as long as the
+        account's (in its usual gaps) that did not come back within the horizon, learned online from the
+        base (:class:`~detectors.spells.SpellOutcomes`): a silence that here usually ends in a return (a
+        vacation) weighs little, one that here usually does not keeps its weight (``docs/detection.md``,
+        eighth pass).
     """
 
     horizon_days: int = 30
@@ -121,6 +127,7 @@ class DetectorConfig:
     learn_at_horizon: bool = False
     relative_tenure: bool = True
     relative_trends: bool = False
+    silence_outcomes: bool = True
 
 
 def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:

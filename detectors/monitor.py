@@ -48,6 +48,7 @@ from detectors.outcomes import Outcome, OutcomeLabeller, ripe
 from detectors.population import CensusRecord, PopulationModel
 from detectors.reasons import explain
 from detectors.risk import RiskModel
+from detectors.spells import track_spell
 from detectors.windows import AccountWindow, WindowConfig, day_of
 
 __all__ = [
@@ -148,6 +149,7 @@ class AccountMonitor:
             horizon_days=config.horizon_days,
             relative_tenure=config.relative_tenure,
             relative_trends=config.relative_trends,
+            silence_outcomes=config.silence_outcomes,
         )
         self.history = HistoryLearner(config, window_config)
         self.labeller = OutcomeLabeller(config)
@@ -262,6 +264,7 @@ class AccountMonitor:
             state.canceled_ts_ms = None
         new_days = self.history.learn_days(window, state, today - 1, self.population.calendar)
         self.history.track_mrr(window, state, new_days)
+        self._track_spell(window, state, today)
         clock = clock_ms if clock_ms is not None else now_ms
         return self._assess(account_id, window, state, now_ms, today, new_days, clock, feature_weights)
 
@@ -316,6 +319,7 @@ class AccountMonitor:
     ) -> Assessment:
         canceled = window.canceled_ts_ms
         assert canceled is not None
+        self._track_spell(window, state, day_of(now_ms - self.config.day_close_delay_ms), canceled=True)
         return Assessment(
             account_id=account_id,
             now_ms=now_ms,
@@ -326,6 +330,22 @@ class AccountMonitor:
             plan=window.plan,
             mrr=window.mrr,
             outcomes=self.labeller.canceled(account_id, state, canceled),
+        )
+
+    def _track_spell(
+        self, window: AccountWindow, state: AccountDetectorState, today: int, *, canceled: bool = False
+    ) -> None:
+        """Follow the account's silent spell for the population's spell outcomes (counted at its census)."""
+        cfg = self.config
+        track_spell(
+            self.population.spells,
+            state,
+            window,
+            today,
+            sparse_gap_days=cfg.sparse_gap_days,
+            horizon_days=cfg.horizon_days,
+            inactivity_is_churn=cfg.inactivity_is_churn,
+            canceled=canceled,
         )
 
     # -- flags and reasons ------------------------------------------------------------------------------

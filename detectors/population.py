@@ -5,7 +5,8 @@ population can tell: where an account's engagement sits among accounts of the sa
 (:class:`~detectors.engagement.SegmentQuantiles`), how likely its activity pattern is to belong to a
 customer who already left (:class:`~detectors.btyd.BtydModel`, parameters fitted on the accounts'
 summaries), which days were quiet for everybody (:class:`~detectors.calendar_effects.PopulationCalendar`)
-and how new the base itself is and how much its weekly usage trends down (:attr:`PopulationModel.newness`,
+how the base's silent spells end (:class:`~detectors.spells.SpellOutcomes`: back or gone, by how long
+they had lasted), and how new the base itself is and how much its weekly usage trends down (:attr:`PopulationModel.newness`,
 :attr:`PopulationModel.trends`: means over the live accounts), which ``new_account`` and the trends are read
 against (the trends with ``relative_trends`` only), so that neither drifts with the calendar for the
 whole base.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
+from detectors.spells import SpellOutcomes, spell_class
 from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
@@ -93,7 +95,11 @@ class PopulationModel:
         weeks), and a decline shared by the whole base (a season) is not the account's news. Off by
         default: a tie on the tuning data, but the answers' gain in ``tests/test_answer_learning.py`` lost
         its significance with it (seventh pass).
-    levels, depths, btyd, calendar
+    silence_outcomes
+        The ``silence`` feature is weighed by the share of the base's spells as long as the account's that
+        did not come back within the horizon (:meth:`silence_fate`, :class:`~detectors.spells.SpellOutcomes`;
+        ``docs/detection.md``, eighth pass). The spells are counted either way.
+    levels, depths, btyd, calendar, spells
         The pieces (defaults when omitted).
 
     Examples
@@ -133,7 +139,9 @@ class PopulationModel:
         "newness",
         "relative_tenure",
         "relative_trends",
+        "silence_outcomes",
         "sparse_gap_days",
+        "spells",
         "trends",
     )
 
@@ -145,16 +153,20 @@ class PopulationModel:
         horizon_days: int = 30,
         relative_tenure: bool = True,
         relative_trends: bool = False,
+        silence_outcomes: bool = True,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
         btyd: BtydModel | None = None,
         calendar: PopulationCalendar | None = None,
+        spells: SpellOutcomes | None = None,
     ) -> None:
         self.min_history_days = min_history_days
         self.sparse_gap_days = sparse_gap_days
         self.horizon_days = horizon_days
         self.relative_tenure = relative_tenure
         self.relative_trends = relative_trends
+        self.silence_outcomes = silence_outcomes
+        self.spells = spells if spells is not None else SpellOutcomes()
         self.levels = levels if levels is not None else SegmentQuantiles()
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
@@ -170,10 +182,12 @@ class PopulationModel:
             horizon_days=self.horizon_days,
             relative_tenure=self.relative_tenure,
             relative_trends=self.relative_trends,
+            silence_outcomes=self.silence_outcomes,
             levels=self.levels.clone(),
             depths=self.depths.clone(),
             btyd=self.btyd.clone(),
             calendar=self.calendar.clone(),
+            spells=self.spells.clone(),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -185,11 +199,13 @@ class PopulationModel:
                 self.horizon_days,
                 self.relative_tenure,
                 self.relative_trends,
+                self.silence_outcomes,
             ],
             "levels": self.levels.to_state(),
             "depths": self.depths.to_state(),
             "btyd": self.btyd.to_state(),
             "calendar": self.calendar.to_state(),
+            "spells": self.spells.to_state(),
             "day": self.census_day,
             "new": self.newness,
             "trends": self.trends,
@@ -205,10 +221,12 @@ class PopulationModel:
             horizon_days=int(horizon),
             relative_tenure=bool(relative[0]) if relative else True,
             relative_trends=bool(relative[1]) if len(relative) > 1 else False,
+            silence_outcomes=bool(relative[2]) if len(relative) > 2 else True,
             levels=SegmentQuantiles.from_state(state["levels"]),
             depths=SegmentQuantiles.from_state(state["depths"]),
             btyd=BtydModel.from_state(state["btyd"]),
             calendar=PopulationCalendar.from_state(state["calendar"]),
+            spells=SpellOutcomes.from_state(state["spells"]) if state.get("spells") else None,
         )
         model.census_day = state["day"]
         model.newness = state.get("new")
@@ -268,6 +286,7 @@ class PopulationModel:
                 self.newness = _mean([r.newness for r in records if r.newness is not None])
                 return self._trends_to_read()
             return False
+        self.spells.close(today)  # the spell outcomes seen by the last sweep's observations
         calendar = self.calendar
         seen: list[float] = []
         for record in records:
@@ -354,6 +373,31 @@ class PopulationModel:
             return value
         base = self.trends.get(name, 0.0) if self.trends else 0.0
         return max(0.0, value - base)
+
+    def silence_fate(self, state: AccountDetectorState, silent_days: int) -> tuple[float, float | None]:
+        """``(weight, share back)`` for the silence of an account silent ``silent_days`` days: the share of
+        the base's spells as long (in the account's usual gaps, its class: daily or sparse) that did not
+        come back within the horizon (1 without ``silence_outcomes``, or before a spell is one usual gap
+        long), and the observed share that came back (None without evidence).
+
+        >>> from detectors.account_state import AccountDetectorState
+        >>> from detectors.config import DetectorConfig
+        >>> from detectors.spells import reached
+        >>> population, state = PopulationModel(), AccountDetectorState(DetectorConfig())
+        >>> for day in range(20_000, 20_010):
+        ...     state.gaps.learn_one(day)  # a daily account
+        >>> for _ in range(45):
+        ...     population.spells.learn_spell(0, 0, reached(6, 1.0), gone=False)  # 45 back after 6 days
+        >>> population.spells.close(20_020)
+        >>> population.silence_fate(state, 5), population.silence_fate(state, 9)
+        ((0.1, 1.0), (1.0, None))
+        """
+        if not self.silence_outcomes:
+            return 1.0, None
+        gaps = state.gaps
+        cls, unit = spell_class(gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0, self.sparse_gap_days)
+        weight = self.spells.p_gone(cls, silent_days, unit)
+        return (1.0 if weight is None else weight), self.spells.share_back(cls, silent_days, unit)
 
     def summary(self, state: AccountDetectorState, last_active: int, today: int) -> tuple[int, int, int]:
         """BTYD summary ``(x, t_x, T)`` in days; quiet (holiday) days after the last activity do not count."""

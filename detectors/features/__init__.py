@@ -68,7 +68,7 @@ def extract(
     items: list[Evidence] = []
     if rhythm.warm:
         items += usage_evidence(state, sums, rhythm, population.calendar, config)
-        items += silence_evidence(state, rhythm, population.calendar)
+        items += silence_evidence(state, rhythm, population)
     items += support_evidence(state, sums)
     items += billing_evidence(window, state, sums, today)
     items += level_evidence(population, window, state, today, irregular=rhythm.irregular, weekly=sums.weekly)

@@ -80,6 +80,7 @@ class AccountDetectorState:
         "drop_depth",
         "drop_signals",
         "drop_since",
+        "drop_spell",
         "engagement",
         "episode",
         "first_active_day",
@@ -125,6 +126,7 @@ class AccountDetectorState:
         # The silent spell followed for the population's spell outcomes: [last active day, bins counted]
         # (detectors.spells.track_spell).
         self.spell: list[int] | None = None
+        self.drop_spell: list[int] | None = None  # the same for the flagged drop: [flag day, bins counted]
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (short keys: this is stored once per account)."""
@@ -148,6 +150,7 @@ class AccountDetectorState:
             "p": [snapshot.to_state() for snapshot in self.pending],
             "ps": self.last_snapshot_day,
             "sp": self.spell,
+            "dp": self.drop_spell,
         }
 
     @classmethod
@@ -187,4 +190,5 @@ class AccountDetectorState:
         self.pending = [Snapshot.from_state(p) for p in state["p"]]
         self.last_snapshot_day = state["ps"]
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
+        self.drop_spell = state.get("dp")
         return self

@@ -90,6 +90,10 @@ class DetectorConfig:
         base (:class:`~detectors.spells.SpellOutcomes`): a silence that here usually ends in a return (a
         vacation) weighs little, one that here usually does not keeps its weight (``docs/detection.md``,
         eighth pass).
+    drop_outcomes
+        The same for a flagged sustained drop: while one is flagged, ``usage_drop``, ``users_drop``,
+        ``key_drop`` and ``drop_weeks`` are weighed by the share of the base's flagged drops as old that
+        did not recover (the account cancelled within the horizon, or went silent for all of it).
     """
 
     horizon_days: int = 30
@@ -128,6 +132,7 @@ class DetectorConfig:
     relative_tenure: bool = True
     relative_trends: bool = False
     silence_outcomes: bool = True
+    drop_outcomes: bool = True
 
 
 def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:

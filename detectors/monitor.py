@@ -48,7 +48,7 @@ from detectors.outcomes import Outcome, OutcomeLabeller, ripe
 from detectors.population import CensusRecord, PopulationModel
 from detectors.reasons import explain
 from detectors.risk import RiskModel
-from detectors.spells import track_spell
+from detectors.spells import track_drop, track_spell
 from detectors.windows import AccountWindow, WindowConfig, day_of
 
 __all__ = [
@@ -150,6 +150,7 @@ class AccountMonitor:
             relative_tenure=config.relative_tenure,
             relative_trends=config.relative_trends,
             silence_outcomes=config.silence_outcomes,
+            drop_outcomes=config.drop_outcomes,
         )
         self.history = HistoryLearner(config, window_config)
         self.labeller = OutcomeLabeller(config)
@@ -335,7 +336,8 @@ class AccountMonitor:
     def _track_spell(
         self, window: AccountWindow, state: AccountDetectorState, today: int, *, canceled: bool = False
     ) -> None:
-        """Follow the account's silent spell for the population's spell outcomes (counted at its census)."""
+        """Follow the account's silent spell and flagged drop for the population's spell outcomes (counted
+        at its next census)."""
         cfg = self.config
         track_spell(
             self.population.spells,
@@ -343,6 +345,14 @@ class AccountMonitor:
             window,
             today,
             sparse_gap_days=cfg.sparse_gap_days,
+            horizon_days=cfg.horizon_days,
+            inactivity_is_churn=cfg.inactivity_is_churn,
+            canceled=canceled,
+        )
+        track_drop(
+            self.population.drops,
+            state,
+            today,
             horizon_days=cfg.horizon_days,
             inactivity_is_churn=cfg.inactivity_is_churn,
             canceled=canceled,

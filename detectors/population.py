@@ -99,7 +99,10 @@ class PopulationModel:
         The ``silence`` feature is weighed by the share of the base's spells as long as the account's that
         did not come back within the horizon (:meth:`silence_fate`, :class:`~detectors.spells.SpellOutcomes`;
         ``docs/detection.md``, eighth pass). The spells are counted either way.
-    levels, depths, btyd, calendar, spells
+    drop_outcomes
+        The same for the drop features while a sustained drop is flagged (:meth:`drop_fate`), from the
+        base's flagged drops by their age (:attr:`drops`).
+    levels, depths, btyd, calendar, spells, drops
         The pieces (defaults when omitted).
 
     Examples
@@ -133,6 +136,8 @@ class PopulationModel:
         "calendar",
         "census_day",
         "depths",
+        "drop_outcomes",
+        "drops",
         "horizon_days",
         "levels",
         "min_history_days",
@@ -154,11 +159,13 @@ class PopulationModel:
         relative_tenure: bool = True,
         relative_trends: bool = False,
         silence_outcomes: bool = True,
+        drop_outcomes: bool = True,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
         btyd: BtydModel | None = None,
         calendar: PopulationCalendar | None = None,
         spells: SpellOutcomes | None = None,
+        drops: SpellOutcomes | None = None,
     ) -> None:
         self.min_history_days = min_history_days
         self.sparse_gap_days = sparse_gap_days
@@ -167,6 +174,8 @@ class PopulationModel:
         self.relative_trends = relative_trends
         self.silence_outcomes = silence_outcomes
         self.spells = spells if spells is not None else SpellOutcomes()
+        self.drop_outcomes = drop_outcomes
+        self.drops = drops if drops is not None else SpellOutcomes()
         self.levels = levels if levels is not None else SegmentQuantiles()
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
@@ -183,11 +192,13 @@ class PopulationModel:
             relative_tenure=self.relative_tenure,
             relative_trends=self.relative_trends,
             silence_outcomes=self.silence_outcomes,
+            drop_outcomes=self.drop_outcomes,
             levels=self.levels.clone(),
             depths=self.depths.clone(),
             btyd=self.btyd.clone(),
             calendar=self.calendar.clone(),
             spells=self.spells.clone(),
+            drops=self.drops.clone(),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -200,12 +211,14 @@ class PopulationModel:
                 self.relative_tenure,
                 self.relative_trends,
                 self.silence_outcomes,
+                self.drop_outcomes,
             ],
             "levels": self.levels.to_state(),
             "depths": self.depths.to_state(),
             "btyd": self.btyd.to_state(),
             "calendar": self.calendar.to_state(),
             "spells": self.spells.to_state(),
+            "drops": self.drops.to_state(),
             "day": self.census_day,
             "new": self.newness,
             "trends": self.trends,
@@ -222,11 +235,13 @@ class PopulationModel:
             relative_tenure=bool(relative[0]) if relative else True,
             relative_trends=bool(relative[1]) if len(relative) > 1 else False,
             silence_outcomes=bool(relative[2]) if len(relative) > 2 else True,
+            drop_outcomes=bool(relative[3]) if len(relative) > 3 else True,
             levels=SegmentQuantiles.from_state(state["levels"]),
             depths=SegmentQuantiles.from_state(state["depths"]),
             btyd=BtydModel.from_state(state["btyd"]),
             calendar=PopulationCalendar.from_state(state["calendar"]),
             spells=SpellOutcomes.from_state(state["spells"]) if state.get("spells") else None,
+            drops=SpellOutcomes.from_state(state["drops"]) if state.get("drops") else None,
         )
         model.census_day = state["day"]
         model.newness = state.get("new")
@@ -287,6 +302,7 @@ class PopulationModel:
                 return self._trends_to_read()
             return False
         self.spells.close(today)  # the spell outcomes seen by the last sweep's observations
+        self.drops.close(today)
         calendar = self.calendar
         seen: list[float] = []
         for record in records:
@@ -398,6 +414,24 @@ class PopulationModel:
         cls, unit = spell_class(gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0, self.sparse_gap_days)
         weight = self.spells.p_gone(cls, silent_days, unit)
         return (1.0 if weight is None else weight), self.spells.share_back(cls, silent_days, unit)
+
+    def drop_fate(self, age_days: int) -> tuple[float, float | None]:
+        """``(weight, share back)`` for the drop features of an account whose sustained drop was flagged
+        ``age_days`` ago: the share of the base's flagged drops as old that did not recover (1 without
+        ``drop_outcomes`` or evidence), and the observed share that did (None without evidence).
+
+        >>> from detectors.spells import reached
+        >>> population = PopulationModel()
+        >>> for _ in range(35):
+        ...     population.drops.learn_spell(0, 0, reached(8, 1.0), gone=False)  # recovered within 8 days
+        >>> population.drops.close(20_020)
+        >>> population.drop_fate(6), population.drop_fate(12)
+        ((0.125, 1.0), (1.0, None))
+        """
+        if not self.drop_outcomes:
+            return 1.0, None
+        weight = self.drops.p_gone(0, age_days)
+        return (1.0 if weight is None else weight), self.drops.share_back(0, age_days)
 
     def summary(self, state: AccountDetectorState, last_active: int, today: int) -> tuple[int, int, int]:
         """BTYD summary ``(x, t_x, T)`` in days; quiet (holiday) days after the last activity do not count."""

@@ -29,7 +29,7 @@ from detectors.windows import USAGE, AccountWindow
 if TYPE_CHECKING:
     from detectors.account_state import AccountDetectorState
 
-__all__ = ["SPELL_CLASSES", "SPELL_GAPS", "SpellOutcomes", "spell_class", "track_spell"]
+__all__ = ["SPELL_CLASSES", "SPELL_GAPS", "SpellOutcomes", "spell_class", "track_drop", "track_spell"]
 
 SPELL_GAPS: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 14.0, 21.0, 30.0)  # bin edges, in gaps
 SPELL_CLASSES: tuple[str, ...] = ("daily", "sparse")
@@ -211,3 +211,34 @@ def track_spell(
                 state.spell = [start, ripe]
             return
     state.spell = None if canceled else [last_active, 0]
+
+
+def track_drop(
+    drops: SpellOutcomes,
+    state: AccountDetectorState,
+    today: int,
+    *,
+    horizon_days: int,
+    inactivity_is_churn: bool,
+    canceled: bool = False,
+) -> None:
+    """Follow the account's flagged sustained drop like a silent spell (class 0, in days since the flag):
+    back when the flag clears (recovered, or re-levelled), gone at a cancellation; bins reached a horizon
+    ago by a drop still flagged count as gone only when the account was also silent all that time and
+    ``inactivity_is_churn`` (the risk model's label), else as back. ``state.drop_spell`` is
+    ``[flag day, bins counted]``.
+    """
+    spell, since = state.drop_spell, state.drop_since
+    if spell is not None:
+        start, counted = spell
+        age = today - start
+        if canceled or since != start:
+            drops.learn_spell(0, counted, reached(age, 1.0), gone=canceled)
+        else:
+            ripe = reached(age - horizon_days, 1.0)
+            if ripe > counted:
+                silent = state.gaps.silent_days(today) >= horizon_days
+                drops.learn_spell(0, counted, ripe, gone=inactivity_is_churn and silent)
+                state.drop_spell = [start, ripe]
+            return
+    state.drop_spell = [since, 0] if since is not None and not canceled else None

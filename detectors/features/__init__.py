@@ -67,7 +67,7 @@ def extract(
     sums = window_sums(window, rhythm, population.calendar.quiet, weekly=trends)
     items: list[Evidence] = []
     if rhythm.warm:
-        items += usage_evidence(state, sums, rhythm, population.calendar, config)
+        items += usage_evidence(state, sums, rhythm, population, config)
         items += silence_evidence(state, rhythm, population)
     items += support_evidence(state, sums)
     items += billing_evidence(window, state, sums, today)

@@ -10,6 +10,11 @@ flagged sustained drop, and the two-week decline.
     first three days (vacations start abruptly).
 ``decline``
     Usage of the last 2 weeks against 4-8 weeks ago, for non-sparse accounts with 8 weeks of history.
+
+While a sustained drop is flagged, with ``drop_outcomes`` (the default) the three drops and ``drop_weeks``
+are weighed by the share of the base's flagged drops as old that did not recover
+(:meth:`~detectors.population.PopulationModel.drop_fate`; 1 until the base has shown otherwise): a drop
+that, in this base, usually ends in a recovery at this age (a vacation) weighs little.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from detectors.account_state import AccountDetectorState
-from detectors.calendar_effects import PopulationCalendar
 from detectors.config import DetectorConfig
 from detectors.features.sums import Rhythm, WindowSums
 from detectors.outage import iso_day
+from detectors.population import PopulationModel
 from detectors.reasons import SIGNALS, Evidence
 
 __all__ = ["Abrupt", "Decline", "SignalDrop", "SustainedDrop", "usage_evidence"]
@@ -48,14 +53,23 @@ class SignalDrop:
 
 @dataclass(frozen=True, slots=True)
 class SustainedDrop:
-    """The drift detector flagged a sustained drop on ``since_day``."""
+    """The drift detector flagged a sustained drop on ``since_day``, ``days`` ago; ``back``: the share of the
+    base's flagged drops as old that recovered (None: not known).
+
+    >>> SustainedDrop(0.5, 20_600, 6, back=0.75).describe(0.5)
+    'sustained decline flagged since 2026-05-27 (6 days); in this base 75% of drops this old recovered'
+    """
 
     value: float
     since_day: int
+    days: int | None = None  # None: read from the value (weeks)
+    back: float | None = None
     feature: str = "drop_weeks"
 
     def describe(self, value: float) -> str:
-        return f"sustained decline flagged since {iso_day(self.since_day)} ({value * 7:.0f} days)"
+        days = self.days if self.days is not None else round(value * 7)
+        own = f"sustained decline flagged since {iso_day(self.since_day)} ({days} days)"
+        return own if self.back is None else f"{own}; in this base {self.back:.0%} of drops this old recovered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +104,14 @@ def usage_evidence(
     state: AccountDetectorState,
     sums: WindowSums,
     rhythm: Rhythm,
-    calendar: PopulationCalendar,
+    population: PopulationModel,
     cfg: DetectorConfig,
 ) -> list[Evidence]:
     """The usage features of a warm account (see the module docstring), in :data:`FEATURES` order."""
     out: list[Evidence] = []
+    calendar = population.calendar
+    since = state.drop_since
+    weight, back = population.drop_fate(rhythm.today - since) if since is not None else (1.0, None)
     last, length, signal_from = rhythm.last, rhythm.length, rhythm.signal_from
     quiet = calendar.quiet_between(signal_from, last)
     pseudo = cfg.drop_pseudo_count
@@ -106,12 +123,11 @@ def usage_evidence(
             expected -= baseline.expected(q) * (1.0 - calendar.ratio(q))
         if expected >= cfg.min_expected_events and actual < expected:
             # The pseudo-count shrinks ratios of small counts: 2 of 5 events is weak evidence.
-            value = round(1.0 - (actual + pseudo) / (expected + pseudo), 4)
+            value = round((1.0 - (actual + pseudo) / (expected + pseudo)) * weight, 4)
             out.append(SignalDrop(name, value, actual / length, expected / length, length))
-    if state.drop_since is not None:
-        out.append(
-            SustainedDrop(round(min(8.0, (rhythm.today - state.drop_since) / 7.0), 4), state.drop_since)
-        )
+    if since is not None:
+        days = rhythm.today - since
+        out.append(SustainedDrop(round(min(8.0, days / 7.0) * weight, 4), since, days, back))
         if state.drop_depth:
             out.append(Abrupt(state.drop_depth))
     first = state.first_active_day

@@ -94,6 +94,11 @@ class DetectorConfig:
         The same for a flagged sustained drop: while one is flagged, ``usage_drop``, ``users_drop``,
         ``key_drop`` and ``drop_weeks`` are weighed by the share of the base's flagged drops as old that
         did not recover (the account cancelled within the horizon, or went silent for all of it).
+    spell_hold
+        Open no episode while the account is in a silent spell or a flagged drop that, at its length, in
+        this base usually (more often than not) ended in a return or a recovery
+        (:meth:`~detectors.population.PopulationModel.usually_back`). Risk is unchanged (so is ranking);
+        only the alert waits until the spell has outlasted the base's usual returns.
     """
 
     horizon_days: int = 30
@@ -133,6 +138,7 @@ class DetectorConfig:
     relative_trends: bool = False
     silence_outcomes: bool = True
     drop_outcomes: bool = True
+    spell_hold: bool = True
 
 
 def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:

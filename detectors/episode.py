@@ -89,18 +89,26 @@ class EpisodePolicy:
         self.config = config
 
     def step(
-        self, state: AccountDetectorState, seen: RiskSnapshot, now_ms: int, clock_ms: int, new_days: int
+        self,
+        state: AccountDetectorState,
+        seen: RiskSnapshot,
+        now_ms: int,
+        clock_ms: int,
+        new_days: int,
+        *,
+        hold: bool = False,
     ) -> list[Alert]:
         """Advance the account's episode to ``now_ms``: the alerts to emit (none while muted or snoozed).
 
         ``new_days`` is how many completed days this evaluation learned: healthy days are counted per day,
-        however often a day is evaluated. ``clock_ms`` stamps alerts as detected.
+        however often a day is evaluated. ``clock_ms`` stamps alerts as detected. ``hold``: open no new
+        episode now (the account's spell is one that in this base usually ends in a return).
         """
         cfg = self.config
         snoozed = now_ms < state.snoozed_until_ms
         episode = state.episode
         if episode is None:
-            if seen.risk < cfg.alert_threshold or now_ms < state.cooldown_until_ms:
+            if hold or seen.risk < cfg.alert_threshold or now_ms < state.cooldown_until_ms:
                 return []
             severity = severity_of(seen.risk, cfg.severity_bands)
             # Muted from the start when snoozed: a snooze covers the whole episode it hides.

@@ -433,6 +433,34 @@ class PopulationModel:
         weight = self.drops.p_gone(0, age_days)
         return (1.0 if weight is None else weight), self.drops.share_back(0, age_days)
 
+    def usually_back(self, state: AccountDetectorState, today: int) -> bool:
+        """Whether the account is in a silent spell or a flagged drop, and the base's spells of each kind
+        it is in, as long, *usually* (more often than not) came back: :meth:`~SpellOutcomes.p_gone` under
+        one half for each (with its pseudo-spells that did not come back, so thin evidence never holds).
+
+        >>> from detectors.account_state import AccountDetectorState
+        >>> from detectors.config import DetectorConfig
+        >>> from detectors.spells import reached
+        >>> population, state = PopulationModel(), AccountDetectorState(DetectorConfig())
+        >>> for day in range(20_000, 20_010):
+        ...     state.gaps.learn_one(day)  # a daily account, last active on day 20_009
+        >>> for _ in range(45):
+        ...     population.spells.learn_spell(0, 0, reached(6, 1.0), gone=False)  # 45 back after 6 days
+        >>> population.spells.close(20_020)
+        >>> [population.usually_back(state, today) for today in (20_010, 20_013, 20_018)]  # 0, 3, 8 days
+        [False, True, False]
+        """
+        gaps = state.gaps
+        fates = []
+        silent = gaps.silent_days(today)
+        if silent and gaps.n_gaps >= gaps.min_gaps:
+            cls, unit = spell_class(gaps.mean_gap, self.sparse_gap_days)
+            fates.append(self.spells.p_gone(cls, silent, unit))
+        if state.drop_since is not None:
+            fates.append(self.drops.p_gone(0, today - state.drop_since))
+        known = [p for p in fates if p is not None]
+        return bool(known) and all(p < 0.5 for p in known)
+
     def summary(self, state: AccountDetectorState, last_active: int, today: int) -> tuple[int, int, int]:
         """BTYD summary ``(x, t_x, T)`` in days; quiet (holiday) days after the last activity do not count."""
         first = state.first_active_day

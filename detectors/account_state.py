@@ -123,8 +123,8 @@ class AccountDetectorState:
         self.snoozed_until_ms = 0
         self.pending: list[Snapshot] = []  # scored snapshots awaiting their outcome, oldest first
         self.last_snapshot_day: int | None = None
-        # The silent spell followed for the population's spell outcomes: [last active day, bins counted]
-        # (detectors.spells.track_spell).
+        # The silent spell followed for the population's spell outcomes: [last active day, bins counted,
+        # usual gap in 1/100 day] (detectors.spells.track_spell).
         self.spell: list[int] | None = None
         self.drop_spell: list[int] | None = None  # the same for the flagged drop: [flag day, bins counted]
 

@@ -136,8 +136,8 @@ class DetectorConfig:
     learn_at_horizon: bool = False
     relative_tenure: bool = True
     relative_trends: bool = False
-    silence_outcomes: bool = True
-    drop_outcomes: bool = True
+    silence_outcomes: bool = False
+    drop_outcomes: bool = False
     spell_hold: bool = True
 
 

@@ -296,7 +296,7 @@ class AccountMonitor:
         if risk >= cfg.resolve_threshold or listed:
             reasons = self._reasons(features, found, at_least_one=listed)
         seen = RiskSnapshot.of(account_id, window.plan, window.mrr, risk, reasons, features)
-        # Spell hold: no new episode while the account's silence/drop is one that here usually ends in a return.
+        # Spell hold: no new episode while its silence or drop is one that here usually ends in a return.
         hold = cfg.spell_hold and self.population.usually_back(state, today)
         alerts = self.episodes.step(state, seen, now_ms, clock_ms, new_days, hold=hold)
         return Assessment(

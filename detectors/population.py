@@ -4,12 +4,12 @@ Change detectors compare an account with itself; :class:`PopulationModel` suppli
 population can tell: where an account's engagement sits among accounts of the same plan
 (:class:`~detectors.engagement.SegmentQuantiles`), how likely its activity pattern is to belong to a
 customer who already left (:class:`~detectors.btyd.BtydModel`, parameters fitted on the accounts'
-summaries), which days were quiet for everybody (:class:`~detectors.calendar_effects.PopulationCalendar`)
-how the base's silent spells end (:class:`~detectors.spells.SpellOutcomes`: back or gone, by how long
-they had lasted), and how new the base itself is and how much its weekly usage trends down (:attr:`PopulationModel.newness`,
-:attr:`PopulationModel.trends`: means over the live accounts), which ``new_account`` and the trends are read
-against (the trends with ``relative_trends`` only), so that neither drifts with the calendar for the
-whole base.
+summaries), which days were quiet for everybody (:class:`~detectors.calendar_effects.PopulationCalendar`),
+how the base's silent spells and flagged drops ended (:class:`~detectors.spells.SpellOutcomes`: back or
+gone, by how long they had lasted) and how new the base itself is and how much its weekly usage trends
+down (:attr:`PopulationModel.newness`, :attr:`PopulationModel.trends`: means over the live accounts),
+which ``new_account`` and the trends are read against (the trends with ``relative_trends`` only), so
+that neither drifts with the calendar for the whole base.
 
 It is updated by :meth:`PopulationModel.census` once per day, over every account of a sweep, *before* the
 accounts are assessed (``AccountMonitor.census``; replay and the live sweep call it), so an account
@@ -158,8 +158,8 @@ class PopulationModel:
         horizon_days: int = 30,
         relative_tenure: bool = True,
         relative_trends: bool = False,
-        silence_outcomes: bool = True,
-        drop_outcomes: bool = True,
+        silence_outcomes: bool = False,
+        drop_outcomes: bool = False,
         levels: SegmentQuantiles | None = None,
         depths: SegmentQuantiles | None = None,
         btyd: BtydModel | None = None,
@@ -234,8 +234,8 @@ class PopulationModel:
             horizon_days=int(horizon),
             relative_tenure=bool(relative[0]) if relative else True,
             relative_trends=bool(relative[1]) if len(relative) > 1 else False,
-            silence_outcomes=bool(relative[2]) if len(relative) > 2 else True,
-            drop_outcomes=bool(relative[3]) if len(relative) > 3 else True,
+            silence_outcomes=bool(relative[2]) if len(relative) > 2 else False,
+            drop_outcomes=bool(relative[3]) if len(relative) > 3 else False,
             levels=SegmentQuantiles.from_state(state["levels"]),
             depths=SegmentQuantiles.from_state(state["depths"]),
             btyd=BtydModel.from_state(state["btyd"]),
@@ -393,13 +393,13 @@ class PopulationModel:
     def silence_fate(self, state: AccountDetectorState, silent_days: int) -> tuple[float, float | None]:
         """``(weight, share back)`` for the silence of an account silent ``silent_days`` days: the share of
         the base's spells as long (in the account's usual gaps, its class: daily or sparse) that did not
-        come back within the horizon (1 without ``silence_outcomes``, or before a spell is one usual gap
-        long), and the observed share that came back (None without evidence).
+        come back within the horizon (with ``silence_outcomes``; else, or before a spell is one usual gap
+        long, 1), and the observed share that came back (None without evidence; for the reason sentence).
 
         >>> from detectors.account_state import AccountDetectorState
         >>> from detectors.config import DetectorConfig
         >>> from detectors.spells import reached
-        >>> population, state = PopulationModel(), AccountDetectorState(DetectorConfig())
+        >>> population, state = PopulationModel(silence_outcomes=True), AccountDetectorState(DetectorConfig())
         >>> for day in range(20_000, 20_010):
         ...     state.gaps.learn_one(day)  # a daily account
         >>> for _ in range(45):
@@ -408,29 +408,26 @@ class PopulationModel:
         >>> population.silence_fate(state, 5), population.silence_fate(state, 9)
         ((0.1, 1.0), (1.0, None))
         """
-        if not self.silence_outcomes:
-            return 1.0, None
         gaps = state.gaps
         cls, unit = spell_class(gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0, self.sparse_gap_days)
-        weight = self.spells.p_gone(cls, silent_days, unit)
+        weight = self.spells.p_gone(cls, silent_days, unit) if self.silence_outcomes else None
         return (1.0 if weight is None else weight), self.spells.share_back(cls, silent_days, unit)
 
     def drop_fate(self, age_days: int) -> tuple[float, float | None]:
         """``(weight, share back)`` for the drop features of an account whose sustained drop was flagged
-        ``age_days`` ago: the share of the base's flagged drops as old that did not recover (1 without
-        ``drop_outcomes`` or evidence), and the observed share that did (None without evidence).
+        ``age_days`` ago: the share of the base's flagged drops as old that did not recover (with
+        ``drop_outcomes``; else, or without evidence, 1), and the observed share that did (None without
+        evidence).
 
         >>> from detectors.spells import reached
-        >>> population = PopulationModel()
+        >>> population = PopulationModel(drop_outcomes=True)
         >>> for _ in range(35):
         ...     population.drops.learn_spell(0, 0, reached(8, 1.0), gone=False)  # recovered within 8 days
         >>> population.drops.close(20_020)
         >>> population.drop_fate(6), population.drop_fate(12)
         ((0.125, 1.0), (1.0, None))
         """
-        if not self.drop_outcomes:
-            return 1.0, None
-        weight = self.drops.p_gone(0, age_days)
+        weight = self.drops.p_gone(0, age_days) if self.drop_outcomes else None
         return (1.0 if weight is None else weight), self.drops.share_back(0, age_days)
 
     def usually_back(self, state: AccountDetectorState, today: int) -> bool:

@@ -13,11 +13,12 @@ model's label asks, which the silence surprise (how unusual the silence is for t
 does not answer: for a daily account the surprise saturates within a week, whether the base's week-long
 silences are vacations or departures.
 
-Per account it keeps two integers (``AccountDetectorState.spell``: the spell's last active day and how
-many of its bins are already counted), updated by :func:`track_spell` when the account is observed;
-outcomes go to :attr:`SpellOutcomes.pending` and are merged at the next census
-(:meth:`SpellOutcomes.close`), so every account of a sweep reads the same counts. The counts decay
-(half-life :attr:`SpellOutcomes.half_life_days`), so a base that changes its habits is followed.
+Per account it keeps three integers (``AccountDetectorState.spell``: the spell's last active day, how
+many of its bins are already counted and the account's usual gap when it began), updated by
+:func:`track_spell` when the account is observed; outcomes go to :attr:`SpellOutcomes.pending` and
+are merged at the next census (:meth:`SpellOutcomes.close`), so every account of a sweep reads the
+same counts. The counts decay (half-life :attr:`SpellOutcomes.half_life_days`), so a base that changes
+its habits is followed.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def track_spell(
     """Follow the account's current silent spell to ``today`` (its days learned through ``today - 1``) and
     hand the outcomes now known to ``spells`` (pending); ``canceled``: the account has just cancelled.
 
-    ``state.spell`` is ``[last active day, bins counted]`` of the spell being followed (None: none). Bins
+    ``state.spell`` is ``[last active day, bins counted, usual gap in hundredths of a day]`` of the spell
+    being followed (None: none). Bins
     reached a horizon ago by a spell still silent count as gone when ``inactivity_is_churn`` (else they
     are censored for good); a return counts every reached bin not yet counted as back, a cancellation as
     gone. Accounts without a rhythm yet (fewer gaps than the gap tracker needs) are not followed.
@@ -191,9 +193,10 @@ def track_spell(
     if last_active is None or gaps.n_gaps < gaps.min_gaps:
         state.spell = None
         return
-    cls, unit = spell_class(gaps.mean_gap, sparse_gap_days)
     if spell is not None:
-        start, counted = spell
+        start, counted, gap = spell
+        # Measured in the usual gap it started with (a return's own gap moves the tracker's mean).
+        cls, unit = spell_class(gap / 100.0, sparse_gap_days)
         if last_active > start:  # came back: the spell ended after ``back - start - 1`` silent days
             back = _first_active_after(window, start, last_active)
             length = (back if back is not None else last_active) - start - 1
@@ -208,9 +211,9 @@ def track_spell(
             if ripe > counted:
                 if inactivity_is_churn:
                     spells.learn_spell(cls, counted, ripe, gone=True)
-                state.spell = [start, ripe]
+                state.spell = [start, ripe, gap]
             return
-    state.spell = None if canceled else [last_active, 0]
+    state.spell = None if canceled else [last_active, 0, round(gaps.mean_gap * 100)]
 
 
 def track_drop(

@@ -27,6 +27,7 @@ from detectors.features.level import level_evidence
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
 from detectors.population import PopulationModel
 from detectors.risk import FEATURES, PriorScorer, RiskModel
+from detectors.spells import SPELL_GAPS, SpellOutcomes
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 
@@ -125,9 +126,26 @@ def run_population(p: PopulationModel, rng: random.Random, first: int, steps: in
                 state.gaps.learn_one(active)
                 state.engagement.learn_one(float(rng.randrange(1, 50)), float(rng.randrange(1, 4)))
             accounts.append((f"a{i}", window, state))
+        for spells in (p.spells, p.drops):  # what observations hand over: counted at the census
+            spells.learn_spell(0, 0, rng.randrange(len(SPELL_GAPS) + 1), gone=rng.random() < 0.3)
         p.census(accounts, day)
         features = {e.feature: e.value for e in level_evidence(p, accounts[0][1], accounts[0][2], day)}
-        out.append((p.btyd.fitted, p.btyd.params, p.levels.percentile(None, 9.0), sorted(features.items())))
+        fates = (p.silence_fate(accounts[0][2], 5), p.drop_fate(9), p.usually_back(accounts[0][2], day + 5))
+        out.append(
+            (p.btyd.fitted, p.btyd.params, p.levels.percentile(None, 9.0), sorted(features.items()), fates)
+        )
+    return out
+
+
+def run_spells(s: SpellOutcomes, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for step in range(first, first + steps):
+        for _ in range(3):
+            s.learn_spell(
+                rng.randrange(2), rng.randrange(3), rng.randrange(len(SPELL_GAPS) + 1), rng.random() < 0.4
+            )
+        s.close(DAY0 + step * 2)
+        out.append([(s.p_gone(c, d, 1.5), s.share_back(c, d, 1.5)) for c in (0, 1) for d in (0, 4, 12, 40)])
     return out
 
 
@@ -306,7 +324,9 @@ SPECS = [
     ),
     Spec(
         "PopulationModel",
-        lambda: PopulationModel(10, 2.0, horizon_days=21, relative_trends=True),
+        lambda: PopulationModel(
+            10, 2.0, horizon_days=21, relative_trends=True, silence_outcomes=False, drop_outcomes=True
+        ),
         run_population,
         lambda p: p.to_state(),
         lambda s, t: PopulationModel.from_state(s),
@@ -317,7 +337,18 @@ SPECS = [
             p.horizon_days,
             p.relative_tenure,
             p.relative_trends,
+            p.silence_outcomes,
+            p.drop_outcomes,
         ),
+    ),
+    Spec(
+        "SpellOutcomes",
+        lambda: SpellOutcomes(half_life_days=30.0, prior_count=2.0),
+        run_spells,
+        lambda s: s.to_state(),
+        lambda s, t: SpellOutcomes.from_state(s, half_life_days=t.half_life_days, prior_count=t.prior_count),
+        SpellOutcomes.STATE_BUDGET_BYTES,
+        lambda s: (s.half_life_days, s.prior_count),
     ),
     Spec(
         "PriorScorer",

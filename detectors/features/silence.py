@@ -39,8 +39,10 @@ class Silence:
 
         >>> Silence(2.0, 8, 1.14).describe(2.0)
         'silent for 8 days (usually active every 1.1 days)'
-        >>> Silence(2.0, 9, 1.0, back=0.2).describe(2.0)
-        'silent for 9 days (usually active every 1.0 days); in this base 20% of accounts silent this long came back'
+        >>> for part in Silence(2.0, 9, 1.0, back=0.2).describe(2.0).split("; "):
+        ...     print(part)
+        silent for 9 days (usually active every 1.0 days)
+        in this base 20% of accounts silent this long came back
         """
         own = f"silent for {plural(self.silent_days, 'day')} (usually active every {self.mean_gap:.1f} days)"
         if self.back is None:
@@ -48,7 +50,9 @@ class Silence:
         return f"{own}; in this base {self.back:.0%} of accounts silent this long came back"
 
 
-def silence_evidence(state: AccountDetectorState, rhythm: Rhythm, population: PopulationModel) -> list[Evidence]:
+def silence_evidence(
+    state: AccountDetectorState, rhythm: Rhythm, population: PopulationModel
+) -> list[Evidence]:
     """The silence feature of a warm account (none when it is active or its silence is ordinary)."""
     calendar = population.calendar
     gaps = state.gaps

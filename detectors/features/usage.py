@@ -69,7 +69,9 @@ class SustainedDrop:
     def describe(self, value: float) -> str:
         days = self.days if self.days is not None else round(value * 7)
         own = f"sustained decline flagged since {iso_day(self.since_day)} ({days} days)"
-        return own if self.back is None else f"{own}; in this base {self.back:.0%} of drops this old recovered"
+        return (
+            own if self.back is None else f"{own}; in this base {self.back:.0%} of drops this old recovered"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,10 @@ taught about each plan, clock.
 
 The detectors keep worker-wide state besides each account's: the global risk model (learned from outcomes),
 the outage guard (open incidents) and the population model (segment percentiles, the BTYD fit, the holiday
-calendar), which later sweeps read. A restart that rebuilt them from scratch would judge the next days
-differently from a worker that never stopped, so they are saved at each checkpoint and taken back at
-restore. The population pieces are saved through their own ``to_state``/``from_state``, with the
-parameters of the pieces they replace.
+calendar, how the base's silent spells and drops ended), which later sweeps read. A restart that rebuilt
+them from scratch would judge the next days differently from a worker that never stopped, so they are
+saved at each checkpoint and taken back at restore. The population pieces are saved through their own
+``to_state``/``from_state``, with the parameters of the pieces they replace.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def population_state(population: PopulationModel) -> dict[str, Any]:
         "depths": population.depths.to_state(),
         "btyd": population.btyd.to_state(),
         "calendar": population.calendar.to_state(),
+        "spells": population.spells.to_state(),
+        "drops": population.drops.to_state(),
         "day": population.census_day,
     }
 
@@ -61,6 +63,9 @@ def adopt_population(monitor: AccountMonitor, state: dict[str, Any]) -> bool:
     population.depths = _like(population.depths, state["depths"])
     population.btyd = _like(population.btyd, state["btyd"])
     population.calendar = _like(population.calendar, state["calendar"])
+    if "spells" in state:  # saved before spell outcomes: they start afresh
+        population.spells = _like(population.spells, state["spells"])
+        population.drops = _like(population.drops, state["drops"])
     population.census_day = day
     return True
 

@@ -111,11 +111,14 @@ class Run:
     seconds: float = 0.0
 
 
-def replay(base: Base, oracle: Oracle | None, policy: AnswerPolicy) -> Run:
-    """The base's events through a fresh engine, answered by ``oracle`` (None: no answers)."""
+def replay(
+    base: Base, oracle: Oracle | None, policy: AnswerPolicy, config: DetectorConfig | None = None
+) -> Run:
+    """The base's events through a fresh engine (``config``: the detectors', default when None), answered by
+    ``oracle`` (None: no answers)."""
     run = Run()
     first_day = base.start_ms // DAY_MS
-    monitor = AccountMonitor(DetectorConfig(), WindowConfig())
+    monitor = AccountMonitor(config if config is not None else DetectorConfig(), WindowConfig())
     engine = Engine(monitor, MemoryStore(), answer_policy=policy, on_answered=run.alerts.extend)
 
     def swept(outcome: SweepOutcome) -> None:
@@ -255,13 +258,20 @@ class Comparison:
         )
 
 
-def compare(base: Base, budget: int, policy: AnswerPolicy, before: Run | None = None) -> Comparison:
-    """Run the base with ``budget`` oracle answers under ``policy`` (and without, unless given ``before``)."""
+def compare(
+    base: Base,
+    budget: int,
+    policy: AnswerPolicy,
+    before: Run | None = None,
+    config: DetectorConfig | None = None,
+) -> Comparison:
+    """Run the base with ``budget`` oracle answers under ``policy`` (and without, unless given ``before``),
+    both with the detectors' ``config`` (default when None)."""
     oracle = Oracle(base.cancels, budget)
-    after = replay(base, oracle, policy)
+    after = replay(base, oracle, policy, config)
     if oracle.last_ms is None:
         raise ValueError("no alert was answered")
     if before is None:
-        before = replay(base, None, policy)
+        before = replay(base, None, policy, config)
     from_ms = (oracle.last_ms // DAY_MS + 1) * DAY_MS
     return Comparison(base, before, after, oracle, from_ms)

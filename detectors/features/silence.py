@@ -4,11 +4,11 @@
     The surprise (in nats, halved, capped at 10) of the silent days since the last activity: for daily
     accounts the per-weekday/weekend chance of a silent day under the usage baseline, for regular sparse
     accounts the Gaussian tail of the gap beyond one spread. Days the whole population was quiet (holidays)
-    do not count. With ``silence_outcomes`` (the default) the surprise is weighed by the share of the base's
-    silent spells as long as this one that did *not* come back within the horizon
+    do not count. With ``silence_outcomes`` (an option, off by default) the surprise is weighed by the
+    share of the base's silent spells as long as this one that did *not* come back within the horizon
     (:meth:`~detectors.population.PopulationModel.silence_fate`; 1 until the base has shown otherwise): a
     silence that, in this base, usually ends in a return weighs little however unusual it is for the
-    account.
+    account. Either way the reason says how often silences this long came back here.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ flagged sustained drop, and the two-week decline.
 ``decline``
     Usage of the last 2 weeks against 4-8 weeks ago, for non-sparse accounts with 8 weeks of history.
 
-While a sustained drop is flagged, with ``drop_outcomes`` (the default) the three drops and ``drop_weeks``
-are weighed by the share of the base's flagged drops as old that did not recover
+While a sustained drop is flagged, with ``drop_outcomes`` (an option, off by default) the three drops and
+``drop_weeks`` are weighed by the share of the base's flagged drops as old that did not recover
 (:meth:`~detectors.population.PopulationModel.drop_fate`; 1 until the base has shown otherwise): a drop
 that, in this base, usually ends in a recovery at this age (a vacation) weighs little.
 """

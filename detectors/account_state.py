@@ -129,8 +129,9 @@ class AccountDetectorState:
         self.drop_spell: list[int] | None = None  # the same for the flagged drop: [flag day, bins counted]
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-compatible state (short keys: this is stored once per account)."""
-        return {
+        """JSON-compatible state (short keys: this is stored once per account; the spells only when
+        followed)."""
+        state = {
             "b": [b.to_state() for b in self.baselines],
             "r": [d.to_state() for d in self.drifts],
             "g": self.gaps.to_state(),
@@ -149,9 +150,12 @@ class AccountDetectorState:
             "sz": self.snoozed_until_ms,
             "p": [snapshot.to_state() for snapshot in self.pending],
             "ps": self.last_snapshot_day,
-            "sp": self.spell,
-            "dp": self.drop_spell,
         }
+        if self.spell is not None:
+            state["sp"] = self.spell
+        if self.drop_spell is not None:
+            state["dp"] = self.drop_spell
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any], config: DetectorConfig | None = None) -> AccountDetectorState:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from detectors.alerts import Transition
+from detectors.config import DetectorConfig
 from detectors.windows import DAY_MS
 from streams.dev.simulator import Simulation, SimulationConfig
 from streams.engine.clock import SPARSE_TYPES, EventClock, SparseHolds, SparseKey
@@ -86,12 +87,17 @@ def batches(records: list[RawRecord], rng: random.Random) -> Iterator[list[RawRe
 
 
 def run_usage_first(
-    events: list[dict[str, Any]], *, hold_ms: int | None, restarts: int, seed: int
+    events: list[dict[str, Any]],
+    *,
+    hold_ms: int | None,
+    restarts: int,
+    seed: int,
+    detector_config: DetectorConfig | None = None,
 ) -> LiveRun:
     """Each period produced, then read usage first in batches; the driver reports the sparse topics'
     backlogs before each batch. A restart re-reads from the last checkpoint (every batch checkpoints)."""
     rng = random.Random(seed)
-    live = LiveRun(PARTITIONS, clock_hold_ms=hold_ms)
+    live = LiveRun(PARTITIONS, clock_hold_ms=hold_ms, detector_config=detector_config or DetectorConfig())
     topics = Topics()
     all_batches = []
     for part in periods(events):
@@ -149,11 +155,15 @@ def test_sparse_topics_read_behind_usage_hold_the_clock(
     assert_like_replay(live, replayed)
 
 
-def test_without_the_hold_the_sweeps_miss_the_sparse_events(
-    events: list[dict[str, Any]], replayed: ReplayResult
-) -> None:
-    """The same reading order without holds (the engine before them): far from replay."""
-    live = run_usage_first(events, hold_ms=None, restarts=0, seed=1)
+def test_without_the_hold_the_sweeps_miss_the_sparse_events(events: list[dict[str, Any]]) -> None:
+    """The same reading order without holds (the engine before them): far from replay.
+
+    Both without the *spell* hold (``DetectorConfig.spell_hold``, issue 14's eighth pass), as when this
+    test was written: in this small base it holds back 2 of replay's 15 alerts, both among those the live
+    run misses, leaving 8 shared of 13 (62 %, against the bound of 60 %); the clock is what is compared."""
+    unheld = DetectorConfig(spell_hold=False)
+    replayed = run_replay((orjson.dumps(event) for event in events), config=unheld)
+    live = run_usage_first(events, hold_ms=None, restarts=0, seed=1, detector_config=unheld)
     finish_live(live, replayed.clock_ms or 0)
     assert len(opened(live.alerts) & opened(replayed.alerts)) < 0.6 * len(opened(replayed.alerts))
 

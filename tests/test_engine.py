@@ -75,6 +75,7 @@ class LiveRun:
     holdout_member: Callable[[str], bool] | None = None  # a holdout experiment: sweeps settle its uplift
     clock_hold_ms: int | None = None  # let reported sparse topics hold the event clock (the live worker)
     now_ms: int = 0  # the wall clock those holds are measured with
+    detector_config: DetectorConfig = field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
         self.start()
@@ -84,7 +85,7 @@ class LiveRun:
         self.pending = []
         owned = list(range(self.partitions))
         self.store = CachedStore(self.rows, self.config, lambda: owned, cache_limit=25)
-        monitor = AccountMonitor(DetectorConfig(), self.config)
+        monitor = AccountMonitor(self.detector_config, self.config)
         self.engine = Engine(
             monitor,
             self.store,

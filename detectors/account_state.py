@@ -92,7 +92,6 @@ class AccountDetectorState:
         "ref_mrr",
         "snoozed_until_ms",
         "spell",
-        "spell_news",
         "ticket_days",
         "ticket_rate",
     )
@@ -128,7 +127,6 @@ class AccountDetectorState:
         # usual gap in 1/100 day] (detectors.spells.track_spell).
         self.spell: list[int] | None = None
         self.drop_spell: list[int] | None = None  # the same for the flagged drop: [flag day, bins counted]
-        self.spell_news: list[list[int]] = []  # spell outcomes awaiting the next census (detectors.spells)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (short keys: this is stored once per account; the spells only when
@@ -157,8 +155,6 @@ class AccountDetectorState:
             state["sp"] = self.spell
         if self.drop_spell is not None:
             state["dp"] = self.drop_spell
-        if self.spell_news:
-            state["sn"] = self.spell_news
         return state
 
     @classmethod
@@ -199,5 +195,4 @@ class AccountDetectorState:
         self.last_snapshot_day = state["ps"]
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
         self.drop_spell = state.get("dp")
-        self.spell_news = state.get("sn", [])
         return self

@@ -342,6 +342,7 @@ class AccountMonitor:
         at its next census)."""
         cfg = self.config
         track_spell(
+            self.population.spells,
             state,
             window,
             today,
@@ -351,6 +352,7 @@ class AccountMonitor:
             canceled=canceled,
         )
         track_drop(
+            self.population.drops,
             state,
             today,
             horizon_days=cfg.horizon_days,

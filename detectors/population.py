@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.btyd import BtydModel
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
-from detectors.spells import SpellOutcomes, spell_class, track_drop, track_spell
+from detectors.spells import SpellOutcomes, spell_class
 from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ class CensusRecord:
     usage: float | None = None
     per_user: float | None = None  # None: no users seen
     btyd: tuple[int, int, int] | None = None
-    spells: list[list[int]] | None = None  # spell outcomes its observations reported (detectors.spells)
 
 
 class PopulationModel:
@@ -255,42 +254,15 @@ class PopulationModel:
 
         The same as :meth:`take_census` over each live account's :meth:`record`, in the accounts' order (what
         a sharded replay does across processes, ``streams/offline/replay_lockstep.py``)."""
-        accounts = list(accounts)
-        if self.take_census(self._with_news(accounts, today), today):
-            self.trends = self._base_trends(list(self._live(accounts, today)), today)
+        live = list(self._live(accounts, today))
+        if self.take_census((self.record(a, w, s, today) for a, w, s in live), today):
+            self.trends = self._base_trends(live, today)
 
     def records(
         self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
     ) -> list[CensusRecord]:
-        """What :meth:`take_census` needs of each live account, in the accounts' order (and the spell
-        outcomes of accounts no longer live: a cancellation's)."""
-        return list(self._with_news(accounts, today))
-
-    def _with_news(
-        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
-    ) -> Iterator[CensusRecord]:
-        taking = self.census_day is None or today > self.census_day
-        for account_id, window, state in accounts:
-            canceled = window.canceled_ts_ms
-            if taking and canceled is not None and state.canceled_ts_ms != canceled:
-                # A cancellation ends its spells here: the sweep that assesses it is the account's last.
-                track_spell(
-                    state,
-                    window,
-                    today,
-                    sparse_gap_days=self.sparse_gap_days,
-                    horizon_days=self.horizon_days,
-                    inactivity_is_churn=True,
-                    canceled=True,
-                )
-                track_drop(
-                    state, today, horizon_days=self.horizon_days, inactivity_is_churn=True, canceled=True
-                )
-            if state.first_active_day is not None and (canceled is None or canceled >= today * DAY_MS):
-                yield self.record(account_id, window, state, today)
-            elif taking and state.spell_news:  # gone: only its spells' outcomes
-                yield CensusRecord(account_id, window.plan, None, [], spells=state.spell_news)
-                state.spell_news = []
+        """What :meth:`take_census` needs of each live account, in the accounts' order."""
+        return [self.record(a, w, s, today) for a, w, s in self._live(accounts, today)]
 
     def record(
         self, account_id: str, window: AccountWindow, state: AccountDetectorState, today: int
@@ -310,8 +282,6 @@ class PopulationModel:
         record = CensusRecord(
             account_id, window.plan, newness(today - day_of(seen)) if seen is not None else None, tallies
         )
-        if state.spell_news and (self.census_day is None or today > self.census_day):
-            record.spells, state.spell_news = state.spell_news, []  # taken by this census
         engagement = state.engagement
         last_active = state.gaps.last_active_day
         if not engagement.n_days or last_active is None:
@@ -331,12 +301,11 @@ class PopulationModel:
                 self.newness = _mean([r.newness for r in records if r.newness is not None])
                 return self._trends_to_read()
             return False
+        self.spells.close(today)  # the spell outcomes seen by the last sweep's observations
+        self.drops.close(today)
         calendar = self.calendar
         seen: list[float] = []
         for record in records:
-            if record.spells:  # the spell outcomes its observations reported since the last census
-                self.spells.learn_news(record.spells, 0)
-                self.drops.learn_news(record.spells, 1)
             for day, usage, expected in record.tallies:
                 calendar.learn_one(day, usage=usage, expected=expected)
             if record.newness is not None:
@@ -353,8 +322,6 @@ class PopulationModel:
             x, t_x, T = record.btyd
             self.btyd.learn_one(record.account_id, x=x, t_x=t_x, T=T, day=today)
         calendar.close_through(today - 1)
-        self.spells.close(today)
-        self.drops.close(today)
         self.census_day = today
         self.newness = _mean(seen)
         return self._trends_to_read()

@@ -15,11 +15,10 @@ silences are vacations or departures.
 
 Per account it keeps three integers (``AccountDetectorState.spell``: the spell's last active day, how
 many of its bins are already counted and the account's usual gap when it began), updated by
-:func:`track_spell` when the account is observed; the outcomes wait in the account's state
-(``spell_news``) until the next census takes them in the accounts' order (through its census record,
-so that a replay sharded over processes counts them as one process does) and merges them
-(:meth:`SpellOutcomes.close`), so every account of a sweep reads the same counts. The counts decay
-(half-life :attr:`SpellOutcomes.half_life_days`), so a base that changes its habits is followed.
+:func:`track_spell` when the account is observed; outcomes go to :attr:`SpellOutcomes.pending` and
+are merged at the next census (:meth:`SpellOutcomes.close`), so every account of a sweep reads the
+same counts. The counts decay (half-life :attr:`SpellOutcomes.half_life_days`), so a base that changes
+its habits is followed.
 """
 
 from __future__ import annotations
@@ -112,12 +111,6 @@ class SpellOutcomes:
         for b in range(first_bin, min(last_bin, len(SPELL_GAPS))):
             self.learn_one(cls, b, gone)
 
-    def learn_news(self, news: list[list[int]], kind: int) -> None:
-        """The outcomes of kind ``kind`` among an account's reported ones (:func:`report`), pending."""
-        for k, cls, first_bin, last_bin, gone in news:
-            if k == kind:
-                self.learn_spell(cls, first_bin, last_bin, bool(gone))
-
     def close(self, day: int) -> None:
         """The census of ``day``: decay the counts to it and merge the pending outcomes."""
         decay = 0.5 ** ((day - self.day) / self.half_life_days) if self.day is not None else 1.0
@@ -174,16 +167,8 @@ def _first_active_after(window: AccountWindow, day: int, through: int) -> int | 
     return None
 
 
-def report(
-    state: AccountDetectorState, kind: int, cls: int, first_bin: int, last_bin: int, gone: bool
-) -> None:
-    """Keep one spell outcome in the account's state (``spell_news``) until the next census takes it
-    (:meth:`SpellOutcomes.learn_news`): ``kind`` 0 a silent spell, 1 a flagged drop."""
-    if last_bin > first_bin:
-        state.spell_news.append([kind, cls, first_bin, min(last_bin, len(SPELL_GAPS)), int(gone)])
-
-
 def track_spell(
+    spells: SpellOutcomes,
     state: AccountDetectorState,
     window: AccountWindow,
     today: int,
@@ -194,8 +179,7 @@ def track_spell(
     canceled: bool = False,
 ) -> None:
     """Follow the account's current silent spell to ``today`` (its days learned through ``today - 1``) and
-    keep the outcomes now known in its state for the next census (:func:`report`); ``canceled``: the account
-    has just cancelled.
+    hand the outcomes now known to ``spells`` (pending); ``canceled``: the account has just cancelled.
 
     ``state.spell`` is ``[last active day, bins counted, usual gap in hundredths of a day]`` of the spell
     being followed (None: none). Bins
@@ -216,23 +200,24 @@ def track_spell(
         if last_active > start:  # came back: the spell ended after ``back - start - 1`` silent days
             back = _first_active_after(window, start, last_active)
             length = (back if back is not None else last_active) - start - 1
-            report(state, 0, cls, counted, reached(length, unit), gone=False)
+            spells.learn_spell(cls, counted, reached(length, unit), gone=False)
         else:
             silent = today - 1 - start
             if canceled:
-                report(state, 0, cls, counted, reached(silent, unit), gone=True)
+                spells.learn_spell(cls, counted, reached(silent, unit), gone=True)
                 state.spell = None
                 return
             ripe = reached(silent - horizon_days, unit)  # bins reached at least a horizon ago
             if ripe > counted:
                 if inactivity_is_churn:
-                    report(state, 0, cls, counted, ripe, gone=True)
+                    spells.learn_spell(cls, counted, ripe, gone=True)
                 state.spell = [start, ripe, gap]
             return
     state.spell = None if canceled else [last_active, 0, round(gaps.mean_gap * 100)]
 
 
 def track_drop(
+    drops: SpellOutcomes,
     state: AccountDetectorState,
     today: int,
     *,
@@ -251,12 +236,12 @@ def track_drop(
         start, counted = spell
         age = today - start
         if canceled or since != start:
-            report(state, 1, 0, counted, reached(age, 1.0), gone=canceled)
+            drops.learn_spell(0, counted, reached(age, 1.0), gone=canceled)
         else:
             ripe = reached(age - horizon_days, 1.0)
             if ripe > counted:
                 silent = state.gaps.silent_days(today) >= horizon_days
-                report(state, 1, 0, counted, ripe, gone=inactivity_is_churn and silent)
+                drops.learn_spell(0, counted, ripe, gone=inactivity_is_churn and silent)
                 state.drop_spell = [start, ripe]
             return
     state.drop_spell = [since, 0] if since is not None and not canceled else None

@@ -31,9 +31,9 @@ def daily_state(last_day: int) -> AccountDetectorState:
 
 
 def track(spells: SpellOutcomes, state: AccountDetectorState, today: int, **kw: bool) -> None:
-    """Follow the spell, then hand what it reported to ``spells`` as a census would."""
     inactivity = kw.pop("inactivity_is_churn", True)
     track_spell(
+        spells,
         state,
         AccountWindow(WindowConfig()),
         today,
@@ -42,8 +42,6 @@ def track(spells: SpellOutcomes, state: AccountDetectorState, today: int, **kw: 
         inactivity_is_churn=inactivity,
         **kw,
     )
-    spells.learn_news(state.spell_news, 0)
-    state.spell_news = []
 
 
 def test_a_spell_that_ends_in_a_return_counts_back_in_every_bin_it_reached() -> None:

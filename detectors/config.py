@@ -100,9 +100,11 @@ class DetectorConfig:
         Open no episode while the account is in a silent spell or a flagged drop that, at its length, in
         this base usually (more often than not) ended in a return or a recovery
         (:meth:`~detectors.population.PopulationModel.usually_back`). Risk is unchanged (so is ranking);
-        only the alert waits until the spell has outlasted the base's usual returns. On (eighth pass: on
-        the tuning data vacation accounts alerted 43 -> 13 % and 93 -> 54 %, for fewer churners flagged
-        7 days ahead, 71 -> 54 % and 56 -> 47 %).
+        only the alert waits until the spell has outlasted the base's usual returns. Off by default (eighth
+        pass: on the tuning data vacation accounts alerted 43 -> 13 % and 93 -> 54 %, for fewer churners
+        flagged 7 days ahead, 71 -> 54 % and 56 -> 47 %; at the same budget of non-churner alerts, raising
+        ``alert_threshold`` to 0.75 flagged more churners on the simulator, 63 %: a trade of drop churners
+        for vacations, not a better detector; and the lock-step replay, ``--jobs``, cannot follow spells).
     """
 
     horizon_days: int = 30
@@ -142,7 +144,17 @@ class DetectorConfig:
     relative_trends: bool = False
     silence_outcomes: bool = False
     drop_outcomes: bool = False
-    spell_hold: bool = True
+    spell_hold: bool = False
+
+    @property
+    def follows_spells(self) -> bool:
+        """Whether accounts' silent spells and flagged drops are followed for the base's spell outcomes
+        (only an option that reads them pays for them).
+
+        >>> DetectorConfig().follows_spells, DetectorConfig(spell_hold=True).follows_spells
+        (False, True)
+        """
+        return self.spell_hold or self.silence_outcomes or self.drop_outcomes
 
 
 def severity_of(risk: float, bands: tuple[float, float, float]) -> Severity:

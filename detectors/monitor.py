@@ -339,8 +339,10 @@ class AccountMonitor:
         self, window: AccountWindow, state: AccountDetectorState, today: int, *, canceled: bool = False
     ) -> None:
         """Follow the account's silent spell and flagged drop for the population's spell outcomes (counted
-        at its next census)."""
+        at its next census), when an option reads them (``DetectorConfig.follows_spells``)."""
         cfg = self.config
+        if not cfg.follows_spells:
+            return
         track_spell(
             self.population.spells,
             state,

@@ -117,7 +117,7 @@ def test_a_silence_that_here_usually_ends_in_a_return_weighs_little_and_says_so(
 
 
 def test_no_episode_opens_while_the_base_says_silences_this_long_come_back() -> None:
-    held, probe = run_base(DetectorConfig())
+    held, probe = run_base(DetectorConfig(spell_hold=True))
     unheld, plain = run_base(DetectorConfig(spell_hold=False))
     first = [i for i, a in enumerate(plain) if a.alerts]
     later = [i for i, a in enumerate(probe) if opened(a)]
@@ -131,7 +131,7 @@ def test_no_episode_opens_while_the_base_says_silences_this_long_come_back() -> 
 
 
 def test_spell_outcomes_are_saved_and_restored_with_the_population() -> None:
-    base, _ = run_base(DetectorConfig())
+    base, _ = run_base(DetectorConfig(spell_hold=True))
     saved = orjson.loads(orjson.dumps(population_state(base.monitor.population)))
     restored = Detection(AccountMonitor(DetectorConfig(), WindowConfig())).monitor
     assert adopt_population(restored, saved)

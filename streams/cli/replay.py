@@ -274,6 +274,8 @@ def _run_jobs(
         if replay_options["feedback"]
         else "the detectors' relative_trends"
         if replay_options["config"].relative_trends
+        else "the detectors' spell outcomes"
+        if replay_options["config"].follows_spells
         else None
     )
     console = Console(stderr=True)

@@ -306,6 +306,10 @@ def replay_lockstep(
     wcfg = window_config if window_config is not None else WindowConfig()
     if cfg.relative_trends:
         raise ValueError("a lock-step replay cannot read trends against the base (relative_trends)")
+    if cfg.follows_spells:
+        raise ValueError(
+            "a lock-step replay cannot follow silent spells (spell_hold, silence_outcomes, drop_outcomes)"
+        )
     monitor = AccountMonitor(cfg, wcfg)
     result = ReplayResult(config=cfg, window_config=wcfg, monitor=monitor)
     result.uplift = UpliftLedger(cfg.horizon_days, None)

@@ -277,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         default=DetectorConfig().alert_threshold,
         help="Risk at which an episode opens (tuning only; the default is DetectorConfig's).",
     )
+    parser.add_argument(
+        "--spell-hold",
+        action="store_true",
+        help="Turn on DetectorConfig.spell_hold (an option, off by default; issue 14's eighth pass).",
+    )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(
         "--churnsim-python",
@@ -303,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 # Each file is run the way a user whose question is that file's would run churnwatch: with
                 # CHURNWATCH_HORIZON_DAYS set to the horizon the file is judged on (30, or 90 for CDNOW).
                 configs = [
-                    DetectorConfig(alert_threshold=args.alert_threshold, horizon_days=f.horizon_days)
+                    DetectorConfig(
+                        alert_threshold=args.alert_threshold,
+                        horizon_days=f.horizon_days,
+                        spell_hold=args.spell_hold,
+                    )
                     for f in files
                 ]
                 done = pool.map(run_file, files, [args.warmup_days] * len(files), configs)

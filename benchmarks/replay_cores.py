@@ -24,7 +24,6 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.replay_vs_parsing import best_of_two, cpu_seconds
-from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
+from benchmarks.simulated_file import add_file_arguments, events_file
 from streams.offline.replay import ReplayResult, replay_file
 from streams.offline.replay_input import InputRules
 from streams.offline.replay_lockstep import replay_lockstep
@@ -89,22 +88,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=Path, default=None, help="Replay this file instead of simulating.")
-    parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=3)
+    add_file_arguments(parser)
     parser.add_argument("--jobs", type=int, nargs="+", default=[2], help="Process counts besides 1.")
     parser.add_argument("--rounds", type=int, default=2, help="Rounds of 1 and each N, alternated.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.events
-        if path is None:
-            path = Path(tmp) / "events.jsonl"
-            config = SimulationConfig(
-                seed=args.seed, accounts=args.accounts, days=args.days, start=datetime(2026, 6, 1, tzinfo=UTC)
-            )
-            write_jsonl(Simulation(config), path)
-        measure(path, args.jobs, args.rounds)
+        measure(events_file(args, Path(tmp)), args.jobs, args.rounds)
     return 0
 
 

@@ -41,16 +41,15 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from simulated_file import add_file_arguments, events_file  # benchmarks/simulated_file.py
 
 from detectors.config import DetectorConfig
 from detectors.monitor import AccountMonitor
 from detectors.windows import AccountWindow, WindowConfig
-from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.engine import AccountState, CachedStore
 from streams.engine.detection import Detection
 from streams.offline.replay import replay_file
@@ -159,10 +158,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=Path, default=None, help="Replay this file instead of simulating.")
-    parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=3)
+    add_file_arguments(parser)
     parser.add_argument("--loaded", default="10000", help="Accounts to load from rows, comma-separated.")
     parser.add_argument(
         "--loaded-rss", default="", help="Accounts to load, RSS only (tracemalloc's own tables grow large)."
@@ -178,12 +174,7 @@ def main() -> int:
         sys.stdout.buffer.write(orjson.dumps(loaded(args.rows, n, args.measure)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.events
-        if path is None:
-            path = Path(tmp) / "events.jsonl"
-            start = datetime(2026, 6, 1, tzinfo=UTC)
-            config = SimulationConfig(seed=args.seed, accounts=args.accounts, days=args.days, start=start)
-            write_jsonl(Simulation(config), path)
+        path = events_file(args, Path(tmp))
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()}", flush=True)
         parts, rows = replayed(path, not args.loaded_only)
         if parts:

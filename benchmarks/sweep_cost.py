@@ -38,13 +38,12 @@ import pstats
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from simulated_file import add_file_arguments, events_file  # benchmarks/simulated_file.py
 
-from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.engine import Engine, SweepOutcome
 from streams.engine.detection import due
 from streams.offline.replay import ReplayResult, replay_file
@@ -153,23 +152,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=Path, default=None, help="Replay this file instead of simulating.")
-    parser.add_argument("--accounts", type=int, default=300)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=3)
+    add_file_arguments(parser, accounts=300)
     parser.add_argument("--runs", type=int, default=3, help="Replays of the same file, one after another.")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="Print cProfile's top N.")
     parser.add_argument("--sample-every", type=int, default=10, help="Time every Nth sweep on copies too.")
     parser.add_argument("--repeats", type=int, default=5, help="Timings of each sampled sweep (0: none).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.events
-        if path is None:
-            path = Path(tmp) / "events.jsonl"
-            config = SimulationConfig(
-                seed=args.seed, accounts=args.accounts, days=args.days, start=datetime(2026, 6, 1, tzinfo=UTC)
-            )
-            write_jsonl(Simulation(config), path)
+        path = events_file(args, Path(tmp))
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()}")
         measure(path, args.runs, args.profile, args.sample_every, args.repeats)
     return 0

@@ -320,13 +320,7 @@ class SortedInput:
             *(read_run(path, self.rules.max_event_bytes) for path in self._runs), self._buffer
         )
         for ts, raw, line_no, key, event in merged:
-            if ts > max_ts:
-                detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
-                self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
-            elif dedup.is_duplicate(key, ts, origin=line_no):
-                self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
-            else:
-                self.stats.accepted += 1
+            if self._accepts(ts, raw, line_no, key, clock, max_ts, dedup):
                 yield event, raw
 
     def judged(self) -> Iterator[tuple[int, bytes, int, bool]]:
@@ -338,14 +332,22 @@ class SortedInput:
             return
         clock, max_ts, dedup = self._judge()
         for ts, raw, line_no, key, usage in heapq.merge(*(read_headers(path) for path in self._runs)):
-            if ts > max_ts:
-                detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
-                self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
-            elif dedup.is_duplicate(key, ts, origin=line_no):
-                self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
-            else:
-                self.stats.accepted += 1
+            if self._accepts(ts, raw, line_no, key, clock, max_ts, dedup):
                 yield ts, raw, line_no, usage
+
+    def _accepts(
+        self, ts: int, raw: bytes, line_no: int, key: int, clock: int, max_ts: int, dedup: Deduplicator
+    ) -> bool:
+        """Pass 2's judgement of one line: rejected (and counted) beyond the clock skew or as a duplicate."""
+        if ts > max_ts:
+            detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
+            self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
+        elif dedup.is_duplicate(key, ts, origin=line_no):
+            self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
+        else:
+            self.stats.accepted += 1
+            return True
+        return False
 
     def _judge(self) -> tuple[int, int, Deduplicator]:
         """Pass 2's clock, the latest event time it accepts, and its duplicate detector."""

@@ -28,6 +28,10 @@ judges silence against ``now_ms``. Callers pass the event-time watermark after f
 evaluated. Every part reads the window as of ``now_ms`` (:meth:`~detectors.windows.AccountWindow.as_of`):
 days that start at or after it (a partition read ahead of the clock) wait for a later observation.
 :class:`~detectors.outage.OutageGuard` then looks at all assessments of one sweep.
+
+Size: ~430 lines, over the ~400 aim: the monitor is the one place that sequences every detector for an
+account-day (history, census records, features, risk, episodes, spells); each step is a short method
+calling its own module.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
 seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
-shape parameters (uniform within the mix's ranges). Three mixes are fixed in advance:
+shape parameters (uniform within the mix's ranges). Four mixes are fixed in advance:
 
 * ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
   engagement *level*, gradual fades, abrupt drops, silent churn and involuntary churn (failed payments).
@@ -12,11 +12,17 @@ shape parameters (uniform within the mix's ranges). Three mixes are fixed in adv
 * ``shifted`` (:data:`SHIFTED`, a second held-out mix): churn mostly from a low level and recency (more
   level-driven churners, sparse accounts and one-time buyers, a third of the accounts joining late, few
   abrupt drops), wider levels, a milder and earlier holiday week.
+* ``distant`` (:data:`DISTANT`, a third held-out mix, issue 14's eighth pass): B2B-like (more weekday-only
+  and seasonal accounts, vacations of up to four weeks), churn mostly from fades and card failures, short
+  leads, a late and strong holiday week.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after
 failed payments); accounts pay monthly. :meth:`ShapedBase.truth` says who churns, when, why, and each
 account's shape and vacation; :meth:`ShapedBase.holidays` gives the shared holiday week.
+
+Size: ~415 lines, just over the ~400 aim: four mixes' shares and ranges are data, kept next to the shapes
+they parameterise.
 
 >>> base = ShapedBase(ShapesConfig(mix="heldout", seed=200, accounts=40, days=60))
 >>> events = list(base.events())

@@ -16,8 +16,8 @@ Every rejected or dropped line is reported to a ``RejectSink`` with its line num
 decoded once: :meth:`SortedInput.events` hands replay the events pass 1 decoded (a spilled run's lines are
 decoded again when read back, the price of not holding them in memory).
 
-Size: ~460 lines, over the ~400 aim: both passes (and the lock-step coordinator's judging pass) (validate and spill, then merge in time order) share the reject
-and duplicate bookkeeping, which is kept in one place.
+Size: ~460 lines, over the ~400 aim: both passes (validate and spill, then merge in time order) and the
+lock-step coordinator's judging pass share the reject and duplicate bookkeeping, kept in one place.
 """
 
 from __future__ import annotations

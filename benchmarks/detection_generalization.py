@@ -20,6 +20,9 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
 * ``shapes-distant`` (HELD-OUT): ``streams.dev.shapes`` "distant" mix (a third held-out mix: B2B-like, long
   vacations, fades and card failures, short leads, a late holiday week), seeds 700-709, defined in the eighth
   pass before any run on it and run once, for its report.
+* ``shapes-far`` (HELD-OUT): ``streams.dev.shapes`` "far" mix (a fourth held-out mix: consumer-like, wide
+  levels, very sparse accounts, short vacations, subtle and slow churn, an early mild holiday week), seeds
+  800-809, defined in the ninth pass before any work or run on it; run once, for its report.
 * ``cdnow`` (HELD-OUT, real): CDNOW purchases 1997-98 shipped in the ``lifetimes`` wheel (MIT; data published
   by Fader & Hardie), the 2,357-customer sample (``--cdnow-full``: all 23,570), converted by
   ``benchmarks/real_data.py``; as-of 1997-07-01, 1997-10-01, 1998-01-01, 1998-04-01, outcome: no purchase in

@@ -2,7 +2,7 @@
 
 The split is fixed in advance (tuning: simulator seeds 1-10, shapes "tuning" seeds 100-109; held-out: shapes
 "heldout" seeds 200-209 and fresh seeds 300-309, shapes "shifted" seeds 500-509, shapes "distant" seeds
-700-709, CDNOW, ChurnSim); see that script's docstring.
+700-709, shapes "far" seeds 800-809, CDNOW, ChurnSim); see that script's docstring.
 """
 
 from __future__ import annotations
@@ -186,6 +186,14 @@ SOURCES = (
         "fades and card failures, short leads, a late holiday week), seeds 700-709 (defined in the eighth "
         "pass before any run; run once, for its report)",
         shapes_files("distant", list(range(700, 710))),
+    ),
+    Source(
+        "shapes-far",
+        "heldout",
+        "streams.dev.shapes, fourth held-out mix (consumer-like: wide levels, very sparse accounts, short "
+        "vacations; subtle, slow churn; an early mild holiday week), seeds 800-809 (defined in the ninth "
+        "pass before any run; run once, for its report)",
+        shapes_files("far", list(range(800, 810))),
     ),
     Source(
         "cdnow",

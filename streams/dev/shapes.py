@@ -2,7 +2,7 @@
 
 Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
 seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
-shape parameters (uniform within the mix's ranges). Four mixes are fixed in advance:
+shape parameters (uniform within the mix's ranges). Five mixes are fixed in advance:
 
 * ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
   engagement *level*, gradual fades, abrupt drops, silent churn and involuntary churn (failed payments).
@@ -15,13 +15,16 @@ shape parameters (uniform within the mix's ranges). Four mixes are fixed in adva
 * ``distant`` (:data:`DISTANT`, a third held-out mix, issue 14's eighth pass): B2B-like (more weekday-only
   and seasonal accounts, vacations of up to four weeks), churn mostly from fades and card failures, short
   leads, a late and strong holiday week.
+* ``far`` (:data:`FAR`, a fourth held-out mix, issue 14's ninth pass): consumer-like (wide levels, very
+  sparse accounts, many short vacations, late joiners), subtle and slow churn (levels close to healthy,
+  long fades, shallow drops, long silences), an early and mild holiday week.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after
 failed payments); accounts pay monthly. :meth:`ShapedBase.truth` says who churns, when, why, and each
 account's shape and vacation; :meth:`ShapedBase.holidays` gives the shared holiday week.
 
-Size: ~415 lines, just over the ~400 aim: four mixes' shares and ranges are data, kept next to the shapes
+Size: ~450 lines, over the ~400 aim: five mixes' shares and ranges are data, kept next to the shapes
 they parameterise.
 
 >>> base = ShapedBase(ShapesConfig(mix="heldout", seed=200, accounts=40, days=60))
@@ -45,7 +48,18 @@ import numpy.typing as npt
 
 from streams.dev.simulator.days import sec_suffixes
 
-__all__ = ["DISTANT", "HELDOUT", "MIXES", "SHIFTED", "TUNING", "Mix", "Shape", "ShapedBase", "ShapesConfig"]
+__all__ = [
+    "DISTANT",
+    "FAR",
+    "HELDOUT",
+    "MIXES",
+    "SHIFTED",
+    "TUNING",
+    "Mix",
+    "Shape",
+    "ShapedBase",
+    "ShapesConfig",
+]
 
 DAY = 86_400
 
@@ -208,7 +222,41 @@ DISTANT = Mix(
     holiday_level=(0.05, 0.2),
     churn_window=(0.2, 0.99),
 )
-MIXES = {m.name: m for m in (TUNING, HELDOUT, SHIFTED, DISTANT)}
+# A fourth held-out mix (issue 14, ninth pass, 2026-12-03), fixed before any work or result on it: a wide
+# consumer-like base (levels spread widely, very sparse accounts, many short vacations, a third more late
+# joiners), churn that is subtle and slow (level-driven churners close to the healthy level, long fades,
+# shallow drops, long silences before the cancellation), an early and mild holiday week. Run only in a final
+# held-out report.
+FAR = Mix(
+    "far",
+    {
+        Shape.STEADY: 0.25,
+        Shape.WEEKDAY_ONLY: 0.10,
+        Shape.SPARSE: 0.12,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.14,
+        Shape.LOW_LEVEL: 0.10,
+        Shape.GRADUAL_FADE: 0.07,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.05,
+        Shape.INVOLUNTARY: 0.02,
+        Shape.ONE_TIME: 0.04,
+    },
+    concentration=50.0,
+    level_sigma=1.4,
+    low_level=(0.2, 0.6),
+    fade_days=(60, 120),
+    drop_to=(0.3, 0.6),
+    drop_lead_days=(20, 60),
+    silent_days=(20, 60),
+    vacation_days=(3, 10),
+    sparse_p=(0.05, 0.2),
+    late_join=0.25,
+    holiday_week=(0.1, 0.25),
+    holiday_level=(0.3, 0.6),
+    churn_window=(0.3, 0.99),
+)
+MIXES = {m.name: m for m in (TUNING, HELDOUT, SHIFTED, DISTANT, FAR)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

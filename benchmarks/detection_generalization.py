@@ -285,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Turn on DetectorConfig.spell_hold (an option, off by default; issue 14's eighth pass).",
     )
+    parser.add_argument(
+        "--alert-budget",
+        type=float,
+        default=None,
+        help="Set DetectorConfig.alert_budget (openings per account per 30 days; off by default; ninth pass).",
+    )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(
         "--churnsim-python",
@@ -315,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                         alert_threshold=args.alert_threshold,
                         horizon_days=f.horizon_days,
                         spell_hold=args.spell_hold,
+                        alert_budget=args.alert_budget,
                     )
                     for f in files
                 ]

@@ -90,6 +90,7 @@ class AccountDetectorState:
         "pending",
         "recovered_days",
         "ref_mrr",
+        "risk_days",
         "snoozed_until_ms",
         "spell",
         "ticket_days",
@@ -127,10 +128,13 @@ class AccountDetectorState:
         # usual gap in 1/100 day] (detectors.spells.track_spell).
         self.spell: list[int] | None = None
         self.drop_spell: list[int] | None = None  # the same for the flagged drop: [flag day, bins counted]
+        # With an alert budget: [last day assessed, risk the assessed day before, risk that day, free 0/1]
+        # (detectors.budget: what the account adds to the next census).
+        self.risk_days: list[Any] | None = None
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (short keys: this is stored once per account; the spells only when
-        followed)."""
+        followed, the risk days only with an alert budget)."""
         state = {
             "b": [b.to_state() for b in self.baselines],
             "r": [d.to_state() for d in self.drifts],
@@ -155,6 +159,8 @@ class AccountDetectorState:
             state["sp"] = self.spell
         if self.drop_spell is not None:
             state["dp"] = self.drop_spell
+        if self.risk_days is not None:
+            state["rb"] = self.risk_days
         return state
 
     @classmethod
@@ -195,4 +201,5 @@ class AccountDetectorState:
         self.last_snapshot_day = state["ps"]
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
         self.drop_spell = state.get("dp")
+        self.risk_days = state.get("rb")  # only with an alert budget
         return self

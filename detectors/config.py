@@ -105,6 +105,12 @@ class DetectorConfig:
         flagged 7 days ahead, 71 -> 54 % and 56 -> 47 %; at the same budget of non-churner alerts, raising
         ``alert_threshold`` to 0.75 flagged more churners on the simulator, 63 %: a trade of drop churners
         for vacations, not a better detector; and the lock-step replay, ``--jobs``, cannot follow spells).
+    alert_budget
+        At most this many new episodes per account per 30 days, as the base's recent risk shows
+        (:class:`~detectors.budget.AlertBudget`): the opening threshold is raised, each day, to the lowest
+        level (from ``alert_threshold`` up) that the base's accounts without an episode recently crossed no
+        more often than this. None (the default): ``alert_threshold`` alone decides, so the alert volume
+        follows the base's shape (``docs/detection.md``, ninth pass).
     """
 
     horizon_days: int = 30
@@ -145,6 +151,7 @@ class DetectorConfig:
     silence_outcomes: bool = False
     drop_outcomes: bool = False
     spell_hold: bool = False
+    alert_budget: float | None = None
 
     @property
     def follows_spells(self) -> bool:

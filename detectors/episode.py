@@ -97,18 +97,22 @@ class EpisodePolicy:
         new_days: int,
         *,
         hold: bool = False,
+        threshold: float | None = None,
     ) -> list[Alert]:
         """Advance the account's episode to ``now_ms``: the alerts to emit (none while muted or snoozed).
 
         ``new_days`` is how many completed days this evaluation learned: healthy days are counted per day,
         however often a day is evaluated. ``clock_ms`` stamps alerts as detected. ``hold``: open no new
         episode now (the account's spell is one that in this base usually ends in a return).
+        ``threshold``: the risk at which an episode opens today (an alert budget's; ``alert_threshold`` when
+        None).
         """
         cfg = self.config
+        opens_at = cfg.alert_threshold if threshold is None else threshold
         snoozed = now_ms < state.snoozed_until_ms
         episode = state.episode
         if episode is None:
-            if hold or seen.risk < cfg.alert_threshold or now_ms < state.cooldown_until_ms:
+            if hold or seen.risk < opens_at or now_ms < state.cooldown_until_ms:
                 return []
             severity = severity_of(seen.risk, cfg.severity_bands)
             # Muted from the start when snoozed: a snooze covers the whole episode it hides.

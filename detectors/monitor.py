@@ -43,6 +43,7 @@ from typing import Any
 
 from detectors.account_state import AccountDetectorState
 from detectors.alerts import Alert, Severity
+from detectors.budget import AlertBudget, note_risk
 from detectors.config import SEVERITY_ORDER, DetectorConfig, severity_of
 from detectors.episode import Episode, EpisodePolicy, RiskSnapshot
 from detectors.features import Features, extract
@@ -155,6 +156,11 @@ class AccountMonitor:
             relative_trends=config.relative_trends,
             silence_outcomes=config.silence_outcomes,
             drop_outcomes=config.drop_outcomes,
+            budget=(
+                AlertBudget(config.alert_budget, config.alert_threshold)
+                if config.alert_budget is not None
+                else None
+            ),
         )
         self.history = HistoryLearner(config, window_config)
         self.labeller = OutcomeLabeller(config)
@@ -302,7 +308,11 @@ class AccountMonitor:
         seen = RiskSnapshot.of(account_id, window.plan, window.mrr, risk, reasons, features)
         # Spell hold: no new episode while its silence or drop is one that here usually ends in a return.
         hold = cfg.spell_hold and self.population.usually_back(state, today)
-        alerts = self.episodes.step(state, seen, now_ms, clock_ms, new_days, hold=hold)
+        threshold = self.population.alert_threshold(cfg.alert_threshold)
+        if self.population.budget is not None:  # what the account adds to the next census's budget
+            free = state.episode is None and now_ms >= state.cooldown_until_ms
+            state.risk_days = note_risk(state.risk_days, today, risk, free=free)
+        alerts = self.episodes.step(state, seen, now_ms, clock_ms, new_days, hold=hold, threshold=threshold)
         return Assessment(
             account_id=account_id,
             now_ms=now_ms,

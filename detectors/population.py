@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from detectors.btyd import BtydModel
+from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
 from detectors.spells import SpellOutcomes, spell_class
@@ -72,6 +73,7 @@ class CensusRecord:
     usage: float | None = None
     per_user: float | None = None  # None: no users seen
     btyd: tuple[int, int, int] | None = None
+    risk: tuple[float, float, bool] | None = None  # alert budget: (risk the day before, risk, free)
 
 
 class PopulationModel:
@@ -108,6 +110,9 @@ class PopulationModel:
         base's flagged drops by their age (:attr:`drops`).
     levels, depths, btyd, calendar, spells, drops
         The pieces (defaults when omitted).
+    budget
+        The alert budget (:class:`~detectors.budget.AlertBudget`; ``DetectorConfig.alert_budget``), None
+        without one: the census counts the base's risk crossings into it (:attr:`CensusRecord.risk`).
 
     Examples
     --------
@@ -137,6 +142,7 @@ class PopulationModel:
     STATE_BUDGET_BYTES = 50_000  # both sketches, the BTYD sample, the calendar (once per worker)
     __slots__ = (
         "btyd",
+        "budget",
         "calendar",
         "census_day",
         "depths",
@@ -170,6 +176,7 @@ class PopulationModel:
         calendar: PopulationCalendar | None = None,
         spells: SpellOutcomes | None = None,
         drops: SpellOutcomes | None = None,
+        budget: AlertBudget | None = None,
     ) -> None:
         self.min_history_days = min_history_days
         self.sparse_gap_days = sparse_gap_days
@@ -184,6 +191,7 @@ class PopulationModel:
         self.depths = depths if depths is not None else SegmentQuantiles()
         self.btyd = btyd if btyd is not None else BtydModel()
         self.calendar = calendar if calendar is not None else PopulationCalendar()
+        self.budget = budget
         self.census_day: int | None = None
         self.newness: float | None = None  # mean newness of the live accounts at the last census
         self.trends: dict[str, float] | None = None  # their mean trend_4w / trend_8w (0 when none)
@@ -203,11 +211,12 @@ class PopulationModel:
             calendar=self.calendar.clone(),
             spells=self.spells.clone(),
             drops=self.drops.clone(),
+            budget=self.budget.clone() if self.budget is not None else None,
         )
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-compatible state of every piece (tens of kB, once per worker)."""
-        return {
+        """JSON-compatible state of every piece (tens of kB, once per worker; the budget only when set)."""
+        state: dict[str, Any] = {
             "params": [
                 self.min_history_days,
                 self.sparse_gap_days,
@@ -227,6 +236,9 @@ class PopulationModel:
             "new": self.newness,
             "trends": self.trends,
         }
+        if self.budget is not None:
+            state["budget"] = [self.budget.budget, self.budget.floor, self.budget.to_state()]
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PopulationModel:
@@ -247,6 +259,9 @@ class PopulationModel:
             spells=SpellOutcomes.from_state(state["spells"]) if state.get("spells") else None,
             drops=SpellOutcomes.from_state(state["drops"]) if state.get("drops") else None,
         )
+        if state.get("budget"):
+            budget, floor, saved = state["budget"]
+            model.budget = AlertBudget.from_state(saved, budget=budget, floor=floor)
         model.census_day = state["day"]
         model.newness = state.get("new")
         model.trends = state.get("trends")
@@ -286,6 +301,9 @@ class PopulationModel:
         record = CensusRecord(
             account_id, window.plan, newness(today - day_of(seen)) if seen is not None else None, tallies
         )
+        risk_days = state.risk_days
+        if self.budget is not None and risk_days is not None and risk_days[0] == today - 1:
+            record.risk = (risk_days[1], risk_days[2], bool(risk_days[3]))
         engagement = state.engagement
         last_active = state.gaps.last_active_day
         if not engagement.n_days or last_active is None:
@@ -308,8 +326,14 @@ class PopulationModel:
         self.spells.close(today)  # the spell outcomes seen by the last sweep's observations
         self.drops.close(today)
         calendar = self.calendar
+        budget = self.budget
+        if budget is not None:
+            budget.close(today)
         seen: list[float] = []
         for record in records:
+            if budget is not None and record.risk is not None:
+                before, after, free = record.risk
+                budget.learn_one(before, after, free=free)
             for day, usage, expected in record.tallies:
                 calendar.learn_one(day, usage=usage, expected=expected)
             if record.newness is not None:
@@ -329,6 +353,11 @@ class PopulationModel:
         self.census_day = today
         self.newness = _mean(seen)
         return self._trends_to_read()
+
+    def alert_threshold(self, floor: float) -> float:
+        """The risk at which an episode opens today: ``floor`` (``alert_threshold``), or the alert budget's
+        threshold (:meth:`~detectors.budget.AlertBudget.threshold`) when there is one."""
+        return floor if self.budget is None else self.budget.threshold()
 
     def _trends_to_read(self) -> bool:
         if self.relative_trends:

@@ -42,7 +42,7 @@ def _like(piece: P, state: Any) -> P:
 
 
 def population_state(population: PopulationModel) -> dict[str, Any]:
-    return {
+    state: dict[str, Any] = {
         "levels": population.levels.to_state(),
         "depths": population.depths.to_state(),
         "btyd": population.btyd.to_state(),
@@ -51,6 +51,9 @@ def population_state(population: PopulationModel) -> dict[str, Any]:
         "drops": population.drops.to_state(),
         "day": population.census_day,
     }
+    if population.budget is not None:  # only with an alert budget
+        state["budget"] = population.budget.to_state()
+    return state
 
 
 def adopt_population(monitor: AccountMonitor, state: dict[str, Any]) -> bool:
@@ -66,6 +69,8 @@ def adopt_population(monitor: AccountMonitor, state: dict[str, Any]) -> bool:
     if "spells" in state:  # saved before spell outcomes: they start afresh
         population.spells = _like(population.spells, state["spells"])
         population.drops = _like(population.drops, state["drops"])
+    if population.budget is not None and "budget" in state:
+        population.budget = _like(population.budget, state["budget"])
     population.census_day = day
     return True
 

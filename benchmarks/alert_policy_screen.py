@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import pickle
 import statistics
 import sys
@@ -217,7 +218,7 @@ def comparator(traces: list[Trace], rate: float) -> float:
         f, r, _ = summary(traces, [simulate(t, th) for t in traces])
         curve.append((r, f))
     curve.sort()
-    for (r0, f0), (r1, f1) in zip(curve, curve[1:], strict=False):
+    for (r0, f0), (r1, f1) in itertools.pairwise(curve):
         if r0 <= rate <= r1:
             return f0 + (f1 - f0) * (rate - r0) / (r1 - r0) if r1 > r0 else max(f0, f1)
     return float("nan")
@@ -273,6 +274,13 @@ def persist(days: int) -> Gate:
 # -- diagnosis ----------------------------------------------------------------------------------------------
 
 
+def _silent_bin(days: int) -> str:
+    for top, label in ((0, "0"), (3, "1-3"), (6, "4-6"), (13, "7-13")):
+        if days <= top:
+            return label
+    return "14+"
+
+
 def diagnose(traces: list[Trace]) -> None:
     first: Counter[str] = Counter()
     by: dict[str, Counter[str]] = defaultdict(Counter)
@@ -295,8 +303,7 @@ def diagnose(traces: list[Trace]) -> None:
                 if s is None:
                     continue
                 by[shape][s[8] or "-"] += 1
-                sd = s[5]
-                silent_bins[shape]["0" if sd == 0 else "1-3" if sd <= 3 else "4-6" if sd <= 6 else "7-13" if sd <= 13 else "14+"] += 1
+                silent_bins[shape][_silent_bin(s[5])] += 1
                 if n == 0:
                     first[shape] += 1
     print("\nnon-churners by shape: accounts, ever alerted, openings, repeat openings")
@@ -310,7 +317,9 @@ def diagnose(traces: list[Trace]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sources", nargs="+", default=["simulator", "shapes-tuning"])
     parser.add_argument("--files", type=int, default=3)
     parser.add_argument("--accounts", type=int, default=400)
@@ -336,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         for th in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
             f, r, v = summary(traces, [simulate(t, th) for t in traces])
             curve.append(f"{th}: {f:.1%} / {r:.2%} / vac {v:.0%}")
-        print("plain threshold (flagged >= 7 d / non-churner alerts per 30 d / vacation):\n  " + "\n  ".join(curve))
+        print("plain threshold (flagged >= 7 d / non-churner alerts per 30 d / vacation):")
+        print("  " + "\n  ".join(curve))
         candidates: dict[str, tuple[float, Gate]] = {
             "survived peak hl 60": (0.5, survived_peak(60.0)),
             "survived peak hl 30": (0.5, survived_peak(30.0)),
@@ -347,9 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, (th, gate) in candidates.items():
             f, r, v = summary(traces, [simulate(t, th, gate) for t in traces])
-            print(f"{name}: {f:.1%} / {r:.2%} / vac {v:.0%}; plain threshold at that rate: {comparator(traces, r):.1%}")
+            at = comparator(traces, r)
+            print(f"{name}: {f:.1%} / {r:.2%} / vac {v:.0%}; plain threshold at that rate: {at:.1%}")
     return 0
-
 
 
 GRID = tuple(round(0.5 + 0.02 * k, 2) for k in range(25))  # 0.50 .. 0.98
@@ -452,7 +462,8 @@ def budget_main(argv: list[str] | None = None) -> int:
         print(f"\n## {source.name}: {len(traces)} files")
         for hl in args.half_lives:
             for b in args.budgets:
-                f, r, v = summary(traces, [simulate_budget(t, b, hl, args.floor, by_rhythm=args.by_rhythm) for t in traces])
+                runs = [simulate_budget(t, b, hl, args.floor, by_rhythm=args.by_rhythm) for t in traces]
+                f, r, v = summary(traces, runs)
                 print(
                     f"budget {b:.0%} hl {hl:g} floor {args.floor}: {f:.1%} / {r:.2%} / vac {v:.0%}; "
                     f"plain threshold at that rate: {comparator(traces, r):.1%}"

@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "--alert-budget",
         type=float,
         default=None,
-        help="Set DetectorConfig.alert_budget (openings per account per 30 days; off by default; ninth pass).",
+        help="DetectorConfig.alert_budget: openings per account per 30 days (off by default; ninth pass).",
     )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(

@@ -5,9 +5,9 @@ alerted 3.9 % of non-churners per 30 days on our simulator, 6.9 % on the tuning 
 held-out B2B-like base (``docs/detection.md``, ninth pass). With ``DetectorConfig.alert_budget`` set,
 :class:`AlertBudget` (one per worker, in the :class:`~detectors.population.PopulationModel`) counts, at each
 daily census, which levels of a grid each account's risk rose past since its previous day while it had no
-episode open and no cooldown (an opening at that level), decayed over ``half_life_days``; the threshold is then
-the lowest level, from ``alert_threshold`` up, whose recent openings per account per 30 days stay within the
-budget. So the budget caps the volume and never lowers the threshold below the configured one.
+episode open and no cooldown (an opening at that level), decayed over ``half_life_days``; the threshold is
+then the lowest level, from ``alert_threshold`` up, whose recent openings per account per 30 days stay
+within the budget. So the budget caps the volume and never lowers the threshold below the configured one.
 
 Counting crossings rather than actual openings lets every level be judged at once (an opening at a lower
 level would have kept some accounts' episodes open, so crossings there count a little more than openings

@@ -21,6 +21,7 @@ import pytest
 
 from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
 from detectors.btyd import BtydModel
+from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import EngagementTracker, SegmentQuantiles
 from detectors.features.level import level_evidence
@@ -146,6 +147,16 @@ def run_spells(s: SpellOutcomes, rng: random.Random, first: int, steps: int) -> 
             )
         s.close(DAY0 + step * 2)
         out.append([(s.p_gone(c, d, 1.5), s.share_back(c, d, 1.5)) for c in (0, 1) for d in (0, 4, 12, 40)])
+    return out
+
+
+def run_budget(b: AlertBudget, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for step in range(first, first + steps):
+        b.close(DAY0 + step)
+        for _ in range(40):
+            b.learn_one(rng.random() * 0.6, rng.random(), free=rng.random() < 0.8)
+        out.append((b.threshold(), b.rate(b.floor)))
     return out
 
 
@@ -349,6 +360,21 @@ SPECS = [
         lambda s, t: SpellOutcomes.from_state(s, half_life_days=t.half_life_days, prior_count=t.prior_count),
         SpellOutcomes.STATE_BUDGET_BYTES,
         lambda s: (s.half_life_days, s.prior_count),
+    ),
+    Spec(
+        "AlertBudget",
+        lambda: AlertBudget(budget=0.3, floor=0.6, half_life_days=10.0, min_account_days=100.0),
+        run_budget,
+        lambda b: b.to_state(),
+        lambda s, t: AlertBudget.from_state(
+            s,
+            budget=t.budget,
+            floor=t.floor,
+            half_life_days=t.half_life_days,
+            min_account_days=t.min_account_days,
+        ),
+        AlertBudget.STATE_BUDGET_BYTES,
+        lambda b: (b.budget, b.floor, b.half_life_days, b.min_account_days, b.levels),
     ),
     Spec(
         "PriorScorer",

@@ -139,6 +139,16 @@ def test_three_processes_and_an_as_of(files: dict[str, Path]) -> None:
     assert_same(one, lock_step(files["outage"], 3, as_of_ms=as_of_ms))
 
 
+def test_an_alert_budget_gives_one_process_results(
+    files: dict[str, Path], reference: dict[str, dict[str, Any]]
+) -> None:
+    """The budget's counts travel in the census records: every shard opens at the same threshold."""
+    config = DetectorConfig(alert_budget=0.01)
+    one = one_process(files["shapes"], config=config)
+    assert one["population"]["budget"] and one["alerts"] != reference["shapes"]["alerts"]  # it acted
+    assert_same(one, lock_step(files["shapes"], 2, config=config))
+
+
 def test_relative_trends_are_refused(files: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="relative_trends"):
         replay_lockstep(files["dirty"], jobs=2, rules=RULES, config=DetectorConfig(relative_trends=True))

@@ -111,6 +111,13 @@ class DetectionSettings(BaseModel):
     alert_threshold: float = Field(
         default=_DETECTOR.alert_threshold, gt=0, lt=1, description="Risk at which an account's episode opens."
     )
+    alert_budget: float | None = Field(
+        default=_DETECTOR.alert_budget,
+        gt=0,
+        le=1,
+        description="At most this share of accounts opening an episode per 30 days: the opening threshold "
+        "rises above the alert threshold, each day, as far as the base's recent risk needs (unset: off).",
+    )
     top_accounts_export: int = Field(
         default=0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
     )
@@ -123,6 +130,10 @@ class DetectionSettings(BaseModel):
     )
 
     def detector_config(self) -> DetectorConfig:
-        """The detectors' thresholds with this alert threshold and horizon (the rest are DetectorConfig's
-        own)."""
-        return DetectorConfig(alert_threshold=self.alert_threshold, horizon_days=self.horizon_days)
+        """The detectors' thresholds with this alert threshold, alert budget and horizon (the rest are
+        DetectorConfig's own)."""
+        return DetectorConfig(
+            alert_threshold=self.alert_threshold,
+            horizon_days=self.horizon_days,
+            alert_budget=self.alert_budget,
+        )

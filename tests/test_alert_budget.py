@@ -16,6 +16,7 @@ from detectors.windows import WindowConfig
 from streams.dev.shapes import ShapedBase, ShapesConfig
 from streams.engine.saved import adopt_population, population_state
 from streams.offline.replay import ReplayResult, replay_file
+from streams.settings import load_settings
 
 
 def shapes_file(path: Path) -> Path:
@@ -93,3 +94,9 @@ def test_crossings_count_only_accounts_free_to_open() -> None:
     assert budget.crossings == [0.0] * len(budget.levels) and budget.account_days == 2
     budget.learn_one(0.55, 0.61, free=True)
     assert [level for level, c in zip(budget.levels, budget.crossings, strict=True) if c] == [0.56, 0.58, 0.6]
+
+
+def test_the_setting_reaches_the_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().detection.detector_config().alert_budget is None
+    monkeypatch.setenv("CHURNWATCH_ALERT_BUDGET", "0.05")
+    assert load_settings().detection.detector_config().alert_budget == 0.05

@@ -294,6 +294,7 @@ SPECIAL_VALUES = {
     "slack_webhook_url": "https://hooks.slack.example/services/T/B/x",
     "webhook_url": "https://crm.example/hooks/x",
     "webhook_secret": "whsec_c2VjcmV0LWZvci10ZXN0cw==",
+    "alert_budget": "0.05",  # optional number: unset by default
 }
 
 

@@ -309,7 +309,8 @@ class AccountMonitor:
         # Spell hold: no new episode while its silence or drop is one that here usually ends in a return.
         hold = cfg.spell_hold and self.population.usually_back(state, today)
         threshold = self.population.alert_threshold(cfg.alert_threshold)
-        if self.population.budget is not None:  # what the account adds to the next census's budget
+        if self.population.budget is not None and "warming_up" not in flags:
+            # What the account adds to the next census's budget (accounts still warming up cannot alert).
             free = state.episode is None and now_ms >= state.cooldown_until_ms
             state.risk_days = note_risk(state.risk_days, today, risk, free=free)
         alerts = self.episodes.step(state, seen, now_ms, clock_ms, new_days, hold=hold, threshold=threshold)

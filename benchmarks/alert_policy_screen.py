@@ -372,13 +372,17 @@ def simulate_budget(
     floor: float = 0.5,
     cfg: DetectorConfig | None = None,
     by_rhythm: bool = False,
+    warmup_days: int = 0,
 ) -> dict[str, list[float]]:
     """Openings under an alert budget: each day the threshold is the lowest of GRID whose decayed rate of
     fresh crossings (accounts without an episode whose risk rose past it since their previous day), per
-    account per 30 days, is within ``budget``; never below ``floor``."""
+    account per 30 days, is within ``budget``; never below ``floor``. ``warmup_days``: an account's first
+    days (since its first step) are not counted (approximately the detectors' warm-up)."""
     cfg = cfg or DetectorConfig()
     by_day: dict[int, list[tuple[str, Step]]] = defaultdict(list)
+    warm_from: dict[str, float] = {}
     for account, steps in trace.steps.items():
+        warm_from[account] = steps[0][0] + warmup_days if steps else 0.0
         for s in steps:
             by_day[int(s[0])].append((account, s))
     classes = ("daily", "sparse") if by_rhythm else ("all",)
@@ -428,6 +432,8 @@ def simulate_budget(
             crossings[c] = [n * decay for n in crossings[c]]
             account_days[c] *= decay
         for account, (risk, c) in today.items():
+            if day < warm_from[account]:
+                continue
             account_days[c] += 1
             before = prev_risk.get(account, 0.0)
             if account in free_at_start:
@@ -451,6 +457,7 @@ def budget_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half-lives", type=float, nargs="+", default=[30.0])
     parser.add_argument("--floor", type=float, default=0.5)
     parser.add_argument("--by-rhythm", action="store_true")
+    parser.add_argument("--warmup-days", type=int, default=0, help="Count accounts from this day of theirs.")
     args = parser.parse_args(argv)
     for source in SOURCES:
         if source.name not in args.sources or source.split != "tuning":
@@ -462,7 +469,12 @@ def budget_main(argv: list[str] | None = None) -> int:
         print(f"\n## {source.name}: {len(traces)} files")
         for hl in args.half_lives:
             for b in args.budgets:
-                runs = [simulate_budget(t, b, hl, args.floor, by_rhythm=args.by_rhythm) for t in traces]
+                runs = [
+                    simulate_budget(
+                        t, b, hl, args.floor, by_rhythm=args.by_rhythm, warmup_days=args.warmup_days
+                    )
+                    for t in traces
+                ]
                 f, r, v = summary(traces, runs)
                 print(
                     f"budget {b:.0%} hl {hl:g} floor {args.floor}: {f:.1%} / {r:.2%} / vac {v:.0%}; "

@@ -111,8 +111,8 @@ class DetectorConfig:
         level (from ``alert_threshold`` up) that the base's accounts without an episode recently crossed no
         more often than this. None (the default): ``alert_threshold`` alone decides, so the alert volume
         follows the base's shape. Off by default for the lead to decide (ninth pass: at 0.05 on the tuning
-        data non-churner alerts 3.91 -> 2.56 % and 6.91 -> 4.88 % per 30 days, churners flagged 7 days ahead
-        71 -> 68 % and 56 -> 50 %, 1.5 and 0.4 points more than a plain threshold raise to the same volume,
+        data non-churner alerts 3.91 -> 2.43 % and 6.91 -> 4.65 % per 30 days, churners flagged 7 days ahead
+        71 -> 68 % and 56 -> 49 %, 1.6 and 0.9 points more than a plain threshold raise to the same volume,
         AUC unchanged; ``docs/detection.md``).
     """
 

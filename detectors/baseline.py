@@ -123,8 +123,9 @@ class SeasonalBaseline:
         self.sd_floor = sd_floor
         self.z_clip = z_clip
         self._alphas = (half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7))
-        # Per slot: [days seen, EW mean of value, EW mean and EW variance of log1p(value), EW share active].
-        self.slots: list[list[float]] = [[0, 0.0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0, 0.0]]
+        # Per slot: [days seen, EW mean of value, EW mean and EW variance of log1p(value), EW share active]
+        # (float | int: the count stays an int when mypyc compiles this, streams/dev/mypyc_build.py).
+        self.slots: list[list[float | int]] = [[0, 0.0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0, 0.0]]
 
     def clone(self) -> SeasonalBaseline:
         """A fresh, untrained baseline with the same parameters."""

@@ -96,6 +96,22 @@ def user_hash(user_id: str) -> int:
     return zlib.crc32(user_id.encode())
 
 
+# AccountWindow's attributes, named here for as_of: a class compiled by mypyc has no __slots__ to read.
+_ATTRIBUTES = (
+    "billing_ts_ms",
+    "canceled_ts_ms",
+    "config",
+    "day_events",
+    "day_users",
+    "days",
+    "event_totals",
+    "first_seen_ms",
+    "mrr",
+    "plan",
+    "watermarks",
+)
+
+
 class AccountWindow:
     """Daily engagement buckets of one account.
 
@@ -121,19 +137,7 @@ class AccountWindow:
     True
     """
 
-    __slots__ = (
-        "billing_ts_ms",
-        "canceled_ts_ms",
-        "config",
-        "day_events",
-        "day_users",
-        "days",
-        "event_totals",
-        "first_seen_ms",
-        "mrr",
-        "plan",
-        "watermarks",
-    )
+    __slots__ = _ATTRIBUTES
 
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
@@ -406,7 +410,7 @@ class AccountWindow:
         else:
             return self
         view = AccountWindow(self.config)
-        for name in AccountWindow.__slots__:
+        for name in _ATTRIBUTES:
             setattr(view, name, getattr(self, name))
         view.days = {day: bucket for day, bucket in self.days.items() if day < first_hidden}
         return view

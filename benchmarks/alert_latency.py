@@ -14,8 +14,10 @@ the worker's clock cross it; both are CreateTime stamps from this machine's cloc
 part: fetch, fold, sweep, produce and flush. The detectors judge completed days, so how soon after the
 customer's behaviour an alert can come is a detection question (docs/detection.md), not measured here.
 
-Prints one JSON object (p50/p90/p99/max in seconds, alerts, achieved rate, worker CPU). Timings depend on the
-machine and what else runs: never assert on them.
+Prints one JSON object (p50/p90/p99/max in seconds, alerts, achieved rate, worker CPU, ``worker_build``).
+With ``PYTHONPATH=build/mypyc`` the worker runs the compiled build (``deploy/dev compile``;
+docs/performance.md, "Compiled sweep (mypyc)"). Timings depend on the machine and what else runs: never
+assert on them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from benchmarks.pipeline_throughput import (  # noqa: E402
     wait,
 )
 from detectors.windows import DAY_MS  # noqa: E402
+from streams.dev.mypyc_build import OUTPUT  # noqa: E402
 from streams.dev.producer import produce_live  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.events import parse_ts  # noqa: E402
@@ -63,6 +66,7 @@ def run(accounts: int, days: int, rate: float, partitions: int, end: datetime) -
         worker, port = start_worker(env, home / "worker.log")
         wait(lambda: bool((s := stats(port)) and s["partitions"]), 180, "worker ready")
         cpu0 = cpu_seconds(worker.pid)
+        build = worker_build(worker.pid)
         t0 = time.monotonic()
         sent = asyncio.run(produce_live(settings, Simulation(config).events(), rate=rate))
         produce_s = time.monotonic() - t0
@@ -117,7 +121,15 @@ def run(accounts: int, days: int, rate: float, partitions: int, end: datetime) -
             "checkpoint_seconds_total": round(checkpoints["sum"], 1),
             "sweeps": int(sweeps["count"]),
             "sweep_seconds_total": round(sweeps["sum"], 1),
+            "worker_build": build,
         }
+
+
+def worker_build(pid: int) -> str:
+    """ "mypyc" when the worker runs the compiled build (``PYTHONPATH=build/mypyc``, its extensions are mapped
+    into the process), else "interpreted"."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "mypyc" if f"{OUTPUT}/" in maps else "interpreted"
 
 
 def main() -> None:

@@ -110,7 +110,9 @@ def benchmark_kafka(
 def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams", "worker"],
+        # -P: the working directory is not put first on sys.path, so PYTHONPATH=build/mypyc (the compiled
+        # build, streams/dev/mypyc_build.py) applies to the worker too; otherwise the installed checkout.
+        [sys.executable, "-P", "-m", "streams", "worker"],
         env={**env, "CHURNWATCH_WEB_PORT": str(port)},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

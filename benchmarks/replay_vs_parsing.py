@@ -13,7 +13,8 @@ daily detector sweeps; no output files) from opening the file to the result, in 
 and in wall time, and reports events/s and the ratio to the ``orjson.loads``-only time of the same lines (best
 of two, lines held in memory), also without the detector sweeps (their cost is per account-day, not per
 line). The load average is printed with the figures: on a shared machine the ratio is what survives the
-noise. It checks that every job count gave the same alerts. Never assert on these timings.
+noise. It checks that every job count gave the same alerts. With ``PYTHONPATH=build/mypyc`` it times the
+compiled build (``deploy/dev compile``; it says which build ran). Never assert on these timings.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from streams.dev.mypyc_build import describe_build
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.events import decode
 from streams.offline.replay import ReplayResult, replay_file
@@ -95,6 +97,7 @@ def measure(path: Path, jobs_counts: list[int]) -> None:
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     n = len(lines)
     print(f"{path}: {n:,} lines, {sum(map(len, lines)) / n:.0f} B on average; load average {os.getloadavg()}")
+    print(describe_build())
     loads, loads_cpu = best_of_two(lambda: [orjson.loads(line) for line in lines])
     _, decode_cpu = best_of_two(lambda: [decode(line, max_bytes=1 << 20, min_ts_ms=None) for line in lines])
     per_line = loads_cpu / n * 1e6

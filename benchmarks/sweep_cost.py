@@ -22,8 +22,10 @@ of each is kept and summed: "sampled, best of R". The copies change nothing in t
 To compare two commits, run this file against each in turn, alternating, e.g. with ``PYTHONPATH`` naming a
 checkout of the other commit's ``detectors/`` and ``streams/`` (``git archive COMMIT | tar -x -C DIR``).
 ``--profile N`` runs cProfile over the sweeps only and prints the N functions with the most own time
-(cProfile inflates small functions: use it to rank, not for the figure). Figures: docs/performance.md,
-"Sweep cost (issue 15)". Never assert on these timings.
+(cProfile inflates small functions: use it to rank, not for the figure; it does not see inside compiled
+modules). With ``PYTHONPATH=build/mypyc`` it times the compiled build (``deploy/dev compile``; it says which
+build ran). Figures: docs/performance.md, "Sweep cost (issue 15)" and "Compiled sweep (mypyc)". Never assert
+on these timings.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 import orjson
 from simulated_file import add_file_arguments, events_file  # benchmarks/simulated_file.py
 
+from streams.dev.mypyc_build import describe_build, loaded_compiled
 from streams.engine import Engine, SweepOutcome
 from streams.engine.detection import due
 from streams.offline.replay import ReplayResult, replay_file
@@ -161,7 +164,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = events_file(args, Path(tmp))
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()}")
-        measure(path, args.runs, args.profile, args.sample_every, args.repeats)
+        print(describe_build())
+        repeats = args.repeats
+        if repeats and loaded_compiled():
+            print("sampling off: the compiled build's classes cannot be deep-copied (whole-run figures only)")
+            repeats = 0
+        measure(path, args.runs, args.profile, args.sample_every, repeats)
     return 0
 
 

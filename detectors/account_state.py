@@ -9,7 +9,7 @@ stored form (short keys, a few hundred bytes) is unchanged since before the epis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
 from detectors.config import DetectorConfig
@@ -71,7 +71,7 @@ class AccountDetectorState:
     to the account's window. Create it with :meth:`~detectors.monitor.AccountMonitor.new_state`.
     """
 
-    STATE_BUDGET_BYTES = 1_024
+    STATE_BUDGET_BYTES: ClassVar[int] = 1_024
     __slots__ = (
         "baselines",
         "canceled_ts_ms",

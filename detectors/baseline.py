@@ -24,7 +24,7 @@ together.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 # Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
 STATE_DECIMALS = 4
@@ -115,7 +115,7 @@ class SeasonalBaseline:
     True
     """
 
-    STATE_BUDGET_BYTES = 140
+    STATE_BUDGET_BYTES: ClassVar[int] = 140
     __slots__ = ("_alphas", "half_life_days", "sd_floor", "slots", "z_clip")
 
     def __init__(self, half_life_days: float = 28.0, sd_floor: float = 0.25, z_clip: float = 4.0) -> None:
@@ -243,7 +243,7 @@ class GapTracker:
     2.29
     """
 
-    STATE_BUDGET_BYTES = 60
+    STATE_BUDGET_BYTES: ClassVar[int] = 60
     __slots__ = (
         "_alpha",
         "abs_floor_days",
@@ -341,7 +341,7 @@ class DropDetector:
     [False, False, False, True, False, False]
     """
 
-    STATE_BUDGET_BYTES = 60
+    STATE_BUDGET_BYTES: ClassVar[int] = 60
     __slots__ = (
         "alpha",
         "delta",

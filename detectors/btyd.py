@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -158,7 +158,7 @@ class BtydModel:
     (0.98, 0.0)
     """
 
-    STATE_BUDGET_BYTES = 24_000
+    STATE_BUDGET_BYTES: ClassVar[int] = 24_000
     __slots__ = (
         "_worst",
         "fitted_day",

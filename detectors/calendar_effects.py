@@ -18,7 +18,7 @@ is scaled by the population's ratio in drop ratios, so they neither alert accoun
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, ClassVar
 
 
 class PopulationCalendar:
@@ -47,7 +47,7 @@ class PopulationCalendar:
     (True, False, False, 0.15)
     """
 
-    STATE_BUDGET_BYTES = 800
+    STATE_BUDGET_BYTES: ClassVar[int] = 800
     __slots__ = (
         "active_ratio",
         "closed_through",

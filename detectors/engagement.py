@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.baseline import half_life_alpha
 from detectors.windows import USAGE
@@ -46,7 +46,7 @@ class EngagementTracker:
     True
     """
 
-    STATE_BUDGET_BYTES = 48
+    STATE_BUDGET_BYTES: ClassVar[int] = 48
     __slots__ = ("_alpha", "active_share", "half_life_days", "n_active", "n_days", "usage", "users")
 
     def __init__(self, half_life_days: float = 14.0) -> None:
@@ -124,7 +124,7 @@ class SegmentQuantiles:
     (0.9, True)
     """
 
-    STATE_BUDGET_BYTES = 12_000
+    STATE_BUDGET_BYTES: ClassVar[int] = 12_000
     __slots__ = (
         "_sums",
         "bin_width",

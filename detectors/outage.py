@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.alerts import Alert, AlertKind, Severity, Transition
 from detectors.windows import DAY_MS, day_of
@@ -65,7 +65,7 @@ class OutageGuard:
     ([('pipeline_incident', 'opened')], 3)
     """
 
-    STATE_BUDGET_BYTES = 400
+    STATE_BUDGET_BYTES: ClassVar[int] = 400
     __slots__ = ("config", "incident", "last_review_day", "spans")
 
     def __init__(self, config: DetectorConfig) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.btyd import BtydModel
 from detectors.budget import AlertBudget
@@ -139,7 +139,8 @@ class PopulationModel:
     (0.0, 0.556)
     """
 
-    STATE_BUDGET_BYTES = 50_000  # both sketches, the BTYD sample, the calendar (once per worker)
+    # Both sketches, the BTYD sample, the calendar (once per worker).
+    STATE_BUDGET_BYTES: ClassVar[int] = 50_000
     __slots__ = (
         "btyd",
         "budget",

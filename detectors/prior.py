@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["PRIOR_INTERCEPT", "PRIOR_WEIGHTS", "PriorScorer"]
 
@@ -65,7 +65,7 @@ class PriorScorer:
     ('silence', 4.5)
     """
 
-    STATE_BUDGET_BYTES = 600
+    STATE_BUDGET_BYTES: ClassVar[int] = 600
     __slots__ = ("intercept", "weights")
 
     def __init__(

@@ -23,7 +23,7 @@ its habits is followed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.windows import USAGE, AccountWindow
 
@@ -87,7 +87,8 @@ class SpellOutcomes:
     True
     """
 
-    STATE_BUDGET_BYTES = 1_200  # 2 classes x 10 bins x (back, gone), twice (counts and pending)
+    # 2 classes x 10 bins x (back, gone), twice (counts and pending).
+    STATE_BUDGET_BYTES: ClassVar[int] = 1_200
     __slots__ = ("counts", "day", "half_life_days", "pending", "prior_count")
 
     def __init__(self, half_life_days: float = 180.0, prior_count: float = 5.0) -> None:

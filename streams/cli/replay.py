@@ -15,6 +15,7 @@ from rich.table import Table
 from streams.cli.backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli.checks import output_file
 from streams.cli.progress import PlainProgress, progress_for, report_console
+from streams.dev.mypyc_build import loaded_compiled
 from streams.events import InvalidEventError, parse_ts
 from streams.feedback import Feedback
 from streams.offline.backtest import OutcomeMode
@@ -276,6 +277,8 @@ def _run_jobs(
         if replay_options["config"].relative_trends
         else "the detectors' spell outcomes"
         if replay_options["config"].follows_spells
+        else "the compiled build, whose classes cannot be pickled between processes"
+        if loaded_compiled()
         else None
     )
     console = Console(stderr=True)

@@ -1,4 +1,4 @@
-"""An optional build of the sweep's and replay fold's modules with mypyc (issue 15); pure Python is the reference.
+"""An optional mypyc build of the sweep's and replay fold's modules (issue 15); pure Python is the reference.
 
 Usage::
 
@@ -21,6 +21,7 @@ keeps :data:`COMPILED` and :data:`INTERPRETED` in step with the source tree.
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import shutil
 import subprocess
@@ -29,7 +30,14 @@ import textwrap
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+
+def _source_tree() -> Path:
+    """The checkout: the nearest parent holding pyproject.toml (the copy in build/mypyc holds none)."""
+    here = Path(__file__).resolve()
+    return next((parent for parent in here.parents if (parent / "pyproject.toml").is_file()), here.parents[2])
+
+
+REPO = _source_tree()
 PACKAGES = ("detectors", "streams")
 OUTPUT = REPO / "build" / "mypyc"
 

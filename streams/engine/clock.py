@@ -201,8 +201,8 @@ class EventClock:
             if day is not None and partition not in self.partition_days:
                 self.partition_days[partition] = day
         for name, day in state.get("sparse", {}).items():
-            partition, event_type = name.split("/", 1)
-            key = (int(partition), event_type)
+            number, event_type = name.split("/", 1)  # not `partition`: an int above (mypyc enforces it)
+            key = (int(number), event_type)
             if key[0] in owned and key not in self.sparse_days:
                 self.sparse_days[key] = day
         if self.day is None and state.get("day") is not None:

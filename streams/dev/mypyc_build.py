@@ -127,6 +127,7 @@ def build(output: Path = OUTPUT, modules: tuple[str, ...] = COMPILED) -> float:
     missing = [module for module in modules if not compiled_path(output, module)]
     if missing:
         raise RuntimeError(f"mypyc built no extension for {missing}")
+    shutil.rmtree(output / "build")  # the generated C and object files (the extensions are in place)
     return time.monotonic() - started
 
 

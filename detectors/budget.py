@@ -17,7 +17,7 @@ record, so the sharded replay (``--jobs``) takes the same census as one process.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.baseline import half_life_alpha
 
@@ -86,7 +86,7 @@ class AlertBudget:
     0.5
     """
 
-    STATE_BUDGET_BYTES = 700
+    STATE_BUDGET_BYTES: ClassVar[int] = 700
     __slots__ = (
         "_decay",
         "account_days",

@@ -49,6 +49,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.answers",
     "detectors.baseline",
     "detectors.btyd",
+    "detectors.budget",
     "detectors.calendar_effects",
     "detectors.calibration",
     "detectors.config",

@@ -19,11 +19,11 @@ import pickle
 import statistics
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from detectors.episode import EpisodePolicy, RiskSnapshot
 from detectors.monitor import AccountMonitor, DetectorConfig
@@ -34,8 +34,20 @@ from streams.offline.replay import replay_file
 sys.path.insert(0, str(Path(__file__).parent))
 from generalization_sources import SOURCES, SourceFile  # benchmarks/generalization_sources.py
 
-# one step: (day, risk, usage_drop, silent, new_days, silent_days, mean_gap, drop_age, top feature, weight)
-Step = tuple[float, float, float, bool, int, int, float, int, str, float]
+
+class Step(NamedTuple):
+    """One account's assessed day, as the episode policy saw it."""
+
+    day: float
+    risk: float
+    usage_drop: float
+    silent: bool
+    new_days: int
+    silent_days: int
+    mean_gap: float
+    drop_age: int
+    top: str  # the feature adding most to the risk ("" below 0.3)
+    weight: float
 
 
 @dataclass(slots=True)
@@ -79,7 +91,7 @@ def trace_file(source_file: SourceFile, config: DetectorConfig, cache: Path) -> 
                 top, weight = max(contrib.items(), key=lambda kv: kv[1])
         drop_age = -1 if state.drop_since is None else today - state.drop_since
         steps[seen.account_id].append(
-            (
+            Step(
                 now_ms / DAY_MS,
                 seen.risk,
                 seen.usage_drop,
@@ -162,7 +174,7 @@ def simulate(
         memory: dict[str, Any] = {"peaks": []}
         peak = 0.0
         for i, s in enumerate(steps):
-            day, risk, usage_drop, silent, new_days = s[0], s[1], s[2], s[3], s[4]
+            day, risk, usage_drop, silent, new_days = s.day, s.risk, s.usage_drop, s.silent, s.new_days
             if not open_:
                 if risk < threshold or day < cooldown:
                     continue
@@ -231,7 +243,7 @@ def survived_peak(half_life: float, margin: float = 0.0) -> Gate:
     """Hold while risk is not above the peaks of this account's earlier episodes that resolved (decayed)."""
 
     def gate(steps: list[Step], memory: dict[str, Any]) -> bool:
-        day, risk = steps[-1][0], steps[-1][1]
+        day, risk = steps[-1].day, steps[-1].risk
         bar = 0.0
         for d, p in memory["peaks"]:
             bar = max(bar, p * 0.5 ** ((day - d) / half_life))
@@ -247,9 +259,9 @@ def own_longest_gap(factor: float = 1.0) -> Gate:
     def gate(steps: list[Step], memory: dict[str, Any]) -> bool:
         longest, prev = 0, 0
         for s in steps[:-1]:
-            if s[5] < prev:
+            if s.silent_days < prev:
                 longest = max(longest, prev)
-            prev = s[5]
+            prev = s.silent_days
         current = steps[-1]
         return current[8] == "silence" and current[5] <= factor * longest
 
@@ -263,9 +275,9 @@ def persist(days: int) -> Gate:
         risk0 = memory.setdefault("threshold", 0.5)
         seen_days: set[int] = set()
         for s in reversed(steps):
-            if s[1] < risk0:
+            if s.risk < risk0:
                 break
-            seen_days.add(int(s[0]))
+            seen_days.add(int(s.day))
         return len(seen_days) < days
 
     return gate
@@ -297,13 +309,13 @@ def diagnose(traces: list[Trace]) -> None:
             times = t.real_openings.get(account, [])
             alerted[shape] += bool(times)
             repeat[shape] += max(0, len(times) - 1)
-            index = {s[0]: s for s in steps}
+            index = {s.day: s for s in steps}
             for n, day in enumerate(times):
                 s = index.get(day)
                 if s is None:
                     continue
-                by[shape][s[8] or "-"] += 1
-                silent_bins[shape][_silent_bin(s[5])] += 1
+                by[shape][s.top or "-"] += 1
+                silent_bins[shape][_silent_bin(s.silent_days)] += 1
                 if n == 0:
                     first[shape] += 1
     print("\nnon-churners by shape: accounts, ever alerted, openings, repeat openings")
@@ -316,10 +328,7 @@ def diagnose(traces: list[Trace]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def _add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sources", nargs="+", default=["simulator", "shapes-tuning"])
     parser.add_argument("--files", type=int, default=3)
     parser.add_argument("--accounts", type=int, default=400)
@@ -327,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-seeds", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--diagnose", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def _tuning_traces(args: argparse.Namespace) -> Iterator[tuple[str, list[Trace]]]:
+    """Each chosen *tuning* source's traces of the default (held-out sources are never read)."""
     args.workdir.mkdir(parents=True, exist_ok=True)
     for source in SOURCES:
         if source.name not in args.sources or source.split != "tuning":
@@ -336,9 +347,19 @@ def main(argv: list[str] | None = None) -> int:
         files = list(source.files(args.workdir, args))
         caches = [args.workdir / f"trace-{f.label}.pickle" for f in files]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            traces = list(pool.map(trace_file, files, [DetectorConfig()] * len(files), caches))
+            yield source.name, list(pool.map(trace_file, files, [DetectorConfig()] * len(files), caches))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _add_source_args(parser)
+    parser.add_argument("--diagnose", action="store_true")
+    args = parser.parse_args(argv)
+    for name, traces in _tuning_traces(args):
         same = all(simulate(t, 0.5) == {a: ts for a, ts in t.real_openings.items()} for t in traces)
-        print(f"\n## {source.name}: {len(traces)} files; plain 0.5 reproduces the replay's openings: {same}")
+        print(f"\n## {name}: {len(traces)} files; plain 0.5 reproduces the replay's openings: {same}")
         if args.diagnose:
             diagnose(traces)
         curve = []
@@ -382,9 +403,9 @@ def simulate_budget(
     by_day: dict[int, list[tuple[str, Step]]] = defaultdict(list)
     warm_from: dict[str, float] = {}
     for account, steps in trace.steps.items():
-        warm_from[account] = steps[0][0] + warmup_days if steps else 0.0
+        warm_from[account] = steps[0].day + warmup_days if steps else 0.0
         for s in steps:
-            by_day[int(s[0])].append((account, s))
+            by_day[int(s.day)].append((account, s))
     classes = ("daily", "sparse") if by_rhythm else ("all",)
     crossings = {c: [0.0] * len(GRID) for c in classes}
     account_days = dict.fromkeys(classes, 0.0)
@@ -394,7 +415,7 @@ def simulate_budget(
     out: dict[str, list[float]] = {}
 
     def klass(s: Step) -> str:
-        return ("sparse" if s[6] >= 2.5 else "daily") if by_rhythm else "all"
+        return ("sparse" if s.mean_gap >= 2.5 else "daily") if by_rhythm else "all"
 
     for day in sorted(by_day):
         thresholds = {}
@@ -414,7 +435,7 @@ def simulate_budget(
             if account not in ep:
                 free_at_start.add(account)
             e = ep.setdefault(account, [False, 0, -1e18])
-            d, risk, usage_drop, silent, new_days = s[0], s[1], s[2], s[3], s[4]
+            d, risk, usage_drop, silent, new_days = s.day, s.risk, s.usage_drop, s.silent, s.new_days
             today[account] = (risk, klass(s))
             if not e[0]:
                 if risk < thresholds[klass(s)] or d < e[2]:
@@ -446,27 +467,15 @@ def simulate_budget(
 
 def budget_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sources", nargs="+", default=["simulator", "shapes-tuning"])
-    parser.add_argument("--files", type=int, default=3)
-    parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--days", type=int, default=150)
-    parser.add_argument("--sim-seeds", type=int, nargs="+", default=list(range(1, 11)))
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--jobs", type=int, default=1)
+    _add_source_args(parser)
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.02, 0.03, 0.04, 0.05, 0.06])
     parser.add_argument("--half-lives", type=float, nargs="+", default=[30.0])
     parser.add_argument("--floor", type=float, default=0.5)
     parser.add_argument("--by-rhythm", action="store_true")
     parser.add_argument("--warmup-days", type=int, default=0, help="Count accounts from this day of theirs.")
     args = parser.parse_args(argv)
-    for source in SOURCES:
-        if source.name not in args.sources or source.split != "tuning":
-            continue
-        files = list(source.files(args.workdir, args))
-        caches = [args.workdir / f"trace-{f.label}.pickle" for f in files]
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            traces = list(pool.map(trace_file, files, [DetectorConfig()] * len(files), caches))
-        print(f"\n## {source.name}: {len(traces)} files")
+    for name, traces in _tuning_traces(args):
+        print(f"\n## {name}: {len(traces)} files")
         for hl in args.half_lives:
             for b in args.budgets:
                 runs = [

@@ -9,6 +9,10 @@ Usage::
 
     .venv/bin/python benchmarks/alert_policy_screen.py --files 3 --jobs 2 --workdir WORKDIR
     .venv/bin/python benchmarks/alert_policy_screen.py --diagnose --files 5 --workdir WORKDIR
+    .venv/bin/python benchmarks/alert_policy_screen.py --budgets 0.03 0.05 --warmup-days 15 --workdir WORKDIR
+
+Size: ~500 lines, over the ~400 aim: the trace recorder, the episode policy's re-run, the candidate gates and
+the alert budget's re-run share the traces and the comparator; split, each part would import the others.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from detectors.baseline import half_life_alpha
+from detectors.day_table import DayTable
 from detectors.windows import USAGE
 
 ALL_SEGMENTS = "*"
@@ -228,7 +229,7 @@ class SegmentQuantiles:
 
 
 def weekly_totals(
-    days: Mapping[int, Sequence[int]], last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
+    days: Mapping[int, Sequence[int]] | DayTable, last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
 ) -> list[float]:
     """Usage per week over ``weeks`` weeks ending on ``last_day`` (oldest first; quiet days scaled up).
 

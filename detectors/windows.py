@@ -8,8 +8,9 @@ with the Space-Saving algorithm so the set of names stays bounded too; when a da
 the one number the detectors read, the day's :func:`key_events`.
 
 Memory (issue 15): a closed day's bucket is a tuple (a list while its day is open, or again for a late
-event) shared by every window whose day has the same counts (:func:`closed_bucket`), and day numbers are
-shared int objects, so most closed days cost a dict slot rather than a list and an int of their own.
+event) shared by every window whose day has the same counts (:func:`closed_bucket`), and the days are held in
+a list indexed by day offset (:class:`~detectors.day_table.DayTable`), so most closed days cost a pointer.
+The distinct users of all open days are one set of ``day << 32 | user hash``.
 
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
-from detectors.shared import DAYS as _DAYS
+from detectors.day_table import Bucket, DayTable
 from detectors.shared import closed_bucket, closed_buckets, shared_day
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
@@ -57,7 +58,6 @@ TICKET_COLUMN = {
     Priority.HIGH: TICKETS_HIGH,
     Priority.URGENT: TICKETS_URGENT,
 }
-Bucket: TypeAlias = list[int] | tuple[int, ...]
 # A distinct-user set larger than this per day stops growing (the count saturates); seats beyond it are rare.
 MAX_USERS_PER_DAY = 2_000
 
@@ -102,11 +102,11 @@ _ATTRIBUTES = (
     "canceled_ts_ms",
     "config",
     "day_events",
-    "day_users",
     "days",
     "event_totals",
     "first_seen_ms",
     "mrr",
+    "open_users",
     "plan",
     "watermarks",
 )
@@ -141,9 +141,11 @@ class AccountWindow:
 
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
-        self.days: dict[int, Bucket] = {}
+        self.days = DayTable()
         self.day_events: dict[int, dict[str, int]] = {}
-        self.day_users: dict[int, set[int]] = {}
+        # The distinct users of the days still open to late usage, each as ``day << 32 | user_hash``: one
+        # set for all open days (None while empty); the bucket keeps each day's count.
+        self.open_users: set[int] | None = None
         self.event_totals: dict[str, int] = {}
         # Newest event time per stream (usage, support, billing). Lateness is judged within a stream: Kafka
         # orders records only within a partition, and how far one topic's consumption runs ahead of another's
@@ -203,13 +205,15 @@ class AccountWindow:
             # Accepted (its own stream is in order) but older than the retention: no bucket to update.
             return None
         days = self.days
-        bucket = days.get(day)
+        slots = days.slots
+        i = day - days.first
+        bucket = slots[i] if 0 <= i < len(slots) else None  # days.get(day), inlined
         if bucket is None:
             new: list[int] = [0] * N_COLUMNS
-            days[_DAYS.setdefault(day, day)] = new  # shared_day, inlined
+            days[day] = new
             return new
         if isinstance(bucket, tuple):  # a closed day: a late support or billing event opens it again
-            bucket = days[day] = list(bucket)
+            bucket = slots[i] = list(bucket)
         return bucket
 
     def oldest_kept_day(self) -> int:
@@ -228,13 +232,14 @@ class AccountWindow:
             return True
         day = ts_ms // DAY_MS
         bucket[USAGE] += count
-        if user_id is not None:
-            users = self.day_users.get(day)
+        if user_id is not None and bucket[ACTIVE_USERS] < MAX_USERS_PER_DAY:
+            users = self.open_users
             if users is None:
-                users = self.day_users[shared_day(day)] = set()
-            if len(users) < MAX_USERS_PER_DAY:
-                users.add(zlib.crc32(user_id.encode()))  # user_hash, inlined: once per usage event
-                bucket[ACTIVE_USERS] = len(users)
+                users = self.open_users = set()
+            known = len(users)
+            users.add(day << 32 | zlib.crc32(user_id.encode()))  # user_hash, inlined: once per usage event
+            if len(users) != known:
+                bucket[ACTIVE_USERS] += 1
         totals = self.event_totals
         if event in totals:  # the common case of _track_event_name, inlined
             totals[event] += count
@@ -349,12 +354,14 @@ class AccountWindow:
         ``was_open_from``, the first open day before the watermarks moved: later ones close at later calls,
         and a late support or billing event's day is closed again by :meth:`_close_if_closed`)."""
         oldest_kept, open_from = self._kept_and_open()
-        for day in [d for d in self.days if d < oldest_kept]:
-            del self.days[day]
-            self.day_events.pop(day, None)
-        for day in [d for d in self.day_users if d < open_from]:
-            del self.day_users[day]
         days = self.days
+        days.drop_before(oldest_kept)
+        users = self.open_users
+        if users is not None:
+            floor = open_from << 32
+            if any(key < floor for key in users):
+                kept = {key for key in users if key >= floor}
+                self.open_users = kept or None
         for day in [d for d in self.day_events if d < open_from]:
             bucket = days.get(day)
             if bucket is not None:
@@ -412,7 +419,7 @@ class AccountWindow:
         view = AccountWindow(self.config)
         for name in _ATTRIBUTES:
             setattr(view, name, getattr(self, name))
-        view.days = {day: bucket for day, bucket in self.days.items() if day < first_hidden}
+        view.days = self.days.before(first_hidden)
         return view
 
     def used_before(self, now_ms: int) -> bool:
@@ -427,7 +434,7 @@ class AccountWindow:
             # Trailing zero columns dropped: most days have usage only.
             "d": [[day, *_trimmed(bucket)] for day, bucket in sorted(self.days.items())],
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
-            "u": [[day, sorted(users)] for day, users in sorted(self.day_users.items())],
+            "u": _users_by_day(self.open_users),
             "t": self.event_totals,
             "w": self.watermarks,
             "f": self.first_seen_ms,
@@ -443,16 +450,18 @@ class AccountWindow:
         window.watermarks = list(state["w"])
         open_from = window._open_from()
         rows = state["d"]
-        # closed_bucket and shared_day written out: every decode of a state runs this for each of its days.
+        # closed_bucket written out: every decode of a state runs this for each of its days.
         shared = closed_buckets(len(rows))
-        days: dict[int, Bucket] = {}
+        day_numbers: list[int] = []
+        buckets: list[Bucket] = []
         for row in rows:
             bucket = (*row[1:], *_ZEROS[len(row) - 1 :])
-            day = _DAYS.setdefault(row[0], row[0])
-            days[day] = shared.setdefault(bucket, bucket) if day < open_from else list(bucket)
-        window.days = days
+            day = row[0]
+            day_numbers.append(day)
+            buckets.append(shared.setdefault(bucket, bucket) if day < open_from else list(bucket))
+        window.days = DayTable.of_sorted(day_numbers, buckets)
         window.day_events = {shared_day(day): dict(names) for day, names in state["e"]}
-        window.day_users = {shared_day(day): set(users) for day, users in state["u"]}
+        window.open_users = {day << 32 | user for day, users in state["u"] for user in users} or None
         window.event_totals = dict(state["t"])
         window.first_seen_ms = state["f"]
         window.plan = state["p"]
@@ -470,3 +479,16 @@ def _trimmed(bucket: Bucket) -> Bucket:
     while end and not bucket[end - 1]:
         end -= 1
     return bucket[:end]
+
+
+def _users_by_day(users: set[int] | None) -> list[list[Any]]:
+    """``[[day, sorted user hashes], ...]`` by day, of a window's ``open_users``."""
+    rows: list[list[Any]] = []
+    hashes: list[int] = []
+    for key in sorted(users or ()):
+        day = key >> 32
+        if not rows or rows[-1][0] != day:
+            hashes = []
+            rows.append([day, hashes])
+        hashes.append(key & 0xFFFFFFFF)
+    return rows

@@ -53,6 +53,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.calendar_effects",
     "detectors.calibration",
     "detectors.config",
+    "detectors.day_table",
     "detectors.engagement",
     "detectors.episode",
     "detectors.experts",

@@ -91,6 +91,17 @@ def key_events(names: dict[str, int] | None) -> int:
     return sum(names.values()) - max(names.values())
 
 
+def user_day_bit(day: int, config: WindowConfig) -> int:
+    """The bit of ``day`` in a user's open days (:attr:`AccountWindow.open_users`): distinct for the days open
+    to late usage at once (at most the lateness in whole days + 2). A day's bit is cleared when it closes,
+    before a later day can reuse it.
+
+    >>> [user_day_bit(day, WindowConfig()) for day in range(20_000, 20_005)]
+    [1, 2, 4, 8, 1]
+    """
+    return 1 << day % (config.allowed_lateness_ms // DAY_MS + 2)
+
+
 def user_hash(user_id: str) -> int:
     """A stable 32-bit hash (Python's ``hash`` is salted per process, which would break restarts)."""
     return zlib.crc32(user_id.encode())
@@ -143,9 +154,10 @@ class AccountWindow:
         self.config = config
         self.days = DayTable()
         self.day_events: dict[int, dict[str, int]] = {}
-        # The distinct users of the days still open to late usage, each as ``day << 32 | user_hash``: one
-        # set for all open days (None while empty); the bucket keeps each day's count.
-        self.open_users: set[int] | None = None
+        # The distinct users of the days still open to late usage: user_hash -> a bit per open day it was
+        # seen on (:func:`user_day_bit`), one dict for all open days (None while empty); the bucket keeps
+        # each day's count.
+        self.open_users: dict[int, int] | None = None
         self.event_totals: dict[str, int] = {}
         # Newest event time per stream (usage, support, billing). Lateness is judged within a stream: Kafka
         # orders records only within a partition, and how far one topic's consumption runs ahead of another's
@@ -235,10 +247,12 @@ class AccountWindow:
         if user_id is not None and bucket[ACTIVE_USERS] < MAX_USERS_PER_DAY:
             users = self.open_users
             if users is None:
-                users = self.open_users = set()
-            known = len(users)
-            users.add(day << 32 | zlib.crc32(user_id.encode()))  # user_hash, inlined: once per usage event
-            if len(users) != known:
+                users = self.open_users = {}
+            user = zlib.crc32(user_id.encode())  # user_hash, inlined: once per usage event
+            seen = users.get(user, 0)
+            bit = 1 << day % (self.config.allowed_lateness_ms // DAY_MS + 2)  # user_day_bit, inlined
+            if not seen & bit:
+                users[user] = seen | bit
                 bucket[ACTIVE_USERS] += 1
         totals = self.event_totals
         if event in totals:  # the common case of _track_event_name, inlined
@@ -357,11 +371,14 @@ class AccountWindow:
         days = self.days
         days.drop_before(oldest_kept)
         users = self.open_users
-        if users is not None:
-            floor = open_from << 32
-            if any(key < floor for key in users):
-                kept = {key for key in users if key >= floor}
-                self.open_users = kept or None
+        if users is not None and open_from > was_open_from:
+            # The closing days' bits: before any user of a new day is added, which may reuse one of them.
+            span = self.config.allowed_lateness_ms // DAY_MS + 2
+            closing = 0
+            for day in range(was_open_from, min(open_from, was_open_from + span)):
+                closing |= user_day_bit(day, self.config)
+            kept = {user: seen & ~closing for user, seen in users.items() if seen & ~closing}
+            self.open_users = kept or None
         for day in [d for d in self.day_events if d < open_from]:
             bucket = days.get(day)
             if bucket is not None:
@@ -373,6 +390,23 @@ class AccountWindow:
             bucket = days.get(day)
             if type(bucket) is list:
                 days[day] = closed_bucket(bucket)
+
+    def _user_days(self, open_from: int) -> range:
+        """The days that may hold users: ``open_from`` (:meth:`_open_from`) to the usage watermark's day."""
+        mark = self.watermarks[USAGE_STREAM]
+        return range(open_from, open_from if mark is None else mark // DAY_MS + 1)
+
+    def _users_by_day(self) -> list[list[Any]]:
+        """``[[day, sorted user hashes], ...]`` of the open days, by day (the state's ``"u"``)."""
+        users = self.open_users
+        rows: list[list[Any]] = []
+        if users:
+            for day in self._user_days(self._open_from()):
+                bit = user_day_bit(day, self.config)
+                hashes = sorted(user for user, seen in users.items() if seen & bit)
+                if hashes:
+                    rows.append([day, hashes])
+        return rows
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -434,7 +468,7 @@ class AccountWindow:
             # Trailing zero columns dropped: most days have usage only.
             "d": [[day, *_trimmed(bucket)] for day, bucket in sorted(self.days.items())],
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
-            "u": _users_by_day(self.open_users),
+            "u": self._users_by_day(),
             "t": self.event_totals,
             "w": self.watermarks,
             "f": self.first_seen_ms,
@@ -461,7 +495,12 @@ class AccountWindow:
             buckets.append(shared.setdefault(bucket, bucket) if day < open_from else list(bucket))
         window.days = DayTable.of_sorted(day_numbers, buckets)
         window.day_events = {shared_day(day): dict(names) for day, names in state["e"]}
-        window.open_users = {day << 32 | user for day, users in state["u"] for user in users} or None
+        users: dict[int, int] = {}
+        for day, hashes in state["u"]:
+            bit = user_day_bit(day, config)
+            for user in hashes:
+                users[user] = users.get(user, 0) | bit
+        window.open_users = users or None
         window.event_totals = dict(state["t"])
         window.first_seen_ms = state["f"]
         window.plan = state["p"]
@@ -480,15 +519,3 @@ def _trimmed(bucket: Bucket) -> Bucket:
         end -= 1
     return bucket[:end]
 
-
-def _users_by_day(users: set[int] | None) -> list[list[Any]]:
-    """``[[day, sorted user hashes], ...]`` by day, of a window's ``open_users``."""
-    rows: list[list[Any]] = []
-    hashes: list[int] = []
-    for key in sorted(users or ()):
-        day = key >> 32
-        if not rows or rows[-1][0] != day:
-            hashes = []
-            rows.append([day, hashes])
-        hashes.append(key & 0xFFFFFFFF)
-    return rows

@@ -52,14 +52,14 @@ def test_before_shares_buckets_without_the_later_days() -> None:
     assert table.get(D + 2) is None  # the view's list is its own
 
 
-def test_window_keeps_one_user_set_for_its_open_days() -> None:
+def test_window_keeps_one_user_entry_for_all_its_open_days() -> None:
     day_ms = 86_400_000
     t0 = D * day_ms
     window = AccountWindow(WindowConfig())
     assert window.open_users is None
     for day, user in [(0, "a"), (0, "b"), (1, "a"), (1, "a"), (2, "c")]:
         assert window.add_usage(t0 + day * day_ms, "login", user, 1)
-    assert window.open_users is not None and len(window.open_users) == 4
+    assert window.open_users is not None and len(window.open_users) == 3  # a, b, c: one entry per user
     state = window.to_state()
     assert [day for day, _ in state["u"]] == [D, D + 1, D + 2]
     assert [len(users) for _, users in state["u"]] == [2, 1, 1]
@@ -70,3 +70,13 @@ def test_window_keeps_one_user_set_for_its_open_days() -> None:
     assert window.add_usage(t0 + 4 * day_ms, "login", "a", 1)
     assert [day for day, _ in window.to_state()["u"]] == [D + 2, D + 4]
     assert window.bucket(D)[1] == 2
+
+
+def test_a_closed_days_user_bit_is_not_taken_for_a_new_day_that_reuses_it() -> None:
+    day_ms = 86_400_000
+    t0 = D * day_ms + 10 * 3_600_000
+    window = AccountWindow(WindowConfig())  # 2 days of lateness: days share a bit 4 days apart
+    for day in (0, 2, 4):  # the watermark jumps from D+2 to D+4: D closes, D+4 takes its bit
+        assert window.add_usage(t0 + day * day_ms, "login", "u1", 1)
+        assert window.bucket(D + day)[1] == 1
+    assert [day for day, _ in window.to_state()["u"]] == [D + 2, D + 4]

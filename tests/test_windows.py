@@ -62,8 +62,8 @@ def fold(ops: Sequence[Op], config: WindowConfig = CFG) -> AccountWindow:
 
 
 def user_days(w: AccountWindow) -> list[int]:
-    """The days a window keeps distinct users for (its ``open_users`` keys are ``day << 32 | user hash``)."""
-    return sorted({key >> 32 for key in w.open_users or ()})
+    """The days a window keeps distinct users for."""
+    return [day for day, _ in w.to_state()["u"]]
 
 
 # -- daily buckets ------------------------------------------------------------------------------------------

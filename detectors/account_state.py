@@ -17,6 +17,7 @@ from detectors.engagement import EngagementTracker
 from detectors.episode import Episode
 from detectors.reasons import SIGNALS
 from detectors.risk import FEATURE_INDEX, FEATURES
+from detectors.shared import shared_day, shared_float
 
 __all__ = ["AccountDetectorState", "Snapshot"]
 
@@ -27,7 +28,9 @@ class Snapshot:
     account cancelled).
 
     ``flat`` is ``[feature index, value, index, value, ...]`` at 2 decimals (values under 0.005 left out):
-    up to five snapshots are stored per account, and learning needs no finer grain. Snapshots stored before
+    up to five snapshots are stored per account, and learning needs no finer grain. The values are shared float
+    objects (:func:`~detectors.shared.shared_float`): at 2 decimals they repeat across accounts (and so do
+    the days and risks). Snapshots stored before
     they were flat hold ``[[index, value], ...]``; both read back the same.
 
     >>> s = Snapshot.taken(20_000, 0.123456, {"silence": 1.234, "urgent": 0.001})
@@ -46,8 +49,8 @@ class Snapshot:
         flat: list[float] = []
         for k, v in features.items():
             if v >= 0.005:
-                flat += (FEATURE_INDEX[k], round(v, 2))
-        return cls(day, round(risk, 4), flat)
+                flat += (FEATURE_INDEX[k], shared_float(round(v, 2)))
+        return cls(shared_day(day), shared_float(round(risk, 4)), flat)
 
     def features(self) -> dict[str, float]:
         flat = self.flat
@@ -61,7 +64,9 @@ class Snapshot:
     @classmethod
     def from_state(cls, state: list[Any]) -> Snapshot:
         day, risk, flat = state
-        return cls(day, risk, flat)
+        if flat and not isinstance(flat[0], list):
+            flat = [shared_float(value) for value in flat]
+        return cls(shared_day(day), shared_float(risk), flat)
 
 
 class AccountDetectorState:
@@ -185,8 +190,9 @@ class AccountDetectorState:
         self.gaps = GapTracker.from_state(state["g"], half_life_gaps=cfg.gap_half_life)
         if "eg" in state:  # states stored before the engagement tracker start with a fresh one
             self.engagement = EngagementTracker.from_state(state["eg"])
-        self.learned_through = state["l"]
-        self.first_active_day = state["f"]
+        learned, first = state["l"], state["f"]  # days: shared int objects (detectors.shared)
+        self.learned_through = shared_day(learned) if learned is not None else None
+        self.first_active_day = shared_day(first) if first is not None else None
         self.drop_since = state["ds"]
         self.drop_signals = state["dm"]
         self.drop_depth = state["dd"]

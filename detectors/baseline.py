@@ -79,6 +79,19 @@ def half_life_alpha(half_life: float) -> float:
     return 1.0 - 0.5 ** (1.0 / half_life)
 
 
+# The weekday and weekend smoothing factors by half-life: one tuple shared by every baseline (issue 15).
+_ALPHAS: dict[float, tuple[float, float]] = {}
+
+
+def _slot_alphas(half_life_days: float) -> tuple[float, float]:
+    alphas = _ALPHAS.get(half_life_days)
+    if alphas is None:
+        alphas = (half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7))
+        if len(_ALPHAS) < 64:
+            _ALPHAS[half_life_days] = alphas
+    return alphas
+
+
 class SeasonalBaseline:
     """Exponentially weighted baseline of one daily count signal, per weekly slot (weekday / weekend).
 
@@ -122,7 +135,7 @@ class SeasonalBaseline:
         self.half_life_days = half_life_days
         self.sd_floor = sd_floor
         self.z_clip = z_clip
-        self._alphas = (half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7))
+        self._alphas = _slot_alphas(half_life_days)
         # Per slot: [days seen, EW mean of value, EW mean and EW variance of log1p(value), EW share active]
         # (float | int: the count stays an int when mypyc compiles this, streams/dev/mypyc_build.py).
         self.slots: list[list[float | int]] = [[0, 0.0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0, 0.0]]

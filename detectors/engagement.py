@@ -229,7 +229,10 @@ class SegmentQuantiles:
 
 
 def weekly_totals(
-    days: Mapping[int, Sequence[int]] | DayTable, last_day: int, weeks: int, quiet: Mapping[int, float] | None = None
+    days: Mapping[int, Sequence[int]] | DayTable,
+    last_day: int,
+    weeks: int,
+    quiet: Mapping[int, float] | None = None,
 ) -> list[float]:
     """Usage per week over ``weeks`` weeks ending on ``last_day`` (oldest first; quiet days scaled up).
 

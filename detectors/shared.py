@@ -3,6 +3,8 @@ object each saves the memory of the copies.
 
 - :data:`DAYS`: one int object per day number (too large for CPython's cache of small ints).
 - :data:`CLOSED`: one tuple per distinct content of a closed day's bucket (:func:`closed_bucket`).
+- :data:`FLOATS`: one float object per value of the rounded numbers detector states keep in many copies
+  (:func:`shared_float`: the features of pending snapshots, at 2 decimals).
 
 Sharing is safe because both are immutable; a window that must change a closed day replaces its bucket.
 """
@@ -43,4 +45,27 @@ def closed_bucket(values: Iterable[int]) -> tuple[int, ...]:
         if len(CLOSED) >= MAX_SHARED_BUCKETS:
             CLOSED.clear()
         shared = CLOSED[bucket] = bucket
+    return shared
+
+
+# Rounded floats, one object per value (24 bytes each saved per copy). Cleared when full, as CLOSED.
+FLOATS: dict[float, float] = {}
+MAX_SHARED_FLOATS = 1 << 16
+
+
+def shared_float(value: Any) -> Any:
+    """``value`` as the object every state uses for it, when it is a non-zero float (ints, and the zeros,
+    whose sign a look-up by equality would lose, are returned as they are).
+
+    >>> a, b = shared_float(float("1.25")), shared_float(float("1.25"))
+    >>> a is b, shared_float(1), type(shared_float(1)), shared_float(-0.0)
+    (True, 1, <class 'int'>, -0.0)
+    """
+    if type(value) is not float or not value:
+        return value
+    shared = FLOATS.get(value)
+    if shared is None:
+        if len(FLOATS) >= MAX_SHARED_FLOATS:
+            FLOATS.clear()
+        shared = FLOATS[value] = value
     return shared

@@ -518,4 +518,3 @@ def _trimmed(bucket: Bucket) -> Bucket:
     while end and not bucket[end - 1]:
         end -= 1
     return bucket[:end]
-

@@ -28,10 +28,9 @@ class Snapshot:
     account cancelled).
 
     ``flat`` is ``[feature index, value, index, value, ...]`` at 2 decimals (values under 0.005 left out):
-    up to five snapshots are stored per account, and learning needs no finer grain. The values are shared float
-    objects (:func:`~detectors.shared.shared_float`): at 2 decimals they repeat across accounts (and so do
-    the days and risks). Snapshots stored before
-    they were flat hold ``[[index, value], ...]``; both read back the same.
+    up to five snapshots are stored per account, and learning needs no finer grain. Snapshots stored before
+    they were flat hold ``[[index, value], ...]``; both read back the same. The values, days and risks are
+    shared objects (:mod:`detectors.shared`): at 2 decimals they repeat across accounts.
 
     >>> s = Snapshot.taken(20_000, 0.123456, {"silence": 1.234, "urgent": 0.001})
     >>> s.to_state(), s.features() == {"silence": 1.23}

@@ -88,11 +88,6 @@ class DayTable:
         first = self.first
         return iter([first + i for i, bucket in enumerate(self.slots) if bucket is not None])
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DayTable) and list(self.items()) == list(other.items())
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dict it replaces
-
     def items(self) -> list[tuple[int, Bucket]]:
         """(day, bucket) of every day with a bucket, ascending."""
         first = self.first

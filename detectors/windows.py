@@ -15,7 +15,7 @@ The distinct users of all open days are one set of ``day << 32 | user hash``.
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
 
-Size: ~440 lines: the window's per-event fold is written out in one place on purpose (the hot
+Size: ~490 lines: the window's per-event fold is written out in one place on purpose (the hot
 path of live ingest and replay, issue 15), next to the bucket layout it depends on.
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
+from detectors.open_users import close_days, users_by_day, users_from_state
 from detectors.shared import closed_bucket, closed_buckets, shared_day
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
@@ -91,17 +92,6 @@ def key_events(names: dict[str, int] | None) -> int:
     return sum(names.values()) - max(names.values())
 
 
-def user_day_bit(day: int, config: WindowConfig) -> int:
-    """The bit of ``day`` in a user's open days (:attr:`AccountWindow.open_users`): distinct for the days open
-    to late usage at once (at most the lateness in whole days + 2). A day's bit is cleared when it closes,
-    before a later day can reuse it.
-
-    >>> [user_day_bit(day, WindowConfig()) for day in range(20_000, 20_005)]
-    [1, 2, 4, 8, 1]
-    """
-    return 1 << day % (config.allowed_lateness_ms // DAY_MS + 2)
-
-
 def user_hash(user_id: str) -> int:
     """A stable 32-bit hash (Python's ``hash`` is salted per process, which would break restarts)."""
     return zlib.crc32(user_id.encode())
@@ -155,7 +145,7 @@ class AccountWindow:
         self.days = DayTable()
         self.day_events: dict[int, dict[str, int]] = {}
         # The distinct users of the days still open to late usage: user_hash -> a bit per open day it was
-        # seen on (:func:`user_day_bit`), one dict for all open days (None while empty); the bucket keeps
+        # seen on (detectors.open_users), one dict for all open days (None while empty); the bucket keeps
         # each day's count.
         self.open_users: dict[int, int] | None = None
         self.event_totals: dict[str, int] = {}
@@ -250,7 +240,9 @@ class AccountWindow:
                 users = self.open_users = {}
             user = zlib.crc32(user_id.encode())  # user_hash, inlined: once per usage event
             seen = users.get(user, 0)
-            bit = 1 << day % (self.config.allowed_lateness_ms // DAY_MS + 2)  # user_day_bit, inlined
+            bit = 1 << day % (
+                self.config.allowed_lateness_ms // DAY_MS + 2
+            )  # open_users.user_day_bit, inlined
             if not seen & bit:
                 users[user] = seen | bit
                 bucket[ACTIVE_USERS] += 1
@@ -356,6 +348,12 @@ class AccountWindow:
         """The first day still open to late usage."""
         return self._kept_and_open()[1]
 
+    def _user_days(self) -> range:
+        """The days that may hold users: the first open day to the usage watermark's day."""
+        mark = self.watermarks[USAGE_STREAM]
+        open_from = self._open_from()
+        return range(open_from, open_from if mark is None else mark // DAY_MS + 1)
+
     def _close_if_closed(self, day: int) -> None:
         """Share ``day``'s bucket again after a late support or billing event when the day has closed."""
         if day < self._open_from():
@@ -372,12 +370,8 @@ class AccountWindow:
         days.drop_before(oldest_kept)
         users = self.open_users
         if users is not None and open_from > was_open_from:
-            # The closing days' bits: before any user of a new day is added, which may reuse one of them.
-            span = self.config.allowed_lateness_ms // DAY_MS + 2
-            closing = 0
-            for day in range(was_open_from, min(open_from, was_open_from + span)):
-                closing |= user_day_bit(day, self.config)
-            kept = {user: seen & ~closing for user, seen in users.items() if seen & ~closing}
+            # Before any user of a new day is added, which may reuse a closing day's bit.
+            kept = close_days(users, was_open_from, open_from, self.config.allowed_lateness_ms)
             self.open_users = kept or None
         for day in [d for d in self.day_events if d < open_from]:
             bucket = days.get(day)
@@ -390,23 +384,6 @@ class AccountWindow:
             bucket = days.get(day)
             if type(bucket) is list:
                 days[day] = closed_bucket(bucket)
-
-    def _user_days(self, open_from: int) -> range:
-        """The days that may hold users: ``open_from`` (:meth:`_open_from`) to the usage watermark's day."""
-        mark = self.watermarks[USAGE_STREAM]
-        return range(open_from, open_from if mark is None else mark // DAY_MS + 1)
-
-    def _users_by_day(self) -> list[list[Any]]:
-        """``[[day, sorted user hashes], ...]`` of the open days, by day (the state's ``"u"``)."""
-        users = self.open_users
-        rows: list[list[Any]] = []
-        if users:
-            for day in self._user_days(self._open_from()):
-                bit = user_day_bit(day, self.config)
-                hashes = sorted(user for user, seen in users.items() if seen & bit)
-                if hashes:
-                    rows.append([day, hashes])
-        return rows
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -468,7 +445,7 @@ class AccountWindow:
             # Trailing zero columns dropped: most days have usage only.
             "d": [[day, *_trimmed(bucket)] for day, bucket in sorted(self.days.items())],
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
-            "u": self._users_by_day(),
+            "u": users_by_day(self.open_users or {}, self._user_days(), self.config.allowed_lateness_ms),
             "t": self.event_totals,
             "w": self.watermarks,
             "f": self.first_seen_ms,
@@ -495,12 +472,7 @@ class AccountWindow:
             buckets.append(shared.setdefault(bucket, bucket) if day < open_from else list(bucket))
         window.days = DayTable.of_sorted(day_numbers, buckets)
         window.day_events = {shared_day(day): dict(names) for day, names in state["e"]}
-        users: dict[int, int] = {}
-        for day, hashes in state["u"]:
-            bit = user_day_bit(day, config)
-            for user in hashes:
-                users[user] = users.get(user, 0) | bit
-        window.open_users = users or None
+        window.open_users = users_from_state(state["u"], config.allowed_lateness_ms)
         window.event_totals = dict(state["t"])
         window.first_seen_ms = state["f"]
         window.plan = state["p"]

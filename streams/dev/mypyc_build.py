@@ -66,6 +66,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.features.usage",
     "detectors.history",
     "detectors.monitor",
+    "detectors.open_users",
     "detectors.outage",
     "detectors.outcomes",
     "detectors.population",

@@ -240,9 +240,8 @@ class AccountWindow:
                 users = self.open_users = {}
             user = zlib.crc32(user_id.encode())  # user_hash, inlined: once per usage event
             seen = users.get(user, 0)
-            bit = 1 << day % (
-                self.config.allowed_lateness_ms // DAY_MS + 2
-            )  # open_users.user_day_bit, inlined
+            # open_users.user_day_bit, inlined
+            bit = 1 << day % (self.config.allowed_lateness_ms // DAY_MS + 2)
             if not seen & bit:
                 users[user] = seen | bit
                 bucket[ACTIVE_USERS] += 1

@@ -10,7 +10,7 @@ the one number the detectors read, the day's :func:`key_events`.
 Memory (issue 15): a closed day's bucket is a tuple (a list while its day is open, or again for a late
 event) shared by every window whose day has the same counts (:func:`closed_bucket`), and the days are held in
 a list indexed by day offset (:class:`~detectors.day_table.DayTable`), so most closed days cost a pointer.
-The distinct users of all open days are one set of ``day << 32 | user hash``.
+The distinct users of all open days are one dict of user hash -> open days (:mod:`detectors.open_users`).
 
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.

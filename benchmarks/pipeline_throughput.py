@@ -7,9 +7,12 @@ Usage::
 
 For each worker count it starts a private embedded broker (fresh topics), produces the simulator's events as
 a backlog, then starts N ``churnwatch worker`` processes and measures the time from "all workers ready" until
-every event is folded (events/s), the workers' CPU seconds and peak RSS, then the restart time of one worker
-(changelog recovery of all accounts). Figures go to stdout as JSON; docs/performance.md quotes them. Timings
-depend on the machine and on what else runs: never assert on them.
+every event is folded (events/s), the workers' CPU seconds and peak RSS, the detector sweeps that ended
+during the fold, then the restart time of one worker (changelog recovery of all accounts). Before the workers
+start and after the last one stops, a bare ``getmany`` loop reads the same event topics
+(``benchmarks/raw_getmany.py``): the consumer's own limit on this broker in this run, and the worker's rate
+as a fraction of it. Figures go to stdout as JSON; docs/performance.md quotes them. Timings depend on the
+machine and on what else runs: never assert on them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.raw_getmany import raw_getmany_rate  # noqa: E402
 from streams.dev import kafka_local  # noqa: E402
 from streams.dev.producer import send_all  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
@@ -125,8 +129,21 @@ def metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def worker_metrics(ports: list[int]) -> tuple[int, float, float, int]:
-    """Sweeps, sweep seconds, stored state bytes and accounts, from gauges updated after the fold."""
+def sweeps_so_far(ports: list[int]) -> tuple[int, float]:
+    """Detector sweeps the workers finished and their seconds (a histogram observed at each sweep's end)."""
+    texts = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for port in ports]
+    count = sum(metric(text, "churnwatch_sweep_duration_seconds_count") for text in texts)
+    return int(count), sum(metric(text, "churnwatch_sweep_duration_seconds_sum") for text in texts)
+
+
+def raw_rate(settings: Settings) -> tuple[int, float]:
+    """Records of the event topics and a bare ``getmany`` loop's records/s over them."""
+    count, seconds = asyncio.run(raw_getmany_rate(settings, settings.topics.events.values()))
+    return count, count / seconds
+
+
+def worker_metrics(ports: list[int]) -> tuple[float, int]:
+    """Stored state bytes and accounts, from gauges updated after the fold."""
     texts: list[str] = []
     counted: list[float] = []
 
@@ -137,10 +154,8 @@ def worker_metrics(ports: list[int]) -> tuple[int, float, float, int]:
         return len(counted) > 1 and counted[-1] == counted[-2] > 0
 
     wait(gauges_settled, 120, "state gauges", interval=6)
-    sweeps = int(sum(metric(text, "churnwatch_sweep_duration_seconds_count") for text in texts))
-    sweep_s = sum(metric(text, "churnwatch_sweep_duration_seconds_sum") for text in texts)
     state = sum(metric(text, 'churnwatch_state_bytes{table="accounts"}') for text in texts)
-    return sweeps, sweep_s, state, int(counted[-1])
+    return state, int(counted[-1])
 
 
 def start_profiler(pid: int, prefix: Path, index: int) -> subprocess.Popen[bytes]:
@@ -209,6 +224,7 @@ def run(
             )
         )
         produce_s = time.monotonic() - produce_started
+        raw_records, raw_before = raw_rate(settings)
         log = home / "workers.log"
         procs = [start_worker(env, log) for _ in range(workers)]
         began = time.monotonic()
@@ -216,6 +232,8 @@ def run(
         ready_s = time.monotonic() - began
         idle_rss = sum(rss_bytes(p.pid) for p, _ in procs)
         spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []
+        sweeps0, sweep_s0 = sweeps_so_far([port for _, port in procs])
+        load0 = os.getloadavg()[0]
         cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
         t0 = time.monotonic()
         peak_rss = 0
@@ -238,7 +256,9 @@ def run(
         wait(done, 3600, "backlog folded")
         elapsed = time.monotonic() - t0
         cpu = sum(cpu_seconds(p.pid) - cpu0[p.pid] for p, _ in procs)
-        sweeps, sweep_seconds, state_bytes, accounts_tracked = worker_metrics([port for _, port in procs])
+        load1 = os.getloadavg()[0]
+        sweeps1, sweep_s1 = sweeps_so_far([port for _, port in procs])
+        state_bytes, accounts_tracked = worker_metrics([port for _, port in procs])
         rss_now = sum(rss_bytes(p.pid) for p, _ in procs)
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -259,6 +279,7 @@ def run(
         *_, accounts_recovered = worker_metrics([port])  # the restarted worker holds every account again
         restarted.terminate()
         restarted.wait(60)
+        _, raw_after = raw_rate(settings)
         return {
             "clock": clock,
             "worker_env": worker_env or {},
@@ -272,14 +293,18 @@ def run(
             "fold_seconds": round(elapsed, 1),
             "events_per_s": round(sent / elapsed),
             "events_per_s_per_worker": round(sent / elapsed / workers),
+            "raw_getmany_records": raw_records,
+            "raw_getmany_records_per_s": [round(raw_before), round(raw_after)],  # before the workers, after
+            "worker_to_raw": [round(sent / elapsed / workers / raw, 2) for raw in (raw_before, raw_after)],
+            "load_average_1min": [round(load0, 1), round(load1, 1)],  # at the fold's start and end
             "worker_cpu_seconds": round(cpu, 1),
             "worker_cpu_us_per_event": round(cpu / sent * 1e6, 1),
             "cpu_utilisation_of_2_cores": round(cpu / elapsed / 2, 2),
             "peak_rss_mb": round(peak_rss / 2**20, 1),
             "rss_growth_per_account_bytes": round((rss_now - idle_rss) / max(1, accounts_tracked)),
             "state_bytes_per_account": round(state_bytes / max(1, accounts_tracked)),
-            "detector_sweeps": sweeps,
-            "detector_sweep_seconds": round(sweep_seconds, 1),
+            "detector_sweeps_during_fold": sweeps1 - sweeps0,
+            "detector_sweep_seconds_during_fold": round(sweep_s1 - sweep_s0, 1),
             "recovery_seconds": round(recovery_s, 1),
             "recovery_accounts_per_s": round(accounts_tracked / recovery_s),
             "accounts_recovered": accounts_recovered,

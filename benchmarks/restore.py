@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
@@ -44,9 +44,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.pipeline_throughput import benchmark_kafka, rss_bytes, start_worker, stats, wait  # noqa: E402
+from benchmarks.raw_getmany import raw_getmany_rate  # noqa: E402
 from detectors.windows import AccountWindow, WindowConfig  # noqa: E402
 from streams.engine import AccountState  # noqa: E402
-from streams.live.kafka_client import client_options, topic_partitions  # noqa: E402
+from streams.live.kafka_client import client_options  # noqa: E402
 from streams.offline.backfill_store import changelog_topic, ensure_changelog  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -110,34 +111,6 @@ async def seed(settings: Settings, accounts: int, days: int, versions: int) -> t
     return records, size
 
 
-async def raw_getmany_rate(settings: Settings) -> tuple[int, float]:
-    """Records of the whole accounts changelog and the seconds ``getmany`` takes to read them."""
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **client_options(settings),
-    )
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, changelog_topic(settings))
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        started = time.perf_counter()
-        count = 0
-        left = {tp for tp, end in ends.items() if end > 0}
-        while left:
-            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for tp, records in batches.items():
-                count += len(records)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-        return count, time.perf_counter() - started
-    finally:
-        await consumer.stop()
-
-
 def owned(port: int) -> list[int]:
     answer = stats(port)
     return list(answer["partitions"]) if answer is not None and answer["ready"] else []
@@ -180,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "standby_replicas": 1 if args.standby else 0,
             "seed_s": round(time.monotonic() - began, 1),
         }
-        count, seconds = asyncio.run(raw_getmany_rate(settings))
+        count, seconds = asyncio.run(raw_getmany_rate(settings, [changelog_topic(settings)]))
         result["raw_getmany_records_per_s"] = round(count / seconds)
         log = home / "workers.log"
 

@@ -39,13 +39,7 @@ def closed_buckets(adding: int) -> dict[tuple[int, ...], tuple[int, ...]]:
 
 def closed_bucket(values: Iterable[int]) -> tuple[int, ...]:
     """A closed day's bucket: an immutable tuple, the same object for every window with this content."""
-    bucket = tuple(values)
-    shared = CLOSED.get(bucket)
-    if shared is None:
-        if len(CLOSED) >= MAX_SHARED_BUCKETS:
-            CLOSED.clear()
-        shared = CLOSED[bucket] = bucket
-    return shared
+    return interned(CLOSED, tuple(values), MAX_SHARED_BUCKETS)
 
 
 # Rounded floats, one object per value (24 bytes each saved per copy). Cleared when full, as CLOSED.
@@ -63,9 +57,15 @@ def shared_float(value: Any) -> Any:
     """
     if type(value) is not float or not value:
         return value
-    shared = FLOATS.get(value)
+    return interned(FLOATS, value, MAX_SHARED_FLOATS)
+
+
+def interned(table: dict[Any, Any], value: Any, capacity: int) -> Any:
+    """The object ``table`` keeps for ``value`` (``value`` itself the first time); the table is cleared when
+    it holds ``capacity`` values, which only ends the sharing of the ones already handed out."""
+    shared = table.get(value)
     if shared is None:
-        if len(FLOATS) >= MAX_SHARED_FLOATS:
-            FLOATS.clear()
-        shared = FLOATS[value] = value
+        if len(table) >= capacity:
+            table.clear()
+        shared = table[value] = value
     return shared

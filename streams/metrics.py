@@ -23,6 +23,7 @@ class Metrics:
     duplicates_skipped: Counter
     events_deduplicated: Counter
     undecodable_skipped: Counter
+    reader_rebuilds: Counter
     accounts_tracked: Gauge
     batch_seconds: Histogram
     processing_latency: Histogram
@@ -95,6 +96,13 @@ class Metrics:
                 "Offsets skipped because their batch could not be decoded at the Kafka level (unknown codec, "
                 "corrupt batch): no bytes to dead-letter. By reason and topic role.",
                 ["reason", "topic"],
+                registry=registry,
+            ),
+            reader_rebuilds=Counter(
+                "churnwatch_reader_consumer_rebuilds_total",
+                "Kafka consumers replaced because the broker answered none of a reader's fetches for "
+                "CHURNWATCH_READER_REBUILD_AFTER_SECONDS while it had partitions to read. By reader.",
+                ["reader"],
                 registry=registry,
             ),
             accounts_tracked=Gauge(

@@ -153,11 +153,12 @@ class WorkerFactory:
         }
         return Settings(**values, **overrides)
 
-    def start(self, *, wait_ready: bool = True, **env: str) -> WorkerProcess:
+    def start(self, *, wait_ready: bool = True, module: str = "streams", **env: str) -> WorkerProcess:
+        """A ``churnwatch worker`` process (``module``: another entry point, for a worker with a fault)."""
         web_port = free_port()
         log_path = self.directory / f"worker-{len(self.started)}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
+            [sys.executable, "-m", module, "worker"],
             env=self.env(CHURNWATCH_WEB_PORT=str(web_port), **env),
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,

@@ -4,7 +4,9 @@
 * SIGTERM stops a worker within the bound even while a sink is down, with the state checkpointed, and even
   with a broker that does not answer (then at the deadline, code 1);
 * a second SIGINT ends a worker at once, even while its graceful stop hangs on a broker that does not answer;
-* with the broker gone the worker says it is not ready (and why), stays alive, and catches up by itself.
+* with the broker gone the worker says it is not ready (and why), stays alive, and catches up by itself;
+* a reader whose consumer goes quiet with the broker up says so, replaces the consumer, and reads on from
+  where it was, every event folded once.
 
 Broker outages run on a private broker: stopping the session broker would disturb every other test.
 """
@@ -179,7 +181,10 @@ def test_broker_gone_not_ready_with_a_reason_then_ready_again_with_every_event(
     assert broker is not None
     events = simulated_events(accounts=20, days=6, seed=43)
     half = len(events) // 2
-    worker = broker_workers.start(CHURNWATCH_READY_READ_WITHIN_SECONDS="5")
+    # Replacing the reader's consumer is tried (and fails) while the broker is gone: harmless.
+    worker = broker_workers.start(
+        CHURNWATCH_READY_READ_WITHIN_SECONDS="5", CHURNWATCH_READER_REBUILD_AFTER_SECONDS="5"
+    )
     produce_events(broker_workers, events[:half])
     wait_until(
         lambda: (worker.stats() or {}).get("events_folded") == half, timeout=90, what="first half folded"
@@ -205,6 +210,36 @@ def test_broker_gone_not_ready_with_a_reason_then_ready_again_with_every_event(
     produce_events(broker_workers, events[half:])
     wait_for_windows(worker, fold_offline(events), timeout=120)
     assert worker.process.poll() is None
+
+
+def test_a_consumer_that_goes_quiet_is_replaced_and_every_event_folded_once(
+    workers: WorkerFactory, tmp_path: Path
+) -> None:
+    trigger = tmp_path / "stall"
+    worker = workers.start(
+        module="tests.stalling_worker",
+        STALL_TRIGGER=str(trigger),
+        CHURNWATCH_READY_READ_WITHIN_SECONDS="3",
+        CHURNWATCH_READER_REBUILD_AFTER_SECONDS="30",
+    )
+    events = simulated_events(accounts=20, days=6, seed=47)
+    half = len(events) // 2
+    produce_events(workers, events[:half])
+    wait_until(lambda: (worker.stats() or {}).get("events_folded") == half, timeout=90, what="first half")
+    trigger.touch()
+    wait_until(lambda: "consumer paused" in worker.log(), timeout=30, what="the reader's consumer paused")
+    # Quiet: no fetch answered, so not ready and saying why (for the 30 s before the replacement).
+    wait_until(lambda: health(worker, "/churnwatch/ready/") == 503, timeout=30, what="not ready")
+    assert worker.get("/churnwatch/ready/").json()["reason"] == "not_reading"
+    produce_events(workers, events[half:])
+    wait_for_windows(worker, fold_offline(events), timeout=120)
+    metrics = worker.get("/metrics").text
+    assert metric_value(metrics, "churnwatch_reader_consumer_rebuilds_total", reader="events") == 1
+    assert metric_value(metrics, "churnwatch_reader_consumer_rebuilds_total", reader="outbox") == 0
+    assert metric_value(metrics, DUPLICATES_METRIC) == 0
+    assert (worker.stats() or {}).get("events_folded") == len(events)
+    assert worker.log().count("replacing its consumer") == 1, worker.log()[-3000:]
+    wait_until(lambda: health(worker, "/churnwatch/ready/") == 200, timeout=30, what="ready again")
 
 
 @contextlib.contextmanager

@@ -233,6 +233,8 @@ class Churnwatch:
             # After a restart, a retry of an event folded before the checkpoint is still a duplicate.
             remember=None if dedup is None else functools.partial(self.folder.remember, dedup),
             remember_records=settings.windows.event_dedup_max_keys,
+            rebuild_after_seconds=settings.worker.reader_rebuild_after_seconds,
+            on_rebuilt=self.metrics.reader_rebuilds.labels(reader="events").inc,
         )
         self.heartbeat = LoopHeartbeat()
         app.task(self.heartbeat.run)

@@ -26,7 +26,8 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
 * **Failures.** A batch that raises while folding crashes the worker; nothing after the last checkpoint
   counts, and the next owner reads it again. A batch aiokafka cannot decode (unknown codec, corrupt batch) is
   skipped, logged and reported to ``on_skipped``; the rest of its partition and the other partitions are read
-  on (:mod:`streams.live.poison`).
+  on (:mod:`streams.live.poison`). A consumer the broker has stopped answering while it has partitions to
+  read is replaced (:mod:`streams.live.reader_rebuild`).
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
-from streams.live.fair_fetch import getmany_fair
+from streams.live.fair_fetch import getmany_fair, raw_records
 from streams.live.ingest import RawRecord
 from streams.live.kafka_client import assigning_consumer
 from streams.live.poison import DECODE_ERRORS, PoisonBatch, read_around
+from streams.live.reader_rebuild import StallWatch, replacement, resume_at, stop_quietly
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class EventReader:
         Called with the records just before the checkpointed offsets when an assignment resumes from them,
         ``remember_records`` in all, shared evenly by the partitions (the event deduplicator learns them;
         nothing is folded).
+    rebuild_after_seconds, on_rebuilt
+        Replace the consumer when the broker answered none of its fetches for this long while partitions are
+        assigned; ``on_rebuilt`` is called after each replacement.
     interrupt_on_revoke
         Cancel a batch still being processed when partitions are revoked, instead of waiting for it (for
         batches that can take minutes, like deliveries retrying a sink that is down, and that are safe to
@@ -111,6 +116,8 @@ class EventReader:
         on_skipped: Callable[[str, PoisonBatch], None] = lambda event_type, poison: None,
         remember: Callable[[list[RawRecord]], None] | None = None,
         remember_records: int = 0,
+        rebuild_after_seconds: float = 60.0,
+        on_rebuilt: Callable[[], None] = lambda: None,
     ) -> None:
         self.app = app
         self.consumer_options = dict(consumer_options)
@@ -128,6 +135,9 @@ class EventReader:
         self.on_skipped = on_skipped
         self.remember = remember
         self.remember_records = remember_records
+        self.stall_watch = StallWatch(rebuild_after_seconds)
+        self.on_rebuilt = on_rebuilt
+        self._stalled = False
         self.revoking = False
         self._inflight: asyncio.Future[None] | None = None
         self.consumer: AIOKafkaConsumer | None = None
@@ -147,17 +157,41 @@ class EventReader:
         # Sent on a graceful stop after Faust stopped its consumer, before the producer's last flush.
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return assigning_consumer(self.consumer_options, max_partition_fetch_bytes=4 * 2**20)
+
     async def _run(self) -> None:
-        consumer = assigning_consumer(self.consumer_options, max_partition_fetch_bytes=4 * 2**20)
+        consumer = self._new_consumer()
         await consumer.start()
         self.consumer = consumer
         try:
             while not self.app.should_stop:
                 await self._step(consumer)
                 self.last_turn = time.monotonic()
+                if self._stalled:
+                    consumer = await self._replace(consumer)
         finally:
             self.consumer = None
             await consumer.stop()
+
+    async def _replace(self, consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+        """A new consumer reading on from the folded offsets, or ``consumer`` when none could start."""
+        self._stalled = False
+        self.stall_watch.replaced()
+        new = await replacement(
+            self._new_consumer,
+            timeout_s=self.stall_watch.after_s,
+            describe=", ".join(sorted(set(self.type_by_topic.values()))),
+            age_s=time.monotonic() - self.last_read,
+        )
+        if new is None:
+            return consumer
+        async with self.lock:  # not while a revocation releases the partitions
+            resume_at(new, self.positions)
+            self.consumer = new
+        self.on_rebuilt()
+        await stop_quietly(consumer)
+        return new
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
         app = self.app
@@ -213,6 +247,8 @@ class EventReader:
         polled = max((consumer.last_poll_timestamp(tp) or 0 for tp in consumer.assignment()), default=0)
         if fetched or polled > self._last_poll_ms:
             self.last_read = time.monotonic()
+        else:
+            self._stalled = self.stall_watch.due(last_read=self.last_read)
         self._last_poll_ms = polled
 
     def _skip(self, poison: PoisonBatch) -> None:
@@ -222,28 +258,8 @@ class EventReader:
         log.error("event reader %s", poison.describe())
         self.on_skipped(self.type_by_topic[poison.tp.topic], poison)
 
-    def _records(self, fetched: Mapping[TopicPartition, list[Any]]) -> list[RawRecord]:
-        type_by_topic = self.type_by_topic
-        records: list[RawRecord] = []
-        for tp, batch in fetched.items():
-            event_type = type_by_topic[tp.topic]
-            topic, partition = tp.topic, tp.partition
-            records.extend(
-                RawRecord(
-                    event_type,
-                    message.key,
-                    message.value,
-                    topic,
-                    partition,
-                    message.offset,
-                    tuple(message.headers or ()),
-                )
-                for message in batch
-            )
-        return records
-
     async def _process(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
-        records = self._records(fetched)
+        records = raw_records(fetched, self.type_by_topic)
         self._handing_over = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
         self._inflight = asyncio.ensure_future(self.process(records))
         try:
@@ -321,7 +337,7 @@ class EventReader:
             while pending and time.monotonic() < deadline:
                 fetched = await consumer.getmany(*pending, timeout_ms=500, max_records=self.batch_max_events)
                 before = {tp: [m for m in batch if m.offset < resume[tp]] for tp, batch in fetched.items()}
-                self.remember(self._records(before))
+                self.remember(raw_records(before, self.type_by_topic))
                 pending = {tp for tp in pending if await consumer.position(tp) < resume[tp]}
         except DECODE_ERRORS as exc:
             log.warning("event reader stopped recalling records before the checkpoint: %s", exc)

@@ -11,14 +11,18 @@ partition reached a new day up to 12.6 s apart a few seconds behind (42 s overlo
 
 :func:`getmany_fair` takes the records in rounds, at most an equal share of the batch per partition and round,
 until the batch is full or no partition has more buffered: every partition with records moves in every batch
-(one whose next fetch response has not arrived still waits for it).
+(one whose next fetch response has not arrived still waits for it). :func:`raw_records` turns a batch into
+the records ingestion reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
+
+from streams.live.ingest import RawRecord
 
 
 class BatchConsumer(Protocol):
@@ -65,3 +69,26 @@ async def getmany_fair(
         active = full
         share = max(1, (max_records - total) // max(1, len(active)))  # the rest, shared by those with more
     return batch
+
+
+def raw_records(
+    fetched: Mapping[TopicPartition, list[Any]], type_by_topic: Mapping[str, str]
+) -> list[RawRecord]:
+    """The records of an aiokafka ``getmany`` result, in partition order, each with its topic's event type."""
+    records: list[RawRecord] = []
+    for tp, batch in fetched.items():
+        event_type = type_by_topic[tp.topic]
+        topic, partition = tp.topic, tp.partition
+        records.extend(
+            RawRecord(
+                event_type,
+                message.key,
+                message.value,
+                topic,
+                partition,
+                message.offset,
+                tuple(message.headers or ()),
+            )
+            for message in batch
+        )
+    return records

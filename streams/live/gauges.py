@@ -48,6 +48,8 @@ def zero_counters(metrics: Metrics, event_types: Iterable[str]) -> None:
         metrics.deadletters.labels(reason=reason.value)
     for poison_reason, role in itertools.product(PoisonReason, [*roles, "alerts"]):
         metrics.undecodable_skipped.labels(reason=poison_reason.value, topic=role)
+    for reader in ("events", "outbox"):
+        metrics.reader_rebuilds.labels(reader=reader)
     for label, outcome in itertools.product(FeedbackLabel, AnswerOutcome):
         metrics.answers_folded.labels(label=label.value, outcome=outcome.value)
 

@@ -79,6 +79,8 @@ class Outbox:
             # A sink that is down keeps a batch retrying for up to the delivery budget: do not hold up a
             # rebalance for it. The ledger records each delivered request, so the next owner skips them.
             interrupt_on_revoke=True,
+            rebuild_after_seconds=settings.worker.reader_rebuild_after_seconds,
+            on_rebuilt=metrics.reader_rebuilds.labels(reader="outbox").inc,
         )
         app.timer(LEDGER_EXPIRY_SECONDS, name="churnwatch.ledger_expiry")(self.expire_ledger)
 

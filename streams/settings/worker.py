@@ -48,6 +48,12 @@ class WorkerSettings(BaseModel):
         description="Ready only if the broker answered a fetch of the event reader (or nothing was assigned) "
         "within this long.",
     )
+    reader_rebuild_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A reader whose fetches the broker answered none of for this long, with partitions to "
+        "read, replaces its Kafka consumer (an aiokafka consumer can go quiet for good, the broker up).",
+    )
     liveness_timeout_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -304,6 +304,27 @@ def decode(
     return event
 
 
+def decode_again(raw: bytes, ts_ms: int, *, max_bytes: int) -> Event:
+    """A line :func:`decode` accepted before (``min_ts_ms=None``, event time ``ts_ms``) decoded again, equal
+    to what it returned, for less: a usage event takes the typed decoder's parse alone (the line passed its
+    checks the first time; the parse and ``validate`` agree on every usage value both accept,
+    ``tests/test_typed_decode.py``), with the event time already found; other events go through :func:`decode`.
+
+    Replay reads its spilled runs back with it (``streams/offline/replay_input.py``).
+
+    >>> decode_again(b'{"type":"usage","account_id":"a","ts":"2026-11-26T10:00:00Z","event":"x"}', 7, max_bytes=99)
+    UsageEvent(account_id='a', ts_ms=7, event='x', user_id=None, count=1, event_id=None)
+    """
+    try:
+        event = _DECODER.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        event = None
+    if type(event) is UsageEvent:
+        msgspec.structs.force_setattr(event, "ts_ms", ts_ms)
+        return event
+    return decode(raw, max_bytes=max_bytes, min_ts_ms=None)
+
+
 # -- the typed decoder --------------------------------------------------------------------------------------
 
 TYPE_NAMES: dict[type, EventType] = {

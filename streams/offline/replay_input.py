@@ -14,7 +14,8 @@ A file is read in two passes (:class:`SortedInput`):
 
 Every rejected or dropped line is reported to a ``RejectSink`` with its line number and reason. Lines are
 decoded once: :meth:`SortedInput.events` hands replay the events pass 1 decoded (a spilled run's lines are
-decoded again when read back, the price of not holding them in memory).
+decoded again when read back, the price of not holding them in memory: :func:`~streams.events.decode_again`,
+which skips the checks they passed).
 
 Size: ~460 lines, over the ~400 aim: both passes (validate and spill, then merge in time order) and the
 lock-step coordinator's judging pass share the reject and duplicate bookkeeping, kept in one place.
@@ -41,7 +42,7 @@ from typing import Any, BinaryIO, cast
 
 from streams.dedup import Deduplicator, event_key
 from streams.errors import ConfigError
-from streams.events import DeadLetterReason, Event, InvalidEventError, UsageEvent, decode
+from streams.events import DeadLetterReason, Event, InvalidEventError, UsageEvent, decode, decode_again
 from streams.offline.replay import rfc3339
 from streams.settings import ENV_PREFIX, Settings, load_settings, settings_table
 
@@ -368,7 +369,7 @@ def read_run(path: Path, max_event_bytes: int) -> Iterator[Record]:
         while header := handle.read(size):
             ts, line_no, length, key, _ = unpack(header)
             raw = handle.read(length)
-            yield ts, raw, line_no, key, decode(raw, max_bytes=max_event_bytes, min_ts_ms=None)
+            yield ts, raw, line_no, key, decode_again(raw, ts, max_bytes=max_event_bytes)
 
 
 def read_headers(path: Path) -> Iterator[tuple[int, bytes, int, int, bool]]:

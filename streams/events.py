@@ -269,13 +269,15 @@ def decode(
     min_ts_ms: int | None = MIN_TS_MS,
     key: bytes | None = None,
     expected_type: str | None = None,
+    plain: bool = False,
 ) -> Event:
     """Decode and validate one Kafka record value (or replay line).
 
     ``key``, when given, must equal the account id (the partitioning contract); ``expected_type``, when given,
-    is the only event type the record's topic may carry. The typed decoder (:func:`typed_decode`) takes the
-    common well-formed value in one pass; anything it is not sure of goes through ``orjson`` and
-    :func:`validate`, so the result and every rejection's reason and detail are :func:`validate`'s.
+    is the only event type the record's topic may carry; ``plain``: :func:`plain_text` holds for ``raw``. The
+    typed decoder (:func:`typed_decode`) takes the common well-formed value in one pass; anything it is not
+    sure of goes through ``orjson`` and :func:`validate`, so the result and every rejection's reason and
+    detail are :func:`validate`'s.
 
     >>> decode(b'{"type":"usage","account_id":"a","ts":1795687200000,"event":"x"}', max_bytes=100, key=b"a")
     UsageEvent(account_id='a', ts_ms=1795687200000, event='x', user_id=None, count=1, event_id=None)
@@ -288,7 +290,7 @@ def decode(
         raise InvalidEventError(DeadLetterReason.INVALID_JSON, "record has no value")
     if len(raw) > max_bytes:
         raise InvalidEventError(DeadLetterReason.TOO_LARGE, f"{len(raw)} bytes exceeds {max_bytes}")
-    event = typed_decode(raw, max_ts_ms=max_ts_ms, min_ts_ms=min_ts_ms)
+    event = typed_decode(raw, max_ts_ms=max_ts_ms, min_ts_ms=min_ts_ms, plain=plain)
     if event is None:
         try:
             body = orjson.loads(raw)
@@ -308,12 +310,12 @@ def decode_again(raw: bytes, ts_ms: int, *, max_bytes: int) -> Event:
     """A line :func:`decode` accepted before (``min_ts_ms=None``, event time ``ts_ms``) decoded again, equal
     to what it returned, for less: a usage event takes the typed decoder's parse alone (the line passed its
     checks the first time; the parse and ``validate`` agree on every usage value both accept,
-    ``tests/test_typed_decode.py``), with the event time already found; other events go through :func:`decode`.
+    ``tests/test_typed_decode.py``), with the event time already found; other events go through
+    :func:`decode`. Replay reads its spilled runs back with it (``streams/offline/replay_input.py``).
 
-    Replay reads its spilled runs back with it (``streams/offline/replay_input.py``).
-
-    >>> decode_again(b'{"type":"usage","account_id":"a","ts":"2026-11-26T10:00:00Z","event":"x"}', 7, max_bytes=99)
-    UsageEvent(account_id='a', ts_ms=7, event='x', user_id=None, count=1, event_id=None)
+    >>> decode_again(b'{"type":"usage","account_id":"a","ts":"1970-01-01T00:00:00.005Z","event":"x"}', 5,
+    ...              max_bytes=99)
+    UsageEvent(account_id='a', ts_ms=5, event='x', user_id=None, count=1, event_id=None)
     """
     try:
         event = _DECODER.decode(raw)
@@ -343,8 +345,22 @@ MAX_NESTING = 1_000  # brackets in a value above which the exact path judges it 
 _CONTROL = re.compile("[\x00-\x1f]")
 
 
+def plain_text(raw: bytes, *, ascii_only: bool = True) -> bool:
+    """Whether ``raw`` holds no number beyond a double's range (what the typed decoder skips without looking
+    but orjson rejects) and, with ``ascii_only``, only ASCII: :func:`typed_decode`'s first checks, which a
+    reader may run once over many lines joined (true for the whole is true for each line).
+
+    >>> plain_text(b'{"a":1e999}'), plain_text(b'{"a":1e99}'), plain_text('{"a":"é"}'.encode())
+    (False, True, False)
+    """
+    if ascii_only and not raw.isascii():
+        return False
+    shape = raw.translate(_DIGITS_AS_NINES, b"+")
+    return _HUGE_EXPONENT not in shape and _LONG_DIGITS not in shape
+
+
 def typed_decode(
-    raw: bytes, *, max_ts_ms: int | None = None, min_ts_ms: int | None = MIN_TS_MS
+    raw: bytes, *, max_ts_ms: int | None = None, min_ts_ms: int | None = MIN_TS_MS, plain: bool = False
 ) -> Event | None:
     """The event of a well-formed value in one pass (msgspec), or None when :func:`validate` must judge it.
 
@@ -352,18 +368,18 @@ def typed_decode(
     (``tests/test_typed_decode.py`` checks it on generated and hostile values): the decoder checks types,
     lengths, ranges and the kinds' and priorities' choices (enums) as it parses, and what it cannot check
     (text times, control characters, a csat's score, the sign of a zero MRR, invalid UTF-8, huge numbers or
-    deep nesting in fields it skips) is checked here or declined.
+    deep nesting in fields it skips) is checked here or declined. ``plain``: :func:`plain_text` already
+    holds for ``raw`` (checked over a batch of lines).
 
     >>> typed_decode(b'{"type":"usage","account_id":"a","ts":"2026-11-26T10:00:00Z","event":"x","count":2}')
     UsageEvent(account_id='a', ts_ms=1795687200000, event='x', user_id=None, count=2, event_id=None)
     >>> typed_decode(b'{"type":"usage","account_id":"a","ts":"2026-11-26T10:00:00Z","event":"x","count":0}')
     """
-    shape = raw.translate(_DIGITS_AS_NINES, b"+")
-    if _HUGE_EXPONENT in shape or _LONG_DIGITS in shape:
+    if not plain and not plain_text(raw, ascii_only=False):
         return None
     if len(raw) > MAX_NESTING and raw.count(b"[") + raw.count(b"{") > MAX_NESTING:
         return None  # orjson rejects nesting deeper than 1,024; msgspec skips deeper fields it ignores
-    if not raw.isascii():
+    if not plain and not raw.isascii():
         try:
             raw.decode()  # orjson rejects invalid UTF-8 anywhere; the typed decoder only where it reads
         except UnicodeDecodeError:

@@ -290,3 +290,23 @@ def test_file_clock_ignores_stray_times_but_follows_the_bulk() -> None:
     assert file_clock([*bulk, 400 * DAY_MS, 401 * DAY_MS], skew_ms=DAY_MS) == bulk[-1]
     # A real gap (a billing preamble years before usage) is not mistaken for strays: the bulk is later.
     assert file_clock([-900 * DAY_MS, *bulk], skew_ms=DAY_MS) == bulk[-1]
+
+
+def test_lines_read_in_batches_are_judged_one_by_one(tmp_path: Path) -> None:
+    """Pass 1 checks a batch's text once (``plain_text``); a hostile line among plain ones is still judged
+    alone: a number beyond a double or invalid UTF-8 in a field no decoder reads is invalid JSON."""
+    good = [
+        orjson.dumps({"type": "usage", "account_id": "a", "ts": 1_795_687_200_000 + i, "event": "x"})
+        for i in range(20)
+    ]
+    extras = (b',"n":1e999}', b',"n":"\xff"}', b',"n":1}')
+    hostile = [line[:-1] + extra for line, extra in zip(good[:3], extras, strict=True)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join([*good[3:10], *hostile, *good[10:]]) + b"\n")
+    rejected: list[tuple[int, str]] = []
+    with SortedInput(RULES, lambda line_no, reason, *_: rejected.append((line_no, reason))) as sorted_input:
+        with path.open("rb") as stream:
+            sorted_input.read(stream)
+        accepted = list(sorted_input.events())
+    assert rejected == [(8, "invalid_json"), (9, "invalid_json")]
+    assert len(accepted) == 18

@@ -36,13 +36,22 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
 from streams.dedup import Deduplicator, event_key
 from streams.errors import ConfigError
-from streams.events import DeadLetterReason, Event, InvalidEventError, UsageEvent, decode, decode_again
+from streams.events import (
+    DeadLetterReason,
+    Event,
+    InvalidEventError,
+    UsageEvent,
+    decode,
+    decode_again,
+    plain_text,
+)
 from streams.offline.replay import rfc3339
 from streams.settings import ENV_PREFIX, Settings, load_settings, settings_table
 
@@ -50,6 +59,7 @@ STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 DUPLICATE = "duplicate"  # not a dead-letter reason: the event is valid, and already counted
+BATCH_LINES = 4_096  # lines read at a time (their text checked at once: streams.events.plain_text)
 CLOCK_SAMPLE = 4_096  # the latest event times kept to find the file's clock
 CLOCK_SUPPORT = 10  # other events within the skew before a time that make it the file's clock
 # Bytes a buffered line costs beyond its own length: the tuple, ints and key, and the decoded event with its
@@ -208,15 +218,20 @@ class SortedInput:
         """
         paused = gc.isenabled()
         gc.disable()
+        line_no = 0
+        stream = iter(lines)
         try:
-            for line_no, line in enumerate(lines, start=1):
-                if line_no == 1 and line.startswith(UTF8_BOM):
-                    line = line[len(UTF8_BOM) :]
-                line = line.rstrip(b"\r\n")
-                if owned is None or owned(line):
-                    self._read_line(line_no, line)
-                if on_line is not None and not line_no & 0xFFFF:
-                    on_line(line_no)
+            while batch := list(islice(stream, BATCH_LINES)):
+                plain = plain_text(b"".join(batch))  # the typed decoder's first checks, once per batch
+                for line in batch:
+                    line_no += 1
+                    if line_no == 1 and line.startswith(UTF8_BOM):
+                        line = line[len(UTF8_BOM) :]
+                    line = line.rstrip(b"\r\n")
+                    if owned is None or owned(line):
+                        self._read_line(line_no, line, plain)
+                    if on_line is not None and not line_no & 0xFFFF:
+                        on_line(line_no)
         except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a truncated stream, EOFError
             raise InputError(f"cannot read the input: {error}") from None
         finally:
@@ -225,13 +240,13 @@ class SortedInput:
                 self._frozen = True
                 gc.enable()
 
-    def _read_line(self, line_no: int, raw: bytes) -> None:
+    def _read_line(self, line_no: int, raw: bytes, plain: bool) -> None:
         if not raw or raw.isspace():
             return
         self.stats.lines += 1
         try:
             # No lower bound on event times: historical data is data (live: CHURNWATCH_MIN_EVENT_TS).
-            event = decode(raw, max_bytes=self.rules.max_event_bytes, min_ts_ms=None)
+            event = decode(raw, max_bytes=self.rules.max_event_bytes, min_ts_ms=None, plain=plain)
         except InvalidEventError as error:
             self.reject(line_no, error.reason.value, error.detail, raw)
             return

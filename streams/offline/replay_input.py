@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, cast
@@ -323,8 +324,7 @@ class SortedInput:
 
     def events(self) -> Iterator[Event]:
         """Pass 2 as decoded events (what replay folds)."""
-        for event, _ in self.accepted():
-            yield event
+        return map(itemgetter(0), self.accepted())
 
     def accepted(self) -> Iterator[tuple[Event, bytes]]:
         """Pass 2: (event, line) in event-time order, future and duplicate lines rejected on the way."""
@@ -335,9 +335,14 @@ class SortedInput:
         merged = heapq.merge(
             *(read_run(path, self.rules.max_event_bytes) for path in self._runs), self._buffer
         )
-        for ts, raw, line_no, key, event in merged:
-            if self._accepts(ts, raw, line_no, key, clock, max_ts, dedup):
+        is_duplicate = dedup.is_duplicate
+        stats = self.stats
+        for ts, raw, line_no, key, event in merged:  # _accepts, its common case written out
+            if ts <= max_ts and not is_duplicate(key, ts, origin=line_no):
+                stats.accepted += 1
                 yield event, raw
+            else:
+                self._rejected(ts, raw, line_no, key, clock, max_ts, dedup)
 
     def judged(self) -> Iterator[tuple[int, bytes, int, bool]]:
         """Pass 2 without decoding a line (a lock-step replay's coordinator, over the runs of inputs it
@@ -355,15 +360,21 @@ class SortedInput:
         self, ts: int, raw: bytes, line_no: int, key: int, clock: int, max_ts: int, dedup: Deduplicator
     ) -> bool:
         """Pass 2's judgement of one line: rejected (and counted) beyond the clock skew or as a duplicate."""
+        if ts <= max_ts and not dedup.is_duplicate(key, ts, origin=line_no):
+            self.stats.accepted += 1
+            return True
+        self._rejected(ts, raw, line_no, key, clock, max_ts, dedup)
+        return False
+
+    def _rejected(
+        self, ts: int, raw: bytes, line_no: int, key: int, clock: int, max_ts: int, dedup: Deduplicator
+    ) -> None:
+        """Report a line pass 2 rejected: beyond the clock skew, else a duplicate (``dedup`` said so)."""
         if ts > max_ts:
             detail = f"'ts' {rfc3339(ts)} is beyond the allowed clock skew of the clock {rfc3339(clock)}"
             self.reject(line_no, DeadLetterReason.FUTURE_TS.value, detail, raw)
-        elif dedup.is_duplicate(key, ts, origin=line_no):
-            self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
         else:
-            self.stats.accepted += 1
-            return True
-        return False
+            self.reject(line_no, DUPLICATE, f"the same event as line {dedup.first_origin(key)}", raw)
 
     def _judge(self) -> tuple[int, int, Deduplicator]:
         """Pass 2's clock, the latest event time it accepts, and its duplicate detector."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from detectors.vocabulary import BillingKind
-from detectors.windows import DAY_MS, AccountWindow
+from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import AccountState, Engine, MemoryStore
 from streams.engine.fold import TOPIC_INDEX
 from streams.events import LATEST_TS_MS, BillingEvent, Event, SupportEvent, UsageEvent
@@ -56,52 +56,68 @@ def fold_in_order(
     measurable share of the whole replay.
     """
     done = OrderedFold()
-    states, config, clock, sweep = store.states, engine.window_config, engine.clock, engine.sweep
+    config, clock, sweep = engine.window_config, engine.clock, engine.sweep
     as_of = as_of_ms if as_of_ms is not None else LATEST_TS_MS
     # Usage at or after it may move the event clock (it is the next UTC midnight).
     next_midnight = -(2**63) if sweeps else LATEST_TS_MS + 1
-    next_progress = progress_every
-    accepted = folded = late = 0
+    next_progress = progress_every if on_progress is not None else LATEST_TS_MS  # more than any count
+    by_account: dict[str, AccountState] = {}  # the states of ``states`` by account id (no key to encode)
+    accepted = after = late = 0
     watermark = -1
+    first_ts: int | None = None
     for event in events:
         accepted += 1
         ts = event.ts_ms
         if ts > as_of:
-            done.after_as_of += 1
+            after += 1
             continue
         if ts > watermark:
             watermark = ts
-        if done.first_ts_ms is None:
-            done.first_ts_ms = ts
+        if first_ts is None:
+            first_ts = ts
         kind = type(event)
         if kind is UsageEvent and ts >= next_midnight:
             for midnight_ms in clock.advance(0, ts):  # the engine's _tick: sweep each midnight crossed
                 sweep(midnight_ms)
             next_midnight = (ts // DAY_MS + 1) * DAY_MS
-        key = event.account_id.encode()
-        state = states.get(key)
+        account = event.account_id
+        state = by_account.get(account)
         if state is None:
-            state = AccountState(AccountWindow(config), 0)
-            store.put(key, state)
-        state.applied_offsets[TOPIC_INDEX[kind]] = accepted
+            state = by_account[account] = _state_of(store, account.encode(), config)
         if kind is UsageEvent:
-            ok = state.window.add_usage(ts, event.event, event.user_id, event.count)  # type: ignore[union-attr]
-            if ok and activity is not None:
-                per_day = activity.setdefault(event.account_id, {})
-                per_day[ts // DAY_MS] = per_day.get(ts // DAY_MS, 0) + event.count  # type: ignore[union-attr]
-        elif kind is SupportEvent:
-            ok = state.window.add_support(ts, event.kind, event.priority, event.score)  # type: ignore[union-attr, arg-type]
+            state.applied_offsets[0] = accepted  # TOPIC_INDEX
+            if state.window.add_usage(ts, event.event, event.user_id, event.count):  # type: ignore[union-attr]
+                if activity is not None:
+                    per_day = activity.setdefault(account, {})
+                    per_day[ts // DAY_MS] = per_day.get(ts // DAY_MS, 0) + event.count  # type: ignore[union-attr]
+            else:
+                late += 1
         else:
-            assert type(event) is BillingEvent
-            ok = state.window.add_billing(ts, event.kind, event.mrr, event.plan)
-            if ok and event.kind is BillingKind.SUBSCRIPTION_CANCELED:
-                cancellations.setdefault(event.account_id, ts)
-        if ok:
-            folded += 1
-        else:
-            late += 1
-        if on_progress is not None and accepted >= next_progress:
-            on_progress(accepted, watermark)
+            state.applied_offsets[TOPIC_INDEX[kind]] = accepted
+            late += not _fold_sparse(state, event, cancellations)
+        if accepted >= next_progress:
+            on_progress(accepted, watermark)  # type: ignore[misc]
             next_progress += progress_every
-    done.accepted, done.folded, done.late, done.watermark = accepted, folded, late, watermark
+    done.accepted, done.after_as_of, done.late, done.watermark = accepted, after, late, watermark
+    done.folded, done.first_ts_ms = accepted - after - late, first_ts
     return done
+
+
+def _state_of(store: MemoryStore, key: bytes, config: WindowConfig) -> AccountState:
+    """The account's state in ``store``, a new one (put there) for an account not seen before."""
+    state = store.states.get(key)
+    if state is None:
+        state = AccountState(AccountWindow(config), 0)
+        store.put(key, state)
+    return state
+
+
+def _fold_sparse(state: AccountState, event: Event, cancellations: dict[str, int]) -> bool:
+    """Fold a support or billing event (rarer than usage: a call of its own); False when it is too late."""
+    if type(event) is SupportEvent:
+        return state.window.add_support(event.ts_ms, event.kind, event.priority, event.score)
+    assert type(event) is BillingEvent
+    ok = state.window.add_billing(event.ts_ms, event.kind, event.mrr, event.plan)
+    if ok and event.kind is BillingKind.SUBSCRIPTION_CANCELED:
+        cancellations.setdefault(event.account_id, event.ts_ms)
+    return ok

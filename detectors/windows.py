@@ -15,7 +15,7 @@ The distinct users of all open days are one dict of user hash -> open days (:mod
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
 
-Size: ~520 lines: the window's per-event fold is written out in one place on purpose (the hot
+Size: ~490 lines: the window's per-event fold is written out in one place on purpose (the hot
 path of live ingest and replay, issue 15), next to the bucket layout it depends on.
 """
 
@@ -224,40 +224,15 @@ class AccountWindow:
 
     def add_usage(self, ts_ms: int, event: str, user_id: str | None, count: int) -> bool:
         """Fold one usage event; returns False (and changes nothing) when it is too late."""
-        day = ts_ms // DAY_MS
-        marks = self.watermarks
-        mark = marks[USAGE_STREAM]
-        config = self.config
-        bucket: Any = None
-        if mark is not None and mark <= ts_ms and mark // DAY_MS == day:
-            # _bucket_for's common case, written out: in order on the usage watermark's day (no day turns),
-            # the day's bucket open and kept (no other stream a retention ahead), its first event older.
-            slots = self.days.slots
-            i = day - self.days.first
-            bucket = slots[i] if 0 <= i < len(slots) else None
-            lateness, keep_until = config.allowed_lateness_ms, day + config.retention_days
-            support, billing, first = marks[SUPPORT_STREAM], marks[BILLING_STREAM], self.first_seen_ms
-            if (
-                type(bucket) is list
-                and (mark - lateness) // DAY_MS == (ts_ms - lateness) // DAY_MS
-                and config.retention_days > 0
-                and (support is None or support // DAY_MS < keep_until)
-                and (billing is None or billing // DAY_MS < keep_until)
-                and first is not None
-                and first <= ts_ms
-            ):
-                marks[USAGE_STREAM] = ts_ms
-            else:
-                bucket = None
+        bucket = self._bucket_for(USAGE_STREAM, ts_ms)
+        if bucket is False:
+            return False
         if bucket is None:
-            bucket = self._bucket_for(USAGE_STREAM, ts_ms)
-            if bucket is False:
-                return False
-            if bucket is None:
-                # Beyond the retention: no day to count in, but the name's running total still counts, so the
-                # result does not depend on how far other streams had run ahead.
-                self._track_event_name(event, count)
-                return True
+            # Beyond the retention: no day to count in, but the name's running total still counts, so the
+            # result does not depend on how far other streams had run ahead.
+            self._track_event_name(event, count)
+            return True
+        day = ts_ms // DAY_MS
         bucket[USAGE] += count
         if user_id is not None and bucket[ACTIVE_USERS] < MAX_USERS_PER_DAY:
             users = self.open_users
@@ -266,7 +241,7 @@ class AccountWindow:
             user = zlib.crc32(user_id.encode())  # user_hash, inlined: once per usage event
             seen = users.get(user, 0)
             # open_users.user_day_bit, inlined
-            bit = 1 << day % (config.allowed_lateness_ms // DAY_MS + 2)
+            bit = 1 << day % (self.config.allowed_lateness_ms // DAY_MS + 2)
             if not seen & bit:
                 users[user] = seen | bit
                 bucket[ACTIVE_USERS] += 1

@@ -34,8 +34,9 @@ from detectors.windows import (
 __all__ = ["Rhythm", "WindowSums", "window_sums"]
 
 # Bucket columns from TICKETS_LOW on are support and billing; most days have none, so they are skipped whole.
+# A tuple: closed days' buckets are tuples (a list never equals it, so open days always take the long way).
 _SUPPORT_FROM = TICKETS_LOW
-_NO_SUPPORT = [0] * (N_COLUMNS - TICKETS_LOW)
+_NO_SUPPORT = (0,) * (N_COLUMNS - TICKETS_LOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,12 @@ def window_sums(
     totals = sums.weekly = [0.0] * 8 if weekly else None
     day_events = window.day_events
     only_old = max(29, signal_age) if warm else 29  # older days count in ``old`` and the weekly totals only
-    for day, bucket in window.days.items():
+    days = window.days
+    day = days.first - 1
+    for bucket in days.slots:  # days.items() without building its list: this runs once per account-day
+        day += 1
+        if bucket is None:
+            continue
         age = today - day
         if age > only_old:  # about half the days: the short way
             if age <= 56:

@@ -82,7 +82,7 @@ class SignalExpert:
     True
     """
 
-    __slots__ = ("_lr", "features", "learning_rate", "name")
+    __slots__ = ("_lr", "_terms", "features", "learning_rate", "name")
 
     def __init__(
         self, name: str, features: Sequence[str], *, intercept: float, learning_rate: float = 0.05
@@ -95,13 +95,22 @@ class SignalExpert:
         )
         for feature in self.features:
             self._lr._weights[feature] = 0.0
+        self._terms: tuple[float, tuple[tuple[str, float], ...]] | None = None  # see coefficients
+
+    def coefficients(self) -> tuple[float, tuple[tuple[str, float], ...]]:
+        """The intercept and ``(feature, weight)`` of :attr:`features`, read from the regression once
+        between two :meth:`learn_one` (a sweep scores every account with the same ones; issue 15)."""
+        if self._terms is None:
+            weights = self._lr._weights
+            self._terms = (float(self._lr.intercept), tuple((f, weights[f]) for f in self.features))
+        return self._terms
 
     def _inputs(self, x: Mapping[str, float]) -> dict[str, float]:
         return {f: x.get(f, 0.0) for f in self.features}
 
     def logodds(self, x: Mapping[str, float]) -> float:
-        weights = self._lr._weights
-        return float(self._lr.intercept) + sum(weights[f] * x.get(f, 0.0) for f in self.features)
+        intercept, terms = self.coefficients()
+        return intercept + sum([w * x.get(f, 0.0) for f, w in terms])
 
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
         z = self.logodds(x)
@@ -109,6 +118,7 @@ class SignalExpert:
 
     def learn_one(self, x: Mapping[str, float], y: bool, weight: float = 1.0) -> None:
         self._lr.learn_one(self._inputs(x), bool(y), w=weight)
+        self._terms = None
 
     def contributions(self, x: Mapping[str, float]) -> dict[str, float]:
         """Log-odds each of its features adds to its intercept."""
@@ -131,6 +141,7 @@ class SignalExpert:
         for feature, weight in zip(expert.features, state["w"], strict=True):
             expert._lr._weights[feature] = float(weight)
         expert._lr.optimizer.n_iterations = int(state["n"])
+        expert._terms = None
         return expert
 
 

@@ -86,7 +86,7 @@ class PriorScorer:
         return x.get("lapsed", 0.0), min(1.0, 2.0 * base * x.get("low_engagement", 0.0))
 
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
-        z = self.intercept + sum(self.weights.get(k, 0.0) * v for k, v in x.items())
+        z = self.intercept + sum([self.weights.get(k, 0.0) * v for k, v in x.items()])
         lapsed, low = self._evidence(x)
         return 1.0 - (1.0 - _sigmoid(z)) * (1.0 - lapsed) * (1.0 - low)
 

@@ -147,6 +147,7 @@ class RiskModel:
     STATE_BUDGET_BYTES: ClassVar[int] = 30_000
     RANK_CLEAR = 2.0  # SEs of matched AUC by which an expert must out-rank the log-loss leader to be capped
     __slots__ = (
+        "_learned",
         "_lr",
         "_shares",
         "eta",
@@ -206,6 +207,7 @@ class RiskModel:
         self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
         self.ranking = RankWeights(names, ("prior", *FEATURES), temperature=rank_temperature)
         self._shares: list[float] | None = None  # _weights() until the next learn_one (a sweep's accounts)
+        self._learned: tuple[float, dict[str, float]] | None = None  # see _learned_terms
 
     def clone(self) -> RiskModel:
         """A fresh model with the same parameters and prior (no outcomes learned)."""
@@ -280,12 +282,23 @@ class RiskModel:
         inputs["prior"] = _logit(self.prior.predict_proba_one(x)) - self.prior.intercept
         return inputs
 
+    def _learned_terms(self) -> tuple[float, dict[str, float]]:
+        """The ``learned`` regression's intercept and weights (a plain dict), read once between two
+        :meth:`learn_one` (a sweep scores every account with the same ones; issue 15)."""
+        if self._learned is None:
+            self._learned = (float(self._lr.intercept), self._lr._weights.to_dict())
+        return self._learned
+
     def _predictions(self, inputs: Mapping[str, float]) -> list[float]:
         """Every expert's probability, in the mixture's order."""
-        weights = self._lr._weights
-        learned = float(self._lr.intercept) + sum(weights.get(k, 0.0) * v for k, v in inputs.items())
+        intercept, weights = self._learned_terms()
+        learned = intercept + sum([weights.get(k, 0.0) * v for k, v in inputs.items()])
         prior = inputs["prior"] + self.prior.intercept
-        return [_sigmoid(learned), _sigmoid(prior), *(e.predict_proba_one(inputs) for e in self.experts)]
+        out = [_sigmoid(learned), _sigmoid(prior)]
+        for expert in self.experts:  # expert.predict_proba_one(inputs), written out (issue 15)
+            intercept, terms = expert.coefficients()
+            out.append(_sigmoid(intercept + sum([w * inputs.get(f, 0.0) for f, w in terms])))
+        return out
 
     def learn_one(self, x: Mapping[str, float], y: bool, weight: float = 1.0, day: int | None = None) -> None:
         """Learn one labelled snapshot (features as scored, outcome as observed; ``weight`` scales its step:
@@ -303,6 +316,7 @@ class RiskModel:
             self.n_positives += 1
         else:
             self.n_negatives += 1
+        self._learned = None  # after every part learned (_predictions above read the weights before)
 
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
         w = self.learned_share
@@ -381,6 +395,7 @@ class RiskModel:
             model._lr._weights[name] = float(weight)
         model._lr.intercept = float(state["intercept"])
         model._lr.optimizer.n_iterations = int(state["n_iter"])
+        model._learned = None
         saved = {e["name"]: e for e in state.get("experts", ())}
         model.experts = [
             SignalExpert.from_state(saved[e.name]) if e.name in saved else e for e in model.experts

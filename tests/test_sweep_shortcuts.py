@@ -3,8 +3,8 @@
 Each shortcut of the per-account path is checked against the computation it stands for: the written-out
 Page-Hinkley update against River's, the cached percentile sums against sums of the counts, the weekly
 totals summed in :func:`~detectors.features.sums.window_sums`'s pass against
-:func:`~detectors.engagement.weekly_totals`, and the risk model's weights kept between two ``learn_one``
-against fresh ones. Equality is exact (``==`` on floats): the replay's outputs must not move.
+:func:`~detectors.engagement.weekly_totals`, and the risk model's weights and coefficients kept between two
+``learn_one`` against fresh ones. Equality is exact (``==`` on floats): the replay's outputs must not move.
 """
 
 from __future__ import annotations
@@ -96,3 +96,22 @@ def test_risk_weights_kept_between_learning_equal_fresh_ones() -> None:
         assert model.predict_proba_one(x) == model.predict_proba_one(x)
         seen.add(tuple(kept.values()))
     assert len(seen) > 150  # the weights moved with (almost) every outcome learned
+
+
+def test_risk_coefficients_kept_between_learning_equal_fresh_ones() -> None:
+    rng = random.Random(4)
+    model = RiskModel(min_positives=4)
+    probes = [{name: round(rng.random() * 2, 3) for name in FEATURES if rng.random() < 0.3} for _ in range(5)]
+    scores = set()
+    for _ in range(150):
+        x = {name: round(rng.random() * 2, 3) for name in FEATURES if rng.random() < 0.3}
+        model.learn_one(x, rng.random() < 0.3)
+        kept = [model.predict_proba_one(probe) for probe in probes]  # the second call reads the caches
+        assert [model.predict_proba_one(probe) for probe in probes] == kept
+        fresh = RiskModel.from_state(model.to_state())  # its coefficients read from the regressions anew
+        assert [fresh.predict_proba_one(probe) for probe in probes] == kept
+        assert [e.predict_proba_one(probes[0]) for e in model.experts] == [
+            e.predict_proba_one(probes[0]) for e in fresh.experts
+        ]
+        scores.add(kept[0])
+    assert len(scores) > 100  # the coefficients moved with (almost) every outcome learned

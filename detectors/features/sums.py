@@ -39,12 +39,14 @@ _SUPPORT_FROM = TICKETS_LOW
 _NO_SUPPORT = (0,) * (N_COLUMNS - TICKETS_LOW)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rhythm:
     """How an account is judged on ``today``: warm or not, its usual gap, and its signal window.
 
     Accounts whose usual gap is at least ``sparse_gap_days`` are *sparse*; their signal window covers whole
     weeks and at least two usual gaps (so a sparse account's quiet weeks are normal), other accounts' a week.
+    Not frozen: one is built per account-day, and a frozen dataclass's ``__init__`` costs ~4x (issue 15);
+    nothing changes it once built.
     """
 
     today: int

@@ -26,6 +26,9 @@ over gradually: the log-odds are ``(1 - w) * prior + w * learned`` with ``w = po
 Drop, silence, support and billing features are normalised per account (ratios against the account's own
 baseline, silence in units of its own usual gap); level features are percentiles among accounts of the
 same plan. All are >= 0 and 0 means "nothing unusual".
+
+Size: ~410 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
+scores every account through it, so the coefficients it reads per account are cached here (issue 15).
 """
 
 from __future__ import annotations

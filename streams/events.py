@@ -2,6 +2,9 @@
 
 Every rejection carries a :class:`DeadLetterReason` so the record can go to the dead-letter topic with the
 reason in a header. Validation is strict about what is required and lenient about extra fields.
+
+Size: ~400 lines: the typed decoder, its batch text checks and the re-read of spilled runs share the event
+schemas and their checks, so they stay next to them (the replay's per-event path, issue 15).
 """
 
 from __future__ import annotations

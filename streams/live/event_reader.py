@@ -25,9 +25,8 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   retry of an event folded before the restart is still recognised as a duplicate after it.
 * **Failures.** A batch that raises while folding crashes the worker; nothing after the last checkpoint
   counts, and the next owner reads it again. A batch aiokafka cannot decode (unknown codec, corrupt batch) is
-  skipped, logged and reported to ``on_skipped``; the rest of its partition and the other partitions are read
-  on (:mod:`streams.live.poison`). A consumer the broker has stopped answering while it has partitions to
-  read is replaced (:mod:`streams.live.reader_rebuild`).
+  skipped, logged and reported to ``on_skipped``; the rest is read on (:mod:`streams.live.poison`). A
+  consumer the broker stopped answering with partitions to read is replaced (:mod:`.reader_rebuild`).
 """
 
 from __future__ import annotations
@@ -177,7 +176,7 @@ class EventReader:
     async def _replace(self, consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
         """A new consumer reading on from the folded offsets, or ``consumer`` when none could start."""
         self._stalled = False
-        self.stall_watch.replaced()
+        self.stall_watch.reset()
         new = await replacement(
             self._new_consumer,
             timeout_s=self.stall_watch.after_s,
@@ -245,10 +244,10 @@ class EventReader:
         An empty ``getmany`` alone proves nothing: it also returns empty while the broker is unreachable.
         """
         polled = max((consumer.last_poll_timestamp(tp) or 0 for tp in consumer.assignment()), default=0)
-        if fetched or polled > self._last_poll_ms:
+        answered = fetched or polled > self._last_poll_ms
+        if answered:
             self.last_read = time.monotonic()
-        else:
-            self._stalled = self.stall_watch.due(last_read=self.last_read)
+        self._stalled = self.stall_watch.fetched(answered=answered)
         self._last_poll_ms = polled
 
     def _skip(self, poison: PoisonBatch) -> None:
@@ -315,6 +314,7 @@ class EventReader:
         self.positions = positions
         self.checkpointed = dict(positions)
         self.generation = generation
+        self.stall_watch.reset()
         log.info("event reader assigned partitions %s (generation %s)", partitions, generation)
 
     async def _recall(self, consumer: AIOKafkaConsumer, resume: dict[TopicPartition, int]) -> None:

@@ -26,32 +26,43 @@ STOP_TIMEOUT_S = 10.0  # closing the old consumer's connections; it may be what 
 
 
 class StallWatch:
-    """Says when a reader's consumer is due for replacement: no answer for ``after_s`` since the later of its
-    last answer and its last replacement (attempt).
+    """Says when a reader's consumer is due for replacement: the broker answered none of its fetches over
+    ``after_s`` of fetching. Time the reader spends elsewhere (a long sweep, a sink that is down) does not
+    count: the quiet time starts at the first unanswered fetch.
 
     >>> now = [100.0]
     >>> watch = StallWatch(60.0, clock=lambda: now[0])
-    >>> watch.due(last_read=90.0)
+    >>> watch.fetched(answered=True)
     False
-    >>> now[0] = 161.0
-    >>> watch.due(last_read=90.0)
+    >>> now[0] = 161.0  # a 61 s sweep, then an empty fetch: the quiet time starts here
+    >>> watch.fetched(answered=False)
+    False
+    >>> now[0] = 222.0  # 61 s more of unanswered fetches
+    >>> watch.fetched(answered=False)
     True
-    >>> watch.replaced()
-    >>> watch.due(last_read=90.0)
+    >>> watch.reset()
+    >>> watch.fetched(answered=False)
     False
     """
 
     def __init__(self, after_s: float, *, clock: Clock = time.monotonic) -> None:
         self.after_s = after_s
         self.clock = clock
-        self.replaced_at = clock()
+        self.quiet_since: float | None = None
 
-    def due(self, *, last_read: float) -> bool:
-        return self.clock() - max(last_read, self.replaced_at) > self.after_s
+    def fetched(self, *, answered: bool) -> bool:
+        """After each fetch: whether the consumer is due for replacement."""
+        if answered:
+            self.quiet_since = None
+            return False
+        now = self.clock()
+        if self.quiet_since is None:
+            self.quiet_since = now
+        return now - self.quiet_since > self.after_s
 
-    def replaced(self) -> None:
-        """A replacement was made or tried: wait a whole bound again before the next."""
-        self.replaced_at = self.clock()
+    def reset(self) -> None:
+        """Count afresh (after a replacement was made or tried, or a new assignment)."""
+        self.quiet_since = None
 
 
 async def started(make: Callable[[], AIOKafkaConsumer], *, timeout_s: float) -> AIOKafkaConsumer:

@@ -46,7 +46,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,17 +79,27 @@ def sweep_digest(outcome: SweepOutcome, accounts: Accounts) -> str:
 def capture(path: Path, sweeps: set[int], directory: Path) -> tuple[dict[int, dict[str, Any]], str]:
     """Replay ``path``, pickling the chosen sweeps' inputs at their entry to ``directory``: per sweep its
     capture file, account count, time and native digest; and the replay's digest."""
-    original, captured, count = Detection.sweep, {}, 0
+    # The engine enters a sweep through sweep_steps since 2026-12-04 (Detection.sweep before).
+    in_steps = hasattr(Detection, "sweep_steps")
+    name = "sweep_steps" if in_steps else "sweep"
+    original, captured, count = getattr(Detection, name), {}, 0
+
+    def sweep(detection: Detection, accounts: list[Any], now_ms: int, clock_ms: int) -> SweepOutcome:
+        if not in_steps:
+            return original(detection, accounts, now_ms, clock_ms)  # type: ignore[no-any-return]
+        from streams.engine.steps import drain
+
+        return drain(original(detection, accounts, now_ms, clock_ms))  # type: ignore[no-any-return]
 
     def capturing(detection: Detection, accounts: Iterable[Any], now_ms: int, clock_ms: int) -> SweepOutcome:
         nonlocal count
         count += 1
-        if count not in sweeps:
-            return original(detection, accounts, now_ms, clock_ms)
         chosen = list(accounts)
+        if count not in sweeps:
+            return sweep(detection, chosen, now_ms, clock_ms)
         file = directory / f"sweep{count}.pickle"
         file.write_bytes(pickle.dumps((detection, chosen, now_ms, clock_ms), pickle.HIGHEST_PROTOCOL))
-        outcome = original(detection, chosen, now_ms, clock_ms)
+        outcome = sweep(detection, chosen, now_ms, clock_ms)
         captured[count] = {
             "file": str(file),
             "accounts": len(chosen),
@@ -99,11 +109,16 @@ def capture(path: Path, sweeps: set[int], directory: Path) -> tuple[dict[int, di
         }
         return outcome
 
-    setattr(Detection, "sweep", capturing)  # noqa: B010  (mypy refuses a plain assignment to a method)
+    def capturing_steps(*args: Any) -> Generator[None, None, SweepOutcome]:
+        outcome = capturing(*args)
+        yield
+        return outcome
+
+    setattr(Detection, name, capturing_steps if in_steps else capturing)
     try:
         result = replay_file(path)
     finally:
-        setattr(Detection, "sweep", original)  # noqa: B010
+        setattr(Detection, name, original)
     missing = sweeps - set(captured)
     if missing:
         raise SystemExit(f"the replay ran {count} sweeps: no sweep {sorted(missing)}")

@@ -33,8 +33,9 @@ from streams.engine import saved
 from streams.engine.answers import AnswerArrival, Answering
 from streams.engine.clock import EventClock, SparseHolds, SparseKey, WallClock, monotonic_ms
 from streams.engine.detection import Detection, SweepOutcome, due_accounts
-from streams.engine.fold import Arrival, FoldResult, fold_arrivals
-from streams.engine.state import encode_detector
+from streams.engine.fold import Arrival, FoldResult, folding
+from streams.engine.state import AccountState, encode_detector
+from streams.engine.steps import Steps, drain
 from streams.engine.store import StateStore
 from streams.engine.uplift import UpliftLedger
 from streams.events import Event, SupportEvent
@@ -125,15 +126,26 @@ class Engine:
     def fold(self, arrivals: Iterable[Arrival | AnswerArrival]) -> FoldResult:
         """Fold events and answers in order, sweeping first whenever an event moves the event clock past a
         midnight."""
-        return fold_arrivals(
+        return drain(self.fold_steps(arrivals))
+
+    def fold_steps(self, arrivals: Iterable[Arrival | AnswerArrival]) -> Steps[FoldResult]:
+        """:meth:`fold` in steps: it yields between the accounts of the sweeps it runs
+        (:mod:`streams.engine.steps`)."""
+        midnights = folding(
             self._events(arrivals),
             self.store,
             self.window_config,
             deduplicator=self.deduplicator,
-            before_usage=self._tick if self.event_clock else None,
-            before_sparse=self._tick_sparse if self.event_clock else None,
+            usage_midnights=self._usage_midnights if self.event_clock else None,
+            sparse_midnights=self._sparse_midnights if self.event_clock else None,
             on_folded=self.on_folded,
         )
+        while True:
+            try:
+                midnight_ms = next(midnights)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            yield from self.sweep_steps(midnight_ms)
 
     def _events(self, arrivals: Iterable[Arrival | AnswerArrival]) -> Iterator[Arrival]:
         for arrival in arrivals:
@@ -160,30 +172,40 @@ class Engine:
         if alerts and self.on_answered is not None:
             self.on_answered(alerts)
 
-    def _tick(self, usage: Arrival) -> None:
-        for midnight_ms in self.clock.advance(usage.partition, usage.event.ts_ms):
-            self.sweep(midnight_ms)
+    def _usage_midnights(self, usage: Arrival) -> list[int]:
+        return self.clock.advance(usage.partition, usage.event.ts_ms)
 
-    def _tick_sparse(self, sparse: Arrival) -> None:
+    def _sparse_midnights(self, sparse: Arrival) -> list[int]:
         event_type = "support" if type(sparse.event) is SupportEvent else "billing"
-        for midnight_ms in self.clock.sparse(sparse.partition, event_type, sparse.event.ts_ms):
-            self.sweep(midnight_ms)
+        return self.clock.sparse(sparse.partition, event_type, sparse.event.ts_ms)
 
     def report_sparse(self, backlogs: Mapping[SparseKey, bool]) -> None:
         """The sparse topic partitions the driver reads, ``(partition, "support" | "billing")``, each with
         whether records remain to be read; sweeps the midnights a hold no longer stops (one that ended, or
         whose bound ran out). The live worker reports before each batch and every second."""
+        drain(self.report_sparse_steps(backlogs))
+
+    def report_sparse_steps(self, backlogs: Mapping[SparseKey, bool]) -> Steps[None]:
+        """:meth:`report_sparse` in steps (:mod:`streams.engine.steps`)."""
         if self.event_clock:
             for midnight_ms in self.clock.report(backlogs):
-                self.sweep(midnight_ms)
+                yield from self.sweep_steps(midnight_ms)
 
     def sweep(self, now_ms: int, *, everyone: bool = False) -> SweepOutcome:
         """Evaluate the owned accounts that are due (all of them with ``everyone``) at ``now_ms``."""
+        return drain(self.sweep_steps(now_ms, everyone=everyone))
+
+    def sweep_steps(self, now_ms: int, *, everyone: bool = False) -> Steps[SweepOutcome]:
+        """:meth:`sweep` in steps: it yields between accounts (:mod:`streams.engine.steps`). Its timing
+        (:attr:`last_sweep`) is from start to end, other work between the steps included."""
         started = time.perf_counter()
         self.last_sweep_ms = now_ms
         store = self.store
         uplift = self.uplift
-        pairs = [(key, store.get(key)) for key in store.owned()]
+        pairs: list[tuple[bytes, AccountState | None]] = []
+        for key in list(store.owned()):
+            pairs.append((key, store.get(key)))  # decoded here when not cached
+            yield
         accounts = due_accounts(pairs, now_ms, everyone)
         # Every owned account, in key order, for the holdout uplift.
         owned = (
@@ -192,7 +214,7 @@ class Engine:
             else []
         )
         clock_ms = self.wall_clock() if self.wall_clock is not None else now_ms
-        outcome = self.detection.sweep(accounts, now_ms, clock_ms)
+        outcome = yield from self.detection.sweep_steps(accounts, now_ms, clock_ms)
         states = {key: state for key, state, _ in accounts}
         for key in outcome.changed:
             store.put(key, states[key])

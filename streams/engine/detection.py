@@ -29,6 +29,7 @@ from detectors.risk import RiskModel
 from detectors.windows import AccountWindow
 from streams.engine.answers import remember_alerts
 from streams.engine.state import AccountState, decode_detector, encode_detector
+from streams.engine.steps import Steps, drain
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,21 +199,32 @@ class Detection:
         The phases (:meth:`prepare`, :meth:`learn_ripe`, the census, :meth:`observe`, the outage guard's
         review, :meth:`settle`) are also what a replay sharded over processes runs, each where its data is
         (``streams/offline/replay_lockstep.py``)."""
-        batch = self.prepare(accounts)
+        return drain(self.sweep_steps(accounts, now_ms, clock_ms))
+
+    def sweep_steps(
+        self, accounts: Iterable[tuple[bytes, AccountState, int]], now_ms: int, clock_ms: int
+    ) -> Steps[SweepOutcome]:
+        """:meth:`sweep` in steps: it yields after each account decoded, observed and stored
+        (:mod:`streams.engine.steps`); the census and the outage guard's review run whole."""
+        batch = yield from self.prepare_steps(accounts)
         self.learn_ripe(now_ms)
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
         self.monitor.census(census_view(batch), now_ms)
-        observed = self.observe(batch, now_ms, clock_ms)
+        observed = yield from self.observe_steps(batch, now_ms, clock_ms)
         assessments = observed.outcome.assessments
         self.unlearned.extend(outcome for assessment in assessments for outcome in assessment.outcomes)
-        return self.settle(observed, self.guard.review(assessments, now_ms))
+        return (yield from self.settle_steps(observed, self.guard.review(assessments, now_ms)))
 
     def prepare(self, accounts: Iterable[tuple[bytes, AccountState, int]]) -> list[Swept]:
         """A sweep's accounts with their ids and decoded detector states."""
-        return [
-            (key.decode(), key, state, partition, self.detector_of(state))
-            for key, state, partition in accounts
-        ]
+        return drain(self.prepare_steps(accounts))
+
+    def prepare_steps(self, accounts: Iterable[tuple[bytes, AccountState, int]]) -> Steps[list[Swept]]:
+        batch: list[Swept] = []
+        for key, state, partition in accounts:
+            batch.append((key.decode(), key, state, partition, self.detector_of(state)))
+            yield
+        return batch
 
     def learn_ripe(self, now_ms: int) -> int:
         """Learn the outcomes labelled before that are ripe at ``now_ms``, in the order they were labelled;
@@ -224,6 +236,9 @@ class Detection:
 
     def observe(self, batch: list[Swept], now_ms: int, clock_ms: int) -> Observed:
         """Assess every account of ``batch`` in order with the current population and model."""
+        return drain(self.observe_steps(batch, now_ms, clock_ms))
+
+    def observe_steps(self, batch: list[Swept], now_ms: int, clock_ms: int) -> Steps[Observed]:
         monitor = self.monitor
         observed = Observed(batch, SweepOutcome(now_ms=now_ms))
         outcome, weighed = observed.outcome, observed.weighed
@@ -239,6 +254,7 @@ class Detection:
             listed = self._listed(assessment, detector, partition)
             if listed is not None:
                 outcome.at_risk[account_id] = listed
+            yield
         return observed
 
     def settle(self, observed: Observed, decision: GuardDecision) -> SweepOutcome:
@@ -246,6 +262,9 @@ class Detection:
         accounts' books) and store their detector states; the sweep's outcome.
 
         ``decision`` may be the part of a wider sweep's decision that concerns these accounts."""
+        return drain(self.settle_steps(observed, decision))
+
+    def settle_steps(self, observed: Observed, decision: GuardDecision) -> Steps[SweepOutcome]:
         outcome = observed.outcome
         detectors = {account_id: detector for account_id, _, _, _, detector in observed.batch}
         for alert in decision.suppressed:
@@ -259,6 +278,7 @@ class Detection:
             if serialized != state.detector or account_id in answered:
                 state.detector = serialized
                 outcome.changed.append(key)
+            yield
         self.at_risk = outcome.at_risk
         return outcome
 

@@ -9,13 +9,14 @@ producer's retry).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors.windows import AccountWindow, WindowConfig
 from streams.dedup import Deduplicator, event_key
 from streams.engine.state import AccountState
+from streams.engine.steps import drain
 from streams.events import BillingEvent, Event, SupportEvent, UsageEvent
 
 TOPIC_INDEX: dict[type, int] = {UsageEvent: 0, SupportEvent: 1, BillingEvent: 2}  # as EVENT_TYPES
@@ -29,6 +30,10 @@ class Arrival:
     partition: int
     offset: int
     source: Any = None
+
+
+# The UTC midnights (ms) an arrival moves the event clock past, in order (usually none).
+Midnights = Callable[[Arrival], list[int]]
 
 
 class States(Protocol):
@@ -70,16 +75,30 @@ def fold_arrivals(
     window_config: WindowConfig,
     *,
     deduplicator: Deduplicator | None = None,
-    before_usage: Callable[[Arrival], None] | None = None,
-    before_sparse: Callable[[Arrival], None] | None = None,
     on_folded: Callable[[Event], None] | None = None,
 ) -> FoldResult:
-    """Fold ``arrivals`` in order into ``states``; ``before_usage`` runs before each usage event (the event
-    clock: usage moves it), ``before_sparse`` before each support or billing event (which may let a held
-    clock go: :class:`~streams.engine.clock.SparseHolds`).
+    """Fold ``arrivals`` in order into ``states``, with no clock (:func:`folding` without midnights)."""
+    return drain(folding(arrivals, states, window_config, deduplicator=deduplicator, on_folded=on_folded))
 
-    Each state an arrival reaches is ``put`` back once per arrival (a new state is created in the arrival's
-    partition). ``on_folded`` sees every event that was folded (not the late or duplicate ones).
+
+def folding(
+    arrivals: Iterable[Arrival],
+    states: States,
+    window_config: WindowConfig,
+    *,
+    deduplicator: Deduplicator | None = None,
+    usage_midnights: Midnights | None = None,
+    sparse_midnights: Midnights | None = None,
+    on_folded: Callable[[Event], None] | None = None,
+) -> Generator[int, None, FoldResult]:
+    """Fold ``arrivals`` in order into ``states``; yields each UTC midnight the event clock crosses, before
+    the arrival that moved it is folded (the engine sweeps it there), and returns what the fold did.
+
+    ``usage_midnights`` tells the midnights a usage event moves the clock past (usage moves it),
+    ``sparse_midnights`` those a support or billing event lets it pass (one may let a held clock go:
+    :class:`~streams.engine.clock.SparseHolds`). Each state an arrival reaches is ``put`` back once per
+    arrival (a new state is created in the arrival's partition). ``on_folded`` sees every event that was
+    folded (not the late or duplicate ones).
     """
     result = FoldResult()
     get, put = states.get, states.put
@@ -87,10 +106,10 @@ def fold_arrivals(
         event = arrival.event
         kind = type(event)
         if kind is UsageEvent:
-            if before_usage is not None:
-                before_usage(arrival)
-        elif before_sparse is not None:
-            before_sparse(arrival)
+            if usage_midnights is not None:
+                yield from usage_midnights(arrival)
+        elif sparse_midnights is not None:
+            yield from sparse_midnights(arrival)
         key = event.account_id.encode()
         state = get(key)
         if state is None:

@@ -22,6 +22,7 @@ import orjson
 
 from detectors.windows import WindowConfig
 from streams.engine.state import AccountState
+from streams.engine.steps import Steps, drain
 
 # Keys of stored rows that are no account: engine state and driver bookkeeping, one per partition.
 RESERVED_PREFIX = b"\x00"
@@ -184,11 +185,16 @@ class CachedStore:
 
         A changed state of a partition no longer owned is not written: its new owner writes it now.
         """
+        drain(self.commit_steps())
+
+    def commit_steps(self) -> Steps[None]:
+        """:meth:`commit` in steps: it yields after each state written (:mod:`streams.engine.steps`)."""
         owned = set(self.owned_partitions())
-        for key in self.dirty:
+        for key in list(self.dirty):
             state = self.cache[key]
             if state.partition in owned:
                 self.write(state.partition, key, state.to_bytes())
+            yield
         self.dirty.clear()
         if self.engine_state is not None:
             for partition in owned:

@@ -39,6 +39,7 @@ from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.answers import AnswerOutcome
 from streams.engine.clock import SPARSE_TYPES, WallClock
+from streams.engine.steps import run_steps
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
@@ -277,9 +278,11 @@ class Churnwatch:
         started = time.perf_counter()
         async with self.state_lock:
             arrivals, dead_letters = self.folder.decode(records)
-            if self.engine.clock.holds is not None:  # before the batch: a backlog it starts on holds too
-                self.engine.report_sparse(self.reader.backlogs(SPARSE_TYPES))
-            result = self.engine.fold(arrivals)
+            engine = self.engine
+            if engine.clock.holds is not None:  # before the batch: a backlog it starts on holds too
+                await run_steps(engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
+            # In steps: a sweep of every account must not stop the group's heartbeats and the endpoints.
+            result = await run_steps(engine.fold_steps(arrivals))
             dead_letters.extend(
                 DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in result.late
             )
@@ -306,7 +309,7 @@ class Churnwatch:
         async with self.state_lock:
             started = time.perf_counter()
             self.engine.checkpoint()
-            self.store.commit()
+            await run_steps(self.store.commit_steps())  # after a sweep it writes every account
             await self.store.deliver_written(self.app.producer)  # a failed one: no offsets past it recorded
             self.store.write_positions(positions)
             await self.store.deliver_written(self.app.producer)
@@ -363,16 +366,18 @@ class Churnwatch:
     async def _wall_clock_sweep(self) -> None:
         if not self.health.settled():
             return  # starting or rebalancing: the partitions (and their states) are changing hands
-        async with self.state_lock:
-            self.engine.sweep(self.clock())  # changed states are written at the reader's next checkpoint
+        # The reader's lock too: between the sweep's steps a rebalance must not hand its states over.
+        async with self.reader.lock, self.state_lock:
+            # Changed states are written at the reader's next checkpoint.
+            await run_steps(self.engine.sweep_steps(self.clock()))
             await self._send_alerts()
 
     async def _clock_hold_check(self) -> None:
         """Between batches: sweep what a hold no longer stops (it ran out, or the sparse topics caught up)."""
         if not self.health.settled():
             return
-        async with self.state_lock:
-            self.engine.report_sparse(self.reader.backlogs(SPARSE_TYPES))
+        async with self.reader.lock, self.state_lock:
+            await run_steps(self.engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
             await self._send_alerts()
 
     async def _send_alerts(self) -> None:

@@ -77,7 +77,7 @@ def fold_in_order(
             first_ts = ts
         kind = type(event)
         if kind is UsageEvent and ts >= next_midnight:
-            for midnight_ms in clock.advance(0, ts):  # the engine's _tick: sweep each midnight crossed
+            for midnight_ms in clock.advance(0, ts):  # as the engine's fold: sweep each midnight crossed
                 sweep(midnight_ms)
             next_midnight = (ts // DAY_MS + 1) * DAY_MS
         account = event.account_id

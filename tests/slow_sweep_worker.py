@@ -1,5 +1,6 @@
 """``churnwatch worker`` whose detectors take ``SLOW_OBSERVE_SECONDS`` per account: a sweep of a few hundred
-accounts as long as one of a hundred thousand. The first account observed creates ``SWEEP_MARK`` (a path).
+accounts as long as one of a hundred thousand. The first account observed writes the time into
+``SWEEP_MARK`` (a path).
 
 Run as ``python -m tests.slow_sweep_worker worker``.
 """
@@ -18,7 +19,9 @@ observe = AccountMonitor.observe
 
 
 def slow_observe(self: AccountMonitor, *args: Any, **kwargs: Any) -> Any:
-    Path(os.environ["SWEEP_MARK"]).touch()
+    mark = Path(os.environ["SWEEP_MARK"])
+    if not mark.exists():
+        mark.write_text(str(time.time()))  # when the first sweep began
     time.sleep(float(os.environ["SLOW_OBSERVE_SECONDS"]))  # the detectors' work, made long
     return observe(self, *args, **kwargs)
 

@@ -31,13 +31,16 @@ class FakeClock:
         return self.now
 
 
-def health(reader: FakeReader, clock: FakeClock, *, rebalancing: bool = False) -> Health:
+def health(
+    reader: FakeReader, clock: FakeClock, *, rebalancing: bool = False, worked_at: list[float] | None = None
+) -> Health:
     return Health(
         reader,
         rebalancing=lambda: rebalancing,
         heartbeat=LoopHeartbeat(clock),
         ready_read_within_s=10,
         liveness_timeout_s=60,
+        working=(lambda: worked_at[-1]) if worked_at else (lambda: float("-inf")),
         clock=clock,
     )
 
@@ -89,6 +92,24 @@ def test_a_reader_loop_that_stopped_turning_is_not_live() -> None:
     checks.heartbeat.last_beat = clock.now - 0.5
     verdict = checks.liveness()
     assert not verdict.ok and verdict.reason == "reader" and verdict.reader_turn_age_s == 61
+
+
+def test_a_long_sweep_whose_steps_progress_is_ready_and_live() -> None:
+    """A sweep of many accounts: the reader fetches nothing and its loop waits for the batch for the sweep's
+    length, while the sweep's steps progress. Once they stop progressing, that is a hang like any other."""
+    clock = FakeClock()
+    reader = FakeReader()
+    worked_at = [clock.now]
+    checks = health(reader, clock, worked_at=worked_at)
+    clock.now += 75  # past the readiness bound (10 s) and the liveness timeout (60 s)
+    checks.heartbeat.last_beat = clock.now - 0.5
+    worked_at.append(clock.now - 0.05)
+    assert checks.readiness().ok and checks.liveness().ok
+    assert checks.readiness().reader_read_age_s == 75  # the reader's own figures, as they are
+    clock.now += 61
+    checks.heartbeat.last_beat = clock.now - 0.5
+    assert checks.readiness().reason == "not_reading"
+    assert checks.liveness().reason == "reader"
 
 
 def test_a_blocked_event_loop_is_not_live() -> None:

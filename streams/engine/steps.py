@@ -1,9 +1,10 @@
 """Long engine work in steps: run to the end at once (replay), or with the event loop turning between steps.
 
-A sweep evaluates every account a worker owns: ~0.2 ms each, so 22 s for 100 k accounts and minutes for a
-million. Run as one call on the live worker's event loop, it stopped everything else for that long: the
-Kafka group heartbeats (past the session timeout the broker evicts the worker and rebalances the group),
-the health and metrics endpoints, the outbox's delivery. So the engine's sweeps and folds are generators
+A sweep evaluates every account a worker owns: ~0.1-0.3 ms each, so 22 s for 100 k accounts and minutes for
+a million. Run as one call on the live worker's event loop, it stopped everything else on it for that long:
+the health and metrics endpoints (a probe or a scrape timed out), the outbox's deliveries to Slack and
+webhooks, the timers. (Not the Kafka group's heartbeats: Faust runs its group consumer in a thread of its
+own.) So the engine's sweeps and folds are generators
 that yield between accounts (:meth:`~streams.engine.Engine.fold_steps`,
 :meth:`~streams.engine.detection.Detection.sweep_steps`); :func:`drain` runs one to the end in a single call
 (replay, tests), :func:`run_steps` lets the event loop turn every ``slice_s`` while it runs. The steps are
@@ -47,9 +48,10 @@ async def run_steps(
     *,
     slice_s: float = SLICE_SECONDS,
     clock: Callable[[], float] = time.perf_counter,
+    on_turn: Callable[[], None] = lambda: None,
 ) -> T:
     """Run ``steps`` to the end, letting the event loop run other tasks whenever ``slice_s`` has passed
-    since it last did; what it returns.
+    since it last did (``on_turn`` is called each time: the work is progressing); what it returns.
 
     The caller holds whatever keeps other writers out (the worker's state lock): what runs between two
     steps only reads, or waits for that lock.
@@ -78,6 +80,7 @@ async def run_steps(
         while True:
             next(steps)
             if clock() - turned >= slice_s:
+                on_turn()
                 await asyncio.sleep(0)
                 turned = clock()
     except StopIteration as done:

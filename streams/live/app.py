@@ -26,7 +26,7 @@ import functools
 import time
 from collections.abc import AsyncIterator
 from importlib.metadata import version
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 import httpx
@@ -39,7 +39,7 @@ from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.answers import AnswerOutcome
 from streams.engine.clock import SPARSE_TYPES, WallClock
-from streams.engine.steps import run_steps
+from streams.engine.steps import Steps, run_steps
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
@@ -65,6 +65,7 @@ __all__ = ["ACCOUNTS_TABLE", "CHANGELOG_COMPACTION", "POSITIONS_KEY", "RISK_MODE
 GAUGE_INTERVAL_SECONDS = 5.0
 # How often a held event clock is looked at without a batch (a hold that ran out, sparse topics caught up).
 CLOCK_HOLD_CHECK_SECONDS = 1.0
+T = TypeVar("T")
 
 
 def wall_clock_ms() -> int:
@@ -200,6 +201,7 @@ class Churnwatch:
         self.events_folded = 0
         self.accounts_count = 0  # as of the last gauge update
         self.deadletters_sent = 0
+        self.worked_at = float("-inf")  # when long engine work last let the event loop turn (health)
         self._start_services()
 
     def _start_services(self) -> None:
@@ -245,6 +247,7 @@ class Churnwatch:
             heartbeat=self.heartbeat,
             ready_read_within_s=settings.worker.ready_read_within_seconds,
             liveness_timeout_s=settings.worker.liveness_timeout_seconds,
+            working=lambda: self.worked_at,
         )
         self.gauges = RiskGauges(
             self.metrics, lambda: self.engine.detection, settings.detection.top_accounts_export
@@ -280,9 +283,9 @@ class Churnwatch:
             arrivals, dead_letters = self.folder.decode(records)
             engine = self.engine
             if engine.clock.holds is not None:  # before the batch: a backlog it starts on holds too
-                await run_steps(engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
-            # In steps: a sweep of every account must not stop the group's heartbeats and the endpoints.
-            result = await run_steps(engine.fold_steps(arrivals))
+                await self._run(engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
+            # In steps: a sweep of every account must not stop the endpoints and the deliveries.
+            result = await self._run(engine.fold_steps(arrivals))
             dead_letters.extend(
                 DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in result.late
             )
@@ -309,7 +312,7 @@ class Churnwatch:
         async with self.state_lock:
             started = time.perf_counter()
             self.engine.checkpoint()
-            await run_steps(self.store.commit_steps())  # after a sweep it writes every account
+            await self._run(self.store.commit_steps())  # after a sweep it writes every account
             await self.store.deliver_written(self.app.producer)  # a failed one: no offsets past it recorded
             self.store.write_positions(positions)
             await self.store.deliver_written(self.app.producer)
@@ -369,7 +372,7 @@ class Churnwatch:
         # The reader's lock too: between the sweep's steps a rebalance must not hand its states over.
         async with self.reader.lock, self.state_lock:
             # Changed states are written at the reader's next checkpoint.
-            await run_steps(self.engine.sweep_steps(self.clock()))
+            await self._run(self.engine.sweep_steps(self.clock()))
             await self._send_alerts()
 
     async def _clock_hold_check(self) -> None:
@@ -377,8 +380,15 @@ class Churnwatch:
         if not self.health.settled():
             return
         async with self.reader.lock, self.state_lock:
-            await run_steps(self.engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
+            await self._run(self.engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
             await self._send_alerts()
+
+    async def _run(self, steps: Steps[T]) -> T:
+        """Long engine work in steps, the event loop turning between them (streams/engine/steps.py)."""
+        return await run_steps(steps, on_turn=self._worked)
+
+    def _worked(self) -> None:
+        self.worked_at = time.monotonic()
 
     async def _send_alerts(self) -> None:
         """Write the pending alerts to the outbox (the alerts topic) and flush."""

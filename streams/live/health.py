@@ -9,6 +9,10 @@
   ``liveness_timeout_seconds``. Waiting for a broker is not being stuck: the reader keeps turning on empty
   fetches while the broker is away, so liveness fails only on a hang (the class of bug where a consumer
   silently stops), and a restart is the cure.
+
+Long engine work (a sweep of every account, run in steps: ``streams/engine/steps.py``) counts as reading and
+as turning while its steps progress (``working``): the reader waits for it and fetches nothing meanwhile,
+but the worker is doing what the records it read asked for. A step that stops progressing stops counting.
 """
 
 from __future__ import annotations
@@ -95,9 +99,11 @@ class Health:
         heartbeat: LoopHeartbeat,
         ready_read_within_s: float,
         liveness_timeout_s: float,
+        working: Clock = lambda: float("-inf"),
         clock: Clock = time.monotonic,
     ) -> None:
         self.reader = reader
+        self.working = working  # when long engine work (a sweep) last progressed: not stuck, not idle
         self.rebalancing = rebalancing
         self.heartbeat = heartbeat
         self.ready_read_within_s = ready_read_within_s
@@ -109,7 +115,8 @@ class Health:
         return self.reader.generation is not None and not self.rebalancing()
 
     def readiness(self) -> Verdict:
-        read_age = self.clock() - self.reader.last_read
+        # A sweep of many accounts reads nothing for its length, and does what the records read asked for.
+        read_age = self.clock() - max(self.reader.last_read, self.working())
         reason: NotReady | None = None
         if self.rebalancing():
             reason = NotReady.REBALANCING
@@ -123,7 +130,7 @@ class Health:
         reason: NotLive | None = None
         if self.heartbeat.current_lag() > self.liveness_timeout_s:
             reason = NotLive.EVENT_LOOP
-        elif self.clock() - self.reader.last_turn > self.liveness_timeout_s:
+        elif self.clock() - max(self.reader.last_turn, self.working()) > self.liveness_timeout_s:
             reason = NotLive.READER
         return self._verdict(reason)
 

@@ -32,7 +32,7 @@ from simulated_file import add_file_arguments, events_file  # benchmarks/simulat
 
 from streams.engine import Engine, SweepOutcome
 from streams.engine.detection import Detection, due
-from streams.engine.steps import SLICE_SECONDS, run_steps
+from streams.engine.steps import PAUSE_SECONDS, SLICE_SECONDS, run_steps
 from streams.offline.replay import replay_file
 
 TICK_S = 0.01
@@ -138,8 +138,8 @@ def main() -> int:
     detection, accounts, now_ms = captured[0]
     print(
         f"{path.name if args.events else f'{args.accounts} accounts x {args.days} days (seed {args.seed})'}: "
-        f"sweep of {len(accounts):,} accounts; steps let the loop turn every {SLICE_SECONDS * 1000:.0f} ms "
-        f"of work; load average {os.getloadavg()[0]:.1f}"
+        f"sweep of {len(accounts):,} accounts; steps give the loop {PAUSE_SECONDS * 1000:.0f} ms after every "
+        f"{SLICE_SECONDS * 1000:.0f} ms of work; load average {os.getloadavg()[0]:.1f}"
     )
     for run in compare(detection, accounts, now_ms):
         print(run.line())

@@ -73,7 +73,7 @@ class SteppedRun(LiveRun):
 
         task = asyncio.ensure_future(ticker())
         try:
-            return await run_steps(steps, slice_s=0.0)
+            return await run_steps(steps, slice_s=0.0, pause_s=0.0)
         finally:
             done = True
             await task

@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 # The event loop turns at least this often during long engine work (seconds of work between two turns).
 SLICE_SECONDS = 0.05
+# How long it then has for itself: long enough for a chain of callbacks (a timer's task, a request's
+# handler) to run to its end, not only its first link (a bare sleep(0) lets one loop iteration run).
+PAUSE_SECONDS = 0.001
 
 Steps = Generator[None, None, T]
 
@@ -47,11 +50,13 @@ async def run_steps(
     steps: Generator[Any, None, T],
     *,
     slice_s: float = SLICE_SECONDS,
+    pause_s: float = PAUSE_SECONDS,
     clock: Callable[[], float] = time.perf_counter,
     on_turn: Callable[[], None] = lambda: None,
 ) -> T:
-    """Run ``steps`` to the end, letting the event loop run other tasks whenever ``slice_s`` has passed
-    since it last did (``on_turn`` is called each time: the work is progressing); what it returns.
+    """Run ``steps`` to the end, letting the event loop run other tasks for ``pause_s`` whenever ``slice_s``
+    has passed since it last did (``on_turn`` is called each time: the work is progressing); what it
+    returns.
 
     The caller holds whatever keeps other writers out (the worker's state lock): what runs between two
     steps only reads, or waits for that lock.
@@ -81,7 +86,7 @@ async def run_steps(
             next(steps)
             if clock() - turned >= slice_s:
                 on_turn()
-                await asyncio.sleep(0)
+                await asyncio.sleep(pause_s)
                 turned = clock()
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]

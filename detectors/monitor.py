@@ -188,6 +188,12 @@ class AccountMonitor:
         as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
         self.population.census(as_of, day_of(now_ms - self.config.day_close_delay_ms))
 
+    def census_taken(self, now_ms: int) -> bool:
+        """Whether the census of the day ``now_ms`` closes is taken (a later :meth:`census` that day only
+        fills in what a restored population lacks)."""
+        census_day = self.population.census_day
+        return census_day is not None and day_of(now_ms - self.config.day_close_delay_ms) <= census_day
+
     def census_records(
         self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
     ) -> list[CensusRecord]:

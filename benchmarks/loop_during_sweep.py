@@ -1,11 +1,12 @@
 """How long the event loop waits while a sweep runs: as one call, and in steps (streams/engine/steps.py).
 
-A live worker runs its sweeps on the event loop that also sends the Kafka group's heartbeats and answers the
-health and metrics endpoints. The script replays a file in this process and, at one sweep (``--sweep``,
-counted from 1; default the last one), runs that sweep's ``Detection`` work again on deep copies of the
+A live worker runs its sweeps on the event loop that also answers the health and metrics endpoints and
+delivers alerts. The script replays a file in this process and, at one sweep (``--sweep``, counted from 1;
+default days - 1, the last midnight's), runs that sweep's ``Detection`` work again on deep copies of the
 detectors and accounts, twice: as one call (``Detection.sweep``), and in steps through ``run_steps`` as the
-worker does. Beside each, a task due every 10 ms notes how late the loop ran it (the worker's
-``LoopHeartbeat`` does the same once a second). Prints the sweep's wall and CPU time and the task's lateness.
+worker does (what survived a full collection frozen first, as the worker freezes its cache). Beside each, a
+task due every 10 ms notes how late the loop ran it (the worker's ``LoopHeartbeat`` does the same once a
+second). Prints the sweep's wall and CPU time and the task's lateness.
 
 Usage::
 
@@ -73,6 +74,7 @@ class Run:
 
 async def beside_ticker(how: str, sweep: Callable[[], Any]) -> Run:
     gc.collect()
+    gc.freeze()  # as the worker does after each checkpoint (streams/gc_freeze.py): the copies are its cache
     ticker = Ticker()
     task = asyncio.ensure_future(ticker.run())
     await asyncio.sleep(TICK_S * 2)  # the ticker under way
@@ -85,6 +87,7 @@ async def beside_ticker(how: str, sweep: Callable[[], Any]) -> Run:
     await asyncio.sleep(0)  # one turn: a one-call sweep's ticker notes its lateness now
     ticker.running = False
     await task
+    gc.unfreeze()
     return Run(how, wall, cpu, ticker.lateness)
 
 

@@ -54,6 +54,7 @@ from detectors.population import CensusRecord, PopulationModel
 from detectors.reasons import explain
 from detectors.risk import RiskModel
 from detectors.spells import track_drop, track_spell
+from detectors.steps import Steps, drain
 from detectors.windows import AccountWindow, WindowConfig, day_of
 
 __all__ = [
@@ -205,9 +206,13 @@ class AccountMonitor:
     def take_census(self, records: Iterable[CensusRecord], now_ms: int) -> None:
         """The second half of :meth:`census` (see :meth:`census_records`); not with ``relative_trends``,
         whose base trends need every account's window."""
+        drain(self.take_census_steps(records, now_ms))
+
+    def take_census_steps(self, records: Iterable[CensusRecord], now_ms: int) -> Steps[None]:
+        """:meth:`take_census` in steps (:mod:`detectors.steps`)."""
         if self.population.relative_trends:
             raise ValueError("relative_trends: the base's trends need the accounts' windows (use census)")
-        self.population.take_census(records, day_of(now_ms - self.config.day_close_delay_ms))
+        yield from self.population.take_census_steps(records, day_of(now_ms - self.config.day_close_delay_ms))
 
     def ripe(self, outcomes: Iterable[Outcome], now_ms: int) -> tuple[list[Outcome], list[Outcome]]:
         """``(to learn now, to keep waiting)`` at ``now_ms``: all of them, unless

@@ -36,12 +36,14 @@ from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
 from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
 from detectors.spells import SpellOutcomes, spell_class
+from detectors.steps import Steps, drain
 from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
 
 if TYPE_CHECKING:
     from detectors.account_state import AccountDetectorState
 
 TENURE_DAYS = 90  # an account is "new" for this long (``new_account``)
+CENSUS_STEP = 1024  # records the census learns between two steps (a few ms)
 
 
 def newness(tenure_days: float) -> float:
@@ -320,6 +322,10 @@ class PopulationModel:
     def take_census(self, records: Iterable[CensusRecord], today: int) -> bool:
         """Update every piece from the live accounts' records, in order, once per day; True when the base's
         trends are still to be read from the accounts' windows (``relative_trends`` only, :meth:`census`)."""
+        return drain(self.take_census_steps(records, today))
+
+    def take_census_steps(self, records: Iterable[CensusRecord], today: int) -> Steps[bool]:
+        """:meth:`take_census` in steps of :data:`CENSUS_STEP` records (:mod:`detectors.steps`)."""
         if self.census_day is not None and today <= self.census_day:
             if self.newness is None or self.trends is None:
                 self.newness = _mean([r.newness for r in records if r.newness is not None])
@@ -332,7 +338,9 @@ class PopulationModel:
         if budget is not None:
             budget.close(today)
         seen: list[float] = []
-        for record in records:
+        for n, record in enumerate(records, 1):
+            if n % CENSUS_STEP == 0:
+                yield
             if budget is not None and record.risk is not None:
                 before, after, free = record.risk
                 budget.learn_one(before, after, free=free)

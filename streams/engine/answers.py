@@ -28,6 +28,7 @@ from detectors.answer_segments import SegmentAnswers
 from detectors.answers import AnswerBook, AnsweredAlert, AnswerPolicy, close_episode
 from detectors.monitor import AccountMonitor, Assessment
 from streams.engine.state import AccountState
+from streams.engine.steps import Steps
 from streams.feedback import DAY_MS, SNOOZE_DAYS, Feedback, FeedbackLabel
 
 HANDLED_OUTCOME = "action taken"
@@ -73,13 +74,14 @@ def book_of(state: AccountState) -> AnswerBook:
     return state.answers
 
 
-def remember_alerts(
+def remembering_alerts(
     alerts: Iterable[Alert],
     assessments: Iterable[Assessment],
     states: dict[str, AccountState],
     weights: Mapping[str, Mapping[str, float]] | None = None,
-) -> list[str]:
+) -> Steps[list[str]]:
     """Keep each delivered account alert that can be answered in its account's book; the accounts changed.
+    In steps, one alert each (a sweep may raise thousands).
 
     ``weights``: by account, the multipliers answers put on its features when it was scored; the book keeps
     the features as observed (a label teaches the model about the account as it is, as snapshots do)."""
@@ -99,6 +101,7 @@ def remember_alerts(
             observed(features.get(alert.account_id, {}), weights.get(alert.account_id)),
         )
         changed.append(alert.account_id)
+        yield
     return changed
 
 

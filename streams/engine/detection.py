@@ -28,7 +28,7 @@ from detectors.monitor import (
 from detectors.population import CensusRecord
 from detectors.risk import RiskModel
 from detectors.windows import AccountWindow
-from streams.engine.answers import remember_alerts
+from streams.engine.answers import remembering_alerts
 from streams.engine.state import AccountState, decode_detector, encode_detector
 from streams.engine.steps import Steps, drain
 
@@ -231,7 +231,7 @@ class Detection:
         for start in range(0, len(batch), CENSUS_CHUNK):
             records.extend(monitor.census_records(census_view(batch[start : start + CENSUS_CHUNK]), now_ms))
             yield
-        monitor.take_census(records, now_ms)
+        yield from monitor.take_census_steps(records, now_ms)
 
     def prepare(self, accounts: Iterable[tuple[bytes, AccountState, int]]) -> list[Swept]:
         """A sweep's accounts with their ids and decoded detector states."""
@@ -290,7 +290,9 @@ class Detection:
         outcome.alerts = [*decision.incident_alerts, *decision.alerts]
         outcome.suppressed = list(decision.suppressed)
         states = {account_id: state for account_id, _, state, _, _ in observed.batch}
-        answered = set(remember_alerts(decision.alerts, outcome.assessments, states, observed.weighed))
+        answered = set(
+            (yield from remembering_alerts(decision.alerts, outcome.assessments, states, observed.weighed))
+        )
         for account_id, key, state, _, detector in observed.batch:
             serialized = encode_detector(detector.to_state())
             if serialized != state.detector or account_id in answered:

@@ -18,6 +18,10 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
+from detectors.steps import Steps, drain
+
+__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "Steps", "drain", "run_steps"]
+
 T = TypeVar("T")
 
 # The event loop turns at least this often during long engine work (seconds of work between two turns).
@@ -25,25 +29,6 @@ SLICE_SECONDS = 0.05
 # How long it then has for itself: long enough for a chain of callbacks (a timer's task, a request's
 # handler) to run to its end, not only its first link (a bare sleep(0) lets one loop iteration run).
 PAUSE_SECONDS = 0.001
-
-Steps = Generator[None, None, T]
-
-
-def drain(steps: Generator[Any, None, T]) -> T:
-    """Run ``steps`` to the end in one call; what it returns.
-
-    >>> def count_to(n):
-    ...     for _ in range(n):
-    ...         yield
-    ...     return n
-    >>> drain(count_to(3))
-    3
-    """
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 async def run_steps(

@@ -134,11 +134,13 @@ def run_live(
     restarts: int,
     config: WindowConfig = CFG,
     holdout_member: Callable[[str], bool] | None = None,
+    kind: type[LiveRun] = LiveRun,
 ) -> LiveRun:
     """Batches of varying size, checkpoints now and then, and restarts that lose what was not checkpointed:
-    the worker reads again from the checkpoint, or from before it (records applied twice must not count)."""
+    the worker reads again from the checkpoint, or from before it (records applied twice must not count).
+    ``kind``: the :class:`LiveRun` that drives the engine."""
     rng = random.Random(seed)
-    live = LiveRun(partitions, config, holdout_member=holdout_member)
+    live = kind(partitions, config, holdout_member=holdout_member)
     restart_at = sorted(rng.sample(range(len(records) // 10, len(records)), restarts))
     position = 0
     while position < len(records):

@@ -4,7 +4,6 @@ letting the event loop turn between accounts, and gets what one call gets. No Ka
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import pytest
@@ -16,11 +15,11 @@ from streams.offline.replay import ReplayResult
 from tests.test_engine import (
     LiveRun,
     assert_live_equals_replay,
-    batches,
     events,
     finish_live,
     records_of,
     replayed,
+    run_live,
 )
 
 __all__ = ["events", "replayed"]  # the fixtures, shared with tests/test_engine.py
@@ -85,25 +84,8 @@ def test_the_live_worker_folding_in_steps_equals_replay(
 ) -> None:
     """The same alerts and stored states as replay, while the event loop ran other work inside the sweeps:
     at least once per account swept (the ticker waits for the fold between its turns otherwise)."""
-    records = records_of(events, 1)
-    rng = random.Random(seed)
-    live = SteppedRun(1)
-    restart_at = sorted(rng.sample(range(len(records) // 10, len(records)), restarts))
-    position = 0
-    while position < len(records):
-        for first, end in batches(len(records) - position, rng):
-            live.process(records[position + first : position + end])
-            if rng.random() < 0.3:
-                live.checkpoint(position + end)
-            if restart_at and position + end >= restart_at[0]:
-                restart_at.pop(0)
-                turns, accounts = live.turns_in_sweeps, live.swept_accounts
-                live.start()
-                live.turns_in_sweeps, live.swept_accounts = turns, accounts
-                position = live.checkpointed
-                break
-        else:
-            position = len(records)
+    live = run_live(records_of(events, 1), partitions=1, seed=seed, restarts=restarts, kind=SteppedRun)
+    assert isinstance(live, SteppedRun)
     finish_live(live, replayed.clock_ms or 0)
     assert_live_equals_replay(live, replayed)
     assert live.swept_accounts > 1_000

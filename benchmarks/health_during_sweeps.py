@@ -1,0 +1,133 @@
+"""Whether a worker answers its health endpoint while it sweeps many accounts (issue 15), end to end.
+
+On a private embedded broker, one worker on the event clock (the test harness's worker process): a simulated
+file of ``--accounts`` x ``--days`` is produced, and while the worker folds it (sweeping every account at each
+midnight the clock crosses), the script asks ``/churnwatch/live/`` every ``--every`` seconds (timeout 5 s)
+and notes how long each answer took and its status. At the end: the sweeps (count and seconds, from
+``churnwatch_sweep_duration_seconds``) and the answers (how many, how many not 200 or not answered, median,
+p99 and longest time to answer).
+
+    .venv/bin/python benchmarks/health_during_sweeps.py --accounts 100000 --days 3
+    # another commit's worker: PYTHONPATH=/tmp/before .venv/bin/python benchmarks/health_during_sweeps.py ...
+    # with /tmp/before from: git archive <commit> detectors streams | tar -x -C /tmp/before
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from streams.dev import kafka_local
+from tests.kafka_harness import (
+    KafkaForTests,
+    WorkerFactory,
+    WorkerProcess,
+    metric_value,
+    start_private_broker,
+)
+from tests.test_faults import produce_events, simulated_events
+
+ANSWER_TIMEOUT_S = 5.0
+
+
+def ask_live(worker: WorkerProcess) -> tuple[float, int | None]:
+    """Seconds the worker took to answer ``/churnwatch/live/``, and the status (None: no answer in time)."""
+    started = time.perf_counter()
+    try:
+        status: int | None = httpx.get(f"{worker.url}/churnwatch/live/", timeout=ANSWER_TIMEOUT_S).status_code
+    except httpx.HTTPError:
+        status = None
+    return time.perf_counter() - started, status
+
+
+def progress(worker: WorkerProcess) -> tuple[int, float]:
+    """Events folded, and sweeps run."""
+    folded = int((worker.stats() or {}).get("events_folded") or 0)
+    try:
+        sweeps = metric_value(worker.get("/metrics").text, "churnwatch_sweep_duration_seconds_count")
+    except httpx.HTTPError:
+        sweeps = None
+    return folded, sweeps or 0.0
+
+
+Answers = list[tuple[float, int | None]]
+
+
+def watch(worker: WorkerProcess, expected: int, sweeps: int, every_s: float, timeout_s: float) -> Answers:
+    """Ask the worker for its liveness every ``every_s`` until it folded ``expected`` events and ran
+    ``sweeps`` sweeps."""
+    answers: Answers = []
+    deadline = time.monotonic() + timeout_s
+    last_look = 0.0
+    while time.monotonic() < deadline:
+        answers.append(ask_live(worker))
+        if time.monotonic() - last_look >= 2.0:
+            last_look = time.monotonic()
+            folded, swept = progress(worker)
+            if folded >= expected and swept >= sweeps:
+                return answers
+        time.sleep(every_s)  # the sampling period, not a synchronisation
+    raise SystemExit(f"not all {expected} events folded and {sweeps} sweeps in {timeout_s:.0f} s")
+
+
+def report(answers: Answers, metrics: str) -> None:
+    took = sorted(seconds for seconds, _ in answers)
+    bad = sum(status != 200 for _, status in answers)
+    sweeps = metric_value(metrics, "churnwatch_sweep_duration_seconds_count") or 0
+    swept_s = metric_value(metrics, "churnwatch_sweep_duration_seconds_sum") or 0
+    print(f"sweeps: {sweeps:.0f}, {swept_s:.1f} s in all")
+    print(
+        f"/churnwatch/live/ asked {len(answers)} times: {bad} not 200 or not answered within "
+        f"{ANSWER_TIMEOUT_S:.0f} s; answered in median {statistics.median(took) * 1000:.0f} ms, p99 "
+        f"{took[int(0.99 * (len(took) - 1))] * 1000:.0f} ms, longest {took[-1] * 1000:.0f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--every", type=float, default=0.2, help="seconds between two questions")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to fold everything")
+    args = parser.parse_args()
+    events = simulated_events(accounts=args.accounts, days=args.days, seed=args.seed)
+    import streams
+
+    print(
+        f"{args.accounts} accounts x {args.days} days: {len(events):,} events; worker code "
+        f"{Path(streams.__file__).parent.parent}; load average {os.getloadavg()[0]:.1f}"
+    )
+    with TemporaryDirectory() as directory:
+        home = Path(directory)
+        broker = start_private_broker(home / "kafka")
+        factory = WorkerFactory(
+            KafkaForTests(bootstrap=broker.bootstrap, broker=broker), home / "w", "sweeps"
+        )
+        factory.directory.mkdir()
+        try:
+            worker = factory.start()
+            producing = threading.Thread(target=produce_events, args=(factory, events))
+            producing.start()  # the worker folds (and sweeps) while the rest is produced: watched too
+            # Each midnight the clock crosses is swept: days - 1 of them, at least.
+            answers = watch(worker, len(events), args.days - 1, args.every, args.timeout)
+            producing.join()
+            report(answers, worker.get("/metrics").text)
+        finally:
+            factory.stop_all()
+            kafka_local.stop(broker)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,11 @@ and notes how long each answer took and its status. At the end: the sweeps (coun
 p99 and longest time to answer).
 
     .venv/bin/python benchmarks/health_during_sweeps.py --accounts 100000 --days 3
-    # another commit's worker: PYTHONPATH=/tmp/before .venv/bin/python benchmarks/health_during_sweeps.py ...
-    # with /tmp/before from: git archive <commit> detectors streams | tar -x -C /tmp/before
+    # another commit's worker (run from outside the checkout: a worker's path starts with its directory)
+    git archive <commit> detectors streams | tar -x -C /tmp/before
+    cd /tmp && PYTHONPATH=/tmp/before /path/to/.venv/bin/python /path/to/benchmarks/health_during_sweeps.py
+
+It prints where the worker's ``streams`` comes from.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -93,6 +97,12 @@ def report(answers: Answers, metrics: str) -> None:
     )
 
 
+def worker_code(factory: WorkerFactory) -> str:
+    """Where a worker process started by ``factory`` imports ``streams`` from."""
+    probe = [sys.executable, "-c", "import streams; print(streams.__file__)"]
+    return subprocess.run(probe, env=factory.env(), capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=100_000)
@@ -102,11 +112,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to fold everything")
     args = parser.parse_args()
     events = simulated_events(accounts=args.accounts, days=args.days, seed=args.seed)
-    import streams
-
     print(
-        f"{args.accounts} accounts x {args.days} days: {len(events):,} events; worker code "
-        f"{Path(streams.__file__).parent.parent}; load average {os.getloadavg()[0]:.1f}"
+        f"{args.accounts} accounts x {args.days} days: {len(events):,} events; load {os.getloadavg()[0]:.1f}"
     )
     with TemporaryDirectory() as directory:
         home = Path(directory)
@@ -116,6 +123,7 @@ def main() -> None:
         )
         factory.directory.mkdir()
         try:
+            print(f"worker code: {worker_code(factory)}")
             worker = factory.start()
             producing = threading.Thread(target=produce_events, args=(factory, events))
             producing.start()  # the worker folds (and sweeps) while the rest is produced: watched too

@@ -12,12 +12,15 @@ p99 and longest time to answer).
     git archive <commit> detectors streams | tar -x -C /tmp/before
     cd /tmp && PYTHONPATH=/tmp/before /path/to/.venv/bin/python /path/to/benchmarks/health_during_sweeps.py
 
-It prints where the worker's ``streams`` comes from.
+It prints where the worker's ``streams`` comes from. With ``--stalls FILE`` the worker runs with
+``benchmarks/stall_trace`` (a thread noting each stretch of over 100 ms its event loop did not turn, and the
+stacks it saw), and the script prints the longest stretches.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -103,6 +106,27 @@ def worker_code(factory: WorkerFactory) -> str:
     return subprocess.run(probe, env=factory.env(), capture_output=True, text=True, check=True).stdout.strip()
 
 
+def stall_env(stalls: Path) -> dict[str, str]:
+    """The worker's environment for ``benchmarks/stall_trace``: first on its path, writing to ``stalls``."""
+    tracer = str(Path(__file__).resolve().parent / "stall_trace")
+    path = os.pathsep.join(filter(None, [tracer, os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "STALL_TRACE_FILE": str(stalls)}
+
+
+def report_stalls(stalls: Path, longest: int = 8) -> None:
+    """How often the worker's loop stood still for over 0.1, 0.5 and 1 s, and the longest stretches."""
+    lines = [json.loads(line) for line in stalls.read_text().splitlines()] if stalls.exists() else []
+    counts = ", ".join(
+        f"{sum(stall['seconds'] >= bound for stall in lines)} over {bound} s" for bound in (0.1, 0.5, 1)
+    )
+    print(f"event loop stood still: {counts}; total {sum(s['seconds'] for s in lines):.1f} s")
+    for stall in sorted(lines, key=lambda s: -s["seconds"])[:longest]:
+        top = stall["top"][0] if stall["top"] else {"samples": 0, "stack": []}
+        print(f"  {stall['seconds']:6.3f} s, {stall['samples']} samples; most seen ({top['samples']}):")
+        for frame in top["stack"][:4]:
+            print(f"      {frame}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=100_000)
@@ -110,6 +134,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--every", type=float, default=0.2, help="seconds between two questions")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to fold everything")
+    parser.add_argument("--stalls", type=Path, default=None, help="trace the worker's loop stalls to FILE")
     args = parser.parse_args()
     events = simulated_events(accounts=args.accounts, days=args.days, seed=args.seed)
     print(
@@ -119,7 +144,10 @@ def main() -> None:
         home = Path(directory)
         broker = start_private_broker(home / "kafka")
         factory = WorkerFactory(
-            KafkaForTests(bootstrap=broker.bootstrap, broker=broker), home / "w", "sweeps"
+            KafkaForTests(bootstrap=broker.bootstrap, broker=broker),
+            home / "w",
+            "sweeps",
+            extra_env=stall_env(args.stalls.resolve()) if args.stalls else {},
         )
         factory.directory.mkdir()
         try:
@@ -131,6 +159,8 @@ def main() -> None:
             answers = watch(worker, len(events), args.days - 1, args.every, args.timeout)
             producing.join()
             report(answers, worker.get("/metrics").text)
+            if args.stalls:
+                report_stalls(args.stalls)
         finally:
             factory.stop_all()
             kafka_local.stop(broker)

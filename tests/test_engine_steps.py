@@ -8,8 +8,12 @@ from typing import Any
 
 import pytest
 
-from detectors.windows import AccountWindow
+from detectors.config import DetectorConfig
+from detectors.monitor import AccountMonitor
+from detectors.outcomes import Outcome
+from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import AccountState, SweepOutcome
+from streams.engine.detection import Detection
 from streams.engine.steps import run_steps
 from streams.offline.replay import ReplayResult
 from tests.test_engine import (
@@ -104,3 +108,24 @@ def test_a_commit_in_steps_writes_every_changed_state_once() -> None:
         pass
     assert sorted(key for key in live.rows if key in states) == sorted(states)
     assert not live.store.changed()
+
+
+def test_a_sweep_learns_the_last_sweeps_outcomes_a_step_each() -> None:
+    """At 100 k accounts a sweep learns about a second of outcomes first: one step each, the same model as
+    one call."""
+    outcomes = [
+        Outcome(f"acct-{i}", 20_000 + i % 5, 0.1, {"recency": float(i % 7), "silence": i % 3 / 2}, i % 4 == 0)
+        for i in range(40)
+    ]
+    in_steps, at_once = (Detection(AccountMonitor(DetectorConfig(), WindowConfig())) for _ in range(2))
+    in_steps.unlearned, at_once.unlearned = list(outcomes), list(outcomes)
+    steps = in_steps.learn_ripe_steps(21_000 * DAY_MS)
+    taken = 0
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+            taken += 1
+    assert (done.value.value, taken) == (40, 40)
+    assert at_once.learn_ripe(21_000 * DAY_MS) == 40
+    assert in_steps.risk_model.to_state() == at_once.risk_model.to_state()
+    assert in_steps.risk_model.n_positives == 10

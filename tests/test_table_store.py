@@ -10,6 +10,7 @@ import pytest
 
 from detectors.windows import AccountWindow, WindowConfig
 from streams.engine import AccountState
+from streams.engine.steps import Pacer
 from streams.live.table_store import POSITIONS_KEY, TableStore
 
 CFG = WindowConfig()
@@ -89,3 +90,30 @@ def test_a_failed_changelog_delivery_fails_the_checkpoint() -> None:
     store.write_positions({0: {"usage": 7}})
     with pytest.raises(RuntimeError, match="NotLeaderForPartition"):
         asyncio.run(store.deliver_written(FakeProducer(fail_key=POSITIONS_KEY % 0)))
+
+
+def test_the_event_loop_turns_between_the_sends_of_a_long_delivery() -> None:
+    """A checkpoint after a sweep sends every account: other tasks (health, metrics, the outbox) run in
+    between, and each turn counts as progress."""
+    store = TableStore(FakeTable(), CFG, lambda: [0], cache_limit=10)
+    for i in range(3):
+        store.put(f"a{i}".encode(), AccountState(AccountWindow(CFG), 0))
+    store.commit()
+    producer = FakeProducer()
+    sent_when_other_ran: list[int] = []
+    turns: list[int] = []
+
+    async def other() -> None:
+        while len(sent_when_other_ran) < 3:
+            sent_when_other_ran.append(len(producer.sent))
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(other())
+        pacer = Pacer(slice_s=0.0, pause_s=0.0, on_turn=lambda: turns.append(len(producer.sent)))
+        await store.deliver_written(producer, pacer)
+        await task
+
+    asyncio.run(main())
+    assert turns == [1, 2, 3]
+    assert sent_when_other_ran[:2] == [1, 2]  # the other task ran after the first send, before the last

@@ -32,7 +32,7 @@ from streams.dedup import Deduplicator
 from streams.engine import saved
 from streams.engine.answers import AnswerArrival, Answering
 from streams.engine.clock import EventClock, SparseHolds, SparseKey, WallClock, monotonic_ms
-from streams.engine.detection import Detection, SweepOutcome, due_accounts
+from streams.engine.detection import Detection, SweepOutcome, due_accounts_steps
 from streams.engine.fold import Arrival, FoldResult, folding
 from streams.engine.state import AccountState, encode_detector
 from streams.engine.steps import Steps, drain
@@ -206,7 +206,7 @@ class Engine:
         for key in list(store.owned()):
             pairs.append((key, store.get(key)))  # decoded here when not cached
             yield
-        accounts = due_accounts(pairs, now_ms, everyone)
+        accounts = yield from due_accounts_steps(pairs, now_ms, everyone)
         # Every owned account, in key order, for the holdout uplift.
         owned = (
             [(key, state) for key, state in sorted(pairs, key=itemgetter(0)) if state is not None]
@@ -218,6 +218,7 @@ class Engine:
         states = {key: state for key, state, _ in accounts}
         for key in outcome.changed:
             store.put(key, states[key])
+            yield
         for key, state in uplift.sweep(owned, outcome.alerts, now_ms):
             store.put(key, state)
         self.last_sweep = SweepTiming(time.perf_counter() - started, len(accounts))

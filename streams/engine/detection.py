@@ -89,11 +89,20 @@ def due_accounts(
     states: Iterable[tuple[bytes, AccountState | None]], now_ms: int, everyone: bool = False
 ) -> list[tuple[bytes, AccountState, int]]:
     """``(key, state, partition)`` of the accounts a sweep at ``now_ms`` evaluates, in key order."""
-    return [
-        (key, state, state.partition)
-        for key, state in sorted(states, key=itemgetter(0))
-        if state is not None and (everyone or due(state, now_ms))
-    ]
+    return drain(due_accounts_steps(states, now_ms, everyone))
+
+
+def due_accounts_steps(
+    states: Iterable[tuple[bytes, AccountState | None]], now_ms: int, everyone: bool = False
+) -> Steps[list[tuple[bytes, AccountState, int]]]:
+    """:func:`due_accounts` in steps: it yields after each account looked at (keys are unique)."""
+    chosen: list[tuple[bytes, AccountState, int]] = []
+    for key, state in states:
+        if state is not None and (everyone or due(state, now_ms)):
+            chosen.append((key, state, state.partition))
+        yield
+    chosen.sort(key=itemgetter(0))
+    return chosen
 
 
 def due(state: AccountState, now_ms: int) -> bool:
@@ -208,10 +217,11 @@ class Detection:
     def sweep_steps(
         self, accounts: Iterable[tuple[bytes, AccountState, int]], now_ms: int, clock_ms: int
     ) -> Steps[SweepOutcome]:
-        """:meth:`sweep` in steps: it yields after each account decoded, observed and stored
-        (:mod:`streams.engine.steps`); the census and the outage guard's review run whole."""
+        """:meth:`sweep` in steps: it yields after each account decoded, outcome learned, account counted in
+        the census, observed and stored (:mod:`streams.engine.steps`); the outage guard's review runs
+        whole (~0.2 µs an account)."""
         batch = yield from self.prepare_steps(accounts)
-        self.learn_ripe(now_ms)
+        yield from self.learn_ripe_steps(now_ms)
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
         yield from self.census_steps(batch, now_ms)
         observed = yield from self.observe_steps(batch, now_ms, clock_ms)
@@ -249,8 +259,11 @@ class Detection:
         how many.
 
         With learn_at_horizon, outcomes whose snapshot's horizon is still open wait, saved with the model."""
+        return drain(self.learn_ripe_steps(now_ms))
+
+    def learn_ripe_steps(self, now_ms: int) -> Steps[int]:
         ready, self.unlearned = self.monitor.ripe(self.unlearned, now_ms)
-        return self.monitor.learn(ready)
+        return (yield from self.monitor.learn_steps(ready))
 
     def observe(self, batch: list[Swept], now_ms: int, clock_ms: int) -> Observed:
         """Assess every account of ``batch`` in order with the current population and model."""

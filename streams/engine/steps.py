@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from detectors.steps import Steps, drain
 
-__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "Steps", "drain", "run_steps"]
+__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "Pacer", "Steps", "drain", "run_steps"]
 
 T = TypeVar("T")
 
@@ -29,6 +29,45 @@ SLICE_SECONDS = 0.05
 # How long it then has for itself: long enough for a chain of callbacks (a timer's task, a request's
 # handler) to run to its end, not only its first link (a bare sleep(0) lets one loop iteration run).
 PAUSE_SECONDS = 0.001
+
+
+class Pacer:
+    """Lets the event loop run other tasks for ``pause_s`` whenever ``slice_s`` has passed since it last did:
+    ``await pacer.step()`` between the units of a long loop (``on_turn`` is called each time: the work is
+    progressing).
+
+    >>> import asyncio
+    >>> turns = []
+    >>> async def main():
+    ...     pacer = Pacer(slice_s=0.0, on_turn=lambda: turns.append("turn"))
+    ...     for _ in range(2):
+    ...         await pacer.step()
+    >>> asyncio.run(main())
+    >>> turns
+    ['turn', 'turn']
+    """
+
+    __slots__ = ("clock", "on_turn", "pause_s", "slice_s", "turned")
+
+    def __init__(
+        self,
+        *,
+        slice_s: float = SLICE_SECONDS,
+        pause_s: float = PAUSE_SECONDS,
+        clock: Callable[[], float] = time.perf_counter,
+        on_turn: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.slice_s = slice_s
+        self.pause_s = pause_s
+        self.clock = clock
+        self.on_turn = on_turn
+        self.turned = clock()
+
+    async def step(self) -> None:
+        if self.clock() - self.turned >= self.slice_s:
+            self.on_turn()
+            await asyncio.sleep(self.pause_s)
+            self.turned = self.clock()
 
 
 async def run_steps(
@@ -65,13 +104,10 @@ async def run_steps(
     >>> order
     ['step 0', 'other task', 'step 1']
     """
-    turned = clock()
+    pacer = Pacer(slice_s=slice_s, pause_s=pause_s, clock=clock, on_turn=on_turn)
     try:
         while True:
             next(steps)
-            if clock() - turned >= slice_s:
-                on_turn()
-                await asyncio.sleep(pause_s)
-                turned = clock()
+            await pacer.step()
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]

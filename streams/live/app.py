@@ -40,7 +40,7 @@ from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.answers import AnswerOutcome
 from streams.engine.clock import SPARSE_TYPES, WallClock
-from streams.engine.steps import Steps, run_steps
+from streams.engine.steps import Pacer, Steps, run_steps
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
@@ -199,6 +199,7 @@ class Churnwatch:
         self.state_lock = asyncio.Lock()
         self.gc_freezer = GcFreezer(full_every_s=FULL_COLLECTION_EVERY_SECONDS)
         self.pending_alerts: list[Alert] = []
+        self.unobserved: list[SweepOutcome] = []  # sweeps whose risks are not yet in the histogram
         self.events_folded = 0
         self.accounts_count = 0  # as of the last gauge update
         self.deadletters_sent = 0
@@ -314,7 +315,8 @@ class Churnwatch:
             started = time.perf_counter()
             self.engine.checkpoint()
             await self._run(self.store.commit_steps())  # after a sweep it writes every account
-            await self.store.deliver_written(self.app.producer)  # a failed one: no offsets past it recorded
+            # A failed delivery: no offsets past it recorded.
+            await self.store.deliver_written(self.app.producer, Pacer(on_turn=self._worked))
             self.store.write_positions(positions)
             await self.store.deliver_written(self.app.producer)
             self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks
@@ -354,8 +356,7 @@ class Churnwatch:
     def _swept(self, outcome: SweepOutcome) -> None:
         """A sweep ran (in a batch on the event clock, or on the wall-clock timer): alerts and gauges."""
         self.pending_alerts.extend(outcome.alerts)
-        for assessment in outcome.assessments:
-            self.metrics.risk_score.observe(assessment.risk)
+        self.unobserved.append(outcome)  # its risks go to the histogram in steps, after the sweep (_run)
         if self.engine.last_sweep is not None:
             self.metrics.sweep_seconds.observe(self.engine.last_sweep.seconds)
         self.gauges.update()
@@ -385,8 +386,17 @@ class Churnwatch:
             await self._send_alerts()
 
     async def _run(self, steps: Steps[T]) -> T:
-        """Long engine work in steps, the event loop turning between them (streams/engine/steps.py)."""
-        return await run_steps(steps, on_turn=self._worked)
+        """Long engine work in steps, the event loop turning between them (streams/engine/steps.py); then the
+        risks of the sweeps it ran into their histogram, the loop turning too (1.3 µs each: 1.3 s for
+        1 M accounts)."""
+        result = await run_steps(steps, on_turn=self._worked)
+        pacer = Pacer(on_turn=self._worked)
+        swept, self.unobserved = self.unobserved, []
+        for outcome in swept:
+            for assessment in outcome.assessments:
+                self.metrics.risk_score.observe(assessment.risk)
+                await pacer.step()
+        return result
 
     def _worked(self) -> None:
         self.worked_at = time.monotonic()

@@ -22,6 +22,7 @@ import orjson
 
 from detectors.windows import WindowConfig
 from streams.engine import AccountState, CachedStore
+from streams.engine.steps import Pacer
 from streams.engine.store import RESERVED_PREFIX
 from streams.live.event_reader import Positions
 
@@ -72,15 +73,20 @@ class TableStore(CachedStore):
     def _changelog(self, partition: int, key: bytes, raw: bytes) -> None:
         self.unsent.append((partition, key, raw))
 
-    async def deliver_written(self, producer: Producer) -> None:
+    async def deliver_written(self, producer: Producer, pacer: Pacer | None = None) -> None:
         """Send the rows written since the last call to the changelog, flush ``producer`` (everything it
-        holds is delivered then), and raise the first delivery's error if one failed."""
+        holds is delivered then), and raise the first delivery's error if one failed.
+
+        A send rarely waits, so after a sweep (every account written) the sends would hold the event loop for
+        seconds: ``pacer`` lets it turn between them."""
         rows, self.unsent = self.unsent, []
         topic = self.table.changelog_topic.get_topic_name()
-        deliveries = [
-            asyncio.ensure_future(await producer.send(topic, key, raw, partition, None, None))
-            for partition, key, raw in rows
-        ]
+        pacer = pacer if pacer is not None else Pacer()
+        deliveries = []
+        for partition, key, raw in rows:
+            sent = await producer.send(topic, key, raw, partition, None, None)
+            deliveries.append(asyncio.ensure_future(sent))
+            await pacer.step()
         await producer.flush()
         for delivery in deliveries:
             delivery.result()

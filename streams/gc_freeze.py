@@ -11,16 +11,30 @@ longest 0.5 s, on a loaded machine.
 (:func:`gc.freeze`), so later collections only walk what is new; reference counting still frees frozen
 objects as usual. Only garbage *cycles* among frozen objects would wait: the engine's states make none (the
 same run found 0 unreachable objects at the end), and for anything else (asyncio, Faust) a full collection
-over everything runs every ``full_every_s``.
+over everything runs every ``full_every_s`` (``CHURNWATCH_GC_FULL_COLLECTION_SECONDS``; 0: never).
+
+That full walk cannot run in steps: it stops the worker's event loop, for ~1 s per 10 k cached accounts on a
+busy machine (docs/performance.md, "The garbage collector's full walk"). Each one is reported to
+``on_full`` (the worker logs how long it took and how much garbage it found), so a user can see what it
+costs and what it frees, and set the period accordingly.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-FULL_COLLECTION_EVERY_SECONDS = 600.0  # one full walk (~0.1 s per 1,000 cached accounts) every 10 minutes
+
+@dataclass(frozen=True, slots=True)
+class FullCollection:
+    """One walk over everything: how long it took, what it found unreachable, how much was frozen before."""
+
+    seconds: float
+    unreachable: int
+    frozen: int
 
 
 class GcFreezer:
@@ -36,9 +50,16 @@ class GcFreezer:
     >>> gc.unfreeze()
     """
 
-    def __init__(self, *, full_every_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.full_every_s = full_every_s
+    def __init__(
+        self,
+        *,
+        full_every_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_full: Callable[[FullCollection], None] = lambda _: None,
+    ) -> None:
+        self.full_every_s = full_every_s if full_every_s > 0 else math.inf
         self.monotonic = monotonic
+        self.on_full = on_full
         self.last_full = monotonic()
         self.full_collections = 0
 
@@ -52,8 +73,11 @@ class GcFreezer:
     def freeze_survivors(self) -> None:
         now = self.monotonic()
         if now - self.last_full >= self.full_every_s:
+            frozen = gc.get_freeze_count()
+            started = time.perf_counter()
             gc.unfreeze()
-            gc.collect()
+            unreachable = gc.collect()
+            self.on_full(FullCollection(time.perf_counter() - started, unreachable, frozen))
             self.last_full = now
             self.full_collections += 1
         gc.freeze()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.gc_freeze import GcFreezer
+from streams.gc_freeze import FullCollection, GcFreezer
 
 
 class Node:
@@ -51,3 +51,28 @@ def test_a_frozen_garbage_cycle_waits_for_the_next_full_collection() -> None:
     freezer.freeze_survivors()
     assert freed == ["cycle"] and freezer.full_collections == 1
     assert gc.get_freeze_count() > 0  # and what is alive is frozen again
+
+
+def test_each_full_collection_is_reported_with_the_garbage_it_found() -> None:
+    now = [0.0]
+    walks: list[FullCollection] = []
+    freezer = GcFreezer(full_every_s=600, monotonic=lambda: now[0], on_full=walks.append)
+    node = Node()
+    node.other = node
+    freezer.freeze_survivors()
+    del node
+    now[0] = 600.0
+    freezer.freeze_survivors()
+    assert len(walks) == 1
+    assert walks[0].unreachable >= 1  # the frozen cycle (and whatever else the process left)
+    assert walks[0].frozen > 0 and walks[0].seconds >= 0
+
+
+def test_a_period_of_zero_never_walks_everything() -> None:
+    now = [0.0]
+    walks: list[FullCollection] = []
+    freezer = GcFreezer(full_every_s=0, monotonic=lambda: now[0], on_full=walks.append)
+    for now[0] in (0.0, 1e6, 1e9):
+        freezer.freeze_survivors()
+    assert walks == [] and freezer.full_collections == 0
+    assert gc.get_freeze_count() > 0

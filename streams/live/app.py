@@ -32,6 +32,7 @@ from typing import Any, TypeVar, cast
 import faust
 import httpx
 import orjson
+import structlog
 from prometheus_client import CollectorRegistry
 
 from detectors.alerts import Alert
@@ -44,7 +45,7 @@ from streams.engine.steps import Pacer, Steps, run_steps
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
-from streams.gc_freeze import FULL_COLLECTION_EVERY_SECONDS, GcFreezer
+from streams.gc_freeze import FullCollection, GcFreezer
 from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, holdout_gauges, zero_counters
 from streams.live.health import Health, LoopHeartbeat
@@ -67,6 +68,7 @@ GAUGE_INTERVAL_SECONDS = 5.0
 # How often a held event clock is looked at without a batch (a hold that ran out, sparse topics caught up).
 CLOCK_HOLD_CHECK_SECONDS = 1.0
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def wall_clock_ms() -> int:
@@ -197,7 +199,9 @@ class Churnwatch:
         self.http = http if http is not None else httpx.AsyncClient(timeout=HTTP_TIMEOUT)
         # Batches and sweeps both rewrite account states: one at a time, or a sweep could overwrite a batch.
         self.state_lock = asyncio.Lock()
-        self.gc_freezer = GcFreezer(full_every_s=FULL_COLLECTION_EVERY_SECONDS)
+        self.gc_freezer = GcFreezer(
+            full_every_s=settings.worker.gc_full_collection_seconds, on_full=self._collected
+        )
         self.pending_alerts: list[Alert] = []
         self.unobserved: list[SweepOutcome] = []  # sweeps whose risks are not yet in the histogram
         self.events_folded = 0
@@ -397,6 +401,15 @@ class Churnwatch:
                 self.metrics.risk_score.observe(assessment.risk)
                 await pacer.step()
         return result
+
+    def _collected(self, walk: FullCollection) -> None:
+        log.info(
+            "gc.full_collection",
+            seconds=round(walk.seconds, 3),
+            unreachable=walk.unreachable,
+            frozen_before=walk.frozen,
+            accounts_cached=len(self.store.cache),
+        )
 
     def _worked(self) -> None:
         self.worked_at = time.monotonic()

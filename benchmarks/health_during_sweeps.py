@@ -135,6 +135,13 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.2, help="seconds between two questions")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to fold everything")
     parser.add_argument("--stalls", type=Path, default=None, help="trace the worker's loop stalls to FILE")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="CHURNWATCH_X=VALUE",
+        help="extra setting for the worker (repeatable), e.g. CHURNWATCH_GC_FULL_COLLECTION_SECONDS=60",
+    )
     args = parser.parse_args()
     events = simulated_events(accounts=args.accounts, days=args.days, seed=args.seed)
     print(
@@ -147,7 +154,10 @@ def main() -> None:
             KafkaForTests(bootstrap=broker.bootstrap, broker=broker),
             home / "w",
             "sweeps",
-            extra_env=stall_env(args.stalls.resolve()) if args.stalls else {},
+            extra_env={
+                **(stall_env(args.stalls.resolve()) if args.stalls else {}),
+                **dict(item.split("=", 1) for item in args.worker_env),
+            },
         )
         factory.directory.mkdir()
         try:
@@ -161,6 +171,9 @@ def main() -> None:
             report(answers, worker.get("/metrics").text)
             if args.stalls:
                 report_stalls(args.stalls)
+            for line in worker.log().splitlines():
+                if "gc.full_collection" in line:
+                    print(f"worker: {line.strip()}")
         finally:
             factory.stop_all()
             kafka_local.stop(broker)

@@ -14,6 +14,7 @@ from detectors.outcomes import Outcome
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import AccountState, SweepOutcome
 from streams.engine.detection import Detection
+from streams.engine.fold import ARRIVALS_PER_STEP
 from streams.engine.steps import run_steps
 from streams.offline.replay import ReplayResult
 from tests.test_engine import (
@@ -129,3 +130,20 @@ def test_a_sweep_learns_the_last_sweeps_outcomes_a_step_each() -> None:
     assert at_once.learn_ripe(21_000 * DAY_MS) == 40
     assert in_steps.risk_model.to_state() == at_once.risk_model.to_state()
     assert in_steps.risk_model.n_positives == 10
+
+
+def test_a_batch_is_folded_in_steps_of_a_few_arrivals(events: list[dict[str, Any]]) -> None:
+    """Folding a batch decodes the states the cache does not hold (~0.1 ms each): the loop turns every
+    ``ARRIVALS_PER_STEP`` arrivals, and the steps fold what one call folds."""
+    live = SteppedRun(1)
+    live.engine.event_clock = False  # no midnights: no sweeps, only the fold's own steps
+    arrivals, dead = live.folder.decode(records_of(events[:500], 1))
+    assert dead == [] and len(arrivals) == 500
+    steps = live.engine.fold_steps(arrivals)
+    taken = 0
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+            taken += 1
+    assert taken == 500 // ARRIVALS_PER_STEP
+    assert done.value.value.folded == 500

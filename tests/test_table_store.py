@@ -65,7 +65,7 @@ def test_census_counts_active_rows_and_pending_accounts_and_their_bytes() -> Non
     accounts, size = store.census({0})
     assert accounts == 3 + 1
     assert size == sum(len(raw) for key, raw in rows.items() if AccountState.partition_of(raw) == 0)
-    assert store.accounts_known({0, 1}) == 6 + 1
+    assert store.census({0, 1})[0] == 6 + 1
 
 
 def test_checkpointed_rows_reach_the_changelog_once_each_and_delivered() -> None:

@@ -1,13 +1,14 @@
-"""Where a process's event loop stalls: a thread samples the main thread's stack (benchmarks only).
+"""Where a process's event loop stalls: how long each stretch between two turns lasted, and what ran then
+(benchmarks only).
 
 Put this directory first on ``PYTHONPATH`` and name an output file in ``STALL_TRACE_FILE``; Python imports
-``sitecustomize`` at start, which starts a daemon thread that looks at the main thread's stack every
-``STALL_TRACE_EVERY_MS`` (default 2). The main thread is *idle* while its event loop waits in the
-selector's ``select``; any other stack is busy. A busy stretch longer than ``STALL_TRACE_MIN_MS`` (default
-100) is written as one JSON line when it ends: when it began (``time.time()``), how long it lasted, how many
-samples saw it, and the stacks they saw most often (innermost frame first, only frames of churnwatch, Faust,
-mode and aiokafka). A sample waits for the GIL, so a stretch spent in one C call is measured (from the last
-idle sample to the next) but seen by few samples.
+``sitecustomize`` at start. The main thread's event loop turns in the selector's ``select`` (wrapped here):
+the time from leaving one ``select`` to entering the next is a stretch in which the loop answered nothing.
+Each stretch longer than ``STALL_TRACE_MIN_MS`` (default 100) is written as one JSON line: when it began
+(``time.time()``), how long it lasted, and the main thread's stacks a thread saw during it (one look every
+``STALL_TRACE_EVERY_MS``, default 2; innermost frame first, frames of churnwatch, Faust, mode and aiokafka
+only), the most frequent first. A look waits for the GIL, so a stretch spent in one C call is measured in full
+but seen by few looks.
 
 ``benchmarks/health_during_sweeps.py --stalls FILE`` starts its worker with it. Figures depend on the
 machine; this is a tracer, not a test.
@@ -18,18 +19,16 @@ from __future__ import annotations
 import collections
 import json
 import os
+import selectors
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 KEEP = ("/streams/", "/detectors/", "/faust/", "/mode/", "/aiokafka/")
 DEPTH = 8
-
-
-def _idle(frame: FrameType) -> bool:
-    code = frame.f_code
-    return code.co_name == "select" and code.co_filename.endswith("selectors.py")
 
 
 def _stack(frame: FrameType | None) -> tuple[str, ...]:
@@ -46,31 +45,54 @@ def _stack(frame: FrameType | None) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def _watch(main_id: int, path: str, every_s: float, min_s: float) -> None:
-    last_idle = time.monotonic()
-    stacks: collections.Counter[tuple[str, ...]] = collections.Counter()
-    with open(path, "a", buffering=1) as out:
+class Tracer:
+    def __init__(self, path: str, every_s: float, min_s: float) -> None:
+        main_id = threading.main_thread().ident
+        assert main_id is not None
+        self.main_id = main_id
+        self.out = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
+        self.every_s = every_s
+        self.min_s = min_s
+        self.left_select = time.monotonic()
+        self.in_select = False
+        self.looks: collections.deque[tuple[float, tuple[str, ...]]] = collections.deque(maxlen=100_000)
+
+    def wrap(self, select: Callable[..., Any]) -> Callable[..., Any]:
+        def traced(selector: Any, timeout: float | None = None) -> Any:
+            if threading.get_ident() != self.main_id:
+                return select(selector, timeout)
+            self.entered(time.monotonic())
+            try:
+                return select(selector, timeout)
+            finally:
+                self.in_select = False
+                self.left_select = time.monotonic()
+
+        return traced
+
+    def entered(self, now: float) -> None:
+        self.in_select = True
+        began = self.left_select
+        if now - began < self.min_s:
+            return
+        stacks = collections.Counter(stack for at, stack in list(self.looks) if at >= began)
+        top = [{"samples": count, "stack": list(stack)} for stack, count in stacks.most_common(3)]
+        line = {
+            "began": round(time.time() - (now - began), 3),
+            "seconds": round(now - began, 3),
+            "samples": sum(stacks.values()),
+            "top": top,
+        }
+        self.out.write(json.dumps(line) + "\n")
+
+    def look(self) -> None:
         while True:
-            time.sleep(every_s)
-            frame = sys._current_frames().get(main_id)
-            now = time.monotonic()
+            time.sleep(self.every_s)
+            frame = sys._current_frames().get(self.main_id)
             if frame is None:
                 return  # the main thread has ended
-            if not _idle(frame):
-                stacks[_stack(frame)] += 1
-                continue
-            busy_s = now - last_idle
-            if busy_s >= min_s and stacks:
-                top = [{"samples": count, "stack": list(stack)} for stack, count in stacks.most_common(3)]
-                line = {
-                    "began": round(time.time() - busy_s, 3),
-                    "seconds": round(busy_s, 3),
-                    "samples": sum(stacks.values()),
-                    "top": top,
-                }
-                out.write(json.dumps(line) + "\n")
-            stacks.clear()
-            last_idle = now
+            if not self.in_select:
+                self.looks.append((time.monotonic(), _stack(frame)))
 
 
 def start() -> None:
@@ -79,11 +101,12 @@ def start() -> None:
         return
     every_s = float(os.environ.get("STALL_TRACE_EVERY_MS", "2")) / 1000
     min_s = float(os.environ.get("STALL_TRACE_MIN_MS", "100")) / 1000
-    main_id = threading.main_thread().ident
-    assert main_id is not None
-    threading.Thread(
-        target=_watch, args=(main_id, path, every_s, min_s), name="stall-trace", daemon=True
-    ).start()
+    tracer = Tracer(path, every_s, min_s)
+    for name in ("EpollSelector", "PollSelector", "SelectSelector"):
+        kind = getattr(selectors, name, None)
+        if kind is not None:
+            kind.select = tracer.wrap(kind.select)  # type: ignore[method-assign]
+    threading.Thread(target=tracer.look, name="stall-trace", daemon=True).start()
 
 
 start()

@@ -129,8 +129,8 @@ class Engine:
         return drain(self.fold_steps(arrivals))
 
     def fold_steps(self, arrivals: Iterable[Arrival | AnswerArrival]) -> Steps[FoldResult]:
-        """:meth:`fold` in steps: it yields between the accounts of the sweeps it runs
-        (:mod:`streams.engine.steps`)."""
+        """:meth:`fold` in steps: it yields every few arrivals folded and between the accounts of the sweeps
+        it runs (:mod:`streams.engine.steps`)."""
         midnights = folding(
             self._events(arrivals),
             self.store,
@@ -145,7 +145,10 @@ class Engine:
                 midnight_ms = next(midnights)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            yield from self.sweep_steps(midnight_ms)
+            if midnight_ms is None:
+                yield  # a step of the fold
+            else:
+                yield from self.sweep_steps(midnight_ms)
 
     def _events(self, arrivals: Iterable[Arrival | AnswerArrival]) -> Iterator[Arrival]:
         for arrival in arrivals:

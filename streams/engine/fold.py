@@ -34,6 +34,8 @@ class Arrival:
 
 # The UTC midnights (ms) an arrival moves the event clock past, in order (usually none).
 Midnights = Callable[[Arrival], list[int]]
+# Arrivals folded between two steps of :func:`folding`.
+ARRIVALS_PER_STEP = 64
 
 
 class States(Protocol):
@@ -90,9 +92,11 @@ def folding(
     usage_midnights: Midnights | None = None,
     sparse_midnights: Midnights | None = None,
     on_folded: Callable[[Event], None] | None = None,
-) -> Generator[int, None, FoldResult]:
+) -> Generator[int | None, None, FoldResult]:
     """Fold ``arrivals`` in order into ``states``; yields each UTC midnight the event clock crosses, before
-    the arrival that moved it is folded (the engine sweeps it there), and returns what the fold did.
+    the arrival that moved it is folded (the engine sweeps it there), and ``None`` every
+    :data:`ARRIVALS_PER_STEP` arrivals (a step: a state not cached is decoded, ~0.1 ms), and returns what the
+    fold did.
 
     ``usage_midnights`` tells the midnights a usage event moves the clock past (usage moves it),
     ``sparse_midnights`` those a support or billing event lets it pass (one may let a held clock go:
@@ -102,7 +106,9 @@ def folding(
     """
     result = FoldResult()
     get, put = states.get, states.put
-    for arrival in arrivals:
+    for seen, arrival in enumerate(arrivals, 1):
+        if not seen % ARRIVALS_PER_STEP:
+            yield None
         event = arrival.event
         kind = type(event)
         if kind is UsageEvent:

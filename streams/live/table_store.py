@@ -22,7 +22,7 @@ import orjson
 
 from detectors.windows import WindowConfig
 from streams.engine import AccountState, CachedStore
-from streams.engine.steps import Pacer
+from streams.engine.steps import Pacer, Steps, drain
 from streams.engine.store import RESERVED_PREFIX
 from streams.live.event_reader import Positions
 
@@ -109,15 +109,17 @@ class TableStore(CachedStore):
         raw = self.rows.get(key)
         return AccountState.from_bytes(raw, self.window_config) if raw is not None else None
 
-    def accounts_known(self, active: Collection[int]) -> int:
-        """Accounts of ``active`` partitions, including those not yet checkpointed."""
-        return self.census(active)[0]
-
     def census(self, active: Collection[int]) -> tuple[int, int]:
-        """(accounts known, bytes stored) of ``active`` partitions, in one pass over the rows (at 1 M
-        accounts each pass takes about half a second of the event loop)."""
+        """(accounts known, bytes stored) of ``active`` partitions, in one pass over the rows; accounts
+        known include those not yet checkpointed."""
+        return drain(self.census_steps(active))
+
+    def census_steps(self, active: Collection[int]) -> Steps[tuple[int, int]]:
+        """:meth:`census` in steps, a step per row (at 1 M accounts a pass takes about half a second): over
+        the rows as they were when it started."""
         stored = size = 0
         for _, raw in self.rows_of(active):
             stored += 1
             size += len(raw)
+            yield
         return stored + sum(key not in self.rows for key in self.dirty), size

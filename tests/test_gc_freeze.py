@@ -76,3 +76,13 @@ def test_a_period_of_zero_never_walks_everything() -> None:
         freezer.freeze_survivors()
     assert walks == [] and freezer.full_collections == 0
     assert gc.get_freeze_count() > 0
+
+
+def test_freezing_what_long_work_made_walks_nothing() -> None:
+    now = [0.0]
+    walks: list[FullCollection] = []
+    freezer = GcFreezer(full_every_s=600, monotonic=lambda: now[0], on_full=walks.append)
+    made = [Node() for _ in range(100)]
+    now[0] = 10_000.0  # a full walk is due, but only a checkpoint runs it
+    freezer.freeze_new()
+    assert gc.get_freeze_count() >= len(made) and walks == []

@@ -206,7 +206,7 @@ class Engine:
         store = self.store
         uplift = self.uplift
         pairs: list[tuple[bytes, AccountState | None]] = []
-        for key in list(store.owned()):
+        for key in store.owned():  # over the rows as they were at the start (and the new states)
             pairs.append((key, store.get(key)))  # decoded here when not cached
             yield
         accounts = yield from due_accounts_steps(pairs, now_ms, everyone)

@@ -149,7 +149,7 @@ class CachedStore:
         for key, _ in self.rows_of(active):
             yield key
         rows = self.rows
-        for key, state in self.cache.items():
+        for key, state in list(self.cache.items()):  # a copy: the caller may decode (cache) as it goes
             if key not in rows and state.partition in active:
                 yield key
 

@@ -412,7 +412,9 @@ class Churnwatch:
         )
 
     def _worked(self) -> None:
+        """A turn of the event loop during long work: progress, and what it made so far is long-lived."""
         self.worked_at = time.monotonic()
+        self.gc_freezer.freeze_new()
 
     async def _send_alerts(self) -> None:
         """Write the pending alerts to the outbox (the alerts topic) and flush."""

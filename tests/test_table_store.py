@@ -117,3 +117,19 @@ def test_the_event_loop_turns_between_the_sends_of_a_long_delivery() -> None:
     asyncio.run(main())
     assert turns == [1, 2, 3]
     assert sent_when_other_ran[:2] == [1, 2]  # the other task ran after the first send, before the last
+
+
+def test_the_census_takes_a_step_per_row_over_the_rows_it_started_with() -> None:
+    table = FakeTable()
+    table.data.update({f"a{i}".encode(): AccountState(AccountWindow(CFG), 0).to_bytes() for i in range(4)})
+    store = TableStore(table, CFG, lambda: [0], cache_limit=10)
+    steps = store.census_steps({0})
+    next(steps)
+    table.data[b"late"] = AccountState(AccountWindow(CFG), 0).to_bytes()  # written between two steps
+    taken = 1
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+            taken += 1
+    assert taken == 4
+    assert done.value.value[0] == 4  # the row written meanwhile counts at the next census

@@ -87,4 +87,6 @@ class GcFreezer:
             self.on_full(FullCollection(time.perf_counter() - started, unreachable, frozen))
             self.last_full = now
             self.full_collections += 1
+        else:
+            gc.collect()  # what is not frozen yet (made since the last freeze): no dead cycle gets frozen
         gc.freeze()

@@ -86,3 +86,18 @@ def test_freezing_what_long_work_made_walks_nothing() -> None:
     now[0] = 10_000.0  # a full walk is due, but only a checkpoint runs it
     freezer.freeze_new()
     assert gc.get_freeze_count() >= len(made) and walks == []
+
+
+def test_a_dead_cycle_made_since_the_last_freeze_is_collected_not_frozen() -> None:
+    freezer = GcFreezer(full_every_s=600, monotonic=lambda: 0.0)
+    freed: list[str] = []
+    gc.disable()  # no automatic collection finds it first
+    try:
+        node = Node()
+        node.other = node
+        weakref.finalize(node, freed.append, "dead cycle")
+        del node
+        freezer.freeze_survivors()  # a checkpoint
+    finally:
+        gc.enable()
+    assert freed == ["dead cycle"]

@@ -146,11 +146,12 @@ class CachedStore:
 
     def owned(self) -> Iterator[bytes]:
         active = set(self.owned_partitions())
+        stored: set[bytes] = set()  # the rows' keys (faster to ask than Faust's rows, a Python mapping)
         for key, _ in self.rows_of(active):
+            stored.add(key)
             yield key
-        rows = self.rows
         for key, state in list(self.cache.items()):  # a copy: the caller may decode (cache) as it goes
-            if key not in rows and state.partition in active:
+            if state.partition in active and key not in stored:
                 yield key
 
     def rows_of(self, partitions: Collection[int]) -> Iterator[tuple[bytes, bytes]]:
@@ -188,7 +189,8 @@ class CachedStore:
         drain(self.commit_steps())
 
     def commit_steps(self) -> Steps[None]:
-        """:meth:`commit` in steps: it yields after each state written (:mod:`streams.engine.steps`)."""
+        """:meth:`commit` in steps: it yields after each state written and each one dropped from the cache
+        (:mod:`streams.engine.steps`)."""
         owned = set(self.owned_partitions())
         for key in list(self.dirty):
             state = self.cache[key]
@@ -205,7 +207,8 @@ class CachedStore:
         overflow = len(self.cache) - self.cache_limit if self.cache_limit is not None else 0
         if overflow > 0:
             for key in list(itertools.islice(self.cache, overflow)):
-                del self.cache[key]
+                del self.cache[key]  # frees the state's objects: ~20 µs
+                yield
 
     def forget(self) -> None:
         """Drop what is not committed (partitions change hands: the rows are the truth from here on)."""

@@ -13,10 +13,15 @@ objects as usual. Only garbage *cycles* among frozen objects would wait: the eng
 same run found 0 unreachable objects at the end), and for anything else (asyncio, Faust) a full collection
 over everything runs every ``full_every_s`` (``CHURNWATCH_GC_FULL_COLLECTION_SECONDS``; 0: never).
 
-That full walk cannot run in steps: it stops the worker's event loop, for ~1 s per 10 k cached accounts on a
-busy machine (docs/performance.md, "The garbage collector's full walk"). Each one is reported to
-``on_full`` (the worker logs how long it took and how much garbage it found), so a user can see what it
-costs and what it frees, and set the period accordingly.
+That full walk cannot run in steps: it stops the worker's event loop, ~0.5 s with 100 k accounts (50 k of
+them cached) on a quiet machine and 1-4 s on a busy one (docs/performance.md, "What still stood still");
+its cost grows with the rows and states the worker holds. Each one is reported to ``on_full`` (the worker
+logs how long it took and how much garbage it found: a few hundred objects a minute), so a user can see what
+it costs and what it frees, and set the period accordingly.
+
+Long work (a sweep, a checkpoint's writes) freezes as it goes (:meth:`GcFreezer.freeze_new`, at each turn of
+the event loop): its new states would otherwise make the collector walk everything decoded since the last
+freeze, several times per sweep.
 """
 
 from __future__ import annotations

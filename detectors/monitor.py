@@ -178,6 +178,11 @@ class AccountMonitor:
         """Rebuild a state saved with ``to_state()`` under this monitor's config."""
         return AccountDetectorState.from_state(state, self.config)
 
+    def today(self, now_ms: int) -> int:
+        """The day a sweep at ``now_ms`` judges as today (the days before it are complete): the UTC day of
+        ``now_ms``, ``day_close_delay_ms`` late."""
+        return day_of(now_ms - self.config.day_close_delay_ms)
+
     def census(
         self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
     ) -> None:
@@ -187,13 +192,13 @@ class AccountMonitor:
         the same day do nothing). Without it, level, BTYD and calendar features are simply absent.
         """
         as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
-        self.population.census(as_of, day_of(now_ms - self.config.day_close_delay_ms))
+        self.population.census(as_of, self.today(now_ms))
 
     def census_taken(self, now_ms: int) -> bool:
         """Whether the census of the day ``now_ms`` closes is taken (a later :meth:`census` that day only
         fills in what a restored population lacks)."""
         census_day = self.population.census_day
-        return census_day is not None and day_of(now_ms - self.config.day_close_delay_ms) <= census_day
+        return census_day is not None and self.today(now_ms) <= census_day
 
     def census_records(
         self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
@@ -201,7 +206,7 @@ class AccountMonitor:
         """:meth:`census` in two halves, for accounts spread over processes: what each live account adds
         (here), then :meth:`take_census` of every process's records in the accounts' order."""
         as_of = ((account_id, window.as_of(now_ms), state) for account_id, window, state in accounts)
-        return self.population.records(as_of, day_of(now_ms - self.config.day_close_delay_ms))
+        return self.population.records(as_of, self.today(now_ms))
 
     def take_census(self, records: Iterable[CensusRecord], now_ms: int) -> None:
         """The second half of :meth:`census` (see :meth:`census_records`); not with ``relative_trends``,
@@ -212,7 +217,7 @@ class AccountMonitor:
         """:meth:`take_census` in steps (:mod:`detectors.steps`)."""
         if self.population.relative_trends:
             raise ValueError("relative_trends: the base's trends need the accounts' windows (use census)")
-        yield from self.population.take_census_steps(records, day_of(now_ms - self.config.day_close_delay_ms))
+        yield from self.population.take_census_steps(records, self.today(now_ms))
 
     def ripe(self, outcomes: Iterable[Outcome], now_ms: int) -> tuple[list[Outcome], list[Outcome]]:
         """``(to learn now, to keep waiting)`` at ``now_ms``: all of them, unless
@@ -220,7 +225,7 @@ class AccountMonitor:
         positives too (:func:`~detectors.outcomes.ripe` says why)."""
         if not self.config.learn_at_horizon:
             return list(outcomes), []
-        today = day_of(now_ms - self.config.day_close_delay_ms)
+        today = self.today(now_ms)
         return ripe(outcomes, today, self.config.horizon_days)
 
     def learn(self, outcomes: Iterable[Outcome]) -> int:
@@ -282,8 +287,7 @@ class AccountMonitor:
             Multipliers of this account's features (what answers to its alerts taught it,
             :mod:`detectors.answers`) in its risk and reasons; snapshots keep the features unweighted.
         """
-        cfg = self.config
-        today = day_of(now_ms - cfg.day_close_delay_ms)
+        today = self.today(now_ms)
         window = window.as_of(now_ms)  # what was folded with a later event time waits for a later sweep
         # A cancellation counts once the clock reaches it: a backfill can read billing days ahead of usage.
         if window.canceled_ts_ms is not None and window.canceled_ts_ms <= now_ms:
@@ -354,7 +358,7 @@ class AccountMonitor:
     ) -> Assessment:
         canceled = window.canceled_ts_ms
         assert canceled is not None
-        self._track_spell(window, state, day_of(now_ms - self.config.day_close_delay_ms), canceled=True)
+        self._track_spell(window, state, self.today(now_ms), canceled=True)
         return Assessment(
             account_id=account_id,
             now_ms=now_ms,

@@ -133,6 +133,31 @@ class OutageGuard:
                 incident_alerts.append(self._alert(Transition.RESOLVED, share, affected, n, now_ms))
                 self.spans = [*self.spans[-4:], [self.incident[1], today]]
                 self.incident = None
+        return self._sorted(assessments, incident_alerts, affected, n)
+
+    def review_changed(self, assessments: list[Assessment]) -> GuardDecision:
+        """Review a sweep that evaluated only the accounts that changed since the day's first (whole) sweep:
+        their alerts are kept or held back under the incidents as they stand, which none of them moves (a
+        few accounts say nothing of the share of the base that went quiet, and quiet spells and drops are
+        judged on completed days, which the day's whole sweep reviewed).
+
+        Examples
+        --------
+        >>> from detectors.monitor import Assessment, DetectorConfig
+        >>> guard = OutageGuard(DetectorConfig(outage_min_accounts=2))
+        >>> quiet = [Assessment(account_id=f"a{i}", now_ms=10 * DAY_MS, risk=0.01, severity=None,
+        ...                     flags=frozenset({"quiet"}), monitored=True, onset_day=9) for i in range(3)]
+        >>> decision = guard.review_changed(quiet)
+        >>> decision.incident_alerts, guard.incident, guard.last_review_day
+        ([], None, None)
+        """
+        monitored = sum(1 for a in assessments if a.monitored)
+        return self._sorted(assessments, [], 0, monitored)
+
+    def _sorted(
+        self, assessments: list[Assessment], incident_alerts: list[Alert], affected: int, monitored: int
+    ) -> GuardDecision:
+        """The decision: the assessments' alerts kept, or held back when an incident explains them."""
         kept: list[Alert] = []
         suppressed: list[Alert] = []
         for assessment in assessments:
@@ -145,7 +170,7 @@ class OutageGuard:
             alerts=kept,
             suppressed=suppressed,
             affected=affected,
-            monitored=n,
+            monitored=monitored,
         )
 
     @staticmethod

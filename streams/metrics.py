@@ -45,6 +45,7 @@ class Metrics:
     risk_score: Histogram
     state_bytes: Gauge
     sweep_seconds: Histogram
+    accounts_swept: Counter
     checkpoint_seconds: Histogram
     recovery_in_progress: Gauge
     worker_info: Info
@@ -222,8 +223,15 @@ class Metrics:
             ),
             sweep_seconds=Histogram(
                 "churnwatch_sweep_duration_seconds",
-                "Duration of one timer sweep that re-evaluates every account on the clock.",
+                "Duration of one sweep that evaluates the accounts on the clock.",
                 buckets=SWEEP_BUCKETS,
+                registry=registry,
+            ),
+            accounts_swept=Counter(
+                "churnwatch_accounts_swept",
+                "Accounts evaluated by sweeps: scope 'all' by a sweep of every account (a day's first), "
+                "'changed' by a later one of the day (only the accounts events or answers reached since).",
+                ["scope"],
                 registry=registry,
             ),
             checkpoint_seconds=Histogram(

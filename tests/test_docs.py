@@ -328,7 +328,15 @@ def _type_cell(annotation: Any) -> str:
         return _type_cell(next(arg for arg in typing.get_args(annotation) if arg is not type(None)))
     if origin is typing.Literal:
         return "one of " + ", ".join(f"`{value}`" for value in typing.get_args(annotation))
-    return {str: "text", int: "integer", float: "number", Path: "path", SecretStr: "secret text"}[annotation]
+    names = {
+        str: "text",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        Path: "path",
+        SecretStr: "secret text",
+    }
+    return names[annotation]
 
 
 def render_row(name: str) -> str:
@@ -344,6 +352,8 @@ def render_row(name: str) -> str:
         if getattr(meta, attr, None) is not None
     ]
     type_cell = _type_cell(info.annotation) + (f" ({', '.join(bounds)})" if bounds else "")
+    if isinstance(default, bool):
+        default = str(default).lower()
     default_cell = "unset" if default is None else f"`{default}`"
     return f"| `CHURNWATCH_{name.upper()}` | {type_cell} | {default_cell} | {info.description} |"
 

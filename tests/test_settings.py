@@ -311,7 +311,9 @@ def other_value(name: str) -> str:
         attr: getattr(meta, attr) for meta in info.metadata for attr in ("le", "lt") if hasattr(meta, attr)
     }
     upper = min((value for value in bounds.values() if value is not None), default=None)
-    if isinstance(info.default, bool) or info.annotation in (str, str | None):
+    if isinstance(info.default, bool):
+        return str(not info.default).lower()
+    if info.annotation in (str, str | None):
         return f"x-{name}"
     if info.annotation is int:
         return str(info.default + 1 if upper is None or info.default + 1 <= upper else info.default - 1)
@@ -328,7 +330,8 @@ def test_every_variable_is_read_into_its_group(monkeypatch: pytest.MonkeyPatch) 
     for name, text in values.items():
         value = value_of(s, name)
         shown = value.get_secret_value() if isinstance(value, SecretStr) else value
-        assert str(shown) == text or float(shown) == float(text), name
+        written = str(shown).lower() if isinstance(shown, bool) else str(shown)
+        assert written == text or float(shown) == float(text), name
         assert shown != settings_table()[name].info.default, name
 
 

@@ -45,10 +45,13 @@ SweepListener = Callable[[SweepOutcome], None]
 
 @dataclass(frozen=True, slots=True)
 class SweepTiming:
-    """How long the last sweep took (seconds), for the driver's metrics."""
+    """How long the last sweep took (seconds) and how many accounts it evaluated, for the driver's metrics;
+    ``changed_only``: only those that changed since the day's first sweep (see ``Engine``'s
+    ``incremental``)."""
 
     seconds: float
     accounts: int
+    changed_only: bool = False
 
 
 class Engine:
@@ -87,6 +90,13 @@ class Engine:
         How long a caught-up one holds it (``clock_idle_seconds``; 0: not at all).
     monotonic
         The wall clock those holds are measured with (milliseconds; injectable for tests).
+    incremental
+        A sweep on a day that an earlier sweep already judged evaluates only the accounts that events or
+        answers reached since the last sweep (the live worker's wall-clock timer, every minute): the others
+        were judged on the same completed days, so judging them again would find the same. What time alone
+        changes within a day (a muted reason's end, the risk model's intraday learning) reaches them at the
+        next day's first sweep, which evaluates every account, as does the first sweep after :meth:`restore`.
+        Not while a holdout runs: its uplift counts every account at each sweep.
     """
 
     def __init__(
@@ -105,6 +115,7 @@ class Engine:
         clock_hold_ms: int | None = None,
         clock_idle_ms: int = 0,
         monotonic: WallClock = monotonic_ms,
+        incremental: bool = False,
     ) -> None:
         self.monitor = monitor
         self.store = store
@@ -122,6 +133,11 @@ class Engine:
         self.on_folded = on_folded
         self.last_sweep: SweepTiming | None = None
         self.uplift = UpliftLedger(monitor.config.horizon_days, holdout_member)
+        self.incremental = incremental and not self.uplift.active
+        # With ``incremental``: the accounts events or answers reached since the last sweep, and the day the
+        # last sweep of every account judged.
+        self.touched: set[str] = set()
+        self.judged_day: int | None = None
 
     def fold(self, arrivals: Iterable[Arrival | AnswerArrival]) -> FoldResult:
         """Fold events and answers in order, sweeping first whenever an event moves the event clock past a
@@ -151,12 +167,15 @@ class Engine:
                 yield from self.sweep_steps(midnight_ms)
 
     def _events(self, arrivals: Iterable[Arrival | AnswerArrival]) -> Iterator[Arrival]:
+        incremental = self.incremental
         for arrival in arrivals:
             if type(arrival) is AnswerArrival:
                 self.answer(arrival)
             else:
                 assert type(arrival) is Arrival
                 yield arrival
+                if incremental:  # once folded (and after any sweep it let the clock run)
+                    self.touched.add(arrival.event.account_id)
 
     def answer(self, arrival: AnswerArrival) -> None:
         """Apply one answer to its account (:mod:`streams.engine.answers`) at the answer's own time
@@ -168,6 +187,8 @@ class Engine:
         if state is None:
             self.answering.unknown(feedback)
             return
+        if self.incremental:
+            self.touched.add(feedback.account_id)
         detector = self.detection.detector_of(state)
         alerts = self.answering.apply(state, detector, feedback, feedback.answered_ts_ms)
         state.detector = encode_detector(detector.to_state())
@@ -195,7 +216,8 @@ class Engine:
                 yield from self.sweep_steps(midnight_ms)
 
     def sweep(self, now_ms: int, *, everyone: bool = False) -> SweepOutcome:
-        """Evaluate the owned accounts that are due (all of them with ``everyone``) at ``now_ms``."""
+        """Evaluate the owned accounts that are due (all of them with ``everyone``) at ``now_ms``; with
+        ``incremental``, a later sweep the same day only those that changed since the last sweep."""
         return drain(self.sweep_steps(now_ms, everyone=everyone))
 
     def sweep_steps(self, now_ms: int, *, everyone: bool = False) -> Steps[SweepOutcome]:
@@ -203,10 +225,31 @@ class Engine:
         (:attr:`last_sweep`) is from start to end, other work between the steps included."""
         started = time.perf_counter()
         self.last_sweep_ms = now_ms
+        today = self.monitor.today(now_ms)
+        changed_only = self.incremental and not everyone and self.judged_day == today
+        touched, self.touched = self.touched, set()
+        if not changed_only:
+            self.judged_day = None  # until this whole sweep has ended
+        try:
+            outcome = yield from self._sweep_steps(now_ms, everyone, changed_only, touched)
+        except BaseException:
+            self.touched |= touched  # they wait for the next sweep
+            raise
+        if self.incremental and not changed_only:
+            self.judged_day = today
+        self.last_sweep = SweepTiming(time.perf_counter() - started, len(outcome.assessments), changed_only)
+        if self.on_sweep is not None:
+            self.on_sweep(outcome)
+        return outcome
+
+    def _sweep_steps(
+        self, now_ms: int, everyone: bool, changed_only: bool, touched: set[str]
+    ) -> Steps[SweepOutcome]:
         store = self.store
         uplift = self.uplift
+        keys = store.owned_among(sorted(key.encode() for key in touched)) if changed_only else store.owned()
         pairs: list[tuple[bytes, AccountState | None]] = []
-        for key in store.owned():  # over the rows as they were at the start (and the new states)
+        for key in keys:  # over the rows as they were at the start (and the new states)
             pairs.append((key, store.get(key)))  # decoded here when not cached
             yield
         accounts = yield from due_accounts_steps(pairs, now_ms, everyone)
@@ -217,16 +260,13 @@ class Engine:
             else []
         )
         clock_ms = self.wall_clock() if self.wall_clock is not None else now_ms
-        outcome = yield from self.detection.sweep_steps(accounts, now_ms, clock_ms)
+        outcome = yield from self.detection.sweep_steps(accounts, now_ms, clock_ms, changed_only=changed_only)
         states = {key: state for key, state, _ in accounts}
         for key in outcome.changed:
             store.put(key, states[key])
             yield
         for key, state in uplift.sweep(owned, outcome.alerts, now_ms):
             store.put(key, state)
-        self.last_sweep = SweepTiming(time.perf_counter() - started, len(accounts))
-        if self.on_sweep is not None:
-            self.on_sweep(outcome)
         return outcome
 
     # -- the engine's own state -----------------------------------------------------------------------------
@@ -241,6 +281,7 @@ class Engine:
 
     def restore(self, partitions: Iterable[int]) -> None:
         """Take back what the store saved for ``partitions`` (after a start or a rebalance)."""
+        self.judged_day = None  # other partitions may be here now: the next sweep evaluates every account
         states = [orjson.loads(raw) for raw in self.store.engine_states()]
         saved.adopt(self.detection, self.clock, states, list(partitions))
         if self.uplift.active:  # the holdout's counts, from the marks in the stored account states

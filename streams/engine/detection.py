@@ -215,11 +215,21 @@ class Detection:
         return drain(self.sweep_steps(accounts, now_ms, clock_ms))
 
     def sweep_steps(
-        self, accounts: Iterable[tuple[bytes, AccountState, int]], now_ms: int, clock_ms: int
+        self,
+        accounts: Iterable[tuple[bytes, AccountState, int]],
+        now_ms: int,
+        clock_ms: int,
+        *,
+        changed_only: bool = False,
     ) -> Steps[SweepOutcome]:
         """:meth:`sweep` in steps: it yields after each account decoded, outcome learned, account counted in
         the census, observed and stored (:mod:`streams.engine.steps`); the outage guard's review runs
-        whole (~0.2 µs an account)."""
+        whole (~0.2 µs an account).
+
+        ``changed_only``: ``accounts`` are only those that changed since the day's first sweep, which
+        evaluated every account: the outage guard reviews their alerts under the incidents as they stand
+        (:meth:`~detectors.outage.OutageGuard.review_changed`) and the at-risk view keeps the other accounts'
+        rows."""
         batch = yield from self.prepare_steps(accounts)
         yield from self.learn_ripe_steps(now_ms)
         # The population (segment percentiles, BTYD, holidays) first, so every account sees the same one.
@@ -227,7 +237,9 @@ class Detection:
         observed = yield from self.observe_steps(batch, now_ms, clock_ms)
         assessments = observed.outcome.assessments
         self.unlearned.extend(outcome for assessment in assessments for outcome in assessment.outcomes)
-        return (yield from self.settle_steps(observed, self.guard.review(assessments, now_ms)))
+        guard = self.guard
+        decision = guard.review_changed(assessments) if changed_only else guard.review(assessments, now_ms)
+        return (yield from self.settle_steps(observed, decision, changed_only=changed_only))
 
     def census_steps(self, batch: list[Swept], now_ms: int) -> Steps[None]:
         """The census of ``batch`` before it is observed, :data:`CENSUS_CHUNK` accounts' records at a time:
@@ -295,7 +307,11 @@ class Detection:
         ``decision`` may be the part of a wider sweep's decision that concerns these accounts."""
         return drain(self.settle_steps(observed, decision))
 
-    def settle_steps(self, observed: Observed, decision: GuardDecision) -> Steps[SweepOutcome]:
+    def settle_steps(
+        self, observed: Observed, decision: GuardDecision, *, changed_only: bool = False
+    ) -> Steps[SweepOutcome]:
+        """:meth:`settle` in steps; ``changed_only``: the at-risk view keeps the rows of the accounts the
+        sweep did not evaluate (see :meth:`sweep_steps`)."""
         outcome = observed.outcome
         detectors = {account_id: detector for account_id, _, _, _, detector in observed.batch}
         for alert in decision.suppressed:
@@ -312,7 +328,12 @@ class Detection:
                 state.detector = serialized
                 outcome.changed.append(key)
             yield
-        self.at_risk = outcome.at_risk
+        if changed_only:
+            for account_id, *_ in observed.batch:
+                self.at_risk.pop(account_id, None)
+            self.at_risk.update(outcome.at_risk)
+        else:
+            self.at_risk = outcome.at_risk
         return outcome
 
     def _listed(

@@ -15,7 +15,7 @@ following ``put`` writes back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Collection, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping
 from typing import Protocol
 
 import orjson
@@ -53,6 +53,10 @@ class StateStore(Protocol):
         """Keys of the accounts this engine owns (live: of the partitions it is active for)."""
         ...
 
+    def owned_among(self, keys: Iterable[bytes]) -> Iterator[bytes]:
+        """Those of ``keys`` whose accounts this engine owns, in the order given."""
+        ...
+
     def engine_states(self) -> list[bytes]:
         """Saved engine states of the owned partitions (empty when none)."""
         ...
@@ -82,6 +86,10 @@ class MemoryStore:
 
     def owned(self) -> Iterator[bytes]:
         return iter(self.states)
+
+    def owned_among(self, keys: Iterable[bytes]) -> Iterator[bytes]:
+        states = self.states
+        return (key for key in keys if key in states)
 
     def engine_states(self) -> list[bytes]:
         return [self.engine_state] if self.engine_state is not None else []
@@ -152,6 +160,19 @@ class CachedStore:
             yield key
         for key, state in list(self.cache.items()):  # a copy: the caller may decode (cache) as it goes
             if state.partition in active and key not in stored:
+                yield key
+
+    def owned_among(self, keys: Iterable[bytes]) -> Iterator[bytes]:
+        active = set(self.owned_partitions())
+        for key in keys:
+            state = self.cache.get(key)
+            if state is not None:
+                partition = state.partition
+            elif (raw := self.rows.get(key)) is not None:
+                partition = AccountState.partition_of(raw)
+            else:
+                continue
+            if partition in active:
                 yield key
 
     def rows_of(self, partitions: Collection[int]) -> Iterator[tuple[bytes, bytes]]:

@@ -125,6 +125,7 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
         if settings.windows.event_dedup_max_keys
         else None,  # off: no event key computed per event either
         holdout_member=holdout.member if holdout.share > 0 else None,  # settles the uplift in sweeps
+        incremental=not event_clock and detection.sweep_changed_only,
     )
 
 
@@ -362,8 +363,11 @@ class Churnwatch:
         """A sweep ran (in a batch on the event clock, or on the wall-clock timer): alerts and gauges."""
         self.pending_alerts.extend(outcome.alerts)
         self.unobserved.append(outcome)  # its risks go to the histogram in steps, after the sweep (_run)
-        if self.engine.last_sweep is not None:
-            self.metrics.sweep_seconds.observe(self.engine.last_sweep.seconds)
+        timing = self.engine.last_sweep
+        if timing is not None:
+            self.metrics.sweep_seconds.observe(timing.seconds)
+            scope = "changed" if timing.changed_only else "all"
+            self.metrics.accounts_swept.labels(scope=scope).inc(timing.accounts)
         self.gauges.update()
 
     def _answer_folded(self, label: FeedbackLabel, outcome: AnswerOutcome) -> None:

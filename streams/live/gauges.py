@@ -50,6 +50,8 @@ def zero_counters(metrics: Metrics, event_types: Iterable[str]) -> None:
         metrics.undecodable_skipped.labels(reason=poison_reason.value, topic=role)
     for reader in ("events", "outbox"):
         metrics.reader_rebuilds.labels(reader=reader)
+    for scope in ("all", "changed"):
+        metrics.accounts_swept.labels(scope=scope)
     for label, outcome in itertools.product(FeedbackLabel, AnswerOutcome):
         metrics.answers_folded.labels(label=label.value, outcome=outcome.value)
 

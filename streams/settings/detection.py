@@ -93,6 +93,12 @@ class DetectionSettings(BaseModel):
     sweep_interval_seconds: float = Field(
         default=60.0, gt=0, description="Wall-clock sweep period ('wall' clock)."
     )
+    sweep_changed_only: bool = Field(
+        default=True,
+        description="'wall' clock: a sweep after the day's first evaluates only the accounts that events or "
+        "answers reached since the last sweep; the day's first sweep evaluates every account (false: every "
+        "account at every sweep). Off while a holdout runs.",
+    )
     clock_hold_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -1,0 +1,219 @@
+"""A wall-clock worker in steady state: what its timer sweeps cost while live events trickle in (issue 15).
+
+Usage::
+
+    .venv/bin/python benchmarks/wall_sweeps.py --accounts 100000 --days 4 --rate 200 --seconds 180
+    .venv/bin/python benchmarks/wall_sweeps.py --accounts 10000 --days 30 --modes changed all   # the default
+
+For each mode, on a private embedded broker: the simulator's history of ``--accounts`` x ``--days``, ending at
+today's UTC midnight, is produced as a backlog; one worker on the wall clock
+(``CHURNWATCH_EVALUATION_CLOCK=wall``, ``CHURNWATCH_SWEEP_INTERVAL_SECONDS=--interval``) folds it and sweeps.
+Once it has finished a sweep that began after the backlog was folded (so every account is judged for today),
+live usage events (timestamped now, random accounts) are produced at ``--rate`` events/s for ``--seconds``,
+while ``/churnwatch/live/`` is asked every 0.5 s. Over that live phase it reports the worker's CPU (share of
+one core), its sweeps (count, mean and longest seconds), the accounts they evaluated by scope
+(``churnwatch_accounts_swept_total``), how long after the last live event was produced it had folded every
+event, and the time ``/churnwatch/live/`` took to answer.
+
+Modes: ``changed`` (``CHURNWATCH_SWEEP_CHANGED_ONLY=true``, the default: a day's later sweeps evaluate only
+the accounts events reached) and ``all`` (``false``: every account at every sweep, what every version before
+it did). Prints one JSON object per mode. Timings depend on the machine and what else runs: never assert on
+them; docs/performance.md ("Wall-clock sweeps of what changed") quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.pipeline_throughput import (  # noqa: E402
+    benchmark_kafka,
+    cpu_seconds,
+    metric,
+    start_worker,
+    stats,
+    wait,
+)
+from streams.dev.producer import produce_live, send_all  # noqa: E402
+from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
+from streams.events import ts_text  # noqa: E402
+
+MODES = {"changed": "true", "all": "false"}
+
+
+def live_events(accounts: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Usage events of random simulated accounts, stamped with the time they are made."""
+    rng = random.Random(seed)
+    for n in itertools.count():
+        account = f"acct-{rng.randrange(accounts):06d}"
+        yield {
+            "type": "usage",
+            "account_id": account,
+            "ts": ts_text(int(time.time() * 1000)),
+            "event": "page_viewed",
+            "user_id": f"{account}-u001",
+            "event_id": f"live-{seed}-{n}",
+        }
+
+
+def snapshot(port: int, pid: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    return {
+        "cpu": cpu_seconds(pid),
+        "at": time.monotonic(),
+        "sweeps": metric(text, "churnwatch_sweep_duration_seconds_count"),
+        "sweep_s": metric(text, "churnwatch_sweep_duration_seconds_sum"),
+        "all": metric(text, 'churnwatch_accounts_swept_total{scope="all"}'),
+        "changed": metric(text, 'churnwatch_accounts_swept_total{scope="changed"}'),
+    }
+
+
+class Prober(threading.Thread):
+    """Asks ``/churnwatch/live/`` every half second; notes the seconds each answer took (5 s: none)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/churnwatch/live/"
+        self.times: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            began = time.monotonic()
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(self.url, timeout=5.0)
+            self.times.append(time.monotonic() - began)
+
+
+def folded(port: int) -> int:
+    s = stats(port) or {}
+    return int(s.get("events_folded", 0) + s.get("deadletters", 0))
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    extra = {
+        "CHURNWATCH_EVALUATION_CLOCK": "wall",
+        "CHURNWATCH_SWEEP_INTERVAL_SECONDS": str(args.interval),
+        "CHURNWATCH_SWEEP_CHANGED_ONLY": MODES[mode],
+        "CHURNWATCH_STATE_CACHE_ACCOUNTS": str(args.cache),
+    }
+    with benchmark_kafka(args.partitions, extra) as (home, env, settings):
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = midnight - timedelta(days=args.days)
+        config = SimulationConfig(
+            seed=5, accounts=args.accounts, days=args.days, start=start, event_scale=args.scale
+        )
+        topics = settings.topics.events
+        history = (
+            (topics[event["type"]], event["account_id"].encode(), orjson.dumps(event))
+            for event in Simulation(config).events()
+        )
+        sent = asyncio.run(send_all(settings, history))
+        worker, port = start_worker(env, home / "worker.log")
+        wait(lambda: bool((s := stats(port)) and s["partitions"]), 300, "worker ready")
+        wait(lambda: folded(port) >= sent, 3600, "backlog folded", interval=1.0)
+        after_fold = snapshot(port, worker.pid)["sweeps"]
+        # A sweep that began after the fold has ended: every account judged for today.
+        wait(
+            lambda: snapshot(port, worker.pid)["sweeps"] >= after_fold + 2,
+            1800,
+            "a sweep after the fold",
+            1.0,
+        )
+        before = snapshot(port, worker.pid)
+        load0 = os.getloadavg()[0]
+        prober = Prober(port)
+        prober.start()
+        deadline = time.monotonic() + args.seconds
+        live = asyncio.run(
+            produce_live(
+                settings,
+                live_events(args.accounts, seed=7),
+                rate=args.rate,
+                should_stop=lambda: time.monotonic() > deadline,
+            )
+        )
+        produced = time.monotonic()
+        wait(lambda: folded(port) >= sent + live, 600, "live events folded", interval=0.1)
+        caught_up = time.monotonic() - produced
+        after = snapshot(port, worker.pid)
+        prober.stop.set()
+        prober.join()
+        load1 = os.getloadavg()[0]
+        return report(mode, args, sent, live, before, after, caught_up, prober.times, (load0, load1))
+
+
+def report(
+    mode: str,
+    args: argparse.Namespace,
+    backlog: int,
+    live: int,
+    before: dict[str, float],
+    after: dict[str, float],
+    caught_up: float,
+    answers: list[float],
+    load: tuple[float, float],
+) -> dict[str, Any]:
+    seconds = after["at"] - before["at"]
+    sweeps = after["sweeps"] - before["sweeps"]
+    ordered = sorted(answers)
+    return {
+        "mode": mode,
+        "accounts": args.accounts,
+        "days": args.days,
+        "backlog_events": backlog,
+        "live_events": live,
+        "live_rate": round(live / args.seconds, 1),
+        "live_phase_s": round(seconds, 1),
+        "worker_cpu_share": round((after["cpu"] - before["cpu"]) / seconds, 3),
+        "sweeps": int(sweeps),
+        "sweep_mean_s": round((after["sweep_s"] - before["sweep_s"]) / sweeps, 3) if sweeps else None,
+        "accounts_swept": {scope: int(after[scope] - before[scope]) for scope in ("all", "changed")},
+        "caught_up_after_last_event_s": round(caught_up, 2),
+        "live_endpoint_s": {
+            "median": round(statistics.median(ordered), 3) if ordered else None,
+            "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 3) if ordered else None,
+            "max": round(ordered[-1], 3) if ordered else None,
+        },
+        "load_average_1min": [round(load[0], 1), round(load[1], 1)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--scale", type=float, default=1.0, help="the simulator's event_scale")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--interval", type=float, default=60.0, help="CHURNWATCH_SWEEP_INTERVAL_SECONDS")
+    parser.add_argument("--cache", type=int, default=50_000, help="CHURNWATCH_STATE_CACHE_ACCOUNTS")
+    parser.add_argument("--rate", type=float, default=200.0, help="live events/s")
+    parser.add_argument("--seconds", type=float, default=180.0, help="length of the live phase")
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["changed", "all"])
+    args = parser.parse_args()
+    for mode in args.modes:
+        print(orjson.dumps(run_mode(mode, args)).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/alert_latency.py --accounts 2000 --days 30 --rate 10000 [--end 2026-12-03]
+    .venv/bin/python benchmarks/alert_latency.py --accounts 100000 --days 20 --scale 0.25   # ~5.5 M events
 
 A private embedded broker and one worker on the event-time clock (``CHURNWATCH_EVALUATION_CLOCK=event``):
 the simulator's weeks of history are produced at a steady ``--rate`` events/s, so simulated days pass in
@@ -59,10 +60,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(accounts: int, days: int, rate: float, partitions: int, end: datetime) -> dict[str, Any]:
+def run(
+    accounts: int, days: int, rate: float, partitions: int, end: datetime, scale: float = 1.0
+) -> dict[str, Any]:
     extra = {"CHURNWATCH_EVALUATION_CLOCK": "event", "CHURNWATCH_BATCH_WITHIN_SECONDS": "0.05"}
     with benchmark_kafka(partitions, extra) as (home, env, settings):
-        config = SimulationConfig(seed=5, accounts=accounts, days=days, start=end - timedelta(days=days + 2))
+        start = end - timedelta(days=days + 2)
+        config = SimulationConfig(seed=5, accounts=accounts, days=days, start=start, event_scale=scale)
         worker, port = start_worker(env, home / "worker.log")
         wait(lambda: bool((s := stats(port)) and s["partitions"]), 180, "worker ready")
         cpu0 = cpu_seconds(worker.pid)
@@ -107,6 +111,7 @@ def run(accounts: int, days: int, rate: float, partitions: int, end: datetime) -
         return {
             "accounts": accounts,
             "days": days,
+            "event_scale": scale,
             "events": sent,
             "target_rate": rate,
             "achieved_rate": round(sent / produce_s),
@@ -141,6 +146,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument(
+        "--scale", type=float, default=1.0, help="the simulator's event_scale (0.25: a quarter of the events)"
+    )
+    parser.add_argument(
         "--end",
         type=date.fromisoformat,
         default=END,
@@ -149,7 +157,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     end = datetime.combine(args.end, datetime.min.time(), UTC)
-    print(orjson.dumps(run(args.accounts, args.days, args.rate, args.partitions, end)).decode(), flush=True)
+    result = run(args.accounts, args.days, args.rate, args.partitions, end, args.scale)
+    print(orjson.dumps(result).decode(), flush=True)
 
 
 if __name__ == "__main__":

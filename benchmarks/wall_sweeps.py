@@ -15,6 +15,9 @@ one core), its sweeps (count, mean and longest seconds), the accounts they evalu
 (``churnwatch_accounts_swept_total``), how long after the last live event was produced it had folded every
 event, and the time ``/churnwatch/live/`` took to answer.
 
+``--worker-env CHURNWATCH_X=V`` adds a worker setting (the harness drops ``CHURNWATCH_*`` from the
+environment), ``--log PATH`` keeps the worker's log.
+
 Modes: ``changed`` (``CHURNWATCH_SWEEP_CHANGED_ONLY=true``, the default: a day's later sweeps evaluate only
 the accounts events reached) and ``all`` (``false``: every account at every sweep, what every version before
 it did). Prints one JSON object per mode. Timings depend on the machine and what else runs: never assert on
@@ -29,6 +32,7 @@ import contextlib
 import itertools
 import os
 import random
+import shutil
 import statistics
 import sys
 import threading
@@ -114,6 +118,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "CHURNWATCH_SWEEP_INTERVAL_SECONDS": str(args.interval),
         "CHURNWATCH_SWEEP_CHANGED_ONLY": MODES[mode],
         "CHURNWATCH_STATE_CACHE_ACCOUNTS": str(args.cache),
+        **dict(item.split("=", 1) for item in args.worker_env),
     }
     with benchmark_kafka(args.partitions, extra) as (home, env, settings):
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -158,6 +163,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         prober.stop.set()
         prober.join()
         load1 = os.getloadavg()[0]
+        if args.log is not None:
+            shutil.copyfile(home / "worker.log", args.log.with_suffix(f".{mode}.log"))
         return report(mode, args, sent, live, before, after, caught_up, prober.times, (load0, load1))
 
 
@@ -210,6 +217,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="live events/s")
     parser.add_argument("--seconds", type=float, default=180.0, help="length of the live phase")
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["changed", "all"])
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="CHURNWATCH_X=VALUE",
+        help="extra setting for the worker (repeatable), e.g. CHURNWATCH_LOG_LEVEL=info",
+    )
+    parser.add_argument("--log", type=Path, help="keep the worker's log as LOG.<mode>.log")
     args = parser.parse_args()
     for mode in args.modes:
         print(orjson.dumps(run_mode(mode, args)).decode(), flush=True)

@@ -95,8 +95,8 @@ def benchmark_kafka(
         CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
         CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
         CHURNWATCH_LOG_LEVEL="warning",
-        **extra_env,
     )
+    env.update(extra_env)  # may override the defaults above (e.g. CHURNWATCH_LOG_LEVEL)
     settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
     try:
         asyncio.run(ensure_topics(settings))

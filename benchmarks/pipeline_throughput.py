@@ -87,18 +87,18 @@ def benchmark_kafka(
     (home / "libs").symlink_to((REPO / ".kafka" / "libs").resolve())
     broker = kafka_local.LocalBroker(home, free_port(pair=True))
     kafka_local.start(broker)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
-    env.update(
-        CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
-        CHURNWATCH_PARTITIONS=str(partitions),
-        CHURNWATCH_DATA_DIR=str(home / "data"),
-        CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
-        CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
-        CHURNWATCH_LOG_LEVEL="warning",
-    )
-    env.update(extra_env)  # may override the defaults above (e.g. CHURNWATCH_LOG_LEVEL)
-    settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
     try:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CHURNWATCH_")}
+        env.update(
+            CHURNWATCH_BOOTSTRAP_SERVERS=broker.bootstrap,
+            CHURNWATCH_PARTITIONS=str(partitions),
+            CHURNWATCH_DATA_DIR=str(home / "data"),
+            CHURNWATCH_SESSION_TIMEOUT_SECONDS="10",
+            CHURNWATCH_HEARTBEAT_INTERVAL_SECONDS="1",
+            CHURNWATCH_LOG_LEVEL="warning",
+        )
+        env.update(extra_env)  # may override the defaults above (e.g. CHURNWATCH_LOG_LEVEL)
+        settings = Settings(bootstrap_servers=broker.bootstrap, partitions=partitions)
         asyncio.run(ensure_topics(settings))
         yield home, env, settings
     finally:

@@ -12,6 +12,8 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
 * ``simulator`` (tuning): ``streams.dev.simulator`` seeds 1-10, 400 accounts (``--accounts``), 150 days from
   2026-06-01.
 * ``shapes-tuning`` (tuning): ``streams.dev.shapes`` "tuning" mix, seeds 100-109, same size.
+* ``shapes-rhythm`` (tuning): ``streams.dev.shapes`` "rhythm" mix (the tuning mix with a tenth of its
+  accounts busy mid-month), seeds 150-159, added in the tenth pass.
 * ``shapes-heldout`` (HELD-OUT): ``streams.dev.shapes`` "heldout" mix, seeds 200-209, same size.
 * ``shapes-fresh`` (HELD-OUT): the same mix, seeds 300-309, added with the risk mixture and run once for it
   (200-209 had been seen by earlier passes).
@@ -23,6 +25,9 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
 * ``shapes-far`` (HELD-OUT): ``streams.dev.shapes`` "far" mix (a fourth held-out mix: consumer-like, wide
   levels, very sparse accounts, short vacations, subtle and slow churn, an early mild holiday week), seeds
   800-809, defined in the ninth pass before any work or run on it; run once, for its report.
+* ``shapes-remote`` (HELD-OUT): ``streams.dev.shapes`` "remote" mix (a fifth held-out mix: seasonal accounts
+  busy at the start of each month, sparse accounts, vacations of 1-3 weeks, churn of every cause, late
+  joiners), seeds 900-909, defined in the tenth pass before any work or run on it; run once, for its report.
 * ``cdnow`` (HELD-OUT, real): CDNOW purchases 1997-98 shipped in the ``lifetimes`` wheel (MIT; data published
   by Fader & Hardie), the 2,357-customer sample (``--cdnow-full``: all 23,570), converted by
   ``benchmarks/real_data.py``; as-of 1997-07-01, 1997-10-01, 1998-01-01, 1998-04-01, outcome: no purchase in

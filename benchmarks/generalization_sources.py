@@ -2,7 +2,8 @@
 
 The split is fixed in advance (tuning: simulator seeds 1-10, shapes "tuning" seeds 100-109; held-out: shapes
 "heldout" seeds 200-209 and fresh seeds 300-309, shapes "shifted" seeds 500-509, shapes "distant" seeds
-700-709, shapes "far" seeds 800-809, CDNOW, ChurnSim); see that script's docstring.
+700-709, shapes "far" seeds 800-809, shapes "remote" seeds 900-909, CDNOW, ChurnSim; tuning also shapes
+"rhythm" seeds 150-159); see that script's docstring.
 """
 
 from __future__ import annotations
@@ -160,6 +161,13 @@ SOURCES = (
         shapes_files("tuning", list(range(100, 110))),
     ),
     Source(
+        "shapes-rhythm",
+        "tuning",
+        "streams.dev.shapes, rhythm mix (the tuning mix with mid-month seasonal accounts), seeds 150-159 "
+        "(added in the tenth pass)",
+        shapes_files("rhythm", list(range(150, 160))),
+    ),
+    Source(
         "shapes-heldout",
         "heldout",
         "streams.dev.shapes, held-out mix (one-time buyers, seasonal, late joiners, holiday week), "
@@ -194,6 +202,14 @@ SOURCES = (
         "vacations; subtle, slow churn; an early mild holiday week), seeds 800-809 (defined in the ninth "
         "pass before any run; run once, for its report)",
         shapes_files("far", list(range(800, 810))),
+    ),
+    Source(
+        "shapes-remote",
+        "heldout",
+        "streams.dev.shapes, fifth held-out mix (start-of-month seasonal accounts, sparse accounts, "
+        "vacations of 1-3 weeks, churn of every cause, late joiners), seeds 900-909 (defined in the tenth "
+        "pass before any run; run once, for its report)",
+        shapes_files("remote", list(range(900, 910))),
     ),
     Source(
         "cdnow",

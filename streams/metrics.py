@@ -211,8 +211,8 @@ class Metrics:
             ),
             risk_score=Histogram(
                 "churnwatch_risk_score",
-                "Distribution of account risk (probability of cancelling within the horizon) of the accounts each "
-                "sweep evaluated.",
+                "Distribution of account risk (probability of cancelling within the horizon) of the accounts "
+                "each sweep evaluated.",
                 buckets=RISK_BUCKETS,
                 registry=registry,
             ),

@@ -2,7 +2,8 @@
 
 Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
 seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
-shape parameters (uniform within the mix's ranges). Five mixes are fixed in advance:
+shape parameters (uniform within the mix's ranges). Seven mixes are fixed in advance
+(:mod:`streams.dev.shape_mixes`):
 
 * ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
   engagement *level*, gradual fades, abrupt drops, silent churn and involuntary churn (failed payments).
@@ -18,14 +19,16 @@ shape parameters (uniform within the mix's ranges). Five mixes are fixed in adva
 * ``far`` (:data:`FAR`, a fourth held-out mix, issue 14's ninth pass): consumer-like (wide levels, very
   sparse accounts, many short vacations, late joiners), subtle and slow churn (levels close to healthy,
   long fades, shallow drops, long silences), an early and mild holiday week.
+* ``rhythm`` (:data:`RHYTHM`, tuning, issue 14's tenth pass): the tuning mix with a tenth of its accounts
+  busy in the middle of each month (days 12-18), to tune on monthly rhythms.
+* ``remote`` (:data:`REMOTE`, a fifth held-out mix, issue 14's tenth pass): monthly rhythms busy at the start
+  of each month, sparse accounts, vacations of one to three weeks, churn from every cause, late joiners,
+  a mid-to-late holiday week.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after
 failed payments); accounts pay monthly. :meth:`ShapedBase.truth` says who churns, when, why, and each
 account's shape and vacation; :meth:`ShapedBase.holidays` gives the shared holiday week.
-
-Size: ~450 lines, over the ~400 aim: five mixes' shares and ranges are data, kept next to the shapes
-they parameterise.
 
 >>> base = ShapedBase(ShapesConfig(mix="heldout", seed=200, accounts=40, days=60))
 >>> events = list(base.events())
@@ -40,12 +43,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from streams.dev.shape_mixes import (
+    CHURNING,
+    DISTANT,
+    FAR,
+    HELDOUT,
+    MIXES,
+    REMOTE,
+    RHYTHM,
+    SHIFTED,
+    TUNING,
+    Mix,
+    Shape,
+)
 from streams.dev.simulator.days import sec_suffixes
 
 __all__ = [
@@ -53,6 +68,8 @@ __all__ = [
     "FAR",
     "HELDOUT",
     "MIXES",
+    "REMOTE",
+    "RHYTHM",
     "SHIFTED",
     "TUNING",
     "Mix",
@@ -64,23 +81,6 @@ __all__ = [
 DAY = 86_400
 
 
-class Shape(StrEnum):
-    STEADY = "steady"
-    WEEKDAY_ONLY = "weekday_only"
-    SPARSE = "sparse"
-    SEASONAL = "seasonal"
-    VACATION = "vacation"
-    LOW_LEVEL = "low_level"
-    GRADUAL_FADE = "gradual_fade"
-    ABRUPT_DROP = "abrupt_drop"
-    SILENT = "silent"
-    INVOLUNTARY = "involuntary"
-    ONE_TIME = "one_time"
-
-
-CHURNING = frozenset(
-    {Shape.LOW_LEVEL, Shape.GRADUAL_FADE, Shape.ABRUPT_DROP, Shape.SILENT, Shape.INVOLUNTARY, Shape.ONE_TIME}
-)
 _REASONS = {
     Shape.LOW_LEVEL: "low_engagement",
     Shape.GRADUAL_FADE: "faded",
@@ -89,174 +89,6 @@ _REASONS = {
     Shape.INVOLUNTARY: "payment_failed",
     Shape.ONE_TIME: "one_time",
 }
-
-Range = tuple[float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Mix:
-    """Base shares of the shapes and the ranges their parameters are drawn from."""
-
-    name: str
-    shares: dict[Shape, float]
-    concentration: float = 100.0  # Dirichlet concentration: lower = more varied mixes between seeds
-    level_sigma: float = 0.8  # lognormal spread of engagement levels (median 12 events/day)
-    low_level: Range = (0.15, 0.35)  # level factor of level-driven churners
-    fade_days: Range = (28, 56)
-    drop_to: Range = (0.1, 0.3)  # usage share left after an abrupt drop
-    drop_lead_days: Range = (14, 40)  # drop -> cancellation
-    silent_days: Range = (14, 35)  # last usage -> cancellation
-    vacation_days: Range = (7, 14)
-    sparse_p: Range = (0.15, 0.35)  # share of days with usage
-    late_join: float = 0.0  # share of accounts that join during the horizon
-    holiday_week: Range | None = None  # where the shared holiday week may start (share of the horizon)
-    holiday_level: Range = (0.1, 0.3)
-    churn_window: Range = (0.3, 0.97)  # churn days as shares of the horizon (some fall after it)
-
-
-TUNING = Mix(
-    "tuning",
-    {
-        Shape.STEADY: 0.38,
-        Shape.WEEKDAY_ONLY: 0.18,
-        Shape.SPARSE: 0.12,
-        Shape.VACATION: 0.10,
-        Shape.LOW_LEVEL: 0.05,
-        Shape.GRADUAL_FADE: 0.05,
-        Shape.ABRUPT_DROP: 0.05,
-        Shape.SILENT: 0.04,
-        Shape.INVOLUNTARY: 0.03,
-    },
-    concentration=150.0,
-)
-HELDOUT = Mix(
-    "heldout",
-    {
-        Shape.STEADY: 0.24,
-        Shape.WEEKDAY_ONLY: 0.15,
-        Shape.SPARSE: 0.12,
-        Shape.SEASONAL: 0.08,
-        Shape.VACATION: 0.12,
-        Shape.LOW_LEVEL: 0.07,
-        Shape.GRADUAL_FADE: 0.06,
-        Shape.ABRUPT_DROP: 0.03,
-        Shape.SILENT: 0.03,
-        Shape.INVOLUNTARY: 0.03,
-        Shape.ONE_TIME: 0.07,
-    },
-    concentration=80.0,
-    level_sigma=1.0,
-    low_level=(0.08, 0.5),
-    fade_days=(42, 84),
-    drop_to=(0.2, 0.45),
-    drop_lead_days=(10, 50),
-    silent_days=(10, 50),
-    vacation_days=(10, 24),
-    sparse_p=(0.08, 0.3),
-    late_join=0.2,
-    holiday_week=(0.45, 0.7),
-)
-# A second held-out mix (issue 14, sixth pass), fixed before any result on it: bases where churn is about
-# *level* and recency more than change (more level-driven churners, sparse accounts and one-time buyers; a
-# third of the accounts join during the horizon; fewer abrupt drops), wider levels and a milder, earlier
-# holiday week. Run only in a final held-out report.
-SHIFTED = Mix(
-    "shifted",
-    {
-        Shape.STEADY: 0.26,
-        Shape.WEEKDAY_ONLY: 0.10,
-        Shape.SPARSE: 0.16,
-        Shape.SEASONAL: 0.05,
-        Shape.VACATION: 0.08,
-        Shape.LOW_LEVEL: 0.11,
-        Shape.GRADUAL_FADE: 0.06,
-        Shape.ABRUPT_DROP: 0.02,
-        Shape.SILENT: 0.04,
-        Shape.INVOLUNTARY: 0.03,
-        Shape.ONE_TIME: 0.09,
-    },
-    concentration=60.0,
-    level_sigma=1.2,
-    low_level=(0.1, 0.45),
-    fade_days=(35, 70),
-    drop_to=(0.15, 0.4),
-    drop_lead_days=(12, 45),
-    silent_days=(12, 40),
-    vacation_days=(7, 21),
-    sparse_p=(0.1, 0.4),
-    late_join=0.33,
-    holiday_week=(0.3, 0.55),
-    holiday_level=(0.2, 0.5),
-    churn_window=(0.25, 0.95),
-)
-# A third held-out mix (issue 14, eighth pass, 2026-12-03), fixed before any result on it: a B2B-like base
-# (more weekday-only and seasonal accounts, vacations of up to four weeks), churn mostly from fades and
-# involuntary failures, silences and drops with short leads, a late and strong holiday week, and churn
-# spread over the whole horizon. Run only in a final held-out report.
-DISTANT = Mix(
-    "distant",
-    {
-        Shape.STEADY: 0.18,
-        Shape.WEEKDAY_ONLY: 0.22,
-        Shape.SPARSE: 0.08,
-        Shape.SEASONAL: 0.10,
-        Shape.VACATION: 0.10,
-        Shape.LOW_LEVEL: 0.05,
-        Shape.GRADUAL_FADE: 0.09,
-        Shape.ABRUPT_DROP: 0.04,
-        Shape.SILENT: 0.03,
-        Shape.INVOLUNTARY: 0.06,
-        Shape.ONE_TIME: 0.05,
-    },
-    concentration=40.0,
-    level_sigma=0.9,
-    low_level=(0.12, 0.4),
-    fade_days=(21, 100),
-    drop_to=(0.05, 0.35),
-    drop_lead_days=(8, 30),
-    silent_days=(8, 30),
-    vacation_days=(5, 28),
-    sparse_p=(0.2, 0.5),
-    late_join=0.12,
-    holiday_week=(0.7, 0.85),
-    holiday_level=(0.05, 0.2),
-    churn_window=(0.2, 0.99),
-)
-# A fourth held-out mix (issue 14, ninth pass, 2026-12-03), fixed before any work or result on it: a wide
-# consumer-like base (levels spread widely, very sparse accounts, many short vacations, a third more late
-# joiners), churn that is subtle and slow (level-driven churners close to the healthy level, long fades,
-# shallow drops, long silences before the cancellation), an early and mild holiday week. Run only in a final
-# held-out report.
-FAR = Mix(
-    "far",
-    {
-        Shape.STEADY: 0.25,
-        Shape.WEEKDAY_ONLY: 0.10,
-        Shape.SPARSE: 0.12,
-        Shape.SEASONAL: 0.06,
-        Shape.VACATION: 0.14,
-        Shape.LOW_LEVEL: 0.10,
-        Shape.GRADUAL_FADE: 0.07,
-        Shape.ABRUPT_DROP: 0.05,
-        Shape.SILENT: 0.05,
-        Shape.INVOLUNTARY: 0.02,
-        Shape.ONE_TIME: 0.04,
-    },
-    concentration=50.0,
-    level_sigma=1.4,
-    low_level=(0.2, 0.6),
-    fade_days=(60, 120),
-    drop_to=(0.3, 0.6),
-    drop_lead_days=(20, 60),
-    silent_days=(20, 60),
-    vacation_days=(3, 10),
-    sparse_p=(0.05, 0.2),
-    late_join=0.25,
-    holiday_week=(0.1, 0.25),
-    holiday_level=(0.3, 0.6),
-    churn_window=(0.3, 0.99),
-)
-MIXES = {m.name: m for m in (TUNING, HELDOUT, SHIFTED, DISTANT, FAR)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,7 +176,9 @@ class ShapedBase:
             elif a.shape is Shape.SPARSE:
                 r = np.where(rng.random(days) < params, a.level, 0.0)
             elif a.shape is Shape.SEASONAL:
-                r = np.where(dom >= 24, a.level * 2.5, np.where(rng.random(days) < 0.1, a.level * 0.3, 0.0))
+                lo, hi = self.mix.seasonal_days
+                busy = (dom >= lo) & (dom <= hi)
+                r = np.where(busy, a.level * 2.5, np.where(rng.random(days) < 0.1, a.level * 0.3, 0.0))
             elif a.shape is Shape.GRADUAL_FADE and a.churn is not None:
                 start = a.churn - params
                 r *= np.clip(1.0 - (day - start) / max(params, 1.0), 0.03, 1.0)

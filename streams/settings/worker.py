@@ -31,8 +31,8 @@ class WorkerSettings(BaseModel):
         ge=0,
         description="How often the garbage collector walks every object, the cached states too, for garbage "
         "cycles (0: never). The walk stops the worker: ~0.5 s with 100 k accounts (50 k cached) on a quiet "
-        "machine, seconds on a busy one, 9.4 s with 1 M accounts cached (keep it under the session timeout, or "
-        "use 0); each is logged (gc.full_collection) with its seconds and the garbage it found.",
+        "machine, seconds on a busy one, 9.4 s with 1 M accounts cached (keep it under the session timeout, "
+        "or use 0); each is logged (gc.full_collection) with its seconds and the garbage it found.",
     )
     web_host: str = Field(
         default="127.0.0.1", description="Bind address of the worker's HTTP server (API, metrics)."

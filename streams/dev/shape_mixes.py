@@ -1,0 +1,259 @@
+"""The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
+
+Seven mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and five held out (``heldout``,
+``shifted``, ``distant``, ``far``, ``remote``); :mod:`streams.dev.shapes` says what each is for.
+
+>>> sorted(MIXES)
+['distant', 'far', 'heldout', 'remote', 'rhythm', 'shifted', 'tuning']
+>>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
+((12, 18), (1, 5), (24, 31))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+__all__ = [
+    "CHURNING",
+    "DISTANT",
+    "FAR",
+    "HELDOUT",
+    "MIXES",
+    "REMOTE",
+    "RHYTHM",
+    "SHIFTED",
+    "TUNING",
+    "Mix",
+    "Shape",
+]
+
+
+class Shape(StrEnum):
+    STEADY = "steady"
+    WEEKDAY_ONLY = "weekday_only"
+    SPARSE = "sparse"
+    SEASONAL = "seasonal"
+    VACATION = "vacation"
+    LOW_LEVEL = "low_level"
+    GRADUAL_FADE = "gradual_fade"
+    ABRUPT_DROP = "abrupt_drop"
+    SILENT = "silent"
+    INVOLUNTARY = "involuntary"
+    ONE_TIME = "one_time"
+
+
+CHURNING = frozenset(
+    {Shape.LOW_LEVEL, Shape.GRADUAL_FADE, Shape.ABRUPT_DROP, Shape.SILENT, Shape.INVOLUNTARY, Shape.ONE_TIME}
+)
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """Base shares of the shapes and the ranges their parameters are drawn from."""
+
+    name: str
+    shares: dict[Shape, float]
+    concentration: float = 100.0  # Dirichlet concentration: lower = more varied mixes between seeds
+    level_sigma: float = 0.8  # lognormal spread of engagement levels (median 12 events/day)
+    low_level: Range = (0.15, 0.35)  # level factor of level-driven churners
+    fade_days: Range = (28, 56)
+    drop_to: Range = (0.1, 0.3)  # usage share left after an abrupt drop
+    drop_lead_days: Range = (14, 40)  # drop -> cancellation
+    silent_days: Range = (14, 35)  # last usage -> cancellation
+    vacation_days: Range = (7, 14)
+    sparse_p: Range = (0.15, 0.35)  # share of days with usage
+    late_join: float = 0.0  # share of accounts that join during the horizon
+    holiday_week: Range | None = None  # where the shared holiday week may start (share of the horizon)
+    holiday_level: Range = (0.1, 0.3)
+    churn_window: Range = (0.3, 0.97)  # churn days as shares of the horizon (some fall after it)
+    seasonal_days: tuple[int, int] = (24, 31)  # days of the month a seasonal account is busy (inclusive)
+
+
+TUNING = Mix(
+    "tuning",
+    {
+        Shape.STEADY: 0.38,
+        Shape.WEEKDAY_ONLY: 0.18,
+        Shape.SPARSE: 0.12,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.05,
+        Shape.GRADUAL_FADE: 0.05,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.03,
+    },
+    concentration=150.0,
+)
+HELDOUT = Mix(
+    "heldout",
+    {
+        Shape.STEADY: 0.24,
+        Shape.WEEKDAY_ONLY: 0.15,
+        Shape.SPARSE: 0.12,
+        Shape.SEASONAL: 0.08,
+        Shape.VACATION: 0.12,
+        Shape.LOW_LEVEL: 0.07,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.03,
+        Shape.SILENT: 0.03,
+        Shape.INVOLUNTARY: 0.03,
+        Shape.ONE_TIME: 0.07,
+    },
+    concentration=80.0,
+    level_sigma=1.0,
+    low_level=(0.08, 0.5),
+    fade_days=(42, 84),
+    drop_to=(0.2, 0.45),
+    drop_lead_days=(10, 50),
+    silent_days=(10, 50),
+    vacation_days=(10, 24),
+    sparse_p=(0.08, 0.3),
+    late_join=0.2,
+    holiday_week=(0.45, 0.7),
+)
+# A second held-out mix (issue 14, sixth pass), fixed before any result on it: bases where churn is about
+# *level* and recency more than change (more level-driven churners, sparse accounts and one-time buyers; a
+# third of the accounts join during the horizon; fewer abrupt drops), wider levels and a milder, earlier
+# holiday week. Run only in a final held-out report.
+SHIFTED = Mix(
+    "shifted",
+    {
+        Shape.STEADY: 0.26,
+        Shape.WEEKDAY_ONLY: 0.10,
+        Shape.SPARSE: 0.16,
+        Shape.SEASONAL: 0.05,
+        Shape.VACATION: 0.08,
+        Shape.LOW_LEVEL: 0.11,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.02,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.03,
+        Shape.ONE_TIME: 0.09,
+    },
+    concentration=60.0,
+    level_sigma=1.2,
+    low_level=(0.1, 0.45),
+    fade_days=(35, 70),
+    drop_to=(0.15, 0.4),
+    drop_lead_days=(12, 45),
+    silent_days=(12, 40),
+    vacation_days=(7, 21),
+    sparse_p=(0.1, 0.4),
+    late_join=0.33,
+    holiday_week=(0.3, 0.55),
+    holiday_level=(0.2, 0.5),
+    churn_window=(0.25, 0.95),
+)
+# A third held-out mix (issue 14, eighth pass, 2026-12-03), fixed before any result on it: a B2B-like base
+# (more weekday-only and seasonal accounts, vacations of up to four weeks), churn mostly from fades and
+# involuntary failures, silences and drops with short leads, a late and strong holiday week, and churn
+# spread over the whole horizon. Run only in a final held-out report.
+DISTANT = Mix(
+    "distant",
+    {
+        Shape.STEADY: 0.18,
+        Shape.WEEKDAY_ONLY: 0.22,
+        Shape.SPARSE: 0.08,
+        Shape.SEASONAL: 0.10,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.05,
+        Shape.GRADUAL_FADE: 0.09,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.03,
+        Shape.INVOLUNTARY: 0.06,
+        Shape.ONE_TIME: 0.05,
+    },
+    concentration=40.0,
+    level_sigma=0.9,
+    low_level=(0.12, 0.4),
+    fade_days=(21, 100),
+    drop_to=(0.05, 0.35),
+    drop_lead_days=(8, 30),
+    silent_days=(8, 30),
+    vacation_days=(5, 28),
+    sparse_p=(0.2, 0.5),
+    late_join=0.12,
+    holiday_week=(0.7, 0.85),
+    holiday_level=(0.05, 0.2),
+    churn_window=(0.2, 0.99),
+)
+# A fourth held-out mix (issue 14, ninth pass, 2026-12-03), fixed before any work or result on it: a wide
+# consumer-like base (levels spread widely, very sparse accounts, many short vacations, a third more late
+# joiners), churn that is subtle and slow (level-driven churners close to the healthy level, long fades,
+# shallow drops, long silences before the cancellation), an early and mild holiday week. Run only in a final
+# held-out report.
+FAR = Mix(
+    "far",
+    {
+        Shape.STEADY: 0.25,
+        Shape.WEEKDAY_ONLY: 0.10,
+        Shape.SPARSE: 0.12,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.14,
+        Shape.LOW_LEVEL: 0.10,
+        Shape.GRADUAL_FADE: 0.07,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.05,
+        Shape.INVOLUNTARY: 0.02,
+        Shape.ONE_TIME: 0.04,
+    },
+    concentration=50.0,
+    level_sigma=1.4,
+    low_level=(0.2, 0.6),
+    fade_days=(60, 120),
+    drop_to=(0.3, 0.6),
+    drop_lead_days=(20, 60),
+    silent_days=(20, 60),
+    vacation_days=(3, 10),
+    sparse_p=(0.05, 0.2),
+    late_join=0.25,
+    holiday_week=(0.1, 0.25),
+    holiday_level=(0.3, 0.6),
+    churn_window=(0.3, 0.99),
+)
+# A tuning mix with a monthly rhythm (issue 14, tenth pass, 2026-12-05): the tuning mix with a tenth of its
+# accounts busy in the middle of each month (days 12-18), not at the held-out mixes' month end. Tuning only.
+RHYTHM = replace(
+    TUNING,
+    name="rhythm",
+    shares={**TUNING.shares, Shape.STEADY: 0.28, Shape.SEASONAL: 0.10},
+    seasonal_days=(12, 18),
+)
+# A fifth held-out mix (issue 14, tenth pass, 2026-12-05), fixed before any work or result on it: accounts
+# with monthly rhythms busy at the *start* of each month, sparse accounts and vacations of one to three weeks,
+# churn from every cause at moderate leads, late joiners and a mid-to-late holiday week. Run only in a final
+# held-out report.
+REMOTE = Mix(
+    "remote",
+    {
+        Shape.STEADY: 0.22,
+        Shape.WEEKDAY_ONLY: 0.14,
+        Shape.SPARSE: 0.10,
+        Shape.SEASONAL: 0.12,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.07,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.05,
+        Shape.INVOLUNTARY: 0.04,
+        Shape.ONE_TIME: 0.05,
+    },
+    concentration=60.0,
+    level_sigma=1.1,
+    low_level=(0.1, 0.4),
+    fade_days=(30, 80),
+    drop_to=(0.1, 0.4),
+    drop_lead_days=(10, 45),
+    silent_days=(10, 45),
+    vacation_days=(6, 20),
+    sparse_p=(0.1, 0.35),
+    late_join=0.2,
+    holiday_week=(0.5, 0.8),
+    holiday_level=(0.15, 0.4),
+    churn_window=(0.25, 0.97),
+    seasonal_days=(1, 5),
+)
+MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE)}

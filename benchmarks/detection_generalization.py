@@ -296,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="DetectorConfig.alert_budget: openings per account per 30 days (off by default; ninth pass).",
     )
+    parser.add_argument(
+        "--monthly-cycles",
+        action="store_true",
+        help="Turn on DetectorConfig.monthly_cycles (an option, off by default; issue 14's tenth pass).",
+    )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(
         "--churnsim-python",
@@ -327,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                         horizon_days=f.horizon_days,
                         spell_hold=args.spell_hold,
                         alert_budget=args.alert_budget,
+                        monthly_cycles=args.monthly_cycles,
                     )
                     for f in files
                 ]

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
 from detectors.config import DetectorConfig
+from detectors.cycle import MonthlyCycle
 from detectors.engagement import EngagementTracker
 from detectors.episode import Episode
 from detectors.reasons import SIGNALS
@@ -80,6 +81,7 @@ class AccountDetectorState:
         "baselines",
         "canceled_ts_ms",
         "cooldown_until_ms",
+        "cycle",
         "drifts",
         "drop_depth",
         "drop_signals",
@@ -135,10 +137,12 @@ class AccountDetectorState:
         # With an alert budget: [last day assessed, risk the assessed day before, risk that day, free 0/1]
         # (detectors.budget: what the account adds to the next census).
         self.risk_days: list[Any] | None = None
+        # With monthly_cycles: where in the month the account is active (detectors.cycle).
+        self.cycle = MonthlyCycle() if config.monthly_cycles else None
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (short keys: this is stored once per account; the spells only when
-        followed, the risk days only with an alert budget)."""
+        followed, the risk days only with an alert budget, the monthly cycle only with ``monthly_cycles``)."""
         state = {
             "b": [b.to_state() for b in self.baselines],
             "r": [d.to_state() for d in self.drifts],
@@ -165,6 +169,8 @@ class AccountDetectorState:
             state["dp"] = self.drop_spell
         if self.risk_days is not None:
             state["rb"] = self.risk_days
+        if self.cycle is not None:
+            state["mc"] = self.cycle.to_state()
         return state
 
     @classmethod
@@ -207,4 +213,6 @@ class AccountDetectorState:
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
         self.drop_spell = state.get("dp")
         self.risk_days = state.get("rb")  # only with an alert budget
+        if cfg.monthly_cycles and "mc" in state:
+            self.cycle = MonthlyCycle.from_state(state["mc"])
         return self

@@ -114,6 +114,12 @@ class DetectorConfig:
         data non-churner alerts 3.91 -> 2.43 % and 6.91 -> 4.65 % per 30 days, churners flagged 7 days ahead
         71 -> 68 % and 56 -> 49 %, 1.6 and 0.9 points more than a plain threshold raise to the same volume,
         AUC unchanged; ``docs/detection.md``).
+    monthly_cycles
+        Accounts busy at one time of each month (:class:`~detectors.cycle.MonthlyCycle`) are not judged by
+        their absence while on schedule: while such an account was active in or after its last busy window
+        that is over, the features that read absence (drops, decline, silence, recency, trends, BTYD) are
+        left out; level, support and billing still count. Once a busy window passes without it, it is
+        judged as before (``docs/detection.md``, tenth pass).
     """
 
     horizon_days: int = 30
@@ -155,6 +161,7 @@ class DetectorConfig:
     drop_outcomes: bool = False
     spell_hold: bool = False
     alert_budget: float | None = None
+    monthly_cycles: bool = False
 
     @property
     def follows_spells(self) -> bool:

@@ -80,6 +80,8 @@ class HistoryLearner:
                 key = key_events(names) if names is not None else bucket[KEY_EVENTS]
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
             state.engagement.learn_one(values[0], values[1])
+            if state.cycle is not None:
+                state.cycle.learn_one(day, values[0])
             # A day the whole population was quiet (a holiday) says nothing about this account's normal.
             if not calendar.is_quiet(day):
                 self._learn_signals(window, state, day, values, cfg)

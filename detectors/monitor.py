@@ -420,13 +420,22 @@ class AccountMonitor:
         last = state.learned_through
         if first is None or last is None or last - first < cfg.min_history_days:
             flags.add("warming_up")
-        if state.drop_since is not None:
+        last_active = state.gaps.last_active_day
+        # A monthly account in its usual quiet weeks is neither in a drop nor quiet (for the outage guard).
+        cycle = state.cycle
+        scheduled = cycle is not None and last is not None and cycle.on_schedule(last + 1, last_active)
+        if state.drop_since is not None and not scheduled:
             flags.add("drop")
             onset = state.drop_since
         if "silence" in features:
             flags.add("silent")
-        last_active = state.gaps.last_active_day
-        if last_active is not None and last is not None and last > last_active and "warming_up" not in flags:
+        if (
+            last_active is not None
+            and last is not None
+            and last > last_active
+            and "warming_up" not in flags
+            and not scheduled
+        ):
             # Quiet: no events at all although the baseline expected plenty (what an outage looks like).
             baseline, until = state.baselines[0], min(last, last_active + 14)
             expected = baseline.expected_total(last_active + 1, until)

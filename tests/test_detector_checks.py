@@ -23,6 +23,7 @@ from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
 from detectors.btyd import BtydModel
 from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
+from detectors.cycle import MonthlyCycle
 from detectors.engagement import EngagementTracker, SegmentQuantiles
 from detectors.features.level import level_evidence
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard
@@ -64,6 +65,15 @@ def run_gaps(g: GapTracker, rng: random.Random, first: int, steps: int) -> list[
         if rng.random() < 0.4:
             g.learn_one(day)
         out.append((g.score_one(day + 1), g.silent_days(day + 1)))
+    return out
+
+
+def run_cycle(c: MonthlyCycle, rng: random.Random, first: int, steps: int) -> list[Any]:
+    out = []
+    for day in range(DAY0 + first, DAY0 + first + steps):
+        busy = (day % 30) < 6  # a rough monthly rhythm, with noise
+        c.learn_one(day, rng.uniform(5, 40) if busy or rng.random() < 0.1 else 0.0)
+        out.append((c.concentration(), c.cyclic(), c.on_schedule(day + 1, day - rng.randrange(30))))
     return out
 
 
@@ -266,6 +276,17 @@ SPECS = [
         ),
         GapTracker.STATE_BUDGET_BYTES,
         lambda g: (g.half_life_gaps, g.rel_floor, g.abs_floor_days, g.min_gaps),
+    ),
+    Spec(
+        "MonthlyCycle",
+        lambda: MonthlyCycle(half_life_days=45.0, min_active=6.0),
+        run_cycle,
+        lambda c: c.to_state(),
+        lambda s, t: MonthlyCycle.from_state(
+            s, half_life_days=t.half_life_days, min_concentration=t.min_concentration, min_active=t.min_active
+        ),
+        MonthlyCycle.STATE_BUDGET_BYTES,
+        lambda c: (c.half_life_days, c.min_concentration, c.min_active),
     ),
     Spec(
         "DropDetector",

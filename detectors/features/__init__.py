@@ -14,6 +14,9 @@
 * :mod:`~detectors.features.level`: the account against the whole customer base (percentiles, BTYD,
   recency, tenure, weekly trends).
 
+With ``monthly_cycles``, an account on its monthly schedule (:class:`~detectors.cycle.MonthlyCycle`) keeps
+none of the :data:`ABSENCE` features: its quiet weeks are its rhythm, as a weekday-only team's weekends are.
+
 They share one pass over the window (:mod:`~detectors.features.sums`), so extraction stays O(retention)
 per account-day.
 """
@@ -35,7 +38,25 @@ from detectors.population import PopulationModel
 from detectors.reasons import Evidence
 from detectors.windows import AccountWindow
 
-__all__ = ["Features", "extract"]
+__all__ = ["ABSENCE", "Features", "extract"]
+
+# The features that read the account's absence: left out while a monthly account is on schedule.
+ABSENCE = frozenset(
+    {
+        "usage_drop",
+        "users_drop",
+        "key_drop",
+        "drop_weeks",
+        "abrupt",
+        "decline",
+        "silence",
+        "recency",
+        "lapsed",
+        "inactive_ahead",
+        "trend_4w",
+        "trend_8w",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -72,4 +93,6 @@ def extract(
     items += support_evidence(state, sums)
     items += billing_evidence(window, state, sums, today)
     items += level_evidence(population, window, state, today, irregular=rhythm.irregular, weekly=sums.weekly)
+    if state.cycle is not None and state.cycle.on_schedule(today, state.gaps.last_active_day):
+        items = [item for item in items if item.feature not in ABSENCE]  # its usual quiet part of the month
     return Features.of(items)

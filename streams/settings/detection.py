@@ -124,6 +124,12 @@ class DetectionSettings(BaseModel):
         description="At most this share of accounts opening an episode per 30 days: the opening threshold "
         "rises above the alert threshold, each day, as far as the base's recent risk needs (unset: off).",
     )
+    monthly_cycles: bool = Field(
+        default=_DETECTOR.monthly_cycles,
+        description="Accounts busy at one time of each month are not judged by their quiet weeks while they "
+        "keep their schedule (drops, silence, recency, trends and BTYD left out); once a busy window passes "
+        "without them they are judged as before.",
+    )
     top_accounts_export: int = Field(
         default=0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
     )
@@ -142,4 +148,5 @@ class DetectionSettings(BaseModel):
             alert_threshold=self.alert_threshold,
             horizon_days=self.horizon_days,
             alert_budget=self.alert_budget,
+            monthly_cycles=self.monthly_cycles,
         )

@@ -212,6 +212,14 @@ SOURCES = (
         shapes_files("remote", list(range(900, 910))),
     ),
     Source(
+        "shapes-plain",
+        "heldout",
+        "streams.dev.shapes, sixth held-out mix (a plain B2B base: mostly steady and weekday-only accounts, "
+        "a few of every other shape), seeds 1000-1009 (defined in the tenth pass after the tuning split and "
+        "shapes-remote; run once each way to decide the monthly_cycles default)",
+        shapes_files("plain", list(range(1000, 1010))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

@@ -59,23 +59,60 @@ from benchmarks.pipeline_throughput import (  # noqa: E402
 from streams.dev.producer import produce_live, send_all  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.events import ts_text  # noqa: E402
+from tests.kafka_harness import read_all  # noqa: E402
 
 MODES = {"changed": "true", "all": "false"}
 
 
-def live_events(accounts: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Usage events of random simulated accounts, stamped with the time they are made."""
+def live_events(accounts: int, seed: int, burst_every: int, tickets: int) -> Iterator[dict[str, Any]]:
+    """Usage events of random simulated accounts, stamped with the time they are made; with ``burst_every``,
+    after every that many, a support burst on another random account: ``tickets`` urgent tickets and an
+    escalation (its last event)."""
     rng = random.Random(seed)
     for n in itertools.count():
         account = f"acct-{rng.randrange(accounts):06d}"
+        now = ts_text(int(time.time() * 1000))
         yield {
             "type": "usage",
             "account_id": account,
-            "ts": ts_text(int(time.time() * 1000)),
+            "ts": now,
             "event": "page_viewed",
             "user_id": f"{account}-u001",
             "event_id": f"live-{seed}-{n}",
         }
+        if burst_every and n % burst_every == burst_every - 1:
+            yield from support_burst(f"acct-{rng.randrange(accounts):06d}", f"burst-{seed}-{n}", tickets)
+
+
+def support_burst(account: str, prefix: str, tickets: int) -> Iterator[dict[str, Any]]:
+    for k in range(tickets + 1):
+        kind = "ticket_opened" if k < tickets else "escalated"
+        yield {
+            "type": "support",
+            "account_id": account,
+            "ts": ts_text(int(time.time() * 1000)),
+            "kind": kind,
+            "priority": "urgent",
+            "event_id": f"{prefix}-{k}",
+        }
+
+
+def burst_latencies(settings: Any, bursts: dict[str, float]) -> dict[str, Any]:
+    """Seconds from each burst's last event (sent) to the first alert on its account after it."""
+    first: dict[str, float] = {}
+    for record in asyncio.run(read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=120)):
+        account = orjson.loads(record.value)["account_id"]
+        sent = bursts.get(account)
+        if sent is not None and record.timestamp / 1000 >= sent and account not in first:
+            first[account] = record.timestamp / 1000 - sent
+    ordered = sorted(first.values())
+    return {
+        "bursts": len(bursts),
+        "alerted": len(ordered),
+        "p50_s": round(ordered[len(ordered) // 2], 3) if ordered else None,
+        "p99_s": round(ordered[int(0.99 * (len(ordered) - 1))], 3) if ordered else None,
+        "max_s": round(ordered[-1], 3) if ordered else None,
+    }
 
 
 def snapshot(port: int, pid: int) -> dict[str, float]:
@@ -148,11 +185,19 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         prober = Prober(port)
         prober.start()
         deadline = time.monotonic() + args.seconds
+        bursts: dict[str, float] = {}  # account -> when its burst's last event was sent (epoch s)
+
+        def noted(_: int, event: dict[str, Any]) -> None:
+            if event.get("kind") == "escalated":  # a burst's last event
+                bursts.setdefault(event["account_id"], time.time())
+
+        burst_every = round(args.rate / args.bursts) if args.bursts else 0
         live = asyncio.run(
             produce_live(
                 settings,
-                live_events(args.accounts, seed=7),
+                live_events(args.accounts, 7, burst_every, args.burst_tickets),
                 rate=args.rate,
+                on_sent=noted,
                 should_stop=lambda: time.monotonic() > deadline,
             )
         )
@@ -165,7 +210,10 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         load1 = os.getloadavg()[0]
         if args.log is not None:
             shutil.copyfile(home / "worker.log", args.log.with_suffix(f".{mode}.log"))
-        return report(mode, args, sent, live, before, after, caught_up, prober.times, (load0, load1))
+        out = report(mode, args, sent, live, before, after, caught_up, prober.times, (load0, load1))
+        if bursts:
+            out["support_bursts"] = burst_latencies(settings, bursts)
+        return out
 
 
 def report(
@@ -216,6 +264,8 @@ def main() -> None:
     parser.add_argument("--cache", type=int, default=50_000, help="CHURNWATCH_STATE_CACHE_ACCOUNTS")
     parser.add_argument("--rate", type=float, default=200.0, help="live events/s")
     parser.add_argument("--seconds", type=float, default=180.0, help="length of the live phase")
+    parser.add_argument("--bursts", type=float, default=0.0, help="support bursts/s among the live events")
+    parser.add_argument("--burst-tickets", type=int, default=8, help="urgent tickets a burst (+1 escalation)")
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["changed", "all"])
     parser.add_argument(
         "--worker-env",

@@ -231,7 +231,8 @@ class Metrics:
             accounts_swept=Counter(
                 "churnwatch_accounts_swept",
                 "Accounts evaluated by sweeps: scope 'all' by a sweep of every account (a day's first), "
-                "'changed' by a later one of the day (only the accounts events or answers reached since).",
+                "'changed' by a later one of the day (only the accounts support or billing events, late "
+                "usage or answers reached since).",
                 ["scope"],
                 registry=registry,
             ),

@@ -1,10 +1,10 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Seven mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and five held out (``heldout``,
-``shifted``, ``distant``, ``far``, ``remote``); :mod:`streams.dev.shapes` says what each is for.
+Eight mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and six held out (``heldout``,
+``shifted``, ``distant``, ``far``, ``remote``, ``plain``); :mod:`streams.dev.shapes` says what each is for.
 
 >>> sorted(MIXES)
-['distant', 'far', 'heldout', 'remote', 'rhythm', 'shifted', 'tuning']
+['distant', 'far', 'heldout', 'plain', 'remote', 'rhythm', 'shifted', 'tuning']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """
@@ -20,6 +20,7 @@ __all__ = [
     "FAR",
     "HELDOUT",
     "MIXES",
+    "PLAIN",
     "REMOTE",
     "RHYTHM",
     "SHIFTED",
@@ -256,4 +257,38 @@ REMOTE = Mix(
     churn_window=(0.25, 0.97),
     seasonal_days=(1, 5),
 )
-MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE)}
+# A sixth held-out mix (issue 14, tenth pass, 2026-12-05 01:50 UTC), fixed after the tuning split and
+# shapes-remote had been run and before any run on it, to decide whether monthly_cycles becomes the default:
+# a plain B2B base (mostly steady and weekday-only accounts, a few of every other shape, monthly accounts
+# busy on the 8th-12th). Run once each way, for that decision.
+PLAIN = Mix(
+    "plain",
+    {
+        Shape.STEADY: 0.30,
+        Shape.WEEKDAY_ONLY: 0.20,
+        Shape.SPARSE: 0.08,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.06,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.04,
+        Shape.ONE_TIME: 0.02,
+    },
+    concentration=70.0,
+    level_sigma=1.0,
+    low_level=(0.1, 0.45),
+    fade_days=(28, 90),
+    drop_to=(0.1, 0.4),
+    drop_lead_days=(10, 40),
+    silent_days=(10, 40),
+    vacation_days=(7, 21),
+    sparse_p=(0.1, 0.4),
+    late_join=0.15,
+    holiday_week=(0.35, 0.65),
+    holiday_level=(0.1, 0.4),
+    churn_window=(0.25, 0.97),
+    seasonal_days=(8, 12),
+)
+MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN)}

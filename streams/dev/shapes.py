@@ -2,7 +2,7 @@
 
 Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
 seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
-shape parameters (uniform within the mix's ranges). Seven mixes are fixed in advance
+shape parameters (uniform within the mix's ranges). Eight mixes are fixed in advance
 (:mod:`streams.dev.shape_mixes`):
 
 * ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
@@ -24,6 +24,8 @@ shape parameters (uniform within the mix's ranges). Seven mixes are fixed in adv
 * ``remote`` (:data:`REMOTE`, a fifth held-out mix, issue 14's tenth pass): monthly rhythms busy at the start
   of each month, sparse accounts, vacations of one to three weeks, churn from every cause, late joiners,
   a mid-to-late holiday week.
+* ``plain`` (:data:`PLAIN`, a sixth held-out mix, issue 14's tenth pass): a plain B2B base, mostly steady
+  and weekday-only accounts, a few of every other shape, monthly accounts busy on the 8th-12th.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

@@ -28,6 +28,7 @@ import orjson
 from detectors.alerts import Alert
 from detectors.answers import AnswerPolicy
 from detectors.monitor import AccountMonitor
+from detectors.windows import day_of
 from streams.dedup import Deduplicator
 from streams.engine import saved
 from streams.engine.answers import AnswerArrival, Answering
@@ -38,7 +39,7 @@ from streams.engine.state import AccountState, encode_detector
 from streams.engine.steps import Steps, drain
 from streams.engine.store import StateStore
 from streams.engine.uplift import UpliftLedger
-from streams.events import Event, SupportEvent
+from streams.events import Event, SupportEvent, UsageEvent
 
 SweepListener = Callable[[SweepOutcome], None]
 
@@ -134,8 +135,9 @@ class Engine:
         self.last_sweep: SweepTiming | None = None
         self.uplift = UpliftLedger(monitor.config.horizon_days, holdout_member)
         self.incremental = incremental and not self.uplift.active
-        # With ``incremental``: the accounts events or answers reached since the last sweep, and the day the
-        # last sweep of every account judged.
+        # With ``incremental``: the accounts events or answers reached since the last sweep (usage of the
+        # day being judged does not count: the detectors read completed days), and the day the last sweep of
+        # every account judged.
         self.touched: set[str] = set()
         self.judged_day: int | None = None
 
@@ -175,7 +177,11 @@ class Engine:
                 assert type(arrival) is Arrival
                 yield arrival
                 if incremental:  # once folded (and after any sweep it let the clock run)
-                    self.touched.add(arrival.event.account_id)
+                    event = arrival.event
+                    judged = self.judged_day
+                    # Usage of the judged day or later changes no judgement until that day is complete.
+                    if type(event) is not UsageEvent or judged is None or day_of(event.ts_ms) < judged:
+                        self.touched.add(event.account_id)
 
     def answer(self, arrival: AnswerArrival) -> None:
         """Apply one answer to its account (:mod:`streams.engine.answers`) at the answer's own time

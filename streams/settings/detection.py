@@ -95,9 +95,10 @@ class DetectionSettings(BaseModel):
     )
     sweep_changed_only: bool = Field(
         default=True,
-        description="'wall' clock: a sweep after the day's first evaluates only the accounts that events or "
-        "answers reached since the last sweep; the day's first sweep evaluates every account (false: every "
-        "account at every sweep). Off while a holdout runs.",
+        description="'wall' clock: a sweep after the day's first evaluates only the accounts that support or "
+        "billing events, usage of earlier days or answers reached since the last sweep (today's usage counts "
+        "once the day is complete); the day's first sweep evaluates every account (false: every account at "
+        "every sweep). Off while a holdout runs.",
     )
     clock_hold_seconds: float = Field(
         default=30.0,

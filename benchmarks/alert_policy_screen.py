@@ -340,19 +340,24 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-seeds", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--monthly-cycles", action="store_true", help="DetectorConfig.monthly_cycles on.")
+    parser.add_argument(
+        "--monthly-cycles",
+        action=argparse.BooleanOptionalAction,
+        default=DetectorConfig().monthly_cycles,
+        help="DetectorConfig.monthly_cycles (on by default since the tenth pass).",
+    )
 
 
 def _tuning_traces(args: argparse.Namespace) -> Iterator[tuple[str, list[Trace]]]:
-    """Each chosen *tuning* source's traces of the default, or with ``--monthly-cycles`` (held-out sources
-    are never read)."""
+    """Each chosen *tuning* source's traces of the default, or with ``--no-monthly-cycles`` (held-out
+    sources are never read)."""
     args.workdir.mkdir(parents=True, exist_ok=True)
     for source in SOURCES:
         if source.name not in args.sources or source.split != "tuning":
             continue
         files = list(source.files(args.workdir, args))
         config = DetectorConfig(monthly_cycles=args.monthly_cycles)
-        tag = "-cycles" if args.monthly_cycles else ""
+        tag = "-cycles" if args.monthly_cycles else ""  # traces of the other setting are kept apart
         caches = [args.workdir / f"trace-{f.label}{tag}.pickle" for f in files]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             yield source.name, list(pool.map(trace_file, files, [config] * len(files), caches))

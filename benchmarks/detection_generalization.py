@@ -298,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--monthly-cycles",
-        action="store_true",
-        help="Turn on DetectorConfig.monthly_cycles (an option, off by default; issue 14's tenth pass).",
+        action=argparse.BooleanOptionalAction,
+        default=DetectorConfig().monthly_cycles,
+        help="DetectorConfig.monthly_cycles (on by default since issue 14's tenth pass).",
     )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(

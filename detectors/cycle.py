@@ -90,19 +90,23 @@ class MonthlyCycle:
         return MonthlyCycle(self.half_life_days, self.min_concentration, self.min_active)
 
     def learn_one(self, day: int, usage: float) -> None:
-        """Learn one completed day (every day, silent ones too: they age the rest)."""
+        """Learn one completed day (every day, silent ones too: they age the rest). The numbers are kept at
+        the stored precision, so a state read back continues exactly as the one in memory."""
         k = self._decay
-        self.cos *= k
-        self.sin *= k
-        self.weight *= k
-        self.active *= k
+        cos, sin, weight, active = self.cos * k, self.sin * k, self.weight * k, self.active * k
         if usage > 0:
             w = math.log1p(usage)
             angle = _TWO_PI * _month_of(day)[2]
-            self.cos += w * math.cos(angle)
-            self.sin += w * math.sin(angle)
-            self.weight += w
-            self.active += 1.0
+            cos += w * math.cos(angle)
+            sin += w * math.sin(angle)
+            weight += w
+            active += 1.0
+        self.cos, self.sin, self.weight, self.active = (
+            round(cos, 3),
+            round(sin, 3),
+            round(weight, 3),
+            round(active, 3),
+        )
 
     def concentration(self) -> float:
         """Mean resultant length of the activity's phases in the month (0 before any activity)."""
@@ -127,7 +131,7 @@ class MonthlyCycle:
         return last_active >= centre - tolerance
 
     def to_state(self) -> list[float]:
-        return [round(self.cos, 3), round(self.sin, 3), round(self.weight, 3), round(self.active, 3)]
+        return [self.cos, self.sin, self.weight, self.active]
 
     @classmethod
     def from_state(cls, state: list[float], **params: Any) -> MonthlyCycle:

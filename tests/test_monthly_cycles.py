@@ -103,7 +103,7 @@ def test_random_days_are_not_a_monthly_rhythm() -> None:
         assert not cycle.cyclic(), (seed, cycle.concentration())
 
 
-def test_the_cycle_is_stored_only_with_the_option() -> None:
+def test_the_cycle_is_stored_only_with_the_option_on_by_default() -> None:
     base, _ = run(True)
     state = base.accounts[30].state
     stored = orjson.loads(orjson.dumps(state.to_state()))
@@ -111,7 +111,8 @@ def test_the_cycle_is_stored_only_with_the_option() -> None:
     config = DetectorConfig(monthly_cycles=True)
     restored = AccountDetectorState.from_state(stored, config)
     assert restored.cycle is not None and restored.cycle.to_state() == stored["mc"]
-    default = AccountMonitor(DetectorConfig(), WindowConfig()).new_state()
-    assert default.cycle is None and "mc" not in default.to_state()
-    fresh = AccountDetectorState.from_state(default.to_state(), config)  # stored before the option was on
+    assert DetectorConfig().monthly_cycles, "on by default (tenth pass)"
+    off = AccountMonitor(DetectorConfig(monthly_cycles=False), WindowConfig()).new_state()
+    assert off.cycle is None and "mc" not in off.to_state()
+    fresh = AccountDetectorState.from_state(off.to_state(), config)  # stored before the option was on
     assert fresh.cycle is not None and fresh.cycle.weight == 0.0

@@ -53,6 +53,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.calendar_effects",
     "detectors.calibration",
     "detectors.config",
+    "detectors.cycle",
     "detectors.day_table",
     "detectors.engagement",
     "detectors.episode",

@@ -257,7 +257,7 @@ REMOTE = Mix(
     churn_window=(0.25, 0.97),
     seasonal_days=(1, 5),
 )
-# A sixth held-out mix (issue 14, tenth pass, 2026-12-05 01:50 UTC), fixed after the tuning split and
+# A sixth held-out mix (issue 14, tenth pass, 2026-12-05 01:26 UTC), fixed after the tuning split and
 # shapes-remote had been run and before any run on it, to decide whether monthly_cycles becomes the default:
 # a plain B2B base (mostly steady and weekday-only accounts, a few of every other shape, monthly accounts
 # busy on the 8th-12th). Run once each way, for that decision.

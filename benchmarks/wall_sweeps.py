@@ -4,6 +4,8 @@ Usage::
 
     .venv/bin/python benchmarks/wall_sweeps.py --accounts 100000 --days 4 --rate 200 --seconds 180
     .venv/bin/python benchmarks/wall_sweeps.py --accounts 10000 --days 30 --modes changed all   # the default
+    .venv/bin/python benchmarks/wall_sweeps.py --accounts 100000 --days 16 --scale 0.25 --interval 1 \
+        --rate 10000 --bursts 2 --seconds 120 --modes changed      # support bursts -> alerts
 
 For each mode, on a private embedded broker: the simulator's history of ``--accounts`` x ``--days``, ending at
 today's UTC midnight, is produced as a backlog; one worker on the wall clock
@@ -15,13 +17,18 @@ one core), its sweeps (count, mean and longest seconds), the accounts they evalu
 (``churnwatch_accounts_swept_total``), how long after the last live event was produced it had folded every
 event, and the time ``/churnwatch/live/`` took to answer.
 
+``--bursts B`` adds, B times a second, a support burst on a random account (``--burst-tickets`` urgent tickets
+and an escalation) and reports, per mode, the seconds from each burst's last event to the first alert on its
+account (the intraday event → alert latency; bursts that raised no alert are counted apart).
+
 ``--worker-env CHURNWATCH_X=V`` adds a worker setting (the harness drops ``CHURNWATCH_*`` from the
 environment), ``--log PATH`` keeps the worker's log.
 
 Modes: ``changed`` (``CHURNWATCH_SWEEP_CHANGED_ONLY=true``, the default: a day's later sweeps evaluate only
-the accounts events reached) and ``all`` (``false``: every account at every sweep, what every version before
-it did). Prints one JSON object per mode. Timings depend on the machine and what else runs: never assert on
-them; docs/performance.md ("Wall-clock sweeps of what changed") quotes them.
+the accounts support or billing events, late usage or answers reached) and ``all`` (``false``: every account
+at every sweep, what every version before it did). Prints one JSON object per mode. Timings depend on the
+machine and what else runs: never assert on them; docs/performance.md ("Wall-clock sweeps of what changed",
+"Intraday alerts on the wall clock") quotes them.
 """
 
 from __future__ import annotations

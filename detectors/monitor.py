@@ -320,7 +320,7 @@ class AccountMonitor:
         features = _weighed(observed, feature_weights) if feature_weights else observed
         risk = self.risk_model.predict_proba_one(features)
         outcomes = self.labeller.label_and_snapshot(account_id, state, today, risk, observed)
-        flags, onset_day = self._flags(state, features)
+        flags, onset_day = self._flags(state, features, found.scheduled)
         reasons: tuple[str, ...] = ()
         # Every alerted or listed (open episode) account carries at least one reason.
         listed = risk >= cfg.alert_threshold or state.episode is not None
@@ -410,7 +410,9 @@ class AccountMonitor:
         usual = gaps.mean_gap if gaps.n_gaps >= gaps.min_gaps else 1.0
         return last_active + max(1, round(usual))
 
-    def _flags(self, state: AccountDetectorState, features: dict[str, float]) -> tuple[set[str], int | None]:
+    def _flags(
+        self, state: AccountDetectorState, features: dict[str, float], scheduled: bool
+    ) -> tuple[set[str], int | None]:
         """What the account shows (``warming_up``, ``drop``, ``silent``, ``quiet``, ``payment_failed``,
         ``support``, ``downgrade``, ``episode_open``) and the onset day of its quiet spell or drop."""
         flags: set[str] = set()
@@ -421,9 +423,8 @@ class AccountMonitor:
         if first is None or last is None or last - first < cfg.min_history_days:
             flags.add("warming_up")
         last_active = state.gaps.last_active_day
-        # A monthly account in its usual quiet weeks is neither in a drop nor quiet (for the outage guard).
-        cycle = state.cycle
-        scheduled = cycle is not None and last is not None and cycle.on_schedule(last + 1, last_active)
+        # A monthly account in its usual quiet weeks (``scheduled``) is neither in a drop nor quiet (for the
+        # outage guard).
         if state.drop_since is not None and not scheduled:
             flags.add("drop")
             onset = state.drop_since

@@ -61,15 +61,17 @@ ABSENCE = frozenset(
 
 @dataclass(slots=True)
 class Features:
-    """An account's risk features (only the non-zero ones) and the evidence behind each, by feature."""
+    """An account's risk features (only the non-zero ones) and the evidence behind each, by feature;
+    ``scheduled``: a monthly account on schedule (its :data:`ABSENCE` features left out)."""
 
     values: dict[str, float]
     evidence: dict[str, Evidence]
+    scheduled: bool = False
 
     @classmethod
-    def of(cls, items: Iterable[Evidence]) -> Features:
+    def of(cls, items: Iterable[Evidence], scheduled: bool = False) -> Features:
         evidence = {item.feature: item for item in items}
-        return cls({name: item.value for name, item in evidence.items()}, evidence)
+        return cls({name: item.value for name, item in evidence.items()}, evidence, scheduled)
 
 
 def extract(
@@ -93,6 +95,7 @@ def extract(
     items += support_evidence(state, sums)
     items += billing_evidence(window, state, sums, today)
     items += level_evidence(population, window, state, today, irregular=rhythm.irregular, weekly=sums.weekly)
-    if state.cycle is not None and state.cycle.on_schedule(today, state.gaps.last_active_day):
+    scheduled = state.cycle is not None and state.cycle.on_schedule(today, state.gaps.last_active_day)
+    if scheduled:
         items = [item for item in items if item.feature not in ABSENCE]  # its usual quiet part of the month
-    return Features.of(items)
+    return Features.of(items, scheduled)

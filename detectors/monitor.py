@@ -29,7 +29,7 @@ evaluated. Every part reads the window as of ``now_ms`` (:meth:`~detectors.windo
 days that start at or after it (a partition read ahead of the clock) wait for a later observation.
 :class:`~detectors.outage.OutageGuard` then looks at all assessments of one sweep.
 
-Size: ~460 lines, over the ~400 aim: the monitor is the one place that sequences every detector for an
+Size: ~480 lines, over the ~400 aim: the monitor is the one place that sequences every detector for an
 account-day (history, census records and their learning, in one call or in steps, features, risk,
 episodes, spells); each step is a short method calling its own module.
 """

@@ -35,13 +35,15 @@ def close_days(users: dict[int, int], was_open_from: int, open_from: int, latene
 
 def users_by_day(users: dict[int, int], days: range, lateness_ms: int) -> list[list[Any]]:
     """``[[day, sorted user hashes], ...]`` of the open ``days``, by day (a window state's ``"u"``)."""
-    rows: list[list[Any]] = []
-    for day in days:
-        bit = user_day_bit(day, lateness_ms)
-        hashes = sorted(user for user, seen in users.items() if seen & bit)
-        if hashes:
-            rows.append([day, hashes])
-    return rows
+    if not users:
+        return []
+    hashes: dict[int, list[int]] = {user_day_bit(day, lateness_ms): [] for day in days}  # one pass over users
+    for user in sorted(users):
+        seen = users[user]
+        for bit, day_hashes in hashes.items():
+            if seen & bit:
+                day_hashes.append(user)
+    return [[day, day_hashes] for day in days if (day_hashes := hashes[user_day_bit(day, lateness_ms)])]
 
 
 def users_from_state(rows: list[list[Any]], lateness_ms: int) -> dict[int, int] | None:

@@ -16,6 +16,7 @@ from streams.engine import AccountState, CachedStore, SweepOutcome
 from streams.engine.detection import Detection
 from streams.engine.fold import ARRIVALS_PER_STEP
 from streams.engine.steps import run_steps
+from streams.engine.store import WRITES_PER_STEP
 from streams.offline.replay import ReplayResult
 from tests.test_engine import (
     LiveRun,
@@ -99,12 +100,13 @@ def test_the_live_worker_folding_in_steps_equals_replay(
 
 def test_a_commit_in_steps_writes_every_changed_state_once() -> None:
     live = SteppedRun(2)
-    states = {f"acct-{i}".encode(): AccountState(AccountWindow(live.config), i % 2) for i in range(5)}
+    count = WRITES_PER_STEP * 2 + 3
+    states = {f"acct-{i}".encode(): AccountState(AccountWindow(live.config), i % 2) for i in range(count)}
     for key, state in states.items():
         live.store.put(key, state)
     steps = live.store.commit_steps()
     next(steps)
-    assert len([key for key in live.rows if key in states]) == 1  # one written, the loop may turn now
+    assert len([key for key in live.rows if key in states]) == WRITES_PER_STEP  # the loop may turn now
     for _ in steps:
         pass
     assert sorted(key for key in live.rows if key in states) == sorted(states)
@@ -155,6 +157,6 @@ def test_a_commit_drops_what_overflows_the_cache_a_step_each() -> None:
     for i in range(5):
         store.put(f"acct-{i}".encode(), AccountState(AccountWindow(WindowConfig()), 0))
     taken = sum(1 for _ in store.commit_steps())
-    assert taken == 5 + 3  # five written, three dropped
+    assert taken == 3  # five written (fewer than a step's writes), then a step per state dropped
     assert list(store.cache) == [b"acct-3", b"acct-4"]  # the oldest dropped first
     assert sorted(store.rows) == [f"acct-{i}".encode() for i in range(5)]

@@ -6,12 +6,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 
 from detectors.windows import AccountWindow, WindowConfig
 from streams.engine import AccountState
 from streams.engine.steps import Pacer
-from streams.live.table_store import POSITIONS_KEY, TableStore
+from streams.engine.store import ENGINE_KEY
+from streams.live.table_store import CENSUS_CHUNK, JSON_PARTITIONS, POSITIONS_KEY, TableStore
 
 CFG = WindowConfig()
 
@@ -119,9 +121,10 @@ def test_the_event_loop_turns_between_the_sends_of_a_long_delivery() -> None:
     assert sent_when_other_ran[:2] == [1, 2]  # the other task ran after the first send, before the last
 
 
-def test_the_census_takes_a_step_per_row_over_the_rows_it_started_with() -> None:
+def test_the_census_steps_through_the_rows_it_started_with() -> None:
     table = FakeTable()
-    table.data.update({f"a{i}".encode(): AccountState(AccountWindow(CFG), 0).to_bytes() for i in range(4)})
+    rows = CENSUS_CHUNK + 2
+    table.data.update({f"a{i}".encode(): AccountState(AccountWindow(CFG), 0).to_bytes() for i in range(rows)})
     store = TableStore(table, CFG, lambda: [0], cache_limit=10)
     steps = store.census_steps({0})
     next(steps)
@@ -131,5 +134,17 @@ def test_the_census_takes_a_step_per_row_over_the_rows_it_started_with() -> None
         while True:
             next(steps)
             taken += 1
-    assert taken == 4
-    assert done.value.value[0] == 4  # the row written meanwhile counts at the next census
+    assert taken == 2  # a step per chunk of rows
+    assert done.value.value[0] == rows  # the row written meanwhile counts at the next census
+
+
+@pytest.mark.parametrize("partition", [0, JSON_PARTITIONS - 1, JSON_PARTITIONS + 0x22])
+def test_reserved_rows_are_never_accounts_whatever_the_partition(partition: int) -> None:
+    """A reserved row's JSON starts with ``{"`` (0x7B22): at that partition the census must read keys."""
+    table = FakeTable()
+    account = AccountState(AccountWindow(CFG), partition).to_bytes()
+    table.data[b"acme"] = account
+    table.data[POSITIONS_KEY % partition] = b'{"usage": 7}'
+    table.data[ENGINE_KEY % partition] = orjson.dumps({"model": {}})
+    store = TableStore(table, CFG, lambda: [partition], cache_limit=10)
+    assert store.census({partition}) == (1, len(account))

@@ -31,6 +31,9 @@ ENGINE_KEY = RESERVED_PREFIX + b"engine/%d"
 # at restore when it learned from more outcomes than the engine's own.
 LEGACY_RISK_MODEL_KEY = RESERVED_PREFIX + b"risk-model/%d"
 
+# States a commit encodes and writes between two steps (~20 µs each; a step costs ~1 µs).
+WRITES_PER_STEP = 16
+
 RowWriter = Callable[[int, bytes, bytes], None]  # (partition, key, row): e.g. a changelog record
 
 
@@ -210,14 +213,15 @@ class CachedStore:
         drain(self.commit_steps())
 
     def commit_steps(self) -> Steps[None]:
-        """:meth:`commit` in steps: it yields after each state written and each one dropped from the cache
-        (:mod:`streams.engine.steps`)."""
+        """:meth:`commit` in steps: it yields after every :data:`WRITES_PER_STEP` states written and after
+        each one dropped from the cache (:mod:`streams.engine.steps`)."""
         owned = set(self.owned_partitions())
-        for key in list(self.dirty):
+        for index, key in enumerate(list(self.dirty), 1):
             state = self.cache[key]
             if state.partition in owned:
                 self.write(state.partition, key, state.to_bytes())
-            yield
+            if index % WRITES_PER_STEP == 0:
+                yield
         self.dirty.clear()
         if self.engine_state is not None:
             for partition in owned:

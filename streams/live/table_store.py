@@ -28,6 +28,11 @@ from streams.live.event_reader import Positions
 
 ACCOUNTS_TABLE = "accounts"
 POSITIONS_KEY = RESERVED_PREFIX + b"positions/%d"
+# Rows the census reads between two of its steps.
+CENSUS_CHUNK = 4096
+# A partition whose 2-byte prefix starts like a JSON object (``{`` is 0x7B): from here on a row's first bytes
+# cannot tell an account row from a reserved one (engine state, positions: JSON objects).
+JSON_PARTITIONS = 0x7B00
 # Every checkpoint rewrites each changed account: roll segments often and compact eagerly, so a recovery
 # reads about one record per account rather than the whole history of checkpoints.
 CHANGELOG_COMPACTION = {
@@ -115,11 +120,28 @@ class TableStore(CachedStore):
         return drain(self.census_steps(active))
 
     def census_steps(self, active: Collection[int]) -> Steps[tuple[int, int]]:
-        """:meth:`census` in steps, a step per row (at 1 M accounts a pass takes about half a second): over
-        the rows as they were when it started."""
+        """:meth:`census` in steps of :data:`CENSUS_CHUNK` rows, over the rows as they were when it started.
+
+        It reads the rows' values only: an account row starts with its partition (2 bytes), a reserved row
+        is a JSON object (its first byte is ``{``, 0x7B), so for partitions below :data:`JSON_PARTITIONS` a
+        row's first two bytes tell both; a census of a higher partition also reads the keys (slower). At
+        1 M accounts a pass took ~0.55 s of CPU a row at a time with the keys, every 5 s
+        (docs/performance.md).
+        """
+        prefixes = {partition.to_bytes(2, "big") for partition in active}
         stored = size = 0
-        for _, raw in self.rows_of(active):
-            stored += 1
-            size += len(raw)
-            yield
+        if all(partition < JSON_PARTITIONS for partition in active):
+            values = list(self.rows.values())
+            for start in range(0, len(values), CENSUS_CHUNK):
+                for raw in values[start : start + CENSUS_CHUNK]:
+                    if raw[:2] in prefixes:
+                        stored += 1
+                        size += len(raw)
+                yield
+        else:
+            for index, (_, raw) in enumerate(self.rows_of(active)):
+                stored += 1
+                size += len(raw)
+                if index % CENSUS_CHUNK == 0:
+                    yield
         return stored + sum(key not in self.rows for key in self.dirty), size

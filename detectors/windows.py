@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
 from detectors.open_users import close_days, users_by_day, users_from_state
-from detectors.shared import closed_bucket, closed_buckets, shared_day
+from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_bucket
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
@@ -442,7 +442,10 @@ class AccountWindow:
         """JSON-compatible state (lists and string-keyed dicts only)."""
         return {
             # Trailing zero columns dropped: most days have usage only.
-            "d": [[day, *_trimmed(bucket)] for day, bucket in sorted(self.days.items())],
+            "d": [
+                [day, *(stored_bucket(bucket) if type(bucket) is tuple else _trimmed(bucket))]
+                for day, bucket in self.days.items()  # ascending
+            ],
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
             "u": users_by_day(self.open_users or {}, self._user_days(), self.config.allowed_lateness_ms),
             "t": self.event_totals,

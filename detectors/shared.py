@@ -12,7 +12,7 @@ Sharing is safe because both are immutable; a window that must change a closed d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 # One int object per day number, shared by every window's keys. Values typed Any: compiled by mypyc
@@ -56,13 +56,22 @@ def stored_bucket(bucket: tuple[int, ...]) -> tuple[int, ...]:
     """
     stored = STORED.get(bucket)
     if stored is None:
-        end = len(bucket)
-        while end and not bucket[end - 1]:
-            end -= 1
         if len(STORED) >= MAX_SHARED_BUCKETS:
             STORED.clear()
-        stored = STORED[bucket] = bucket[:end]
+        stored = STORED[bucket] = trimmed(bucket)
     return stored
+
+
+def trimmed(bucket: Sequence[int]) -> Any:
+    """``bucket`` (a list or a tuple, sliced as such) without its trailing zero columns: a day's stored form.
+
+    >>> trimmed([3, 0, 1, 0]), trimmed((0, 0))
+    ([3, 0, 1], ())
+    """
+    end = len(bucket)
+    while end and not bucket[end - 1]:
+        end -= 1
+    return bucket[:end]
 
 
 # Rounded floats, one object per value (24 bytes each saved per copy). Cleared when full, as CLOSED.

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
 from detectors.open_users import close_days, users_by_day, users_from_state
-from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_bucket
+from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_bucket, trimmed
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
@@ -443,7 +443,7 @@ class AccountWindow:
         return {
             # Trailing zero columns dropped: most days have usage only.
             "d": [
-                [day, *(stored_bucket(bucket) if type(bucket) is tuple else _trimmed(bucket))]
+                [day, *(stored_bucket(bucket) if type(bucket) is tuple else trimmed(bucket))]
                 for day, bucket in self.days.items()  # ascending
             ],
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
@@ -485,10 +485,3 @@ class AccountWindow:
 
 
 _ZEROS = (0,) * N_COLUMNS
-
-
-def _trimmed(bucket: Bucket) -> Bucket:
-    end = len(bucket)
-    while end and not bucket[end - 1]:
-        end -= 1
-    return bucket[:end]

@@ -220,6 +220,14 @@ SOURCES = (
         shapes_files("plain", list(range(1000, 1010))),
     ),
     Source(
+        "shapes-smb",
+        "heldout",
+        "streams.dev.shapes, seventh held-out mix (a small-business base: some of every shape, level "
+        "churners close to healthy, busier sparse accounts, vacations of 4-18 days, late joiners), seeds "
+        "1100-1109 (defined in the eleventh pass before any run on it; run once each way for its stage 2)",
+        shapes_files("smb", list(range(1100, 1110))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

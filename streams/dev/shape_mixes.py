@@ -291,4 +291,38 @@ PLAIN = Mix(
     churn_window=(0.25, 0.97),
     seasonal_days=(8, 12),
 )
-MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN)}
+# A seventh held-out mix (issue 14, eleventh pass, 2026-12-05 07:45 UTC), fixed while the eleventh pass's
+# tuning runs were under way and before any run on it: a small-business base with some of every shape, level
+# churners closer to healthy than in any other mix, sparse accounts a little busier, short to mid vacations,
+# mid-month seasonal accounts, a fifth joining late. Run once each way, for the pass's stage 2.
+SMB = Mix(
+    "smb",
+    {
+        Shape.STEADY: 0.28,
+        Shape.WEEKDAY_ONLY: 0.15,
+        Shape.SPARSE: 0.12,
+        Shape.SEASONAL: 0.04,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.08,
+        Shape.GRADUAL_FADE: 0.07,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.05,
+        Shape.INVOLUNTARY: 0.04,
+        Shape.ONE_TIME: 0.02,
+    },
+    concentration=60.0,
+    level_sigma=0.9,
+    low_level=(0.2, 0.5),
+    fade_days=(21, 70),
+    drop_to=(0.05, 0.35),
+    drop_lead_days=(10, 35),
+    silent_days=(12, 45),
+    vacation_days=(4, 18),
+    sparse_p=(0.2, 0.5),
+    late_join=0.2,
+    holiday_week=(0.4, 0.7),
+    holiday_level=(0.1, 0.35),
+    churn_window=(0.3, 0.95),
+    seasonal_days=(15, 20),
+)
+MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB)}

@@ -26,6 +26,8 @@ shape parameters (uniform within the mix's ranges). Eight mixes are fixed in adv
   a mid-to-late holiday week.
 * ``plain`` (:data:`PLAIN`, a sixth held-out mix, issue 14's tenth pass): a plain B2B base, mostly steady
   and weekday-only accounts, a few of every other shape, monthly accounts busy on the 8th-12th.
+* ``smb`` (:data:`SMB`, a seventh held-out mix, issue 14's eleventh pass): a small-business base with some
+  of every shape, level churners close to healthy, busier sparse accounts, vacations of 4-18 days.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

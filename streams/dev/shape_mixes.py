@@ -291,7 +291,7 @@ PLAIN = Mix(
     churn_window=(0.25, 0.97),
     seasonal_days=(8, 12),
 )
-# A seventh held-out mix (issue 14, eleventh pass, 2026-12-05 07:45 UTC), fixed while the eleventh pass's
+# A seventh held-out mix (issue 14, eleventh pass, 2026-12-05 06:43 UTC), fixed while the eleventh pass's
 # tuning runs were under way and before any run on it: a small-business base with some of every shape, level
 # churners closer to healthy than in any other mix, sparse accounts a little busier, short to mid vacations,
 # mid-month seasonal accounts, a fifth joining late. Run once each way, for the pass's stage 2.

@@ -302,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DetectorConfig().monthly_cycles,
         help="DetectorConfig.monthly_cycles (on by default since issue 14's tenth pass).",
     )
+    parser.add_argument(
+        "--refit-every",
+        type=int,
+        default=DetectorConfig().refit_every,
+        help="DetectorConfig.refit_every: batch refits of the learned regression (issue 14's eleventh pass).",
+    )
     parser.add_argument("--cdnow-full", action="store_true", help="All 23,570 CDNOW customers (slow).")
     parser.add_argument(
         "--churnsim-python",
@@ -334,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                         spell_hold=args.spell_hold,
                         alert_budget=args.alert_budget,
                         monthly_cycles=args.monthly_cycles,
+                        refit_every=args.refit_every,
                     )
                     for f in files
                 ]

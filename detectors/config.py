@@ -123,6 +123,10 @@ class DetectorConfig:
         tie on the simulator and shapes-tuning (AUC +0.000 and -0.001), on the mid-month tuning shapes AUC
         +0.004 and non-churner alerts 6.8 -> 6.1 %; on the held-out `plain` shapes, which decided it, AUC
         0.802 -> 0.809 and non-churner alerts 8.2 -> 6.9 % per 30 days.
+    refit_every
+        Refit the risk model's ``learned`` regression in batch every this many outcomes, on a sample of the
+        labelled outcomes (:class:`~detectors.refit.RefitSample`), instead of one SGD step per outcome; 0
+        (the default): SGD only (issue 14, eleventh pass: ``docs/detection.md``).
     """
 
     horizon_days: int = 30
@@ -165,6 +169,7 @@ class DetectorConfig:
     spell_hold: bool = False
     alert_budget: float | None = None
     monthly_cycles: bool = True
+    refit_every: int = 0
 
     @property
     def follows_spells(self) -> bool:

@@ -146,7 +146,10 @@ class AccountMonitor:
             risk_model
             if risk_model is not None
             else RiskModel(
-                min_positives=config.min_positives, learning_rate=config.learning_rate, l2=config.l2
+                min_positives=config.min_positives,
+                learning_rate=config.learning_rate,
+                l2=config.l2,
+                refit_every=config.refit_every,
             )
         )
         self.population = PopulationModel(

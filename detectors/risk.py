@@ -42,6 +42,7 @@ from river import linear_model, optim
 from detectors.experts import SIGNAL_EXPERTS, ExpertWeights, SignalExpert
 from detectors.prior import PriorScorer, _logit, _sigmoid
 from detectors.ranking import RankWeights
+from detectors.refit import RefitSample
 
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
@@ -166,6 +167,10 @@ class RiskModel:
         "prior",
         "rank_temperature",
         "ranking",
+        "refit_every",
+        "refitted",
+        "sample",
+        "since_refit",
         "weigh_by",
     )
 
@@ -181,8 +186,13 @@ class RiskModel:
         weigh_by: str = "both",
         rank_temperature: float = 0.5,
         loss_cap: float | None = 3.0,
+        refit_every: int = 0,
     ) -> None:
         self.min_positives = min_positives
+        self.refit_every = refit_every
+        self.sample = RefitSample(("prior", *FEATURES)) if refit_every > 0 else None
+        self.since_refit = 0
+        self.refitted = False  # the learned regression's weights come from a batch fit (no more SGD)
         self.learning_rate = learning_rate
         self.l2 = l2
         self.eta = eta
@@ -224,6 +234,7 @@ class RiskModel:
             weigh_by=self.weigh_by,
             rank_temperature=self.rank_temperature,
             loss_cap=self.loss_cap,
+            refit_every=self.refit_every,
         )
 
     @property
@@ -311,7 +322,13 @@ class RiskModel:
         inputs = self._inputs(x)
         self._shares = None
         self.mixture.update(self._predictions(inputs), bool(y), weight)
-        self._lr.learn_one(inputs, bool(y), w=weight)
+        if not self.refitted:
+            self._lr.learn_one(inputs, bool(y), w=weight)
+        if self.sample is not None:
+            self.sample.add(inputs, bool(y), weight)
+            self.since_refit += 1
+            if self.since_refit >= self.refit_every:
+                self._refit(self.sample)
         for expert in self.experts:
             expert.learn_one(inputs, bool(y), weight)
         self.ranking.update(inputs, bool(y), weight, day)
@@ -320,6 +337,18 @@ class RiskModel:
         else:
             self.n_negatives += 1
         self._learned = None  # after every part learned (_predictions above read the weights before)
+
+    def _refit(self, sample: RefitSample) -> None:
+        """The learned regression's weights from a batch fit of the sample (``refit_every``)."""
+        fitted = sample.fit()
+        if fitted is None:
+            return
+        intercept, weights = fitted
+        self._lr.intercept = intercept
+        for name, weight in weights.items():
+            self._lr._weights[name] = weight
+        self.refitted = True
+        self.since_refit = 0
 
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
         w = self.learned_share
@@ -366,17 +395,18 @@ class RiskModel:
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state: counts, learned weights and intercept, the experts and their losses (the
         prior and parameters too)."""
-        return {
-            "params": {
-                "min_positives": self.min_positives,
-                "learning_rate": self.learning_rate,
-                "l2": self.l2,
-                "eta": self.eta,
-                "half_life": self.half_life,
-                "weigh_by": self.weigh_by,
-                "rank_temperature": self.rank_temperature,
-                "loss_cap": self.loss_cap,
-            },
+        params: dict[str, Any] = {
+            "min_positives": self.min_positives,
+            "learning_rate": self.learning_rate,
+            "l2": self.l2,
+            "eta": self.eta,
+            "half_life": self.half_life,
+            "weigh_by": self.weigh_by,
+            "rank_temperature": self.rank_temperature,
+            "loss_cap": self.loss_cap,
+        }
+        state: dict[str, Any] = {
+            "params": params,
             "prior": self.prior.to_state(),
             "n_pos": self.n_positives,
             "n_neg": self.n_negatives,
@@ -387,6 +417,10 @@ class RiskModel:
             "mixture": self.mixture.to_state(),
             "ranking": self.ranking.to_state(),
         }
+        if self.sample is not None:
+            params["refit_every"] = self.refit_every
+            state["refit"] = [self.sample.to_state(), self.since_refit, self.refitted]
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RiskModel:
@@ -407,4 +441,7 @@ class RiskModel:
             model.mixture.restore(state["mixture"])
         if "ranking" in state:
             model.ranking.restore(state["ranking"])
+        if model.sample is not None and "refit" in state:
+            sample, model.since_refit, model.refitted = state["refit"]
+            model.sample.restore(sample)
         return model

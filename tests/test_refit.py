@@ -1,0 +1,88 @@
+"""``DetectorConfig.refit_every``: the risk model's learned regression refitted in batch (issue 14)."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+
+from detectors.monitor import AccountMonitor, DetectorConfig
+from detectors.risk import RiskModel
+from detectors.windows import WindowConfig
+
+
+def _outcomes(n: int, seed: int = 3) -> list[tuple[dict[str, float], bool]]:
+    """Churn driven by a low level on most days (``low_activity`` high, ``infrequent`` low); sparse but
+    healthy accounts are low on both counts."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.1:  # barely engaged, daily: churns often
+            x, y = (
+                {"low_activity": rng.uniform(0.8, 1.0), "infrequent": rng.uniform(0.0, 0.2)},
+                rng.random() < 0.5,
+            )
+        elif kind < 0.4:  # sparse and healthy
+            x, y = (
+                {"low_activity": rng.uniform(0.7, 1.0), "infrequent": rng.uniform(0.6, 0.9)},
+                rng.random() < 0.03,
+            )
+        else:
+            x, y = (
+                {"low_activity": rng.uniform(0.0, 0.7), "infrequent": rng.uniform(0.0, 0.3)},
+                rng.random() < 0.03,
+            )
+        out.append((x, y))
+    return out
+
+
+def test_the_learned_regression_takes_the_batch_fit_of_its_sample() -> None:
+    model = RiskModel(refit_every=100)
+    outcomes = iter(_outcomes(3000))
+    for x, y in outcomes:
+        model.learn_one(x, y)
+        if model.n_positives + model.n_negatives >= 1500 and model.since_refit == 0:
+            break  # just refitted
+    assert model.refitted and model.sample is not None
+    fitted = model.sample.fit()
+    assert fitted is not None
+    intercept, weights = fitted
+    assert model._lr.intercept == intercept
+    assert model._lr._weights["infrequent"] == weights["infrequent"] < -1.0  # sparse is not churn
+    assert model._lr._weights["low_activity"] == weights["low_activity"] > 1.0
+    x, y = next(outcomes)  # until the next refit, the weights stay
+    model.learn_one(x, y)
+    assert model.since_refit == 1 and model._lr._weights["low_activity"] == weights["low_activity"]
+
+
+def test_refitted_it_ranks_the_barely_engaged_above_the_sparse() -> None:
+    barely, sparse = {"low_activity": 0.9, "infrequent": 0.1}, {"low_activity": 0.9, "infrequent": 0.8}
+    refit, sgd = RiskModel(refit_every=100), RiskModel()
+    for x, y in _outcomes(1500):
+        refit.learn_one(x, y)
+        sgd.learn_one(x, y)
+    refit_gap = refit._lr._weights["infrequent"] * (sparse["infrequent"] - barely["infrequent"])
+    sgd_gap = sgd._lr._weights["infrequent"] * (sparse["infrequent"] - barely["infrequent"])
+    assert refit_gap < sgd_gap < 0.0  # both learn it; the batch fit learns it fully
+
+
+def test_the_sample_and_the_fit_survive_a_restore() -> None:
+    model = RiskModel(refit_every=100)
+    for x, y in _outcomes(700):
+        model.learn_one(x, y)
+    state = orjson.loads(orjson.dumps(model.to_state()))
+    again = RiskModel.from_state(state)
+    assert again.refit_every == 100 and again.to_state() == model.to_state()
+    for x, y in _outcomes(300, seed=4):  # and both go on alike
+        model.learn_one(x, y)
+        again.learn_one(x, y)
+    assert again.to_state() == model.to_state()
+    assert again.predict_proba_one({"low_activity": 0.9}) == model.predict_proba_one({"low_activity": 0.9})
+
+
+def test_off_by_default() -> None:
+    monitor = AccountMonitor(DetectorConfig(), WindowConfig())
+    assert monitor.risk_model.sample is None and "refit" not in monitor.risk_model.to_state()
+    on = AccountMonitor(DetectorConfig(refit_every=50), WindowConfig())
+    assert on.risk_model.refit_every == 50 and "refit" in on.risk_model.to_state()

@@ -1,4 +1,9 @@
-"""``DetectorConfig.refit_every``: the risk model's learned regression refitted in batch (issue 14)."""
+"""``DetectorConfig.refit_every``: the risk model's learned regression refitted in batch (issue 14, eleventh
+pass; on by default).
+
+The figures (AUC and alerts on tuning and held-out data) are in ``docs/detection.md``; these tests hold the
+mechanism: the regression takes the batch fit, learns what one SGD pass does not, and survives a restore.
+"""
 
 from __future__ import annotations
 
@@ -81,8 +86,8 @@ def test_the_sample_and_the_fit_survive_a_restore() -> None:
     assert again.predict_proba_one({"low_activity": 0.9}) == model.predict_proba_one({"low_activity": 0.9})
 
 
-def test_off_by_default() -> None:
+def test_on_by_default_and_off_at_zero() -> None:
     monitor = AccountMonitor(DetectorConfig(), WindowConfig())
-    assert monitor.risk_model.sample is None and "refit" not in monitor.risk_model.to_state()
-    on = AccountMonitor(DetectorConfig(refit_every=50), WindowConfig())
-    assert on.risk_model.refit_every == 50 and "refit" in on.risk_model.to_state()
+    assert monitor.risk_model.refit_every == 200 and "refit" in monitor.risk_model.to_state()
+    off = AccountMonitor(DetectorConfig(refit_every=0), WindowConfig())
+    assert off.risk_model.sample is None and "refit" not in off.risk_model.to_state()

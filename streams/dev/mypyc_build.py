@@ -91,6 +91,7 @@ COMPILED: tuple[str, ...] = (
 INTERPRETED: dict[str, str] = {
     "detectors": "empty package",
     "detectors.steps": "drain: a loop over next() on generators that are compiled or not; nothing to gain",
+    "detectors.refit": "the batch fit is numpy's work, once per refit_every outcomes; nothing to gain",
 }
 
 # mypy options of the build: third-party packages are not followed (they stay dynamic calls either way), which

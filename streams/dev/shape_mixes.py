@@ -1,10 +1,11 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Eight mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and six held out (``heldout``,
-``shifted``, ``distant``, ``far``, ``remote``, ``plain``); :mod:`streams.dev.shapes` says what each is for.
+Nine mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and seven held out (``heldout``,
+``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``); :mod:`streams.dev.shapes` says what each
+is for.
 
 >>> sorted(MIXES)
-['distant', 'far', 'heldout', 'plain', 'remote', 'rhythm', 'shifted', 'tuning']
+['distant', 'far', 'heldout', 'plain', 'remote', 'rhythm', 'shifted', 'smb', 'tuning']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """

@@ -131,6 +131,13 @@ class DetectionSettings(BaseModel):
         "keep their schedule (drops, silence, recency, trends and BTYD left out); once a busy window passes "
         "without them they are judged as before.",
     )
+    refit_every: int = Field(
+        default=_DETECTOR.refit_every,
+        ge=0,
+        le=1_000_000,
+        description="Refit the risk model's learned regression in batch every this many outcomes, on a "
+        "sample of them (0: one SGD step per outcome only).",
+    )
     top_accounts_export: int = Field(
         default=0, ge=0, le=1_000, description="Export the N riskiest accounts as a labelled metric (0: off)."
     )
@@ -143,11 +150,12 @@ class DetectionSettings(BaseModel):
     )
 
     def detector_config(self) -> DetectorConfig:
-        """The detectors' thresholds with this alert threshold, alert budget and horizon (the rest are
-        DetectorConfig's own)."""
+        """The detectors' thresholds with this alert threshold, alert budget, horizon, monthly cycles and
+        refits (the rest are DetectorConfig's own)."""
         return DetectorConfig(
             alert_threshold=self.alert_threshold,
             horizon_days=self.horizon_days,
             alert_budget=self.alert_budget,
             monthly_cycles=self.monthly_cycles,
+            refit_every=self.refit_every,
         )

@@ -249,6 +249,7 @@ class AccountMonitor:
             self.risk_model.learn_one(outcome.features, outcome.label, day=outcome.day)
             n += 1
             yield
+        self.risk_model.refit_if_due()  # answers learned since the last sweep count towards it too
         return n
 
     # -- public operations --------------------------------------------------------------------------------

@@ -119,6 +119,11 @@ class RiskModel:
         ChurnSim's ``learned`` regression kept the mixture on a log-loss lead worth a factor of ~500 while
         ranking at chance; capped for every expert, answers to alerts taught the regression a ranking the
         mixture then shared out (``tests/test_answer_learning.py`` lost its gain).
+    refit_every
+        When > 0, the ``learned`` regression keeps a sample of its labelled inputs
+        (:class:`~detectors.refit.RefitSample`) and :meth:`refit_if_due` replaces its weights by a batch fit
+        of the sample once this many outcomes were learned since the last; SGD stops after the first fit
+        (``DetectorConfig.refit_every``, 200 there; 0 here: SGD only).
 
     Examples
     --------
@@ -327,8 +332,6 @@ class RiskModel:
         if self.sample is not None:
             self.sample.add(inputs, bool(y), weight)
             self.since_refit += 1
-            if self.since_refit >= self.refit_every:
-                self._refit(self.sample)
         for expert in self.experts:
             expert.learn_one(inputs, bool(y), weight)
         self.ranking.update(inputs, bool(y), weight, day)
@@ -338,17 +341,26 @@ class RiskModel:
             self.n_negatives += 1
         self._learned = None  # after every part learned (_predictions above read the weights before)
 
-    def _refit(self, sample: RefitSample) -> None:
-        """The learned regression's weights from a batch fit of the sample (``refit_every``)."""
+    def refit_if_due(self) -> bool:
+        """Refit the learned regression on its sample when ``refit_every`` outcomes were learned since the
+        last fit (the monitor asks after each batch of outcomes: one fit per sweep, however many outcomes
+        the sweep learned); True when it did."""
+        sample = self.sample
+        if sample is None or self.since_refit < self.refit_every:
+            return False
         fitted = sample.fit()
         if fitted is None:
-            return
+            return False
         intercept, weights = fitted
         self._lr.intercept = intercept
         for name, weight in weights.items():
             self._lr._weights[name] = weight
         self.refitted = True
         self.since_refit = 0
+        self._learned = None
+        self._shares = None
+        self.ranking.changed()  # the learned expert's scores of the kept outcomes moved
+        return True
 
     def predict_proba_one(self, x: Mapping[str, float]) -> float:
         w = self.learned_share

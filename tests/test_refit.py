@@ -10,8 +10,10 @@ from __future__ import annotations
 import random
 
 import orjson
+import pytest
 
 from detectors.monitor import AccountMonitor, DetectorConfig
+from detectors.outcomes import Outcome
 from detectors.risk import RiskModel
 from detectors.windows import WindowConfig
 
@@ -44,21 +46,37 @@ def _outcomes(n: int, seed: int = 3) -> list[tuple[dict[str, float], bool]]:
 
 def test_the_learned_regression_takes_the_batch_fit_of_its_sample() -> None:
     model = RiskModel(refit_every=100)
-    outcomes = iter(_outcomes(3000))
-    for x, y in outcomes:
+    outcomes = _outcomes(1600)
+    for x, y in outcomes[:1500]:
         model.learn_one(x, y)
-        if model.n_positives + model.n_negatives >= 1500 and model.since_refit == 0:
-            break  # just refitted
-    assert model.refitted and model.sample is not None
+    assert not model.refitted, "learning alone does not refit: the caller says when a batch ends"
+    assert model.refit_if_due() and model.refitted and model.sample is not None
     fitted = model.sample.fit()
     assert fitted is not None
     intercept, weights = fitted
     assert model._lr.intercept == intercept
     assert model._lr._weights["infrequent"] == weights["infrequent"] < -1.0  # sparse is not churn
     assert model._lr._weights["low_activity"] == weights["low_activity"] > 1.0
-    x, y = next(outcomes)  # until the next refit, the weights stay
-    model.learn_one(x, y)
-    assert model.since_refit == 1 and model._lr._weights["low_activity"] == weights["low_activity"]
+    for x, y in outcomes[1500:1599]:  # 99 more: not due yet, and no SGD step moves the fitted weights
+        model.learn_one(x, y)
+    assert not model.refit_if_due() and model._lr._weights["low_activity"] == weights["low_activity"]
+    model.learn_one(*outcomes[1599])
+    assert model.refit_if_due() and model._lr._weights["low_activity"] != weights["low_activity"]
+
+
+def test_the_monitor_refits_once_per_batch_of_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monitor = AccountMonitor(DetectorConfig(refit_every=100), WindowConfig())
+    asked: list[int] = []
+    original = RiskModel.refit_if_due
+
+    def refit_if_due(model: RiskModel) -> bool:
+        asked.append(model.since_refit)
+        return original(model)
+
+    monkeypatch.setattr(RiskModel, "refit_if_due", refit_if_due)
+    learned = [Outcome(f"a{i}", 20_000, 0.1, x, y) for i, (x, y) in enumerate(_outcomes(1000))]
+    assert monitor.learn(learned[:700]) == 700 and monitor.learn(learned[700:]) == 300
+    assert asked == [700, 300] and monitor.risk_model.refitted and monitor.risk_model.since_refit == 0
 
 
 def test_refitted_it_ranks_the_barely_engaged_above_the_sparse() -> None:
@@ -67,6 +85,7 @@ def test_refitted_it_ranks_the_barely_engaged_above_the_sparse() -> None:
     for x, y in _outcomes(1500):
         refit.learn_one(x, y)
         sgd.learn_one(x, y)
+    assert refit.refit_if_due()
     refit_gap = refit._lr._weights["infrequent"] * (sparse["infrequent"] - barely["infrequent"])
     sgd_gap = sgd._lr._weights["infrequent"] * (sparse["infrequent"] - barely["infrequent"])
     assert refit_gap < sgd_gap < 0.0  # both learn it; the batch fit learns it fully
@@ -76,12 +95,14 @@ def test_the_sample_and_the_fit_survive_a_restore() -> None:
     model = RiskModel(refit_every=100)
     for x, y in _outcomes(700):
         model.learn_one(x, y)
+    assert model.refit_if_due()
     state = orjson.loads(orjson.dumps(model.to_state()))
     again = RiskModel.from_state(state)
     assert again.refit_every == 100 and again.to_state() == model.to_state()
     for x, y in _outcomes(300, seed=4):  # and both go on alike
         model.learn_one(x, y)
         again.learn_one(x, y)
+    assert model.refit_if_due() and again.refit_if_due()
     assert again.to_state() == model.to_state()
     assert again.predict_proba_one({"low_activity": 0.9}) == model.predict_proba_one({"low_activity": 0.9})
 

@@ -341,6 +341,15 @@ class RiskModel:
             self.n_negatives += 1
         self._learned = None  # after every part learned (_predictions above read the weights before)
 
+    def use_refits(self, refit_every: int) -> None:
+        """Refit at this cadence from now on (a restored model takes the worker's setting): a model without
+        a sample starts one; 0 drops it (SGD goes on from the last fit's weights)."""
+        self.refit_every = refit_every
+        if refit_every <= 0:
+            self.sample, self.refitted, self.since_refit = None, False, 0
+        elif self.sample is None:
+            self.sample = RefitSample(("prior", *FEATURES))
+
     def refit_if_due(self) -> bool:
         """Refit the learned regression on its sample when ``refit_every`` outcomes were learned since the
         last fit (the monitor asks after each batch of outcomes: one fit per sweep, however many outcomes

@@ -16,6 +16,7 @@ from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.outcomes import Outcome
 from detectors.risk import RiskModel
 from detectors.windows import WindowConfig
+from streams.engine.detection import Detection
 
 
 def _outcomes(n: int, seed: int = 3) -> list[tuple[dict[str, float], bool]]:
@@ -112,3 +113,22 @@ def test_on_by_default_and_off_at_zero() -> None:
     assert monitor.risk_model.refit_every == 200 and "refit" in monitor.risk_model.to_state()
     off = AccountMonitor(DetectorConfig(refit_every=0), WindowConfig())
     assert off.risk_model.sample is None and "refit" not in off.risk_model.to_state()
+
+
+def test_a_restored_model_takes_the_configured_cadence() -> None:
+    """A model saved before refits (or with another cadence) refits as the worker's settings say."""
+    saved = RiskModel()  # saved by a worker without refits
+    for x, y in _outcomes(500):
+        saved.learn_one(x, y)
+    detection = Detection(AccountMonitor(DetectorConfig(refit_every=200), WindowConfig()))
+    detection.adopt_learning(orjson.loads(orjson.dumps(saved.to_state())), [])
+    model = detection.risk_model
+    assert model.n_positives + model.n_negatives == 500, "the saved model was taken"
+    assert model.refit_every == 200 and model.sample is not None
+    for x, y in _outcomes(800, seed=5):  # the new sample needs 30 positives
+        model.learn_one(x, y)
+    assert model.refit_if_due() and model.refitted
+    off = Detection(AccountMonitor(DetectorConfig(refit_every=0), WindowConfig()))
+    off.adopt_learning(orjson.loads(orjson.dumps(model.to_state())), [])
+    assert off.risk_model.refit_every == 0 and off.risk_model.sample is None
+    assert off.risk_model.n_positives == model.n_positives

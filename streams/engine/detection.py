@@ -152,6 +152,7 @@ class Detection:
         stored = RiskModel.from_state(model)
         current = self.risk_model
         if stored.n_positives + stored.n_negatives > current.n_positives + current.n_negatives:
+            stored.use_refits(self.monitor.config.refit_every)  # saved before refits, or at another cadence
             self.monitor.risk_model = stored
             self.unlearned = [Outcome.from_state(item) for item in unlearned]
 

@@ -13,7 +13,7 @@ rank; what answers teach is measured on the alerts they were built to answer. Wh
 the same base is the last test's.
 
 It also runs without the batch refits of the risk model (``DetectorConfig.refit_every``, on by default since
-issue 14's eleventh pass): refitted, the same base opens 9 alerts after the answers' period instead of the
+issue 14's eleventh pass): refitted, the same base opens 13 alerts after the answers' period instead of the
 dozens of false alarms on vacation dippers this study is about, too few to measure what answers teach.
 """
 

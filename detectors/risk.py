@@ -27,8 +27,9 @@ Drop, silence, support and billing features are normalised per account (ratios a
 baseline, silence in units of its own usual gap); level features are percentiles among accounts of the
 same plan. All are >= 0 and 0 means "nothing unusual".
 
-Size: ~410 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
-scores every account through it, so the coefficients it reads per account are cached here (issue 15).
+Size: ~470 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
+scores every account through it, so the coefficients it reads per account are cached here (issue 15). The
+batch refit's sample and fit are :mod:`detectors.refit`; only when to refit is decided here.
 """
 
 from __future__ import annotations

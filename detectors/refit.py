@@ -55,8 +55,9 @@ class RefitSample:
     True
     """
 
-    # 2,000 rows of ~24 inputs, zeros written as 0 (most inputs of most outcomes are 0).
-    STATE_BUDGET_BYTES: ClassVar[int] = 200_000
+    # 2,000 rows of 25 numbers of up to 4 decimals; zeros are written as 0, and most inputs of most outcomes
+    # are 0 (~150 kB on a tuning file), but every input of every row non-zero is the bound.
+    STATE_BUDGET_BYTES: ClassVar[int] = 400_000
     __slots__ = ("kept", "keys", "l2", "min_rows", "room", "seen")
 
     def __init__(

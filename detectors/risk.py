@@ -154,6 +154,7 @@ class RiskModel:
     # One model per worker, saved with the worker's state next to the population (50 kB budget), not per
     # account: ~2.3 kB of experts and up to ~25 kB of rank reservoir (at most 64 matched and 128 waiting
     # positives and 128 negatives, zeros written as 0; 22 kB at the end of a tuning file, 24 kB at most).
+    # With refits, plus the sample's own (RefitSample.STATE_BUDGET_BYTES, 400 kB; ~150 kB on a tuning file).
     STATE_BUDGET_BYTES: ClassVar[int] = 30_000
     RANK_CLEAR = 2.0  # SEs of matched AUC by which an expert must out-rank the log-loss leader to be capped
     __slots__ = (

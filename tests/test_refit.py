@@ -14,7 +14,8 @@ import pytest
 
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.outcomes import Outcome
-from detectors.risk import RiskModel
+from detectors.refit import RefitSample
+from detectors.risk import FEATURES, RiskModel
 from detectors.windows import WindowConfig
 from streams.engine.detection import Detection
 
@@ -132,3 +133,13 @@ def test_a_restored_model_takes_the_configured_cadence() -> None:
     off.adopt_learning(orjson.loads(orjson.dumps(model.to_state())), [])
     assert off.risk_model.refit_every == 0 and off.risk_model.sample is None
     assert off.risk_model.n_positives == model.n_positives
+
+
+def test_a_full_sample_fits_its_state_budget() -> None:
+    """The worst case: every input of every kept row non-zero, with four decimals."""
+    sample = RefitSample(("prior", *FEATURES))
+    rng = random.Random(8)
+    for _ in range(6000):
+        sample.add({k: rng.uniform(0.1, 9.9) for k in sample.keys}, rng.random() < 0.3)
+    assert [len(rows) for rows in sample.kept] == [1500, 500]
+    assert len(orjson.dumps(sample.to_state())) < RefitSample.STATE_BUDGET_BYTES

@@ -6,17 +6,30 @@ features ranks the next horizon's churners better (issue 14, eleventh pass: ``do
 :class:`RefitSample` keeps a bounded, class-balanced sample of labelled inputs and fits an L2-penalised
 logistic regression to it by iteratively reweighted least squares; each kept row carries the weight that
 restores its class's share of all outcomes seen, so the fitted intercept stays calibrated.
+
+The fit runs on one BLAS thread: OpenBLAS's threads spin on after each call, and on a worker's few cores
+that CPU is taken from the event loop (a sweep measured 12-19 % dearer with the default two threads).
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["RefitSample"]
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS thread pools (looked up once)."""
+    return ThreadpoolController()
+
 
 Row = tuple[tuple[float, ...], float]  # (inputs in key order, label weight)
 
@@ -103,15 +116,8 @@ class RefitSample:
         w = np.array([r[1] * scale[0] for r in negatives] + [r[1] * scale[1] for r in positives])
         penalty = np.full(x.shape[1], self.l2)
         penalty[0] = 0.0
-        beta = np.zeros(x.shape[1])
-        for _ in range(iterations):
-            p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -30.0, 30.0)))
-            gradient = x.T @ (w * (y - p)) - penalty * beta
-            hessian = (x.T * (w * p * (1.0 - p))) @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
-            step = np.linalg.solve(hessian, gradient)
-            beta += step
-            if float(np.max(np.abs(step))) < 1e-7:
-                break
+        with _blas().limit(limits=1, user_api="blas"):
+            beta = _irls(x, y, w, penalty, iterations)
         return float(beta[0]), {k: float(b) for k, b in zip(self.keys, beta[1:], strict=True)}
 
     def to_state(self) -> dict[str, Any]:
@@ -135,3 +141,20 @@ class RefitSample:
         self.kept = tuple(
             [(tuple(float(v) for v in r[:-1]), float(r[-1])) for r in state[k]] for k in ("neg", "pos")
         )  # type: ignore[assignment]
+
+
+Array = npt.NDArray[np.float64]
+
+
+def _irls(x: Array, y: Array, w: Array, penalty: Array, iterations: int) -> Array:
+    """Newton steps of the weighted, penalised logistic log-likelihood from zero, until a step is < 1e-7."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -30.0, 30.0)))
+        gradient = x.T @ (w * (y - p)) - penalty * beta
+        hessian = (x.T * (w * p * (1.0 - p))) @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        beta += step
+        if float(np.max(np.abs(step))) < 1e-7:
+            break
+    return beta

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["RankWeights", "WeekSamples", "auc_of"]
+__all__ = ["RankWeights", "WeekSamples", "auc_of", "reservoir_slot"]
 
 Scores = Callable[[Mapping[str, float]], Sequence[float]]
 Row = tuple[int, tuple[float, ...]]  # (snapshot week, inputs)
@@ -52,6 +52,16 @@ def auc_of(positives: Sequence[float], negatives: Sequence[float]) -> float:
         for p in positives
     )
     return wins / (len(positives) * len(negatives))
+
+
+def reservoir_slot(seen: int, row: object) -> int:
+    """Where a uniform reservoir puts the row offered after ``seen`` others: kept in that slot when it is
+    below the reservoir's room. Seeded by the row, so the same stream keeps the same rows.
+
+    >>> reservoir_slot(0, (1, (0.5,))), reservoir_slot(9, (1, (0.5,))) < 10
+    (0, True)
+    """
+    return zlib.crc32(repr((seen, row)).encode()) % (seen + 1)
 
 
 class WeekSamples:
@@ -98,7 +108,7 @@ class WeekSamples:
         elif week == UNDATED:
             kept.pop(0)
             kept.append(row)
-        elif (slot := zlib.crc32(repr((seen, row)).encode()) % (seen + 1)) < room:
+        elif (slot := reservoir_slot(seen, row)) < room:
             kept[slot] = row
 
     def pop(self, week: int) -> list[Row]:

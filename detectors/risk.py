@@ -27,7 +27,7 @@ Drop, silence, support and billing features are normalised per account (ratios a
 baseline, silence in units of its own usual gap); level features are percentiles among accounts of the
 same plan. All are >= 0 and 0 means "nothing unusual".
 
-Size: ~470 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
+Size: ~475 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
 scores every account through it, so the coefficients it reads per account are cached here (issue 15). The
 batch refit's sample and fit are :mod:`detectors.refit`; only when to refit is decided here.
 """
@@ -73,6 +73,11 @@ FEATURES: tuple[str, ...] = (
 )
 EVENT_FEATURES = FEATURES[:13]
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _refit_sample() -> RefitSample:
+    """The refit's sample of what the ``learned`` regression reads: the prior's lift and every feature."""
+    return RefitSample(("prior", *FEATURES))
 
 
 class RiskModel:
@@ -197,7 +202,7 @@ class RiskModel:
     ) -> None:
         self.min_positives = min_positives
         self.refit_every = refit_every
-        self.sample = RefitSample(("prior", *FEATURES)) if refit_every > 0 else None
+        self.sample = _refit_sample() if refit_every > 0 else None
         self.since_refit = 0
         self.refitted = False  # the learned regression's weights come from a batch fit (no more SGD)
         self.learning_rate = learning_rate
@@ -350,7 +355,7 @@ class RiskModel:
         if refit_every <= 0:
             self.sample, self.refitted, self.since_refit = None, False, 0
         elif self.sample is None:
-            self.sample = RefitSample(("prior", *FEATURES))
+            self.sample = _refit_sample()
 
     def refit_if_due(self) -> bool:
         """Refit the learned regression on its sample when ``refit_every`` outcomes were learned since the

@@ -7,29 +7,21 @@ features ranks the next horizon's churners better (issue 14, eleventh pass: ``do
 logistic regression to it by iteratively reweighted least squares; each kept row carries the weight that
 restores its class's share of all outcomes seen, so the fitted intercept stays calibrated.
 
-The fit runs on one BLAS thread: OpenBLAS's threads spin on after each call, and on a worker's few cores
-that CPU is taken from the event loop (a sweep measured 12-19 % dearer with the default two threads).
+The fit runs on one BLAS thread (:func:`~detectors.blas.one_blas_thread`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import ThreadpoolController
 
+from detectors.blas import one_blas_thread
 from detectors.ranking import reservoir_slot
 
 __all__ = ["RefitSample"]
-
-
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The process's BLAS thread pools (looked up once)."""
-    return ThreadpoolController()
 
 
 Row = tuple[tuple[float, ...], float]  # (inputs in key order, label weight)
@@ -117,7 +109,7 @@ class RefitSample:
         w = np.array([r[1] * scale[0] for r in negatives] + [r[1] * scale[1] for r in positives])
         penalty = np.full(x.shape[1], self.l2)
         penalty[0] = 0.0
-        with _blas().limit(limits=1, user_api="blas"):
+        with one_blas_thread():
             beta = _irls(x, y, w, penalty, iterations)
         return float(beta[0]), {k: float(b) for k, b in zip(self.keys, beta[1:], strict=True)}
 

@@ -7,15 +7,11 @@ mechanism: the regression takes the batch fit, learns what one SGD pass does not
 
 from __future__ import annotations
 
-import os
 import random
-from typing import Any
 
 import orjson
 import pytest
-from threadpoolctl import threadpool_info
 
-from detectors import refit
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.outcomes import Outcome
 from detectors.refit import RefitSample
@@ -147,21 +143,3 @@ def test_a_full_sample_fits_its_state_budget() -> None:
         sample.add({k: rng.uniform(0.1, 9.9) for k in sample.keys}, rng.random() < 0.3)
     assert [len(rows) for rows in sample.kept] == [1500, 500]
     assert len(orjson.dumps(sample.to_state())) < RefitSample.STATE_BUDGET_BYTES
-
-
-def test_the_fit_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """OpenBLAS's threads spin on after each call: on a worker's few cores that is CPU the loop loses."""
-    threads: list[int] = []
-    original = refit._irls
-
-    def irls(*args: Any) -> Any:
-        threads.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
-        return original(*args)
-
-    monkeypatch.setattr(refit, "_irls", irls)
-    sample = RefitSample(("low_activity", "infrequent"))
-    for x, y in _outcomes(800):
-        sample.add(x, y)
-    assert sample.fit() is not None
-    assert threads and set(threads) == {1}
-    assert any(pool["num_threads"] > 1 for pool in threadpool_info()) or os.cpu_count() == 1  # restored

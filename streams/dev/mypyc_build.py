@@ -92,6 +92,7 @@ INTERPRETED: dict[str, str] = {
     "detectors": "empty package",
     "detectors.steps": "drain: a loop over next() on generators that are compiled or not; nothing to gain",
     "detectors.refit": "the batch fit is numpy's work, once per refit_every outcomes; nothing to gain",
+    "detectors.blas": "a context manager around numpy's fits; nothing to gain",
 }
 
 # mypy options of the build: third-party packages are not followed (they stay dynamic calls either way), which

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from streams.dev import kafka_local
 from streams.settings import setting, settings_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -17,7 +18,9 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 
 def test_kafka_image_matches_the_broker_version_we_test_against() -> None:
-    pom = (REPO / "deploy" / "kafka" / "pom.xml").read_text()
+    # The POM the local broker fetches its jars with when `deploy/dev setup` has not (kafka_local.ensure_jars).
+    assert kafka_local.POM == REPO / "deploy" / "kafka" / "pom.xml"
+    pom = kafka_local.POM.read_text()
     version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
     assert version is not None
     assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{version.group(1)}"

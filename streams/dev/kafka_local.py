@@ -28,7 +28,7 @@ from streams.errors import ConfigError, KafkaUnavailableError
 
 log = structlog.get_logger(__name__)
 
-POM = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
+POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 30.0
 

@@ -18,7 +18,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 
 def test_kafka_image_matches_the_broker_version_we_test_against() -> None:
-    # The POM the local broker fetches its jars with when `deploy/dev setup` has not (kafka_local.ensure_jars).
+    # The POM the local broker fetches its jars with, without `deploy/dev setup` (kafka_local.ensure_jars).
     assert kafka_local.POM == REPO / "deploy" / "kafka" / "pom.xml"
     pom = kafka_local.POM.read_text()
     version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)

@@ -228,6 +228,14 @@ SOURCES = (
         shapes_files("smb", list(range(1100, 1110))),
     ),
     Source(
+        "shapes-thin",
+        "heldout",
+        "streams.dev.shapes, eighth held-out mix (a thinly engaged base: a quarter sparse, a wide spread of "
+        "levels, one-time buyers, level churners, early monthly rhythms, vacations of up to 3 weeks), seeds "
+        "1200-1209 (defined in the twelfth pass before any run on it; run once each way for its stage 2)",
+        shapes_files("thin", list(range(1200, 1210))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

@@ -1,11 +1,11 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Nine mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and seven held out (``heldout``,
-``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``); :mod:`streams.dev.shapes` says what each
-is for.
+Ten mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and eight held out (``heldout``,
+``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``); :mod:`streams.dev.shapes` says
+what each is for.
 
 >>> sorted(MIXES)
-['distant', 'far', 'heldout', 'plain', 'remote', 'rhythm', 'shifted', 'smb', 'tuning']
+['distant', 'far', 'heldout', 'plain', 'remote', 'rhythm', 'shifted', 'smb', 'thin', 'tuning']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """
@@ -25,6 +25,8 @@ __all__ = [
     "REMOTE",
     "RHYTHM",
     "SHIFTED",
+    "SMB",
+    "THIN",
     "TUNING",
     "Mix",
     "Shape",
@@ -326,4 +328,34 @@ SMB = Mix(
     churn_window=(0.3, 0.95),
     seasonal_days=(15, 20),
 )
-MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB)}
+THIN = Mix(
+    "thin",
+    {
+        Shape.STEADY: 0.15,
+        Shape.WEEKDAY_ONLY: 0.10,
+        Shape.SPARSE: 0.25,
+        Shape.SEASONAL: 0.08,
+        Shape.VACATION: 0.08,
+        Shape.LOW_LEVEL: 0.10,
+        Shape.GRADUAL_FADE: 0.06,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.05,
+        Shape.INVOLUNTARY: 0.03,
+        Shape.ONE_TIME: 0.06,
+    },
+    concentration=40.0,
+    level_sigma=1.1,
+    low_level=(0.25, 0.55),
+    fade_days=(28, 63),
+    drop_to=(0.1, 0.4),
+    drop_lead_days=(12, 38),
+    silent_days=(14, 40),
+    vacation_days=(5, 21),
+    sparse_p=(0.1, 0.3),
+    late_join=0.1,
+    holiday_week=(0.2, 0.5),
+    holiday_level=(0.15, 0.4),
+    churn_window=(0.3, 0.95),
+    seasonal_days=(5, 10),
+)
+MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN)}

@@ -28,6 +28,9 @@ shape parameters (uniform within the mix's ranges). Eight mixes are fixed in adv
   and weekday-only accounts, a few of every other shape, monthly accounts busy on the 8th-12th.
 * ``smb`` (:data:`SMB`, a seventh held-out mix, issue 14's eleventh pass): a small-business base with some
   of every shape, level churners close to healthy, busier sparse accounts, vacations of 4-18 days.
+* ``thin`` (:data:`THIN`, an eighth held-out mix, issue 14's twelfth pass): a thinly engaged base, a quarter
+  of it sparse (active on 10-30 % of days), wide spread of levels, one-time buyers, level churners, early
+  monthly rhythms (days 5-10), vacations of up to three weeks, an early holiday week.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

@@ -21,7 +21,9 @@ class WorkerSettings(BaseModel):
         default=5.0,
         gt=0,
         description="How often changed account states and the consumed offsets are written to the changelog "
-        "(a crash re-reads at most this much, harmlessly).",
+        "(a crash re-reads at most this much, harmlessly). Longer writes fewer states per event "
+        "(30 s: 2-12 % less CPU per event at 1 M accounts) but holds batches longer while a checkpoint "
+        "writes.",
     )
     state_cache_accounts: int = Field(
         default=50_000, ge=0, description="Decoded account states kept in memory between batches, at most."

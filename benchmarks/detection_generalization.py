@@ -28,6 +28,9 @@ Sources and splits (fixed in advance; defined in ``benchmarks/generalization_sou
 * ``shapes-remote`` (HELD-OUT): ``streams.dev.shapes`` "remote" mix (a fifth held-out mix: seasonal accounts
   busy at the start of each month, sparse accounts, vacations of 1-3 weeks, churn of every cause, late
   joiners), seeds 900-909, defined in the tenth pass before any work or run on it; run once, for its report.
+* ``shapes-plain``, ``shapes-smb``, ``shapes-thin`` (HELD-OUT): the "plain" (tenth pass), "smb" (eleventh)
+  and "thin" (twelfth; not yet run) mixes, seeds 1000-1009, 1100-1109 and 1200-1209, each defined before any
+  run on it (``benchmarks/generalization_sources.py`` describes them).
 * ``cdnow`` (HELD-OUT, real): CDNOW purchases 1997-98 shipped in the ``lifetimes`` wheel (MIT; data published
   by Fader & Hardie), the 2,357-customer sample (``--cdnow-full``: all 23,570), converted by
   ``benchmarks/real_data.py``; as-of 1997-07-01, 1997-10-01, 1998-01-01, 1998-04-01, outcome: no purchase in

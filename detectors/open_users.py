@@ -34,16 +34,28 @@ def close_days(users: dict[int, int], was_open_from: int, open_from: int, latene
 
 
 def users_by_day(users: dict[int, int], days: range, lateness_ms: int) -> list[list[Any]]:
-    """``[[day, sorted user hashes], ...]`` of the open ``days``, by day (a window state's ``"u"``)."""
+    """``[[day, sorted user hashes], ...]`` of the open ``days``, by day (a window state's ``"u"``).
+
+    Written at every checkpoint for every account changed (at 1 M accounts ~8 % of a worker's CPU in
+    2026-12-05's profile), so it reads the few users once per open day without a call per bit.
+
+    >>> lateness = 2 * DAY_MS
+    >>> first, second = user_day_bit(20_000, lateness), user_day_bit(20_001, lateness)
+    >>> users = {9: first | second, 4: second}
+    >>> users_by_day(users, range(20_000, 20_003), lateness)
+    [[20000, [9]], [20001, [4, 9]]]
+    """
     if not users:
         return []
-    hashes: dict[int, list[int]] = {user_day_bit(day, lateness_ms): [] for day in days}  # one pass over users
-    for user in sorted(users):
-        seen = users[user]
-        for bit, day_hashes in hashes.items():
-            if seen & bit:
-                day_hashes.append(user)
-    return [[day, day_hashes] for day in days if (day_hashes := hashes[user_day_bit(day, lateness_ms)])]
+    span = lateness_ms // DAY_MS + 2  # user_day_bit's modulus
+    ordered = sorted(users)
+    rows: list[list[Any]] = []
+    for day in days:
+        bit = 1 << day % span
+        hashes = [user for user in ordered if users[user] & bit]
+        if hashes:
+            rows.append([day, hashes])
+    return rows
 
 
 def users_from_state(rows: list[list[Any]], lateness_ms: int) -> dict[int, int] | None:

@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 from detectors.alerts import Alert, Transition
 from tests.http_recorder import HTTPRecorder
-from tests.kafka_harness import WorkerFactory, make_alert, read_topic, run, wait_until
+from tests.kafka_harness import WorkerFactory, make_alert, metric_value, read_topic, run, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -62,11 +62,17 @@ def test_flaky_receivers_get_each_alert_once_signed(workers: WorkerFactory, tmp_
             lambda: sum(r.reply.status == 200 for r in crm.requests) == 2, timeout=60, what="escalation"
         )
         metrics = restarted.get("/metrics").text
-        wait_until(
-            lambda: "churnwatch_alert_duplicates_suppressed_total 1.0" in restarted.get("/metrics").text,
-            timeout=30,
-            what="duplicate counted",
-        )
+        try:
+            wait_until(
+                lambda: "churnwatch_alert_duplicates_suppressed_total 1.0" in restarted.get("/metrics").text,
+                timeout=30,
+                what="duplicate counted",
+            )
+        except AssertionError as error:  # failed once in CI (2026-12-05): say what the count and the CRM saw
+            text = restarted.get("/metrics").text
+            count = metric_value(text, "churnwatch_alert_duplicates_suppressed_total")
+            seen = [(r.header("webhook-id"), r.reply.status) for r in crm.requests]
+            raise AssertionError(f"{error}; suppressed count {count}, CRM requests {seen}") from None
         assert [r.header("webhook-id") for r in crm.requests if r.reply.status == 200] == [
             "acme:1795600000000:opened",
             "acme:1795600000000:escalated:high",

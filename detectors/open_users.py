@@ -47,11 +47,10 @@ def users_by_day(users: dict[int, int], days: range, lateness_ms: int) -> list[l
     """
     if not users:
         return []
-    span = lateness_ms // DAY_MS + 2  # user_day_bit's modulus
     ordered = sorted(users)
     rows: list[list[Any]] = []
     for day in days:
-        bit = 1 << day % span
+        bit = user_day_bit(day, lateness_ms)
         hashes = [user for user in ordered if users[user] & bit]
         if hashes:
             rows.append([day, hashes])

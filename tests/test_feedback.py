@@ -14,7 +14,7 @@ from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
 from streams.gateway.alert_index import AlertIndex
 from streams.gateway.feedback import answered_blocks, parse_api, parse_slack
 from streams.gateway.model import RequestError
-from streams.sinks.slack import render_alert, render_digest
+from streams.sinks.slack_blocks import render_alert, render_digest
 from tests.kafka_harness import make_alert
 
 

@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from standardwebhooks.webhooks import Webhook
 
 from detectors.alerts import Alert
-from streams.sinks.slack import render_alert, render_digest
+from streams.sinks.slack_blocks import render_alert, render_digest
 from tests.gateway_harness import GatewayFactory, GatewayProcess, gateway_factory, unique
 from tests.http_recorder import HTTPRecorder
 from tests.kafka_harness import KafkaForTests, make_alert, wait_until

@@ -48,7 +48,14 @@ from streams.sinks import (
     parse_retry_after,
     send_test_alert,
 )
-from streams.sinks.slack import FIELD_MAX, HEADER_MAX, MAX_BLOCKS, TEXT_MAX, render_alert, render_digest
+from streams.sinks.slack_blocks import (
+    FIELD_MAX,
+    HEADER_MAX,
+    MAX_BLOCKS,
+    TEXT_MAX,
+    render_alert,
+    render_digest,
+)
 from tests.http_recorder import HTTPRecorder, RecordedRequest, Reply
 
 SLACK_TOKEN = "xoxSECRETtoken0123456789"

@@ -38,7 +38,7 @@ from streams.gateway.alert_index import AlertIndex, AnswerNews, KnownAlert
 from streams.gateway.model import Rejection, RequestError
 from streams.gateway.outbox import KafkaUnavailable, Record
 from streams.sinks.notifier import snooze_record
-from streams.sinks.slack import FEEDBACK_ACTION, FEEDBACK_BLOCK, TEXT_MAX, escape_mrkdwn, truncate
+from streams.sinks.slack_blocks import FEEDBACK_ACTION, FEEDBACK_BLOCK, TEXT_MAX, escape_mrkdwn, truncate
 
 log = structlog.get_logger(__name__)
 

@@ -14,15 +14,14 @@ from detectors.windows import DAY_MS
 from streams.cli.replay import replay
 from streams.offline.backtest import (
     CHURNWATCH,
-    AlertStats,
     Backtest,
     BacktestConfig,
     OutcomeMode,
     ScorerResult,
-    alert_stats,
     backtest,
     plan_as_of,
 )
+from streams.offline.backtest_alerts import AlertStats, alert_stats
 from streams.offline.baselines import AucResult, auc
 from streams.offline.replay import run_replay
 

@@ -9,20 +9,17 @@ has any cancellation. Two views, both computed on the same accounts:
   :mod:`streams.offline.baselines`; AUC (± Hanley-McNeil SE) for "churns within ``horizon_days``". As-of
   points need a full horizon after them. The figure per scorer is the mean over as-of points (its SE is the
   mean SE: no credit for the repetition).
-* **alerts**: churnwatch's opened ``account_risk`` episodes; each baseline "alerts" when its daily score
-  crosses a threshold upwards, the threshold chosen so that it raises as many alerts per non-churner
-  account-month as churnwatch did (the same alert budget). Churners flagged (an opening within
-  ``lookback_days`` before the churn; ``ahead`` when at least ``lead_min_days`` before), lead time, alerts on
-  non-churners per account per 30 days, and precision over the episodes whose outcome is known (followed by a
-  churn within the lookback, or opened at least a lookback before the end of the file).
+* **alerts**: churnwatch's opened ``account_risk`` episodes against each baseline's threshold crossings at
+  the same alert budget: churners flagged, lead time, false alerts and precision, computed by
+  :mod:`streams.offline.backtest_alerts` on the churn days found here.
 
 A churn happens at the cancellation; with the inactivity outcome, when the horizon of silence has passed
 after the last activity (the moment the definition is met). Times are in epoch days (floats).
 
-Size: ~420 lines, just over the ~400 aim: ranking (AUC and its error per as-of point) and the alert
-statistics are one computation over the same per-day score matrix and churn days; the baseline scores
-themselves are in ``streams/offline/baselines.py`` and the CLI rendering in ``streams/cli/backtest.py``.
-Split them when a third kind of measure arrives.
+This module holds the configuration, the outcomes, the ranking and :func:`backtest`, which runs both views;
+the alert statistics are in ``streams/offline/backtest_alerts.py`` (it imports nothing from here), the
+baseline scores themselves in ``streams/offline/baselines.py`` and the CLI rendering in
+``streams/cli/backtest.py``.
 """
 
 from __future__ import annotations
@@ -30,15 +27,15 @@ from __future__ import annotations
 import statistics
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors.alerts import AlertKind, Transition
 from detectors.windows import DAY_MS
+from streams.offline.backtest_alerts import AlertStats, all_alert_stats
 from streams.offline.baselines import (
     BASELINE_LABELS,
     BASELINES,
@@ -87,26 +84,6 @@ class EveryNthMidnight:
 
     def __len__(self) -> int:
         return 0
-
-
-@dataclass(slots=True)
-class AlertStats:
-    threshold: float | None
-    churners: int
-    flagged: int
-    flagged_ahead: int
-    lead_median: float | None
-    lead_p25: float | None
-    nonchurner_alerts_per_30d: float | None
-    precision: float | None
-    judged: int
-    hits: int = 0
-    leads: list[float] = field(default_factory=list, repr=False)
-    openings: dict[str, list[float]] = field(default_factory=dict, repr=False)
-
-    @property
-    def flagged_ahead_share(self) -> float | None:
-        return self.flagged_ahead / self.churners if self.churners else None
 
 
 @dataclass(slots=True)
@@ -301,121 +278,9 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     }
     warm = day0 + cfg.warmup_days
     nonchurners = [a for a in matrix.accounts if a not in churn]
-    alerts = _all_alert_stats(ctx, churn, nonchurners, warm, end_day)
+    ours, baselines = all_alert_stats(result, matrix, ctx.scorer, cfg, churn, warm, end_day)
+    alerts = {CHURNWATCH: ours, **baselines}
     scorers = {n: ScorerResult(n, _mean_auc(per[n]), per[n], alerts[n]) for n in per}
     return Backtest(
         mode, cfg.horizon_days, as_of, scorers, churn, nonchurners, end_day, warm, cfg.lead_min_days
     )
-
-
-# -- alerts -------------------------------------------------------------------------------------------------
-
-
-def alert_stats(
-    openings: dict[str, list[float]],
-    churn: dict[str, float],
-    nonchurner_days: float,
-    warm: float,
-    end_day: float,
-    cfg: BacktestConfig,
-    threshold: float | None,
-) -> AlertStats:
-    """Churners flagged, lead, false alerts and judged precision of alert openings (epoch days).
-
-    ``churn`` maps churners to when they churned; only those churning after ``warm`` count. An opening
-    flags a churner within ``cfg.lookback_days`` before its churn (``ahead`` when at least
-    ``cfg.lead_min_days`` before); openings on accounts not in ``churn`` are false alerts, per
-    ``nonchurner_days`` / 30; an opening is judged when followed by the churn within the lookback or opened
-    at least a lookback before ``end_day``.
-    """
-    lookback, ahead = cfg.lookback_days, cfg.lead_min_days
-    leads: list[float] = []
-    flagged_ahead = 0
-    counted = {a: c for a, c in churn.items() if c >= warm}
-    for account, c in counted.items():
-        before = [t for t in openings.get(account, []) if c - lookback <= t < c]
-        if before:
-            leads.append(c - min(before))
-            flagged_ahead += any(t <= c - ahead for t in before)
-    false_alerts = sum(len(ts) for a, ts in openings.items() if a not in churn)
-    judged = hits = 0
-    for account, times in openings.items():
-        churned_at = churn.get(account)
-        for t in times:
-            hit = churned_at is not None and t < churned_at <= t + lookback
-            if hit or t + lookback <= end_day:
-                judged += 1
-                hits += hit
-    return AlertStats(
-        threshold=threshold,
-        churners=len(counted),
-        flagged=len(leads),
-        flagged_ahead=flagged_ahead,
-        lead_median=round(statistics.median(leads), 1) if leads else None,
-        lead_p25=round(float(np.percentile(leads, 25)), 1) if leads else None,
-        nonchurner_alerts_per_30d=round(false_alerts / (nonchurner_days / 30), 5)
-        if nonchurner_days
-        else None,
-        precision=round(hits / judged, 4) if judged else None,
-        judged=judged,
-        hits=hits,
-        leads=leads,
-        openings=openings,
-    )
-
-
-def _crossings(daily: npt.NDArray[np.float32], threshold: float, valid: npt.NDArray[np.bool_]) -> Any:
-    above = (daily >= threshold) & valid
-    previous = np.zeros_like(above)
-    previous[:, 1:] = above[:, :-1]
-    return above & ~previous
-
-
-def _all_alert_stats(
-    ctx: _Context, churn: dict[str, float], nonchurners: list[str], warm: float, end_day: float
-) -> dict[str, AlertStats]:
-    matrix, cfg = ctx.matrix, ctx.cfg
-    first = ctx.scorer.first + matrix.day0
-    non_days = sum(
-        max(0.0, end_day - max(warm, float(first[i])))
-        for i, a in enumerate(matrix.accounts)
-        if a not in churn and not np.isnan(first[i])
-    )
-    ours: dict[str, list[float]] = {}
-    compared = set(matrix.accounts)
-    for alert in ctx.result.alerts:
-        if alert.kind is AlertKind.ACCOUNT_RISK and alert.transition is Transition.OPENED:
-            t = alert.event_ts_ms / DAY_MS
-            if t >= warm and alert.account_id in compared:
-                ours.setdefault(alert.account_id, []).append(t)
-    threshold = ctx.result.config.alert_threshold
-    out = {CHURNWATCH: alert_stats(ours, churn, non_days, warm, end_day, cfg, threshold)}
-    target = out[CHURNWATCH].nonchurner_alerts_per_30d or 0.0
-    days = np.arange(matrix.counts.shape[1]) + matrix.day0
-    stop = np.array([churn.get(a, np.inf) for a in matrix.accounts])
-    valid = (days[None, :] >= warm) & (days[None, :] < stop[:, None])
-    is_non = np.array([a not in churn for a in matrix.accounts])
-    # Daily BG/NBD scores use the parameters fitted on the whole file (as a batch user of it would).
-    params = ctx.scorer.fit(matrix.counts.shape[1], np.flatnonzero(~np.isnan(ctx.scorer.first)))
-    for name in BASELINES:
-        daily = ctx.scorer.daily(name, params)
-        finite = np.isfinite(daily)
-        scored = daily[finite & valid]
-        grid = np.unique(np.quantile(scored, np.linspace(0.5, 1.0, 201))) if scored.size else np.array([])
-        chosen: float | None = float(grid[-1]) + 1.0 if len(grid) else None
-        lo, hi = 0, len(grid) - 1
-        while lo <= hi:  # the lowest threshold whose non-churner alert rate stays within churnwatch's
-            mid = (lo + hi) // 2
-            opened = _crossings(daily, float(grid[mid]), valid & finite)
-            rate = opened[is_non].sum() / (non_days / 30) if non_days else 0.0
-            if rate <= target:
-                chosen, hi = float(grid[mid]), mid - 1
-            else:
-                lo = mid + 1
-        openings: dict[str, list[float]] = {}
-        if chosen is not None:
-            rows, cols = np.nonzero(_crossings(daily, chosen, valid & finite))
-            for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-                openings.setdefault(matrix.accounts[r], []).append(float(days[c]))
-        out[name] = alert_stats(openings, churn, non_days, warm, end_day, cfg, chosen)
-    return out

@@ -42,7 +42,8 @@ from streams.live.worker import quiet_kafka_client_logs  # noqa: E402
 from streams.offline.backfill import History, fold_history  # noqa: E402
 from streams.offline.backfill_store import backfill  # noqa: E402
 from streams.offline.replay import run_replay  # noqa: E402
-from streams.offline.replay_input import InputRules, SortedInput, read_source  # noqa: E402
+from streams.offline.replay_input import InputRules  # noqa: E402
+from streams.offline.sorted_input import SortedInput, read_source  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tests.kafka_harness import start_private_broker  # noqa: E402
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.offline.replay import run_replay
-from streams.offline.replay_input import InputRules, SortedInput, read_source
+from streams.offline.replay_input import InputRules
+from streams.offline.sorted_input import SortedInput, read_source
 from streams.settings import Settings
 
 

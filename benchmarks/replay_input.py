@@ -37,7 +37,8 @@ from streams.dedup import Deduplicator
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.events import validate
 from streams.live.ingest import AccountState, BatchFolder, RawRecord
-from streams.offline.replay_input import InputRules, SortedInput
+from streams.offline.replay_input import InputRules
+from streams.offline.sorted_input import SortedInput
 
 RULES = InputRules(
     max_event_bytes=65_536,

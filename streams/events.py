@@ -314,7 +314,7 @@ def decode_again(raw: bytes, ts_ms: int, *, max_bytes: int) -> Event:
     to what it returned, for less: a usage event takes the typed decoder's parse alone (the line passed its
     checks the first time; the parse and ``validate`` agree on every usage value both accept,
     ``tests/test_typed_decode.py``), with the event time already found; other events go through
-    :func:`decode`. Replay reads its spilled runs back with it (``streams/offline/replay_input.py``).
+    :func:`decode`. Replay reads its spilled runs back with it (``streams/offline/sorted_input.py``).
 
     >>> decode_again(b'{"type":"usage","account_id":"a","ts":"1970-01-01T00:00:00.005Z","event":"x"}', 5,
     ...              max_bytes=99)

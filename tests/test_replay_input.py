@@ -21,7 +21,8 @@ from detectors.windows import DAY_MS
 from streams.cli.replay import replay
 from streams.dev.simulator import Simulation, SimulationConfig, write_jsonl
 from streams.events import DeadLetterReason, InvalidEventError, validate
-from streams.offline.replay_input import InputRules, SortedInput, file_clock
+from streams.offline.replay_input import InputRules
+from streams.offline.sorted_input import SortedInput, file_clock
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 RULES = InputRules(

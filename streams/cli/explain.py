@@ -11,19 +11,14 @@ import typer
 
 from streams.cli.checks import UsageError, output_file
 from streams.cli.progress import report_console
+from streams.cli.setting_flags import replay_settings
 from streams.events import InvalidEventError, parse_ts
 from streams.offline.backtest import EveryNthMidnight
 from streams.offline.explain import Story, account_story, print_story, story_dict, story_from_dict
 from streams.offline.replay import run_replay
-from streams.offline.replay_input import (
-    STDIN,
-    InputError,
-    InputRules,
-    SortedInput,
-    read_source,
-    replay_settings,
-)
+from streams.offline.replay_input import STDIN, InputError, InputRules
 from streams.offline.report_charts import timeline
+from streams.offline.sorted_input import SortedInput, read_source
 
 
 def explain(

@@ -15,6 +15,7 @@ from rich.table import Table
 from streams.cli.backtest import backtest_report, print_backtest, snapshot_days
 from streams.cli.checks import output_file
 from streams.cli.progress import PlainProgress, progress_for, report_console
+from streams.cli.setting_flags import FLAG_SETTINGS, flag_name, replay_settings, setting_help
 from streams.dev.mypyc_build import loaded_compiled
 from streams.events import InvalidEventError, parse_ts
 from streams.feedback import Feedback
@@ -22,23 +23,18 @@ from streams.offline.backtest import OutcomeMode
 from streams.offline.replay import ReplayResult, rfc3339, run_replay
 from streams.offline.replay_input import (
     DEFAULT_SORT_MEMORY_BYTES,
-    FLAG_SETTINGS,
     STDIN,
     InputError,
     InputRules,
     InputStats,
-    SortedInput,
-    flag_name,
     input_report,
     no_event_summary,
-    read_source,
     rejects_file,
-    replay_settings,
-    setting_help,
 )
 from streams.offline.replay_lockstep import replay_lockstep
 from streams.offline.replay_outputs import build_report, state_sizes, write_alerts, write_scores
 from streams.offline.replay_parallel import replay_file_parallel
+from streams.offline.sorted_input import SortedInput, read_source
 from streams.settings import Settings
 
 

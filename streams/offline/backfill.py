@@ -2,7 +2,7 @@
 
 ``churnwatch backfill FILE…`` reads canonical event files (or Segment and Stripe exports mapped by the
 gateway's code, :mod:`streams.offline.backfill_exports`) exactly as ``churnwatch replay`` does (the same
-validation, event-time sort and deduplication in :mod:`streams.offline.replay_input`, the same windows,
+validation, event-time sort and deduplication in :mod:`streams.offline.sorted_input`, the same windows,
 detectors and alert policy in :func:`streams.offline.replay.run_replay`, the worker's settings). The final
 per-account windows and detector states become rows of the worker's ``accounts`` table, in the form the worker
 itself stores them (:class:`~streams.engine.AccountState`), each in the changelog partition the worker
@@ -54,11 +54,10 @@ from streams.offline.replay_input import (
     InputError,
     InputRules,
     InputStats,
-    SortedInput,
     no_event_summary,
     open_events,
-    read_source,
 )
+from streams.offline.sorted_input import SortedInput, read_source
 from streams.settings import Settings
 
 OnProgress = Callable[[str, int], None]  # (phase, lines or events so far)

@@ -1,6 +1,6 @@
 """Offline replay: the live pipeline's engine over a JSON-lines event file.
 
-No Kafka: events are validated as the ingest path validates records (by :mod:`streams.offline.replay_input`,
+No Kafka: events are validated as the ingest path validates records (by :mod:`streams.offline.sorted_input`,
 or here for plain lines) and handed to the same :class:`~streams.engine.Engine` the live worker drives, with
 an in-memory store and the event-time clock: each UTC midnight the usage events' clock crosses sweeps every
 account, so accounts that went silent are evaluated too. Detector work is therefore per account-day, and the
@@ -38,7 +38,8 @@ from streams.gc_freeze import GcFreezer
 from streams.offline.replay_fold import fold_in_order
 
 if TYPE_CHECKING:
-    from streams.offline.replay_input import InputRules, RejectSink, SortedInput
+    from streams.offline.replay_input import InputRules, RejectSink
+    from streams.offline.sorted_input import SortedInput
 
 ProgressCallback = Callable[[int, int], None]  # (lines read, event-time watermark in ms)
 CHUNK = 4_096  # events handed to the engine at a time
@@ -121,7 +122,7 @@ def run_replay(
     Parameters
     ----------
     lines
-        A :class:`~streams.offline.replay_input.SortedInput` (validated, time-sorted, deduplicated events,
+        A :class:`~streams.offline.sorted_input.SortedInput` (validated, time-sorted, deduplicated events,
         decoded once), or raw JSON lines (bytes) already in event-time order as far as the window's lateness
         allowance requires; blank lines are ignored, invalid ones counted.
     config, window_config
@@ -153,7 +154,7 @@ def run_replay(
     run = _Run(result, mon, snapshot_at, feedback, answer_policy, holdout_member)
     if record_activity:
         result.activity = {}
-    from streams.offline.replay_input import SortedInput  # it imports this module
+    from streams.offline.sorted_input import SortedInput  # it imports this module
 
     events = lines.events() if isinstance(lines, SortedInput) else _decode(lines, result)
     with run.gc_freezer:  # thaws at the end: the caller's objects are the collector's again
@@ -357,7 +358,8 @@ def replay_file(
     ``rules`` default to the worker's settings (``CHURNWATCH_*``); the input's own figures (lines, bad
     lines) replace the result's.
     """
-    from streams.offline.replay_input import InputRules, SortedInput, read_source
+    from streams.offline.replay_input import InputRules
+    from streams.offline.sorted_input import SortedInput, read_source
     from streams.settings import load_settings
 
     rules = rules if rules is not None else InputRules.from_settings(load_settings())

@@ -10,7 +10,7 @@ each UTC midnight the clock crosses as one process's sweep would:
 
 1. **Cut.** One process sweeps a midnight just before the first usage event of a later day (in pass 2's
    order: event time, line text, line number). The coordinator runs pass 2 (``future_ts``, duplicates) over
-   every shard's sorted runs without decoding them (:meth:`~streams.offline.replay_input.SortedInput.judged`)
+   every shard's sorted runs without decoding them (:meth:`~streams.offline.sorted_input.SortedInput.judged`)
    and finds that event; its event clock says which midnights it crosses. The next cut is judged while the
    shards observe.
 2. **Census.** Shards fold their events before the cut (but the rejected lines), take their due accounts
@@ -57,9 +57,10 @@ from streams.engine.uplift import UpliftLedger
 from streams.events import LATEST_TS_MS
 from streams.gc_freeze import GcFreezer
 from streams.offline.replay import ProgressCallback, ReplayResult, record_sweep
-from streams.offline.replay_input import InputError, InputRules, InputStats, RejectSink, SortedInput
+from streams.offline.replay_input import InputError, InputRules, InputStats, RejectSink
 from streams.offline.replay_parallel import ShardRead, order_reasons
 from streams.offline.replay_shard import Key, shard_main
+from streams.offline.sorted_input import SortedInput
 
 _ACCOUNT = attrgetter("account_id")
 
@@ -131,7 +132,7 @@ class Shards:
 
 
 class Cuts:
-    """Pass 2 over every shard's runs (:meth:`~streams.offline.replay_input.SortedInput.judged`), read one
+    """Pass 2 over every shard's runs (:meth:`~streams.offline.sorted_input.SortedInput.judged`), read one
     cut ahead: where one process sweeps (before the first accepted usage event of a later day, at or before
     ``as_of_ms``), with the lines rejected on the way (``rejected`` is filled by the input's reject sink)."""
 

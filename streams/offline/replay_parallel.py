@@ -1,6 +1,6 @@
 """Read and validate a large file on N cores (``replay --jobs N``); the same results as one process.
 
-Pass 1 (decode, validate, sort: :class:`~streams.offline.replay_input.SortedInput`) runs in N processes, one
+Pass 1 (decode, validate, sort: :class:`~streams.offline.sorted_input.SortedInput`) runs in N processes, one
 per shard of the accounts (an account's shard is the CRC-32 of its id modulo N). Each reads the whole file,
 takes the lines of its accounts (numbered as in the file), and leaves them sorted in run files. The parent
 then does what one process does after pass 1: it merges the runs in event-time order, judges ``future_ts`` by
@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 
 from streams.events import InvalidEventError, decode
 from streams.offline.replay import ReplayResult, run_replay
-from streams.offline.replay_input import InputRules, InputStats, RejectSink, SortedInput, read_source
+from streams.offline.replay_input import InputRules, InputStats, RejectSink
+from streams.offline.sorted_input import SortedInput, read_source
 
 T = TypeVar("T")
 _KEY = b'"account_id"'

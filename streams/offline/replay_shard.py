@@ -26,8 +26,9 @@ from streams.engine.detection import Observed, Swept, census_view, due_accounts
 from streams.events import LATEST_TS_MS, BillingEvent, Event, UsageEvent
 from streams.gc_freeze import GcFreezer
 from streams.offline.replay_fold import OrderedFold, fold_in_order
-from streams.offline.replay_input import InputError, InputRules, Record, SortedInput
+from streams.offline.replay_input import InputError, InputRules
 from streams.offline.replay_parallel import die_with, read_shard_input
+from streams.offline.sorted_input import Record, SortedInput
 
 # The order of one process's pass 2: event time, then the line's text, then its number (all unique).
 Key = tuple[int, bytes, int]

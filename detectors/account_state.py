@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
+from detectors.baseline import GapTracker, SeasonalBaseline
 from detectors.config import DetectorConfig
 from detectors.cycle import MonthlyCycle
+from detectors.drop import DropDetector
 from detectors.engagement import EngagementTracker
 from detectors.episode import Episode
 from detectors.reasons import SIGNALS

@@ -1,24 +1,20 @@
-"""Per-account baselines and change detectors for engagement signals.
+"""Per-account baselines of engagement signals: what a normal day and a normal gap are for one account.
 
-Three small, River-style pieces make up an account's engagement model; each keeps a few numbers of state so
-thousands of accounts fit in a changelog-backed table:
+Two small, River-style pieces learn an account's own normal; each keeps a few numbers of state so thousands
+of accounts fit in a changelog-backed table:
 
 * :class:`SeasonalBaseline` learns what a normal day looks like for one daily signal (usage events, active
   users, key events) with weekly seasonality: separate exponentially weighted statistics for weekdays and
-  weekends, so a quiet weekend is compared with other weekends.
-* :class:`DropDetector` runs River's Page-Hinkley test (``mode="down"``, written out) on the
-  baseline-normalised series (z-scores), so it reacts to sustained drops, not single bad days.
+  weekends, so a quiet weekend is compared with other weekends. Its z-scores feed the sustained-drop test,
+  :class:`~detectors.drop.DropDetector`.
 * :class:`GapTracker` learns an account's usual gap between active days, so silence is judged against the
   account's own rhythm (daily, weekly, monthly) instead of a fixed number of days.
 
-Every class has ``clone()``, JSON-compatible ``to_state()`` / ``from_state()`` and keeps its floats rounded to
+Both have ``clone()``, JSON-compatible ``to_state()`` / ``from_state()`` and keep their floats rounded to
 :data:`STATE_DECIMALS` decimals in memory, so a JSON round trip (what the live table does on every update)
-gives bit-identical subsequent outputs to an in-memory run (what offline replay does).
-
-Size: ~430 lines, just over the ~400 aim since Page-Hinkley's test is written out in
-:meth:`DropDetector.update` for the sweep's cost (issue 15; checked equal to River's own in
-``tests/test_sweep_shortcuts.py``); the three classes share the rounding and state helpers, so they stay
-together.
+gives bit-identical subsequent outputs to an in-memory run (what offline replay does). The calendar helpers
+(:func:`weekday_of`, :func:`is_weekend`, :func:`weekend_days`) and :func:`half_life_alpha` are shared with
+other detectors.
 """
 
 from __future__ import annotations
@@ -327,119 +323,3 @@ class GapTracker:
         tracker = cls(**params)
         tracker.last_active_day, tracker.n_gaps, tracker.mean_gap, tracker.var_gap = state
         return tracker
-
-
-class DropDetector:
-    """Sustained-drop detector: River's Page-Hinkley test (``mode="down"``) on a normalised series.
-
-    Fed with baseline z-scores, ``threshold`` is in z units: with ``delta = 0.5`` a series sitting two
-    standard deviations low accumulates 1.5 per day, so ``threshold = 6`` fires on the fourth such day,
-    while independent noise rarely drifts that far. River's test is written out over the five numbers it
-    keeps for decreases (its operations in its order; ``tests/test_sweep_shortcuts.py`` compares the two):
-    a River object per detector held ~300 bytes of attribute dicts per signal in every resident account
-    (issue 15), and only these numbers are serialised.
-
-    Parameters
-    ----------
-    threshold, delta, alpha, min_instances
-        As in :class:`river.drift.PageHinkley`.
-
-    Examples
-    --------
-    >>> d = DropDetector()
-    >>> noise = [0.3, -0.4, 0.1, -0.2, 0.5, -0.1, 0.0, 0.2, -0.3, 0.1]
-    >>> [d.update(z) for z in noise].count(True)
-    0
-    >>> [d.update(z) for z in [-2.5] * 6]
-    [False, False, False, True, False, False]
-    """
-
-    STATE_BUDGET_BYTES: ClassVar[int] = 60
-    __slots__ = (
-        "alpha",
-        "delta",
-        "detected",
-        "max_decrease",
-        "mean",
-        "min_instances",
-        "n_seen",
-        "sum_decrease",
-        "threshold",
-    )
-    n_seen: float  # values seen since the last reset (a float, as River counts them)
-    mean: float
-    sum_decrease: float
-    max_decrease: float
-    detected: bool
-
-    def __init__(
-        self, threshold: float = 6.0, delta: float = 0.5, alpha: float = 0.98, min_instances: int = 7
-    ) -> None:
-        self.threshold = threshold
-        self.delta = delta
-        self.alpha = alpha
-        self.min_instances = min_instances
-        self.reset()
-
-    def clone(self) -> DropDetector:
-        return DropDetector(self.threshold, self.delta, self.alpha, self.min_instances)
-
-    @property
-    def n(self) -> int:
-        return int(self.n_seen)
-
-    def update(self, z: float) -> bool:
-        """Feed one normalised value; True when a sustained drop is detected at this value.
-
-        River's ``PageHinkley.update`` (``mode="down"``) written out: the same operations in the same order,
-        without the "increase" half it never reads."""
-        if self.detected:
-            self.reset()
-        n = self.n_seen = self.n_seen + 1.0
-        mean = self.mean + (1.0 / n) * (z - self.mean)
-        decrease = self.alpha * self.sum_decrease + (z - mean) + self.delta
-        highest = self.max_decrease
-        if decrease > highest:
-            highest = decrease
-        if n >= self.min_instances:
-            self.detected = highest - decrease > self.threshold
-        # Then on the same 1e-4 grid as the JSON state (see the module docstring).
-        self.mean = round(mean, 4)
-        self.sum_decrease = round(decrease, 4)
-        self.max_decrease = round(highest, 4)
-        return self.detected
-
-    def score(self) -> float:
-        """Current Page-Hinkley statistic for decreases, as a share of the threshold (0 = no evidence)."""
-        if self.n_seen == 0:
-            return 0.0
-        return max(0.0, (self.max_decrease - self.sum_decrease) / self.threshold)
-
-    def reset(self) -> None:
-        """Forget the series (after a drop was handled or the baseline was re-levelled)."""
-        self.n_seen = 0.0
-        self.mean = 0.0
-        self.sum_decrease = 0.0
-        self.max_decrease = -1.0  # River starts it at the int -1: the same value
-        self.detected = False
-
-    def to_state(self) -> list[Any]:
-        # The "increase" half of the test is irrelevant in mode="down", so it is not kept.
-        return [
-            int(self.n_seen),
-            float(self.mean),
-            float(self.sum_decrease),
-            float(self.max_decrease),
-            int(self.detected),
-        ]
-
-    @classmethod
-    def from_state(cls, state: list[Any], **params: Any) -> DropDetector:
-        detector = cls(**params)
-        n, mean, sum_decrease, max_decrease, detected = state
-        detector.n_seen = float(n)
-        detector.mean = float(mean)
-        detector.sum_decrease = float(sum_decrease)
-        detector.max_decrease = float(max_decrease)
-        detector.detected = bool(detected)
-        return detector

@@ -1,7 +1,7 @@
 """Engagement *level*: how much an account uses the product, compared with accounts of the same plan.
 
-The change detectors (:mod:`detectors.baseline`) compare an account with itself, so an account that was
-always barely engaged never looks unusual. These pieces measure the level itself:
+The change detectors (:mod:`detectors.baseline`, :mod:`detectors.drop`) compare an account with itself, so
+an account that was always barely engaged never looks unusual. These pieces measure the level itself:
 
 * :class:`EngagementTracker` (per account, five numbers): exponentially weighted usage per day, active users
   per day and share of active days, and the lifetime count of active days (the ``x`` of

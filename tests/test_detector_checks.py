@@ -19,11 +19,12 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.baseline import DropDetector, GapTracker, SeasonalBaseline
+from detectors.baseline import GapTracker, SeasonalBaseline
 from detectors.btyd import BtydModel
 from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
 from detectors.cycle import MonthlyCycle
+from detectors.drop import DropDetector
 from detectors.engagement import EngagementTracker, SegmentQuantiles
 from detectors.features.level import level_evidence
 from detectors.monitor import AccountDetectorState, AccountMonitor, Assessment, DetectorConfig, OutageGuard

@@ -13,8 +13,8 @@ import random
 
 from river import drift
 
-from detectors.baseline import DropDetector
 from detectors.config import DetectorConfig
+from detectors.drop import DropDetector
 from detectors.engagement import ALL_SEGMENTS, SegmentQuantiles, weekly_totals
 from detectors.features.sums import Rhythm, window_sums
 from detectors.monitor import AccountMonitor

@@ -55,6 +55,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.config",
     "detectors.cycle",
     "detectors.day_table",
+    "detectors.drop",
     "detectors.engagement",
     "detectors.episode",
     "detectors.experts",

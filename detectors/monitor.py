@@ -44,13 +44,14 @@ from typing import Any
 from detectors.account_state import AccountDetectorState
 from detectors.alerts import Alert, Severity
 from detectors.budget import AlertBudget, note_risk
+from detectors.census import CensusRecord
 from detectors.config import SEVERITY_ORDER, DetectorConfig, severity_of
 from detectors.episode import Episode, EpisodePolicy, RiskSnapshot
 from detectors.features import Features, extract
 from detectors.history import HistoryLearner
 from detectors.outage import GuardDecision, OutageGuard
 from detectors.outcomes import Outcome, OutcomeLabeller, ripe
-from detectors.population import CensusRecord, PopulationModel
+from detectors.population import PopulationModel
 from detectors.reasons import explain
 from detectors.risk import RiskModel
 from detectors.spells import track_drop, track_spell

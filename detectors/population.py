@@ -11,72 +11,37 @@ down (:attr:`PopulationModel.newness`, :attr:`PopulationModel.trends`: means ove
 which ``new_account`` and the trends are read against (the trends with ``relative_trends`` only), so
 that neither drifts with the calendar for the whole base.
 
-It is updated by :meth:`PopulationModel.census` once per day, over every account of a sweep, *before* the
-accounts are assessed (``AccountMonitor.census``; replay and the live sweep call it), so an account
-assessed first and one assessed last see the same population. Nothing of it is stored per account; the
-engine saves it with its own state (``streams/engine/saved.py``; :meth:`to_state` / :meth:`from_state` give
-the whole model, parameters included).
-
-The level, recency and trend features read against it are :mod:`detectors.features.level`'s.
-
-Size: ~500 lines, over the ~400 aim: the census (with the alert budget's per-account risk) is split into
-per-account records and their aggregation (the lock-step replay applies records from several processes),
-and each piece's reader sits next to the state it reads; the pieces themselves live in their own modules
-(segments, BTYD, calendar, spells, the budget).
+:meth:`PopulationModel.census` updates it once per day, over every account of a sweep, *before* any is
+assessed (``AccountMonitor.census``), so the first and the last see the same population; it aggregates each
+live account's record (:mod:`detectors.census`; the lock-step replay builds them in several processes).
+The level, recency and trend features read against it are :mod:`detectors.features.level`'s. Nothing of it
+is stored per account; the engine saves it with its own state (``streams/engine/saved.py``;
+:meth:`~PopulationModel.to_state` / :meth:`~PopulationModel.from_state`: the whole model, parameters
+included). The pieces live in their own modules (segments, BTYD, calendar, spells, the budget).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.btyd import BtydModel
 from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
+from detectors.census import CensusRecord, census_record, live_accounts, newness
 from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
 from detectors.spells import SpellOutcomes, spell_class
 from detectors.steps import Steps, drain
-from detectors.windows import DAY_MS, USAGE, AccountWindow, day_of
+from detectors.windows import AccountWindow
 
 if TYPE_CHECKING:
     from detectors.account_state import AccountDetectorState
 
-TENURE_DAYS = 90  # an account is "new" for this long (``new_account``)
 CENSUS_STEP = 1024  # records the census learns between two steps (a few ms)
-
-
-def newness(tenure_days: float) -> float:
-    """``1 - tenure / 90 days``, in [0, 1] (0 from 90 days on): how new an account is, on its own.
-
-    >>> newness(0), newness(45), newness(200)
-    (1.0, 0.5, 0.0)
-    """
-    return 1.0 - min(TENURE_DAYS, max(0.0, tenure_days)) / TENURE_DAYS
 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-@dataclass(slots=True)
-class CensusRecord:
-    """What one live account adds to a day's census (:meth:`PopulationModel.record`): small and picklable,
-    so that processes owning different accounts can hand theirs to the one that takes the census.
-
-    ``tallies`` are the calendar's ``(day, usage, expected)``; ``usage`` is None for an account without
-    engagement yet (then neither the segments nor BTYD learn from it); ``btyd`` is its summary ``(x, t_x,
-    T)``, None for a daily account (which BTYD forgets).
-    """
-
-    account_id: str
-    plan: str | None
-    newness: float | None  # its newness, when its first event is known
-    tallies: list[tuple[int, float, float]]
-    usage: float | None = None
-    per_user: float | None = None  # None: no users seen
-    btyd: tuple[int, int, int] | None = None
-    risk: tuple[float, float, bool] | None = None  # alert budget: (risk the day before, risk, free)
 
 
 class PopulationModel:
@@ -92,22 +57,12 @@ class PopulationModel:
         find every sparse account dead).
     horizon_days
         Horizon of ``inactive_ahead`` (the risk model's horizon).
-    relative_tenure
-        ``new_account`` is the account's :func:`newness` *above the base's mean newness that day*
-        (:meth:`new_account`), not its own newness: it does not drift when the whole base ages (in a file
-        whose accounts all start together, the absolute newness falls by a third every month for everybody,
-        and the risk model, which learns positives up to a horizon before negatives, learned a wrong-signed
-        weight on it; ``docs/detection.md``, fifth and seventh passes).
-    relative_trends
-        ``trend_4w`` and ``trend_8w`` are the account's downtrend *beyond the base's mean downtrend that
-        day* (:meth:`trend`): a base whose accounts start together gets its trends all at once (at 4 and 8
-        weeks), and a decline shared by the whole base (a season) is not the account's news. Off by
-        default: a tie on the tuning data, but the answers' gain in ``tests/test_answer_learning.py`` lost
-        its significance with it (seventh pass).
-    silence_outcomes
-        The ``silence`` feature is weighed by the share of the base's spells as long as the account's that
-        did not come back within the horizon (:meth:`silence_fate`, :class:`~detectors.spells.SpellOutcomes`;
-        ``docs/detection.md``, eighth pass). The spells are counted either way.
+    relative_tenure, relative_trends, silence_outcomes
+        ``new_account`` is the account's newness *above the base's mean newness that day*
+        (:meth:`new_account`); ``trend_4w`` and ``trend_8w`` its downtrend *beyond the base's mean
+        downtrend that day* (:meth:`trend`); ``silence`` is weighed by the share of the base's spells as
+        long as the account's that did not come back within the horizon (:meth:`silence_fate`; the spells
+        are counted either way). ``DetectorConfig``'s options of the same names say why.
     drop_outcomes
         The same for the drop features while a sustained drop is flagged (:meth:`drop_fate`), from the
         base's flagged drops by their age (:attr:`drops`).
@@ -115,7 +70,8 @@ class PopulationModel:
         The pieces (defaults when omitted).
     budget
         The alert budget (:class:`~detectors.budget.AlertBudget`; ``DetectorConfig.alert_budget``), None
-        without one: the census counts the base's risk crossings into it (:attr:`CensusRecord.risk`).
+        without one: the census counts the base's risk crossings into it
+        (:attr:`~detectors.census.CensusRecord.risk`).
 
     Examples
     --------
@@ -277,7 +233,7 @@ class PopulationModel:
 
         The same as :meth:`take_census` over each live account's :meth:`record`, in the accounts' order (what
         a sharded replay does across processes, ``streams/offline/replay_lockstep.py``)."""
-        live = list(self._live(accounts, today))
+        live = list(live_accounts(accounts, today))
         if self.take_census((self.record(a, w, s, today) for a, w, s in live), today):
             self.trends = self._base_trends(live, today)
 
@@ -285,39 +241,23 @@ class PopulationModel:
         self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
     ) -> list[CensusRecord]:
         """What :meth:`take_census` needs of each live account, in the accounts' order."""
-        return [self.record(a, w, s, today) for a, w, s in self._live(accounts, today)]
+        return [self.record(a, w, s, today) for a, w, s in live_accounts(accounts, today)]
 
     def record(
         self, account_id: str, window: AccountWindow, state: AccountDetectorState, today: int
     ) -> CensusRecord:
-        """One live account's contribution to the census of ``today`` (reads the calendar's quiet days, which
-        only :meth:`take_census` changes, at its end)."""
-        first = state.first_active_day
-        assert first is not None
-        learned = state.learned_through
-        tallies: list[tuple[int, float, float]] = []
-        if learned is not None and learned - first >= self.min_history_days and state.drop_since is None:
-            baseline = state.baselines[0]
-            for day in range(max(learned + 1, today - 7), today):
-                bucket = window.days.get(day)
-                tallies.append((day, float(bucket[USAGE]) if bucket else 0.0, baseline.expected(day)))
-        seen = window.first_seen_ms
-        record = CensusRecord(
-            account_id, window.plan, newness(today - day_of(seen)) if seen is not None else None, tallies
+        """One live account's contribution to the census of ``today`` under this model's parameters
+        (:func:`~detectors.census.census_record`)."""
+        return census_record(
+            account_id,
+            window,
+            state,
+            today,
+            min_history_days=self.min_history_days,
+            sparse_gap_days=self.sparse_gap_days,
+            calendar=self.calendar,
+            budgeted=self.budget is not None,
         )
-        risk_days = state.risk_days
-        if self.budget is not None and risk_days is not None and risk_days[0] == today - 1:
-            record.risk = (risk_days[1], risk_days[2], bool(risk_days[3]))
-        engagement = state.engagement
-        last_active = state.gaps.last_active_day
-        if not engagement.n_days or last_active is None:
-            return record
-        record.usage = engagement.usage
-        record.per_user = engagement.per_user if engagement.users > 0 else None
-        gaps = state.gaps
-        if not (gaps.n_gaps >= gaps.min_gaps and gaps.mean_gap < self.sparse_gap_days):
-            record.btyd = self.summary(state, last_active, today)  # daily accounts have none (see below)
-        return record
 
     def take_census(self, records: Iterable[CensusRecord], today: int) -> bool:
         """Update every piece from the live accounts' records, in order, once per day; True when the base's
@@ -375,16 +315,6 @@ class PopulationModel:
         self.trends = {}  # nothing read against the base: no account's trend counted
         return False
 
-    @staticmethod
-    def _live(
-        accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
-    ) -> Iterator[tuple[str, AccountWindow, AccountDetectorState]]:
-        """The accounts active at least once and not cancelled before ``today``."""
-        for account_id, window, state in accounts:
-            canceled = window.canceled_ts_ms
-            if state.first_active_day is not None and (canceled is None or canceled >= today * DAY_MS):
-                yield account_id, window, state
-
     def _base_trends(
         self, live: list[tuple[str, AccountWindow, AccountDetectorState]], today: int
     ) -> dict[str, float]:
@@ -404,8 +334,9 @@ class PopulationModel:
         return {name: total / n for name, total in sums.items()} if n else {}
 
     def new_account(self, tenure_days: float) -> float:
-        """The ``new_account`` feature of an account ``tenure_days`` old: its :func:`newness`, less the
-        base's mean newness with ``relative_tenure`` (0 when it is no newer than the base), in [0, 1].
+        """The ``new_account`` feature of an account ``tenure_days`` old: its own
+        :func:`~detectors.census.newness`, less the base's mean newness with ``relative_tenure`` (0 when it
+        is no newer than the base), in [0, 1].
 
         >>> population = PopulationModel()
         >>> population.newness = 0.5  # the base's accounts are 45 days old on average (counted up to 90)
@@ -500,11 +431,3 @@ class PopulationModel:
             fates.append(self.drops.p_gone(0, today - state.drop_since))
         known = [p for p in fates if p is not None]
         return bool(known) and all(p < 0.5 for p in known)
-
-    def summary(self, state: AccountDetectorState, last_active: int, today: int) -> tuple[int, int, int]:
-        """BTYD summary ``(x, t_x, T)`` in days; quiet (holiday) days after the last activity do not count."""
-        first = state.first_active_day
-        assert first is not None
-        quiet = len(self.calendar.quiet_between(last_active + 1, today - 1))
-        t_x = last_active - first
-        return max(0, state.engagement.n_active - 1), t_x, max(t_x, today - first - quiet)

@@ -44,8 +44,9 @@ import math
 from dataclasses import dataclass
 
 from detectors.account_state import AccountDetectorState
+from detectors.census import TENURE_DAYS, btyd_summary
 from detectors.engagement import ALL_SEGMENTS, TRENDS, downtrends, weekly_totals
-from detectors.population import TENURE_DAYS, PopulationModel
+from detectors.population import PopulationModel
 from detectors.reasons import Evidence, plural
 from detectors.windows import AccountWindow, day_of
 
@@ -257,7 +258,7 @@ def level_evidence(
         if pct is not None and pct < 1.0:
             out.append(LowDepth(round(1.0 - pct, 4), pct, engagement.per_user, segment))
     if irregular and population.btyd.fitted:
-        x, t_x, T = population.summary(state, last_active, today)
+        x, t_x, T = btyd_summary(state, last_active, today, population.calendar)
         lapsed = round(1.0 - population.btyd.score_one(x, t_x, T), 4)
         if lapsed > 0:
             out.append(Lapsed(lapsed, x, t_x, T))

@@ -52,6 +52,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.budget",
     "detectors.calendar_effects",
     "detectors.calibration",
+    "detectors.census",
     "detectors.config",
     "detectors.cycle",
     "detectors.day_table",

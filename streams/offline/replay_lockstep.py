@@ -48,8 +48,8 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+from detectors.census import CensusRecord
 from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, GuardDecision
-from detectors.population import CensusRecord
 from detectors.windows import DAY_MS, WindowConfig
 from streams.engine.clock import EventClock
 from streams.engine.detection import Detection, SweepOutcome

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
+from detectors.census import CensusRecord
 from detectors.monitor import AccountMonitor, Assessment, DetectorConfig, GuardDecision
-from detectors.population import CensusRecord, PopulationModel
+from detectors.population import PopulationModel
 from detectors.risk import RiskModel
 from detectors.vocabulary import BillingKind
 from detectors.windows import WindowConfig

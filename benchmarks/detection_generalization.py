@@ -306,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         help="DetectorConfig.monthly_cycles (on by default since issue 14's tenth pass).",
     )
     parser.add_argument(
+        "--refit-keeps-sgd",
+        action="store_true",
+        help="DetectorConfig.refit_keeps_sgd: an SGD regression beside the refitted one (fifteenth pass).",
+    )
+    parser.add_argument(
         "--refit-every",
         type=int,
         default=DetectorConfig().refit_every,
@@ -344,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                         alert_budget=args.alert_budget,
                         monthly_cycles=args.monthly_cycles,
                         refit_every=args.refit_every,
+                        refit_keeps_sgd=args.refit_keeps_sgd,
                     )
                     for f in files
                 ]

@@ -131,6 +131,10 @@ class DetectorConfig:
         the eleventh pass (``docs/detection.md``): on the tuning data AUC +0.019 and +0.010 on the shapes,
         -0.002 on the simulator, churners flagged 7 days ahead +3 to +7 points with fewer non-churner
         alerts; on the held-out `smb` shapes, which confirmed it, AUC 0.775 -> 0.812.
+    refit_keeps_sgd
+        With refits on, an SGD regression over the same inputs keeps learning every outcome beside the
+        refitted one and joins the mixture as the expert ``sgd`` once the first fit has happened, so the
+        mixture can follow whichever of the two predicts the base (issue 14, fifteenth pass; off by default).
     """
 
     horizon_days: int = 30
@@ -174,6 +178,7 @@ class DetectorConfig:
     alert_budget: float | None = None
     monthly_cycles: bool = True
     refit_every: int = 200
+    refit_keeps_sgd: bool = False
 
     @property
     def follows_spells(self) -> bool:

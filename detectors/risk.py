@@ -130,6 +130,10 @@ class RiskModel:
         (:class:`~detectors.refit.RefitSample`) and :meth:`refit_if_due` replaces its weights by a batch fit
         of the sample once this many outcomes were learned since the last; SGD stops after the first fit
         (``DetectorConfig.refit_every``, 200 there; 0 here: SGD only).
+    keeps_sgd
+        With refits: an SGD regression over the same inputs (a :class:`~detectors.experts.SignalExpert`
+        named ``sgd``) learns every outcome and is an expert of the mixture from the first fit on (weight 0
+        before: until then it repeats the ``learned`` regression; ``DetectorConfig.refit_keeps_sgd``).
 
     Examples
     --------
@@ -165,6 +169,7 @@ class RiskModel:
     __slots__ = (
         "_learned",
         "_lr",
+        "_sgd_index",
         "_shares",
         "eta",
         "experts",
@@ -199,6 +204,7 @@ class RiskModel:
         rank_temperature: float = 0.5,
         loss_cap: float | None = 3.0,
         refit_every: int = 0,
+        keeps_sgd: bool = False,
     ) -> None:
         self.min_positives = min_positives
         self.refit_every = refit_every
@@ -228,6 +234,14 @@ class RiskModel:
             SignalExpert(name, inputs, intercept=self.prior.intercept, learning_rate=learning_rate)
             for name, inputs in SIGNAL_EXPERTS
         ]
+        self._sgd_index: int | None = None  # the sgd expert's place in the mixture (keeps_sgd)
+        if keeps_sgd and refit_every > 0:
+            self.experts.append(
+                SignalExpert(
+                    "sgd", ("prior", *FEATURES), intercept=self.prior.intercept, learning_rate=learning_rate
+                )
+            )
+            self._sgd_index = 2 + len(self.experts) - 1
         names = ("learned", "prior", *(e.name for e in self.experts))
         self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
         self.ranking = RankWeights(names, ("prior", *FEATURES), temperature=rank_temperature)
@@ -247,6 +261,7 @@ class RiskModel:
             rank_temperature=self.rank_temperature,
             loss_cap=self.loss_cap,
             refit_every=self.refit_every,
+            keeps_sgd=self._sgd_index is not None,
         )
 
     @property
@@ -270,6 +285,14 @@ class RiskModel:
         return self._shares
 
     def _weights(self) -> list[float]:
+        weights = self._unmasked_weights()
+        if self._sgd_index is None or self.refitted:
+            return weights
+        weights[self._sgd_index] = 0.0  # until the first fit the sgd expert repeats the learned regression
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def _unmasked_weights(self) -> list[float]:
         if self.weigh_by == "loss":
             return self.mixture.weights()
         if self.weigh_by == "rank":
@@ -448,6 +471,8 @@ class RiskModel:
         if self.sample is not None:
             params["refit_every"] = self.refit_every
             state["refit"] = [self.sample.to_state(), self.since_refit, self.refitted]
+        if self._sgd_index is not None:
+            params["keeps_sgd"] = True
         return state
 
     @classmethod

@@ -143,3 +143,37 @@ def test_a_full_sample_fits_its_state_budget() -> None:
         sample.add({k: rng.uniform(0.1, 9.9) for k in sample.keys}, rng.random() < 0.3)
     assert [len(rows) for rows in sample.kept] == [1500, 500]
     assert len(orjson.dumps(sample.to_state())) < RefitSample.STATE_BUDGET_BYTES
+
+
+def _shifting(n: int, rate: float, seed: int) -> list[tuple[dict[str, float], bool]]:
+    """One signal that ranks alike throughout; only the base rate is ``rate``."""
+    rng = random.Random(seed)
+    return [({"recency": (x := rng.random())}, rng.random() < rate * 2 * x) for _ in range(n)]
+
+
+def test_with_keeps_sgd_the_mixture_follows_sgd_where_the_base_rate_falls() -> None:
+    """ChurnSim's case (fourteenth and fifteenth passes): the fit's intercept comes from the class shares of
+    every outcome its sample holds, so when the base rate falls it over-predicts; SGD follows."""
+    model = RiskModel(refit_every=100, keeps_sgd=True)
+    for x, y in _shifting(400, 0.25, seed=1):
+        model.learn_one(x, y)
+    assert model.expert_weights()["sgd"] == 0.0, "before the first fit it repeats the learned regression"
+    assert model.refit_if_due()
+    for k, (x, y) in enumerate(_shifting(4000, 0.02, seed=2)):
+        model.learn_one(x, y, day=k // 50)
+        model.refit_if_due()
+    weights = model.expert_weights()
+    assert weights["sgd"] > 0.25 and weights["learned"] < 0.01  # sgd shares with the one-signal experts
+    assert model.experts[-1].predict_proba_one({"recency": 0.5}) < model._predictions(
+        model._inputs({"recency": 0.5})
+    )[0], "the refitted regression over-predicts the new base rate; sgd does not"
+    again = RiskModel.from_state(orjson.loads(orjson.dumps(model.to_state())))
+    assert again.to_state() == model.to_state() and again.expert_weights() == weights
+
+
+def test_keeps_sgd_is_off_by_default_and_needs_refits() -> None:
+    def names(config: DetectorConfig) -> tuple[str, ...]:
+        return AccountMonitor(config, WindowConfig()).risk_model.mixture.names
+
+    assert "sgd" not in names(DetectorConfig()) and "sgd" in names(DetectorConfig(refit_keeps_sgd=True))
+    assert "sgd" not in names(DetectorConfig(refit_every=0, refit_keeps_sgd=True))

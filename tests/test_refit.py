@@ -164,9 +164,10 @@ def test_with_keeps_sgd_the_mixture_follows_sgd_where_the_base_rate_falls() -> N
         model.refit_if_due()
     weights = model.expert_weights()
     assert weights["sgd"] > 0.25 and weights["learned"] < 0.01  # sgd shares with the one-signal experts
-    assert model.experts[-1].predict_proba_one({"recency": 0.5}) < model._predictions(
-        model._inputs({"recency": 0.5})
-    )[0], "the refitted regression over-predicts the new base rate; sgd does not"
+    assert (
+        model.experts[-1].predict_proba_one({"recency": 0.5})
+        < model._predictions(model._inputs({"recency": 0.5}))[0]
+    ), "the refitted regression over-predicts the new base rate; sgd does not"
     again = RiskModel.from_state(orjson.loads(orjson.dumps(model.to_state())))
     assert again.to_state() == model.to_state() and again.expert_weights() == weights
 

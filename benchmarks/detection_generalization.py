@@ -311,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         help="DetectorConfig.refit_keeps_sgd: an SGD regression beside the refitted one (fifteenth pass).",
     )
     parser.add_argument(
+        "--refit-sgd-gate",
+        type=float,
+        default=None,
+        help="DetectorConfig.refit_sgd_gate: the sgd expert only where the refit is off its base rate.",
+    )
+    parser.add_argument(
         "--refit-every",
         type=int,
         default=DetectorConfig().refit_every,
@@ -350,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                         monthly_cycles=args.monthly_cycles,
                         refit_every=args.refit_every,
                         refit_keeps_sgd=args.refit_keeps_sgd,
+                        refit_sgd_gate=args.refit_sgd_gate,
                     )
                     for f in files
                 ]

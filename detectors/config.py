@@ -135,6 +135,9 @@ class DetectorConfig:
         With refits on, an SGD regression over the same inputs keeps learning every outcome beside the
         refitted one and joins the mixture as the expert ``sgd`` once the first fit has happened, so the
         mixture can follow whichever of the two predicts the base (issue 14, fifteenth pass; off by default).
+    refit_sgd_gate
+        With ``refit_keeps_sgd``: the ``sgd`` expert has a say only while the refitted regression's mean
+        prediction is off the outcome rate by more than this factor (issue 14, sixteenth pass; None: always).
     """
 
     horizon_days: int = 30
@@ -179,6 +182,7 @@ class DetectorConfig:
     monthly_cycles: bool = True
     refit_every: int = 200
     refit_keeps_sgd: bool = False
+    refit_sgd_gate: float | None = None
 
     @property
     def follows_spells(self) -> bool:

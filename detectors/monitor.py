@@ -152,6 +152,7 @@ class AccountMonitor:
                 l2=config.l2,
                 refit_every=config.refit_every,
                 keeps_sgd=config.refit_keeps_sgd,
+                sgd_gate=config.refit_sgd_gate,
             )
         )
         self.population = PopulationModel(

@@ -134,6 +134,11 @@ class RiskModel:
         With refits: an SGD regression over the same inputs (a :class:`~detectors.experts.SignalExpert`
         named ``sgd``) learns every outcome and is an expert of the mixture from the first fit on (weight 0
         before: until then it repeats the ``learned`` regression; ``DetectorConfig.refit_keeps_sgd``).
+    sgd_gate
+        With ``keeps_sgd``: the ``sgd`` expert keeps weight 0 while the refitted regression is calibrated in
+        the large, i.e. while its decayed mean prediction over the outcomes since the first fit (half-life
+        :attr:`GATE_HALF_LIFE` outcomes) stays within this factor of their decayed rate, or the sums hold
+        fewer than :attr:`GATE_MIN_POSITIVES` positives (``DetectorConfig.refit_sgd_gate``; None: no gate).
 
     Examples
     --------
@@ -165,12 +170,15 @@ class RiskModel:
     # positives and 128 negatives, zeros written as 0; 22 kB at the end of a tuning file, 24 kB at most).
     # With refits, plus the sample's own (RefitSample.STATE_BUDGET_BYTES, 400 kB; ~150 kB on a tuning file).
     STATE_BUDGET_BYTES: ClassVar[int] = 30_000
+    GATE_HALF_LIFE = 1_000.0  # outcomes, for the refit's calibration in the large (sgd_gate)
+    GATE_MIN_POSITIVES = 10.0
     RANK_CLEAR = 2.0  # SEs of matched AUC by which an expert must out-rank the log-loss leader to be capped
     __slots__ = (
         "_learned",
         "_lr",
         "_sgd_index",
         "_shares",
+        "calibration",
         "eta",
         "experts",
         "half_life",
@@ -187,6 +195,7 @@ class RiskModel:
         "refit_every",
         "refitted",
         "sample",
+        "sgd_gate",
         "since_refit",
         "weigh_by",
     )
@@ -205,6 +214,7 @@ class RiskModel:
         loss_cap: float | None = 3.0,
         refit_every: int = 0,
         keeps_sgd: bool = False,
+        sgd_gate: float | None = None,
     ) -> None:
         self.min_positives = min_positives
         self.refit_every = refit_every
@@ -235,6 +245,8 @@ class RiskModel:
             for name, inputs in SIGNAL_EXPERTS
         ]
         self._sgd_index: int | None = None  # the sgd expert's place in the mixture (keeps_sgd)
+        self.sgd_gate = sgd_gate
+        self.calibration = [0.0, 0.0]  # decayed sums of the refit's predictions and of the outcomes
         if keeps_sgd and refit_every > 0:
             self.experts.append(
                 SignalExpert(
@@ -262,6 +274,7 @@ class RiskModel:
             loss_cap=self.loss_cap,
             refit_every=self.refit_every,
             keeps_sgd=self._sgd_index is not None,
+            sgd_gate=self.sgd_gate,
         )
 
     @property
@@ -286,11 +299,23 @@ class RiskModel:
 
     def _weights(self) -> list[float]:
         weights = self._unmasked_weights()
-        if self._sgd_index is None or self.refitted:
+        if self._sgd_index is None or self._sgd_open():
             return weights
-        weights[self._sgd_index] = 0.0  # until the first fit the sgd expert repeats the learned regression
+        weights[self._sgd_index] = 0.0
         total = sum(weights)
         return [w / total for w in weights]
+
+    def _sgd_open(self) -> bool:
+        """Whether the sgd expert has a say: after the first fit (before, it repeats the learned regression)
+        and, with ``sgd_gate``, while the refit's mean prediction is off the outcome rate by that factor."""
+        if not self.refitted:
+            return False
+        if self.sgd_gate is None:
+            return True
+        predicted, observed = self.calibration
+        if observed < self.GATE_MIN_POSITIVES:
+            return False
+        return not 1.0 / self.sgd_gate <= predicted / observed <= self.sgd_gate
 
     def _unmasked_weights(self) -> list[float]:
         if self.weigh_by == "loss":
@@ -356,7 +381,14 @@ class RiskModel:
         prediction before it learns."""
         inputs = self._inputs(x)
         self._shares = None
-        self.mixture.update(self._predictions(inputs), bool(y), weight)
+        predictions = self._predictions(inputs)
+        self.mixture.update(predictions, bool(y), weight)
+        if self.refitted and self.sgd_gate is not None:
+            keep = 0.5 ** (weight / self.GATE_HALF_LIFE)
+            self.calibration = [
+                keep * self.calibration[0] + weight * predictions[0],
+                keep * self.calibration[1] + weight * float(y),
+            ]
         if not self.refitted:
             self._lr.learn_one(inputs, bool(y), w=weight)
         if self.sample is not None:
@@ -473,6 +505,9 @@ class RiskModel:
             state["refit"] = [self.sample.to_state(), self.since_refit, self.refitted]
         if self._sgd_index is not None:
             params["keeps_sgd"] = True
+        if self.sgd_gate is not None:
+            params["sgd_gate"] = self.sgd_gate
+            state["calibration"] = list(self.calibration)
         return state
 
     @classmethod
@@ -494,6 +529,8 @@ class RiskModel:
             model.mixture.restore(state["mixture"])
         if "ranking" in state:
             model.ranking.restore(state["ranking"])
+        if "calibration" in state:
+            model.calibration = [float(v) for v in state["calibration"]]
         if model.sample is not None and "refit" in state:
             sample, model.since_refit, model.refitted = state["refit"]
             model.sample.restore(sample)

@@ -178,3 +178,25 @@ def test_keeps_sgd_is_off_by_default_and_needs_refits() -> None:
 
     assert "sgd" not in names(DetectorConfig()) and "sgd" in names(DetectorConfig(refit_keeps_sgd=True))
     assert "sgd" not in names(DetectorConfig(refit_every=0, refit_keeps_sgd=True))
+
+
+def test_the_gate_opens_for_sgd_only_where_the_refit_is_off_its_base_rate() -> None:
+    """Sixteenth pass: with ``sgd_gate``, sgd has no say while the refit predicts the outcome rate."""
+    steady = RiskModel(refit_every=100, keeps_sgd=True, sgd_gate=1.5)
+    for k, (x, y) in enumerate(_shifting(4000, 0.1, seed=3)):
+        steady.learn_one(x, y, day=k // 50)
+        steady.refit_if_due()
+    assert steady.refitted and steady.expert_weights()["sgd"] == 0.0
+    predicted, observed = steady.calibration
+    assert observed >= RiskModel.GATE_MIN_POSITIVES and 1 / 1.5 < predicted / observed < 1.5
+    falling = RiskModel(refit_every=100, keeps_sgd=True, sgd_gate=1.5)
+    for x, y in _shifting(400, 0.25, seed=1):
+        falling.learn_one(x, y)
+    assert falling.refit_if_due()
+    for k, (x, y) in enumerate(_shifting(4000, 0.02, seed=2)):
+        falling.learn_one(x, y, day=k // 50)
+        falling.refit_if_due()
+    predicted, observed = falling.calibration
+    assert predicted / observed > 1.5 and falling.expert_weights()["sgd"] > 0.25
+    again = RiskModel.from_state(orjson.loads(orjson.dumps(falling.to_state())))
+    assert again.calibration == falling.calibration and again.to_state() == falling.to_state()

@@ -27,9 +27,10 @@ Drop, silence, support and billing features are normalised per account (ratios a
 baseline, silence in units of its own usual gap); level features are percentiles among accounts of the
 same plan. All are >= 0 and 0 means "nothing unusual".
 
-Size: ~475 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
+Size: ~520 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
 scores every account through it, so the coefficients it reads per account are cached here (issue 15). The
-batch refit's sample and fit are :mod:`detectors.refit`; only when to refit is decided here.
+batch refit's sample and fit, and the gate that says when the refit is off its base rate, are
+:mod:`detectors.refit`; only when to refit, and the ``sgd`` expert's say, are decided here.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from river import linear_model, optim
 from detectors.experts import SIGNAL_EXPERTS, ExpertWeights, SignalExpert
 from detectors.prior import PriorScorer, _logit, _sigmoid
 from detectors.ranking import RankWeights
-from detectors.refit import RefitSample
+from detectors.refit import CalibrationGate, RefitSample
 
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
@@ -86,8 +87,10 @@ class RiskModel:
     The experts (:mod:`detectors.experts`): ``learned``, a River logistic regression over the prior's lift and
     every feature; ``prior``, the outcome-free :class:`PriorScorer`; and the small calibrated
     :class:`~detectors.experts.SignalExpert` s of :data:`~detectors.experts.SIGNAL_EXPERTS` (recency, BTYD,
-    level, trend, RFM, the prior's lift). The mixture is the average of their probabilities weighed by how
-    well each ranks recent labelled outcomes (AUC over positives and negatives of the same snapshot week,
+    level, trend, RFM, the prior's lift) and, with refits, ``sgd``: an SGD regression over the same inputs as
+    ``learned``, with a say only where the refitted one is off its base's outcome rate. The mixture is the
+    average of their probabilities weighed by how well each ranks recent labelled outcomes (AUC over
+    positives and negatives of the same snapshot week,
     :class:`~detectors.ranking.RankWeights`) times how well each predicts them (Hedge on the log-loss, capped
     for an expert that clearly out-ranks the log-loss leader): an expert must both rank and predict, and a
     well calibrated expert that ranks at chance (ChurnSim's ``learned``) cannot outvote a clear ranking lead.
@@ -135,10 +138,9 @@ class RiskModel:
         named ``sgd``) learns every outcome and is an expert of the mixture from the first fit on (weight 0
         before: until then it repeats the ``learned`` regression; ``DetectorConfig.refit_keeps_sgd``).
     sgd_gate
-        With ``keeps_sgd``: the ``sgd`` expert keeps weight 0 while the refitted regression is calibrated in
-        the large, i.e. while its decayed mean prediction over the outcomes since the first fit (half-life
-        :attr:`GATE_HALF_LIFE` outcomes) stays within this factor of their decayed rate, or the sums hold
-        fewer than :attr:`GATE_MIN_POSITIVES` positives (``DetectorConfig.refit_sgd_gate``; None: no gate).
+        With ``keeps_sgd``: the ``sgd`` expert keeps weight 0 while the refitted regression predicts the
+        outcomes' rate within this factor since the first fit (:class:`~detectors.refit.CalibrationGate`;
+        ``DetectorConfig.refit_sgd_gate``; None: no gate).
 
     Examples
     --------
@@ -170,17 +172,15 @@ class RiskModel:
     # positives and 128 negatives, zeros written as 0; 22 kB at the end of a tuning file, 24 kB at most).
     # With refits, plus the sample's own (RefitSample.STATE_BUDGET_BYTES, 400 kB; ~150 kB on a tuning file).
     STATE_BUDGET_BYTES: ClassVar[int] = 30_000
-    GATE_HALF_LIFE = 1_000.0  # outcomes, for the refit's calibration in the large (sgd_gate)
-    GATE_MIN_POSITIVES = 10.0
     RANK_CLEAR = 2.0  # SEs of matched AUC by which an expert must out-rank the log-loss leader to be capped
     __slots__ = (
         "_learned",
         "_lr",
         "_sgd_index",
         "_shares",
-        "calibration",
         "eta",
         "experts",
+        "gate",
         "half_life",
         "l2",
         "learning_rate",
@@ -195,7 +195,6 @@ class RiskModel:
         "refit_every",
         "refitted",
         "sample",
-        "sgd_gate",
         "since_refit",
         "weigh_by",
     )
@@ -245,9 +244,8 @@ class RiskModel:
             for name, inputs in SIGNAL_EXPERTS
         ]
         self._sgd_index: int | None = None  # the sgd expert's place in the mixture (keeps_sgd)
-        self.sgd_gate = sgd_gate
-        self.calibration = [0.0, 0.0]  # decayed sums of the refit's predictions and of the outcomes
-        if keeps_sgd and refit_every > 0:
+        self.gate = CalibrationGate(sgd_gate) if sgd_gate is not None else None
+        if keeps_sgd:
             self.experts.append(
                 SignalExpert(
                     "sgd", ("prior", *FEATURES), intercept=self.prior.intercept, learning_rate=learning_rate
@@ -274,7 +272,7 @@ class RiskModel:
             loss_cap=self.loss_cap,
             refit_every=self.refit_every,
             keeps_sgd=self._sgd_index is not None,
-            sgd_gate=self.sgd_gate,
+            sgd_gate=self.gate.factor if self.gate is not None else None,
         )
 
     @property
@@ -308,14 +306,7 @@ class RiskModel:
     def _sgd_open(self) -> bool:
         """Whether the sgd expert has a say: after the first fit (before, it repeats the learned regression)
         and, with ``sgd_gate``, while the refit's mean prediction is off the outcome rate by that factor."""
-        if not self.refitted:
-            return False
-        if self.sgd_gate is None:
-            return True
-        predicted, observed = self.calibration
-        if observed < self.GATE_MIN_POSITIVES:
-            return False
-        return not 1.0 / self.sgd_gate <= predicted / observed <= self.sgd_gate
+        return self.refitted and (self.gate is None or self.gate.open)
 
     def _unmasked_weights(self) -> list[float]:
         if self.weigh_by == "loss":
@@ -383,12 +374,8 @@ class RiskModel:
         self._shares = None
         predictions = self._predictions(inputs)
         self.mixture.update(predictions, bool(y), weight)
-        if self.refitted and self.sgd_gate is not None:
-            keep = 0.5 ** (weight / self.GATE_HALF_LIFE)
-            self.calibration = [
-                keep * self.calibration[0] + weight * predictions[0],
-                keep * self.calibration[1] + weight * float(y),
-            ]
+        if self.refitted and self.gate is not None:
+            self.gate.learn_one(predictions[0], bool(y), weight)
         if not self.refitted:
             self._lr.learn_one(inputs, bool(y), w=weight)
         if self.sample is not None:
@@ -505,9 +492,9 @@ class RiskModel:
             state["refit"] = [self.sample.to_state(), self.since_refit, self.refitted]
         if self._sgd_index is not None:
             params["keeps_sgd"] = True
-        if self.sgd_gate is not None:
-            params["sgd_gate"] = self.sgd_gate
-            state["calibration"] = list(self.calibration)
+        if self.gate is not None:
+            params["sgd_gate"] = self.gate.factor
+            state["gate"] = self.gate.to_state()
         return state
 
     @classmethod
@@ -529,8 +516,8 @@ class RiskModel:
             model.mixture.restore(state["mixture"])
         if "ranking" in state:
             model.ranking.restore(state["ranking"])
-        if "calibration" in state:
-            model.calibration = [float(v) for v in state["calibration"]]
+        if model.gate is not None and "gate" in state:
+            model.gate = CalibrationGate.from_state([model.gate.factor, *state["gate"][1:]])
         if model.sample is not None and "refit" in state:
             sample, model.since_refit, model.refitted = state["refit"]
             model.sample.restore(sample)

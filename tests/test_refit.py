@@ -172,12 +172,34 @@ def test_with_keeps_sgd_the_mixture_follows_sgd_where_the_base_rate_falls() -> N
     assert again.to_state() == model.to_state() and again.expert_weights() == weights
 
 
-def test_keeps_sgd_is_off_by_default_and_needs_refits() -> None:
-    def names(config: DetectorConfig) -> tuple[str, ...]:
-        return AccountMonitor(config, WindowConfig()).risk_model.mixture.names
+def test_keeps_sgd_is_on_by_default_with_its_gate_and_needs_refits() -> None:
+    def model(config: DetectorConfig) -> RiskModel:
+        return AccountMonitor(config, WindowConfig()).risk_model
 
-    assert "sgd" not in names(DetectorConfig()) and "sgd" in names(DetectorConfig(refit_keeps_sgd=True))
-    assert "sgd" not in names(DetectorConfig(refit_every=0, refit_keeps_sgd=True))
+    default = model(DetectorConfig())
+    assert "sgd" in default.mixture.names and default.gate is not None and default.gate.factor == 1.5
+    assert "sgd" not in model(DetectorConfig(refit_keeps_sgd=False)).mixture.names
+    assert "sgd" not in model(DetectorConfig(refit_every=0)).mixture.names
+    assert model(DetectorConfig(refit_sgd_gate=None)).gate is None
+
+
+def test_a_restored_model_keeps_sgd_as_the_worker_says() -> None:
+    """A model saved without the sgd expert gets one (fresh) on a worker that keeps it, and the reverse."""
+    saved = RiskModel(refit_every=100)
+    for x, y in _outcomes(700):
+        saved.learn_one(x, y)
+    assert saved.refit_if_due()
+    keeping = Detection(AccountMonitor(DetectorConfig(refit_every=100), WindowConfig()))
+    keeping.adopt_learning(orjson.loads(orjson.dumps(saved.to_state())), [])
+    restored = keeping.risk_model
+    assert "sgd" in restored.mixture.names and restored.refitted and restored.gate is not None
+    assert restored.expert_weights()["sgd"] == 0.0, "closed: no outcome since the fit has been judged"
+    dropping = Detection(
+        AccountMonitor(DetectorConfig(refit_every=100, refit_keeps_sgd=False), WindowConfig())
+    )
+    dropping.adopt_learning(orjson.loads(orjson.dumps(restored.to_state())), [])
+    assert "sgd" not in dropping.risk_model.mixture.names
+    assert dropping.risk_model._lr._weights == saved._lr._weights
 
 
 def test_the_gate_opens_for_sgd_only_where_the_refit_is_off_its_base_rate() -> None:
@@ -187,8 +209,8 @@ def test_the_gate_opens_for_sgd_only_where_the_refit_is_off_its_base_rate() -> N
         steady.learn_one(x, y, day=k // 50)
         steady.refit_if_due()
     assert steady.refitted and steady.expert_weights()["sgd"] == 0.0
-    predicted, observed = steady.calibration
-    assert observed >= RiskModel.GATE_MIN_POSITIVES and 1 / 1.5 < predicted / observed < 1.5
+    gate = steady.gate
+    assert gate is not None and gate.observed >= gate.MIN_POSITIVES and not gate.open
     falling = RiskModel(refit_every=100, keeps_sgd=True, sgd_gate=1.5)
     for x, y in _shifting(400, 0.25, seed=1):
         falling.learn_one(x, y)
@@ -196,7 +218,7 @@ def test_the_gate_opens_for_sgd_only_where_the_refit_is_off_its_base_rate() -> N
     for k, (x, y) in enumerate(_shifting(4000, 0.02, seed=2)):
         falling.learn_one(x, y, day=k // 50)
         falling.refit_if_due()
-    predicted, observed = falling.calibration
-    assert predicted / observed > 1.5 and falling.expert_weights()["sgd"] > 0.25
+    assert falling.gate is not None and falling.gate.predicted / falling.gate.observed > 1.5
+    assert falling.gate.open and falling.expert_weights()["sgd"] > 0.25
     again = RiskModel.from_state(orjson.loads(orjson.dumps(falling.to_state())))
-    assert again.calibration == falling.calibration and again.to_state() == falling.to_state()
+    assert again.to_state() == falling.to_state() and again.expert_weights() == falling.expert_weights()

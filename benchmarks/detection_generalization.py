@@ -306,6 +306,20 @@ def main(argv: list[str] | None = None) -> int:
         help="DetectorConfig.monthly_cycles (on by default since issue 14's tenth pass).",
     )
     parser.add_argument(
+        "--refit-keeps-sgd",
+        action=argparse.BooleanOptionalAction,
+        default=DetectorConfig().refit_keeps_sgd,
+        help="DetectorConfig.refit_keeps_sgd: an SGD regression beside the refitted one (on by default since "
+        "issue 14's sixteenth pass, with its gate).",
+    )
+    parser.add_argument(
+        "--refit-sgd-gate",
+        type=float,
+        default=DetectorConfig().refit_sgd_gate,
+        help="DetectorConfig.refit_sgd_gate: the sgd expert only where the refit is off its base rate "
+        "by this factor (0: always; sixteenth pass).",
+    )
+    parser.add_argument(
         "--refit-every",
         type=int,
         default=DetectorConfig().refit_every,
@@ -344,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                         alert_budget=args.alert_budget,
                         monthly_cycles=args.monthly_cycles,
                         refit_every=args.refit_every,
+                        refit_keeps_sgd=args.refit_keeps_sgd,
+                        refit_sgd_gate=args.refit_sgd_gate or None,
                     )
                     for f in files
                 ]

@@ -131,6 +131,16 @@ class DetectorConfig:
         the eleventh pass (``docs/detection.md``): on the tuning data AUC +0.019 and +0.010 on the shapes,
         -0.002 on the simulator, churners flagged 7 days ahead +3 to +7 points with fewer non-churner
         alerts; on the held-out `smb` shapes, which confirmed it, AUC 0.775 -> 0.812.
+    refit_keeps_sgd, refit_sgd_gate
+        With refits on, an SGD regression over the same inputs keeps learning every outcome beside the
+        refitted one and is the mixture's expert ``sgd`` from the first fit on, with a say only while the
+        refitted regression's mean prediction is off the outcome rate by more than ``refit_sgd_gate`` (None:
+        always): the fit takes its intercept from every outcome its sample holds, so on a base whose churn
+        rate moves it predicts the wrong level (ChurnSim: 0.056 against 0.018) and loses the mixture while
+        ranking well; SGD follows. On by default since issue 14's sixteenth pass (``docs/detection.md``):
+        on the tuning data and the clean held-out `thin` shapes no ranking changed by more than 0.002 (the
+        gate opened on 4 of 30 tuning files), and on ChurnSim, *seen* in every pass, AUC 0.624 -> 0.682;
+        ungated (fifteenth pass) it cost the tuning shapes 0.010 AUC.
     """
 
     horizon_days: int = 30
@@ -174,6 +184,13 @@ class DetectorConfig:
     alert_budget: float | None = None
     monthly_cycles: bool = True
     refit_every: int = 200
+    refit_keeps_sgd: bool = True
+    refit_sgd_gate: float | None = 1.5
+
+    @property
+    def sgd_beside_refits(self) -> bool:
+        """Whether the risk model keeps its ``sgd`` expert: with refits only (``refit_keeps_sgd``)."""
+        return self.refit_keeps_sgd and self.refit_every > 0
 
     @property
     def follows_spells(self) -> bool:

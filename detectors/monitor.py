@@ -151,6 +151,8 @@ class AccountMonitor:
                 learning_rate=config.learning_rate,
                 l2=config.l2,
                 refit_every=config.refit_every,
+                keeps_sgd=config.sgd_beside_refits,
+                sgd_gate=config.refit_sgd_gate,
             )
         )
         self.population = PopulationModel(

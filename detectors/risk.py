@@ -27,9 +27,10 @@ Drop, silence, support and billing features are normalised per account (ratios a
 baseline, silence in units of its own usual gap); level features are percentiles among accounts of the
 same plan. All are >= 0 and 0 means "nothing unusual".
 
-Size: ~475 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
+Size: ~520 lines: the model, its mixture of experts and its state round-trip are one object; the sweep
 scores every account through it, so the coefficients it reads per account are cached here (issue 15). The
-batch refit's sample and fit are :mod:`detectors.refit`; only when to refit is decided here.
+batch refit's sample and fit, and the gate that says when the refit is off its base rate, are
+:mod:`detectors.refit`; only when to refit, and the ``sgd`` expert's say, are decided here.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from river import linear_model, optim
 from detectors.experts import SIGNAL_EXPERTS, ExpertWeights, SignalExpert
 from detectors.prior import PriorScorer, _logit, _sigmoid
 from detectors.ranking import RankWeights
-from detectors.refit import RefitSample
+from detectors.refit import CalibrationGate, RefitSample
 
 FEATURES: tuple[str, ...] = (
     "usage_drop",  # 1 - recent usage / expected usage, in [0, 1]
@@ -86,8 +87,10 @@ class RiskModel:
     The experts (:mod:`detectors.experts`): ``learned``, a River logistic regression over the prior's lift and
     every feature; ``prior``, the outcome-free :class:`PriorScorer`; and the small calibrated
     :class:`~detectors.experts.SignalExpert` s of :data:`~detectors.experts.SIGNAL_EXPERTS` (recency, BTYD,
-    level, trend, RFM, the prior's lift). The mixture is the average of their probabilities weighed by how
-    well each ranks recent labelled outcomes (AUC over positives and negatives of the same snapshot week,
+    level, trend, RFM, the prior's lift) and, with refits, ``sgd``: an SGD regression over the same inputs as
+    ``learned``, with a say only where the refitted one is off its base's outcome rate. The mixture is the
+    average of their probabilities weighed by how well each ranks recent labelled outcomes (AUC over
+    positives and negatives of the same snapshot week,
     :class:`~detectors.ranking.RankWeights`) times how well each predicts them (Hedge on the log-loss, capped
     for an expert that clearly out-ranks the log-loss leader): an expert must both rank and predict, and a
     well calibrated expert that ranks at chance (ChurnSim's ``learned``) cannot outvote a clear ranking lead.
@@ -130,6 +133,14 @@ class RiskModel:
         (:class:`~detectors.refit.RefitSample`) and :meth:`refit_if_due` replaces its weights by a batch fit
         of the sample once this many outcomes were learned since the last; SGD stops after the first fit
         (``DetectorConfig.refit_every``, 200 there; 0 here: SGD only).
+    keeps_sgd
+        With refits: an SGD regression over the same inputs (a :class:`~detectors.experts.SignalExpert`
+        named ``sgd``) learns every outcome and is an expert of the mixture from the first fit on (weight 0
+        before: until then it repeats the ``learned`` regression; ``DetectorConfig.refit_keeps_sgd``).
+    sgd_gate
+        With ``keeps_sgd``: the ``sgd`` expert keeps weight 0 while the refitted regression predicts the
+        outcomes' rate within this factor since the first fit (:class:`~detectors.refit.CalibrationGate`;
+        ``DetectorConfig.refit_sgd_gate``; None: no gate).
 
     Examples
     --------
@@ -165,9 +176,11 @@ class RiskModel:
     __slots__ = (
         "_learned",
         "_lr",
+        "_sgd_index",
         "_shares",
         "eta",
         "experts",
+        "gate",
         "half_life",
         "l2",
         "learning_rate",
@@ -199,6 +212,8 @@ class RiskModel:
         rank_temperature: float = 0.5,
         loss_cap: float | None = 3.0,
         refit_every: int = 0,
+        keeps_sgd: bool = False,
+        sgd_gate: float | None = None,
     ) -> None:
         self.min_positives = min_positives
         self.refit_every = refit_every
@@ -228,6 +243,15 @@ class RiskModel:
             SignalExpert(name, inputs, intercept=self.prior.intercept, learning_rate=learning_rate)
             for name, inputs in SIGNAL_EXPERTS
         ]
+        self._sgd_index: int | None = None  # the sgd expert's place in the mixture (keeps_sgd)
+        self.gate = CalibrationGate(sgd_gate) if sgd_gate is not None else None
+        if keeps_sgd:
+            self.experts.append(
+                SignalExpert(
+                    "sgd", ("prior", *FEATURES), intercept=self.prior.intercept, learning_rate=learning_rate
+                )
+            )
+            self._sgd_index = 2 + len(self.experts) - 1
         names = ("learned", "prior", *(e.name for e in self.experts))
         self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
         self.ranking = RankWeights(names, ("prior", *FEATURES), temperature=rank_temperature)
@@ -247,6 +271,8 @@ class RiskModel:
             rank_temperature=self.rank_temperature,
             loss_cap=self.loss_cap,
             refit_every=self.refit_every,
+            keeps_sgd=self._sgd_index is not None,
+            sgd_gate=self.gate.factor if self.gate is not None else None,
         )
 
     @property
@@ -270,6 +296,19 @@ class RiskModel:
         return self._shares
 
     def _weights(self) -> list[float]:
+        weights = self._unmasked_weights()
+        if self._sgd_index is None or self._sgd_open():
+            return weights
+        weights[self._sgd_index] = 0.0
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def _sgd_open(self) -> bool:
+        """Whether the sgd expert has a say: after the first fit (before, it repeats the learned regression)
+        and, with ``sgd_gate``, while the refit's mean prediction is off the outcome rate by that factor."""
+        return self.refitted and (self.gate is None or self.gate.open)
+
+    def _unmasked_weights(self) -> list[float]:
         if self.weigh_by == "loss":
             return self.mixture.weights()
         if self.weigh_by == "rank":
@@ -333,7 +372,10 @@ class RiskModel:
         prediction before it learns."""
         inputs = self._inputs(x)
         self._shares = None
-        self.mixture.update(self._predictions(inputs), bool(y), weight)
+        predictions = self._predictions(inputs)
+        self.mixture.update(predictions, bool(y), weight)
+        if self.refitted and self.gate is not None:
+            self.gate.learn_one(predictions[0], bool(y), weight)
         if not self.refitted:
             self._lr.learn_one(inputs, bool(y), w=weight)
         if self.sample is not None:
@@ -448,6 +490,11 @@ class RiskModel:
         if self.sample is not None:
             params["refit_every"] = self.refit_every
             state["refit"] = [self.sample.to_state(), self.since_refit, self.refitted]
+        if self._sgd_index is not None:
+            params["keeps_sgd"] = True
+        if self.gate is not None:
+            params["sgd_gate"] = self.gate.factor
+            state["gate"] = self.gate.to_state()
         return state
 
     @classmethod
@@ -469,6 +516,8 @@ class RiskModel:
             model.mixture.restore(state["mixture"])
         if "ranking" in state:
             model.ranking.restore(state["ranking"])
+        if model.gate is not None and "gate" in state:
+            model.gate = CalibrationGate.from_state([model.gate.factor, *state["gate"][1:]])
         if model.sample is not None and "refit" in state:
             sample, model.since_refit, model.refitted = state["refit"]
             model.sample.restore(sample)

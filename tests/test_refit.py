@@ -143,3 +143,82 @@ def test_a_full_sample_fits_its_state_budget() -> None:
         sample.add({k: rng.uniform(0.1, 9.9) for k in sample.keys}, rng.random() < 0.3)
     assert [len(rows) for rows in sample.kept] == [1500, 500]
     assert len(orjson.dumps(sample.to_state())) < RefitSample.STATE_BUDGET_BYTES
+
+
+def _shifting(n: int, rate: float, seed: int) -> list[tuple[dict[str, float], bool]]:
+    """One signal that ranks alike throughout; only the base rate is ``rate``."""
+    rng = random.Random(seed)
+    return [({"recency": (x := rng.random())}, rng.random() < rate * 2 * x) for _ in range(n)]
+
+
+def test_with_keeps_sgd_the_mixture_follows_sgd_where_the_base_rate_falls() -> None:
+    """ChurnSim's case (fourteenth and fifteenth passes): the fit's intercept comes from the class shares of
+    every outcome its sample holds, so when the base rate falls it over-predicts; SGD follows."""
+    model = RiskModel(refit_every=100, keeps_sgd=True)
+    for x, y in _shifting(400, 0.25, seed=1):
+        model.learn_one(x, y)
+    assert model.expert_weights()["sgd"] == 0.0, "before the first fit it repeats the learned regression"
+    assert model.refit_if_due()
+    for k, (x, y) in enumerate(_shifting(4000, 0.02, seed=2)):
+        model.learn_one(x, y, day=k // 50)
+        model.refit_if_due()
+    weights = model.expert_weights()
+    assert weights["sgd"] > 0.25 and weights["learned"] < 0.01  # sgd shares with the one-signal experts
+    assert (
+        model.experts[-1].predict_proba_one({"recency": 0.5})
+        < model._predictions(model._inputs({"recency": 0.5}))[0]
+    ), "the refitted regression over-predicts the new base rate; sgd does not"
+    again = RiskModel.from_state(orjson.loads(orjson.dumps(model.to_state())))
+    assert again.to_state() == model.to_state() and again.expert_weights() == weights
+
+
+def test_keeps_sgd_is_on_by_default_with_its_gate_and_needs_refits() -> None:
+    def model(config: DetectorConfig) -> RiskModel:
+        return AccountMonitor(config, WindowConfig()).risk_model
+
+    default = model(DetectorConfig())
+    assert "sgd" in default.mixture.names and default.gate is not None and default.gate.factor == 1.5
+    assert "sgd" not in model(DetectorConfig(refit_keeps_sgd=False)).mixture.names
+    assert "sgd" not in model(DetectorConfig(refit_every=0)).mixture.names
+    assert model(DetectorConfig(refit_sgd_gate=None)).gate is None
+
+
+def test_a_restored_model_keeps_sgd_as_the_worker_says() -> None:
+    """A model saved without the sgd expert gets one (fresh) on a worker that keeps it, and the reverse."""
+    saved = RiskModel(refit_every=100)
+    for x, y in _outcomes(700):
+        saved.learn_one(x, y)
+    assert saved.refit_if_due()
+    keeping = Detection(AccountMonitor(DetectorConfig(refit_every=100), WindowConfig()))
+    keeping.adopt_learning(orjson.loads(orjson.dumps(saved.to_state())), [])
+    restored = keeping.risk_model
+    assert "sgd" in restored.mixture.names and restored.refitted and restored.gate is not None
+    assert restored.expert_weights()["sgd"] == 0.0, "closed: no outcome since the fit has been judged"
+    dropping = Detection(
+        AccountMonitor(DetectorConfig(refit_every=100, refit_keeps_sgd=False), WindowConfig())
+    )
+    dropping.adopt_learning(orjson.loads(orjson.dumps(restored.to_state())), [])
+    assert "sgd" not in dropping.risk_model.mixture.names
+    assert dropping.risk_model._lr._weights == saved._lr._weights
+
+
+def test_the_gate_opens_for_sgd_only_where_the_refit_is_off_its_base_rate() -> None:
+    """Sixteenth pass: with ``sgd_gate``, sgd has no say while the refit predicts the outcome rate."""
+    steady = RiskModel(refit_every=100, keeps_sgd=True, sgd_gate=1.5)
+    for k, (x, y) in enumerate(_shifting(4000, 0.1, seed=3)):
+        steady.learn_one(x, y, day=k // 50)
+        steady.refit_if_due()
+    assert steady.refitted and steady.expert_weights()["sgd"] == 0.0
+    gate = steady.gate
+    assert gate is not None and gate.observed >= gate.MIN_POSITIVES and not gate.open
+    falling = RiskModel(refit_every=100, keeps_sgd=True, sgd_gate=1.5)
+    for x, y in _shifting(400, 0.25, seed=1):
+        falling.learn_one(x, y)
+    assert falling.refit_if_due()
+    for k, (x, y) in enumerate(_shifting(4000, 0.02, seed=2)):
+        falling.learn_one(x, y, day=k // 50)
+        falling.refit_if_due()
+    assert falling.gate is not None and falling.gate.predicted / falling.gate.observed > 1.5
+    assert falling.gate.open and falling.expert_weights()["sgd"] > 0.25
+    again = RiskModel.from_state(orjson.loads(orjson.dumps(falling.to_state())))
+    assert again.to_state() == falling.to_state() and again.expert_weights() == falling.expert_weights()

@@ -149,7 +149,10 @@ class Detection:
         """Take a persisted model when it has learned from more outcomes than the one in memory, with the
         outcomes its last sweep labelled (learned at the next sweep). Otherwise keep both in memory: a
         restore during a run (a rebalance) must not hand back outcomes this worker already learned."""
-        stored = RiskModel.from_state(model)
+        config = self.monitor.config
+        # The worker's settings say whether the sgd expert is kept, whatever the saved model had.
+        params = dict(model["params"], keeps_sgd=config.sgd_beside_refits, sgd_gate=config.refit_sgd_gate)
+        stored = RiskModel.from_state({**model, "params": params})
         current = self.risk_model
         if stored.n_positives + stored.n_negatives > current.n_positives + current.n_negatives:
             stored.use_refits(self.monitor.config.refit_every)  # saved before refits, or at another cadence

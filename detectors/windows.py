@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
 from detectors.open_users import close_days, users_by_day, users_from_state
-from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_bucket, trimmed
+from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_days
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
@@ -440,14 +440,11 @@ class AccountWindow:
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (lists and string-keyed dicts only)."""
+        users = self.open_users
         return {
-            # Trailing zero columns dropped: most days have usage only.
-            "d": [
-                [day, *(stored_bucket(bucket) if type(bucket) is tuple else trimmed(bucket))]
-                for day, bucket in self.days.items()  # ascending
-            ],
+            "d": stored_days(self.days),  # trailing zero columns dropped: most days have usage only
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
-            "u": users_by_day(self.open_users or {}, self._user_days(), self.config.allowed_lateness_ms),
+            "u": users_by_day(users, self._user_days(), self.config.allowed_lateness_ms) if users else [],
             "t": self.event_totals,
             "w": self.watermarks,
             "f": self.first_seen_ms,

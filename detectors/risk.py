@@ -244,14 +244,14 @@ class RiskModel:
             for name, inputs in SIGNAL_EXPERTS
         ]
         self._sgd_index: int | None = None  # the sgd expert's place in the mixture (keeps_sgd)
-        self.gate = CalibrationGate(sgd_gate) if sgd_gate is not None else None
+        self.gate = CalibrationGate(sgd_gate) if keeps_sgd and sgd_gate is not None else None  # sgd's only
         if keeps_sgd:
             self.experts.append(
                 SignalExpert(
                     "sgd", ("prior", *FEATURES), intercept=self.prior.intercept, learning_rate=learning_rate
                 )
             )
-            self._sgd_index = 2 + len(self.experts) - 1
+            self._sgd_index = len(self.experts) + 1  # after learned and prior: the last expert
         names = ("learned", "prior", *(e.name for e in self.experts))
         self.mixture = ExpertWeights(names, eta=eta, half_life=half_life)
         self.ranking = RankWeights(names, ("prior", *FEATURES), temperature=rank_temperature)

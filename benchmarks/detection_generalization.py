@@ -58,8 +58,11 @@ activity for the whole horizon (90 days for CDNOW). Columns:
   no more alerts on non-churners than churnwatch did (same alert budget).
 * precision (judged): alerts followed by a churn within 60 days over the alerts whose outcome is known.
 * vacation alerted: share of the ground truth's vacation accounts (that did not churn) ever alerted.
-* holiday alerts: alerts opened on non-churners during a holiday shared by the whole base or the 7 days
-  after it.
+* holiday alerts: alerts opened on non-churners after warm-up during a holiday shared by the whole base or
+  the 7 days after it, and in brackets the number the same scorer's non-churner alerts on the file's other
+  days after warm-up predict for those days (its rate per day times the window's days): what a holiday adds
+  is the difference. The rate is per day, not per account-day, so a base that grows (late joiners) makes the
+  expectation a little low for late windows.
 
 Dependencies: numpy, scipy (core). CDNOW needs the benchmark extra (``.venv/bin/pip install -e '.[bench]'``,
 which installs ``lifetimes``; only its data file is read). ChurnSim needs ``fightchurn``, whose pinned
@@ -96,12 +99,47 @@ from generalization_sources import SOURCES, Source, SourceFile  # benchmarks/gen
 SCORERS = (CHURNWATCH, *BASELINES)
 
 
+@dataclass(frozen=True, slots=True)
+class HolidayAlerts:
+    """Non-churner alert openings in the holiday windows, and what the file's other days predict there."""
+
+    observed: int
+    expected: float
+
+    def __add__(self, other: HolidayAlerts) -> HolidayAlerts:
+        return HolidayAlerts(self.observed + other.observed, self.expected + other.expected)
+
+    def __str__(self) -> str:
+        return f"{self.observed} ({self.expected:.0f})"
+
+
+def holiday_alerts(
+    bt: Backtest, openings: dict[str, list[float]], holidays: list[tuple[float, float]]
+) -> HolidayAlerts:
+    """Openings on non-churners after warm-up inside ``[start, end + 7)`` of each holiday, and elsewhere."""
+    windows = [(max(start, bt.warm_day), min(end + 7, bt.end_day)) for start, end in holidays]
+    window_days = sum(max(0.0, b - a) for a, b in windows)
+    other_days = bt.end_day - bt.warm_day - window_days
+    inside = outside = 0
+    for account, times in openings.items():
+        if account in bt.churn_day:
+            continue
+        for t in times:
+            if t < bt.warm_day:
+                continue
+            if any(a <= t < b for a, b in windows):
+                inside += 1
+            else:
+                outside += 1
+    return HolidayAlerts(inside, outside * window_days / other_days if other_days > 0 else 0.0)
+
+
 @dataclass(slots=True)
 class FileResult:
     label: str
     backtest: Backtest
     vacation_alerted: dict[str, float | None]
-    holiday_alerts: dict[str, int] | None  # None: the file has no shared holiday
+    holiday_alerts: dict[str, HolidayAlerts] | None  # None: the file has no shared holiday
     repeat_auc: dict[str, float | None] = field(default_factory=dict)  # ranking among repeat customers
     by_shape: dict[str, tuple[int, int]] = field(default_factory=dict)  # shape -> (accounts, churnwatch hits)
 
@@ -129,23 +167,16 @@ def run_file(source_file: SourceFile, warmup_days: int, config: DetectorConfig) 
             repeat = {n: (s.auc.auc if s.auc else None) for n, s in again.scorers.items()}
     vacation = [a for a in source_file.vacation if a not in bt.churn_day]
     vacation_alerted: dict[str, float | None] = {}
-    holiday_alerts: dict[str, int] | None = {} if source_file.holidays else None
+    holidays: dict[str, HolidayAlerts] | None = {} if source_file.holidays else None
     for name, scorer in bt.scorers.items():
         openings = scorer.alerts.openings
         vacation_alerted[name] = (
             sum(1 for a in vacation if openings.get(a)) / len(vacation) if vacation else None
         )
-        if holiday_alerts is not None:
-            holiday_alerts[name] = sum(
-                1
-                for account, times in openings.items()
-                if account not in bt.churn_day
-                for t in times
-                for start, end in source_file.holidays
-                if start <= t < end + 7
-            )
+        if holidays is not None:
+            holidays[name] = holiday_alerts(bt, openings, source_file.holidays)
     by_shape = shape_breakdown(bt, source_file.shape_of)
-    return FileResult(source_file.label, bt, vacation_alerted, holiday_alerts, repeat, by_shape)
+    return FileResult(source_file.label, bt, vacation_alerted, holidays, repeat, by_shape)
 
 
 def shape_breakdown(bt: Backtest, shape_of: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -200,13 +231,21 @@ def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
             "precision": sum(a.hits for a in alerts) / judged if judged else None,
             "judged": judged,
             "vacation_alerted": statistics.fmean(v for v in vacation if v is not None) if vacation else None,
-            "holiday_alerts": (
-                sum(f.holiday_alerts[name] for f in files if f.holiday_alerts is not None)
-                if any(f.holiday_alerts is not None for f in files)
-                else None
-            ),
+            "holiday_alerts": _holiday_total(files, name),
         }
     return rows
+
+
+def _holiday_total(files: list[FileResult], name: str) -> dict[str, float] | None:
+    counts = [f.holiday_alerts[name] for f in files if f.holiday_alerts is not None]
+    if not counts:
+        return None
+    total = sum(counts, HolidayAlerts(0, 0.0))
+    return {"observed": total.observed, "expected": total.expected}
+
+
+def _fmt_holiday(value: dict[str, float] | None) -> str:
+    return "-" if value is None else str(HolidayAlerts(int(value["observed"]), value["expected"]))
 
 
 def _fmt_auc(value: float | None) -> str:
@@ -224,7 +263,7 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
     print(f"{len(files)} file(s); outcome: {outcome} within {horizon} days\n")
     print(
         "| scorer | AUC ± SE | churners flagged ≥ 7 d ahead | median lead (d) | "
-        "non-churner alerts / 30 d | precision (judged) | vacation alerted | holiday alerts |"
+        "non-churner alerts / 30 d | precision (judged) | vacation alerted | holiday alerts (expected) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
@@ -235,7 +274,7 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         print(
             f"| {label} | {auc} | {_pct(r['flagged_ahead'])} of {r['churners']} | {lead} | {rate} | "
             f"{_pct(r['precision'])} ({r['judged']}) | {_pct(r['vacation_alerted'])} | "
-            f"{'-' if r['holiday_alerts'] is None else r['holiday_alerts']} |"
+            f"{_fmt_holiday(r['holiday_alerts'])} |"
         )
     ours = rows[CHURNWATCH]["auc"]
     best = max(

@@ -236,6 +236,14 @@ SOURCES = (
         shapes_files("thin", list(range(1200, 1210))),
     ),
     Source(
+        "shapes-festive",
+        "heldout",
+        "streams.dev.shapes, ninth held-out mix (a strong mid-horizon holiday week, mostly steady and "
+        "weekday-only accounts, vacations of 5-16 days, late-month rhythms, churn of every cause), seeds "
+        "1300-1309 (defined in the seventeenth pass before any run on it)",
+        shapes_files("festive", list(range(1300, 1310))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

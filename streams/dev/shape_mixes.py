@@ -358,4 +358,39 @@ THIN = Mix(
     churn_window=(0.3, 0.95),
     seasonal_days=(5, 10),
 )
-MIXES = {m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN)}
+# Ninth held-out mix (issue 14's seventeenth pass, defined before any run on it): a base whose calendar is the
+# main event: a strong holiday week in the middle of the horizon (usage at 5-25 %), mostly steady and
+# weekday-only accounts, short-to-mid vacations, monthly accounts busy on the 20th-25th, churn of every cause.
+FESTIVE = Mix(
+    "festive",
+    {
+        Shape.STEADY: 0.24,
+        Shape.WEEKDAY_ONLY: 0.18,
+        Shape.SPARSE: 0.10,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.12,
+        Shape.LOW_LEVEL: 0.07,
+        Shape.GRADUAL_FADE: 0.07,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.04,
+        Shape.ONE_TIME: 0.03,
+    },
+    concentration=60.0,
+    level_sigma=0.9,
+    low_level=(0.2, 0.45),
+    fade_days=(21, 56),
+    drop_to=(0.05, 0.35),
+    drop_lead_days=(12, 35),
+    silent_days=(12, 40),
+    vacation_days=(5, 16),
+    sparse_p=(0.15, 0.4),
+    late_join=0.15,
+    holiday_week=(0.35, 0.75),
+    holiday_level=(0.05, 0.25),
+    churn_window=(0.3, 0.95),
+    seasonal_days=(20, 25),
+)
+MIXES = {
+    m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN, FESTIVE)
+}

@@ -2,7 +2,7 @@
 
 Where the simulator has a fixed set of archetypes tuned alongside the detectors, this generator draws, per
 seed, the proportions of each :class:`Shape` (Dirichlet around the mix's base shares) and each account's
-shape parameters (uniform within the mix's ranges). Eight mixes are fixed in advance
+shape parameters (uniform within the mix's ranges). The mixes are fixed in advance
 (:mod:`streams.dev.shape_mixes`):
 
 * ``tuning`` (:data:`TUNING`): steady, weekday-only, sparse and vacation accounts; churn driven by a low
@@ -31,6 +31,9 @@ shape parameters (uniform within the mix's ranges). Eight mixes are fixed in adv
 * ``thin`` (:data:`THIN`, an eighth held-out mix, issue 14's twelfth pass): a thinly engaged base, a quarter
   of it sparse (active on 10-30 % of days), wide spread of levels, one-time buyers, level churners, early
   monthly rhythms (days 5-10), vacations of up to three weeks, an early holiday week.
+* ``festive`` (:data:`FESTIVE`, a ninth held-out mix, issue 14's seventeenth pass): a base whose calendar is
+  the main event: a strong holiday week mid-horizon (usage at 5-25 %), mostly steady and weekday-only
+  accounts, vacations of 5-16 days, monthly accounts busy on the 20th-25th, churn from every cause.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

@@ -62,7 +62,8 @@ activity for the whole horizon (90 days for CDNOW). Columns:
   the 7 days after it, and in brackets the number the same scorer's non-churner alerts on the file's other
   days after warm-up predict for those days (its rate per day times the window's days): what a holiday adds
   is the difference. The rate is per day, not per account-day, so a base that grows (late joiners) makes the
-  expectation a little low for late windows.
+  expectation a little low for late windows. A line under the table gives the same for the 14 days after
+  the windows, where alerts a holiday only postponed would land.
 
 Dependencies: numpy, scipy (core). CDNOW needs the benchmark extra (``.venv/bin/pip install -e '.[bench]'``,
 which installs ``lifetimes``; only its data file is read). ChurnSim needs ``fightchurn``, whose pinned
@@ -101,13 +102,21 @@ SCORERS = (CHURNWATCH, *BASELINES)
 
 @dataclass(frozen=True, slots=True)
 class HolidayAlerts:
-    """Non-churner alert openings in the holiday windows, and what the file's other days predict there."""
+    """Non-churner alert openings in the holiday windows ``[start, end + 7)`` and in the 14 days after them
+    (``later``: alerts a holiday merely postponed land there), with what the file's other days predict."""
 
     observed: int
     expected: float
+    later: int = 0
+    later_expected: float = 0.0
 
     def __add__(self, other: HolidayAlerts) -> HolidayAlerts:
-        return HolidayAlerts(self.observed + other.observed, self.expected + other.expected)
+        return HolidayAlerts(
+            self.observed + other.observed,
+            self.expected + other.expected,
+            self.later + other.later,
+            self.later_expected + other.later_expected,
+        )
 
     def __str__(self) -> str:
         return f"{self.observed} ({self.expected:.0f})"
@@ -116,11 +125,16 @@ class HolidayAlerts:
 def holiday_alerts(
     bt: Backtest, openings: dict[str, list[float]], holidays: list[tuple[float, float]]
 ) -> HolidayAlerts:
-    """Openings on non-churners after warm-up inside ``[start, end + 7)`` of each holiday, and elsewhere."""
-    windows = [(max(start, bt.warm_day), min(end + 7, bt.end_day)) for start, end in holidays]
-    window_days = sum(max(0.0, b - a) for a, b in windows)
-    other_days = bt.end_day - bt.warm_day - window_days
-    inside = outside = 0
+    """Non-churner openings after warm-up in each holiday's window, the 14 days after, and elsewhere."""
+
+    def clip(a: float, b: float) -> tuple[float, float]:
+        return max(a, bt.warm_day), min(b, bt.end_day)
+
+    windows = [clip(start, end + 7) for start, end in holidays]
+    after = [clip(end + 7, end + 21) for _, end in holidays]
+    spans = [sum(max(0.0, b - a) for a, b in ws) for ws in (windows, after)]
+    other_days = bt.end_day - bt.warm_day - sum(spans)
+    inside = later = outside = 0
     for account, times in openings.items():
         if account in bt.churn_day:
             continue
@@ -129,9 +143,12 @@ def holiday_alerts(
                 continue
             if any(a <= t < b for a, b in windows):
                 inside += 1
+            elif any(a <= t < b for a, b in after):
+                later += 1
             else:
                 outside += 1
-    return HolidayAlerts(inside, outside * window_days / other_days if other_days > 0 else 0.0)
+    rate = outside / other_days if other_days > 0 else 0.0
+    return HolidayAlerts(inside, rate * spans[0], later, rate * spans[1])
 
 
 @dataclass(slots=True)
@@ -241,11 +258,16 @@ def _holiday_total(files: list[FileResult], name: str) -> dict[str, float] | Non
     if not counts:
         return None
     total = sum(counts, HolidayAlerts(0, 0.0))
-    return {"observed": total.observed, "expected": total.expected}
+    return {
+        "observed": total.observed,
+        "expected": total.expected,
+        "later": total.later,
+        "later_expected": total.later_expected,
+    }
 
 
 def _fmt_holiday(value: dict[str, float] | None) -> str:
-    return "-" if value is None else str(HolidayAlerts(int(value["observed"]), value["expected"]))
+    return "-" if value is None else f"{int(value['observed'])} ({value['expected']:.0f})"
 
 
 def _fmt_auc(value: float | None) -> str:
@@ -285,6 +307,13 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         print(
             f"\nchurnwatch {verdict} the best baseline ({BASELINE_LABELS[best]}) on {source.name}: "
             f"AUC {ours:.3f} vs {rows[best]['auc']:.3f}"
+        )
+    holiday = rows[CHURNWATCH]["holiday_alerts"]
+    if holiday is not None:
+        print(
+            f"\nchurnwatch's non-churner alerts in the holiday windows: {holiday['observed']} "
+            f"(expected {holiday['expected']:.1f} at the file's other days' rate); in the 14 days after "
+            f"them: {holiday['later']} (expected {holiday['later_expected']:.1f})"
         )
     shapes: dict[str, list[int]] = {}
     for f in files:

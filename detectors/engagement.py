@@ -62,11 +62,22 @@ class EngagementTracker:
     def clone(self) -> EngagementTracker:
         return EngagementTracker(self.half_life_days)
 
-    def learn_one(self, usage: float, users: float) -> None:
-        """Fold one completed day (from the account's first active day on)."""
-        self.n_days += 1
+    def learn_one(self, usage: float, users: float, *, quiet: bool = False) -> None:
+        """Fold one completed day (from the account's first active day on).
+
+        A ``quiet`` day (the whole population quiet: a holiday) counts an activity but leaves the levels
+        alone: it says nothing about how engaged the account usually is.
+
+        >>> t = EngagementTracker()
+        >>> t.learn_one(10.0, 2.0); t.learn_one(1.0, 1.0, quiet=True)
+        >>> t.usage, t.n_active
+        (10.0, 2)
+        """
         active = usage > 0
         self.n_active += active
+        if quiet:
+            return
+        self.n_days += 1
         alpha = max(self._alpha, 1.0 / self.n_days)
         self.usage = round(self.usage + alpha * (usage - self.usage), 4)
         self.users = round(self.users + alpha * (users - self.users), 4)
@@ -233,21 +244,37 @@ def weekly_totals(
     last_day: int,
     weeks: int,
     quiet: Mapping[int, float] | None = None,
+    usual: float = 0.0,
+    since: int | None = None,
 ) -> list[float]:
-    """Usage per week over ``weeks`` weeks ending on ``last_day`` (oldest first; quiet days scaled up).
+    """Usage per week over ``weeks`` weeks ending on ``last_day`` (oldest first).
+
+    Days of a population-wide quiet spell (``quiet``: a holiday) count as the account's ``usual`` day,
+    whatever they held, from its first active day (``since``) on: a holiday week is not a decline.
 
     >>> weekly_totals({0: [5], 6: [1], 7: [2]}, 13, 2)
     [6.0, 2.0]
+    >>> weekly_totals({0: [5], 6: [1], 7: [2]}, 13, 2, quiet={7: 0.2, 8: 0.2}, usual=3.0, since=0)
+    [6.0, 6.0]
     """
     totals = [0.0] * weeks
     first = last_day - 7 * weeks + 1
     for day, bucket in days.items():
-        if first <= day <= last_day:
-            value = float(bucket[USAGE])
-            if quiet and day in quiet:
-                value /= max(quiet[day], 0.1)
-            totals[(day - first) // 7] += value
+        if first <= day <= last_day and not (quiet and day in quiet):
+            totals[(day - first) // 7] += float(bucket[USAGE])
+    if quiet:
+        fill_quiet(totals, quiet, last_day, usual, first if since is None else max(first, since))
     return totals
+
+
+def fill_quiet(
+    totals: list[float], quiet: Mapping[int, float], last_day: int, usual: float, since: int
+) -> None:
+    """Add ``usual`` to ``totals`` (weeks ending on ``last_day``) for each quiet day from ``since`` on."""
+    first = last_day - 7 * len(totals) + 1
+    for day in quiet:
+        if since <= day <= last_day and day >= first:
+            totals[(day - first) // 7] += usual
 
 
 def slope_of(totals: list[float]) -> float | None:
@@ -301,8 +328,8 @@ def weekly_trend(
     """Least-squares slope of weekly usage over ``weeks`` weeks ending on ``last_day``, per week, relative.
 
     The slope is divided by the mean weekly usage plus one, so -0.1 means "losing about 10% of its level a
-    week". Days of a population-wide quiet spell (``quiet``: day -> the population's activity ratio) are
-    scaled back up by that ratio, so a holiday week does not read as a decline. None without usage.
+    week". Days of a population-wide quiet spell (``quiet``) are left out (:func:`weekly_totals` without a
+    ``usual`` day), so a holiday week does not read as a decline. None without usage.
 
     >>> days = {d: [200 - 2 * d] for d in range(56)}  # fading by 14 events a week (98 per week)
     >>> round(weekly_trend(days, 55, 4), 3), round(weekly_trend(days, 55, 8), 3)

@@ -79,11 +79,12 @@ class HistoryLearner:
                 names = window.day_events.get(day)  # window.key_events(day), with the bucket at hand
                 key = key_events(names) if names is not None else bucket[KEY_EVENTS]
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
-            state.engagement.learn_one(values[0], values[1])
+            # A day the whole population was quiet (a holiday) says nothing about this account's normal.
+            quiet = calendar.is_quiet(day)
+            state.engagement.learn_one(values[0], values[1], quiet=quiet)
             if state.cycle is not None:
                 state.cycle.learn_one(day, values[0])
-            # A day the whole population was quiet (a holiday) says nothing about this account's normal.
-            if not calendar.is_quiet(day):
+            if not quiet:
                 self._learn_signals(window, state, day, values, cfg)
         state.learned_through = last_day
         return new_days

@@ -332,7 +332,8 @@ class PopulationModel:
                 continue
             n += 1
             if today - first >= TRENDS[0][1] * 7:
-                totals = weekly_totals(window.days, today - 1, 8, self.calendar.quiet)
+                quiet, usual = self.calendar.quiet, state.engagement.usage
+                totals = weekly_totals(window.days, today - 1, 8, quiet, usual, first)
                 for name, value in downtrends(totals, today - first).items():
                     sums[name] += value
         return {name: total / n for name, total in sums.items()} if n else {}

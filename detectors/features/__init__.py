@@ -87,7 +87,8 @@ def extract(
     rhythm = Rhythm.of(state, today, config, retention_days)
     first = state.first_active_day
     trends = first is not None and today - first >= 28  # level_evidence's weekly trends: summed in the pass
-    sums = window_sums(window, rhythm, population.calendar.quiet, weekly=trends)
+    quiet = population.calendar.quiet
+    sums = window_sums(window, rhythm, quiet, weekly=trends, usual=state.engagement.usage, since=first)
     items: list[Evidence] = []
     if rhythm.warm:
         items += usage_evidence(state, sums, rhythm, population, config)

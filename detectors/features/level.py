@@ -281,7 +281,8 @@ def level_evidence(
         # One pass over the window for both trends: 8 weekly totals, the last 4 of them for the short one.
         totals = weekly
         if totals is None:
-            totals = weekly_totals(window.days, today - 1, 8, population.calendar.quiet)
+            quiet = population.calendar.quiet
+            totals = weekly_totals(window.days, today - 1, 8, quiet, engagement.usage, first)
         for name, own in downtrends(totals, today - first).items():
             value = round(population.trend(name, own), 4)
             if value > 0:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from detectors.account_state import AccountDetectorState
 from detectors.config import DetectorConfig
+from detectors.engagement import fill_quiet
 from detectors.windows import (
     ACTIVE_USERS,
     CSAT_COUNT,
@@ -116,12 +117,19 @@ class WindowSums:
 
 
 def window_sums(
-    window: AccountWindow, rhythm: Rhythm, quiet: Mapping[int, float] | None = None, *, weekly: bool = False
+    window: AccountWindow,
+    rhythm: Rhythm,
+    quiet: Mapping[int, float] | None = None,
+    *,
+    weekly: bool = False,
+    usual: float = 0.0,
+    since: int | None = None,
 ) -> WindowSums:
     """Sum ``window`` as of ``rhythm.today`` (days before it are complete); see :class:`WindowSums`.
 
     With ``weekly``, the same pass also fills ``sums.weekly``: the usage of each of the last 8 weeks, as
-    :func:`~detectors.engagement.weekly_totals` gives it (``quiet``: the population's quiet days).
+    :func:`~detectors.engagement.weekly_totals` gives it (``quiet``: the population's quiet days, counted as
+    the account's ``usual`` day from its first active day ``since`` on).
     """
     sums = WindowSums()
     today, warm = rhythm.today, rhythm.warm
@@ -142,11 +150,8 @@ def window_sums(
             if age <= 56:
                 usage = bucket[USAGE]
                 old += usage
-                if totals is not None:
-                    value = float(usage)
-                    if quiet and day in quiet:
-                        value /= max(quiet[day], 0.1)
-                    totals[(56 - age) // 7] += value
+                if totals is not None and not (quiet and day in quiet):
+                    totals[(56 - age) // 7] += usage
             continue
         if age <= 0:
             # Today (still open): only its support and billing events count already.
@@ -163,12 +168,11 @@ def window_sums(
             actual[1] += bucket[ACTIVE_USERS]
             names = day_events.get(day)  # window.key_events(day), inlined: the bucket is at hand
             actual[2] += key_events(names) if names is not None else bucket[KEY_EVENTS]
-        if totals is not None and age <= 56:
-            value = float(usage)
-            if quiet and day in quiet:
-                value /= max(quiet[day], 0.1)
-            totals[(56 - age) // 7] += value
+        if totals is not None and age <= 56 and not (quiet and day in quiet):
+            totals[(56 - age) // 7] += usage
         if age < 30 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:
             sums.add_support(bucket, day, age)
     sums.recent, sums.old = recent, old
+    if totals is not None and quiet:
+        fill_quiet(totals, quiet, today - 1, usual, today - 56 if since is None else since)
     return sums

@@ -244,6 +244,14 @@ SOURCES = (
         shapes_files("festive", list(range(1300, 1310))),
     ),
     Source(
+        "shapes-shop",
+        "heldout",
+        "streams.dev.shapes, tenth held-out mix (a consumer-like shop: an early-to-mid holiday week, sparse "
+        "accounts and one-time buyers, wide levels, vacations of 7-21 days, late joiners), seeds 1400-1419 "
+        "(20 files: run with --files 20; defined in the eighteenth pass before any run on it)",
+        shapes_files("shop", list(range(1400, 1420))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

@@ -391,6 +391,40 @@ FESTIVE = Mix(
     churn_window=(0.3, 0.95),
     seasonal_days=(20, 25),
 )
+# Tenth held-out mix (issue 14's eighteenth pass, defined before any run on it): a consumer-like shop whose
+# holiday week falls early to mid horizon (usage at 10-35 %): more sparse accounts and one-time buyers, a
+# wide spread of levels, vacations of 7-21 days, a fifth of the accounts joining late, churn of every cause.
+SHOP = Mix(
+    "shop",
+    {
+        Shape.STEADY: 0.18,
+        Shape.WEEKDAY_ONLY: 0.06,
+        Shape.SPARSE: 0.20,
+        Shape.SEASONAL: 0.04,
+        Shape.VACATION: 0.10,
+        Shape.LOW_LEVEL: 0.10,
+        Shape.GRADUAL_FADE: 0.08,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.06,
+        Shape.INVOLUNTARY: 0.05,
+        Shape.ONE_TIME: 0.08,
+    },
+    concentration=50.0,
+    level_sigma=1.0,
+    low_level=(0.2, 0.5),
+    fade_days=(28, 60),
+    drop_to=(0.1, 0.35),
+    drop_lead_days=(14, 40),
+    silent_days=(14, 45),
+    vacation_days=(7, 21),
+    sparse_p=(0.15, 0.35),
+    late_join=0.2,
+    holiday_week=(0.25, 0.6),
+    holiday_level=(0.1, 0.35),
+    churn_window=(0.3, 0.95),
+    seasonal_days=(1, 6),
+)
 MIXES = {
-    m.name: m for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN, FESTIVE)
+    m.name: m
+    for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN, FESTIVE, SHOP)
 }

@@ -34,6 +34,9 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
 * ``festive`` (:data:`FESTIVE`, a ninth held-out mix, issue 14's seventeenth pass): a base whose calendar is
   the main event: a strong holiday week mid-horizon (usage at 5-25 %), mostly steady and weekday-only
   accounts, vacations of 5-16 days, monthly accounts busy on the 20th-25th, churn from every cause.
+* ``shop`` (:data:`SHOP`, a tenth held-out mix, issue 14's eighteenth pass): a consumer-like shop with an
+  early-to-mid holiday week (usage at 10-35 %), more sparse accounts and one-time buyers, wide levels,
+  vacations of 7-21 days, a fifth joining late, churn from every cause.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

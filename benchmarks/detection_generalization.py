@@ -58,12 +58,13 @@ activity for the whole horizon (90 days for CDNOW). Columns:
   no more alerts on non-churners than churnwatch did (same alert budget).
 * precision (judged): alerts followed by a churn within 60 days over the alerts whose outcome is known.
 * vacation alerted: share of the ground truth's vacation accounts (that did not churn) ever alerted.
-* holiday alerts: alerts opened on non-churners after warm-up during a holiday shared by the whole base or
-  the 7 days after it, and in brackets the number the same scorer's non-churner alerts on the file's other
-  days after warm-up predict for those days (its rate per day times the window's days): what a holiday adds
-  is the difference. The rate is per day, not per account-day, so a base that grows (late joiners) makes the
-  expectation a little low for late windows. A line under the table gives the same for the 14 days after
-  the windows, where alerts a holiday only postponed would land.
+* holiday alerts (without): alerts opened on non-churners after warm-up during a holiday shared by the whole
+  base or the 7 days after it, and in brackets the same count on the same base generated without its
+  holiday (``benchmarks/holiday_alerts.py``; the shapes sources replay that control file too): what a
+  holiday adds is the difference. Without a control (the simulator's one-day holidays) the brackets hold
+  ``~`` and the file's other days' rate times the windows' days, a rough expectation (alerts are not spread
+  evenly over a file). A line under the table gives the same for the 14 days after the windows, where
+  alerts a holiday only postponed would land.
 
 Dependencies: numpy, scipy (core). CDNOW needs the benchmark extra (``.venv/bin/pip install -e '.[bench]'``,
 which installs ``lifetimes``; only its data file is read). ChurnSim needs ``fightchurn``, whose pinned
@@ -92,63 +93,13 @@ from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
 from streams.offline.backtest import CHURNWATCH, Backtest, BacktestConfig, backtest
 from streams.offline.baselines import BASELINE_LABELS, BASELINES
-from streams.offline.replay import replay_file
+from streams.offline.replay import ReplayResult, replay_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from generalization_sources import SOURCES, Source, SourceFile  # benchmarks/generalization_sources.py
+from holiday_alerts import HolidayAlerts, describe, fmt, holiday_alerts  # benchmarks/holiday_alerts.py
 
 SCORERS = (CHURNWATCH, *BASELINES)
-
-
-@dataclass(frozen=True, slots=True)
-class HolidayAlerts:
-    """Non-churner alert openings in the holiday windows ``[start, end + 7)`` and in the 14 days after them
-    (``later``: alerts a holiday merely postponed land there), with what the file's other days predict."""
-
-    observed: int
-    expected: float
-    later: int = 0
-    later_expected: float = 0.0
-
-    def __add__(self, other: HolidayAlerts) -> HolidayAlerts:
-        return HolidayAlerts(
-            self.observed + other.observed,
-            self.expected + other.expected,
-            self.later + other.later,
-            self.later_expected + other.later_expected,
-        )
-
-    def __str__(self) -> str:
-        return f"{self.observed} ({self.expected:.0f})"
-
-
-def holiday_alerts(
-    bt: Backtest, openings: dict[str, list[float]], holidays: list[tuple[float, float]]
-) -> HolidayAlerts:
-    """Non-churner openings after warm-up in each holiday's window, the 14 days after, and elsewhere."""
-
-    def clip(a: float, b: float) -> tuple[float, float]:
-        return max(a, bt.warm_day), min(b, bt.end_day)
-
-    windows = [clip(start, end + 7) for start, end in holidays]
-    after = [clip(end + 7, end + 21) for _, end in holidays]
-    spans = [sum(max(0.0, b - a) for a, b in ws) for ws in (windows, after)]
-    other_days = bt.end_day - bt.warm_day - sum(spans)
-    inside = later = outside = 0
-    for account, times in openings.items():
-        if account in bt.churn_day:
-            continue
-        for t in times:
-            if t < bt.warm_day:
-                continue
-            if any(a <= t < b for a, b in windows):
-                inside += 1
-            elif any(a <= t < b for a, b in after):
-                later += 1
-            else:
-                outside += 1
-    rate = outside / other_days if other_days > 0 else 0.0
-    return HolidayAlerts(inside, rate * spans[0], later, rate * spans[1])
 
 
 @dataclass(slots=True)
@@ -161,22 +112,31 @@ class FileResult:
     by_shape: dict[str, tuple[int, int]] = field(default_factory=dict)  # shape -> (accounts, churnwatch hits)
 
 
-def run_file(source_file: SourceFile, warmup_days: int, config: DetectorConfig) -> FileResult | None:
+def replay_and_backtest(
+    source_file: SourceFile, events: Path, cfg: BacktestConfig, config: DetectorConfig
+) -> tuple[ReplayResult, Backtest | None]:
     result = replay_file(
-        source_file.events,
+        events,
         config=config,
         snapshot_ms=[d * DAY_MS for d in source_file.as_of_days],
         record_activity=True,
     )
+    return result, backtest(result, cfg)
+
+
+def run_file(source_file: SourceFile, warmup_days: int, config: DetectorConfig) -> FileResult | None:
     cfg = BacktestConfig(
         horizon_days=source_file.horizon_days,
         outcome=source_file.outcome,
         as_of_days=source_file.as_of_days,
         warmup_days=warmup_days,
     )
-    bt = backtest(result, cfg)
+    result, bt = replay_and_backtest(source_file, source_file.events, cfg, config)
     if bt is None:
         return None
+    control = None
+    if source_file.control is not None:
+        control = replay_and_backtest(source_file, source_file.control, cfg, config)[1]
     repeat: dict[str, float | None] = {}
     if source_file.repeat_view:
         again = backtest(result, replace(cfg, min_active_days=2))
@@ -191,7 +151,8 @@ def run_file(source_file: SourceFile, warmup_days: int, config: DetectorConfig) 
             sum(1 for a in vacation if openings.get(a)) / len(vacation) if vacation else None
         )
         if holidays is not None:
-            holidays[name] = holiday_alerts(bt, openings, source_file.holidays)
+            twin = control.scorers[name].alerts.openings if control is not None else None
+            holidays[name] = holiday_alerts(bt, openings, source_file.holidays, twin)
     by_shape = shape_breakdown(bt, source_file.shape_of)
     return FileResult(source_file.label, bt, vacation_alerted, holidays, repeat, by_shape)
 
@@ -253,21 +214,11 @@ def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _holiday_total(files: list[FileResult], name: str) -> dict[str, float] | None:
+def _holiday_total(files: list[FileResult], name: str) -> dict[str, Any] | None:
     counts = [f.holiday_alerts[name] for f in files if f.holiday_alerts is not None]
     if not counts:
         return None
-    total = sum(counts, HolidayAlerts(0, 0.0))
-    return {
-        "observed": total.observed,
-        "expected": total.expected,
-        "later": total.later,
-        "later_expected": total.later_expected,
-    }
-
-
-def _fmt_holiday(value: dict[str, float] | None) -> str:
-    return "-" if value is None else f"{int(value['observed'])} ({value['expected']:.0f})"
+    return sum(counts[1:], counts[0]).to_json()
 
 
 def _fmt_auc(value: float | None) -> str:
@@ -285,7 +236,7 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
     print(f"{len(files)} file(s); outcome: {outcome} within {horizon} days\n")
     print(
         "| scorer | AUC ± SE | churners flagged ≥ 7 d ahead | median lead (d) | "
-        "non-churner alerts / 30 d | precision (judged) | vacation alerted | holiday alerts (expected) |"
+        "non-churner alerts / 30 d | precision (judged) | vacation alerted | holiday alerts (without) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
@@ -296,7 +247,7 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         print(
             f"| {label} | {auc} | {_pct(r['flagged_ahead'])} of {r['churners']} | {lead} | {rate} | "
             f"{_pct(r['precision'])} ({r['judged']}) | {_pct(r['vacation_alerted'])} | "
-            f"{_fmt_holiday(r['holiday_alerts'])} |"
+            f"{fmt(r['holiday_alerts'])} |"
         )
     ours = rows[CHURNWATCH]["auc"]
     best = max(
@@ -310,11 +261,7 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         )
     holiday = rows[CHURNWATCH]["holiday_alerts"]
     if holiday is not None:
-        print(
-            f"\nchurnwatch's non-churner alerts in the holiday windows: {holiday['observed']} "
-            f"(expected {holiday['expected']:.1f} at the file's other days' rate); in the 14 days after "
-            f"them: {holiday['later']} (expected {holiday['later_expected']:.1f})"
-        )
+        print(f"\nchurnwatch's non-churner alerts: {describe(holiday)}")
     shapes: dict[str, list[int]] = {}
     for f in files:
         for key, (n, hits) in f.by_shape.items():

@@ -12,7 +12,7 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -45,6 +45,7 @@ class SourceFile:
     outcome: OutcomeMode = OutcomeMode.AUTO
     vacation: set[str] = field(default_factory=set)
     holidays: list[tuple[float, float]] = field(default_factory=list)  # epoch-day [start, end)
+    control: Path | None = None  # the same base without its holiday (benchmarks/holiday_alerts.py)
     repeat_view: bool = False  # also rank among accounts with >= 2 active days before the as-of point
     shape_of: dict[str, str] = field(default_factory=dict)  # ground truth: account -> archetype / shape
 
@@ -93,6 +94,11 @@ def shapes_files(mix: str, seeds: list[int]) -> Callable[[Path, argparse.Namespa
             events, truth_path = workdir / f"{mix}{seed}.jsonl", workdir / f"{mix}{seed}.truth.jsonl"
             if not events.exists():
                 write_jsonl(base, events, truth_path)
+            control = None
+            if base.holidays():
+                control = workdir / f"{mix}{seed}.control.jsonl"
+                if not control.exists():
+                    write_jsonl(ShapedBase(replace(config, holiday=False)), control)
             day0 = _day(SIM_START)
             yield SourceFile(
                 label=f"seed {seed}",
@@ -101,6 +107,7 @@ def shapes_files(mix: str, seeds: list[int]) -> Callable[[Path, argparse.Namespa
                 vacation={r["account_id"] for r in base.truth() if r["vacation"]},
                 shape_of={r["account_id"]: r["shape"] for r in base.truth()},
                 holidays=[(float(_day(a)), float(_day(b))) for a, b in base.holidays()],
+                control=control,
             )
 
     return files

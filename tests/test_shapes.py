@@ -28,8 +28,9 @@ class Parsed:
 
 
 @cache
-def generated(mix: str, seed: int) -> Parsed:
-    base = ShapedBase(ShapesConfig(mix=mix, seed=seed, accounts=300, days=DAYS, start=START))
+def generated(mix: str, seed: int, holiday: bool = True) -> Parsed:
+    config = ShapesConfig(mix=mix, seed=seed, accounts=300, days=DAYS, start=START, holiday=holiday)
+    base = ShapedBase(config)
     parsed = Parsed(base, list(base.events()))
     parsed.truth = {row["account_id"]: row for row in base.truth()}
     parsed.usage = {a: np.zeros(DAYS) for a in parsed.truth}
@@ -149,6 +150,18 @@ def test_vacations_pause_usage_and_the_holiday_week_lowers_everyone() -> None:
     assert end - first == 7
     total = np.stack(list(parsed.usage.values())).sum(axis=0)
     assert total[first:end].sum() < 0.4 * total[first - 14 : first - 7].sum()
+
+
+def test_the_control_is_the_same_base_without_its_holiday_week() -> None:
+    with_it, without = generated("heldout", 200), generated("heldout", 200, holiday=False)
+    assert without.base.holidays() == [] and with_it.truth == without.truth
+    [(first_date, end_date)] = with_it.base.holidays()
+    first, end = (first_date - START.date()).days, (end_date - START.date()).days
+    week = [slice(first - 14, first - 7), slice(first, end)]
+    totals = [np.stack(list(p.usage.values())).sum(axis=0) for p in (with_it, without)]
+    before, during = ([t[w].sum() for t in totals] for w in week)
+    assert during[0] < 0.4 * during[1]  # the holiday week lowers usage only where it exists
+    assert abs(before[0] - before[1]) < 0.05 * before[1]  # elsewhere the two bases use as much
 
 
 def test_one_time_buyers_and_late_joiners() -> None:

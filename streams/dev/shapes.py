@@ -111,6 +111,7 @@ class ShapesConfig:
     accounts: int = 1000
     days: int = 150
     start: datetime = field(default=datetime(2026, 6, 1, tzinfo=UTC))
+    holiday: bool = True  # False: the same accounts and plans without the mix's holiday week (a control)
 
     def __post_init__(self) -> None:
         if self.mix not in MIXES:
@@ -150,6 +151,8 @@ class ShapedBase:
             first = int(rng.uniform(*self.mix.holiday_week) * config.days)
             self._holiday = (first, first + 7)
             self._holiday_level = float(rng.uniform(*self.mix.holiday_level))
+            if not config.holiday:
+                self._holiday = None
 
     # -- planning ------------------------------------------------------------------------------------------
 

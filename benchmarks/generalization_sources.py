@@ -259,6 +259,14 @@ SOURCES = (
         shapes_files("shop", list(range(1400, 1420))),
     ),
     Source(
+        "shapes-office",
+        "heldout",
+        "streams.dev.shapes, eleventh held-out mix (office software: a late holiday week, many weekday-only "
+        "accounts, long vacations, mid-month rhythms, slow fades and card failures), seeds 1500-1519 (20 "
+        "files: run with --files 20; defined in the nineteenth pass before any run on it)",
+        shapes_files("office", list(range(1500, 1520))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

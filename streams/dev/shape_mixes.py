@@ -424,7 +424,40 @@ SHOP = Mix(
     churn_window=(0.3, 0.95),
     seasonal_days=(1, 6),
 )
+# Eleventh held-out mix (issue 14's nineteenth pass, defined before any run on it): an office-software base
+# with a late holiday week (usage at 5-30 %), many weekday-only accounts, long vacations (10-28 days),
+# monthly accounts busy mid-month (days 10-16), slow fades and card failures, a tenth joining late.
+OFFICE = Mix(
+    "office",
+    {
+        Shape.STEADY: 0.20,
+        Shape.WEEKDAY_ONLY: 0.26,
+        Shape.SPARSE: 0.08,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.12,
+        Shape.LOW_LEVEL: 0.06,
+        Shape.GRADUAL_FADE: 0.08,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.05,
+        Shape.ONE_TIME: 0.01,
+    },
+    concentration=70.0,
+    level_sigma=0.8,
+    low_level=(0.2, 0.45),
+    fade_days=(35, 70),
+    drop_to=(0.1, 0.3),
+    drop_lead_days=(14, 35),
+    silent_days=(12, 40),
+    vacation_days=(10, 28),
+    sparse_p=(0.2, 0.4),
+    late_join=0.1,
+    holiday_week=(0.6, 0.85),
+    holiday_level=(0.05, 0.3),
+    churn_window=(0.3, 0.95),
+    seasonal_days=(10, 16),
+)
 MIXES = {
     m.name: m
-    for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN, FESTIVE, SHOP)
+    for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN, FESTIVE, SHOP, OFFICE)
 }

@@ -37,6 +37,9 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
 * ``shop`` (:data:`SHOP`, a tenth held-out mix, issue 14's eighteenth pass): a consumer-like shop with an
   early-to-mid holiday week (usage at 10-35 %), more sparse accounts and one-time buyers, wide levels,
   vacations of 7-21 days, a fifth joining late, churn from every cause.
+* ``office`` (:data:`OFFICE`, an eleventh held-out mix, issue 14's nineteenth pass): office software with a
+  late holiday week (usage at 5-30 %), many weekday-only accounts, long vacations (10-28 days), monthly
+  accounts busy mid-month, slow fades and card failures.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

@@ -1,11 +1,12 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Ten mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and eight held out (``heldout``,
-``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``); :mod:`streams.dev.shapes` says
-what each is for.
+Thirteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and eleven held out
+(``heldout``, ``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``, ``festive``,
+``shop``, ``office``); :mod:`streams.dev.shapes` says what each is for.
 
->>> sorted(MIXES)
-['distant', 'far', 'heldout', 'plain', 'remote', 'rhythm', 'shifted', 'smb', 'thin', 'tuning']
+>>> sorted(MIXES)  # doctest: +NORMALIZE_WHITESPACE
+['distant', 'far', 'festive', 'heldout', 'office', 'plain', 'remote', 'rhythm', 'shifted', 'shop', 'smb',
+ 'thin', 'tuning']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """

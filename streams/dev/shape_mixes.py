@@ -2,7 +2,8 @@
 
 Thirteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and eleven held out
 (``heldout``, ``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``, ``festive``,
-``shop``, ``office``); :mod:`streams.dev.shapes` says what each is for.
+``shop``, ``office``); :mod:`streams.dev.shapes` says what each is for. The module is one table of data
+(each mix ~30 lines) and stays one file past ~400 lines: a mix is defined, and read, beside the others.
 
 >>> sorted(MIXES)  # doctest: +NORMALIZE_WHITESPACE
 ['distant', 'far', 'festive', 'heldout', 'office', 'plain', 'remote', 'rhythm', 'shifted', 'shop', 'smb',

@@ -267,6 +267,14 @@ SOURCES = (
         shapes_files("office", list(range(1500, 1520))),
     ),
     Source(
+        "shapes-studio",
+        "heldout",
+        "streams.dev.shapes, twelfth held-out mix (design tools: a mid-to-late holiday week, steady and sparse "
+        "accounts, abrupt drops and silent churners, short vacations, month-end rhythms), seeds 1600-1619 (20 "
+        "files: run with --files 20; defined in the twentieth pass before any run on it)",
+        shapes_files("studio", list(range(1600, 1620))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

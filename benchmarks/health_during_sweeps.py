@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import httpx
 
@@ -121,7 +122,7 @@ def report_stalls(stalls: Path, longest: int = 8) -> None:
     )
     print(f"event loop stood still: {counts}; total {sum(s['seconds'] for s in lines):.1f} s")
     for stall in sorted(lines, key=lambda s: -s["seconds"])[:longest]:
-        top = stall["top"][0] if stall["top"] else {"samples": 0, "stack": []}
+        top: dict[str, Any] = stall["top"][0] if stall["top"] else {"samples": 0, "stack": []}
         print(f"  {stall['seconds']:6.3f} s, {stall['samples']} samples; most seen ({top['samples']}):")
         for frame in top["stack"][:4]:
             print(f"      {frame}")

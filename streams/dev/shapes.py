@@ -40,6 +40,9 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
 * ``office`` (:data:`OFFICE`, an eleventh held-out mix, issue 14's nineteenth pass): office software with a
   late holiday week (usage at 5-30 %), many weekday-only accounts, long vacations (10-28 days), monthly
   accounts busy mid-month, slow fades and card failures.
+* ``studio`` (:data:`STUDIO`, a twelfth held-out mix, issue 14's twentieth pass): design tools with a
+  mid-to-late holiday week (usage at 10-30 %), many steady and sparse accounts, abrupt drops and silent
+  churners more common than fades, short vacations (4-14 days), month-end rhythms, late joiners.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

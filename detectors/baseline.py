@@ -20,6 +20,7 @@ other detectors.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, ClassVar
 
 # Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
@@ -79,6 +80,9 @@ def half_life_alpha(half_life: float) -> float:
 _ALPHAS: dict[float, tuple[float, float]] = {}
 
 
+_ZEROS = bytes(8 * 10)  # ten doubles of 0.0, as array("d", ...) reads them
+
+
 def _slot_alphas(half_life_days: float) -> tuple[float, float]:
     alphas = _ALPHAS.get(half_life_days)
     if alphas is None:
@@ -125,16 +129,17 @@ class SeasonalBaseline:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 140
-    __slots__ = ("_alphas", "half_life_days", "sd_floor", "slots", "z_clip")
+    __slots__ = ("_alphas", "half_life_days", "sd_floor", "stats", "z_clip")
 
     def __init__(self, half_life_days: float = 28.0, sd_floor: float = 0.25, z_clip: float = 4.0) -> None:
         self.half_life_days = half_life_days
         self.sd_floor = sd_floor
         self.z_clip = z_clip
         self._alphas = _slot_alphas(half_life_days)
-        # Per slot: [days seen, EW mean of value, EW mean and EW variance of log1p(value), EW share active]
-        # (float | int: the count stays an int when mypyc compiles this, streams/dev/mypyc_build.py).
-        self.slots: list[list[float | int]] = [[0, 0.0, 0.0, 0.0, 0.0], [0, 0.0, 0.0, 0.0, 0.0]]
+        # Five numbers per slot (weekdays at 0, weekends at 5): days seen, EW mean of the value, EW mean and
+        # EW variance of log1p(value), EW share of active days. One flat array of doubles: 144 bytes where
+        # two lists of boxed numbers took ~460 (issue 15's resident state).
+        self.stats = array("d", _ZEROS)
 
     def clone(self) -> SeasonalBaseline:
         """A fresh, untrained baseline with the same parameters."""
@@ -143,24 +148,30 @@ class SeasonalBaseline:
     def days_seen(self, day: int | None = None) -> int:
         """Days learned in ``day``'s slot, or in both slots when ``day`` is None."""
         if day is None:
-            return int(self.slots[0][0] + self.slots[1][0])
-        return int(self.slots[is_weekend(day)][0])
+            return int(self.stats[0] + self.stats[5])
+        return int(self.stats[5 * is_weekend(day)])
+
+    def level(self, weekend: bool = False) -> float:
+        """The EW mean of the raw value in the weekday (or weekend) slot; 0 before it has data."""
+        return self.stats[5 * weekend + 1]
 
     def learn_one(self, day: int, value: float) -> None:
         """Fold one completed day's value into its slot."""
         weekend = (day + _EPOCH_WEEKDAY) % 7 >= 5  # is_weekend, inlined: every signal of every account-day
-        slot = self.slots[weekend]
-        n = slot[0] + 1
+        s = self.stats
+        i = 5 * weekend
+        n = s[i] + 1.0
         alpha = max(self._alphas[weekend], 1.0 / n)
         log_value = math.log1p(value)
-        delta = log_value - slot[2]
-        slot[0] = n
+        mean_log = s[i + 2]
+        delta = log_value - mean_log
+        s[i] = n
         # round(x, 4) inline rather than _round: this runs for every signal of every account-day.
-        slot[1] = round(slot[1] + alpha * (value - slot[1]), 4)
-        slot[2] = round(slot[2] + alpha * delta, 4)
+        s[i + 1] = round(s[i + 1] + alpha * (value - s[i + 1]), 4)
+        s[i + 2] = round(mean_log + alpha * delta, 4)
         # West's EW variance update: incremental and stable.
-        slot[3] = round((1.0 - alpha) * (slot[3] + alpha * delta * delta), 4)
-        slot[4] = round(slot[4] + alpha * ((value > 0) - slot[4]), 4)
+        s[i + 3] = round((1.0 - alpha) * (s[i + 3] + alpha * delta * delta), 4)
+        s[i + 4] = round(s[i + 4] + alpha * ((value > 0) - s[i + 4]), 4)
 
     def silence_surprise(self, first_day: int, last_day: int, max_share: float = 0.97) -> float:
         """Surprise (nats, ``-log P``) of no activity on ``first_day..last_day`` if days were independent.
@@ -171,54 +182,59 @@ class SeasonalBaseline:
         if last_day < first_day:
             return 0.0
         weekend = weekend_days(first_day, last_day)
-        weekday_cost = -math.log(1.0 - min(self.slots[0][4], max_share))
-        weekend_cost = -math.log(1.0 - min(self.slots[1][4], max_share))
+        weekday_cost = -math.log(1.0 - min(self.stats[4], max_share))
+        weekend_cost = -math.log(1.0 - min(self.stats[9], max_share))
         return (last_day - first_day + 1 - weekend) * weekday_cost + weekend * weekend_cost
 
     def silent_day_cost(self, day: int, max_share: float = 0.97) -> float:
         """What one silent ``day`` adds to :meth:`silence_surprise` (nats)."""
-        return -math.log(1.0 - min(self.slots[is_weekend(day)][4], max_share))
+        return -math.log(1.0 - min(self.stats[5 * is_weekend(day) + 4], max_share))
 
     def expected(self, day: int) -> float:
         """Expected raw value on ``day`` (the EW mean of its slot; 0 before the slot has data)."""
-        slot = self.slots[is_weekend(day)]
-        if slot[0] == 0:
+        s, weekend = self.stats, is_weekend(day)
+        if s[5 * weekend] == 0:
             # Before the slot has data (the first days), the other slot is the best guess.
-            return self.slots[not is_weekend(day)][1]
-        return slot[1]
+            return s[5 * (not weekend) + 1]
+        return s[5 * weekend + 1]
 
     def expected_total(self, first_day: int, last_day: int) -> float:
         """Expected sum of the raw value over ``first_day..last_day`` (O(1); see :meth:`expected`)."""
         if last_day < first_day:
             return 0.0
         weekend = weekend_days(first_day, last_day)
-        weekday_level = self.slots[0][1] if self.slots[0][0] else self.slots[1][1]
-        weekend_level = self.slots[1][1] if self.slots[1][0] else self.slots[0][1]
+        s = self.stats
+        weekday_level = s[1] if s[0] else s[6]
+        weekend_level = s[6] if s[5] else s[1]
         return (last_day - first_day + 1 - weekend) * weekday_level + weekend * weekend_level
 
     def score_one(self, day: int, value: float) -> float:
         """z-score of ``value`` against ``day``'s slot in ``log1p`` space, clipped; 0 without history."""
-        slot = self.slots[(day + _EPOCH_WEEKDAY) % 7 >= 5]  # is_weekend, inlined (every account-day)
-        if slot[0] == 0:
+        s = self.stats
+        i = 5 * ((day + _EPOCH_WEEKDAY) % 7 >= 5)  # is_weekend, inlined (every account-day)
+        if s[i] == 0:
             return 0.0
-        sd = max(math.sqrt(slot[3]), self.sd_floor)
-        z = (math.log1p(value) - slot[2]) / sd
+        sd = max(math.sqrt(s[i + 3]), self.sd_floor)
+        z = (math.log1p(value) - s[i + 2]) / sd
         return max(-self.z_clip, min(self.z_clip, z))
 
     def rescale(self, factor: float) -> None:
         """Move both slots to ``factor`` times their level (accepting a new normal after a lasting change)."""
         shift = math.log(max(factor, 1e-3))
-        for slot in self.slots:
-            slot[1] = _round(slot[1] * factor)
-            slot[2] = _round(max(0.0, slot[2] + shift))
+        s = self.stats
+        for i in (1, 6):
+            s[i] = _round(s[i] * factor)
+            s[i + 1] = _round(max(0.0, s[i + 1] + shift))
 
     def to_state(self) -> list[list[float]]:
-        return [list(slot) for slot in self.slots]
+        """Two slots of five numbers, the count of days an int (the stored rows' bytes of before)."""
+        s = self.stats
+        return [[int(s[0]), s[1], s[2], s[3], s[4]], [int(s[5]), s[6], s[7], s[8], s[9]]]
 
     @classmethod
     def from_state(cls, state: list[list[float]], **params: float) -> SeasonalBaseline:
         baseline = cls(**params)
-        baseline.slots = [list(slot) for slot in state]
+        baseline.stats = array("d", [*state[0], *state[1]])
         return baseline
 
 

@@ -104,7 +104,7 @@ class HistoryLearner:
             if warm:
                 for i, baseline in enumerate(state.baselines):
                     # Signals too small to have a level (an account without user ids) are not tested.
-                    if baseline.slots[0][1] < 1.0:
+                    if baseline.level() < 1.0:
                         continue
                     if state.drifts[i].update(baseline.score_one(day, values[i])):
                         flagged |= 1 << i

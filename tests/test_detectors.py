@@ -82,7 +82,7 @@ def test_weekend_lower_than_weekday_raises_nothing(monitor: AccountMonitor) -> N
 def test_sustained_drop_is_flagged_and_freezes_the_baseline(monitor: AccountMonitor) -> None:
     acct = Account(monitor)
     acct.run(DAY0, DAY0 + 55, weekly())
-    level_before = acct.state.baselines[0].slots[0][1]
+    level_before = acct.state.baselines[0].level()
     # Users drift away: usage falls to 10% over four weeks and stays there.
     decline = acct.run(DAY0 + 56, DAY0 + 100, lambda d: weekly()(d) * max(0.1, 1 - (d - DAY0 - 56) / 28))
     flagged = [i for i, a in enumerate(decline) if "drop" in a.flags]
@@ -92,7 +92,7 @@ def test_sustained_drop_is_flagged_and_freezes_the_baseline(monitor: AccountMoni
     assert (first_alert[0].event_ts_ms // DAY_MS) - (DAY0 + 56) <= 28
     assert any("usage" in r or "active users" in r for r in first_alert[0].reasons)
     # The frozen baseline did not learn the decline as the new normal.
-    assert acct.state.baselines[0].slots[0][1] >= 0.9 * level_before
+    assert acct.state.baselines[0].level() >= 0.9 * level_before
 
 
 def test_vacation_dip_recovers_without_a_lasting_alert(monitor: AccountMonitor) -> None:

@@ -82,7 +82,7 @@ def test_holiday_week_is_recognised_and_alerts_nothing() -> None:
     assert base.incidents == [], "a holiday is not an ingestion outage"
     assert base.alerts == [], "nobody is at risk because of a holiday"
     # The holiday did not become anybody's normal.
-    assert all(a.state.baselines[0].slots[0][1] > 30 for a in base.accounts)
+    assert all(a.state.baselines[0].level() > 30 for a in base.accounts)
 
 
 def test_without_the_population_calendar_the_same_holiday_trips_the_guard() -> None:

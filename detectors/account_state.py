@@ -29,8 +29,9 @@ class Snapshot:
     """An account's scored features on ``day``, kept until its outcome is known (the horizon passed or the
     account cancelled).
 
-    ``flat`` is ``[feature index, value, index, value, ...]`` at 2 decimals (values under 0.005 left out):
-    up to five snapshots are stored per account, and learning needs no finer grain. Snapshots stored before
+    ``flat`` is ``(feature index, value, index, value, ...)`` at 2 decimals (values under 0.005 left out):
+    up to five snapshots are stored per account, and learning needs no finer grain. A tuple: its exact size,
+    where a list grown pair by pair keeps spare room (issue 15's resident state). Snapshots stored before
     they were flat hold ``[[index, value], ...]``; both read back the same. The values, days and risks are
     shared objects (:mod:`detectors.shared`): at 2 decimals they repeat across accounts.
 
@@ -43,7 +44,7 @@ class Snapshot:
 
     day: int
     risk: float
-    flat: list[Any]
+    flat: tuple[Any, ...] | list[Any]
 
     @classmethod
     def taken(cls, day: int, risk: float, features: dict[str, float]) -> Snapshot:
@@ -51,7 +52,7 @@ class Snapshot:
         for k, v in features.items():
             if v >= 0.005:
                 flat += (FEATURE_INDEX[k], shared_float(round(v, 2)))
-        return cls(shared_day(day), shared_float(round(risk, 4)), flat)
+        return cls(shared_day(day), shared_float(round(risk, 4)), tuple(flat))
 
     def features(self) -> dict[str, float]:
         flat = self.flat
@@ -60,13 +61,13 @@ class Snapshot:
         return {FEATURES[int(flat[i])]: flat[i + 1] for i in range(0, len(flat), 2)}
 
     def to_state(self) -> list[Any]:
-        return [self.day, self.risk, self.flat]
+        return [self.day, self.risk, list(self.flat)]
 
     @classmethod
     def from_state(cls, state: list[Any]) -> Snapshot:
         day, risk, flat = state
-        if flat and not isinstance(flat[0], list):
-            flat = [shared_float(value) for value in flat]
+        if not flat or not isinstance(flat[0], list):
+            flat = tuple([shared_float(value) for value in flat])
         return cls(shared_day(day), shared_float(risk), flat)
 
 

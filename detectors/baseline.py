@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from functools import lru_cache
 from typing import Any, ClassVar
 
 # Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
@@ -67,13 +68,26 @@ def _round(value: float) -> float:
     return round(value, STATE_DECIMALS)
 
 
+@lru_cache(maxsize=64)
 def half_life_alpha(half_life: float) -> float:
     """Smoothing factor of an exponentially weighted mean whose weights halve every ``half_life`` steps.
 
-    >>> round(half_life_alpha(1.0), 3)
-    0.5
+    Cached: every account's trackers hold the same float object, not one each (issue 15's resident state).
+
+    >>> round(half_life_alpha(1.0), 3), half_life_alpha(28.0) is half_life_alpha(28.0)
+    (0.5, True)
     """
     return 1.0 - 0.5 ** (1.0 / half_life)
+
+
+@lru_cache(maxsize=64)
+def half_life_decay(half_life: float) -> float:
+    """Factor by which a weight decays per step when it halves every ``half_life`` steps (cached, shared).
+
+    >>> half_life_decay(2.0) ** 2
+    0.5000000000000001
+    """
+    return 0.5 ** (1.0 / half_life)
 
 
 # The weekday and weekend smoothing factors by half-life: one tuple shared by every baseline (issue 15).

@@ -17,6 +17,8 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from detectors.baseline import half_life_decay
+
 __all__ = ["MonthlyCycle"]
 
 _EPOCH = date(1970, 1, 1)
@@ -80,7 +82,7 @@ class MonthlyCycle:
         self.half_life_days = half_life_days
         self.min_concentration = min_concentration
         self.min_active = min_active
-        self._decay = 0.5 ** (1.0 / half_life_days)
+        self._decay = half_life_decay(half_life_days)
         self.cos = 0.0
         self.sin = 0.0
         self.weight = 0.0

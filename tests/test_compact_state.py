@@ -13,7 +13,9 @@ from typing import Any
 import orjson
 
 from detectors.account_state import Snapshot
-from detectors.baseline import SeasonalBaseline, is_weekend
+from detectors.baseline import GapTracker, SeasonalBaseline, is_weekend
+from detectors.cycle import MonthlyCycle
+from detectors.engagement import EngagementTracker
 from detectors.risk import FEATURES
 
 
@@ -58,3 +60,11 @@ def test_a_snapshot_keeps_no_spare_room() -> None:
     restored = Snapshot.from_state(orjson.loads(stored))
     assert orjson.dumps(restored.to_state()) == stored  # the stored form is unchanged
     assert restored.features() == {f: round(v, 2) for f, v in features.items()}
+
+
+def test_trackers_share_their_smoothing_factors() -> None:
+    # One float object for every account's tracker, not 24 bytes each.
+    assert GapTracker()._alpha is GapTracker.from_state([20_600, 3, 1.5, 0.2])._alpha
+    assert EngagementTracker()._alpha is EngagementTracker()._alpha
+    assert MonthlyCycle()._decay is MonthlyCycle()._decay
+    assert MonthlyCycle(30.0)._decay != MonthlyCycle()._decay

@@ -269,9 +269,9 @@ SOURCES = (
     Source(
         "shapes-studio",
         "heldout",
-        "streams.dev.shapes, twelfth held-out mix (design tools: a mid-to-late holiday week, steady and sparse "
-        "accounts, abrupt drops and silent churners, short vacations, month-end rhythms), seeds 1600-1619 (20 "
-        "files: run with --files 20; defined in the twentieth pass before any run on it)",
+        "streams.dev.shapes, twelfth held-out mix (design tools: a mid-to-late holiday week, steady and "
+        "sparse accounts, abrupt drops and silent churners, short vacations, month-end rhythms), seeds "
+        "1600-1619 (20 files: run with --files 20; defined in the twentieth pass before any run on it)",
         shapes_files("studio", list(range(1600, 1620))),
     ),
     Source(

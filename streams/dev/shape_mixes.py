@@ -2,8 +2,9 @@
 
 Fourteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and twelve held out
 (``heldout``, ``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``, ``festive``,
-``shop``, ``office``, ``studio``); :mod:`streams.dev.shapes` says what each is for. The module is one table of data
-(each mix ~30 lines) and stays one file past ~400 lines: a mix is defined, and read, beside the others.
+``shop``, ``office``, ``studio``); :mod:`streams.dev.shapes` says what each is for. The module is one
+table of data (each mix ~30 lines) and stays one file past ~400 lines: a mix is defined, and read, beside
+the others.
 
 >>> sorted(MIXES)  # doctest: +NORMALIZE_WHITESPACE
 ['distant', 'far', 'festive', 'heldout', 'office', 'plain', 'remote', 'rhythm', 'shifted', 'shop', 'smb',
@@ -494,5 +495,20 @@ STUDIO = Mix(
 )
 MIXES = {
     m.name: m
-    for m in (TUNING, RHYTHM, HELDOUT, SHIFTED, DISTANT, FAR, REMOTE, PLAIN, SMB, THIN, FESTIVE, SHOP, OFFICE, STUDIO)
+    for m in (
+        TUNING,
+        RHYTHM,
+        HELDOUT,
+        SHIFTED,
+        DISTANT,
+        FAR,
+        REMOTE,
+        PLAIN,
+        SMB,
+        THIN,
+        FESTIVE,
+        SHOP,
+        OFFICE,
+        STUDIO,
+    )
 }

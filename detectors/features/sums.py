@@ -110,8 +110,9 @@ class WindowSums:
     """Sums over the completed days before ``today`` (and today's support and billing events so far).
 
     ``actual`` (usage, active users, key events) covers the signal window (``signal_age`` days before
-    today) but its quiet days (holidays), and is only summed for warm accounts; ``recent`` is usage of the last 14 days, ``old`` of the days
-    29-56 before today; tickets count 14 days, CSAT and payments 30 days, all including today.
+    today) but its quiet days (holidays), and is only summed for warm accounts; ``recent`` is usage of
+    the last 14 days, ``old`` of the days 29-56 before today; tickets count 14 days, CSAT and payments 30
+    days, all including today.
     """
 
     actual: list[int] = field(default_factory=lambda: [0, 0, 0])

@@ -275,6 +275,14 @@ SOURCES = (
         shapes_files("studio", list(range(1600, 1620))),
     ),
     Source(
+        "shapes-agency",
+        "heldout",
+        "streams.dev.shapes, thirteenth held-out mix (an agency base: a late, strong holiday week, steady "
+        "and weekday-only accounts, vacations of 5-21 days, early-month rhythms), seeds 1700-1719 (20 files: "
+        "run with --files 20; defined in the twenty-first pass before any run on it)",
+        shapes_files("agency", list(range(1700, 1720))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

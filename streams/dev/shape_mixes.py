@@ -1,14 +1,14 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Fourteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and twelve held out
+Fifteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and thirteen held out
 (``heldout``, ``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``, ``festive``,
-``shop``, ``office``, ``studio``); :mod:`streams.dev.shapes` says what each is for. The module is one
-table of data (each mix ~30 lines) and stays one file past ~400 lines: a mix is defined, and read, beside
-the others.
+``shop``, ``office``, ``studio``, ``agency``); :mod:`streams.dev.shapes` says what each is for. The
+module is one table of data (each mix ~30 lines) and stays one file past ~400 lines: a mix is defined, and
+read, beside the others.
 
 >>> sorted(MIXES)  # doctest: +NORMALIZE_WHITESPACE
-['distant', 'far', 'festive', 'heldout', 'office', 'plain', 'remote', 'rhythm', 'shifted', 'shop', 'smb',
- 'studio', 'thin', 'tuning']
+['agency', 'distant', 'far', 'festive', 'heldout', 'office', 'plain', 'remote', 'rhythm', 'shifted', 'shop',
+ 'smb', 'studio', 'thin', 'tuning']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """
@@ -493,6 +493,39 @@ STUDIO = Mix(
     churn_window=(0.3, 0.95),
     seasonal_days=(26, 31),
 )
+# Thirteenth held-out mix (issue 14's twenty-first pass, defined 2026-12-06 before any run on it): an agency
+# base whose holiday week is late and strong (usage at 5-20 %): steady and weekday-only accounts, vacations
+# of 5-21 days, monthly accounts busy on the 3rd-8th, churn of every cause, an eighth joining late.
+AGENCY = Mix(
+    "agency",
+    {
+        Shape.STEADY: 0.22,
+        Shape.WEEKDAY_ONLY: 0.20,
+        Shape.SPARSE: 0.10,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.13,
+        Shape.LOW_LEVEL: 0.06,
+        Shape.GRADUAL_FADE: 0.07,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.05,
+        Shape.ONE_TIME: 0.02,
+    },
+    concentration=50.0,
+    level_sigma=0.9,
+    low_level=(0.15, 0.4),
+    fade_days=(28, 80),
+    drop_to=(0.05, 0.35),
+    drop_lead_days=(10, 35),
+    silent_days=(10, 35),
+    vacation_days=(5, 21),
+    sparse_p=(0.15, 0.4),
+    late_join=0.12,
+    holiday_week=(0.55, 0.85),
+    holiday_level=(0.05, 0.2),
+    churn_window=(0.25, 0.97),
+    seasonal_days=(3, 8),
+)
 MIXES = {
     m.name: m
     for m in (
@@ -510,5 +543,6 @@ MIXES = {
         SHOP,
         OFFICE,
         STUDIO,
+        AGENCY,
     )
 }

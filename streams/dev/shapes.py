@@ -43,6 +43,9 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
 * ``studio`` (:data:`STUDIO`, a twelfth held-out mix, issue 14's twentieth pass): design tools with a
   mid-to-late holiday week (usage at 10-30 %), many steady and sparse accounts, abrupt drops and silent
   churners more common than fades, short vacations (4-14 days), month-end rhythms, late joiners.
+* ``agency`` (:data:`AGENCY`, a thirteenth held-out mix, issue 14's twenty-first pass): an agency base with
+  a late, strong holiday week (usage at 5-20 %), steady and weekday-only accounts, vacations of 5-21 days,
+  monthly accounts busy on the 3rd-8th, churn of every cause.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

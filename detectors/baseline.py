@@ -90,20 +90,13 @@ def half_life_decay(half_life: float) -> float:
     return 0.5 ** (1.0 / half_life)
 
 
-# The weekday and weekend smoothing factors by half-life: one tuple shared by every baseline (issue 15).
-_ALPHAS: dict[float, tuple[float, float]] = {}
+@lru_cache(maxsize=64)
+def _slot_alphas(half_life_days: float) -> tuple[float, float]:
+    """The weekday and weekend smoothing factors: one tuple shared by every baseline (issue 15)."""
+    return half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7)
 
 
 _ZEROS = bytes(8 * 10)  # ten doubles of 0.0, as array("d", ...) reads them
-
-
-def _slot_alphas(half_life_days: float) -> tuple[float, float]:
-    alphas = _ALPHAS.get(half_life_days)
-    if alphas is None:
-        alphas = (half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7))
-        if len(_ALPHAS) < 64:
-            _ALPHAS[half_life_days] = alphas
-    return alphas
 
 
 class SeasonalBaseline:

@@ -283,6 +283,22 @@ SOURCES = (
         shapes_files("agency", list(range(1700, 1720))),
     ),
     Source(
+        "shapes-firm",
+        "heldout",
+        "streams.dev.shapes, fourteenth held-out mix (B2B software: a late, strong holiday week, many "
+        "weekday-only accounts, slow fades and card failures, mid-month rhythms), seeds 1800-1819 (20 files: "
+        "run with --files 20; defined in the twenty-second pass before any run on it)",
+        shapes_files("firm", list(range(1800, 1820))),
+    ),
+    Source(
+        "shapes-campus",
+        "heldout",
+        "streams.dev.shapes, fifteenth held-out mix (tools for schools: a mid-horizon holiday week, "
+        "weekday-only and steady accounts, long vacations, late joiners), seeds 1900-1919 (20 files: run "
+        "with --files 20; defined in the twenty-second pass before any run on it)",
+        shapes_files("campus", list(range(1900, 1920))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

@@ -1,14 +1,14 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Fifteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and thirteen held out
+Seventeen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and fifteen held out
 (``heldout``, ``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``, ``festive``,
-``shop``, ``office``, ``studio``, ``agency``); :mod:`streams.dev.shapes` says what each is for. The
-module is one table of data (each mix ~30 lines) and stays one file past ~400 lines: a mix is defined, and
-read, beside the others.
+``shop``, ``office``, ``studio``, ``agency``, ``firm``, ``campus``); :mod:`streams.dev.shapes` says what
+each is for. The module is one table of data (each mix ~30 lines) and stays one file past ~400 lines: a mix
+is defined, and read, beside the others.
 
 >>> sorted(MIXES)  # doctest: +NORMALIZE_WHITESPACE
-['agency', 'distant', 'far', 'festive', 'heldout', 'office', 'plain', 'remote', 'rhythm', 'shifted', 'shop',
- 'smb', 'studio', 'thin', 'tuning']
+['agency', 'campus', 'distant', 'far', 'festive', 'firm', 'heldout', 'office', 'plain', 'remote', 'rhythm',
+ 'shifted', 'shop', 'smb', 'studio', 'thin', 'tuning']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """
@@ -526,6 +526,72 @@ AGENCY = Mix(
     churn_window=(0.25, 0.97),
     seasonal_days=(3, 8),
 )
+# A fourteenth and a fifteenth held-out mix (issue 14, twenty-second pass, 2026-12-06), fixed before any run
+# on them, to judge the drop window past holidays on their summed holiday excess (docs/.rule-22.md).
+# "firm": B2B software, many weekday-only and steady accounts, a late and strong holiday week, slow fades
+# and card failures, vacations of 5-21 days, monthly accounts busy mid-month.
+FIRM = Mix(
+    "firm",
+    {
+        Shape.STEADY: 0.22,
+        Shape.WEEKDAY_ONLY: 0.26,
+        Shape.SPARSE: 0.07,
+        Shape.SEASONAL: 0.07,
+        Shape.VACATION: 0.11,
+        Shape.LOW_LEVEL: 0.05,
+        Shape.GRADUAL_FADE: 0.08,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.03,
+        Shape.INVOLUNTARY: 0.05,
+        Shape.ONE_TIME: 0.02,
+    },
+    concentration=60.0,
+    level_sigma=0.85,
+    low_level=(0.12, 0.38),
+    fade_days=(25, 90),
+    drop_to=(0.05, 0.3),
+    drop_lead_days=(10, 35),
+    silent_days=(10, 30),
+    vacation_days=(5, 21),
+    sparse_p=(0.2, 0.45),
+    late_join=0.1,
+    holiday_week=(0.6, 0.85),
+    holiday_level=(0.03, 0.15),
+    churn_window=(0.25, 0.97),
+    seasonal_days=(12, 17),
+)
+# "campus": tools for schools, weekday-only and steady classes, some sparse, a mid-horizon holiday week,
+# long vacations (7-28 days), churn of every cause, a sixth joining late.
+CAMPUS = Mix(
+    "campus",
+    {
+        Shape.STEADY: 0.18,
+        Shape.WEEKDAY_ONLY: 0.24,
+        Shape.SPARSE: 0.10,
+        Shape.SEASONAL: 0.06,
+        Shape.VACATION: 0.12,
+        Shape.LOW_LEVEL: 0.06,
+        Shape.GRADUAL_FADE: 0.07,
+        Shape.ABRUPT_DROP: 0.05,
+        Shape.SILENT: 0.04,
+        Shape.INVOLUNTARY: 0.05,
+        Shape.ONE_TIME: 0.03,
+    },
+    concentration=50.0,
+    level_sigma=0.9,
+    low_level=(0.15, 0.4),
+    fade_days=(21, 70),
+    drop_to=(0.05, 0.35),
+    drop_lead_days=(10, 35),
+    silent_days=(10, 35),
+    vacation_days=(7, 28),
+    sparse_p=(0.15, 0.4),
+    late_join=0.16,
+    holiday_week=(0.4, 0.7),
+    holiday_level=(0.05, 0.2),
+    churn_window=(0.25, 0.97),
+    seasonal_days=(1, 6),
+)
 MIXES = {
     m.name: m
     for m in (
@@ -544,5 +610,7 @@ MIXES = {
         OFFICE,
         STUDIO,
         AGENCY,
+        FIRM,
+        CAMPUS,
     )
 }

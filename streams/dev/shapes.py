@@ -46,6 +46,10 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
 * ``agency`` (:data:`AGENCY`, a thirteenth held-out mix, issue 14's twenty-first pass): an agency base with
   a late, strong holiday week (usage at 5-20 %), steady and weekday-only accounts, vacations of 5-21 days,
   monthly accounts busy on the 3rd-8th, churn of every cause.
+* ``firm`` and ``campus`` (:data:`~streams.dev.shape_mixes.FIRM`, :data:`~streams.dev.shape_mixes.CAMPUS`,
+  the fourteenth and fifteenth held-out mixes, issue 14's twenty-second pass): B2B software with a late,
+  strong holiday week (usage at 3-15 %), many weekday-only accounts, slow fades and card failures; and tools
+  for schools with a mid-horizon holiday week, long vacations (7-28 days) and late joiners.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

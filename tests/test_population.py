@@ -270,3 +270,22 @@ def test_the_engine_learns_a_sweeps_outcomes_at_the_next_sweep() -> None:
     assert labelled and monitor.risk_model.n_positives == 0, "not learned during the sweep that labels them"
     sweep((DAY0 + 43) * DAY_MS)
     assert monitor.risk_model.n_positives == sum(o.label for o in labelled) > 0
+
+
+def test_a_weekend_lull_before_a_holiday_is_not_a_drop() -> None:
+    """A holiday is left out of the drop window, which reaches back past it to a week of ordinary days: the
+    few ordinary days a holiday week leaves in a week's window (here a silent weekend) are not a drop."""
+    monday = DAY0 + 60 + (7 - (DAY0 + 60 + 3) % 7) % 7
+    base = Base(AccountMonitor(DetectorConfig(), WindowConfig()), 40)
+    usual = holiday_week(monday)
+    lull = {monday - 2, monday - 1}  # accounts 0-4 skip the weekend before the holiday
+
+    def level(i: int, day: int) -> float:
+        return 0.0 if i < 5 and day in lull else usual(i, day)
+
+    base.run(DAY0, monday + 5, level)  # to the holiday's Saturday: a week's window holds Sunday to Friday
+    assert set(range(monday, monday + 5)) <= set(base.monitor.population.calendar.quiet)
+    # Two silent weekend days among seven ordinary ones: ~0.12 (0.23 when the window ended at the holiday).
+    drops = [a.features.get("usage_drop", 0.0) for a in base.last[:5]]
+    assert max(drops) < 0.15, drops
+    assert not base.alerts

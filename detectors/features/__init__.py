@@ -84,10 +84,10 @@ def extract(
 ) -> Features:
     """The account's features on ``today`` (days before it are complete; today's support and billing
     events count already)."""
-    rhythm = Rhythm.of(state, today, config, retention_days)
+    quiet = population.calendar.quiet
+    rhythm = Rhythm.of(state, today, config, retention_days).past_quiet(quiet, today - retention_days)
     first = state.first_active_day
     trends = first is not None and today - first >= 28  # level_evidence's weekly trends: summed in the pass
-    quiet = population.calendar.quiet
     sums = window_sums(window, rhythm, quiet, weekly=trends, usual=state.engagement.usage, since=first)
     items: list[Evidence] = []
     if rhythm.warm:

@@ -77,14 +77,42 @@ class Rhythm:
         irregular = not warm or not rhythmic or (sparse and not regular)
         return cls(today, last, warm, mean_gap, sparse, length, last - length + 1, irregular)
 
+    def past_quiet(self, quiet: Mapping[int, float] | None, first_kept: int) -> Rhythm:
+        """The same rhythm with its signal window reaching back past the population's quiet days, so it
+        holds ``length`` ordinary days: a holiday is left out of a drop, and the days left are as many as
+        on any other day (a short window would read a weekend's lull as a drop); never before
+        ``first_kept``, the window's oldest kept day.
+
+        >>> r = Rhythm(100, 99, True, 1.0, False, 7, 93, False)
+        >>> r.past_quiet({97: 0.1, 98: 0.1, 90: 0.1}, 0).signal_from, r.past_quiet(None, 0) is r
+        (91, True)
+        >>> r.past_quiet({97: 0.1, 98: 0.1, 90: 0.1}, 92).signal_from
+        92
+        """
+        if not quiet:
+            return self
+        start = self.last - self.length + 1
+        inside = sum(1 for d in quiet if start <= d <= self.last)
+        while inside:  # each step adds the quiet days the extension itself reached
+            earlier = start - inside
+            inside = sum(1 for d in quiet if earlier <= d < start)
+            start = earlier
+        start = max(start, min(first_kept, self.signal_from))
+        if start == self.signal_from:
+            return self
+        return Rhythm(
+            self.today, self.last, self.warm, self.mean_gap, self.sparse, self.length, start, self.irregular
+        )
+
 
 @dataclass(slots=True)
 class WindowSums:
     """Sums over the completed days before ``today`` (and today's support and billing events so far).
 
     ``actual`` (usage, active users, key events) covers the signal window (``signal_age`` days before
-    today) and is only summed for warm accounts; ``recent`` is usage of the last 14 days, ``old`` of the days
-    29-56 before today; tickets count 14 days, CSAT and payments 30 days, all including today.
+    today) but its quiet days (holidays), and is only summed for warm accounts; ``recent`` is usage of
+    the last 14 days, ``old`` of the days 29-56 before today; tickets count 14 days, CSAT and payments 30
+    days, all including today.
     """
 
     actual: list[int] = field(default_factory=lambda: [0, 0, 0])
@@ -163,7 +191,7 @@ def window_sums(
             recent += usage
         elif 29 <= age <= 56:
             old += usage
-        if warm and age <= signal_age:
+        if warm and age <= signal_age and not (quiet and day in quiet):  # holidays: left out (below)
             actual[0] += usage
             actual[1] += bucket[ACTIVE_USERS]
             names = day_events.get(day)  # window.key_events(day), inlined: the bucket is at hand

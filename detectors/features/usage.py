@@ -2,9 +2,11 @@
 flagged sustained drop, and the two-week decline.
 
 ``usage_drop``, ``users_drop``, ``key_drop``
-    ``1 - (actual + k) / (expected + k)`` over the signal window (a week; whole weeks covering two usual gaps
-    for sparse accounts), expected from the seasonal baseline minus what the population's quiet days
-    (holidays) took; ``k`` (``drop_pseudo_count``) shrinks small counts' ratios.
+    ``1 - (actual + k) / (expected + k)`` over the signal window (a week of ordinary days; whole weeks
+    covering two usual gaps for sparse accounts), expected from the seasonal baseline; the population's
+    quiet days (holidays) are left out and the window reaches back past them
+    (:meth:`~detectors.features.sums.Rhythm.past_quiet`); ``k`` (``drop_pseudo_count``) shrinks small
+    counts' ratios.
 ``drop_weeks``, ``abrupt``
     Weeks since the drift detector flagged a sustained drop (capped at 8), and how deep the drop was in its
     first three days (vacations start abruptly).
@@ -121,8 +123,8 @@ def usage_evidence(
         baseline = state.baselines[i]
         actual = sums.actual[i]
         expected = baseline.expected_total(signal_from, last)
-        for q in quiet:  # holidays: expect what the population managed those days
-            expected -= baseline.expected(q) * (1.0 - calendar.ratio(q))
+        for q in quiet:  # holidays are left out of the window: neither their usage nor their expectation
+            expected -= baseline.expected(q)
         if expected >= cfg.min_expected_events and actual < expected:
             # The pseudo-count shrinks ratios of small counts: 2 of 5 events is weak evidence.
             value = round((1.0 - (actual + pseudo) / (expected + pseudo)) * weight, 4)

@@ -299,6 +299,22 @@ SOURCES = (
         shapes_files("campus", list(range(1900, 1920))),
     ),
     Source(
+        "shapes-works",
+        "heldout",
+        "streams.dev.shapes, sixteenth held-out mix (manufacturing software: mostly steady and weekday-only, "
+        "a late, strong holiday week, slow fades, card failures and abrupt drops), seeds 2000-2019 (20 "
+        "files: run with --files 20; defined in the twenty-third pass before any run on it)",
+        shapes_files("works", list(range(2000, 2020))),
+    ),
+    Source(
+        "shapes-bureau",
+        "heldout",
+        "streams.dev.shapes, seventeenth held-out mix (professional services: steady and weekday-only, a "
+        "holiday week in the second half, vacations of 7-21 days, late joiners), seeds 2100-2119 (20 files: "
+        "run with --files 20; defined in the twenty-third pass before any run on it)",
+        shapes_files("bureau", list(range(2100, 2120))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

@@ -50,6 +50,10 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
   the fourteenth and fifteenth held-out mixes, issue 14's twenty-second pass): B2B software with a late,
   strong holiday week (usage at 3-15 %), many weekday-only accounts, slow fades and card failures; and tools
   for schools with a mid-horizon holiday week, long vacations (7-28 days) and late joiners.
+* ``works`` and ``bureau`` (:data:`~streams.dev.shape_mixes.WORKS`, :data:`~streams.dev.shape_mixes.BUREAU`,
+  the sixteenth and seventeenth held-out mixes, issue 14's twenty-third pass): manufacturing software,
+  mostly steady and weekday-only, with a late, strong holiday week (usage at 2-12 %); and professional
+  services firms with a holiday week in the second half (3-15 %), vacations of 7-21 days, late joiners.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

@@ -315,6 +315,15 @@ SOURCES = (
         shapes_files("bureau", list(range(2100, 2120))),
     ),
     Source(
+        "shapes-guild",
+        "heldout",
+        "streams.dev.shapes, eighteenth held-out mix (membership and community platforms: many sparse and "
+        "month-rhythm accounts, a holiday week in the first half, vacations of 6-20 days, fades and silent "
+        "churn), seeds 2200-2219 (20 files: run with --files 20; defined in the twenty-fourth pass before "
+        "any run on it)",
+        shapes_files("guild", list(range(2200, 2220))),
+    ),
+    Source(
         "cdnow",
         "heldout",
         "CDNOW purchases 1997-98 (real; lifetimes 0.11.3 wheel), outcome: no purchase in 90 days",

@@ -1,14 +1,14 @@
 """The mixes of :mod:`streams.dev.shapes`: each base's shares of the shapes and their parameters' ranges.
 
-Nineteen mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and seventeen held out
+Twenty mixes are fixed in advance, two for tuning (``tuning``, ``rhythm``) and eighteen held out
 (``heldout``, ``shifted``, ``distant``, ``far``, ``remote``, ``plain``, ``smb``, ``thin``, ``festive``,
-``shop``, ``office``, ``studio``, ``agency``, ``firm``, ``campus``, ``works``, ``bureau``);
+``shop``, ``office``, ``studio``, ``agency``, ``firm``, ``campus``, ``works``, ``bureau``, ``guild``);
 :mod:`streams.dev.shapes` says what each is for. The module is one table of data (each mix ~30 lines) and
 stays one file past ~400 lines: a mix is defined, and read, beside the others.
 
 >>> sorted(MIXES)  # doctest: +NORMALIZE_WHITESPACE
-['agency', 'bureau', 'campus', 'distant', 'far', 'festive', 'firm', 'heldout', 'office', 'plain', 'remote',
- 'rhythm', 'shifted', 'shop', 'smb', 'studio', 'thin', 'tuning', 'works']
+['agency', 'bureau', 'campus', 'distant', 'far', 'festive', 'firm', 'guild', 'heldout', 'office', 'plain',
+ 'remote', 'rhythm', 'shifted', 'shop', 'smb', 'studio', 'thin', 'tuning', 'works']
 >>> RHYTHM.seasonal_days, REMOTE.seasonal_days, TUNING.seasonal_days
 ((12, 18), (1, 5), (24, 31))
 """
@@ -658,6 +658,38 @@ BUREAU = Mix(
     churn_window=(0.25, 0.97),
     seasonal_days=(8, 13),
 )
+# "guild": membership and community platforms: many sparse and month-rhythm accounts (busy on the 1st-6th),
+# a holiday week in the first half (usage at 5-25 %), vacations of 6-20 days, fades and silent churn.
+GUILD = Mix(
+    "guild",
+    {
+        Shape.STEADY: 0.20,
+        Shape.WEEKDAY_ONLY: 0.14,
+        Shape.SPARSE: 0.14,
+        Shape.SEASONAL: 0.08,
+        Shape.VACATION: 0.11,
+        Shape.LOW_LEVEL: 0.06,
+        Shape.GRADUAL_FADE: 0.08,
+        Shape.ABRUPT_DROP: 0.04,
+        Shape.SILENT: 0.06,
+        Shape.INVOLUNTARY: 0.05,
+        Shape.ONE_TIME: 0.04,
+    },
+    concentration=45.0,
+    level_sigma=0.85,
+    low_level=(0.15, 0.38),
+    fade_days=(21, 70),
+    drop_to=(0.08, 0.3),
+    drop_lead_days=(12, 40),
+    silent_days=(12, 42),
+    vacation_days=(6, 20),
+    sparse_p=(0.18, 0.42),
+    late_join=0.07,
+    holiday_week=(0.3, 0.55),
+    holiday_level=(0.05, 0.25),
+    churn_window=(0.25, 0.97),
+    seasonal_days=(1, 6),
+)
 MIXES = {
     m.name: m
     for m in (
@@ -680,5 +712,6 @@ MIXES = {
         CAMPUS,
         WORKS,
         BUREAU,
+        GUILD,
     )
 }

@@ -54,6 +54,9 @@ shape parameters (uniform within the mix's ranges). The mixes are fixed in advan
   the sixteenth and seventeenth held-out mixes, issue 14's twenty-third pass): manufacturing software,
   mostly steady and weekday-only, with a late, strong holiday week (usage at 2-12 %); and professional
   services firms with a holiday week in the second half (3-15 %), vacations of 7-21 days, late joiners.
+* ``guild`` (:data:`~streams.dev.shape_mixes.GUILD`, the eighteenth held-out mix, issue 14's twenty-fourth
+  pass): membership and community platforms, many sparse and month-rhythm accounts (busy on the 1st-6th), a
+  holiday week in the first half (usage at 5-25 %), vacations of 6-20 days, fades and silent churn.
 
 Usage per account-day is Poisson around ``level x weekday factor x shape modifier``, split over up to three
 users. Every churner ends with ``subscription_canceled`` at its churn time (involuntary churners after

@@ -91,7 +91,7 @@ import orjson
 
 from detectors.monitor import DetectorConfig
 from detectors.windows import DAY_MS
-from streams.offline.backtest import CHURNWATCH, Backtest, BacktestConfig, backtest
+from streams.offline.backtest import BATCH_LABEL, CHURNWATCH, Backtest, BacktestConfig, backtest
 from streams.offline.baselines import BASELINE_LABELS, BASELINES
 from streams.offline.replay import ReplayResult, replay_file
 
@@ -214,6 +214,27 @@ def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def batch_summary(files: list[FileResult]) -> dict[str, Any]:
+    """The batch model's AUC per file, their mean and SE, and churnwatch's paired difference from it."""
+    pairs = [
+        (f.backtest.batch_model.auc, ours.auc)
+        for f in files
+        if f.backtest.batch_model is not None and (ours := f.backtest.scorers[CHURNWATCH].auc) is not None
+    ]
+    if not pairs:
+        return {"auc": None, "auc_se": None, "auc_per_file": [], "churnwatch_minus_batch": None, "se": None}
+    batch = [b for b, _ in pairs]
+    diff = [o - b for b, o in pairs]
+    spread = len(pairs) >= 2
+    return {
+        "auc": statistics.fmean(batch),
+        "auc_se": statistics.stdev(batch) / len(batch) ** 0.5 if spread else None,
+        "auc_per_file": batch,
+        "churnwatch_minus_batch": statistics.fmean(diff),
+        "se": statistics.stdev(diff) / len(diff) ** 0.5 if spread else None,
+    }
+
+
 def _holiday_total(files: list[FileResult], name: str) -> dict[str, Any] | None:
     counts = [f.holiday_alerts[name] for f in files if f.holiday_alerts is not None]
     if not counts:
@@ -258,6 +279,13 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
         print(
             f"\nchurnwatch {verdict} the best baseline ({BASELINE_LABELS[best]}) on {source.name}: "
             f"AUC {ours:.3f} vs {rows[best]['auc']:.3f}"
+        )
+    batch = batch_summary(files)
+    if batch["auc"] is not None:
+        se = "" if batch["se"] is None else f" ± {batch['se']:.4f}"
+        print(
+            f"\n{BATCH_LABEL}, ranking only: AUC {batch['auc']:.3f} on {len(batch['auc_per_file'])} file(s); "
+            f"churnwatch minus it, paired per file: {batch['churnwatch_minus_batch']:+.4f}{se}"
         )
     holiday = rows[CHURNWATCH]["holiday_alerts"]
     if holiday is not None:
@@ -388,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             rows = summarise(results)
             print_table(source, results, rows)
-            summary[source.name] = {"split": source.split, "files": len(results), "scorers": rows}
+            summary[source.name] = {
+                "split": source.split,
+                "files": len(results),
+                "scorers": rows,
+                "batch_model": batch_summary(results),
+            }
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     return 0

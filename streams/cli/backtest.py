@@ -8,7 +8,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streams.offline.backtest import CHURNWATCH, BacktestConfig, EveryNthMidnight, OutcomeMode, backtest
+from streams.offline.backtest import (
+    BATCH_LABEL,
+    CHURNWATCH,
+    BacktestConfig,
+    EveryNthMidnight,
+    OutcomeMode,
+    backtest,
+)
 from streams.offline.baselines import BASELINE_LABELS
 from streams.offline.replay import ReplayResult
 
@@ -77,6 +84,12 @@ def print_backtest(console: Console, body: dict[str, Any] | None) -> None:
         "non-churners; precision counts only alerts whose outcome is known (their number in brackets)."
     )
     console.print(f"[bold]{body['verdict']}[/bold]")
+    batch = body.get("batch_model") or {}
+    if batch.get("auc") is not None:
+        console.print(
+            f"A {BATCH_LABEL}, for the ranking only: AUC {batch['auc']:.3f} ± {batch['auc_se']:.3f} "
+            f"(churnwatch {body['scorers'][CHURNWATCH]['auc'] or 0.0:.3f})."
+        )
 
 
 __all__ = ["backtest_report", "print_backtest", "snapshot_days"]

@@ -8,7 +8,9 @@ has any cancellation. Two views, both computed on the same accounts:
   churnwatch (the risk its sweep computed at that midnight) and by each baseline of
   :mod:`streams.offline.baselines`; AUC (± Hanley-McNeil SE) for "churns within ``horizon_days``". As-of
   points need a full horizon after them. The figure per scorer is the mean over as-of points (its SE is the
-  mean SE: no credit for the repetition).
+  mean SE: no credit for the repetition). Beside them, a batch model (:mod:`streams.offline.batch_model`: a
+  logistic regression on 28-day counts fitted on the file's earlier outcomes) is ranked the same way, for the
+  ranking only.
 * **alerts**: churnwatch's opened ``account_risk`` episodes against each baseline's threshold crossings at
   the same alert budget: churners flagged, lead time, false alerts and precision, computed by
   :mod:`streams.offline.backtest_alerts` on the churn days found here.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import statistics
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -44,9 +46,12 @@ from streams.offline.baselines import (
     BaselineScorer,
     auc,
 )
+from streams.offline.batch_model import batch_scores
 from streams.offline.replay import ReplayResult, rfc3339
 
 CHURNWATCH = "churnwatch"
+BATCH = "batch_model"
+BATCH_LABEL = "batch model (logistic regression on 28-day counts, fitted on earlier outcomes)"
 
 
 class OutcomeMode(StrEnum):
@@ -105,6 +110,8 @@ class Backtest:
     end_day: float
     warm_day: float
     lead_min: int = 7
+    batch_model: AucResult | None = None  # ranking only: mean over the as-of points, as the scorers'
+    batch_per_as_of: list[AucResult | None] = field(default_factory=list)
 
     @property
     def best_baseline(self) -> ScorerResult | None:
@@ -148,12 +155,18 @@ class Backtest:
                 "precision_judged": a.precision,
                 "alerts_judged": a.judged,
             }
+        batch = self.batch_model
         return {
             "outcome": self.outcome.value,
             "horizon_days": self.horizon_days,
             "accounts_compared": len(self.nonchurners) + len(self.churn_day),
             "as_of": [rfc3339(d * DAY_MS) for d in self.as_of_days],
             "scorers": rows,
+            "batch_model": {
+                "auc": batch.auc if batch else None,
+                "auc_se": batch.se if batch else None,
+                "auc_per_as_of": [r.auc if r else None for r in self.batch_per_as_of],
+            },
             "verdict": self.verdict(),
         }
 
@@ -221,29 +234,52 @@ class _Context:
     scorer: BaselineScorer
 
 
-def _rank_at(t: int, ctx: _Context) -> dict[str, AucResult | None]:
-    matrix, accounts = ctx.matrix, ctx.matrix.accounts
-    risks = ctx.result.snapshots.get(t * DAY_MS, {})
-    i = t - matrix.day0
-    cancels = ctx.result.cancellations
-    rows = np.array(
+def _ranked(t: int, ctx: _Context, risks: dict[str, float] | None = None) -> npt.NDArray[np.int64]:
+    """Rows ranked at midnight ``t``: with enough active days before it, not yet cancelled and, when
+    ``risks`` is given, scored by churnwatch at that midnight."""
+    accounts, cancels = ctx.matrix.accounts, ctx.result.cancellations
+    i = t - ctx.matrix.day0
+    return np.array(
         [
             r
             for r in range(len(accounts))
             if ctx.scorer.active[r, i] >= ctx.cfg.min_active_days
-            and accounts[r] in risks
+            and (risks is None or accounts[r] in risks)
             and cancels.get(accounts[r], t * DAY_MS + 1) > t * DAY_MS
         ],
         dtype=np.int64,
     )
+
+
+def _rank_at(t: int, ctx: _Context) -> dict[str, AucResult | None]:
+    matrix, accounts = ctx.matrix, ctx.matrix.accounts
+    risks = ctx.result.snapshots.get(t * DAY_MS, {})
+    i = t - matrix.day0
+    rows = _ranked(t, ctx, risks)
     if len(rows) < 2:
-        return dict.fromkeys((CHURNWATCH, *BASELINES))
+        return dict.fromkeys((CHURNWATCH, *BASELINES, BATCH))
     y = _labels(rows, accounts, t, ctx)
     out: dict[str, AucResult | None] = {CHURNWATCH: auc([risks[accounts[r]] for r in rows], y)}
     params = ctx.scorer.fit(i, rows)
     for name, values in ctx.scorer.scores(i, rows, params).items():
         out[name] = auc(values, y)
+    out[BATCH] = _batch_auc(t, rows, y, ctx)
     return out
+
+
+def _batch_auc(
+    t: int, rows: npt.NDArray[np.int64], y: npt.NDArray[np.bool_], ctx: _Context
+) -> AucResult | None:
+    """The batch model's AUC at ``t``, fitted on the accounts one horizon earlier and their outcomes."""
+    s = t - ctx.cfg.horizon_days
+    if s <= ctx.matrix.day0:
+        return None
+    train = _ranked(s, ctx)
+    if len(train) < 2:
+        return None
+    fitted = (s - ctx.matrix.day0, train, _labels(train, ctx.matrix.accounts, s, ctx))
+    scores = batch_scores(ctx.scorer, fitted, t - ctx.matrix.day0, rows)
+    return None if scores is None else auc(scores, y)
 
 
 def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtest | None:
@@ -269,7 +305,7 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     available = {ms // DAY_MS for ms in result.snapshots}
     as_of = [d for d in (cfg.as_of_days or plan_as_of(day0, int(end_day), cfg, available)) if d in available]
     as_of = [d for d in as_of if d + cfg.horizon_days <= end_day and d > day0]
-    per: dict[str, list[AucResult | None]] = {n: [] for n in (CHURNWATCH, *BASELINES)}
+    per: dict[str, list[AucResult | None]] = {n: [] for n in (CHURNWATCH, *BASELINES, BATCH)}
     for t in as_of:
         for name, value in _rank_at(t, ctx).items():
             per[name].append(value)
@@ -280,7 +316,17 @@ def backtest(result: ReplayResult, cfg: BacktestConfig | None = None) -> Backtes
     nonchurners = [a for a in matrix.accounts if a not in churn]
     ours, baselines = all_alert_stats(result, matrix, ctx.scorer, cfg, churn, warm, end_day)
     alerts = {CHURNWATCH: ours, **baselines}
-    scorers = {n: ScorerResult(n, _mean_auc(per[n]), per[n], alerts[n]) for n in per}
+    scorers = {n: ScorerResult(n, _mean_auc(per[n]), per[n], alerts[n]) for n in per if n != BATCH}
     return Backtest(
-        mode, cfg.horizon_days, as_of, scorers, churn, nonchurners, end_day, warm, cfg.lead_min_days
+        mode,
+        cfg.horizon_days,
+        as_of,
+        scorers,
+        churn,
+        nonchurners,
+        end_day,
+        warm,
+        cfg.lead_min_days,
+        _mean_auc(per[BATCH]),
+        per[BATCH],
     )

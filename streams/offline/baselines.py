@@ -131,7 +131,7 @@ class ActivityMatrix:
         return out
 
 
-def _window(cum: FloatArray, days: npt.NDArray[np.int64], length: int) -> FloatArray:
+def window_sums(cum: FloatArray, days: npt.NDArray[np.int64], length: int) -> FloatArray:
     """Usage in days [d - length, d) for each d of ``days`` from a cumulative matrix (clipped at 0)."""
     hi = np.clip(days, 0, cum.shape[1] - 1)
     lo = np.clip(days - length, 0, cum.shape[1] - 1)
@@ -140,7 +140,7 @@ def _window(cum: FloatArray, days: npt.NDArray[np.int64], length: int) -> FloatA
 
 def trend_slope(cum: FloatArray, days: npt.NDArray[np.int64], weeks: int = 8) -> FloatArray:
     """Least-squares slope of the last ``weeks`` weekly totals before each day, divided by their mean."""
-    totals = np.stack([_window(cum, days - 7 * k, 7) for k in range(weeks)], axis=-1)  # k=0 newest
+    totals = np.stack([window_sums(cum, days - 7 * k, 7) for k in range(weeks)], axis=-1)  # k=0 newest
     x = -np.arange(weeks, dtype=np.float64)  # newest week has the largest x
     xc = x - x.mean()
     slope = (totals * xc).sum(axis=-1) / (xc * xc).sum()
@@ -297,7 +297,7 @@ class BaselineScorer:
         if name == "days_since_last":
             return np.asarray(day - self.last[rows, day], dtype=np.float64)
         if name == "activity_28d":
-            return -_window(self.cum[rows], days, 28)[:, 0]
+            return -window_sums(self.cum[rows], days, 28)[:, 0]
         if name == "trend_8w":
             return -trend_slope(self.cum[rows], days)[:, 0]
         inputs = self.bgnbd_inputs(day, rows)

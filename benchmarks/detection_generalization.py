@@ -214,15 +214,27 @@ def summarise(files: list[FileResult]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def batch_summary(files: list[FileResult]) -> dict[str, Any]:
-    """The batch model's AUC per file, their mean and SE, and churnwatch's paired difference from it."""
-    pairs = [
-        (f.backtest.batch_model.auc, ours.auc)
-        for f in files
-        if f.backtest.batch_model is not None and (ours := f.backtest.scorers[CHURNWATCH].auc) is not None
+def matched(bt: Backtest) -> tuple[float, float] | None:
+    """The batch model's and churnwatch's mean AUC over the as-of points where both were ranked (the batch
+    model has none at a point with no earlier outcomes to fit on, usually the first)."""
+    points = [
+        (b.auc, o.auc)
+        for b, o in zip(bt.batch_per_as_of, bt.scorers[CHURNWATCH].per_as_of, strict=True)
+        if b is not None and o is not None
     ]
+    if not points:
+        return None
+    return statistics.fmean(b for b, _ in points), statistics.fmean(o for _, o in points)
+
+
+def batch_summary(files: list[FileResult]) -> dict[str, Any]:
+    """The batch model's AUC per file, their mean and SE, and churnwatch's paired difference from it, both
+    over the same as-of points."""
+    pairs = [pair for f in files if (pair := matched(f.backtest)) is not None]
     if not pairs:
-        return {"auc": None, "auc_se": None, "auc_per_file": [], "churnwatch_minus_batch": None, "se": None}
+        return dict.fromkeys(
+            ("auc", "auc_se", "auc_per_file", "churnwatch_same_points", "churnwatch_minus_batch", "se")
+        )
     batch = [b for b, _ in pairs]
     diff = [o - b for b, o in pairs]
     spread = len(pairs) >= 2
@@ -230,6 +242,7 @@ def batch_summary(files: list[FileResult]) -> dict[str, Any]:
         "auc": statistics.fmean(batch),
         "auc_se": statistics.stdev(batch) / len(batch) ** 0.5 if spread else None,
         "auc_per_file": batch,
+        "churnwatch_same_points": statistics.fmean(o for _, o in pairs),
         "churnwatch_minus_batch": statistics.fmean(diff),
         "se": statistics.stdev(diff) / len(diff) ** 0.5 if spread else None,
     }
@@ -284,8 +297,9 @@ def print_table(source: Source, files: list[FileResult], rows: dict[str, dict[st
     if batch["auc"] is not None:
         se = "" if batch["se"] is None else f" ± {batch['se']:.4f}"
         print(
-            f"\n{BATCH_LABEL}, ranking only: AUC {batch['auc']:.3f} on {len(batch['auc_per_file'])} file(s); "
-            f"churnwatch minus it, paired per file: {batch['churnwatch_minus_batch']:+.4f}{se}"
+            f"\n{BATCH_LABEL}, ranking only: AUC {batch['auc']:.3f} on {len(batch['auc_per_file'])} file(s), "
+            f"churnwatch {batch['churnwatch_same_points']:.3f} at the same as-of points; churnwatch minus "
+            f"it, paired per file: {batch['churnwatch_minus_batch']:+.4f}{se}"
         )
     holiday = rows[CHURNWATCH]["holiday_alerts"]
     if holiday is not None:

@@ -56,6 +56,12 @@ def test_the_batch_model_ranks_by_what_earlier_outcomes_taught_it() -> None:
     assert flipped.batch_model is not None and flipped.batch_model.auc == 0.3
     body = flipped.to_dict()
     assert body["batch_model"]["auc"] == 0.3 and body["batch_model"]["auc_per_as_of"] == [0.3]
+    pair = flipped.batch_pair()  # churnwatch over the same (single) as-of point, beside the batch model
+    assert (
+        pair is not None
+        and pair[0] == 0.3
+        and body["batch_model"]["churnwatch_same_points"] == round(pair[1], 4)
+    )
     console = Console(record=True, width=200)
     print_backtest(console, body)
     assert f"A {BATCH_LABEL}, for the ranking only: AUC 0.300" in console.export_text()
@@ -65,4 +71,5 @@ def test_no_batch_model_without_enough_earlier_churners() -> None:
     """Four cancellations before the as-of midnight are too few to fit on (five of each outcome needed)."""
     bt = run({f"L{i}": 44 + i for i in range(4)} | {f"L{4 + i}": 58 + i for i in range(8)})
     assert bt.batch_model is None and bt.to_dict()["batch_model"]["auc"] is None
+    assert bt.batch_pair() is None
     assert bt.scorers["days_since_last"].auc is not None  # the simple baselines are ranked as before

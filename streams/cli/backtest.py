@@ -88,7 +88,7 @@ def print_backtest(console: Console, body: dict[str, Any] | None) -> None:
     if batch.get("auc") is not None:
         console.print(
             f"A {BATCH_LABEL}, for the ranking only: AUC {batch['auc']:.3f} ± {batch['auc_se']:.3f} "
-            f"(churnwatch {body['scorers'][CHURNWATCH]['auc'] or 0.0:.3f})."
+            f"(churnwatch at the same as-of points: {batch['churnwatch_same_points']:.3f})."
         )
 
 

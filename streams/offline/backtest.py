@@ -133,6 +133,20 @@ class Backtest:
             f"AUC {ours.auc:.3f} vs {best.auc.auc:.3f} (± {best.auc.se:.3f})"
         )
 
+    def batch_pair(self) -> tuple[float, float] | None:
+        """The batch model's and churnwatch's mean AUC over the as-of points where both were ranked (the
+        batch model has none at a point with no earlier outcomes to fit on, usually the first)."""
+        ours = self.scorers[CHURNWATCH].per_as_of
+        # strict=False: a Backtest built without the batch model has no batch points at all.
+        both = [
+            (b, o)
+            for b, o in zip(self.batch_per_as_of, ours, strict=False)
+            if b is not None and o is not None
+        ]
+        if not both:
+            return None
+        return statistics.fmean(b.auc for b, _ in both), statistics.fmean(o.auc for _, o in both)
+
     def to_dict(self) -> dict[str, Any]:
         rows: dict[str, Any] = {}
         for name, s in self.scorers.items():
@@ -155,7 +169,7 @@ class Backtest:
                 "precision_judged": a.precision,
                 "alerts_judged": a.judged,
             }
-        batch = self.batch_model
+        batch, pair = self.batch_model, self.batch_pair()
         return {
             "outcome": self.outcome.value,
             "horizon_days": self.horizon_days,
@@ -166,6 +180,7 @@ class Backtest:
                 "auc": batch.auc if batch else None,
                 "auc_se": batch.se if batch else None,
                 "auc_per_as_of": [r.auc if r else None for r in self.batch_per_as_of],
+                "churnwatch_same_points": round(pair[1], 4) if pair else None,
             },
             "verdict": self.verdict(),
         }

@@ -10,7 +10,9 @@ folded) and the checkpoint after a sweep every account swept, so this is a per-e
 and most of a post-sweep checkpoint. The file is replayed (``replay_file``), then every final state is
 encoded five times with the collector off; the best pass, per state, is printed for the whole encoding, the
 JSON body, the window's part (``AccountWindow.to_state``, then with its ``orjson.dumps``), and the zstd
-compression of the body. The row digest (SHA-256 of every key and row, in key order) shows whether two
+compression of the body, and what a row written in parts would re-encode instead (``open_part_us``: the
+offsets and the window without its closed days, compressed the same way; the closed days and the detector's
+stored form change once a day). The row digest (SHA-256 of every key and row, in key order) shows whether two
 commits write the same bytes.
 
 To compare two commits, run this file against each, with ``PYTHONPATH`` naming a checkout of the other
@@ -32,6 +34,8 @@ from pathlib import Path
 import orjson
 from simulated_file import add_file_arguments, events_file  # benchmarks/simulated_file.py
 
+from detectors.open_users import users_by_day
+from detectors.shared import trimmed
 from streams.engine import AccountState
 from streams.engine.state import _COMPRESSOR as COMPRESSOR  # the rows' compressor, timed alone
 from streams.offline.replay import replay_file
@@ -46,6 +50,26 @@ def best_us(states: list[AccountState], encode: Callable[[AccountState], object]
             encode(state)
         best = min(best, time.process_time() - started)
     return round(best / len(states) * 1e6, 2)
+
+
+def open_part(state: AccountState) -> bytes:
+    """The offsets and the window's open days, users, names, totals and marks, compressed: what a checkpoint
+    of a row kept in parts would write for an account one event reached (not a format churnwatch has)."""
+    window = state.window
+    days, open_from = window.days, window._open_from()
+    first = max(days.first, open_from)
+    tail = days.slots[first - days.first :]
+    users = window.open_users
+    lateness = window.config.allowed_lateness_ms
+    body = {
+        "o": state.applied_offsets,
+        "d": [[day, *trimmed(bucket)] for day, bucket in enumerate(tail, first) if bucket is not None],
+        "e": [[day, names] for day, names in sorted(window.day_events.items()) if names],
+        "u": users_by_day(users, window._user_days(), lateness) if users else [],
+        "t": window.event_totals,
+        "w": window.watermarks,
+    }
+    return COMPRESSOR.compress(orjson.dumps(body))
 
 
 def main() -> int:
@@ -72,6 +96,8 @@ def main() -> int:
         "window_to_state_us": best_us(states, lambda state: state.window.to_state()),
         "window_json_us": best_us(states, lambda state: orjson.dumps(state.window.to_state())),
         "compress_us": best_us(states, lambda state: COMPRESSOR.compress(bodies[id(state)])),
+        "open_part_us": best_us(states, open_part),
+        "mean_open_part_bytes": round(sum(len(open_part(state)) for state in states) / len(states)),
         "row_digest": digest.hexdigest()[:16],
         "load_average_1min": round(os.getloadavg()[0], 1),
     }

@@ -1,4 +1,4 @@
-"""TableStore: its census of the active partitions, and rows delivered to the changelog in one go."""
+"""TableStore: its census of the active partitions, and rows delivered to the changelog in batches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from detectors.windows import AccountWindow, WindowConfig
 from streams.engine import AccountState
 from streams.engine.steps import Pacer
 from streams.engine.store import ENGINE_KEY
-from streams.live.table_store import CENSUS_CHUNK, JSON_PARTITIONS, POSITIONS_KEY, TableStore
+from streams.live.table_store import CENSUS_CHUNK, JSON_PARTITIONS, POSITIONS_KEY, RecordBatch, TableStore
 
 CFG = WindowConfig()
 
@@ -32,24 +32,47 @@ class FakeTable:
 
 
 @dataclass
+class FakeBatch:
+    """aiokafka's ``BatchBuilder`` as TableStore uses it: full after ``capacity`` records."""
+
+    producer: FakeProducer
+    capacity: int
+    rows: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
+
+    def append(self, *, timestamp: int | None, key: bytes | None, value: bytes | None) -> object | None:
+        if len(self.rows) == self.capacity:
+            return None
+        self.rows.append((key, value))
+        self.producer.appended += 1
+        return object()
+
+
+@dataclass
 class FakeProducer:
-    """Faust's producer as TableStore uses it: ``send`` hands back a delivery that ``flush`` completes."""
+    """The changelog's producer as TableStore uses it: a batch sent hands back a delivery that ``flush``
+    completes (failed when it holds ``fail_key``)."""
 
     fail_key: bytes | None = None
+    batch_capacity: int = 1000
+    appended: int = 0
     sent: list[tuple[str, bytes | None, bytes | None, int | None]] = field(default_factory=list)
-    undelivered: list[tuple[bytes | None, asyncio.Future[Any]]] = field(default_factory=list)
+    batches: list[tuple[int, int]] = field(default_factory=list)  # (partition, records) per batch sent
+    undelivered: list[tuple[list[bytes | None], asyncio.Future[Any]]] = field(default_factory=list)
 
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
-    ) -> asyncio.Future[Any]:
-        self.sent.append((topic, key, value, partition))
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self, self.batch_capacity)
+
+    async def send_batch(self, batch: RecordBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        assert isinstance(batch, FakeBatch)
+        self.sent.extend((topic, key, value, partition) for key, value in batch.rows)
+        self.batches.append((partition, len(batch.rows)))
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.undelivered.append((key, delivery))
+        self.undelivered.append(([key for key, _ in batch.rows], delivery))
         return delivery
 
     async def flush(self) -> None:
-        for key, delivery in self.undelivered:
-            if key == self.fail_key:
+        for keys, delivery in self.undelivered:
+            if self.fail_key in keys:
                 delivery.set_exception(RuntimeError("NotLeaderForPartitionError"))
             else:
                 delivery.set_result(None)
@@ -94,7 +117,26 @@ def test_a_failed_changelog_delivery_fails_the_checkpoint() -> None:
         asyncio.run(store.deliver_written(FakeProducer(fail_key=POSITIONS_KEY % 0)))
 
 
-def test_the_event_loop_turns_between_the_sends_of_a_long_delivery() -> None:
+def test_rows_go_in_one_batch_per_partition_in_the_order_written_and_a_full_batch_is_sent() -> None:
+    table = FakeTable()
+    store = TableStore(table, CFG, lambda: [0, 1], cache_limit=10)
+    keys = [f"a{i}".encode() for i in range(7)]
+    for i, key in enumerate(keys):
+        store.put(key, AccountState(AccountWindow(CFG), i % 2))  # partitions 0, 1, 0, 1, ...
+    store.commit()
+    written = [(partition, key) for partition, key, _ in store.unsent]
+    producer = FakeProducer(batch_capacity=3)
+    asyncio.run(store.deliver_written(producer))
+    assert sorted(producer.batches) == [(0, 1), (0, 3), (1, 3)]  # 4 rows of partition 0: a full batch, then 1
+    assert producer.batches.index((0, 3)) < producer.batches.index((0, 1))
+    for partition in (0, 1):
+        sent = [key for _, key, _, to in producer.sent if to == partition]
+        assert sent == [key for to, key in written if to == partition]
+    assert all(key is not None and table.data[key] == value for _, key, value, _ in producer.sent)
+    assert not producer.undelivered
+
+
+def test_the_event_loop_turns_between_the_rows_of_a_long_delivery() -> None:
     """A checkpoint after a sweep sends every account: other tasks (health, metrics, the outbox) run in
     between, and each turn counts as progress."""
     store = TableStore(FakeTable(), CFG, lambda: [0], cache_limit=10)
@@ -102,23 +144,23 @@ def test_the_event_loop_turns_between_the_sends_of_a_long_delivery() -> None:
         store.put(f"a{i}".encode(), AccountState(AccountWindow(CFG), 0))
     store.commit()
     producer = FakeProducer()
-    sent_when_other_ran: list[int] = []
+    appended_when_other_ran: list[int] = []
     turns: list[int] = []
 
     async def other() -> None:
-        while len(sent_when_other_ran) < 3:
-            sent_when_other_ran.append(len(producer.sent))
+        while len(appended_when_other_ran) < 3:
+            appended_when_other_ran.append(producer.appended)
             await asyncio.sleep(0)
 
     async def main() -> None:
         task = asyncio.ensure_future(other())
-        pacer = Pacer(slice_s=0.0, pause_s=0.0, on_turn=lambda: turns.append(len(producer.sent)))
+        pacer = Pacer(slice_s=0.0, pause_s=0.0, on_turn=lambda: turns.append(producer.appended))
         await store.deliver_written(producer, pacer)
         await task
 
     asyncio.run(main())
     assert turns == [1, 2, 3]
-    assert sent_when_other_ran[:2] == [1, 2]  # the other task ran after the first send, before the last
+    assert appended_when_other_ran[:2] == [1, 2]  # the other task ran after the first row, before the last
 
 
 def test_the_census_steps_through_the_rows_it_started_with() -> None:

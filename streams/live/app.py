@@ -55,7 +55,13 @@ from streams.live.kafka_client import client_options, faust_credentials
 from streams.live.outbox import Outbox
 from streams.live.poison import PoisonBatch
 from streams.live.restore import ChangelogReader, RestoredTable
-from streams.live.table_store import ACCOUNTS_TABLE, CHANGELOG_COMPACTION, POSITIONS_KEY, TableStore
+from streams.live.table_store import (
+    ACCOUNTS_TABLE,
+    CHANGELOG_COMPACTION,
+    POSITIONS_KEY,
+    FaustBatches,
+    TableStore,
+)
 from streams.live.views import register_views
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -186,6 +192,7 @@ class Churnwatch:
             self.assigned_partitions,
             cache_limit=settings.worker.state_cache_accounts,
         )
+        self.changelog = FaustBatches(app.producer)  # the rows' changelog records, in batches
         self.engine = build_engine(settings, self.store, clock)
         self.engine.on_sweep = self._swept
         self.engine.on_answered = self._answered
@@ -323,9 +330,9 @@ class Churnwatch:
             self.engine.checkpoint()
             await self._run(self.store.commit_steps())  # after a sweep it writes every account
             # A failed delivery: no offsets past it recorded.
-            await self.store.deliver_written(self.app.producer, Pacer(on_turn=self._worked))
+            await self.store.deliver_written(self.changelog, Pacer(on_turn=self._worked))
             self.store.write_positions(positions)
-            await self.store.deliver_written(self.app.producer)
+            await self.store.deliver_written(self.changelog)
             self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 

@@ -5,11 +5,13 @@ Account states are rows of the changelog-backed ``accounts`` table (key: account
 The same table holds, under reserved keys, the engine's saved state and the event reader's checkpoint
 (the partition's next offset per event topic), so a new owner recovers both with the states.
 
-Rows reach the changelog in one go per checkpoint (:meth:`TableStore.deliver_written`), straight through the
-producer, not one by one through Faust's ``send_changelog``: its buffer publishes each record through the
-whole of Faust's send path and took ~0.85 ms a record here, so the checkpoint after a sweep of 10 k accounts
-held the state lock for ~9 s (docs/performance.md, "Alert latency"). Faust's in-memory store keeps no
-persisted offsets, so its per-record callback had nothing to record.
+Rows reach the changelog in one go per checkpoint (:meth:`TableStore.deliver_written`), in aiokafka record
+batches (one per partition at a time, :class:`FaustBatches`), not one by one through Faust's
+``send_changelog``: its buffer publishes each record through the whole of Faust's send path and took ~0.85 ms
+a record here, so the checkpoint after a sweep of 10 k accounts held the state lock for ~9 s
+(docs/performance.md, "Alert latency"); and a producer ``send`` per row still cost ~8 µs of CPU
+(``benchmarks/changelog_sends.py``), where a 1 M-account worker writes about one row per event. Faust's in-memory store keeps no persisted
+offsets, so its per-record callback had nothing to record.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ class FaustBatches:
     """Faust's producer (``app.producer``) as a :class:`ChangelogProducer`: batches go straight to the
     aiokafka producer it wraps, and ``flush`` is Faust's (its own buffer, then aiokafka's).
 
-    Record by record through ``send`` (Faust's wrapper, then aiokafka's per-record path), the changelog's
-    records cost ~3.5 µs each, 8-9 % of a 1 M-account worker that writes about one state per event
-    (docs/performance.md); a batch is filled by aiokafka's compiled record builder.
+    Record by record through ``send`` a row cost ~8 µs of CPU (aiokafka's per-record path alone; Faust's
+    wrapper added more), in a batch ~1.4 µs (``benchmarks/changelog_sends.py``, 250-B rows): a 1 M-account
+    worker writes about one row per event.
     """
 
     def __init__(self, producer: Any) -> None:

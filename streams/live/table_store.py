@@ -10,8 +10,8 @@ batches (one per partition at a time, :class:`FaustBatches`), not one by one thr
 ``send_changelog``: its buffer publishes each record through the whole of Faust's send path and took ~0.85 ms
 a record here, so the checkpoint after a sweep of 10 k accounts held the state lock for ~9 s
 (docs/performance.md, "Alert latency"); and a producer ``send`` per row still cost ~8 µs of CPU
-(``benchmarks/changelog_sends.py``), where a 1 M-account worker writes about one row per event. Faust's in-memory store keeps no persisted
-offsets, so its per-record callback had nothing to record.
+(``benchmarks/changelog_sends.py``), where a 1 M-account worker writes about one row per event. Faust's
+in-memory store keeps no persisted offsets, so its per-record callback had nothing to record.
 """
 
 from __future__ import annotations

@@ -136,6 +136,14 @@ def test_rows_go_in_one_batch_per_partition_in_the_order_written_and_a_full_batc
     assert not producer.undelivered
 
 
+def test_a_row_no_empty_batch_takes_fails_the_delivery_rather_than_dropping_it() -> None:
+    store = TableStore(FakeTable(), CFG, lambda: [0], cache_limit=10)
+    store.put(b"a", AccountState(AccountWindow(CFG), 0))
+    store.commit()
+    with pytest.raises(ValueError, match="does not fit in an empty batch"):
+        asyncio.run(store.deliver_written(FakeProducer(batch_capacity=0)))
+
+
 def test_the_event_loop_turns_between_the_rows_of_a_long_delivery() -> None:
     """A checkpoint after a sweep sends every account: other tasks (health, metrics, the outbox) run in
     between, and each turn counts as progress."""

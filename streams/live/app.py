@@ -471,7 +471,7 @@ class Churnwatch:
         active = set(self.assigned_partitions())
         if self.census_spacing.due():
             # In steps: a pass over every row (a quarter second at 1 M accounts) must not stop the endpoints;
-            # spaced by its duration, so at 1 M accounts it runs every ~15-25 s rather than every 5 s.
+            # spaced by its duration, so at 1 M accounts it runs every ~10-25 s rather than every 5 s.
             census = self.census_spacing.measured(self.store.census_steps(active))
             self.accounts_count, stored_bytes = await run_steps(census)
             self.metrics.accounts_tracked.set(self.accounts_count)

@@ -18,7 +18,7 @@ from streams.events import decode
 from streams.offline import replay
 from streams.offline.replay import ReplayResult, replay_file
 from streams.offline.replay_input import InputRules
-from streams.offline.replay_parallel import line_shard, replay_file_parallel, shard_of
+from streams.offline.replay_parallel import line_shard, replay_file_parallel, shard_lines, shard_of
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SNAPSHOTS = range(0, 2**45, 7 * DAY_MS)
@@ -154,6 +154,34 @@ def test_every_line_of_an_account_goes_to_its_shard(line: bytes) -> None:
     account = decode(line, max_bytes=1000, min_ts_ms=None).account_id
     for shards in (2, 3, 5, 7):
         assert line_shard(line, shards, 1000) == shard_of(account, shards)
+
+
+HOSTILE = [
+    b'{"type":"usage","meta":{"account_id":"other"},"account_id":"acme","ts":1,"event":"x"}',
+    b'{"type":"usage","account_id" : "acme","meta":{"account_id":"other"},"ts":1,"event":"x"}',
+    b'{"type":"usage","account\\u005fid":"acme","meta":{"account_id":"other"},"ts":1,"event":"x"}',
+    b'{"type":"usage","account_id":"ac\\"me","ts":1,"event":"x"}',
+    b'{"type":"usage","account_id":"other","account_id":"acme","ts":1,"event":"x"}',
+    b'{"type":"usage","meta":{"account_id":"other"},"ts":1}',
+    b"",
+    b"   ",
+    b'{"type":"usage","account_id":"acme","ts":1,"event":"x"}\r',
+]
+
+
+@pytest.mark.parametrize("odd", [None, *HOSTILE])
+def test_a_batch_of_lines_goes_where_each_line_would(odd: bytes | None) -> None:
+    """The batch-at-once path of pass 1 takes the lines :func:`line_shard` gives each shard, one line that
+    does not fit it (or none) in the batch, and a last line with or without its end."""
+    plain = [b'{"type":"usage","account_id":"a%d","ts":1,"event":"x"}' % n for n in range(40)]
+    lines = plain[:17] + ([odd] if odd is not None else []) + plain[17:]
+    for last_end in (b"\n", b""):
+        batch = [line + b"\n" for line in lines[:-1]] + [lines[-1] + last_end]
+        joined = b"".join(batch)
+        for shards in (2, 3, 7):
+            expected = [line_shard(line.rstrip(b"\r\n"), shards, 1000) for line in batch]
+            for shard in range(shards):
+                assert shard_lines(batch, joined, shard, shards, 1000) == [e == shard for e in expected]
 
 
 def test_an_invalid_line_belongs_to_shard_zero() -> None:

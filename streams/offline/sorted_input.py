@@ -28,7 +28,7 @@ import gc
 import heapq
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -64,6 +64,9 @@ CLOCK_SUPPORT = 10  # other events within the skew before a time that make it th
 RECORD_OVERHEAD = 450
 # ts_ms, line number, raw length, event key, whether it is a usage event; then the raw line.
 _HEADER = struct.Struct("<qqIq?")
+
+# Which lines of a batch (as read, with their line ends; joined: the same bytes as one) an input takes.
+Selector = Callable[[list[bytes], bytes], Sequence[bool]]
 
 # (ts_ms, raw line, line number, event key, event): sorts by time, then text (line numbers are unique, so
 # events are never compared).
@@ -128,12 +131,12 @@ class SortedInput:
         self,
         lines: Iterator[bytes] | BinaryIO,
         on_line: Callable[[int], None] | None = None,
-        owned: Callable[[bytes], bool] | None = None,
+        owned: Selector | None = None,
     ) -> None:
         """Pass 1: validate every line and buffer (or spill) the valid ones; ``on_line(n)`` every 65,536.
 
-        ``owned``, when given, picks the lines this input takes (one shard of a parallel replay); the others
-        are skipped, though still numbered.
+        ``owned``, when given, picks the lines this input takes (one shard of a parallel replay), a batch at
+        a time; the others are skipped, though still numbered.
 
         The buffered events are container objects the cyclic garbage collector tracks: collecting while
         hundreds of thousands of them pile up, and scanning them at every full collection during the replay,
@@ -146,14 +149,15 @@ class SortedInput:
         stream = iter(lines)
         try:
             while batch := list(islice(stream, BATCH_LINES)):
-                plain = plain_text(b"".join(batch))  # the typed decoder's first checks, once per batch
-                for line in batch:
+                if not line_no and batch[0].startswith(UTF8_BOM):
+                    batch[0] = batch[0][len(UTF8_BOM) :]
+                joined = b"".join(batch)
+                plain = plain_text(joined)  # the typed decoder's first checks, once per batch
+                taken = owned(batch, joined) if owned is not None else None
+                for index, line in enumerate(batch):
                     line_no += 1
-                    if line_no == 1 and line.startswith(UTF8_BOM):
-                        line = line[len(UTF8_BOM) :]
-                    line = line.rstrip(b"\r\n")
-                    if owned is None or owned(line):
-                        self._read_line(line_no, line, plain)
+                    if taken is None or taken[index]:
+                        self._read_line(line_no, line.rstrip(b"\r\n"), plain)
                     if on_line is not None and not line_no & 0xFFFF:
                         on_line(line_no)
         except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a truncated stream, EOFError
@@ -335,7 +339,7 @@ def read_source(
     source: str | Path,
     sorted_input: SortedInput,
     on_line: Callable[[int], None] | None = None,
-    owned: Callable[[bytes], bool] | None = None,
+    owned: Selector | None = None,
 ) -> None:
     """Pass 1 over a file name or ``-``; :class:`InputError` when it cannot be read."""
     with open_events(source) as stream:

@@ -5,6 +5,7 @@ CLI's output files; on files with bad and duplicate lines, cancellations, a holi
 from __future__ import annotations
 
 import multiprocessing
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,34 @@ def test_a_failing_shard_stops_the_replay(files: dict[str, Path], monkeypatch: p
     with pytest.raises(ShardFailed, match="observe broke"):
         replay_lockstep(files["dirty"], jobs=2, rules=RULES)
     assert not multiprocessing.active_children()
+
+
+def test_a_shard_folds_to_the_next_cut_as_soon_as_it_has_observed(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a shard sends its assessments it folds up to the next cut at once (sent with the observe), not
+    when the coordinator's review comes back with the next census; the results stay one process's (above)."""
+    calls = tmp_path / "calls"
+
+    def recording(name: str, method: Any) -> Any:
+        def record(self: Shard, *args: Any) -> Any:
+            with calls.open("a") as log:  # the shards are forked processes: a line each, with its pid
+                log.write(f"{os.getpid()} {name}{'+fold' if name == 'census' and args[1] else ''}\n")
+            return method(self, *args)
+
+        return record
+
+    for name in ("census", "observe", "fold"):
+        monkeypatch.setattr(Shard, name, recording(name, getattr(Shard, name)))
+    replay_lockstep(files["dirty"], jobs=2, rules=RULES)
+    by_shard: dict[str, list[str]] = {}
+    for line in calls.read_text().splitlines():
+        pid, name = line.split()
+        by_shard.setdefault(pid, []).append(name)
+    assert len(by_shard) == 2
+    for names in by_shard.values():
+        assert names[:2] == ["census+fold", "fold"]  # the first cut: folded when the first census asks
+        later = names[2:]
+        assert "census+fold" not in later  # every later fold was sent ahead
+        ahead = sum(1 for i in range(1, len(later)) if later[i - 1] == "observe" and later[i] == "fold")
+        assert ahead >= 30, names  # the file's cuts: one per day of usage (75 days)

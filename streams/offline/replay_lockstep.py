@@ -11,8 +11,8 @@ each UTC midnight the clock crosses as one process's sweep would:
 1. **Cut.** One process sweeps a midnight just before the first usage event of a later day (in pass 2's
    order: event time, line text, line number). The coordinator runs pass 2 (``future_ts``, duplicates) over
    every shard's sorted runs without decoding them (:meth:`~streams.offline.sorted_input.SortedInput.judged`)
-   and finds that event; its event clock says which midnights it crosses. The next cut is judged while the
-   shards observe.
+   and finds that event; its event clock says which midnights it crosses. Cuts are judged one sweep ahead,
+   while the shards observe.
 2. **Census.** Shards fold their events before the cut (but the rejected lines), take their due accounts
    (key order) and compute each one's census record (:meth:`~detectors.population.PopulationModel.record`).
    The coordinator learns the ripe outcomes meanwhile (in the order one process labelled them: sweep, then
@@ -22,7 +22,10 @@ each UTC midnight the clock crosses as one process's sweep would:
    their accounts and return the assessments.
 4. **Review.** The coordinator runs the outage guard over all assessments (key order) and sends each shard
    its part of the decision, which the shard applies (muted episodes, alerts kept in the accounts' books)
-   before anything else it is asked next.
+   before anything else it is asked next. Meanwhile each shard, once it has sent its assessments, folds its
+   events up to the next cut (sent with the observe): folding and settling touch different parts of an
+   account's state, so doing them in this order gives one process's results, and a shard done observing
+   folds instead of waiting for the slowest one and for the review.
 
 Pass 1 (read and validate) runs in the shards as in :mod:`streams.offline.replay_parallel`; each shard keeps
 its own lines (decoded) and leaves them in sorted runs for the coordinator, which tells it at each cut the
@@ -42,7 +45,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -177,26 +180,28 @@ class LockStep:
         self.as_of_ms = as_of_ms
         self.decisions: list[GuardDecision | None] = [None] * len(shards.conns)  # each shard's, to settle
         self.model_sent = False
+        self.unfolded: list[int] = []  # lines rejected after the last cut, for the final fold
         self.gc_freezer = GcFreezer(full_every_s=float("inf"))  # the caller thaws at the end
 
     def run(self, cuts: Cuts) -> None:
         """Step the shards through every midnight, then the final evaluation; the result's figures."""
-        cut, rejected = cuts.next(None)
-        pending: list[int] = []  # rejected lines the shards have not been told of
-        while cut is not None:
-            pending += rejected
-            midnights = self.clock.advance(0, cut[0])
-            day = cut[0] // DAY_MS
-            if not midnights:
-                cut, rejected = cuts.next(day)
-                continue
-            # The next cut is judged while the shards observe the first midnight.
-            following = self.sweep(midnights[0], fold=(cut, pending), meanwhile=partial(cuts.next, day))
-            pending = []
-            for midnight in midnights[1:]:
-                self.sweep(midnight)
-            cut, rejected = following
-        folds = self.shards.broadcast("fold", None, pending + rejected)
+        plan = self.plan(cuts)
+        current, upcoming = next(plan, None), next(plan, None)
+        folded_ahead = False
+        while current is not None:
+            midnight, fold = current
+            # The next sweep's fold is sent with this one's observe, and the sweep after next is planned (its
+            # cut judged) while the shards observe.
+            ahead = upcoming[1] if upcoming is not None else None
+            following = self.sweep(
+                midnight,
+                fold=None if folded_ahead else fold,
+                ahead=ahead,
+                meanwhile=partial(next, plan, None),
+            )
+            folded_ahead = ahead is not None
+            current, upcoming = upcoming, following
+        folds = self.shards.broadcast("fold", None, self.unfolded)
         watermark = max(watermark for watermark, _ in folds)
         clock = self.as_of_ms if self.as_of_ms is not None else max(watermark, 0)
         self.result.clock_ms = clock
@@ -204,16 +209,35 @@ class LockStep:
             self.sweep(clock, everyone=True)
         self.collect(self.shards.call([("finish", (decision,)) for decision in self.decisions]))
 
+    def plan(self, cuts: Cuts) -> Iterator[tuple[int, tuple[Key, list[int]] | None]]:
+        """Each midnight to sweep, with the fold the shards run before it (None: nothing to fold between two
+        midnights); the lines rejected after the last fold are left in ``unfolded``."""
+        cut, rejected = cuts.next(None)
+        pending: list[int] = []  # rejected lines the shards have not been told of
+        while cut is not None:
+            pending += rejected
+            midnights = self.clock.advance(0, cut[0])
+            this = cut
+            cut, rejected = cuts.next(this[0] // DAY_MS)
+            if midnights:
+                yield midnights[0], (this, pending)
+                pending = []
+                for midnight in midnights[1:]:
+                    yield midnight, None
+        self.unfolded = pending + rejected
+
     def sweep(
         self,
         now_ms: int,
         *,
         fold: tuple[Key, list[int]] | None = None,
+        ahead: tuple[Key, list[int]] | None = None,
         everyone: bool = False,
         meanwhile: Callable[[], Any] | None = None,
     ) -> Any:
-        """One sweep over every shard (see the module's steps), after they fold up to a cut (``fold``);
-        what ``meanwhile`` returns (run while the shards observe)."""
+        """One sweep over every shard (see the module's steps), after they fold up to a cut (``fold``), and
+        with the fold before the next sweep (``ahead``, see :meth:`Shard.catch_up`); what ``meanwhile``
+        returns (run while the shards observe)."""
         started = time.perf_counter()
         self.shards.send([("census", (decision, fold, now_ms, everyone)) for decision in self.decisions])
         self.decisions = [None] * len(self.decisions)
@@ -223,7 +247,7 @@ class LockStep:
         monitor.take_census(heapq.merge(*records, key=_ACCOUNT), now_ms)
         model = monitor.risk_model if learned or not self.model_sent else None
         self.model_sent = True
-        self.shards.send([("observe", (monitor.population, model, now_ms))] * len(self.decisions))
+        self.shards.send([("observe", (monitor.population, model, now_ms, ahead))] * len(self.decisions))
         found = meanwhile() if meanwhile is not None else None
         parts: list[list[Assessment]] = self.shards.receive()
         assessments = list(heapq.merge(*parts, key=_ACCOUNT))

@@ -3,8 +3,9 @@
 A shard reads the lines of its accounts (pass 1, :func:`~streams.offline.replay_parallel.read_shard`), keeps
 their states for the whole replay and folds their events when the coordinator says how far (a *cut*: the
 first usage event of a new day, over all shards). At each midnight it computes its due accounts' census
-records, observes them with the population and risk model the coordinator sends, and settles them with the
-part of the outage guard's decision that concerns them. :func:`shard_main` is the process; :class:`Shard`
+records, observes them with the population and risk model the coordinator sends, folds up to the next cut
+once its assessments are sent, and settles them with the part of the outage guard's decision that concerns
+them. :func:`shard_main` is the process; :class:`Shard`
 what it runs, one call per message.
 """
 
@@ -108,6 +109,7 @@ class Shard:
         self.folded = OrderedFold()
         self.batch: list[Swept] = []
         self.observed: Observed | None = None
+        self.ahead: tuple[Key | None, list[int]] | None = None  # the fold sent with the last observe
         self.gc_freezer = GcFreezer(full_every_s=float("inf"))
 
     def fold(self, cut: Key | None, rejected: list[int]) -> tuple[int, int]:
@@ -144,14 +146,31 @@ class Shard:
         return self.monitor.census_records(census_view(self.batch), now_ms)
 
     def observe(
-        self, population: PopulationModel, risk_model: RiskModel | None, now_ms: int
+        self,
+        population: PopulationModel,
+        risk_model: RiskModel | None,
+        now_ms: int,
+        ahead: tuple[Key | None, list[int]] | None,
     ) -> list[Assessment]:
-        """Assess the due accounts with the coordinator's population (and model, when it changed)."""
+        """Assess the due accounts with the coordinator's population (and model, when it changed); ``ahead``:
+        the fold before the next sweep (the cut and the lines rejected since the last), which
+        :meth:`catch_up` runs once the assessments are sent."""
         self.monitor.population = population
         if risk_model is not None:
             self.monitor.risk_model = risk_model
         self.observed = self.detection.observe(self.batch, now_ms, now_ms)  # replay: alerts at event time
+        self.ahead = ahead
         return self.observed.outcome.assessments
+
+    def catch_up(self) -> None:
+        """Run the fold sent ahead with the last observe, if any: while the coordinator reviews the sweep
+        (the outage guard) and the other shards finish theirs, instead of after this shard settles it.
+
+        Folding before settling gives one process's results: a fold changes the accounts' windows, event
+        counts and new accounts; settling, the detector states and alert books of the accounts observed."""
+        if self.ahead is not None:
+            self.fold(*self.ahead)
+            self.ahead = None
 
     def settle(self, decision: GuardDecision | None) -> None:
         """The outage guard's decision for this shard's accounts of the last sweep observed."""
@@ -203,6 +222,7 @@ def shard_main(
         while (message := conn.recv())[0] != "stop":
             name, args = message
             conn.send(("ok", getattr(worker, name)(*args)))
+            worker.catch_up()
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the coordinator is gone
         return
     except InputError as error:

@@ -54,6 +54,9 @@ class Deduplicator:
     (1, 1)
     >>> dedup.is_duplicate(8, 200, origin=3), dedup.is_duplicate(7, 100, origin=4)  # 7 expired
     (False, False)
+    >>> few = Deduplicator(horizon_ms=10**9, max_keys=2)  # the count bounds them too, oldest out first
+    >>> [few.is_duplicate(key, 1, origin=key) for key in (1, 2, 3)], len(few), few.first_origin(1)
+    ([False, False, False], 2, None)
     """
 
     def __init__(self, *, horizon_ms: int, max_keys: int) -> None:
@@ -75,21 +78,29 @@ class Deduplicator:
 
     def is_duplicate(self, key: int, ts_ms: int, *, origin: int) -> bool:
         """True (and counted) when ``key`` was seen before from another origin; else remember it."""
-        known = self._origins.get(key)
+        origins = self._origins
+        known = origins.get(key)
         if known is not None:
             if known == origin:
                 return False
             self.duplicates += 1
             return True
-        if self.max_keys <= 0:
+        max_keys = self.max_keys
+        if max_keys <= 0:
             return False
-        self._origins[key] = origin
-        self._order.append((ts_ms, key))
-        if ts_ms > self._newest:
-            self._newest = ts_ms
+        origins[key] = origin
         order = self._order
-        if order[0][0] < self._newest - self.horizon_ms or len(self._origins) > self.max_keys:
-            self._expire()
+        order.append((ts_ms, key))
+        newest = self._newest
+        if ts_ms > newest:
+            self._newest = newest = ts_ms
+        # Forget what is beyond the horizon or the count, oldest first (written out, not a call: on a
+        # stream in time order nearly every new key expires an old one).
+        horizon = newest - self.horizon_ms
+        while order[0][0] < horizon or len(origins) > max_keys:
+            del origins[order.popleft()[1]]
+            if not order:
+                break
         return False
 
     def remember(self, key: int, ts_ms: int, *, origin: int) -> None:
@@ -103,10 +114,3 @@ class Deduplicator:
         """
         if key not in self._origins:
             self.is_duplicate(key, ts_ms, origin=origin)
-
-    def _expire(self) -> None:
-        horizon = self._newest - self.horizon_ms
-        order = self._order
-        origins = self._origins
-        while order and (order[0][0] < horizon or len(origins) > self.max_keys):
-            del origins[order.popleft()[1]]

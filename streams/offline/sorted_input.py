@@ -264,7 +264,7 @@ class SortedInput:
         )
         is_duplicate = dedup.is_duplicate
         stats = self.stats
-        for ts, raw, line_no, key, event in merged:  # _accepts, its common case written out
+        for ts, raw, line_no, key, event in merged:
             if ts <= max_ts and not is_duplicate(key, ts, origin=line_no):
                 stats.accepted += 1
                 yield event, raw
@@ -279,19 +279,14 @@ class SortedInput:
         if not self.stats.valid:
             return
         clock, max_ts, dedup = self._judge()
+        is_duplicate = dedup.is_duplicate
+        stats = self.stats
         for ts, raw, line_no, key, usage in heapq.merge(*(read_headers(path) for path in self._runs)):
-            if self._accepts(ts, raw, line_no, key, clock, max_ts, dedup):
+            if ts <= max_ts and not is_duplicate(key, ts, origin=line_no):  # as accepted() judges
+                stats.accepted += 1
                 yield ts, raw, line_no, usage
-
-    def _accepts(
-        self, ts: int, raw: bytes, line_no: int, key: int, clock: int, max_ts: int, dedup: Deduplicator
-    ) -> bool:
-        """Pass 2's judgement of one line: rejected (and counted) beyond the clock skew or as a duplicate."""
-        if ts <= max_ts and not dedup.is_duplicate(key, ts, origin=line_no):
-            self.stats.accepted += 1
-            return True
-        self._rejected(ts, raw, line_no, key, clock, max_ts, dedup)
-        return False
+            else:
+                self._rejected(ts, raw, line_no, key, clock, max_ts, dedup)
 
     def _rejected(
         self, ts: int, raw: bytes, line_no: int, key: int, clock: int, max_ts: int, dedup: Deduplicator

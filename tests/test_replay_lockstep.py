@@ -225,3 +225,35 @@ def test_a_shard_folds_to_the_next_cut_as_soon_as_it_has_observed(
         assert "census+fold" not in later  # every later fold was sent ahead
         ahead = sum(1 for i in range(1, len(later)) if later[i - 1] == "observe" and later[i] == "fold")
         assert ahead >= 30, names  # the file's cuts: one per day of usage (75 days)
+
+
+def test_a_fold_sent_ahead_that_fails_stops_the_replay(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold that breaks after its shard has answered the observe (nobody waits on it then) is reported at
+    the coordinator's next call, not lost and not a hang."""
+    fold = Shard.fold
+
+    def breaks_ahead(self: Shard, *args: Any) -> Any:
+        if self.observed is not None:  # between an observe and the settle: a fold sent ahead
+            raise RuntimeError("fold ahead broke")
+        return fold(self, *args)
+
+    monkeypatch.setattr(Shard, "fold", breaks_ahead)
+    with pytest.raises(ShardFailed, match="fold ahead broke"):
+        replay_lockstep(files["dirty"], jobs=2, rules=RULES)
+    assert not multiprocessing.active_children()
+
+
+def test_cli_says_in_one_line_that_a_shard_failed(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("observe broke")
+
+    monkeypatch.setattr(Shard, "observe", broken)
+    done = CliRunner().invoke(app, ["replay", str(files["dirty"]), "--jobs", "2"])
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output
+    errors = [line for line in done.output.splitlines() if line.startswith("error:")]
+    assert errors == ["error: replay shard 0: RuntimeError: observe broke (--jobs 1 replays without shards)"]
+    assert "Traceback" not in done.output

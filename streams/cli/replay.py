@@ -31,7 +31,7 @@ from streams.offline.replay_input import (
     no_event_summary,
     rejects_file,
 )
-from streams.offline.replay_lockstep import replay_lockstep
+from streams.offline.replay_lockstep import ShardFailed, replay_lockstep
 from streams.offline.replay_outputs import build_report, state_sizes, write_alerts, write_scores
 from streams.offline.replay_parallel import replay_file_parallel
 from streams.offline.sorted_input import SortedInput, read_source
@@ -159,6 +159,9 @@ def replay(
     except InputError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
+    except ShardFailed as error:  # not a mistake of the user: one line, and one process still replays
+        typer.secho(f"error: {error} (--jobs 1 replays without shards)", err=True, fg="red")
+        raise typer.Exit(1) from None
     holdout = settings.holdout.holdout()
     body = build_report(result, warmup_days=warmup_days, holdout=holdout)
     body.update(input_report(stats))

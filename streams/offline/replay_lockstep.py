@@ -69,7 +69,12 @@ _ACCOUNT = attrgetter("account_id")
 
 
 class ShardFailed(RuntimeError):
-    """A shard process raised (its traceback is the message) or died."""
+    """A shard process raised or died: the message says which and why in one line (the exception's last
+    line); ``trace`` holds the shard's traceback, when it raised."""
+
+    def __init__(self, shard: int, why: str, trace: str = "") -> None:
+        super().__init__(f"replay shard {shard}: {why}")
+        self.trace = trace
 
 
 class Shards:
@@ -112,10 +117,12 @@ class Shards:
                 reply = conn.recv()
             except EOFError:
                 code = self.processes[shard].exitcode
-                raise ShardFailed(f"replay shard {shard} died (exit code {code})") from None
+                raise ShardFailed(shard, f"died (exit code {code})") from None
             if reply[0] == "error":
                 _, kind, text = reply
-                raise InputError(text) if kind == "input" else ShardFailed(f"replay shard {shard}: {text}")
+                if kind == "input":
+                    raise InputError(text)
+                raise ShardFailed(shard, text.strip().splitlines()[-1], trace=text)
             replies.append(reply[1])
         return replies
 

@@ -206,7 +206,8 @@ def shard_main(
 ) -> None:
     """The shard process: pass 1, then one :class:`Shard` call per message until ``("stop",)``.
 
-    Replies ``("ok", value)``, or ``("error", kind, text)`` for an exception (the coordinator raises it)."""
+    Replies ``("ok", value)``, or ``("error", kind, text)`` for an exception (the coordinator raises it);
+    the exception of a fold sent ahead (:meth:`Shard.catch_up`: nobody waits on it) answers the next call."""
     die_with(parent_pid)
     try:
         read, records = read_shard_input(
@@ -222,7 +223,11 @@ def shard_main(
         while (message := conn.recv())[0] != "stop":
             name, args = message
             conn.send(("ok", getattr(worker, name)(*args)))
-            worker.catch_up()
+            try:
+                worker.catch_up()
+            except Exception:
+                conn.recv()  # nobody waits on a fold sent ahead: its error answers the next call
+                raise
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the coordinator is gone
         return
     except InputError as error:

@@ -43,6 +43,7 @@ import contextlib
 import heapq
 import multiprocessing
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
@@ -77,6 +78,21 @@ class ShardFailed(RuntimeError):
         self.trace = trace
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT held back while the shards fork, then delivered: a Ctrl-C that lands inside a fork is raised
+    in a hook CPython runs after it (logging's lock release), which prints it as ignored, and the replay
+    would run on to its end. Forked shards start with it held and let it through first (``shard_main``)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 class Shards:
     """The shard processes and a pipe to each (a context manager: stopped at exit, killed if need be)."""
 
@@ -87,19 +103,29 @@ class Shards:
         context = multiprocessing.get_context("fork") if forks else multiprocessing.get_context("spawn")
         self.conns = []
         self.processes = []
-        for shard in range(jobs):
-            parent, child = context.Pipe()
-            args = (child, os.getpid(), source, shard, jobs, rules, spill_dir, keep_rejects)
-            process = context.Process(target=shard_main, args=args, name=f"churnwatch-shard-{shard}")
-            process.start()
-            child.close()
-            self.conns.append(parent)
-            self.processes.append(process)
+        try:
+            with interrupts_held():
+                for shard in range(jobs):
+                    parent, child = context.Pipe()
+                    args = (child, os.getpid(), source, shard, jobs, rules, spill_dir, keep_rejects)
+                    name = f"churnwatch-shard-{shard}"
+                    process = context.Process(target=shard_main, args=args, name=name)
+                    process.start()
+                    child.close()
+                    self.conns.append(parent)
+                    self.processes.append(process)
+        except BaseException as error:  # a Ctrl-C held back while forking lands here: stop what started
+            self.stop(type(error))
+            raise
 
     def __enter__(self) -> Shards:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
+        self.stop(kind)
+
+    def stop(self, kind: type[BaseException] | None) -> None:
+        """Ask every shard to stop; wait for them unless ``kind`` (an exception) is why, then kill them."""
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.send(("stop",))

@@ -12,6 +12,7 @@ what it runs, one call per message.
 from __future__ import annotations
 
 import contextlib
+import signal
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -209,6 +210,8 @@ def shard_main(
     Replies ``("ok", value)``, or ``("error", kind, text)`` for an exception (the coordinator raises it);
     the exception of a fold sent ahead (:meth:`Shard.catch_up`: nobody waits on it) answers the next call."""
     die_with(parent_pid)
+    if hasattr(signal, "pthread_sigmask"):  # forked with SIGINT held (replay_lockstep.interrupts_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         read, records = read_shard_input(
             source, shard, shards, rules, spill_dir, keep_rejects, SortedInput.share

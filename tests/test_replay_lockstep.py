@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,10 @@ def test_a_ctrl_c_that_lands_in_a_fork_stops_the_replay(files: dict[str, Path]) 
     """CPython raises a signal that lands inside a fork in a hook it runs after it, and only prints it as
     ignored: the replay ran on to its end. Held back while the shards fork, it stops the replay."""
     raised: BaseException | None = None
+    # Another thread (as the test run may have): the signal may reach it rather than the main thread.
+    idle = threading.Event()
+    bystander = threading.Thread(target=idle.wait, daemon=True)
+    bystander.start()
     _INTERRUPT_IN_FORK.append(True)
     try:
         replay_lockstep(files["dirty"], jobs=2, rules=RULES)
@@ -283,5 +288,7 @@ def test_a_ctrl_c_that_lands_in_a_fork_stops_the_replay(files: dict[str, Path]) 
         raised = error
     finally:
         _INTERRUPT_IN_FORK.clear()
+        idle.set()
+        bystander.join()
     assert isinstance(raised, KeyboardInterrupt)
     assert not multiprocessing.active_children()

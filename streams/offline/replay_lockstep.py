@@ -43,7 +43,6 @@ import contextlib
 import heapq
 import multiprocessing
 import os
-import signal
 import tempfile
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
@@ -63,7 +62,7 @@ from streams.gc_freeze import GcFreezer
 from streams.offline.replay import ProgressCallback, ReplayResult, record_sweep
 from streams.offline.replay_input import InputError, InputRules, InputStats, RejectSink
 from streams.offline.replay_parallel import ShardRead, order_reasons
-from streams.offline.replay_shard import Key, shard_main
+from streams.offline.replay_shard import Key, interrupts_held, shard_main
 from streams.offline.sorted_input import SortedInput
 
 _ACCOUNT = attrgetter("account_id")
@@ -76,21 +75,6 @@ class ShardFailed(RuntimeError):
     def __init__(self, shard: int, why: str, trace: str = "") -> None:
         super().__init__(f"replay shard {shard}: {why}")
         self.trace = trace
-
-
-@contextlib.contextmanager
-def interrupts_held() -> Iterator[None]:
-    """SIGINT held back while the shards fork, then delivered: a Ctrl-C that lands inside a fork is raised
-    in a hook CPython runs after it (logging's lock release), which prints it as ignored, and the replay
-    would run on to its end. Forked shards start with it held and let it through first (``shard_main``)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class Shards:

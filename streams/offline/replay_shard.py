@@ -12,10 +12,13 @@ what it runs, one call per message.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from types import FrameType
 from typing import Any
 
 from detectors.census import CensusRecord
@@ -195,6 +198,32 @@ class Shard:
         }
 
 
+_BEFORE_FORK: list[Any] = []  # the SIGINT handler interrupts_held replaced, for the forked shards to restore
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT held while the shards fork, then raised: a Ctrl-C that lands inside a fork is raised in a hook
+    CPython runs after it (logging's lock release), which prints it as ignored, and the replay ran on to its
+    end. A handler that only notes it stands in meanwhile (Python runs handlers in the main thread, whichever
+    thread the signal reached); forked shards put the replay's own back first (:func:`shard_main`)."""
+    noted: list[tuple[int, FrameType | None]] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # handlers are set in the main thread only; None: one set outside Python, left alone
+        return
+    before = signal.signal(signal.SIGINT, lambda number, frame: noted.append((number, frame)))
+    _BEFORE_FORK[:] = [before]
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        _BEFORE_FORK.clear()
+        if noted and callable(before):
+            before(*noted[0])  # Python's own raises KeyboardInterrupt
+        elif noted and before == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 def shard_main(
     conn: Connection,
     parent_pid: int,
@@ -210,8 +239,8 @@ def shard_main(
     Replies ``("ok", value)``, or ``("error", kind, text)`` for an exception (the coordinator raises it);
     the exception of a fold sent ahead (:meth:`Shard.catch_up`: nobody waits on it) answers the next call."""
     die_with(parent_pid)
-    if hasattr(signal, "pthread_sigmask"):  # forked with SIGINT held (replay_lockstep.interrupts_held)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if _BEFORE_FORK:  # forked while interrupts_held noted SIGINT instead: as the replay had it
+        signal.signal(signal.SIGINT, _BEFORE_FORK[0])
     try:
         read, records = read_shard_input(
             source, shard, shards, rules, spill_dir, keep_rejects, SortedInput.share

@@ -39,9 +39,8 @@ from streams.offline.sorted_input import SortedInput, read_source
 T = TypeVar("T")
 _KEY = b'"account_id"'
 _KEY_VALUE = b'"account_id":"'
-_PLAIN_ACCOUNT = re.compile(
-    rb'"account_id":"([^"\\\n]*)"[^\n]*\n?'
-)  # line_shard's fast path, to the line's end
+# line_shard's fast path (a plain account id), with the rest of its line: shard_lines
+_PLAIN_ACCOUNT = re.compile(rb'"account_id":"([^"\\\n]*)"[^\n]*\n?')
 
 
 def shard_of(account_id: str, shards: int) -> int:

@@ -5,8 +5,7 @@ their states for the whole replay and folds their events when the coordinator sa
 first usage event of a new day, over all shards). At each midnight it computes its due accounts' census
 records, observes them with the population and risk model the coordinator sends, folds up to the next cut
 once its assessments are sent, and settles them with the part of the outage guard's decision that concerns
-them. :func:`shard_main` is the process; :class:`Shard`
-what it runs, one call per message.
+them. :func:`shard_main` is the process; :class:`Shard` what it runs, one call per message.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from streams.events import InvalidEventError, decode
@@ -145,7 +146,7 @@ _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def die_with(parent_pid: int) -> None:
-    """Pool initializer: the shard reader is killed when the replay that started it dies (even by SIGKILL,
+    """In a shard process: it is killed when the replay that started it dies (even by SIGKILL,
     which runs no clean-up), instead of reading a large file on for nobody. Linux only; elsewhere a no-op."""
     if not sys.platform.startswith("linux"):
         return
@@ -155,6 +156,17 @@ def die_with(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def pool_reader(parent_pid: int) -> None:
+    """Pool initializer: :func:`die_with` the replay, and end quietly on a Ctrl-C (the replay, which gets it
+    too, says it stopped) instead of printing a traceback of the pool's internals."""
+    die_with(parent_pid)
+    signal.signal(signal.SIGINT, _exit_quietly)
+
+
+def _exit_quietly(number: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + number)
+
+
 def replay_file_parallel(
     source: str | Path, *, jobs: int, rules: InputRules, on_reject: RejectSink | None = None, **kwargs: Any
 ) -> tuple[ReplayResult, InputStats]:
@@ -162,15 +174,17 @@ def replay_file_parallel(
     processes. ``source`` must be a file (gzip or not), not stdin: every process reads it. ``kwargs`` go to
     :func:`~streams.offline.replay.run_replay`."""
     context = multiprocessing.get_context("spawn")  # a fork of a parent with threads (progress bars) can hang
-    with (
-        tempfile.TemporaryDirectory(prefix="churnwatch-replay-") as spill_dir,
-        concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=die_with, initargs=(os.getpid(),)
-        ) as pool,
-    ):
+    with tempfile.TemporaryDirectory(prefix="churnwatch-replay-") as spill_dir:
         keep = on_reject is not None
-        futures = [pool.submit(read_shard, str(source), n, jobs, rules, spill_dir, keep) for n in range(jobs)]
-        reads = [future.result() for future in futures]
+        # The readers end with pass 1: none idles beside the replay (where a Ctrl-C made each print the
+        # pool's internals).
+        with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=pool_reader, initargs=(os.getpid(),)
+        ) as pool:
+            futures = [
+                pool.submit(read_shard, str(source), n, jobs, rules, spill_dir, keep) for n in range(jobs)
+            ]
+            reads = [future.result() for future in futures]
         with SortedInput(rules, on_reject) as merged:
             for read in reads:
                 merged.adopt(read.runs, read.latest, read.stats)

@@ -36,12 +36,17 @@ def at_least(count: int, pid: int) -> list[int] | None:
     return found if len(found) >= count else None
 
 
-def alive(pid: int) -> bool:
+def live_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command's name, while the process lives (not a zombie)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
-    return state != "Z"
+        return None
+    return None if fields[0] == "Z" else fields
+
+
+def alive(pid: int) -> bool:
+    return live_stat(pid) is not None
 
 
 def test_shard_readers_die_with_a_killed_replay(tmp_path: Path) -> None:
@@ -81,11 +86,8 @@ def readers(pid: int) -> list[int]:
 
 def cpu_ticks(pid: int) -> int | None:
     """User + system CPU of a live process so far, in clock ticks (None once it is gone or a zombie)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else int(fields[11]) + int(fields[12])
+    fields = live_stat(pid)
+    return None if fields is None else int(fields[11]) + int(fields[12])
 
 
 def feedback_replay(tmp_path: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:

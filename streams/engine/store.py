@@ -155,6 +155,10 @@ class CachedStore:
     def changed(self) -> Collection[bytes]:
         return self.dirty
 
+    def has_room(self) -> bool:
+        """Whether the cache holds fewer decoded states than its limit (it is trimmed only at a commit)."""
+        return self.cache_limit is None or len(self.cache) < self.cache_limit
+
     def owned(self) -> Iterator[bytes]:
         active = set(self.owned_partitions())
         stored: set[bytes] = set()  # the rows' keys (faster to ask than Faust's rows, a Python mapping)

@@ -5,7 +5,8 @@ An :class:`~streams.live.event_reader.EventReader` fetches the three event topic
 assigned to this worker; :class:`~streams.live.ingest.BatchFolder` validates them and the
 :class:`~streams.engine.Engine` folds them into account states (a
 :class:`~streams.live.table_store.TableStore` over the ``accounts`` table) and sweeps. Every
-``checkpoint_interval_seconds`` the changed states and the engine's own state are written to the
+``checkpoint_interval_seconds`` (``checkpoint_backlog_interval_seconds`` while the worker folds a backlog:
+:mod:`streams.live.checkpoint_pace`) the changed states and the engine's own state are written to the
 changelog-backed table, the producer is flushed, and then each partition's next offsets are written into the
 same table: a new owner resumes from offsets that are never ahead of the state it recovered, and each state
 remembers the offsets it applied, so a crash neither loses nor double-counts events.
@@ -47,6 +48,7 @@ from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
 from streams.gc_freeze import FullCollection, GcFreezer
+from streams.live.checkpoint_pace import CheckpointPace
 from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, Spacing, holdout_gauges, zero_counters
 from streams.live.health import Health, LoopHeartbeat
@@ -241,7 +243,11 @@ class Churnwatch:
             type_by_topic=self.type_by_topic,
             batch_max_events=settings.worker.batch_max_events,
             batch_within_seconds=settings.worker.batch_within_seconds,
-            checkpoint_interval_seconds=settings.worker.checkpoint_interval_seconds,
+            checkpoint_pace=CheckpointPace(
+                settings.worker.checkpoint_interval_seconds,
+                settings.worker.checkpoint_backlog_interval_seconds,
+                has_room=self.store.has_room,
+            ),
             owned_partitions=self.assigned_partitions,
             stored_positions=self.store.stored_positions,
             process=self.process_batch,

@@ -10,12 +10,12 @@ Faust still owns everything distributed: group membership, the partition assignm
 co-partitioned with the alerts topic and the tables, so the partitions Faust assigns for those are the ones
 this reader reads), changelog-backed tables, recovery and standbys. The reader follows the assignment:
 
-* **Offsets live in the state.** A checkpoint (every ``checkpoint_interval_seconds``, and when partitions are
-  revoked) calls ``checkpoint(positions)``: the app writes every changed account state to the changelog,
-  flushes the producer, then writes each partition's next offsets into the same changelog partition. A new
-  owner recovers the table and reads on from the offsets it finds there, so the offsets it resumes from are
-  never ahead of the state it recovered. States may be newer than the offsets (a crash between the two
-  writes); the per-account applied offsets make re-reading those records harmless.
+* **Offsets live in the state.** A checkpoint (when its :class:`~streams.live.checkpoint_pace.CheckpointPace`
+  says so, and when partitions are revoked) calls ``checkpoint(positions)``: the app writes every changed
+  account state to the changelog, flushes the producer, then writes each partition's next offsets into the
+  same changelog partition. A new owner recovers the table and reads on from the offsets it finds there, so
+  the offsets it resumes from are never ahead of the state it recovered. States may be newer than the offsets
+  (a crash between the two writes); the per-account applied offsets make re-reading those records harmless.
 * **Rebalances.** When Faust revokes partitions (and on a graceful stop) the reader takes its lock (so no
   batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
   (``on_released``). It reads
@@ -41,6 +41,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
+from streams.live.checkpoint_pace import CheckpointPace, records_waiting
 from streams.live.fair_fetch import getmany_fair, raw_records
 from streams.live.ingest import RawRecord
 from streams.live.kafka_client import assigning_consumer
@@ -77,6 +78,8 @@ class EventReader:
         Folds one batch of records (in partition order).
     checkpoint
         Makes the state of everything processed durable, then records ``positions``.
+    checkpoint_pace
+        Says after each batch whether to checkpoint (told the records read and those still waiting).
     on_released
         Called after the last checkpoint before the reader lets its partitions go.
     on_assigned
@@ -104,7 +107,7 @@ class EventReader:
         type_by_topic: Mapping[str, str],
         batch_max_events: int,
         batch_within_seconds: float,
-        checkpoint_interval_seconds: float,
+        checkpoint_pace: CheckpointPace,
         owned_partitions: Callable[[], list[int]],
         stored_positions: Callable[[int], Mapping[str, int]],
         process: ProcessRecords,
@@ -123,7 +126,7 @@ class EventReader:
         self.type_by_topic = dict(type_by_topic)
         self.batch_max_events = batch_max_events
         self.batch_within_ms = max(1, int(batch_within_seconds * 1000))
-        self.checkpoint_interval_seconds = checkpoint_interval_seconds
+        self.pace = checkpoint_pace
         self.owned_partitions = owned_partitions
         self.stored_positions = stored_positions
         self.process = process
@@ -146,7 +149,6 @@ class EventReader:
         self.positions: dict[TopicPartition, int] = {}
         self._handing_over: dict[TopicPartition, int] = {}  # next offsets once the batch in process is folded
         self.checkpointed: dict[TopicPartition, int] = {}
-        self.last_checkpoint = time.monotonic()
         # For health checks (streams/live/health.py): when the loop last completed a turn, and when the broker
         # last answered a fetch (records or an empty poll) or there was nothing assigned to read.
         self.last_turn = self.last_read = time.monotonic()
@@ -216,8 +218,8 @@ class EventReader:
                 await self._process(fetched)
             if poison is not None and not self.revoking:  # else the batch before it may be unfinished
                 self._skip(poison)
-            if self.positions != self.checkpointed and (
-                not fetched or time.monotonic() - self.last_checkpoint >= self.checkpoint_interval_seconds
+            if self.positions != self.checkpointed and self.pace.due(
+                fetched=bool(fetched), waiting=records_waiting(consumer, self.positions)
             ):
                 await self._checkpoint()
 
@@ -272,6 +274,7 @@ class EventReader:
             self._handing_over = {}
         for tp, batch in fetched.items():
             self.positions[tp] = batch[-1].offset + 1
+        self.pace.read(len(records))
 
     async def _checkpoint(self) -> None:
         by_partition: Positions = {}
@@ -287,7 +290,7 @@ class EventReader:
         }
         await self.checkpoint(changed)
         self.checkpointed = dict(self.positions)
-        self.last_checkpoint = time.monotonic()
+        self.pace.checkpointed()
 
     async def _follow_assignment(self, consumer: AIOKafkaConsumer, generation: int) -> None:
         partitions = self.owned_partitions()

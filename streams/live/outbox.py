@@ -19,6 +19,7 @@ import orjson
 from detectors.alerts import Alert
 from streams.engine.clock import WallClock
 from streams.engine.store import RESERVED_PREFIX
+from streams.live.checkpoint_pace import CheckpointPace
 from streams.live.event_reader import EventReader, Positions
 from streams.live.ingest import RawRecord
 from streams.live.kafka_client import client_options
@@ -69,7 +70,8 @@ class Outbox:
             type_by_topic={settings.topics.alerts: "alerts"},
             batch_max_events=100,
             batch_within_seconds=0.5,
-            checkpoint_interval_seconds=0.0,  # after every batch: the ledger is already durable per request
+            # After every batch: the ledger is already durable per request.
+            checkpoint_pace=CheckpointPace(0.0, 0.0),
             owned_partitions=owned_partitions,
             stored_positions=self.stored_positions,
             process=self.notify,

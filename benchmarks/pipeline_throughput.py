@@ -5,13 +5,13 @@ Usage::
     .venv/bin/python benchmarks/pipeline_throughput.py --accounts 2000 --days 30 --workers 1
     .venv/bin/python benchmarks/pipeline_throughput.py --accounts 2000 --days 30 --workers 1 2 4
 
-For each worker count it starts a private embedded broker (fresh topics), produces the simulator's events as
-a backlog, then starts N ``churnwatch worker`` processes and measures the time from "all workers ready" until
-every event is folded (events/s), the workers' CPU seconds and peak RSS, the detector sweeps that ended
-during the fold, then the restart time of one worker (changelog recovery of all accounts). Before the workers
-start and after the last one stops, a bare ``getmany`` loop reads the same event topics
-(``benchmarks/raw_getmany.py``): the consumer's own limit on this broker in this run, and the worker's rate
-as a fraction of it. Figures go to stdout as JSON; docs/performance.md quotes them. Timings depend on the
+For each worker count it starts a private embedded broker (fresh topics), produces the simulator's events as a
+backlog, then starts N ``churnwatch worker`` processes and measures the time from "all workers ready" until
+every event is folded (events/s), the workers' CPU seconds and peak RSS, the detector sweeps and the
+checkpoints that ended during the fold, then the restart time of one worker (changelog recovery of all
+accounts). Before the workers start and after the last one stops, a bare ``getmany`` loop reads the same event
+topics (``benchmarks/raw_getmany.py``): the consumer's own limit on this broker in this run, and the worker's
+rate as a fraction of it. Figures go to stdout as JSON; docs/performance.md quotes them. Timings depend on the
 machine and on what else runs: never assert on them.
 """
 
@@ -129,11 +129,15 @@ def metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def sweeps_so_far(ports: list[int]) -> tuple[int, float]:
-    """Detector sweeps the workers finished and their seconds (a histogram observed at each sweep's end)."""
+def so_far(ports: list[int], histogram: str) -> tuple[int, float]:
+    """Observations of one histogram of the workers, and their sum: with ``SWEEPS`` the detector sweeps
+    finished and their seconds, with ``CHECKPOINTS`` the checkpoints."""
     texts = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for port in ports]
-    count = sum(metric(text, "churnwatch_sweep_duration_seconds_count") for text in texts)
-    return int(count), sum(metric(text, "churnwatch_sweep_duration_seconds_sum") for text in texts)
+    count = sum(metric(text, f"{histogram}_count") for text in texts)
+    return int(count), sum(metric(text, f"{histogram}_sum") for text in texts)
+
+
+SWEEPS, CHECKPOINTS = "churnwatch_sweep_duration_seconds", "churnwatch_checkpoint_duration_seconds"
 
 
 def raw_rate(settings: Settings) -> tuple[int, float]:
@@ -232,7 +236,8 @@ def run(
         ready_s = time.monotonic() - began
         idle_rss = sum(rss_bytes(p.pid) for p, _ in procs)
         spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []
-        sweeps0, sweep_s0 = sweeps_so_far([port for _, port in procs])
+        ports = [port for _, port in procs]
+        (sweeps0, sweep_s0), (checkpoints0, checkpoint_s0) = so_far(ports, SWEEPS), so_far(ports, CHECKPOINTS)
         load0 = os.getloadavg()[0]
         cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
         t0 = time.monotonic()
@@ -257,7 +262,7 @@ def run(
         elapsed = time.monotonic() - t0
         cpu = sum(cpu_seconds(p.pid) - cpu0[p.pid] for p, _ in procs)
         load1 = os.getloadavg()[0]
-        sweeps1, sweep_s1 = sweeps_so_far([port for _, port in procs])
+        (sweeps1, sweep_s1), (checkpoints1, checkpoint_s1) = so_far(ports, SWEEPS), so_far(ports, CHECKPOINTS)
         state_bytes, accounts_tracked = worker_metrics([port for _, port in procs])
         rss_now = sum(rss_bytes(p.pid) for p, _ in procs)
         for spy in spies:
@@ -305,6 +310,8 @@ def run(
             "state_bytes_per_account": round(state_bytes / max(1, accounts_tracked)),
             "detector_sweeps_during_fold": sweeps1 - sweeps0,
             "detector_sweep_seconds_during_fold": round(sweep_s1 - sweep_s0, 1),
+            "checkpoints_during_fold": checkpoints1 - checkpoints0,
+            "checkpoint_seconds_during_fold": round(checkpoint_s1 - checkpoint_s0, 1),
             "recovery_seconds": round(recovery_s, 1),
             "recovery_accounts_per_s": round(accounts_tracked / recovery_s),
             "accounts_recovered": accounts_recovered,

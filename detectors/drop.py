@@ -13,9 +13,23 @@ equal to River's own in ``tests/test_sweep_shortcuts.py``).
 
 from __future__ import annotations
 
+from array import array
+from functools import lru_cache
 from typing import Any, ClassVar
 
 __all__ = ["DropDetector"]
+
+# What reset() sets: no values seen, mean 0, sums of decreases 0 and -1 (River starts the highest at the
+# int -1: the same value), not detected. A tuple: an array built from it has its exact size.
+_RESET = (0.0, 0.0, 0.0, -1.0, 0.0)
+
+
+@lru_cache(maxsize=64, typed=True)  # typed: 6 and 6.0 stay apart
+def _shared_params(
+    threshold: float, delta: float, alpha: float, min_instances: int
+) -> tuple[float, float, float, int]:
+    """The test's parameters: one tuple shared by every detector of a configuration (issue 15)."""
+    return threshold, delta, alpha, min_instances
 
 
 class DropDetector:
@@ -44,91 +58,110 @@ class DropDetector:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 60
-    __slots__ = (
-        "alpha",
-        "delta",
-        "detected",
-        "max_decrease",
-        "mean",
-        "min_instances",
-        "n_seen",
-        "sum_decrease",
-        "threshold",
-    )
-    n_seen: float  # values seen since the last reset (a float, as River counts them)
-    mean: float
-    sum_decrease: float
-    max_decrease: float
-    detected: bool
+    __slots__ = ("_params", "stats")
 
     def __init__(
         self, threshold: float = 6.0, delta: float = 0.5, alpha: float = 0.98, min_instances: int = 7
     ) -> None:
-        self.threshold = threshold
-        self.delta = delta
-        self.alpha = alpha
-        self.min_instances = min_instances
-        self.reset()
+        self._params = _shared_params(threshold, delta, alpha, min_instances)
+        # The five numbers of the test: values seen since the last reset (a float, as River counts them),
+        # the mean, the running and the highest sum of decreases, and 1.0 when a drop was detected at the
+        # last value. One array of doubles where boxed numbers in slots took ~200 bytes a detector (issue
+        # 15's resident state; three per account).
+        self.stats = array("d", _RESET)
+
+    # The parameters, read-only: shared by every detector of the configuration.
+    @property
+    def threshold(self) -> float:
+        return self._params[0]
+
+    @property
+    def delta(self) -> float:
+        return self._params[1]
+
+    @property
+    def alpha(self) -> float:
+        return self._params[2]
+
+    @property
+    def min_instances(self) -> int:
+        return self._params[3]
+
+    # The numbers, read as before (values seen a float, detected a bool).
+    @property
+    def n_seen(self) -> float:
+        return self.stats[0]
+
+    @property
+    def mean(self) -> float:
+        return self.stats[1]
+
+    @property
+    def sum_decrease(self) -> float:
+        return self.stats[2]
+
+    @property
+    def max_decrease(self) -> float:
+        return self.stats[3]
+
+    @property
+    def detected(self) -> bool:
+        return self.stats[4] != 0.0
 
     def clone(self) -> DropDetector:
-        return DropDetector(self.threshold, self.delta, self.alpha, self.min_instances)
+        return DropDetector(*self._params)
 
     @property
     def n(self) -> int:
-        return int(self.n_seen)
+        return int(self.stats[0])
 
     def update(self, z: float) -> bool:
         """Feed one normalised value; True when a sustained drop is detected at this value.
 
         River's ``PageHinkley.update`` (``mode="down"``) written out: the same operations in the same order,
         without the "increase" half it never reads."""
-        if self.detected:
-            self.reset()
-        n = self.n_seen = self.n_seen + 1.0
-        mean = self.mean + (1.0 / n) * (z - self.mean)
-        decrease = self.alpha * self.sum_decrease + (z - mean) + self.delta
-        highest = self.max_decrease
+        s = self.stats
+        if s[4]:
+            s[0], s[1], s[2], s[3], s[4] = _RESET  # reset()
+        threshold, delta, alpha, min_instances = self._params
+        n = s[0] + 1.0
+        s[0] = n
+        mean = s[1]
+        mean = mean + (1.0 / n) * (z - mean)
+        decrease = alpha * s[2] + (z - mean) + delta
+        highest = s[3]
         if decrease > highest:
             highest = decrease
-        if n >= self.min_instances:
-            self.detected = highest - decrease > self.threshold
+        detected = False
+        if n >= min_instances:
+            detected = highest - decrease > threshold
+            s[4] = detected
         # Then on the same 1e-4 grid as the JSON state (see the module docstring).
-        self.mean = round(mean, 4)
-        self.sum_decrease = round(decrease, 4)
-        self.max_decrease = round(highest, 4)
-        return self.detected
+        s[1] = round(mean, 4)
+        s[2] = round(decrease, 4)
+        s[3] = round(highest, 4)
+        return detected
 
     def score(self) -> float:
         """Current Page-Hinkley statistic for decreases, as a share of the threshold (0 = no evidence)."""
-        if self.n_seen == 0:
+        s = self.stats
+        if s[0] == 0:
             return 0.0
-        return max(0.0, (self.max_decrease - self.sum_decrease) / self.threshold)
+        return max(0.0, (s[3] - s[2]) / self._params[0])
 
     def reset(self) -> None:
         """Forget the series (after a drop was handled or the baseline was re-levelled)."""
-        self.n_seen = 0.0
-        self.mean = 0.0
-        self.sum_decrease = 0.0
-        self.max_decrease = -1.0  # River starts it at the int -1: the same value
-        self.detected = False
+        s = self.stats
+        s[0], s[1], s[2], s[3], s[4] = _RESET
 
     def to_state(self) -> list[Any]:
         # The "increase" half of the test is irrelevant in mode="down", so it is not kept.
-        return [
-            int(self.n_seen),
-            float(self.mean),
-            float(self.sum_decrease),
-            float(self.max_decrease),
-            int(self.detected),
-        ]
+        s = self.stats
+        return [int(s[0]), s[1], s[2], s[3], int(s[4])]
 
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> DropDetector:
         detector = cls(**params)
         n, mean, sum_decrease, max_decrease, detected = state
-        detector.n_seen = float(n)
-        detector.mean = float(mean)
-        detector.sum_decrease = float(sum_decrease)
-        detector.max_decrease = float(max_decrease)
-        detector.detected = bool(detected)
+        detector.stats = array("d", (n, mean, sum_decrease, max_decrease, 1.0 if detected else 0.0))
         return detector

@@ -15,6 +15,7 @@ import orjson
 from detectors.account_state import Snapshot
 from detectors.baseline import GapTracker, SeasonalBaseline, is_weekend
 from detectors.cycle import MonthlyCycle
+from detectors.drop import DropDetector
 from detectors.engagement import EngagementTracker
 from detectors.risk import FEATURES
 
@@ -68,3 +69,27 @@ def test_trackers_share_their_smoothing_factors() -> None:
     assert EngagementTracker()._alpha is EngagementTracker()._alpha
     assert MonthlyCycle()._decay is MonthlyCycle()._decay
     assert MonthlyCycle(30.0)._decay != MonthlyCycle()._decay
+
+
+def trained_drop() -> DropDetector:
+    detector = DropDetector()
+    for z in [0.3, -0.4, 0.1, -0.2, 0.5, -0.1, 0.0, 0.2, -0.3, 0.1, -2.5, -2.5, -2.5, -2.5]:
+        detector.update(z)  # a drop detected at the last value (as in DropDetector's docstring)
+    return detector
+
+
+def test_a_drop_detector_holds_its_numbers_in_one_array_and_shares_its_parameters() -> None:
+    # Nine slots (four parameters, five numbers boxed) took ~200 bytes; a shared tuple of the parameters and
+    # an array of five doubles ~170.
+    assert bytes_each(trained_drop) < 185
+    assert DropDetector()._params is DropDetector.from_state([3, 0.1, 0.2, 0.3, 0])._params
+    assert DropDetector(6, 0.5, 0.98, 7)._params is not DropDetector()._params  # an int 6 stays an int
+    stored = orjson.dumps(trained_drop().to_state())
+    assert stored == b"[14,-0.7001,-1.8763,4.3967,1]"  # ints stay ints: the stored bytes of before
+    restored = DropDetector.from_state(orjson.loads(stored))
+    assert orjson.dumps(restored.to_state()) == stored and restored.detected is True
+    assert (restored.n, restored.n_seen, restored.score()) == (14, 14.0, trained_drop().score())
+    original = trained_drop()
+    for z in [-3.0, 0.5] * 10:
+        assert restored.update(z) is original.update(z)
+        assert restored.to_state() == original.to_state()

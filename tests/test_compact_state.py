@@ -93,3 +93,35 @@ def test_a_drop_detector_holds_its_numbers_in_one_array_and_shares_its_parameter
     for z in [-3.0, 0.5] * 10:
         assert restored.update(z) is original.update(z)
         assert restored.to_state() == original.to_state()
+
+
+def test_the_cycle_and_engagement_numbers_are_arrays_of_doubles_with_the_stored_bytes_of_before() -> None:
+    def cycle() -> MonthlyCycle:
+        c = MonthlyCycle()
+        for day in range(20_600, 20_700):
+            c.learn_one(day, 20.0 if day % 31 < 5 else 0.0)
+        return c
+
+    def engagement() -> EngagementTracker:
+        t = EngagementTracker()
+        for day in range(300):  # counts past 256: no longer CPython's cached small ints
+            t.learn_one(float(day % 13), float(day % 3))
+        return t
+
+    # Eight slots and four boxed floats took ~200 bytes; a shared tuple of the parameters and four doubles
+    # ~170. The tracker's seven slots with its counts past 256 ~230, its array ~180.
+    cycle()  # the days' months cached first (not the cycle's memory)
+    assert bytes_each(cycle) < 185
+    assert bytes_each(engagement) < 195
+    for make, stored in [
+        (cycle, b"[-23.042,10.479,26.433,8.683]"),
+        (engagement, b"[300,276,6.3651,1.0324,0.8982]"),  # the counts stay ints
+    ]:
+        assert orjson.dumps(make().to_state()) == stored
+        restored, original = type(make()).from_state(orjson.loads(stored)), make()
+        assert orjson.dumps(restored.to_state()) == stored and restored._params is original._params
+    c = MonthlyCycle.from_state(orjson.loads(orjson.dumps(cycle().to_state())))
+    assert (c.concentration(), c.cyclic()) == (cycle().concentration(), cycle().cyclic())
+    t = EngagementTracker.from_state(orjson.loads(orjson.dumps(engagement().to_state())))
+    assert (t.n_days, t.n_active) == (300, 276) and type(t.n_days) is int and type(t.n_active) is int
+    assert (t.per_user, t.per_active_day) == (6.3651 / 1.0324, 6.3651 / 0.8982)

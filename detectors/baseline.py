@@ -24,6 +24,8 @@ from array import array
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from detectors.shared import shared_day
+
 # Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
 STATE_DECIMALS = 4
 # 1970-01-01 (day 0) was a Thursday; Monday = 0.
@@ -94,6 +96,14 @@ def half_life_decay(half_life: float) -> float:
 def _slot_alphas(half_life_days: float) -> tuple[float, float]:
     """The weekday and weekend smoothing factors: one tuple shared by every baseline (issue 15)."""
     return half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7)
+
+
+@lru_cache(maxsize=64, typed=True)  # typed: an int parameter stays an int
+def _gap_params(
+    half_life_gaps: float, rel_floor: float, abs_floor_days: float, min_gaps: int
+) -> tuple[float, float, float, int, float]:
+    """A gap tracker's parameters and smoothing factor: one tuple shared by every account's (issue 15)."""
+    return half_life_gaps, rel_floor, abs_floor_days, min_gaps, half_life_alpha(half_life_gaps)
 
 
 _ZEROS = bytes(8 * 10)  # ten doubles of 0.0, as array("d", ...) reads them
@@ -276,17 +286,10 @@ class GapTracker:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 60
-    __slots__ = (
-        "_alpha",
-        "abs_floor_days",
-        "half_life_gaps",
-        "last_active_day",
-        "mean_gap",
-        "min_gaps",
-        "n_gaps",
-        "rel_floor",
-        "var_gap",
-    )
+    # The parameters in one tuple shared by every account's tracker, the last active day a shared int
+    # (detectors.shared): issue 15's resident state. An array of the four numbers would cost more than the
+    # numbers do boxed (~170 bytes a tracker against ~130-160).
+    __slots__ = ("_params", "last_active_day", "mean_gap", "n_gaps", "var_gap")
 
     def __init__(
         self,
@@ -295,18 +298,35 @@ class GapTracker:
         abs_floor_days: float = 0.75,
         min_gaps: int = 2,
     ) -> None:
-        self.half_life_gaps = half_life_gaps
-        self.rel_floor = rel_floor
-        self.abs_floor_days = abs_floor_days
-        self.min_gaps = min_gaps
-        self._alpha = half_life_alpha(half_life_gaps)
+        self._params = _gap_params(half_life_gaps, rel_floor, abs_floor_days, min_gaps)
         self.last_active_day: int | None = None
         self.n_gaps = 0
         self.mean_gap = 0.0
         self.var_gap = 0.0
 
+    # The parameters, read-only.
+    @property
+    def half_life_gaps(self) -> float:
+        return self._params[0]
+
+    @property
+    def rel_floor(self) -> float:
+        return self._params[1]
+
+    @property
+    def abs_floor_days(self) -> float:
+        return self._params[2]
+
+    @property
+    def min_gaps(self) -> int:
+        return self._params[3]
+
+    @property
+    def _alpha(self) -> float:
+        return self._params[4]
+
     def clone(self) -> GapTracker:
-        return GapTracker(self.half_life_gaps, self.rel_floor, self.abs_floor_days, self.min_gaps)
+        return GapTracker(*self._params[:4])
 
     def learn_one(self, day: int) -> None:
         """Record an active day (days must come in increasing order; repeats are ignored)."""
@@ -314,16 +334,17 @@ class GapTracker:
         if last is not None and day > last:
             gap = float(day - last)
             self.n_gaps += 1
-            alpha = max(self._alpha, 1.0 / self.n_gaps)
+            alpha = max(self._params[4], 1.0 / self.n_gaps)
             delta = gap - self.mean_gap
             self.mean_gap = _round(self.mean_gap + alpha * delta)
             self.var_gap = _round((1.0 - alpha) * (self.var_gap + alpha * delta * delta))
         if last is None or day > last:
-            self.last_active_day = day
+            self.last_active_day = shared_day(day)
 
     def spread(self) -> float:
         """Robust spread of the gap: the EW standard deviation, floored."""
-        return max(math.sqrt(self.var_gap), self.rel_floor * self.mean_gap, self.abs_floor_days)
+        _, rel_floor, abs_floor_days, _, _ = self._params
+        return max(math.sqrt(self.var_gap), rel_floor * self.mean_gap, abs_floor_days)
 
     def silent_days(self, today: int) -> int:
         """Completed days without activity before ``today`` (0 if active yesterday or never active)."""
@@ -333,7 +354,7 @@ class GapTracker:
 
     def score_one(self, today: int) -> float:
         """Excess of the running gap (``today - last active day``) over the usual gap, in spreads (>= 0)."""
-        if self.last_active_day is None or self.n_gaps < self.min_gaps:
+        if self.last_active_day is None or self.n_gaps < self._params[3]:
             return 0.0
         gap = today - self.last_active_day
         return _round(max(0.0, (gap - self.mean_gap) / self.spread()))
@@ -344,5 +365,6 @@ class GapTracker:
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> GapTracker:
         tracker = cls(**params)
-        tracker.last_active_day, tracker.n_gaps, tracker.mean_gap, tracker.var_gap = state
+        last, tracker.n_gaps, tracker.mean_gap, tracker.var_gap = state
+        tracker.last_active_day = shared_day(last) if last is not None else None
         return tracker

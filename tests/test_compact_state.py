@@ -125,3 +125,25 @@ def test_the_cycle_and_engagement_numbers_are_arrays_of_doubles_with_the_stored_
     t = EngagementTracker.from_state(orjson.loads(orjson.dumps(engagement().to_state())))
     assert (t.n_days, t.n_active) == (300, 276) and type(t.n_days) is int and type(t.n_active) is int
     assert (t.per_user, t.per_active_day) == (6.3651 / 1.0324, 6.3651 / 0.8982)
+
+
+def test_a_gap_tracker_shares_its_parameters_and_its_last_active_day() -> None:
+    def trained() -> GapTracker:
+        g = GapTracker()
+        for day in range(20_600, 20_900, 3):
+            g.learn_one(day)
+        return g
+
+    stored = orjson.dumps(trained().to_state())
+    assert stored == b"[20897,99,3.0,0.0]"  # the stored bytes of before
+    # Nine slots, a day of its own and two boxed floats took ~190 bytes; five slots, a shared day ~130.
+    assert bytes_each(lambda: GapTracker.from_state(orjson.loads(stored))) < 150
+    assert bytes_each(trained) < 150
+    a, b = GapTracker.from_state(orjson.loads(stored)), GapTracker.from_state(orjson.loads(stored))
+    assert a._params is b._params is GapTracker()._params and a.last_active_day is b.last_active_day
+    assert (a.min_gaps, a.rel_floor, a.abs_floor_days) == (2, 0.25, 0.75) and type(a.min_gaps) is int
+    assert orjson.dumps(a.to_state()) == stored and (a.score_one(20_910), a.spread()) == (
+        trained().score_one(20_910),
+        trained().spread(),
+    )
+    assert GapTracker.from_state([None, 0, 0.0, 0.0]).to_state() == GapTracker().to_state()

@@ -92,10 +92,14 @@ def half_life_decay(half_life: float) -> float:
     return 0.5 ** (1.0 / half_life)
 
 
-@lru_cache(maxsize=64)
-def _slot_alphas(half_life_days: float) -> tuple[float, float]:
-    """The weekday and weekend smoothing factors: one tuple shared by every baseline (issue 15)."""
-    return half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7)
+@lru_cache(maxsize=64, typed=True)  # typed: an int parameter stays an int
+def _baseline_params(
+    half_life_days: float, sd_floor: float, z_clip: float
+) -> tuple[float, float, float, float, float]:
+    """A baseline's parameters and its weekday and weekend smoothing factors: one tuple shared by every
+    baseline of a configuration (issue 15)."""
+    alphas = half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7)
+    return half_life_days, sd_floor, z_clip, *alphas
 
 
 @lru_cache(maxsize=64, typed=True)  # typed: an int parameter stays an int
@@ -146,21 +150,31 @@ class SeasonalBaseline:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 140
-    __slots__ = ("_alphas", "half_life_days", "sd_floor", "stats", "z_clip")
+    __slots__ = ("_params", "stats")
 
     def __init__(self, half_life_days: float = 28.0, sd_floor: float = 0.25, z_clip: float = 4.0) -> None:
-        self.half_life_days = half_life_days
-        self.sd_floor = sd_floor
-        self.z_clip = z_clip
-        self._alphas = _slot_alphas(half_life_days)
+        # The parameters and the two slots' smoothing factors (at 3 and 4), shared (issue 15).
+        self._params = _baseline_params(half_life_days, sd_floor, z_clip)
         # Five numbers per slot (weekdays at 0, weekends at 5): days seen, EW mean of the value, EW mean and
         # EW variance of log1p(value), EW share of active days. One flat array of doubles: 144 bytes where
         # two lists of boxed numbers took ~460 (issue 15's resident state).
         self.stats = array("d", _ZEROS)
 
+    @property
+    def half_life_days(self) -> float:
+        return self._params[0]
+
+    @property
+    def sd_floor(self) -> float:
+        return self._params[1]
+
+    @property
+    def z_clip(self) -> float:
+        return self._params[2]
+
     def clone(self) -> SeasonalBaseline:
         """A fresh, untrained baseline with the same parameters."""
-        return SeasonalBaseline(self.half_life_days, self.sd_floor, self.z_clip)
+        return SeasonalBaseline(*self._params[:3])
 
     def days_seen(self, day: int | None = None) -> int:
         """Days learned in ``day``'s slot, or in both slots when ``day`` is None."""
@@ -178,7 +192,7 @@ class SeasonalBaseline:
         s = self.stats
         i = 5 * weekend
         n = s[i] + 1.0
-        alpha = max(self._alphas[weekend], 1.0 / n)
+        alpha = max(self._params[3 + weekend], 1.0 / n)
         log_value = math.log1p(value)
         mean_log = s[i + 2]
         delta = log_value - mean_log
@@ -231,9 +245,10 @@ class SeasonalBaseline:
         i = 5 * ((day + _EPOCH_WEEKDAY) % 7 >= 5)  # is_weekend, inlined (every account-day)
         if s[i] == 0:
             return 0.0
-        sd = max(math.sqrt(s[i + 3]), self.sd_floor)
+        _, sd_floor, z_clip, _, _ = self._params
+        sd = max(math.sqrt(s[i + 3]), sd_floor)
         z = (math.log1p(value) - s[i + 2]) / sd
-        return max(-self.z_clip, min(self.z_clip, z))
+        return max(-z_clip, min(z_clip, z))
 
     def rescale(self, factor: float) -> None:
         """Move both slots to ``factor`` times their level (accepting a new normal after a lasting change)."""

@@ -41,5 +41,5 @@ def test_snapshots_share_their_numbers_and_keep_their_stored_form() -> None:
 
 def test_baselines_share_their_smoothing_factors() -> None:
     first, second = SeasonalBaseline(28.0), SeasonalBaseline.from_state(SeasonalBaseline(28.0).to_state())
-    assert first._alphas is second._alphas
-    assert SeasonalBaseline(14.0)._alphas != first._alphas
+    assert first._params is second._params  # the parameters and the two factors, in one tuple
+    assert SeasonalBaseline(14.0)._params[3:] != first._params[3:]

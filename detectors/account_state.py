@@ -106,15 +106,18 @@ class AccountDetectorState:
     )
 
     def __init__(self, config: DetectorConfig) -> None:
-        self.baselines = [
-            SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS
-        ]
-        self.drifts = [
-            DropDetector(
-                config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days
-            )
-            for _ in SIGNALS
-        ]
+        # One per signal, in tuples: their exact size, where a list built item by item keeps spare room.
+        self.baselines = tuple(
+            [SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS]
+        )
+        self.drifts = tuple(
+            [
+                DropDetector(
+                    config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days
+                )
+                for _ in SIGNALS
+            ]
+        )
         self.gaps = GapTracker(config.gap_half_life)
         self.engagement = EngagementTracker()
         self.learned_through: int | None = None
@@ -180,20 +183,24 @@ class AccountDetectorState:
         """Rebuild from :meth:`to_state` output; ``config`` must be the one the state was made with."""
         cfg = config if config is not None else DetectorConfig()
         self = cls(cfg)
-        self.baselines = [
-            SeasonalBaseline.from_state(s, half_life_days=cfg.baseline_half_life_days, z_clip=cfg.z_clip)
-            for s in state["b"]
-        ]
-        self.drifts = [
-            DropDetector.from_state(
-                s,
-                threshold=cfg.drift_threshold,
-                delta=cfg.drift_delta,
-                alpha=cfg.drift_alpha,
-                min_instances=cfg.drift_min_days,
-            )
-            for s in state["r"]
-        ]
+        self.baselines = tuple(
+            [
+                SeasonalBaseline.from_state(s, half_life_days=cfg.baseline_half_life_days, z_clip=cfg.z_clip)
+                for s in state["b"]
+            ]
+        )
+        self.drifts = tuple(
+            [
+                DropDetector.from_state(
+                    s,
+                    threshold=cfg.drift_threshold,
+                    delta=cfg.drift_delta,
+                    alpha=cfg.drift_alpha,
+                    min_instances=cfg.drift_min_days,
+                )
+                for s in state["r"]
+            ]
+        )
         self.gaps = GapTracker.from_state(state["g"], half_life_gaps=cfg.gap_half_life)
         if "eg" in state:  # states stored before the engagement tracker start with a fresh one
             self.engagement = EngagementTracker.from_state(state["eg"])

@@ -110,7 +110,7 @@ def _gap_params(
     return half_life_gaps, rel_floor, abs_floor_days, min_gaps, half_life_alpha(half_life_gaps)
 
 
-_ZEROS = bytes(8 * 10)  # ten doubles of 0.0, as array("d", ...) reads them
+_ZEROS = array("d", bytes(8 * 10))  # ten doubles of 0.0: new baselines copy it (a slice, of its exact size)
 
 
 class SeasonalBaseline:
@@ -158,7 +158,7 @@ class SeasonalBaseline:
         # Five numbers per slot (weekdays at 0, weekends at 5): days seen, EW mean of the value, EW mean and
         # EW variance of log1p(value), EW share of active days. One flat array of doubles: 144 bytes where
         # two lists of boxed numbers took ~460 (issue 15's resident state).
-        self.stats = array("d", _ZEROS)
+        self.stats = _ZEROS[:]
 
     @property
     def half_life_days(self) -> float:

@@ -26,7 +26,7 @@ _EPOCH = date(1970, 1, 1)
 _TWO_PI = 2.0 * math.pi
 
 
-_ZEROS = (0.0, 0.0, 0.0, 0.0)  # a tuple: an array built from it has its exact size
+_ZEROS = array("d", (0.0, 0.0, 0.0, 0.0))  # new cycles copy it: a slice, of its exact size
 
 
 @lru_cache(maxsize=64, typed=True)
@@ -85,7 +85,7 @@ class MonthlyCycle:
         self._params = _shared_params(half_life_days, min_concentration, min_active)
         # cos, sin, weight and the decayed count of active days: one array of doubles where four boxed
         # numbers in slots took ~130 bytes (issue 15's resident state).
-        self.stats = array("d", _ZEROS)
+        self.stats = _ZEROS[:]
 
     # The parameters, read-only (shared by every account's cycle), and the numbers, as they were read.
     @property

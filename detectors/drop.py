@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 __all__ = ["DropDetector"]
 
 # What reset() sets: no values seen, mean 0, sums of decreases 0 and -1 (River starts the highest at the
-# int -1: the same value), not detected. A tuple: an array built from it has its exact size.
-_RESET = (0.0, 0.0, 0.0, -1.0, 0.0)
+# int -1: the same value), not detected. New detectors copy it (a slice: their exact size, and quicker than
+# converting numbers), reset() copies it in place.
+_RESET = array("d", (0.0, 0.0, 0.0, -1.0, 0.0))
 
 
 @lru_cache(maxsize=64, typed=True)  # typed: 6 and 6.0 stay apart
@@ -68,7 +69,7 @@ class DropDetector:
         # the mean, the running and the highest sum of decreases, and 1.0 when a drop was detected at the
         # last value. One array of doubles where boxed numbers in slots took ~200 bytes a detector (issue
         # 15's resident state; three per account).
-        self.stats = array("d", _RESET)
+        self.stats = _RESET[:]
 
     # The parameters, read-only: shared by every detector of the configuration.
     @property
@@ -122,7 +123,7 @@ class DropDetector:
         without the "increase" half it never reads."""
         s = self.stats
         if s[4]:
-            s[0], s[1], s[2], s[3], s[4] = _RESET  # reset()
+            s[:] = _RESET  # reset()
         threshold, delta, alpha, min_instances = self._params
         n = s[0] + 1.0
         s[0] = n
@@ -151,8 +152,7 @@ class DropDetector:
 
     def reset(self) -> None:
         """Forget the series (after a drop was handled or the baseline was re-levelled)."""
-        s = self.stats
-        s[0], s[1], s[2], s[3], s[4] = _RESET
+        self.stats[:] = _RESET
 
     def to_state(self) -> list[Any]:
         # The "increase" half of the test is irrelevant in mode="down", so it is not kept.
@@ -162,6 +162,5 @@ class DropDetector:
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> DropDetector:
         detector = cls(**params)
-        n, mean, sum_decrease, max_decrease, detected = state
-        detector.stats = array("d", (n, mean, sum_decrease, max_decrease, 1.0 if detected else 0.0))
+        detector.stats = array("d", state)  # [n, mean, sum_decrease, max_decrease, detected 0 or 1]
         return detector

@@ -25,7 +25,7 @@ from detectors.day_table import DayTable
 from detectors.windows import USAGE
 
 ALL_SEGMENTS = "*"
-_ZEROS = (0.0, 0.0, 0.0, 0.0, 0.0)  # a tuple: an array built from it has its exact size
+_ZEROS = array("d", (0.0, 0.0, 0.0, 0.0, 0.0))  # new trackers copy it: a slice, of its exact size
 
 
 @functools.lru_cache(maxsize=64, typed=True)
@@ -62,7 +62,7 @@ class EngagementTracker:
         self._params = _shared_params(half_life_days)
         # Days learned, active days, and the EW usage, users and share of active days: one array of doubles
         # where the numbers boxed in slots took ~130-190 bytes (issue 15's resident state).
-        self.stats = array("d", _ZEROS)
+        self.stats = _ZEROS[:]
 
     # The parameter and its smoothing factor, read-only (shared by every account's tracker), and the
     # numbers, as they were read (the counts ints).

@@ -19,7 +19,7 @@ from detectors.engagement import EngagementTracker
 from detectors.episode import Episode
 from detectors.reasons import SIGNALS
 from detectors.risk import FEATURE_INDEX, FEATURES
-from detectors.shared import shared_day, shared_float
+from detectors.shared import shared_day, shared_float, shared_zero
 
 __all__ = ["AccountDetectorState", "Snapshot"]
 
@@ -207,18 +207,21 @@ class AccountDetectorState:
         learned, first = state["l"], state["f"]  # days: shared int objects (detectors.shared)
         self.learned_through = shared_day(learned) if learned is not None else None
         self.first_active_day = shared_day(first) if first is not None else None
-        self.drop_since = state["ds"]
+        since = state["ds"]
+        self.drop_since = shared_day(since) if since is not None else None
         self.drop_signals = state["dm"]
-        self.drop_depth = state["dd"]
+        self.drop_depth = shared_float(state["dd"])  # mostly 0, 4 decimals
         self.recovered_days = state["rd"]
-        self.ticket_rate, self.ticket_days = state["t"]
-        self.ref_mrr = state["m"]
+        rate, self.ticket_days = state["t"]
+        self.ticket_rate = shared_zero(rate)  # 5 decimals: only the zeros repeat
+        self.ref_mrr = shared_float(state["m"])  # mostly a plan's price
         self.canceled_ts_ms = state["c"]
         self.episode = Episode.from_state(state["e"]) if state["e"] is not None else None
         self.cooldown_until_ms = state["cd"]
         self.snoozed_until_ms = state["sz"]
         self.pending = [Snapshot.from_state(p) for p in state["p"]]
-        self.last_snapshot_day = state["ps"]
+        snapshot_day = state["ps"]
+        self.last_snapshot_day = shared_day(snapshot_day) if snapshot_day is not None else None
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
         self.drop_spell = state.get("dp")
         self.risk_days = state.get("rb")  # only with an alert budget

@@ -13,7 +13,6 @@ then on, so a cyclic churner is flagged as soon as its month goes by without it.
 from __future__ import annotations
 
 import math
-from array import array
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -24,9 +23,6 @@ __all__ = ["MonthlyCycle"]
 
 _EPOCH = date(1970, 1, 1)
 _TWO_PI = 2.0 * math.pi
-
-
-_ZEROS = array("d", (0.0, 0.0, 0.0, 0.0))  # new cycles copy it: a slice, of its exact size
 
 
 @lru_cache(maxsize=64, typed=True)
@@ -77,17 +73,20 @@ class MonthlyCycle:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 48
-    __slots__ = ("_params", "stats")
+    # The parameters in one shared tuple (issue 15); the numbers boxed (an array is one more object for the
+    # garbage collector to track and walk).
+    __slots__ = ("_params", "active", "cos", "sin", "weight")
 
     def __init__(
         self, half_life_days: float = 60.0, min_concentration: float = 0.6, min_active: float = 8.0
     ) -> None:
         self._params = _shared_params(half_life_days, min_concentration, min_active)
-        # cos, sin, weight and the decayed count of active days: one array of doubles where four boxed
-        # numbers in slots took ~130 bytes (issue 15's resident state).
-        self.stats = _ZEROS[:]
+        self.cos = 0.0
+        self.sin = 0.0
+        self.weight = 0.0
+        self.active = 0.0  # decayed count of active days
 
-    # The parameters, read-only (shared by every account's cycle), and the numbers, as they were read.
+    # The parameters, read-only.
     @property
     def half_life_days(self) -> float:
         return self._params[0]
@@ -104,22 +103,6 @@ class MonthlyCycle:
     def _decay(self) -> float:
         return self._params[3]
 
-    @property
-    def cos(self) -> float:
-        return self.stats[0]
-
-    @property
-    def sin(self) -> float:
-        return self.stats[1]
-
-    @property
-    def weight(self) -> float:
-        return self.stats[2]
-
-    @property
-    def active(self) -> float:
-        return self.stats[3]
-
     def clone(self) -> MonthlyCycle:
         return MonthlyCycle(*self._params[:3])
 
@@ -127,8 +110,7 @@ class MonthlyCycle:
         """Learn one completed day (every day, silent ones too: they age the rest). The numbers are kept at
         the stored precision, so a state read back continues exactly as the one in memory."""
         k = self._params[3]
-        s = self.stats
-        cos, sin, weight, active = s[0] * k, s[1] * k, s[2] * k, s[3] * k
+        cos, sin, weight, active = self.cos * k, self.sin * k, self.weight * k, self.active * k
         if usage > 0:
             w = math.log1p(usage)
             angle = _TWO_PI * _month_of(day)[2]
@@ -136,22 +118,26 @@ class MonthlyCycle:
             sin += w * math.sin(angle)
             weight += w
             active += 1.0
-        s[0], s[1], s[2], s[3] = round(cos, 3), round(sin, 3), round(weight, 3), round(active, 3)
+        self.cos, self.sin, self.weight, self.active = (
+            round(cos, 3),
+            round(sin, 3),
+            round(weight, 3),
+            round(active, 3),
+        )
 
     def concentration(self) -> float:
         """Mean resultant length of the activity's phases in the month (0 before any activity)."""
-        s = self.stats
-        return math.hypot(s[0], s[1]) / s[2] if s[2] > 0 else 0.0
+        return math.hypot(self.cos, self.sin) / self.weight if self.weight > 0 else 0.0
 
     def cyclic(self) -> bool:
-        return self.stats[3] >= self._params[2] and self.concentration() >= self._params[1]
+        return self.active >= self.min_active and self.concentration() >= self.min_concentration
 
     def on_schedule(self, today: int, last_active: int | None) -> bool:
         """Whether the account is cyclic and was active in or after its last busy window that is over."""
         if last_active is None or not self.cyclic():
             return False
         r = self.concentration()
-        phase = (math.atan2(self.stats[1], self.stats[0]) / _TWO_PI) % 1.0
+        phase = (math.atan2(self.sin, self.cos) / _TWO_PI) % 1.0
         spread = math.sqrt(-2.0 * math.log(r)) / _TWO_PI * 30.4  # circular standard deviation, in days
         tolerance = min(10, max(2, round(2.0 * spread + 1.0)))
         first, length, _ = _month_of(today)
@@ -162,10 +148,10 @@ class MonthlyCycle:
         return last_active >= centre - tolerance
 
     def to_state(self) -> list[float]:
-        return self.stats.tolist()
+        return [self.cos, self.sin, self.weight, self.active]
 
     @classmethod
     def from_state(cls, state: list[float], **params: Any) -> MonthlyCycle:
         cycle = cls(**params)
-        cycle.stats = array("d", state)
+        cycle.cos, cycle.sin, cycle.weight, cycle.active = state
         return cycle

@@ -13,16 +13,10 @@ equal to River's own in ``tests/test_sweep_shortcuts.py``).
 
 from __future__ import annotations
 
-from array import array
 from functools import lru_cache
 from typing import Any, ClassVar
 
 __all__ = ["DropDetector"]
-
-# What reset() sets: no values seen, mean 0, sums of decreases 0 and -1 (River starts the highest at the
-# int -1: the same value), not detected. New detectors copy it (a slice: their exact size, and quicker than
-# converting numbers), reset() copies it in place.
-_RESET = array("d", (0.0, 0.0, 0.0, -1.0, 0.0))
 
 
 @lru_cache(maxsize=64, typed=True)  # typed: 6 and 6.0 stay apart
@@ -59,19 +53,23 @@ class DropDetector:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 60
-    __slots__ = ("_params", "stats")
+    # The parameters in one tuple shared by every detector of the configuration (issue 15's resident state),
+    # the numbers boxed: an array of doubles saves ~8 bytes a detector more (~30 of its process's resident
+    # set) but is one more object for the garbage collector to track and walk.
+    __slots__ = ("_params", "detected", "max_decrease", "mean", "n_seen", "sum_decrease")
+    n_seen: float  # values seen since the last reset (a float, as River counts them)
+    mean: float
+    sum_decrease: float
+    max_decrease: float
+    detected: bool
 
     def __init__(
         self, threshold: float = 6.0, delta: float = 0.5, alpha: float = 0.98, min_instances: int = 7
     ) -> None:
         self._params = _shared_params(threshold, delta, alpha, min_instances)
-        # The five numbers of the test: values seen since the last reset (a float, as River counts them),
-        # the mean, the running and the highest sum of decreases, and 1.0 when a drop was detected at the
-        # last value. One array of doubles where boxed numbers in slots took ~200 bytes a detector (issue
-        # 15's resident state; three per account).
-        self.stats = _RESET[:]
+        self.reset()
 
-    # The parameters, read-only: shared by every detector of the configuration.
+    # The parameters, read-only.
     @property
     def threshold(self) -> float:
         return self._params[0]
@@ -88,79 +86,66 @@ class DropDetector:
     def min_instances(self) -> int:
         return self._params[3]
 
-    # The numbers, read as before (values seen a float, detected a bool).
-    @property
-    def n_seen(self) -> float:
-        return self.stats[0]
-
-    @property
-    def mean(self) -> float:
-        return self.stats[1]
-
-    @property
-    def sum_decrease(self) -> float:
-        return self.stats[2]
-
-    @property
-    def max_decrease(self) -> float:
-        return self.stats[3]
-
-    @property
-    def detected(self) -> bool:
-        return self.stats[4] != 0.0
-
     def clone(self) -> DropDetector:
         return DropDetector(*self._params)
 
     @property
     def n(self) -> int:
-        return int(self.stats[0])
+        return int(self.n_seen)
 
     def update(self, z: float) -> bool:
         """Feed one normalised value; True when a sustained drop is detected at this value.
 
         River's ``PageHinkley.update`` (``mode="down"``) written out: the same operations in the same order,
         without the "increase" half it never reads."""
-        s = self.stats
-        if s[4]:
-            s[:] = _RESET  # reset()
+        if self.detected:
+            self.reset()
         threshold, delta, alpha, min_instances = self._params
-        n = s[0] + 1.0
-        s[0] = n
-        mean = s[1]
-        mean = mean + (1.0 / n) * (z - mean)
-        decrease = alpha * s[2] + (z - mean) + delta
-        highest = s[3]
+        n = self.n_seen = self.n_seen + 1.0
+        mean = self.mean + (1.0 / n) * (z - self.mean)
+        decrease = alpha * self.sum_decrease + (z - mean) + delta
+        highest = self.max_decrease
         if decrease > highest:
             highest = decrease
-        detected = False
         if n >= min_instances:
-            detected = highest - decrease > threshold
-            s[4] = detected
+            self.detected = highest - decrease > threshold
         # Then on the same 1e-4 grid as the JSON state (see the module docstring).
-        s[1] = round(mean, 4)
-        s[2] = round(decrease, 4)
-        s[3] = round(highest, 4)
-        return detected
+        self.mean = round(mean, 4)
+        self.sum_decrease = round(decrease, 4)
+        self.max_decrease = round(highest, 4)
+        return self.detected
 
     def score(self) -> float:
         """Current Page-Hinkley statistic for decreases, as a share of the threshold (0 = no evidence)."""
-        s = self.stats
-        if s[0] == 0:
+        if self.n_seen == 0:
             return 0.0
-        return max(0.0, (s[3] - s[2]) / self._params[0])
+        return max(0.0, (self.max_decrease - self.sum_decrease) / self.threshold)
 
     def reset(self) -> None:
         """Forget the series (after a drop was handled or the baseline was re-levelled)."""
-        self.stats[:] = _RESET
+        self.n_seen = 0.0
+        self.mean = 0.0
+        self.sum_decrease = 0.0
+        self.max_decrease = -1.0  # River starts it at the int -1: the same value
+        self.detected = False
 
     def to_state(self) -> list[Any]:
         # The "increase" half of the test is irrelevant in mode="down", so it is not kept.
-        s = self.stats
-        return [int(s[0]), s[1], s[2], s[3], int(s[4])]
+        return [
+            int(self.n_seen),
+            float(self.mean),
+            float(self.sum_decrease),
+            float(self.max_decrease),
+            int(self.detected),
+        ]
 
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> DropDetector:
         detector = cls(**params)
-        detector.stats = array("d", state)  # [n, mean, sum_decrease, max_decrease, detected 0 or 1]
+        n, mean, sum_decrease, max_decrease, detected = state
+        detector.n_seen = float(n)
+        detector.mean = float(mean)
+        detector.sum_decrease = float(sum_decrease)
+        detector.max_decrease = float(max_decrease)
+        detector.detected = bool(detected)
         return detector

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -25,7 +24,6 @@ from detectors.day_table import DayTable
 from detectors.windows import USAGE
 
 ALL_SEGMENTS = "*"
-_ZEROS = array("d", (0.0, 0.0, 0.0, 0.0, 0.0))  # new trackers copy it: a slice, of its exact size
 
 
 @functools.lru_cache(maxsize=64, typed=True)
@@ -56,16 +54,19 @@ class EngagementTracker:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 48
-    __slots__ = ("_params", "stats")
+    # The parameters in one shared tuple (issue 15); the numbers boxed (an array is one more object for the
+    # garbage collector to track and walk).
+    __slots__ = ("_params", "active_share", "n_active", "n_days", "usage", "users")
 
     def __init__(self, half_life_days: float = 14.0) -> None:
         self._params = _shared_params(half_life_days)
-        # Days learned, active days, and the EW usage, users and share of active days: one array of doubles
-        # where the numbers boxed in slots took ~130-190 bytes (issue 15's resident state).
-        self.stats = _ZEROS[:]
+        self.n_days = 0
+        self.n_active = 0
+        self.usage = 0.0
+        self.users = 0.0
+        self.active_share = 0.0
 
-    # The parameter and its smoothing factor, read-only (shared by every account's tracker), and the
-    # numbers, as they were read (the counts ints).
+    # The parameter and its smoothing factor, read-only.
     @property
     def half_life_days(self) -> float:
         return self._params[0]
@@ -73,26 +74,6 @@ class EngagementTracker:
     @property
     def _alpha(self) -> float:
         return self._params[1]
-
-    @property
-    def n_days(self) -> int:
-        return int(self.stats[0])
-
-    @property
-    def n_active(self) -> int:
-        return int(self.stats[1])
-
-    @property
-    def usage(self) -> float:
-        return self.stats[2]
-
-    @property
-    def users(self) -> float:
-        return self.stats[3]
-
-    @property
-    def active_share(self) -> float:
-        return self.stats[4]
 
     def clone(self) -> EngagementTracker:
         return EngagementTracker(self._params[0])
@@ -108,38 +89,34 @@ class EngagementTracker:
         >>> t.usage, t.n_active
         (10.0, 2)
         """
-        s = self.stats
         active = usage > 0
-        s[1] += active
+        self.n_active += active
         if quiet:
             return
-        n = s[0] + 1.0  # the counts are whole numbers, exact as doubles
-        s[0] = n
-        alpha = max(self._params[1], 1.0 / n)
-        s[2] = round(s[2] + alpha * (usage - s[2]), 4)
-        s[3] = round(s[3] + alpha * (users - s[3]), 4)
-        s[4] = round(s[4] + alpha * (active - s[4]), 4)
+        self.n_days += 1
+        alpha = max(self._params[1], 1.0 / self.n_days)
+        self.usage = round(self.usage + alpha * (usage - self.usage), 4)
+        self.users = round(self.users + alpha * (users - self.users), 4)
+        self.active_share = round(self.active_share + alpha * (active - self.active_share), 4)
 
     @property
     def per_active_day(self) -> float:
         """Usage events per active day (intensity, apart from how often the account shows up)."""
-        s = self.stats
-        return s[2] / s[4] if s[4] > 0 else 0.0
+        return self.usage / self.active_share if self.active_share > 0 else 0.0
 
     @property
     def per_user(self) -> float:
         """Usage events per active user and day (depth of use, apart from team size)."""
-        s = self.stats
-        return s[2] / s[3] if s[3] > 0 else 0.0
+        return self.usage / self.users if self.users > 0 else 0.0
 
     def to_state(self) -> list[float]:
-        s = self.stats
-        return [int(s[0]), int(s[1]), s[2], s[3], s[4]]  # the counts ints, as stored before
+        return [self.n_days, self.n_active, self.usage, self.users, self.active_share]
 
     @classmethod
     def from_state(cls, state: list[float], **params: Any) -> EngagementTracker:
         tracker = cls(**params)
-        tracker.stats = array("d", state)
+        n_days, n_active, tracker.usage, tracker.users, tracker.active_share = state
+        tracker.n_days, tracker.n_active = int(n_days), int(n_active)
         return tracker
 
 

@@ -19,7 +19,7 @@ from detectors.engagement import EngagementTracker
 from detectors.episode import Episode
 from detectors.reasons import SIGNALS
 from detectors.risk import FEATURE_INDEX, FEATURES
-from detectors.shared import shared_day, shared_float
+from detectors.shared import shared_day, shared_float, shared_zero
 
 __all__ = ["AccountDetectorState", "Snapshot"]
 
@@ -106,15 +106,18 @@ class AccountDetectorState:
     )
 
     def __init__(self, config: DetectorConfig) -> None:
-        self.baselines = [
-            SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS
-        ]
-        self.drifts = [
-            DropDetector(
-                config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days
-            )
-            for _ in SIGNALS
-        ]
+        # One per signal, in tuples: their exact size, where a list built item by item keeps spare room.
+        self.baselines = tuple(
+            [SeasonalBaseline(config.baseline_half_life_days, z_clip=config.z_clip) for _ in SIGNALS]
+        )
+        self.drifts = tuple(
+            [
+                DropDetector(
+                    config.drift_threshold, config.drift_delta, config.drift_alpha, config.drift_min_days
+                )
+                for _ in SIGNALS
+            ]
+        )
         self.gaps = GapTracker(config.gap_half_life)
         self.engagement = EngagementTracker()
         self.learned_through: int | None = None
@@ -180,38 +183,45 @@ class AccountDetectorState:
         """Rebuild from :meth:`to_state` output; ``config`` must be the one the state was made with."""
         cfg = config if config is not None else DetectorConfig()
         self = cls(cfg)
-        self.baselines = [
-            SeasonalBaseline.from_state(s, half_life_days=cfg.baseline_half_life_days, z_clip=cfg.z_clip)
-            for s in state["b"]
-        ]
-        self.drifts = [
-            DropDetector.from_state(
-                s,
-                threshold=cfg.drift_threshold,
-                delta=cfg.drift_delta,
-                alpha=cfg.drift_alpha,
-                min_instances=cfg.drift_min_days,
-            )
-            for s in state["r"]
-        ]
+        self.baselines = tuple(
+            [
+                SeasonalBaseline.from_state(s, half_life_days=cfg.baseline_half_life_days, z_clip=cfg.z_clip)
+                for s in state["b"]
+            ]
+        )
+        self.drifts = tuple(
+            [
+                DropDetector.from_state(
+                    s,
+                    threshold=cfg.drift_threshold,
+                    delta=cfg.drift_delta,
+                    alpha=cfg.drift_alpha,
+                    min_instances=cfg.drift_min_days,
+                )
+                for s in state["r"]
+            ]
+        )
         self.gaps = GapTracker.from_state(state["g"], half_life_gaps=cfg.gap_half_life)
         if "eg" in state:  # states stored before the engagement tracker start with a fresh one
             self.engagement = EngagementTracker.from_state(state["eg"])
         learned, first = state["l"], state["f"]  # days: shared int objects (detectors.shared)
         self.learned_through = shared_day(learned) if learned is not None else None
         self.first_active_day = shared_day(first) if first is not None else None
-        self.drop_since = state["ds"]
+        since = state["ds"]
+        self.drop_since = shared_day(since) if since is not None else None
         self.drop_signals = state["dm"]
-        self.drop_depth = state["dd"]
+        self.drop_depth = shared_float(state["dd"])  # mostly 0, 4 decimals
         self.recovered_days = state["rd"]
-        self.ticket_rate, self.ticket_days = state["t"]
-        self.ref_mrr = state["m"]
+        rate, self.ticket_days = state["t"]
+        self.ticket_rate = shared_zero(rate)  # 5 decimals: only the zeros repeat
+        self.ref_mrr = shared_float(state["m"])  # mostly a plan's price
         self.canceled_ts_ms = state["c"]
         self.episode = Episode.from_state(state["e"]) if state["e"] is not None else None
         self.cooldown_until_ms = state["cd"]
         self.snoozed_until_ms = state["sz"]
         self.pending = [Snapshot.from_state(p) for p in state["p"]]
-        self.last_snapshot_day = state["ps"]
+        snapshot_day = state["ps"]
+        self.last_snapshot_day = shared_day(snapshot_day) if snapshot_day is not None else None
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell
         self.drop_spell = state.get("dp")
         self.risk_days = state.get("rb")  # only with an alert budget

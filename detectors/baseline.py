@@ -24,6 +24,8 @@ from array import array
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from detectors.shared import shared_day
+
 # Rounding of stored floats: short JSON and exact round trips; 1e-4 is far below any decision boundary.
 STATE_DECIMALS = 4
 # 1970-01-01 (day 0) was a Thursday; Monday = 0.
@@ -90,13 +92,25 @@ def half_life_decay(half_life: float) -> float:
     return 0.5 ** (1.0 / half_life)
 
 
-@lru_cache(maxsize=64)
-def _slot_alphas(half_life_days: float) -> tuple[float, float]:
-    """The weekday and weekend smoothing factors: one tuple shared by every baseline (issue 15)."""
-    return half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7)
+@lru_cache(maxsize=64, typed=True)  # typed: an int parameter stays an int
+def _baseline_params(
+    half_life_days: float, sd_floor: float, z_clip: float
+) -> tuple[float, float, float, float, float]:
+    """A baseline's parameters and its weekday and weekend smoothing factors: one tuple shared by every
+    baseline of a configuration (issue 15)."""
+    alphas = half_life_alpha(half_life_days * 5 / 7), half_life_alpha(half_life_days * 2 / 7)
+    return half_life_days, sd_floor, z_clip, *alphas
 
 
-_ZEROS = bytes(8 * 10)  # ten doubles of 0.0, as array("d", ...) reads them
+@lru_cache(maxsize=64, typed=True)  # typed: an int parameter stays an int
+def _gap_params(
+    half_life_gaps: float, rel_floor: float, abs_floor_days: float, min_gaps: int
+) -> tuple[float, float, float, int, float]:
+    """A gap tracker's parameters and smoothing factor: one tuple shared by every account's (issue 15)."""
+    return half_life_gaps, rel_floor, abs_floor_days, min_gaps, half_life_alpha(half_life_gaps)
+
+
+_ZEROS = array("d", bytes(8 * 10))  # ten doubles of 0.0: new baselines copy it (a slice, of its exact size)
 
 
 class SeasonalBaseline:
@@ -136,21 +150,31 @@ class SeasonalBaseline:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 140
-    __slots__ = ("_alphas", "half_life_days", "sd_floor", "stats", "z_clip")
+    __slots__ = ("_params", "stats")
 
     def __init__(self, half_life_days: float = 28.0, sd_floor: float = 0.25, z_clip: float = 4.0) -> None:
-        self.half_life_days = half_life_days
-        self.sd_floor = sd_floor
-        self.z_clip = z_clip
-        self._alphas = _slot_alphas(half_life_days)
+        # The parameters and the two slots' smoothing factors (at 3 and 4), shared (issue 15).
+        self._params = _baseline_params(half_life_days, sd_floor, z_clip)
         # Five numbers per slot (weekdays at 0, weekends at 5): days seen, EW mean of the value, EW mean and
         # EW variance of log1p(value), EW share of active days. One flat array of doubles: 144 bytes where
         # two lists of boxed numbers took ~460 (issue 15's resident state).
-        self.stats = array("d", _ZEROS)
+        self.stats = _ZEROS[:]
+
+    @property
+    def half_life_days(self) -> float:
+        return self._params[0]
+
+    @property
+    def sd_floor(self) -> float:
+        return self._params[1]
+
+    @property
+    def z_clip(self) -> float:
+        return self._params[2]
 
     def clone(self) -> SeasonalBaseline:
         """A fresh, untrained baseline with the same parameters."""
-        return SeasonalBaseline(self.half_life_days, self.sd_floor, self.z_clip)
+        return SeasonalBaseline(*self._params[:3])
 
     def days_seen(self, day: int | None = None) -> int:
         """Days learned in ``day``'s slot, or in both slots when ``day`` is None."""
@@ -168,7 +192,7 @@ class SeasonalBaseline:
         s = self.stats
         i = 5 * weekend
         n = s[i] + 1.0
-        alpha = max(self._alphas[weekend], 1.0 / n)
+        alpha = max(self._params[3 + weekend], 1.0 / n)
         log_value = math.log1p(value)
         mean_log = s[i + 2]
         delta = log_value - mean_log
@@ -221,9 +245,10 @@ class SeasonalBaseline:
         i = 5 * ((day + _EPOCH_WEEKDAY) % 7 >= 5)  # is_weekend, inlined (every account-day)
         if s[i] == 0:
             return 0.0
-        sd = max(math.sqrt(s[i + 3]), self.sd_floor)
+        _, sd_floor, z_clip, _, _ = self._params
+        sd = max(math.sqrt(s[i + 3]), sd_floor)
         z = (math.log1p(value) - s[i + 2]) / sd
-        return max(-self.z_clip, min(self.z_clip, z))
+        return max(-z_clip, min(z_clip, z))
 
     def rescale(self, factor: float) -> None:
         """Move both slots to ``factor`` times their level (accepting a new normal after a lasting change)."""
@@ -276,17 +301,10 @@ class GapTracker:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 60
-    __slots__ = (
-        "_alpha",
-        "abs_floor_days",
-        "half_life_gaps",
-        "last_active_day",
-        "mean_gap",
-        "min_gaps",
-        "n_gaps",
-        "rel_floor",
-        "var_gap",
-    )
+    # The parameters in one tuple shared by every account's tracker, the last active day a shared int
+    # (detectors.shared): issue 15's resident state. An array of the four numbers would cost more than the
+    # numbers do boxed (~170 bytes a tracker against ~130-160).
+    __slots__ = ("_params", "last_active_day", "mean_gap", "n_gaps", "var_gap")
 
     def __init__(
         self,
@@ -295,18 +313,35 @@ class GapTracker:
         abs_floor_days: float = 0.75,
         min_gaps: int = 2,
     ) -> None:
-        self.half_life_gaps = half_life_gaps
-        self.rel_floor = rel_floor
-        self.abs_floor_days = abs_floor_days
-        self.min_gaps = min_gaps
-        self._alpha = half_life_alpha(half_life_gaps)
+        self._params = _gap_params(half_life_gaps, rel_floor, abs_floor_days, min_gaps)
         self.last_active_day: int | None = None
         self.n_gaps = 0
         self.mean_gap = 0.0
         self.var_gap = 0.0
 
+    # The parameters, read-only.
+    @property
+    def half_life_gaps(self) -> float:
+        return self._params[0]
+
+    @property
+    def rel_floor(self) -> float:
+        return self._params[1]
+
+    @property
+    def abs_floor_days(self) -> float:
+        return self._params[2]
+
+    @property
+    def min_gaps(self) -> int:
+        return self._params[3]
+
+    @property
+    def _alpha(self) -> float:
+        return self._params[4]
+
     def clone(self) -> GapTracker:
-        return GapTracker(self.half_life_gaps, self.rel_floor, self.abs_floor_days, self.min_gaps)
+        return GapTracker(*self._params[:4])
 
     def learn_one(self, day: int) -> None:
         """Record an active day (days must come in increasing order; repeats are ignored)."""
@@ -314,16 +349,17 @@ class GapTracker:
         if last is not None and day > last:
             gap = float(day - last)
             self.n_gaps += 1
-            alpha = max(self._alpha, 1.0 / self.n_gaps)
+            alpha = max(self._params[4], 1.0 / self.n_gaps)
             delta = gap - self.mean_gap
             self.mean_gap = _round(self.mean_gap + alpha * delta)
             self.var_gap = _round((1.0 - alpha) * (self.var_gap + alpha * delta * delta))
         if last is None or day > last:
-            self.last_active_day = day
+            self.last_active_day = shared_day(day)
 
     def spread(self) -> float:
         """Robust spread of the gap: the EW standard deviation, floored."""
-        return max(math.sqrt(self.var_gap), self.rel_floor * self.mean_gap, self.abs_floor_days)
+        _, rel_floor, abs_floor_days, _, _ = self._params
+        return max(math.sqrt(self.var_gap), rel_floor * self.mean_gap, abs_floor_days)
 
     def silent_days(self, today: int) -> int:
         """Completed days without activity before ``today`` (0 if active yesterday or never active)."""
@@ -333,7 +369,7 @@ class GapTracker:
 
     def score_one(self, today: int) -> float:
         """Excess of the running gap (``today - last active day``) over the usual gap, in spreads (>= 0)."""
-        if self.last_active_day is None or self.n_gaps < self.min_gaps:
+        if self.last_active_day is None or self.n_gaps < self._params[3]:
             return 0.0
         gap = today - self.last_active_day
         return _round(max(0.0, (gap - self.mean_gap) / self.spread()))
@@ -344,5 +380,6 @@ class GapTracker:
     @classmethod
     def from_state(cls, state: list[Any], **params: Any) -> GapTracker:
         tracker = cls(**params)
-        tracker.last_active_day, tracker.n_gaps, tracker.mean_gap, tracker.var_gap = state
+        last, tracker.n_gaps, tracker.mean_gap, tracker.var_gap = state
+        tracker.last_active_day = shared_day(last) if last is not None else None
         return tracker

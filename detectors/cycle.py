@@ -25,6 +25,14 @@ _EPOCH = date(1970, 1, 1)
 _TWO_PI = 2.0 * math.pi
 
 
+@lru_cache(maxsize=64, typed=True)
+def _shared_params(
+    half_life_days: float, min_concentration: float, min_active: float
+) -> tuple[float, float, float, float]:
+    """The parameters and the decay per day: one tuple shared by every account's cycle (issue 15)."""
+    return half_life_days, min_concentration, min_active, half_life_decay(half_life_days)
+
+
 @lru_cache(maxsize=4096)
 def _month_of(day: int) -> tuple[int, int, float]:
     """(first day of the month, days in it, phase of ``day`` in [0, 1)) for an epoch day."""
@@ -65,36 +73,43 @@ class MonthlyCycle:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 48
-    __slots__ = (
-        "_decay",
-        "active",
-        "cos",
-        "half_life_days",
-        "min_active",
-        "min_concentration",
-        "sin",
-        "weight",
-    )
+    # The parameters in one shared tuple (issue 15); the numbers boxed (an array is one more object for the
+    # garbage collector to track and walk).
+    __slots__ = ("_params", "active", "cos", "sin", "weight")
 
     def __init__(
         self, half_life_days: float = 60.0, min_concentration: float = 0.6, min_active: float = 8.0
     ) -> None:
-        self.half_life_days = half_life_days
-        self.min_concentration = min_concentration
-        self.min_active = min_active
-        self._decay = half_life_decay(half_life_days)
+        self._params = _shared_params(half_life_days, min_concentration, min_active)
         self.cos = 0.0
         self.sin = 0.0
         self.weight = 0.0
         self.active = 0.0  # decayed count of active days
 
+    # The parameters, read-only.
+    @property
+    def half_life_days(self) -> float:
+        return self._params[0]
+
+    @property
+    def min_concentration(self) -> float:
+        return self._params[1]
+
+    @property
+    def min_active(self) -> float:
+        return self._params[2]
+
+    @property
+    def _decay(self) -> float:
+        return self._params[3]
+
     def clone(self) -> MonthlyCycle:
-        return MonthlyCycle(self.half_life_days, self.min_concentration, self.min_active)
+        return MonthlyCycle(*self._params[:3])
 
     def learn_one(self, day: int, usage: float) -> None:
         """Learn one completed day (every day, silent ones too: they age the rest). The numbers are kept at
         the stored precision, so a state read back continues exactly as the one in memory."""
-        k = self._decay
+        k = self._params[3]
         cos, sin, weight, active = self.cos * k, self.sin * k, self.weight * k, self.active * k
         if usage > 0:
             w = math.log1p(usage)

@@ -26,6 +26,12 @@ from detectors.windows import USAGE
 ALL_SEGMENTS = "*"
 
 
+@functools.lru_cache(maxsize=64, typed=True)
+def _shared_params(half_life_days: float) -> tuple[float, float]:
+    """The half-life and its smoothing factor: one tuple shared by every account's tracker (issue 15)."""
+    return half_life_days, half_life_alpha(half_life_days)
+
+
 class EngagementTracker:
     """EW level of one account's daily usage, active users and active-day share, plus its active-day count.
 
@@ -48,19 +54,29 @@ class EngagementTracker:
     """
 
     STATE_BUDGET_BYTES: ClassVar[int] = 48
-    __slots__ = ("_alpha", "active_share", "half_life_days", "n_active", "n_days", "usage", "users")
+    # The parameters in one shared tuple (issue 15); the numbers boxed (an array is one more object for the
+    # garbage collector to track and walk).
+    __slots__ = ("_params", "active_share", "n_active", "n_days", "usage", "users")
 
     def __init__(self, half_life_days: float = 14.0) -> None:
-        self.half_life_days = half_life_days
-        self._alpha = half_life_alpha(half_life_days)
+        self._params = _shared_params(half_life_days)
         self.n_days = 0
         self.n_active = 0
         self.usage = 0.0
         self.users = 0.0
         self.active_share = 0.0
 
+    # The parameter and its smoothing factor, read-only.
+    @property
+    def half_life_days(self) -> float:
+        return self._params[0]
+
+    @property
+    def _alpha(self) -> float:
+        return self._params[1]
+
     def clone(self) -> EngagementTracker:
-        return EngagementTracker(self.half_life_days)
+        return EngagementTracker(self._params[0])
 
     def learn_one(self, usage: float, users: float, *, quiet: bool = False) -> None:
         """Fold one completed day (from the account's first active day on).
@@ -78,7 +94,7 @@ class EngagementTracker:
         if quiet:
             return
         self.n_days += 1
-        alpha = max(self._alpha, 1.0 / self.n_days)
+        alpha = max(self._params[1], 1.0 / self.n_days)
         self.usage = round(self.usage + alpha * (usage - self.usage), 4)
         self.users = round(self.users + alpha * (users - self.users), 4)
         self.active_share = round(self.active_share + alpha * (active - self.active_share), 4)

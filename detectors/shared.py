@@ -6,13 +6,15 @@ object each saves the memory of the copies.
 - :data:`STORED`: the stored form of each shared closed bucket (:func:`stored_bucket`), remembered; a
   window's days in their stored form: :func:`stored_days`.
 - :data:`FLOATS`: one float object per value of the rounded numbers detector states keep in many copies
-  (:func:`shared_float`: the features of pending snapshots, at 2 decimals).
+  (:func:`shared_float`: the features of pending snapshots, at 2 decimals; an account's reference MRR);
+  :func:`shared_zero`: one +0.0 for the numbers that are mostly zero.
 
 Sharing is safe because both are immutable; a window that must change a closed day replaces its bucket.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -103,16 +105,35 @@ MAX_SHARED_FLOATS = 1 << 16
 
 
 def shared_float(value: Any) -> Any:
-    """``value`` as the object every state uses for it, when it is a non-zero float (ints, and the zeros,
-    whose sign a look-up by equality would lose, are returned as they are).
+    """``value`` as the object every state uses for it, when it is a float (ints are returned as they are;
+    the zeros as :func:`shared_zero` does, a look-up by equality would lose their sign).
 
     >>> a, b = shared_float(float("1.25")), shared_float(float("1.25"))
     >>> a is b, shared_float(1), type(shared_float(1)), shared_float(-0.0)
     (True, 1, <class 'int'>, -0.0)
     """
-    if type(value) is not float or not value:
+    if type(value) is not float:
         return value
+    if not value:
+        return shared_zero(value)
     return interned(FLOATS, value, MAX_SHARED_FLOATS)
+
+
+_ZERO: Any = 0.0  # typed Any: compiled by mypyc, a float would be boxed again as a new object
+
+
+def shared_zero(value: Any) -> Any:
+    """``value``, or one shared object when it is the float +0.0 (what most accounts hold in numbers that are
+    seldom anything else: a decoded state's floats are new objects, 24 bytes each).
+
+    >>> shared_zero(float("0.0")) is shared_zero(float("0.0"))
+    True
+    >>> shared_zero(-0.0), shared_zero(0), shared_zero(2.5)
+    (-0.0, 0, 2.5)
+    """
+    if type(value) is float and not value and math.copysign(1.0, value) > 0:
+        return _ZERO
+    return value
 
 
 def interned(table: dict[Any, Any], value: Any, capacity: int) -> Any:

@@ -7,8 +7,9 @@ from typing import Any
 import orjson
 
 from detectors import shared
-from detectors.account_state import Snapshot
+from detectors.account_state import AccountDetectorState, Snapshot
 from detectors.baseline import SeasonalBaseline
+from detectors.config import DetectorConfig
 
 
 def test_equal_floats_are_one_object_and_other_values_pass_through(monkeypatch: Any) -> None:
@@ -41,5 +42,19 @@ def test_snapshots_share_their_numbers_and_keep_their_stored_form() -> None:
 
 def test_baselines_share_their_smoothing_factors() -> None:
     first, second = SeasonalBaseline(28.0), SeasonalBaseline.from_state(SeasonalBaseline(28.0).to_state())
-    assert first._alphas is second._alphas
-    assert SeasonalBaseline(14.0)._alphas != first._alphas
+    assert first._params is second._params  # the parameters and the two factors, in one tuple
+    assert SeasonalBaseline(14.0)._params[3:] != first._params[3:]
+
+
+def test_an_account_states_days_zeros_and_mrr_are_shared_and_its_stored_form_unchanged() -> None:
+    state = AccountDetectorState(DetectorConfig())
+    state.drop_since, state.last_snapshot_day, state.ref_mrr = 20_650, 20_660, 199.0
+    stored = orjson.dumps(state.to_state())  # ticket rate and drop depth 0.0
+    first, second = (AccountDetectorState.from_state(orjson.loads(stored)) for _ in range(2))
+    for name in ("drop_since", "last_snapshot_day", "ref_mrr", "ticket_rate", "drop_depth"):
+        assert getattr(first, name) is getattr(second, name), name
+    assert orjson.dumps(first.to_state()) == stored and first.ticket_rate == 0.0
+    # Non-zero rates and depths, -0.0 and ints as they were (written as before: "-0.0", "3").
+    state.ticket_rate, state.drop_depth, state.ref_mrr = 0.01234, -0.0, 3
+    stored = orjson.dumps(state.to_state())
+    assert orjson.dumps(AccountDetectorState.from_state(orjson.loads(stored)).to_state()) == stored

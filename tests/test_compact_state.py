@@ -114,10 +114,11 @@ def test_the_cycle_and_engagement_tracker_share_their_parameters_with_the_stored
     # Eight slots and four boxed floats took ~200 bytes; with the parameters in a shared tuple ~180.
     cycle()  # the days' months cached first (not the cycle's memory)
     assert bytes_each(cycle) < 190
-    for make, stored in [
+    makers: list[tuple[Callable[[], MonthlyCycle | EngagementTracker], bytes]] = [
         (cycle, b"[-23.042,10.479,26.433,8.683]"),
         (engagement, b"[300,276,6.3651,1.0324,0.8982]"),  # the counts stay ints
-    ]:
+    ]
+    for make, stored in makers:
         assert orjson.dumps(make().to_state()) == stored
         restored, original = type(make()).from_state(orjson.loads(stored)), make()
         assert orjson.dumps(restored.to_state()) == stored and restored._params is original._params

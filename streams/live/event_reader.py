@@ -18,8 +18,8 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   (a crash between the two writes); the per-account applied offsets make re-reading those records harmless.
 * **Rebalances.** When Faust revokes partitions (and on a graceful stop) the reader takes its lock (so no
   batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
-  (``on_released``). It reads
-  again only after Faust has finished the rebalance and recovered the tables, from the checkpointed offsets.
+  (``on_released``). It reads again only after Faust has finished the rebalance and recovered the tables, from
+  the checkpointed offsets.
 * **Restarts and retries.** Before reading on from checkpointed offsets, the reader hands ``remember`` up to
   ``remember_records`` records before them (bounded by ``REMEMBER_SECONDS``), so a producer's
   retry of an event folded before the restart is still recognised as a duplicate after it.

@@ -49,9 +49,11 @@ from tests.kafka_harness import (
     end_offsets,
     make_alert,
     metric_value,
+    outbox_lag,
     read_all,
     run,
     start_private_broker,
+    wait_outbox_committed,
     wait_until,
 )
 
@@ -417,32 +419,6 @@ def partition_of(account: str, partitions: int = 4) -> int:
 def delivered(receiver: HTTPRecorder) -> Counter[str]:
     """Successful (200) deliveries per webhook-id."""
     return Counter(str(r.header("webhook-id")) for r in receiver.requests if r.reply.status == 200)
-
-
-def outbox_lag(workers: WorkerFactory) -> int | None:
-    """Outbox records past the offsets the live workers checkpointed (None while a partition has no owner).
-
-    The checkpointed offset is what a new owner of the partition would resume from.
-    """
-    ends = run(end_offsets(workers.kafka.bootstrap, workers.settings().topics.alerts))
-    checkpointed: dict[int, int] = {}
-    for worker in workers.started:
-        stats = worker.stats() if worker.process.poll() is None else None
-        if stats is not None:
-            checkpointed.update({int(p): offset for p, offset in stats["outbox_positions"].items()})
-    if set(checkpointed) != set(ends):
-        return None
-    return sum(max(0, end - checkpointed[partition]) for partition, end in ends.items())
-
-
-def wait_outbox_committed(workers: WorkerFactory, *, timeout: float) -> None:
-    """Every outbox record processed and its offset checkpointed: nothing more will be sent."""
-    wait_until(
-        lambda: outbox_lag(workers) == 0,
-        timeout=timeout,
-        what="the outbox fully committed",
-        interval=1.0,
-    )
 
 
 @dataclass

@@ -140,6 +140,13 @@ def so_far(ports: list[int], histogram: str) -> tuple[int, float]:
 SWEEPS, CHECKPOINTS = "churnwatch_sweep_duration_seconds", "churnwatch_checkpoint_duration_seconds"
 
 
+def gc_seconds(ports: list[int]) -> list[float]:
+    """The workers' seconds in the cyclic collector so far, per generation (refreshed with the gauges)."""
+    texts = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for port in ports]
+    names = [f'churnwatch_gc_seconds_total{{generation="{g}"}}' for g in range(3)]
+    return [sum(metric(text, name) for text in texts) for name in names]
+
+
 def raw_rate(settings: Settings) -> tuple[int, float]:
     """Records of the event topics and a bare ``getmany`` loop's records/s over them."""
     count, seconds = asyncio.run(raw_getmany_rate(settings, settings.topics.events.values()))
@@ -238,6 +245,7 @@ def run(
         spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []
         ports = [port for _, port in procs]
         (sweeps0, sweep_s0), (checkpoints0, checkpoint_s0) = so_far(ports, SWEEPS), so_far(ports, CHECKPOINTS)
+        gc0 = gc_seconds(ports)
         load0 = os.getloadavg()[0]
         cpu0 = {p.pid: cpu_seconds(p.pid) for p, _ in procs}
         t0 = time.monotonic()
@@ -264,6 +272,7 @@ def run(
         load1 = os.getloadavg()[0]
         (sweeps1, sweep_s1), (checkpoints1, checkpoint_s1) = so_far(ports, SWEEPS), so_far(ports, CHECKPOINTS)
         state_bytes, accounts_tracked = worker_metrics([port for _, port in procs])
+        gc1 = gc_seconds(ports)  # the gauges just settled: refreshed after the fold
         rss_now = sum(rss_bytes(p.pid) for p, _ in procs)
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -312,6 +321,8 @@ def run(
             "detector_sweep_seconds_during_fold": round(sweep_s1 - sweep_s0, 1),
             "checkpoints_during_fold": checkpoints1 - checkpoints0,
             "checkpoint_seconds_during_fold": round(checkpoint_s1 - checkpoint_s0, 1),
+            # Per generation, from the fold's start to the gauges' refresh after it.
+            "gc_seconds_during_fold": [round(b - a, 1) for a, b in zip(gc0, gc1, strict=True)],
             "recovery_seconds": round(recovery_s, 1),
             "recovery_accounts_per_s": round(accounts_tracked / recovery_s),
             "accounts_recovered": accounts_recovered,

@@ -55,6 +55,7 @@ class Metrics:
     not_ready: Gauge
     reader_progress_age: Gauge
     event_loop_lag: Gauge
+    gc_seconds: Counter
 
     @classmethod
     def build(cls, registry: CollectorRegistry) -> Metrics:
@@ -280,6 +281,13 @@ class Metrics:
             event_loop_lag=Gauge(
                 "churnwatch_event_loop_lag_seconds",
                 "How late the worker's event loop ran a task due every second (blocking work delays it).",
+                registry=registry,
+            ),
+            gc_seconds=Counter(
+                "churnwatch_gc_seconds_total",
+                "Seconds Python's cyclic garbage collector ran, by generation (each run stops the event "
+                "loop; 2 is a walk over every object not frozen). Refreshed with the gauges.",
+                ["generation"],
                 registry=registry,
             ),
         )

@@ -7,8 +7,10 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from streams.gc_freeze import FullCollection, GcFreezer
+from streams.gc_freeze import CollectionTimes, FullCollection, GcFreezer
+from streams.metrics import Metrics
 
 
 class Node:
@@ -101,3 +103,27 @@ def test_a_dead_cycle_made_since_the_last_freeze_is_collected_not_frozen() -> No
     finally:
         gc.enable()
     assert freed == ["dead cycle"]
+
+
+def test_collection_times_count_each_generation_and_publish_only_the_new_seconds() -> None:
+    ticks = iter([1.0, 1.5, 10.0, 12.0, 20.0, 20.25])
+    times = CollectionTimes(clock=lambda: next(ticks))
+    gc.disable()  # no automatic collection in between to take a tick
+    times.install()
+    try:
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        times.remove()
+        gc.enable()
+    assert times.collections == [1, 0, 1] and times.seconds == [0.5, 0.0, 2.0]
+    registry = CollectorRegistry()
+    counter = Metrics.build(registry).gc_seconds
+    times.publish(counter)
+    times.publish(counter)  # nothing new: nothing added
+    times._callback("start", {"generation": 0})
+    times._callback("stop", {"generation": 0})
+    times.publish(counter)
+    assert registry.get_sample_value("churnwatch_gc_seconds_total", {"generation": "0"}) == 0.75
+    assert registry.get_sample_value("churnwatch_gc_seconds_total", {"generation": "2"}) == 2.0
+    assert registry.get_sample_value("churnwatch_gc_seconds_total", {"generation": "1"}) is None

@@ -47,7 +47,7 @@ from streams.engine.steps import Pacer, Steps, run_steps
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
-from streams.gc_freeze import FullCollection, GcFreezer
+from streams.gc_freeze import CollectionTimes, FullCollection, GcFreezer
 from streams.live.checkpoint_pace import CheckpointPace
 from streams.live.event_reader import EventReader, Positions
 from streams.live.gauges import RiskGauges, Spacing, holdout_gauges, zero_counters
@@ -213,6 +213,8 @@ class Churnwatch:
         self.gc_freezer = GcFreezer(
             full_every_s=settings.worker.gc_full_collection_seconds, on_full=self._collected
         )
+        self.gc_times = CollectionTimes()  # one worker per process: installed for the process's life
+        self.gc_times.install()
         self.pending_alerts: list[Alert] = []
         self.unobserved: list[SweepOutcome] = []  # sweeps whose risks are not yet in the histogram
         self.events_folded = 0
@@ -486,6 +488,7 @@ class Churnwatch:
             sum(len(v) for v in self.deliveries.data.values())
         )
         self.metrics.event_clock_lag.set(self.engine.clock.held_days())
+        self.gc_times.publish(self.metrics.gc_seconds)
         restoring = getattr(self.app, "in_recovery", False) or self.store.table.data.restoring
         self.metrics.recovery_in_progress.set(1 if restoring else 0)
         holdout_gauges(self.metrics, self.engine.uplift.total(active))

@@ -67,6 +67,35 @@ def test_no_room_in_the_state_keeps_the_short_interval(clock: Clock) -> None:
     assert pace.due(fetched=True, waiting=1_000_000)
 
 
+def test_behind_checkpoints_before_the_changed_states_would_outlast_the_write_bound(clock: Clock) -> None:
+    changed = [0]
+    pace = CheckpointPace(5.0, 30.0, changed=lambda: changed[0], max_write_s=10.0, clock=clock)
+    pace.read(100_000)
+    clock.now += 5.0
+    # Before a checkpoint measured the cost, 35 µs a state is assumed: 10 s is ~285 k states.
+    changed[0] = 280_000
+    assert not pace.due(fetched=True, waiting=10**6)
+    changed[0] = 290_000
+    assert pace.due(fetched=True, waiting=10**6)
+    pace.wrote(290_000, 2.9)  # 10 µs a state, as measured: 1 M states take the 10 s
+    pace.checkpointed()
+    pace.read(100_000)
+    clock.now += 5.0
+    changed[0] = 999_000
+    assert not pace.due(fetched=True, waiting=10**6)
+    changed[0] = 1_000_000
+    assert pace.due(fetched=True, waiting=10**6)
+    pace.wrote(0, 0.5)  # nothing written measures nothing
+    assert pace.state_write_s == pytest.approx(10e-6)
+
+
+def test_the_write_bound_does_not_hasten_a_checkpoint_within_the_interval(clock: Clock) -> None:
+    pace = CheckpointPace(5.0, 30.0, changed=lambda: 10**7, max_write_s=1.0, clock=clock)
+    pace.read(100)
+    clock.now += 4.0
+    assert not pace.due(fetched=True, waiting=10**6)
+
+
 def test_unknown_backlog_counts_as_keeping_up(clock: Clock) -> None:
     pace = pace_at(clock)
     clock.now += 5.0

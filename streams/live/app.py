@@ -239,17 +239,20 @@ class Churnwatch:
             on_skipped=self._count_skipped,
         )
         dedup = self.engine.deduplicator
+        self.checkpoint_pace = CheckpointPace(
+            settings.worker.checkpoint_interval_seconds,
+            settings.worker.checkpoint_backlog_interval_seconds,
+            has_room=self.store.has_room,
+            changed=lambda: len(self.store.changed()),
+            max_write_s=settings.worker.shutdown_timeout_seconds / 2,  # a stop writes them before it exits
+        )
         self.reader = EventReader(
             app,
             client_options(settings),
             type_by_topic=self.type_by_topic,
             batch_max_events=settings.worker.batch_max_events,
             batch_within_seconds=settings.worker.batch_within_seconds,
-            checkpoint_pace=CheckpointPace(
-                settings.worker.checkpoint_interval_seconds,
-                settings.worker.checkpoint_backlog_interval_seconds,
-                has_room=self.store.has_room,
-            ),
+            checkpoint_pace=self.checkpoint_pace,
             owned_partitions=self.assigned_partitions,
             stored_positions=self.store.stored_positions,
             process=self.process_batch,
@@ -336,9 +339,11 @@ class Churnwatch:
         async with self.state_lock:
             started = time.perf_counter()
             self.engine.checkpoint()
+            changed = len(self.store.changed())
             await self._run(self.store.commit_steps())  # after a sweep it writes every account
             # A failed delivery: no offsets past it recorded.
             await self.store.deliver_written(self.changelog, Pacer(on_turn=self._worked))
+            self.checkpoint_pace.wrote(changed, time.perf_counter() - started)
             self.store.write_positions(positions)
             await self.store.deliver_written(self.changelog)
             self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks

@@ -6,11 +6,14 @@ each checkpoint's pause short. While it folds a backlog (a restart after downtim
 a long history), nearly every event reaches an account not yet written in a short interval, so each event
 pays a whole state's encoding; a longer interval writes an account once for several of its events, and an
 alert raised from a backlog is already late by more than the interval (docs/performance.md, "The checkpoint
-interval while behind").
+interval while behind"). The longer interval is cut short when the changed states would take longer than a
+bound to write (half the shutdown timeout, in the worker): a stop or a revocation writes them before it lets
+go, and must not run out of time doing so.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -18,6 +21,10 @@ from typing import Protocol
 from aiokafka import TopicPartition
 
 __all__ = ["CheckpointPace", "records_waiting"]
+
+# Seconds to encode and write one changed state before a checkpoint measured it: months-old states (the
+# slowest seen, docs/performance.md).
+FIRST_STATE_WRITE_S = 35e-6
 
 
 class Highwaters(Protocol):
@@ -43,7 +50,9 @@ class CheckpointPace:
     one, unless the reader is **behind** and the state has room: then ``backlog_interval_s`` after it.
     Behind means more records wait past those read than were read since the last checkpoint, that is more
     than one interval's work. ``has_room`` says whether the state may hold more changed accounts (the cache
-    within its limit); ``clock`` gives monotonic seconds.
+    within its limit); ``changed`` counts the changed states, which a checkpoint would write: while behind, it
+    comes as soon as their writing would take ``max_write_s`` at the cost per state :meth:`wrote` last
+    measured. ``clock`` gives monotonic seconds.
 
     Examples
     --------
@@ -61,7 +70,17 @@ class CheckpointPace:
     (False, True)
     """
 
-    __slots__ = ("_clock", "_last", "_read", "backlog_interval_s", "has_room", "interval_s")
+    __slots__ = (
+        "_clock",
+        "_last",
+        "_read",
+        "backlog_interval_s",
+        "changed",
+        "has_room",
+        "interval_s",
+        "max_write_s",
+        "state_write_s",
+    )
 
     def __init__(
         self,
@@ -69,11 +88,16 @@ class CheckpointPace:
         backlog_interval_s: float,
         *,
         has_room: Callable[[], bool] = lambda: True,
+        changed: Callable[[], int] = lambda: 0,
+        max_write_s: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval_s = interval_s
         self.backlog_interval_s = max(interval_s, backlog_interval_s)
         self.has_room = has_room
+        self.changed = changed
+        self.max_write_s = max_write_s
+        self.state_write_s = FIRST_STATE_WRITE_S
         self._clock = clock
         self._last = clock()
         self._read = 0
@@ -92,7 +116,12 @@ class CheckpointPace:
         if elapsed >= self.backlog_interval_s:
             return True
         behind = waiting is not None and waiting > self._read
-        return not (behind and self.has_room())
+        return not (behind and self.has_room() and self.changed() * self.state_write_s < self.max_write_s)
+
+    def wrote(self, states: int, seconds: float) -> None:
+        """A checkpoint wrote ``states`` changed states in ``seconds``: the cost per state from now on."""
+        if states > 0:
+            self.state_write_s = seconds / states
 
     def checkpointed(self) -> None:
         self._last = self._clock()

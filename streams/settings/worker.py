@@ -30,7 +30,9 @@ class WorkerSettings(BaseModel):
         description="The checkpoint interval while the worker folds a backlog (more records wait than it "
         "folded since the last checkpoint) and the state cache is within its limit: each account is written "
         "once for more of its events (at 1 M accounts most events reach an account not yet written in 5 s). "
-        "A crash then re-reads up to this much; values below checkpoint_interval_seconds act as it.",
+        "A crash then re-reads up to this much; values below checkpoint_interval_seconds act as it. A "
+        "checkpoint comes sooner when writing the changed states would take half of "
+        "shutdown_timeout_seconds (at the cost per state the last checkpoint measured).",
     )
     state_cache_accounts: int = Field(
         default=50_000, ge=0, description="Decoded account states kept in memory between batches, at most."

@@ -70,21 +70,20 @@ def test_no_room_in_the_state_keeps_the_short_interval(clock: Clock) -> None:
 def test_behind_checkpoints_before_the_changed_states_would_outlast_the_write_bound(clock: Clock) -> None:
     changed = [0]
     pace = CheckpointPace(5.0, 30.0, changed=lambda: changed[0], max_write_s=10.0, clock=clock)
+
+    def due_with(states: int) -> bool:
+        changed[0] = states
+        return pace.due(fetched=True, waiting=10**6)  # behind
+
     pace.read(100_000)
     clock.now += 5.0
     # Before a checkpoint measured the cost, 35 µs a state is assumed: 10 s is ~285 k states.
-    changed[0] = 280_000
-    assert not pace.due(fetched=True, waiting=10**6)
-    changed[0] = 290_000
-    assert pace.due(fetched=True, waiting=10**6)
+    assert (due_with(280_000), due_with(290_000)) == (False, True)
     pace.wrote(290_000, 2.9)  # 10 µs a state, as measured: 1 M states take the 10 s
     pace.checkpointed()
     pace.read(100_000)
     clock.now += 5.0
-    changed[0] = 999_000
-    assert not pace.due(fetched=True, waiting=10**6)
-    changed[0] = 1_000_000
-    assert pace.due(fetched=True, waiting=10**6)
+    assert (due_with(999_000), due_with(1_000_000)) == (False, True)
     pace.wrote(0, 0.5)  # nothing written measures nothing
     assert pace.state_write_s == pytest.approx(10e-6)
 

@@ -263,8 +263,8 @@ def run(
             return sum((stats(port) or {}).get("events_folded", 0) for _, port in procs)
 
         # Folded counts only valid events; the simulator emits none invalid. Some old subscription_created
-        # events may be dead-lettered as late, and at 1 M accounts it emits the odd copy of an event (same
-        # account, type and time), which the worker drops as a duplicate: count those too.
+        # events may be dead-lettered as late, and at 1 M accounts one event came twice (same id or content;
+        # the simulator or a producer retry), which the worker drops as a duplicate: count those too.
         def done() -> bool:
             total = sum(
                 ((s := stats(port)) or {}).get("events_folded", 0) + (s or {}).get("deadletters", 0)

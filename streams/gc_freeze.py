@@ -31,8 +31,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter
+if TYPE_CHECKING:  # replay uses this module and no metrics: no import of the client for a type
+    from prometheus_client import Counter
 
 
 @dataclass(frozen=True, slots=True)

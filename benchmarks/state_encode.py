@@ -8,12 +8,14 @@ Usage::
 A checkpoint encodes every account that changed since the last one (at 1 M accounts, about one per event
 folded) and the checkpoint after a sweep every account swept, so this is a per-event cost of a large worker
 and most of a post-sweep checkpoint. The file is replayed (``replay_file``), then every final state is
-encoded five times with the collector off; the best pass, per state, is printed for the whole encoding, the
-JSON body, the window's part (``AccountWindow.to_state``, then with its ``orjson.dumps``), and the zstd
-compression of the body, and what a row written in parts would re-encode instead (``open_part_us``: the
-offsets and the window without its closed days, compressed the same way; the closed days and the detector's
-stored form change once a day). The row digest (SHA-256 of every key and row, in key order) shows whether two
-commits write the same bytes.
+encoded five times with the collector off; the best pass, per state, is printed for the whole encoding
+(``to_bytes_us``: both frames, as after a day closed or a sweep changed the detector state), a rewrite that
+copies the closed frame of the row before (``rewrite_us``: an account an event reached since the last
+checkpoint), the two JSON bodies, the window's open part alone (``AccountWindow.open_state``) and the open
+body's compression, and the decoding of a row (``from_bytes_us``, as a worker reads an account not in its
+cache). Rows are two frames since 2026-12-07 (``STATE_VERSION`` 2); the script of an earlier
+commit prints that commit's one-frame figures. The row digest (SHA-256 of every key and row, in key order)
+shows whether two commits write the same bytes.
 
 To compare two commits, run this file against each, with ``PYTHONPATH`` naming a checkout of the other
 commit's ``detectors/`` and ``streams/`` (``git archive COMMIT detectors streams | tar -x -C DIR``).
@@ -34,9 +36,8 @@ from pathlib import Path
 import orjson
 from simulated_file import add_file_arguments, events_file  # benchmarks/simulated_file.py
 
-from detectors.open_users import users_by_day
-from detectors.shared import trimmed
 from streams.engine import AccountState
+from streams.engine import state as state_module
 from streams.engine.state import _COMPRESSOR as COMPRESSOR  # the rows' compressor, timed alone
 from streams.offline.replay import replay_file
 
@@ -52,30 +53,17 @@ def best_us(states: list[AccountState], encode: Callable[[AccountState], object]
     return round(best / len(states) * 1e6, 2)
 
 
-def open_part(state: AccountState) -> bytes:
-    """The offsets and the window's open days, users, names, totals and marks, compressed: what a checkpoint
-    of a row kept in parts would write for an account one event reached (not a format churnwatch has)."""
-    window = state.window
-    days, open_from = window.days, window._open_from()
-    first = max(days.first, open_from)
-    tail = days.slots[first - days.first :]
-    users = window.open_users
-    lateness = window.config.allowed_lateness_ms
-    body = {
-        "o": state.applied_offsets,
-        "d": [[day, *trimmed(bucket)] for day, bucket in enumerate(tail, first) if bucket is not None],
-        "e": [[day, names] for day, names in sorted(window.day_events.items()) if names],
-        "u": users_by_day(users, window._user_days(), lateness) if users else [],
-        "t": window.event_totals,
-        "w": window.watermarks,
-    }
-    return COMPRESSOR.compress(orjson.dumps(body))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_file_arguments(parser, accounts=1000, days=90, seed=5)
+    parser.add_argument(
+        "--one-frame-below",
+        type=int,
+        help="streams.engine.state.ONE_FRAME_BELOW for this run (0: two frames)",
+    )
     args = parser.parse_args()
+    if args.one_frame_below is not None:
+        state_module.ONE_FRAME_BELOW = args.one_frame_below
     with tempfile.TemporaryDirectory() as tmp:
         path = events_file(args, Path(tmp))
         result = replay_file(path)
@@ -85,19 +73,31 @@ def main() -> int:
     for key, state in keyed:
         digest.update(key)
         digest.update(state.to_bytes())
-    bodies = {id(state): state.json_body() for state in states}
+    rows = [state.to_bytes() for state in states]
+    index = {id(state): i for i, state in enumerate(states)}
+    config = states[0].window.config
+    for state in states:
+        state.mark_written()  # as a checkpoint leaves it: the next write may copy the closed frame
+    opens = {id(state): state.open_body() for state in states}
+    closed = [int.from_bytes(row[3:7], "big") for row in rows if row[2] == state_module.ROW_PARTS]
     gc.disable()
     figures = {
         "accounts": len(states),
-        "mean_body_bytes": round(sum(map(len, bodies.values())) / len(states)),
-        "mean_row_bytes": round(sum(len(state.to_bytes()) for state in states) / len(states)),
-        "to_bytes_us": best_us(states, AccountState.to_bytes),
-        "json_body_us": best_us(states, AccountState.json_body),
-        "window_to_state_us": best_us(states, lambda state: state.window.to_state()),
-        "window_json_us": best_us(states, lambda state: orjson.dumps(state.window.to_state())),
-        "compress_us": best_us(states, lambda state: COMPRESSOR.compress(bodies[id(state)])),
-        "open_part_us": best_us(states, open_part),
-        "mean_open_part_bytes": round(sum(len(open_part(state)) for state in states) / len(states)),
+        "mean_body_bytes": round(
+            sum(len(state.closed_body()) + len(opens[id(state)]) for state in states) / len(states)
+        ),
+        "mean_row_bytes": round(sum(map(len, rows)) / len(states)),
+        "rows_of_two_frames": len(closed),
+        "mean_closed_frame_bytes": round(sum(closed) / max(1, len(closed))),
+        "to_bytes_us": best_us(states, lambda state: state.to_bytes()),
+        "rewrite_us": best_us(states, lambda state: state.to_bytes(rows[index[id(state)]])),
+        "from_bytes_us": best_us(
+            states, lambda state: AccountState.from_bytes(rows[index[id(state)]], config)
+        ),
+        "closed_body_us": best_us(states, AccountState.closed_body),
+        "open_body_us": best_us(states, AccountState.open_body),
+        "window_open_state_us": best_us(states, lambda state: state.window.open_state()),
+        "compress_open_us": best_us(states, lambda state: COMPRESSOR.compress(opens[id(state)])),
         "row_digest": digest.hexdigest()[:16],
         "load_average_1min": round(os.getloadavg()[0], 1),
     }

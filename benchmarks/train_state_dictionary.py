@@ -38,7 +38,8 @@ SIZE = 32 * 1024
 def bodies(events: Iterable[dict[str, object]]) -> list[bytes]:
     """The JSON bodies of every account's final state after replaying ``events``."""
     result = run_replay([orjson.dumps(event) for event in events])
-    return [state.json_body() for state in result.account_states.values()]
+    states = result.account_states.values()
+    return [body for state in states for body in (state.closed_body(), state.open_body())]
 
 
 def simulated(seed: int, accounts: int, days: int) -> list[bytes]:

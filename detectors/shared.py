@@ -67,8 +67,9 @@ def stored_bucket(bucket: tuple[int, ...]) -> tuple[int, ...]:
     return stored
 
 
-def stored_days(days: DayTable) -> list[list[int]]:
-    """``[[day, *stored form of its bucket], ...]`` of ``days``, ascending (a window state's ``"d"``).
+def stored_days(days: DayTable, since: int | None = None, until: int | None = None) -> list[list[int]]:
+    """``[[day, *stored form of its bucket], ...]`` of ``days``, ascending (a window state's ``"d"``); with
+    ``since`` and ``until``, of the days from ``since`` and before ``until`` alone.
 
     It runs once per day kept at every write of a state, so ``days.items()`` and the look-up of
     :func:`stored_bucket` are written out here (an empty stored form, of a closed day of zeros, is falsy and
@@ -76,13 +77,17 @@ def stored_days(days: DayTable) -> list[list[int]]:
 
     >>> days = DayTable()
     >>> days[20_000] = (3, 1, 0, 0); days[20_002] = [0, 2, 0]
-    >>> stored_days(days)
-    [[20000, 3, 1], [20002, 0, 2]]
+    >>> stored_days(days), stored_days(days, until=20_001), stored_days(days, since=20_001)
+    ([[20000, 3, 1], [20002, 0, 2]], [[20000, 3, 1]], [[20002, 0, 2]])
     """
     remembered = STORED.get
+    first, slots = days.first, days.slots
+    start = 0 if since is None else max(0, since - first)
+    if until is not None:
+        slots = slots[: max(0, until - first)]
     return [
         [day, *((remembered(bucket) or stored_bucket(bucket)) if type(bucket) is tuple else trimmed(bucket))]
-        for day, bucket in enumerate(days.slots, days.first)
+        for day, bucket in enumerate(slots[start:] if start else slots, first + start)
         if bucket is not None
     ]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
@@ -101,6 +102,7 @@ def user_hash(user_id: str) -> int:
 _ATTRIBUTES = (
     "billing_ts_ms",
     "canceled_ts_ms",
+    "closed_changed",
     "config",
     "day_events",
     "days",
@@ -158,6 +160,10 @@ class AccountWindow:
         self.mrr: float | None = None
         self.billing_ts_ms: int | None = None
         self.canceled_ts_ms: int | None = None
+        # Whether a closed day (a shared tuple bucket) was added, reopened or dropped since the stored row's
+        # closed part was written or read (streams.engine.state: a row keeps that part in a frame of its
+        # own, reused while this stays False). Set by every change to the closed days; cleared by the store.
+        self.closed_changed = True
 
     # -- folding events -------------------------------------------------------------------------------------
 
@@ -216,6 +222,7 @@ class AccountWindow:
             return new
         if isinstance(bucket, tuple):  # a closed day: a late support or billing event opens it again
             bucket = slots[i] = list(bucket)
+            self.closed_changed = True
         return bucket
 
     def oldest_kept_day(self) -> int:
@@ -359,6 +366,7 @@ class AccountWindow:
             bucket = self.days.get(day)
             if type(bucket) is list:
                 self.days[day] = closed_bucket(bucket)
+                self.closed_changed = True
 
     def _expire(self, was_open_from: int) -> None:
         """Drop the days beyond the retention; close the days no longer open to late usage (the days from
@@ -366,6 +374,7 @@ class AccountWindow:
         and a late support or billing event's day is closed again by :meth:`_close_if_closed`)."""
         oldest_kept, open_from = self._kept_and_open()
         days = self.days
+        self.closed_changed = True  # days dropped or closed (once per day turn: not worth finding out which)
         days.drop_before(oldest_kept)
         users = self.open_users
         if users is not None and open_from > was_open_from:
@@ -440,9 +449,45 @@ class AccountWindow:
 
     def to_state(self) -> dict[str, Any]:
         """JSON-compatible state (lists and string-keyed dicts only)."""
+        return self._state(stored_days(self.days))  # trailing zero columns dropped: most days have usage only
+
+    def closed_state(self) -> list[list[int]]:
+        """The closed days of :meth:`to_state`'s ``"d"`` (before the first day open to late usage, the days
+        :meth:`from_state` shares): they change about once a day, so a stored row keeps them apart; every
+        change to them sets :attr:`closed_changed`."""
+        return stored_days(self.days, until=self._open_from())
+
+    def closed_slots(self) -> int:
+        """Days (with or without a bucket) before the first day open to late usage: :meth:`closed_state`'s
+        length at most, without taking it."""
+        days = self.days
+        return max(0, min(len(days.slots), self._open_from() - days.first))
+
+    def open_state(self) -> dict[str, Any]:
+        """:meth:`to_state` without its closed days (:meth:`closed_state`): what an event changes."""
+        return self._state(stored_days(self.days, since=self._open_from()))
+
+    @classmethod
+    def from_parts(
+        cls, closed: list[list[int]], state: dict[str, Any], config: WindowConfig
+    ) -> AccountWindow:
+        """The window :meth:`closed_state` and :meth:`open_state` were taken from.
+
+        >>> w = AccountWindow(WindowConfig())
+        >>> for day in (10, 11, 15):
+        ...     _ = w.add_usage(day * DAY_MS, "login", f"u{day}", 1)
+        >>> w.closed_state(), [row[0] for row in w.open_state()["d"]]
+        ([[10, 1, 1], [11, 1, 1]], [15])
+        >>> again = AccountWindow.from_parts(w.closed_state(), w.open_state(), WindowConfig())
+        >>> again.to_state() == w.to_state()
+        True
+        """
+        return cls.from_state({**state, "d": sorted(closed + state["d"], key=itemgetter(0))}, config)
+
+    def _state(self, days: list[list[int]]) -> dict[str, Any]:
         users = self.open_users
         return {
-            "d": stored_days(self.days),  # trailing zero columns dropped: most days have usage only
+            "d": days,
             "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
             "u": users_by_day(users, self._user_days(), self.config.allowed_lateness_ms) if users else [],
             "t": self.event_totals,

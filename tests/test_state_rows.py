@@ -1,16 +1,20 @@
-"""Stored account rows: compressed with the states' zstd dictionary; rows written before it still decode."""
+"""Stored account rows: two zstd frames (the closed part, the rest) compressed with the states' dictionary;
+rows of version 1 (one frame) and rows written before the dictionary still decode."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 import zstandard
 
 from detectors.windows import WindowConfig
 from streams.dev.simulator import Simulation, SimulationConfig
-from streams.engine.state import AccountState
+from streams.engine.state import DICTIONARY_PATH, AccountState
 from streams.offline.replay import run_replay
 
 CFG = WindowConfig()
+PLAIN = zstandard.ZstdCompressor(level=1)  # no dictionary
 
 
 def states() -> list[AccountState]:
@@ -19,22 +23,44 @@ def states() -> list[AccountState]:
     return list(result.account_states.values())
 
 
-def test_rows_round_trip_and_rows_without_the_dictionary_still_decode() -> None:
-    plain = zstandard.ZstdCompressor(level=1)
+def version_1_body(state: AccountState) -> bytes:
+    """The body a version-1 row compressed as one frame."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "p": state.partition,
+        "o": state.applied_offsets,
+        "w": state.window.to_state(),
+        "d": orjson.Fragment(state.detector) if state.detector is not None else None,
+        "a": state.answers.to_state() if state.answers is not None else None,
+    }
+    if state.uplift is not None:
+        body["u"] = state.uplift
+    return orjson.dumps(body)
+
+
+def test_rows_round_trip_and_version_1_rows_and_rows_without_the_dictionary_still_decode() -> None:
+    dictionary = zstandard.ZstdCompressor(
+        level=1, dict_data=zstandard.ZstdCompressionDict(DICTIONARY_PATH.read_bytes())
+    )
     for state in states():
         row = state.to_bytes()
-        body = state.json_body()
-        assert AccountState.from_bytes(row, CFG).json_body() == body
+        assert AccountState.from_bytes(row, CFG).to_bytes() == row
         assert AccountState.partition_of(row) == state.partition
-        before = state.partition.to_bytes(2, "big") + plain.compress(body)  # a row from before the dictionary
-        assert AccountState.from_bytes(before, CFG).json_body() == body
+        body = version_1_body(state)
+        prefix = state.partition.to_bytes(2, "big")
+        for compressor in (PLAIN, dictionary):  # version 1, before and after the dictionary
+            old = AccountState.from_bytes(prefix + compressor.compress(body), CFG)
+            assert old.to_bytes() == row
+            assert old.window.to_state() == state.window.to_state()
 
 
 def test_the_dictionary_makes_rows_smaller() -> None:
-    plain = zstandard.ZstdCompressor(level=1)
     rows = states()
     with_dictionary = sum(len(state.to_bytes()) for state in rows)
-    without = sum(2 + len(plain.compress(state.json_body())) for state in rows)
+    without = sum(
+        7 + len(PLAIN.compress(state.closed_body())) + len(PLAIN.compress(state.open_body()))
+        for state in rows
+    )
     assert with_dictionary < 0.8 * without, (with_dictionary, without)
 
 
@@ -42,10 +68,10 @@ def test_the_detector_state_is_kept_encoded_and_rows_of_either_form_read_the_sam
     for state in states():
         assert isinstance(state.detector, bytes)
         assert orjson.loads(state.detector) == state.live_detector.to_state()  # type: ignore[union-attr]
-        body = state.json_body()
+        body = version_1_body(state)
         # The row is what it was when the detector state was kept as a dict (the body re-encoded from its
         # own decoding: a row written before), so rows of either form decode to the same encoded state.
         before = orjson.dumps(orjson.loads(body))
         assert body == before
-        row = state.partition.to_bytes(2, "big") + zstandard.ZstdCompressor(level=1).compress(before)
+        row = state.partition.to_bytes(2, "big") + PLAIN.compress(before)
         assert AccountState.from_bytes(row, CFG).detector == state.detector

@@ -14,7 +14,18 @@ from detectors.monitor import AccountDetectorState
 from detectors.windows import AccountWindow, WindowConfig
 from streams.events import EVENT_TYPES
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+# A row: the partition (2 bytes), then either one zstd frame of the whole body (version 1, still read) or
+# ROW_PARTS, the closed part's length (4 bytes) and two frames: the closed part (the window's closed days and
+# the detector's stored form, which change once a day) and the rest. A checkpoint copies the closed frame of
+# the row it replaces while that part has not changed, so writing an old account costs its open days only.
+ROW_PARTS = 2
+_HEADER = 7  # partition, ROW_PARTS, closed frame's length
+# Below about this many bytes of JSON in the closed part (a young account's few closed days and small detector
+# state, a closed day's slot taken as DAY_BYTES), two frames cost more to write than one, copy or not
+# (benchmarks/state_encode.py, docs/performance.md): such rows stay one frame, written as before.
+ONE_FRAME_BELOW = 1024
+DAY_BYTES = 20
 # A zstd dictionary trained on stored states of our generators (benchmarks/train_state_dictionary.py): a row
 # repeats the same keys and shapes, which zstd cannot learn from one small row; with it rows are about a
 # third smaller. Frames name their dictionary, and rows written before it (none) still decode.
@@ -23,6 +34,7 @@ _DICTIONARY = zstandard.ZstdCompressionDict(DICTIONARY_PATH.read_bytes())
 # Level 1: compressing a ~2 KB state costs ~10 µs; higher levels buy little on such small values.
 _COMPRESSOR = zstandard.ZstdCompressor(level=1, dict_data=_DICTIONARY)
 _DECOMPRESSOR = zstandard.ZstdDecompressor(dict_data=_DICTIONARY)
+_PARTS_MARK = bytes([ROW_PARTS])
 
 
 @dataclass(slots=True)
@@ -44,25 +56,62 @@ class AccountState:
     answers: AnswerBook | None = field(default=None, compare=False)  # answers to its alerts (issue 18)
     # Holdout uplift (issue 18, streams/engine/uplift.py): [first alert's time, held out (0/1), status].
     uplift: list[int] | None = None
+    # The detector's stored form as the last row read or written held it (:meth:`closed_unchanged`).
+    written_detector: bytes | None = field(default=None, compare=False, repr=False)
 
-    def to_bytes(self) -> bytes:
-        """The partition (2 bytes, readable without decoding), then the JSON body, zstd-compressed with the
-        states' dictionary.
+    def to_bytes(self, previous: bytes | None = None) -> bytes:
+        """The partition (2 bytes, readable without decoding), then the state as JSON zstd-compressed with the
+        states' dictionary (compression keeps about a fifth of the JSON): in two frames, the closed part and
+        the rest, or in one (version 1) while the closed part is under :data:`ONE_FRAME_BELOW` bytes.
 
-        Compression keeps about a fifth of the JSON, so changelogs and recovery shrink alike.
+        ``previous``: the row this state was last read from or written as (:meth:`mark_written`); its closed
+        frame is copied when neither the closed days nor the detector state changed since.
         """
-        return self.partition.to_bytes(2, "big") + _COMPRESSOR.compress(self.json_body())
+        prefix = self.partition.to_bytes(2, "big")
+        if previous is not None and self.closed_unchanged() and previous[2] == ROW_PARTS:
+            closed = previous[_HEADER : _HEADER + int.from_bytes(previous[3:_HEADER], "big")]
+        else:
+            window = self.window
+            stored = len(self.detector or b"")
+            if (  # the first test alone decides for a young account (few days of any kind)
+                stored + DAY_BYTES * len(window.days.slots) < ONE_FRAME_BELOW
+                or stored + DAY_BYTES * window.closed_slots() < ONE_FRAME_BELOW
+            ):
+                detector = orjson.Fragment(self.detector) if self.detector is not None else None
+                return prefix + _COMPRESSOR.compress(self._body(1, window.to_state(), detector))
+            closed = _COMPRESSOR.compress(self.closed_body())
+        whole = (
+            prefix,
+            _PARTS_MARK,
+            len(closed).to_bytes(4, "big"),
+            closed,
+            _COMPRESSOR.compress(self.open_body()),
+        )
+        return b"".join(whole)
 
-    def json_body(self) -> bytes:
-        """The stored form before compression."""
-        body: dict[str, Any] = {
-            "v": STATE_VERSION,
-            "p": self.partition,
-            "o": self.applied_offsets,
-            "w": self.window.to_state(),
-            "d": orjson.Fragment(self.detector) if self.detector is not None else None,
-            "a": self.answers.to_state() if self.answers is not None else None,
-        }
+    def closed_unchanged(self) -> bool:
+        """Whether the closed part is what the last :meth:`mark_written` saw."""
+        return not self.window.closed_changed and self.written_detector is self.detector
+
+    def mark_written(self) -> None:
+        """The row just read or written holds this state's closed part (see :meth:`to_bytes`)."""
+        self.window.closed_changed = False
+        self.written_detector = self.detector
+
+    def closed_body(self) -> bytes:
+        """The closed part before compression: the window's closed days and the detector's stored form."""
+        detector = orjson.Fragment(self.detector) if self.detector is not None else None
+        return orjson.dumps({"d": self.window.closed_state(), "x": detector})
+
+    def open_body(self) -> bytes:
+        """The rest before compression."""
+        return self._body(STATE_VERSION, self.window.open_state(), None)
+
+    def _body(self, version: int, window: dict[str, Any], detector: orjson.Fragment | None) -> bytes:
+        body: dict[str, Any] = {"v": version, "p": self.partition, "o": self.applied_offsets, "w": window}
+        if version == 1:
+            body["d"] = detector
+        body["a"] = self.answers.to_state() if self.answers is not None else None
         if self.uplift is not None:  # only accounts alerted while a holdout runs
             body["u"] = self.uplift
         return orjson.dumps(body)
@@ -74,13 +123,23 @@ class AccountState:
 
     @classmethod
     def from_bytes(cls, raw: bytes, config: WindowConfig) -> AccountState:
-        body = orjson.loads(_DECOMPRESSOR.decompress(raw[2:]))
+        """The state of a row of either version (:meth:`mark_written` with it)."""
+        if raw[2] == ROW_PARTS:
+            end = _HEADER + int.from_bytes(raw[3:_HEADER], "big")
+            closed = orjson.loads(_DECOMPRESSOR.decompress(raw[_HEADER:end]))
+            body = orjson.loads(_DECOMPRESSOR.decompress(raw[end:]))
+            window = AccountWindow.from_parts(closed["d"], body["w"], config)
+            detector = closed["x"]
+        else:  # version 1: one frame (a zstd frame's first byte is 0x28)
+            body = orjson.loads(_DECOMPRESSOR.decompress(raw[2:]))
+            window = AccountWindow.from_state(body["w"], config)
+            detector = body.get("d")
         answers = AnswerBook.from_state(body["a"]) if body.get("a") is not None else None
-        window = AccountWindow.from_state(body["w"], config)
         uplift = list(body["u"]) if body.get("u") else None
-        detector = body.get("d")
         stored = encode_detector(detector) if detector is not None else None
-        return cls(window, body["p"], list(body["o"]), stored, answers=answers, uplift=uplift)
+        state = cls(window, body["p"], list(body["o"]), stored, answers=answers, uplift=uplift)
+        state.mark_written()
+        return state
 
 
 def encode_detector(state: dict[str, Any]) -> bytes:

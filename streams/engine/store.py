@@ -223,7 +223,9 @@ class CachedStore:
         for index, key in enumerate(list(self.dirty), 1):
             state = self.cache[key]
             if state.partition in owned:
-                self.write(state.partition, key, state.to_bytes())
+                previous = self.rows.get(key) if state.closed_unchanged() else None
+                self.write(state.partition, key, state.to_bytes(previous))
+                state.mark_written()
             if index % WRITES_PER_STEP == 0:
                 yield
         self.dirty.clear()

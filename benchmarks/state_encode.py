@@ -76,8 +76,8 @@ def main() -> int:
     rows = [state.to_bytes() for state in states]
     index = {id(state): i for i, state in enumerate(states)}
     config = states[0].window.config
-    for state in states:
-        state.mark_written()  # as a checkpoint leaves it: the next write may copy the closed frame
+    for state, row in zip(states, rows, strict=True):
+        state.mark_written(row)  # as a checkpoint leaves it: the next write may copy the closed frame
     opens = {id(state): state.open_body() for state in states}
     closed = [int.from_bytes(row[3:7], "big") for row in rows if row[2] == state_module.ROW_PARTS]
     gc.disable()

@@ -35,6 +35,7 @@ _DICTIONARY = zstandard.ZstdCompressionDict(DICTIONARY_PATH.read_bytes())
 _COMPRESSOR = zstandard.ZstdCompressor(level=1, dict_data=_DICTIONARY)
 _DECOMPRESSOR = zstandard.ZstdDecompressor(dict_data=_DICTIONARY)
 _PARTS_MARK = bytes([ROW_PARTS])
+_ONE_FRAME = bytes(bytearray(b"one frame"))  # a written detector state no state holds (see mark_written)
 
 
 @dataclass(slots=True)
@@ -90,13 +91,15 @@ class AccountState:
         return b"".join(whole)
 
     def closed_unchanged(self) -> bool:
-        """Whether the closed part is what the last :meth:`mark_written` saw."""
+        """Whether the row :meth:`mark_written` saw last has a closed frame, and this state's closed part is
+        still what it holds."""
         return not self.window.closed_changed and self.written_detector is self.detector
 
-    def mark_written(self) -> None:
-        """The row just read or written holds this state's closed part (see :meth:`to_bytes`)."""
+    def mark_written(self, row: bytes) -> None:
+        """``row`` was just read or written for this state (see :meth:`to_bytes`)."""
         self.window.closed_changed = False
-        self.written_detector = self.detector
+        # A row of one frame has nothing to copy: no detector state is this object (so no look-up of the row).
+        self.written_detector = self.detector if row[2] == ROW_PARTS else _ONE_FRAME
 
     def closed_body(self) -> bytes:
         """The closed part before compression: the window's closed days and the detector's stored form."""
@@ -138,7 +141,7 @@ class AccountState:
         uplift = list(body["u"]) if body.get("u") else None
         stored = encode_detector(detector) if detector is not None else None
         state = cls(window, body["p"], list(body["o"]), stored, answers=answers, uplift=uplift)
-        state.mark_written()
+        state.mark_written(raw)
         return state
 
 

@@ -223,9 +223,9 @@ class CachedStore:
         for index, key in enumerate(list(self.dirty), 1):
             state = self.cache[key]
             if state.partition in owned:
-                previous = self.rows.get(key) if state.closed_unchanged() else None
-                self.write(state.partition, key, state.to_bytes(previous))
-                state.mark_written()
+                row = state.to_bytes(self.rows.get(key) if state.closed_unchanged() else None)
+                self.write(state.partition, key, row)
+                state.mark_written(row)
             if index % WRITES_PER_STEP == 0:
                 yield
         self.dirty.clear()

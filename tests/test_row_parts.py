@@ -159,3 +159,21 @@ def test_a_young_account_is_written_as_one_frame_without_looking_its_row_up() ->
         store.commit()
     assert rows.looked_up == 0 and not state.closed_unchanged()
     assert AccountState.from_bytes(rows[b"young"], WindowConfig()).to_bytes() == rows[b"young"]
+
+
+def test_a_store_told_to_write_one_frame_writes_one_even_over_a_row_of_two() -> None:
+    """``CHURNWATCH_STATE_ROWS_IN_PARTS=false`` in a rolling upgrade: workers from before read every row."""
+    state = AccountState(AccountWindow(WindowConfig()), partition=0, detector=detector(1))
+    for day in range(5):
+        state.window.add_usage(START + day * DAY_MS, "login", "u1", 1)
+    two = state.to_bytes()
+    assert two[2] == ROW_PARTS
+    rows = {b"acct": two}
+    store = CachedStore(rows, WindowConfig(), lambda: {0}, rows_in_parts=False)
+    again = store.get(b"acct")
+    assert again is not None and again.closed_unchanged()
+    again.window.add_usage(START + 4 * DAY_MS + 5, "login", "u3", 1)
+    store.put(b"acct", again)
+    store.commit()
+    assert rows[b"acct"][2] != ROW_PARTS
+    assert AccountState.from_bytes(rows[b"acct"], WindowConfig()).window.to_state() == again.window.to_state()

@@ -60,22 +60,24 @@ class AccountState:
     # The detector's stored form as the last row read or written held it (:meth:`closed_unchanged`).
     written_detector: bytes | None = field(default=None, compare=False, repr=False)
 
-    def to_bytes(self, previous: bytes | None = None) -> bytes:
+    def to_bytes(self, previous: bytes | None = None, *, parts: bool = True) -> bytes:
         """The partition (2 bytes, readable without decoding), then the state as JSON zstd-compressed with the
         states' dictionary (compression keeps about a fifth of the JSON): in two frames, the closed part and
         the rest, or in one (version 1) while the closed part is under :data:`ONE_FRAME_BELOW` bytes.
 
         ``previous``: the row this state was last read from or written as (:meth:`mark_written`); its closed
-        frame is copied when neither the closed days nor the detector state changed since.
+        frame is copied when neither the closed days nor the detector state changed since. ``parts=False``:
+        one frame whatever the size (what workers from before two frames can read).
         """
         prefix = self.partition.to_bytes(2, "big")
-        if previous is not None and self.closed_unchanged() and previous[2] == ROW_PARTS:
+        if parts and previous is not None and self.closed_unchanged() and previous[2] == ROW_PARTS:
             closed = previous[_HEADER : _HEADER + int.from_bytes(previous[3:_HEADER], "big")]
         else:
             window = self.window
             stored = len(self.detector or b"")
-            if (  # the first test alone decides for a young account (few days of any kind)
-                stored + DAY_BYTES * len(window.days.slots) < ONE_FRAME_BELOW
+            if (  # the second test alone decides for a young account (few days of any kind)
+                not parts
+                or stored + DAY_BYTES * len(window.days.slots) < ONE_FRAME_BELOW
                 or stored + DAY_BYTES * window.closed_slots() < ONE_FRAME_BELOW
             ):
                 detector = orjson.Fragment(self.detector) if self.detector is not None else None

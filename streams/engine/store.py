@@ -119,6 +119,8 @@ class CachedStore:
         Called with (partition, key, row) after each row written (the live worker sends a changelog record).
     cache_limit
         Decoded states kept after a commit, at most (oldest dropped first; all are clean then).
+    rows_in_parts
+        Whether an old account's row may be written in two frames (:meth:`AccountState.to_bytes`).
     """
 
     def __init__(
@@ -129,8 +131,10 @@ class CachedStore:
         *,
         on_write: RowWriter | None = None,
         cache_limit: int | None = None,
+        rows_in_parts: bool = True,
     ) -> None:
         self.rows = rows
+        self.rows_in_parts = rows_in_parts
         self.window_config = window_config
         self.owned_partitions = owned_partitions
         self.on_write = on_write
@@ -223,7 +227,8 @@ class CachedStore:
         for index, key in enumerate(list(self.dirty), 1):
             state = self.cache[key]
             if state.partition in owned:
-                row = state.to_bytes(self.rows.get(key) if state.closed_unchanged() else None)
+                previous = self.rows.get(key) if state.closed_unchanged() else None
+                row = state.to_bytes(previous, parts=self.rows_in_parts)
                 self.write(state.partition, key, row)
                 state.mark_written(row)
             if index % WRITES_PER_STEP == 0:

@@ -194,6 +194,7 @@ class Churnwatch:
             self.window_config,
             self.assigned_partitions,
             cache_limit=settings.worker.state_cache_accounts,
+            rows_in_parts=settings.worker.state_rows_in_parts,
         )
         self.changelog = FaustBatches(app.producer)  # the rows' changelog records, in batches
         self.engine = build_engine(settings, self.store, clock)

@@ -100,9 +100,15 @@ class TableStore(CachedStore):
         owned_partitions: Callable[[], Collection[int]],
         *,
         cache_limit: int,
+        rows_in_parts: bool = True,
     ) -> None:
         super().__init__(
-            table.data, window_config, owned_partitions, on_write=self._changelog, cache_limit=cache_limit
+            table.data,
+            window_config,
+            owned_partitions,
+            on_write=self._changelog,
+            cache_limit=cache_limit,
+            rows_in_parts=rows_in_parts,
         )
         self.table = table
         self.unsent: list[tuple[int, bytes, bytes]] = []  # rows written, not yet handed to the producer

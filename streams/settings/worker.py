@@ -37,6 +37,13 @@ class WorkerSettings(BaseModel):
     state_cache_accounts: int = Field(
         default=50_000, ge=0, description="Decoded account states kept in memory between batches, at most."
     )
+    state_rows_in_parts: bool = Field(
+        default=True,
+        description="Store an old account's row in two frames, so a checkpoint copies the closed days and "
+        "detector state while they have not changed instead of encoding them again. Workers from before "
+        "2026-12-07 cannot read such rows: set false during a rolling upgrade from them (rows stay one "
+        "frame, as they wrote), then true once every worker of the group is new.",
+    )
     gc_full_collection_seconds: float = Field(
         default=600.0,
         ge=0,

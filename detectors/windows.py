@@ -161,9 +161,10 @@ class AccountWindow:
         self.mrr: float | None = None
         self.billing_ts_ms: int | None = None
         self.canceled_ts_ms: int | None = None
-        # Whether a closed day (a shared tuple bucket) was added, reopened or dropped since the stored row's
-        # closed part was written or read (streams.engine.state: a row keeps that part in a frame of its
-        # own, reused while this stays False). Set by every change to the closed days; cleared by the store.
+        # Whether the closed days (those before the first day open to late usage, closed_state) may have
+        # changed since the stored row's closed part was written or read (streams.engine.state: a row keeps
+        # that part in a frame of its own, copied while this stays False). Set where a day closes, reopens or
+        # is dropped, and at every day turn (which alone moves the first open day); cleared by the store.
         self.closed_changed = True
 
     # -- folding events -------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import asyncio
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,24 @@ def partition_of(key: bytes, partitions: int) -> int:
 async def seed(settings: Settings, accounts: int, days: int, versions: int) -> tuple[int, int]:
     """Write ``accounts`` rows (``versions`` records each) to the changelog; returns (records, bytes)."""
     partitions = settings.topics.partitions
+    rows = [
+        [AccountState(window, partition).to_bytes() for partition in range(partitions)]
+        for window in template_windows(days)
+    ]
+
+    def records() -> Iterator[tuple[bytes, int, bytes]]:
+        for version in range(versions):
+            for index in range(accounts):
+                key = b"acct-%07d" % index
+                partition = partition_of(key, partitions)
+                yield key, partition, rows[(index + version) % TEMPLATES][partition]
+
+    return await produce_rows(settings, records())
+
+
+async def produce_rows(settings: Settings, rows: Iterable[tuple[bytes, int, bytes]]) -> tuple[int, int]:
+    """Write ``(key, partition, row)`` records to the ``accounts`` changelog (created if missing), as a
+    worker's checkpoints would; returns (records, bytes)."""
     topic = changelog_topic(settings)
     admin = AIOKafkaAdminClient(request_timeout_ms=10_000, **client_options(settings))
     await admin.start()
@@ -83,10 +102,6 @@ async def seed(settings: Settings, accounts: int, days: int, versions: int) -> t
         await ensure_changelog(admin, settings, topic)
     finally:
         await admin.close()
-    rows = [
-        [AccountState(window, partition).to_bytes() for partition in range(partitions)]
-        for window in template_windows(days)
-    ]
     producer = AIOKafkaProducer(
         acks=1, linger_ms=20, max_batch_size=1024 * 1024, compression_type=None, **client_options(settings)
     )
@@ -94,17 +109,13 @@ async def seed(settings: Settings, accounts: int, days: int, versions: int) -> t
     records = size = 0
     try:
         pending: list[asyncio.Future[Any]] = []
-        for version in range(versions):
-            for index in range(accounts):
-                key = b"acct-%07d" % index
-                partition = partition_of(key, partitions)
-                value = rows[(index + version) % TEMPLATES][partition]
-                pending.append(await producer.send(topic, value=value, key=key, partition=partition))
-                records += 1
-                size += len(value)
-                if len(pending) >= 20_000:
-                    await asyncio.gather(*pending)
-                    pending.clear()
+        for key, partition, value in rows:
+            pending.append(await producer.send(topic, value=value, key=key, partition=partition))
+            records += 1
+            size += len(value)
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

@@ -47,6 +47,7 @@ class Metrics:
     sweep_seconds: Histogram
     accounts_swept: Counter
     checkpoint_seconds: Histogram
+    state_rows_written: Counter
     recovery_in_progress: Gauge
     worker_info: Info
     top_account_risk: Gauge
@@ -242,6 +243,13 @@ class Metrics:
                 "Time one checkpoint holds the state (changed states written to the changelog and flushed, "
                 "then the offsets); no event is folded meanwhile.",
                 buckets=SWEEP_BUCKETS,
+                registry=registry,
+            ),
+            state_rows_written=Counter(
+                "churnwatch_state_rows_written_total",
+                "Account rows checkpoints wrote, by form: one_frame (a young account, or rows in parts off), "
+                "two_frames, closed_copied (closed days and detector state copied from the row replaced).",
+                ["form"],
                 registry=registry,
             ),
             recovery_in_progress=Gauge(

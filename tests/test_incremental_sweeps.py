@@ -129,6 +129,30 @@ def test_the_same_alerts_and_states_as_sweeping_every_account(arrivals: list[Arr
     assert len(later) <= 1, later
 
 
+def test_detector_states_dropped_between_sweeps_change_nothing_but_memory(arrivals: list[Arrival]) -> None:
+    """``keep_decoded_detectors=False`` (``CHURNWATCH_STATE_DECODED_DETECTORS``, the wall clock's default):
+    between sweeps an account holds only its detector state's stored form, and each sweep decodes it again.
+    The same accounts evaluated, the same alerts, the same stored states; only an assessed cancellation
+    keeps its decoded state (what tells a later sweep not to judge it again)."""
+    kept, dropped = engine(incremental=True), engine(incremental=True, keep_decoded_detectors=False)
+    run_kept, run_dropped = timer_run(kept, arrivals), timer_run(dropped, arrivals)
+    assert run_kept.alerts and run_dropped.alerts == run_kept.alerts
+    assert run_dropped.evaluated == run_kept.evaluated
+    assert isinstance(kept.store, MemoryStore) and isinstance(dropped.store, MemoryStore)
+    assert {k: s.detector for k, s in dropped.store.states.items()} == {
+        k: s.detector for k, s in kept.store.states.items()
+    }
+    canceled = {
+        key
+        for key, state in kept.store.states.items()
+        if state.live_detector is not None and state.live_detector.canceled_ts_ms is not None
+    }
+    assert canceled, "no assessed cancellation: the test needs one"
+    decoded = {key for key, state in dropped.store.states.items() if state.live_detector is not None}
+    assert decoded == canceled
+    assert sum(state.live_detector is not None for state in kept.store.states.values()) > 2 * len(canceled)
+
+
 def test_a_few_changed_accounts_do_not_move_the_outage_guard(arrivals: list[Arrival]) -> None:
     """A guard that opens an incident from one quiet or dropping account: sweeps of every account and
     changed-only sweeps raise the same incidents (judged on whole sweeps), though the changed accounts alone
@@ -158,8 +182,9 @@ def test_at_risk_view_keeps_the_accounts_a_changed_only_sweep_skipped(arrivals: 
     assert quiet.assessments == [] and e.detection.at_risk == at_risk
 
 
-def test_an_answer_counts_as_a_change(arrivals: list[Arrival]) -> None:
-    e = engine(incremental=True)
+@pytest.mark.parametrize("keep_decoded", [True, False])
+def test_an_answer_counts_as_a_change(arrivals: list[Arrival], keep_decoded: bool) -> None:
+    e = engine(incremental=True, keep_decoded_detectors=keep_decoded)
     run = timer_run(e, arrivals[: len(arrivals) // 2])
     assert run.alerts
     alert = run.alerts[-1]
@@ -174,6 +199,8 @@ def test_an_answer_counts_as_a_change(arrivals: list[Arrival]) -> None:
         answered_ts_ms=tick + 1,
     )
     e.fold([AnswerArrival(feedback, 0, 0)])
+    state = e.store.get(alert.account_id.encode())
+    assert state is not None and (state.live_detector is not None) == keep_decoded
     outcome = e.sweep(tick + 2)
     assert [a.account_id for a in outcome.assessments] == [alert.account_id]
 

@@ -446,6 +446,8 @@ def test_series_per_metric_stay_bounded_with_10k_accounts(workers: WorkerFactory
     values = {name: value for name, labels, value in samples if not labels}
     assert values["churnwatch_sweep_duration_seconds_count"] > 0, "no detection sweep ran"
     assert values["churnwatch_checkpoint_duration_seconds_count"] > 0, "no checkpoint timed"
+    rows = sum(value for name, _, value in samples if name == "churnwatch_state_rows_written_total")
+    assert rows > 0, "no account row counted"
     assert values["churnwatch_top_accounts_truncated"] == 1, "not more accounts at risk than the cap"
 
     per_name = Counter(name for name, _, _ in samples)

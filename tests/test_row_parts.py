@@ -15,7 +15,7 @@ import pytest
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import CachedStore
-from streams.engine.state import ONE_FRAME_BELOW, ROW_PARTS, AccountState
+from streams.engine.state import ONE_FRAME_BELOW, ROW_PARTS, AccountState, RowForm
 
 CFG = WindowConfig(retention_days=6)  # short, so days expire within a test's events
 START = 20_000 * DAY_MS
@@ -119,6 +119,8 @@ def test_a_store_commit_writes_from_the_stored_row_and_reads_it_back() -> None:
     store.commit()
     assert rows[b"acct"] == state.to_bytes() != first
     assert AccountState.from_bytes(rows[b"acct"], WindowConfig()).window.to_state() == state.window.to_state()
+    assert store.take_rows_written() == {RowForm.TWO_FRAMES: 1, RowForm.CLOSED_COPIED: 1}
+    assert not store.take_rows_written()  # taken
 
 
 def test_a_late_support_event_on_a_closed_day_writes_the_closed_frame_again() -> None:
@@ -158,6 +160,7 @@ def test_a_young_account_is_written_as_one_frame_without_looking_its_row_up() ->
         store.put(b"young", state)
         store.commit()
     assert rows.looked_up == 0 and not state.closed_unchanged()
+    assert store.take_rows_written() == {RowForm.ONE_FRAME: 3}
     assert AccountState.from_bytes(rows[b"young"], WindowConfig()).to_bytes() == rows[b"young"]
 
 
@@ -175,5 +178,5 @@ def test_a_store_told_to_write_one_frame_writes_one_even_over_a_row_of_two() -> 
     again.window.add_usage(START + 4 * DAY_MS + 5, "login", "u3", 1)
     store.put(b"acct", again)
     store.commit()
-    assert rows[b"acct"][2] != ROW_PARTS
+    assert rows[b"acct"][2] != ROW_PARTS and store.take_rows_written() == {RowForm.ONE_FRAME: 1}
     assert AccountState.from_bytes(rows[b"acct"], WindowConfig()).window.to_state() == again.window.to_state()

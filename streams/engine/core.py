@@ -98,6 +98,9 @@ class Engine:
         changes within a day (a muted reason's end, the risk model's intraday learning) reaches them at the
         next day's first sweep, which evaluates every account, as does the first sweep after :meth:`restore`.
         Not while a holdout runs: its uplift counts every account at each sweep.
+    keep_decoded_detectors
+        Keep each account's decoded detector state in memory between sweeps; False: only its stored form,
+        decoded again when a sweep or an answer needs it (:meth:`Detection.release`; the same results).
     """
 
     def __init__(
@@ -117,11 +120,12 @@ class Engine:
         clock_idle_ms: int = 0,
         monotonic: WallClock = monotonic_ms,
         incremental: bool = False,
+        keep_decoded_detectors: bool = True,
     ) -> None:
         self.monitor = monitor
         self.store = store
         self.window_config = monitor.window_config
-        self.detection = Detection(monitor, answer_policy)
+        self.detection = Detection(monitor, answer_policy, keep_decoded=keep_decoded_detectors)
         self.answering = Answering(monitor, self.detection.answer_policy, self.detection.segments)
         self.on_answered = on_answered
         self.last_sweep_ms: int | None = None
@@ -198,6 +202,7 @@ class Engine:
         detector = self.detection.detector_of(state)
         alerts = self.answering.apply(state, detector, feedback, feedback.answered_ts_ms)
         state.detector = encode_detector(detector.to_state())
+        self.detection.release(state)
         self.store.put(key, state)
         if alerts and self.on_answered is not None:
             self.on_answered(alerts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ _PARTS_MARK = bytes([ROW_PARTS])
 _ONE_FRAME = bytes(bytearray(b"one frame"))  # a written detector state no state holds (see mark_written)
 
 
+class RowForm(StrEnum):
+    """How a checkpoint wrote a row (``churnwatch_state_rows_written_total``'s ``form``)."""
+
+    ONE_FRAME = "one_frame"  # a young account's row, or any with CHURNWATCH_STATE_ROWS_IN_PARTS=false
+    TWO_FRAMES = "two_frames"  # both frames encoded
+    CLOSED_COPIED = "closed_copied"  # the closed frame copied from the row it replaces
+
+    @classmethod
+    def of(cls, row: bytes) -> RowForm:
+        """The form of a row written without copying."""
+        return cls.TWO_FRAMES if row[2] == ROW_PARTS else cls.ONE_FRAME
+
+
 @dataclass(slots=True)
 class AccountState:
     """What a table row holds for one account: its window, detector state, applied offsets and answers.
@@ -70,7 +84,8 @@ class AccountState:
         one frame whatever the size (what workers from before two frames can read).
         """
         prefix = self.partition.to_bytes(2, "big")
-        if parts and previous is not None and self.closed_unchanged() and previous[2] == ROW_PARTS:
+        if self.copies_closed(previous, parts):
+            assert previous is not None
             closed = previous[_HEADER : _HEADER + int.from_bytes(previous[3:_HEADER], "big")]
         else:
             window = self.window
@@ -91,6 +106,10 @@ class AccountState:
             _COMPRESSOR.compress(self.open_body()),
         )
         return b"".join(whole)
+
+    def copies_closed(self, previous: bytes | None, parts: bool = True) -> bool:
+        """Whether :meth:`to_bytes` with these arguments copies ``previous``'s closed frame."""
+        return parts and previous is not None and previous[2] == ROW_PARTS and self.closed_unchanged()
 
     def closed_unchanged(self) -> bool:
         """Whether the row :meth:`mark_written` saw last has a closed frame, and this state's closed part is

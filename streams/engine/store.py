@@ -15,13 +15,14 @@ following ``put`` writes back.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping
 from typing import Protocol
 
 import orjson
 
 from detectors.windows import WindowConfig
-from streams.engine.state import AccountState
+from streams.engine.state import AccountState, RowForm
 from streams.engine.steps import Steps, drain
 
 # Keys of stored rows that are no account: engine state and driver bookkeeping, one per partition.
@@ -142,6 +143,12 @@ class CachedStore:
         self.cache: dict[bytes, AccountState] = {}
         self.dirty: set[bytes] = set()
         self.engine_state: bytes | None = None
+        self.rows_written: Counter[RowForm] = Counter()  # account rows by form, since the last take
+
+    def take_rows_written(self) -> Counter[RowForm]:
+        """The account rows written by form since the last call (``churnwatch_state_rows_written_total``)."""
+        written, self.rows_written = self.rows_written, Counter()
+        return written
 
     def get(self, key: bytes) -> AccountState | None:
         state = self.cache.get(key)
@@ -228,7 +235,9 @@ class CachedStore:
             state = self.cache[key]
             if state.partition in owned:
                 previous = self.rows.get(key) if state.closed_unchanged() else None
+                copied = state.copies_closed(previous, self.rows_in_parts)
                 row = state.to_bytes(previous, parts=self.rows_in_parts)
+                self.rows_written[RowForm.CLOSED_COPIED if copied else RowForm.of(row)] += 1
                 self.write(state.partition, key, row)
                 state.mark_written(row)
             if index % WRITES_PER_STEP == 0:

@@ -135,6 +135,7 @@ def build_engine(settings: Settings, store: TableStore, clock: WallClock) -> Eng
         else None,  # off: no event key computed per event either
         holdout_member=holdout.member if holdout.share > 0 else None,  # settles the uplift in sweeps
         incremental=not event_clock and detection.sweep_changed_only,
+        keep_decoded_detectors=settings.worker.keeps_decoded_detectors(event_clock),
     )
 
 
@@ -343,6 +344,8 @@ class Churnwatch:
             self.engine.checkpoint()
             changed = len(self.store.changed())
             await self._run(self.store.commit_steps())  # after a sweep it writes every account
+            for form, rows in self.store.take_rows_written().items():
+                self.metrics.state_rows_written.labels(form=form.value).inc(rows)
             # A failed delivery: no offsets past it recorded.
             await self.store.deliver_written(self.changelog, Pacer(on_turn=self._worked))
             self.checkpoint_pace.wrote(changed, time.perf_counter() - started)

@@ -1,4 +1,4 @@
-"""A day of live traffic on months-old accounts: what a worker's checkpoints cost with rows in two frames.
+"""A day of live traffic on months-old accounts: a worker's checkpoints and memory (issue 15).
 
 Usage::
 
@@ -9,8 +9,10 @@ is one frame and every account is written about once per event. This one measure
 frames were built for (``CHURNWATCH_STATE_ROWS_IN_PARTS``, docs/performance.md): accounts with months of
 history, written at many checkpoints of one day, on the wall clock as a live worker runs.
 
-For each round and each arm (``parts``: the default, two frames for old accounts; ``one``: every row one
-frame, ``CHURNWATCH_STATE_ROWS_IN_PARTS=false``), on a private embedded broker:
+For each round and each arm (``parts``: the defaults, two frames for old accounts; ``one``: every row one
+frame, ``CHURNWATCH_STATE_ROWS_IN_PARTS=false``; ``kept`` / ``dropped``: two frames, and the decoded detector
+states kept or dropped between sweeps, ``CHURNWATCH_STATE_DECODED_DETECTORS``, whose default on the wall clock
+is ``dropped``), on a private embedded broker:
 
 1. The simulator's ``--base`` accounts, ``--days`` days up to today's UTC midnight, are replayed in this
    process (once, before the rounds); each final state, copied ``--copies`` times under new account ids
@@ -22,10 +24,11 @@ frame, ``CHURNWATCH_STATE_ROWS_IN_PARTS=false``), on a private embedded broker:
 3. A worker (wall clock, a sweep every ``--sweep-interval`` s, a state cache for every account) restores the
    accounts, folds the warm-up and runs the day's first sweep (which evaluates every account and so changes
    every detector state) and writes what changed. Then the rest of the day is produced, and measured until
-   every event is folded: the worker's CPU µs per event, its checkpoints' seconds per event (the
-   ``churnwatch_checkpoint_duration_seconds`` histogram: encoding, the table's writes, the changelog's
-   sends) and the rows they wrote by form (``churnwatch_state_rows_written_total``), the sweeps' seconds,
-   events/s from the start of producing (the producer shares the two cores).
+   every event is folded: the worker's resident set after the warm-up and at the end, its CPU µs per
+   event, its checkpoints' seconds per event (the ``churnwatch_checkpoint_duration_seconds`` histogram:
+   encoding, the table's writes, the changelog's sends) and the rows they wrote by form
+   (``churnwatch_state_rows_written_total``), the sweeps' seconds, events/s from the start of producing
+   (the producer shares the two cores).
 
 The raw ``getmany`` rate of the event topics is read after each round. Figures go to stdout as JSON;
 docs/performance.md quotes them. Timings depend on the machine and on what else runs: never assert on them.
@@ -74,7 +77,13 @@ from streams.offline.replay import replay_file  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 DAY = timedelta(days=1)
-ARMS = {"parts": "true", "one": "false"}  # arm -> CHURNWATCH_STATE_ROWS_IN_PARTS
+# arm -> (CHURNWATCH_STATE_ROWS_IN_PARTS, CHURNWATCH_STATE_DECODED_DETECTORS)
+ARMS = {
+    "parts": ("true", "auto"),
+    "one": ("false", "auto"),
+    "kept": ("true", "kept"),
+    "dropped": ("true", "dropped"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +194,12 @@ def run_arm(arm: str, day: Day, args: argparse.Namespace) -> dict[str, Any]:
         "CHURNWATCH_EVALUATION_CLOCK": "wall",
         "CHURNWATCH_SWEEP_INTERVAL_SECONDS": str(args.sweep_interval),
         "CHURNWATCH_STATE_CACHE_ACCOUNTS": str(2 * len(day.states) * args.copies),
-        "CHURNWATCH_STATE_ROWS_IN_PARTS": ARMS[arm],
+        "CHURNWATCH_STATE_ROWS_IN_PARTS": ARMS[arm][0],
+        "CHURNWATCH_STATE_DECODED_DETECTORS": ARMS[arm][1],
     }
     with benchmark_kafka(args.partitions, extra) as (home, env, settings):
         seeded, size = asyncio.run(
-            produce_rows(settings, rows(day, args.copies, args.partitions, arm == "parts"))
+            produce_rows(settings, rows(day, args.copies, args.partitions, ARMS[arm][0] == "true"))
         )
         warm_until = int(len(day.today) * args.warm)
         warm = asyncio.run(send_all(settings, traffic(settings, day.today[:warm_until], args.copies)))
@@ -199,6 +209,7 @@ def run_arm(arm: str, day: Day, args: argparse.Namespace) -> dict[str, Any]:
         wait(lambda: progress(port) >= warm, 900, "warm-up folded", interval=1)
         wait(lambda: so_far([port], SWEEPS)[0] >= 1, 900, "the day's first sweep", interval=1)
         settled(port)
+        rss_settled = rss_bytes(process.pid)
         cpu0, (sweeps0, sweep_s0), (checks0, check_s0) = (
             cpu_seconds(process.pid),
             so_far([port], SWEEPS),
@@ -219,7 +230,8 @@ def run_arm(arm: str, day: Day, args: argparse.Namespace) -> dict[str, Any]:
         _, raw = raw_rate(settings)
         return {
             "arm": arm,
-            "rows_in_parts": ARMS[arm],
+            "rows_in_parts": ARMS[arm][0],
+            "decoded_detectors": ARMS[arm][1],
             "accounts": seeded,
             "row_bytes_mean": round(size / seeded),
             "warm_up_events": warm,
@@ -235,6 +247,7 @@ def run_arm(arm: str, day: Day, args: argparse.Namespace) -> dict[str, Any]:
             "checkpoint_us_per_row": round((check_s1 - check_s0) / max(1, sum(written)) * 1e6, 1),
             "sweeps": sweeps1 - sweeps0,
             "sweep_s": round(sweep_s1 - sweep_s0, 1),
+            "rss_after_warm_up_mb": round(rss_settled / 2**20),
             "rss_mb": round(rss / 2**20),
             "raw_getmany_records_per_s": round(raw),
             "load_average_1min": round(os.getloadavg()[0], 1),

@@ -115,7 +115,7 @@ def copies(rows: list[tuple[bytes, bytes]], n: int) -> Iterator[tuple[bytes, byt
         yield key + b"#%d" % (i // len(rows)), bytes(memoryview(row))
 
 
-def loaded(rows_path: Path, n: int, measure: str) -> dict[str, float]:
+def loaded(rows_path: Path, n: int, measure: str, keep_decoded: bool = True) -> dict[str, float]:
     """Decode ``n`` accounts from the rows file into a ``CachedStore`` and decode their detectors."""
     base = [(bytes.fromhex(k), bytes.fromhex(r)) for k, r in orjson.loads(rows_path.read_bytes())]
     if measure == "tracemalloc":
@@ -125,7 +125,7 @@ def loaded(rows_path: Path, n: int, measure: str) -> dict[str, float]:
     del base
     window_config = WindowConfig()
     store = CachedStore(table, window_config, lambda: range(1 << 16))
-    detection = Detection(AccountMonitor(DetectorConfig(), window_config))
+    detection = Detection(AccountMonitor(DetectorConfig(), window_config), keep_decoded=keep_decoded)
     found: dict[str, float] = {}
     if measure == "tracemalloc":
         found["stored rows"] = (traced() - start) / n
@@ -137,6 +137,7 @@ def loaded(rows_path: Path, n: int, measure: str) -> dict[str, float]:
     for state in states:
         assert state is not None
         detection.detector_of(state)
+        detection.release(state)  # what a sweep does after it: nothing unless decoded detectors are dropped
     if measure == "rss":
         found["RSS growth"] = (rss_bytes() - before) / n
         found["decode µs"] = (decoded - started) / n * 1e6
@@ -166,12 +167,20 @@ def main() -> int:
     parser.add_argument(
         "--loaded-only", action="store_true", help="Replay without tracing (faster); the loaded case only."
     )
+    parser.add_argument(
+        "--decoded-detectors",
+        choices=("kept", "dropped"),
+        default="kept",
+        help="Loaded case: keep each decoded detector state, or drop it once decoded, as a wall-clock worker "
+        "does after a sweep (CHURNWATCH_STATE_DECODED_DETECTORS).",
+    )
     parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)  # the child process's input
     parser.add_argument("--measure", choices=("tracemalloc", "rss"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rows is not None:  # a child: one loaded measurement, as JSON
         n = int(args.loaded)
-        sys.stdout.buffer.write(orjson.dumps(loaded(args.rows, n, args.measure)))
+        keep = args.decoded_detectors == "kept"
+        sys.stdout.buffer.write(orjson.dumps(loaded(args.rows, n, args.measure, keep)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = events_file(args, Path(tmp))
@@ -187,6 +196,7 @@ def main() -> int:
         runs += [(int(n), "rss") for n in args.loaded_rss.split(",") if n]
         for n, measure in runs:
             child = [sys.executable, __file__, "--rows", str(rows_path), "--loaded", str(n)]
+            child += ["--decoded-detectors", args.decoded_detectors]
             out = subprocess.run([*child, "--measure", measure], check=True, capture_output=True).stdout
             found: dict[str, Any] = orjson.loads(out)
             show(f"loaded {n:,} accounts ({measure})", found)

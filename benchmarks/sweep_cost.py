@@ -125,13 +125,15 @@ def digest(result: ReplayResult) -> str:
     return h.hexdigest()[:16]
 
 
-def measure(path: Path, runs: int, profile_top: int, sample_every: int, repeats: int) -> None:
+def measure(
+    path: Path, runs: int, profile_top: int, sample_every: int, repeats: int, keep_decoded: bool = True
+) -> None:
     profiler = cProfile.Profile() if profile_top else None
     for run in range(1, runs + 1):
         load = os.getloadavg()[0]
         started = time.process_time()
         with SweepClock(profiler, sample_every, repeats) as clock:
-            result = replay_file(path)
+            result = replay_file(path, keep_decoded_detectors=keep_decoded)
         total = time.process_time() - started - clock.sampling_s  # the replay itself, without the samples
         per_day = clock.cpu_s / result.observations * 1e6 if result.observations else 0.0
         if clock.sampled_accounts:
@@ -160,6 +162,13 @@ def main() -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="Print cProfile's top N.")
     parser.add_argument("--sample-every", type=int, default=10, help="Time every Nth sweep on copies too.")
     parser.add_argument("--repeats", type=int, default=5, help="Timings of each sampled sweep (0: none).")
+    parser.add_argument(
+        "--decoded-detectors",
+        choices=["kept", "dropped"],
+        default="kept",
+        help="'dropped': decoded detector states dropped after each sweep, as the wall-clock worker does "
+        "(CHURNWATCH_STATE_DECODED_DETECTORS): each sweep decodes them again.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = events_file(args, Path(tmp))
@@ -169,7 +178,8 @@ def main() -> int:
         if repeats and loaded_compiled():
             print("sampling off: the compiled build's classes cannot be deep-copied (whole-run figures only)")
             repeats = 0
-        measure(path, args.runs, args.profile, args.sample_every, repeats)
+        keep = args.decoded_detectors == "kept"
+        measure(path, args.runs, args.profile, args.sample_every, repeats, keep)
     return 0
 
 

@@ -52,6 +52,7 @@ class TimerRun:
     """A wall-clock worker's sweeps over time-sorted events: fold what happened before each tick, sweep."""
 
     alerts: list[Alert] = field(default_factory=list)
+    suppressed: list[Alert] = field(default_factory=list)  # muted by the outage guard
     evaluated: list[set[str]] = field(default_factory=list)  # accounts each sweep evaluated
     # Accounts events reached before each sweep: any event but usage of the sweep's own day (or later).
     reached: list[set[str]] = field(default_factory=list)
@@ -77,6 +78,7 @@ def timer_run(engine: Engine, arrivals: list[Arrival]) -> TimerRun:
         outcome = engine.sweep(tick)
         assert engine.last_sweep is not None
         run.alerts.extend(outcome.alerts)
+        run.suppressed.extend(outcome.suppressed)
         run.evaluated.append({assessment.account_id for assessment in outcome.assessments})
         run.changed_only.append(engine.last_sweep.changed_only)
         first, tick = end, tick + TICK_MS
@@ -151,6 +153,22 @@ def test_detector_states_dropped_between_sweeps_change_nothing_but_memory(arriva
     decoded = {key for key, state in dropped.store.states.items() if state.live_detector is not None}
     assert decoded == canceled
     assert sum(state.live_detector is not None for state in kept.store.states.values()) > 2 * len(canceled)
+
+
+def test_dropped_detector_states_settle_an_outage_as_kept_ones(arrivals: list[Arrival]) -> None:
+    """Alerts the outage guard mutes change the accounts' detector states after they were observed: with
+    detector states not kept decoded, the stored form observed is decoded again, muted and stored."""
+    config = DetectorConfig(outage_min_accounts=1, outage_share=0.1)
+    half = arrivals[: len(arrivals) // 2]
+    engines = [engine(True, config=config, keep_decoded_detectors=keep) for keep in (True, False)]
+    kept, dropped = (timer_run(e, half) for e in engines)
+    assert kept.suppressed, "nothing muted: the test needs an incident"
+    assert (dropped.alerts, dropped.suppressed) == (kept.alerts, kept.suppressed)
+    stores = [e.store for e in engines]
+    assert isinstance(stores[0], MemoryStore) and isinstance(stores[1], MemoryStore)
+    assert {k: s.detector for k, s in stores[1].states.items()} == {
+        k: s.detector for k, s in stores[0].states.items()
+    }
 
 
 def test_a_few_changed_accounts_do_not_move_the_outage_guard(arrivals: list[Arrival]) -> None:

@@ -9,7 +9,7 @@ the gauges. Detector work is per account per sweep and idempotent within a day, 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -67,8 +67,9 @@ class SweepOutcome:
 # Accounts whose census records are read between two steps of a sweep (~15 µs each).
 CENSUS_CHUNK = 256
 
-# One account of a sweep: (account id, key, state, partition, decoded detector state).
-Swept = tuple[str, bytes, AccountState, int, AccountDetectorState]
+# One account of a sweep: (account id, key, state, partition, decoded detector state), the last None when
+# detector states are not kept decoded (``Detection(keep_decoded=False)``): each phase decodes it as it reads.
+Swept = tuple[str, bytes, AccountState, int, AccountDetectorState | None]
 
 
 @dataclass(slots=True)
@@ -78,11 +79,20 @@ class Observed:
     batch: list[Swept]
     outcome: SweepOutcome
     weighed: dict[str, dict[str, float]] = field(default_factory=dict)  # the feature weights answers set
+    # Detector states stored as observed, by account, where the batch holds none decoded (keep_decoded off).
+    stored: dict[str, bytes] = field(default_factory=dict)
 
 
-def census_view(batch: list[Swept]) -> list[tuple[str, AccountWindow, AccountDetectorState]]:
-    """What the census reads of a sweep's accounts."""
-    return [(account_id, state.window, detector) for account_id, _, state, _, detector in batch]
+def census_view(
+    batch: list[Swept], decode: Callable[[AccountState], AccountDetectorState] | None = None
+) -> Iterator[tuple[str, AccountWindow, AccountDetectorState]]:
+    """What the census reads of a sweep's accounts, one at a time: a detector state the batch does not hold
+    decoded is decoded by ``decode`` as it is read, and not kept."""
+    for account_id, _, state, _, detector in batch:
+        if detector is None:
+            assert decode is not None, "a sweep's detector state not decoded"
+            detector = decode(state)
+        yield account_id, state.window, detector
 
 
 def due_accounts(
@@ -200,20 +210,22 @@ class Detection:
         """The account's decoded detector state (decoded once, then kept on the state)."""
         detector = state.live_detector
         if detector is None:
-            monitor = self.monitor
-            detector = (
-                monitor.state_from(decode_detector(state.detector))
-                if state.detector is not None
-                else monitor.new_state()
-            )
-            state.live_detector = detector
+            detector = state.live_detector = self.decoded(state.detector)
         return detector
+
+    def transient(self, state: AccountState) -> AccountDetectorState:
+        """The account's decoded detector state, not kept on the state unless it was."""
+        detector = state.live_detector
+        return detector if detector is not None else self.decoded(state.detector)
+
+    def decoded(self, stored: bytes | None) -> AccountDetectorState:
+        """A detector state of its stored form (a new one for None)."""
+        monitor = self.monitor
+        return monitor.state_from(decode_detector(stored)) if stored is not None else monitor.new_state()
 
     def release(self, state: AccountState) -> None:
         """After the stored form of ``state``'s detector state was brought up to date: drop the decoded object
-        unless ``keep_decoded``, so between sweeps an account holds only the stored form (~0.8 KB rather than
-        ~3.6 KB at 90 days; the next sweep decodes it again, ~30 µs: docs/performance.md). A cancellation
-        already assessed keeps it, so :func:`due` can tell."""
+        unless ``keep_decoded``. A cancellation already assessed keeps it, so :func:`due` can tell."""
         detector = state.live_detector
         if not self.keep_decoded and detector is not None and detector.canceled_ts_ms is None:
             state.live_detector = None
@@ -263,11 +275,12 @@ class Detection:
         one call where the halves do not apply: ``relative_trends``, or the day's census already taken."""
         monitor = self.monitor
         if monitor.population.relative_trends or monitor.census_taken(now_ms):
-            monitor.census(census_view(batch), now_ms)
+            monitor.census(census_view(batch, self.transient), now_ms)
             return
         records: list[CensusRecord] = []
         for start in range(0, len(batch), CENSUS_CHUNK):
-            records.extend(monitor.census_records(census_view(batch[start : start + CENSUS_CHUNK]), now_ms))
+            chunk = census_view(batch[start : start + CENSUS_CHUNK], self.transient)
+            records.extend(monitor.census_records(chunk, now_ms))
             yield
         yield from monitor.take_census_steps(records, now_ms)
 
@@ -277,8 +290,9 @@ class Detection:
 
     def prepare_steps(self, accounts: Iterable[tuple[bytes, AccountState, int]]) -> Steps[list[Swept]]:
         batch: list[Swept] = []
+        keep = self.keep_decoded
         for key, state, partition in accounts:
-            batch.append((key.decode(), key, state, partition, self.detector_of(state)))
+            batch.append((key.decode(), key, state, partition, self.detector_of(state) if keep else None))
             yield
         return batch
 
@@ -302,7 +316,8 @@ class Detection:
         observed = Observed(batch, SweepOutcome(now_ms=now_ms))
         outcome, weighed = observed.outcome, observed.weighed
         by_plan: dict[str | None, dict[str, float]] = {}
-        for account_id, _, state, partition, detector in batch:
+        for account_id, _, state, partition, kept in batch:
+            detector = kept if kept is not None else self.transient(state)
             weights = self.feature_weights(state, now_ms, by_plan)
             assessment = monitor.observe(
                 account_id, state.window, detector, now_ms, clock_ms=clock_ms, feature_weights=weights
@@ -313,6 +328,10 @@ class Detection:
             listed = self._listed(assessment, detector, partition)
             if listed is not None:
                 outcome.at_risk[account_id] = listed
+            if kept is None:  # stored now, so the decoded state is not held until the sweep settles
+                observed.stored[account_id] = encode_detector(detector.to_state())
+                if detector.canceled_ts_ms is not None:
+                    state.live_detector = detector  # see release
             yield
         return observed
 
@@ -330,16 +349,23 @@ class Detection:
         sweep did not evaluate (see :meth:`sweep_steps`)."""
         outcome = observed.outcome
         detectors = {account_id: detector for account_id, _, _, _, detector in observed.batch}
+        states = {account_id: state for account_id, _, state, _, _ in observed.batch}
+        stored = observed.stored
         for alert in decision.suppressed:
-            self.monitor.suppress(detectors[alert.account_id], alert)
+            detector = detectors[alert.account_id]
+            if detector is not None:
+                self.monitor.suppress(detector, alert)
+                continue
+            detector = states[alert.account_id].live_detector or self.decoded(stored[alert.account_id])
+            self.monitor.suppress(detector, alert)
+            stored[alert.account_id] = encode_detector(detector.to_state())
         outcome.alerts = [*decision.incident_alerts, *decision.alerts]
         outcome.suppressed = list(decision.suppressed)
-        states = {account_id: state for account_id, _, state, _, _ in observed.batch}
         answered = set(
             (yield from remembering_alerts(decision.alerts, outcome.assessments, states, observed.weighed))
         )
         for account_id, key, state, _, detector in observed.batch:
-            serialized = encode_detector(detector.to_state())
+            serialized = encode_detector(detector.to_state()) if detector is not None else stored[account_id]
             if serialized != state.detector or account_id in answered:
                 state.detector = serialized
                 outcome.changed.append(key)

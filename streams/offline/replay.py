@@ -111,6 +111,7 @@ def run_replay(
     feedback: Sequence[Feedback] = (),
     answer_policy: AnswerPolicy | None = None,
     holdout_member: Callable[[str], bool] | None = None,
+    keep_decoded_detectors: bool = True,
 ) -> ReplayResult:
     """Replay events in order through the engine (fold, daily sweeps, alert policy); the final states.
 
@@ -144,6 +145,9 @@ def run_replay(
     holdout_member
         Holdout membership of an account id: the engine then settles alerted accounts as the worker does
         (``result.uplift``, :mod:`streams.engine.uplift`).
+    keep_decoded_detectors
+        False: drop each account's decoded detector state after each sweep, as the live worker does on the
+        wall clock (the same results, less memory, a decode per account-day: ``benchmarks/sweep_cost.py``).
     """
     started = time.perf_counter()
     cfg = config if config is not None else (monitor.config if monitor is not None else DetectorConfig())
@@ -151,7 +155,7 @@ def run_replay(
     mon = monitor if monitor is not None else AccountMonitor(cfg, wcfg)
     result = ReplayResult(config=cfg, window_config=wcfg, monitor=mon)
     snapshot_at = frozenset(snapshot_ms) if isinstance(snapshot_ms, list | tuple | set) else snapshot_ms
-    run = _Run(result, mon, snapshot_at, feedback, answer_policy, holdout_member)
+    run = _Run(result, mon, snapshot_at, feedback, answer_policy, holdout_member, keep_decoded_detectors)
     if record_activity:
         result.activity = {}
     from streams.offline.sorted_input import SortedInput  # it imports this module
@@ -192,6 +196,7 @@ class _Run:
         feedback: Sequence[Feedback] = (),
         answer_policy: AnswerPolicy | None = None,
         holdout_member: Callable[[str], bool] | None = None,
+        keep_decoded_detectors: bool = True,
     ) -> None:
         self.result = result
         self.snapshot_at = snapshot_at
@@ -204,6 +209,7 @@ class _Run:
             answer_policy=answer_policy,
             on_answered=result.alerts.extend,
             holdout_member=holdout_member,
+            keep_decoded_detectors=keep_decoded_detectors,
         )
         result.uplift = self.engine.uplift
         result.answers = self.engine.answering.counts

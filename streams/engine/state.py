@@ -58,7 +58,8 @@ class AccountState:
 
     ``detector`` is the stored form of the detector state, kept encoded (:func:`encode_detector`: the
     orjson bytes of its ``to_state()``, embedded as they are in the row's JSON); ``live_detector`` the decoded
-    object while this state stays in memory (a sweep writes the stored form back when the object changed).
+    object while this state stays in memory (a sweep writes the stored form back when the object changed), or
+    only while a sweep or an answer needs it (``Detection(keep_decoded=False)``, the wall clock's default).
     Encoded, the stored form takes about a sixth of the memory of the nested lists and floats it was kept as
     before, and comparing it is one ``bytes`` comparison (docs/performance.md, "Resident state").
     """

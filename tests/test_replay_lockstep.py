@@ -277,6 +277,8 @@ def test_a_ctrl_c_that_lands_in_a_fork_stops_the_replay(files: dict[str, Path]) 
     """CPython raises a signal that lands inside a fork in a hook it runs after it, and only prints it as
     ignored: the replay ran on to its end. Held back while the shards fork, it stops the replay."""
     raised: BaseException | None = None
+    # Python's own handler, as a replay from the command line has it (an earlier test may have left another).
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     # Another thread (as the test run may have): the signal may reach it rather than the main thread.
     idle = threading.Event()
     bystander = threading.Thread(target=idle.wait, daemon=True)
@@ -290,5 +292,6 @@ def test_a_ctrl_c_that_lands_in_a_fork_stops_the_replay(files: dict[str, Path]) 
         _INTERRUPT_IN_FORK.clear()
         idle.set()
         bystander.join()
+        signal.signal(signal.SIGINT, handler)
     assert isinstance(raised, KeyboardInterrupt)
     assert not multiprocessing.active_children()

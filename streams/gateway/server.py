@@ -76,7 +76,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:  # Python's own handlers back (a caller's loop may run on, e.g. in a test)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
     finally:
         if runner is not None:
             await runner.cleanup()  # stops accepting, lets requests in flight finish

@@ -4,6 +4,10 @@ A sweep evaluates every account that has usage (and is not an already-assessed c
 the wall clock in live mode, a UTC midnight of the event-time clock otherwise. It returns the alerts to
 write, the accounts whose stored detector state changed, and refreshes the at-risk view behind the API and
 the gauges. Detector work is per account per sweep and idempotent within a day, never per event.
+
+Size: ~420 lines: a sweep's phases (prepare, census, observe, the guard's review, settle) share the batch's
+shape and whether detector states are kept decoded between sweeps, and the lock-step replay runs them one at a
+time in shards; they stay in one place.
 """
 
 from __future__ import annotations

@@ -64,8 +64,11 @@ class Snapshot:
         return [self.day, self.risk, list(self.flat)]
 
     @classmethod
-    def from_state(cls, state: list[Any]) -> Snapshot:
+    def from_state(cls, state: list[Any], *, share: bool = True) -> Snapshot:
+        """``share``: the numbers as shared objects (a state kept in memory); not for one decoded briefly."""
         day, risk, flat = state
+        if not share:
+            return cls(day, risk, flat if flat and isinstance(flat[0], list) else tuple(flat))
         if not flat or not isinstance(flat[0], list):
             flat = tuple([shared_float(value) for value in flat])
         return cls(shared_day(day), shared_float(risk), flat)
@@ -179,8 +182,14 @@ class AccountDetectorState:
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], config: DetectorConfig | None = None) -> AccountDetectorState:
-        """Rebuild from :meth:`to_state` output; ``config`` must be the one the state was made with."""
+    def from_state(
+        cls, state: dict[str, Any], config: DetectorConfig | None = None, *, share: bool = True
+    ) -> AccountDetectorState:
+        """Rebuild from :meth:`to_state` output; ``config`` must be the one the state was made with.
+
+        ``share=False`` for a state decoded briefly (a sweep that keeps only stored forms): its pending
+        snapshots' numbers are not looked up as shared objects, which saves memory only while a state is held
+        and takes ~40 % of the decode."""
         cfg = config if config is not None else DetectorConfig()
         self = cls(cfg)
         self.baselines = tuple(
@@ -219,7 +228,7 @@ class AccountDetectorState:
         self.episode = Episode.from_state(state["e"]) if state["e"] is not None else None
         self.cooldown_until_ms = state["cd"]
         self.snoozed_until_ms = state["sz"]
-        self.pending = [Snapshot.from_state(p) for p in state["p"]]
+        self.pending = [Snapshot.from_state(p, share=share) for p in state["p"]]
         snapshot_day = state["ps"]
         self.last_snapshot_day = shared_day(snapshot_day) if snapshot_day is not None else None
         self.spell = state.get("sp")  # states stored before spell outcomes follow the next spell

@@ -44,7 +44,7 @@ from typing import Any
 from detectors.account_state import AccountDetectorState
 from detectors.alerts import Alert, Severity
 from detectors.budget import AlertBudget, note_risk
-from detectors.census import CensusRecord
+from detectors.census import CensusInputs, CensusRecord
 from detectors.config import SEVERITY_ORDER, DetectorConfig, severity_of
 from detectors.episode import Episode, EpisodePolicy, RiskSnapshot
 from detectors.features import Features, extract
@@ -180,9 +180,10 @@ class AccountMonitor:
     def new_state(self) -> AccountDetectorState:
         return AccountDetectorState(self.config)
 
-    def state_from(self, state: dict[str, Any]) -> AccountDetectorState:
-        """Rebuild a state saved with ``to_state()`` under this monitor's config."""
-        return AccountDetectorState.from_state(state, self.config)
+    def state_from(self, state: dict[str, Any], *, share: bool = True) -> AccountDetectorState:
+        """Rebuild a state saved with ``to_state()`` under this monitor's config (``share``: see
+        :meth:`AccountDetectorState.from_state`)."""
+        return AccountDetectorState.from_state(state, self.config, share=share)
 
     def today(self, now_ms: int) -> int:
         """The day a sweep at ``now_ms`` judges as today (the days before it are complete): the UTC day of
@@ -190,7 +191,7 @@ class AccountMonitor:
         return day_of(now_ms - self.config.day_close_delay_ms)
 
     def census(
-        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState | CensusInputs]], now_ms: int
     ) -> None:
         """Update the worker-wide :class:`~detectors.population.PopulationModel` from a sweep's accounts.
 
@@ -207,7 +208,7 @@ class AccountMonitor:
         return census_day is not None and self.today(now_ms) <= census_day
 
     def census_records(
-        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], now_ms: int
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState | CensusInputs]], now_ms: int
     ) -> list[CensusRecord]:
         """:meth:`census` in two halves, for accounts spread over processes: what each live account adds
         (here), then :meth:`take_census` of every process's records in the accounts' order."""

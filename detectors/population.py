@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from detectors.btyd import BtydModel
 from detectors.budget import AlertBudget
 from detectors.calendar_effects import PopulationCalendar
-from detectors.census import CensusRecord, census_record, live_accounts, newness
+from detectors.census import CensusInputs, CensusRecord, census_record, live_accounts, newness
 from detectors.engagement import TRENDS, SegmentQuantiles, downtrends, weekly_totals
 from detectors.spells import SpellOutcomes, spell_class
 from detectors.steps import Steps, drain
@@ -231,7 +231,9 @@ class PopulationModel:
         model.trends = state.get("trends")
         return model
 
-    def census(self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int) -> None:
+    def census(
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState | CensusInputs]], today: int
+    ) -> None:
         """Update every piece from the accounts' states and windows, once per day (later calls: no-op, but
         for the base's newness and trends when a restored model has none).
 
@@ -242,14 +244,12 @@ class PopulationModel:
             self.trends = self._base_trends(live, today)
 
     def records(
-        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState]], today: int
+        self, accounts: Iterable[tuple[str, AccountWindow, AccountDetectorState | CensusInputs]], today: int
     ) -> list[CensusRecord]:
         """What :meth:`take_census` needs of each live account, in the accounts' order."""
         return [self.record(a, w, s, today) for a, w, s in live_accounts(accounts, today)]
 
-    def record(
-        self, account_id: str, window: AccountWindow, state: AccountDetectorState, today: int
-    ) -> CensusRecord:
+    def record(self, account_id: str, window: AccountWindow, state: CensusInputs, today: int) -> CensusRecord:
         """One live account's contribution to the census of ``today`` under this model's parameters
         (:func:`~detectors.census.census_record`)."""
         return census_record(
@@ -320,7 +320,7 @@ class PopulationModel:
         return False
 
     def _base_trends(
-        self, live: list[tuple[str, AccountWindow, AccountDetectorState]], today: int
+        self, live: list[tuple[str, AccountWindow, CensusInputs]], today: int
     ) -> dict[str, float]:
         """The live accounts' mean downtrends (over those with engagement, as
         :func:`~detectors.features.level.level_evidence` reads them), with the calendar closed."""
@@ -328,11 +328,11 @@ class PopulationModel:
         n = 0
         for _, window, state in live:
             first = state.first_active_day
-            if not state.engagement.n_days or first is None or state.gaps.last_active_day is None:
+            if not state.n_days or first is None or state.last_active_day is None:
                 continue
             n += 1
             if today - first >= TRENDS[0][1] * 7:
-                quiet, usual = self.calendar.quiet, state.engagement.usage
+                quiet, usual = self.calendar.quiet, state.usage
                 totals = weekly_totals(window.days, today - 1, 8, quiet, usual, first)
                 for name, value in downtrends(totals, today - first).items():
                     sums[name] += value

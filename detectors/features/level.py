@@ -258,7 +258,7 @@ def level_evidence(
         if pct is not None and pct < 1.0:
             out.append(LowDepth(round(1.0 - pct, 4), pct, engagement.per_user, segment))
     if irregular and population.btyd.fitted:
-        x, t_x, T = btyd_summary(state, last_active, today, population.calendar)
+        x, t_x, T = btyd_summary(first, engagement.n_active, last_active, today, population.calendar)
         lapsed = round(1.0 - population.btyd.score_one(x, t_x, T), 4)
         if lapsed > 0:
             out.append(Lapsed(lapsed, x, t_x, T))

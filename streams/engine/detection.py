@@ -21,6 +21,7 @@ from typing import Any
 from detectors.alerts import Alert
 from detectors.answer_segments import SegmentAnswers, merged
 from detectors.answers import AnswerPolicy
+from detectors.census import CensusInputs
 from detectors.monitor import (
     AccountDetectorState,
     AccountMonitor,
@@ -35,6 +36,7 @@ from detectors.windows import AccountWindow
 from streams.engine.answers import remembering_alerts
 from streams.engine.state import AccountState, decode_detector, encode_detector
 from streams.engine.steps import Steps, drain
+from streams.engine.stored_census import stored_census_inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +90,13 @@ class Observed:
 
 
 def census_view(
-    batch: list[Swept], decode: Callable[[AccountState], AccountDetectorState] | None = None
-) -> Iterator[tuple[str, AccountWindow, AccountDetectorState]]:
-    """What the census reads of a sweep's accounts, one at a time: a detector state the batch does not hold
-    decoded is decoded by ``decode`` as it is read, and not kept."""
+    batch: list[Swept], stored: Callable[[bytes | None], CensusInputs]
+) -> Iterator[tuple[str, AccountWindow, CensusInputs]]:
+    """What the census reads of a sweep's accounts, one at a time: the few numbers of each detector state,
+    of the decoded state the batch holds, else read by ``stored`` from the stored form (nothing decoded)."""
     for account_id, _, state, _, detector in batch:
-        if detector is None:
-            assert decode is not None, "a sweep's detector state not decoded"
-            detector = decode(state)
-        yield account_id, state.window, detector
+        inputs = CensusInputs.of(detector) if detector is not None else stored(state.detector)
+        yield account_id, state.window, inputs
 
 
 def due_accounts(
@@ -157,6 +157,7 @@ class Detection:
         self.segments = SegmentAnswers()
         self.at_risk: dict[str, AtRisk] = {}
         self.unlearned: list[Outcome] = []  # labelled, learned at the start of a sweep once ripe
+        self.min_gaps = monitor.new_state().gaps.min_gaps  # the gap trackers' (stored_census)
 
     @property
     def risk_model(self) -> RiskModel:
@@ -220,12 +221,21 @@ class Detection:
     def transient(self, state: AccountState) -> AccountDetectorState:
         """The account's decoded detector state, not kept on the state unless it was."""
         detector = state.live_detector
-        return detector if detector is not None else self.decoded(state.detector)
+        return detector if detector is not None else self.decoded(state.detector, share=False)
 
-    def decoded(self, stored: bytes | None) -> AccountDetectorState:
-        """A detector state of its stored form (a new one for None)."""
+    def decoded(self, stored: bytes | None, *, share: bool = True) -> AccountDetectorState:
+        """A detector state of its stored form (a new one for None); ``share=False`` for one decoded briefly
+        (``AccountDetectorState.from_state``)."""
         monitor = self.monitor
-        return monitor.state_from(decode_detector(stored)) if stored is not None else monitor.new_state()
+        if stored is None:
+            return monitor.new_state()
+        return monitor.state_from(decode_detector(stored), share=share)
+
+    def stored_census(self, stored: bytes | None) -> CensusInputs:
+        """What the census reads of a stored detector state (a new one for None), without decoding it."""
+        if stored is None:
+            return CensusInputs.of(self.monitor.new_state())
+        return stored_census_inputs(stored, self.min_gaps)
 
     def release(self, state: AccountState) -> None:
         """After the stored form of ``state``'s detector state was brought up to date: drop the decoded object
@@ -279,11 +289,11 @@ class Detection:
         one call where the halves do not apply: ``relative_trends``, or the day's census already taken."""
         monitor = self.monitor
         if monitor.population.relative_trends or monitor.census_taken(now_ms):
-            monitor.census(census_view(batch, self.transient), now_ms)
+            monitor.census(census_view(batch, self.stored_census), now_ms)
             return
         records: list[CensusRecord] = []
         for start in range(0, len(batch), CENSUS_CHUNK):
-            chunk = census_view(batch[start : start + CENSUS_CHUNK], self.transient)
+            chunk = census_view(batch[start : start + CENSUS_CHUNK], self.stored_census)
             records.extend(monitor.census_records(chunk, now_ms))
             yield
         yield from monitor.take_census_steps(records, now_ms)
@@ -360,7 +370,9 @@ class Detection:
             if detector is not None:
                 self.monitor.suppress(detector, alert)
                 continue
-            detector = states[alert.account_id].live_detector or self.decoded(stored[alert.account_id])
+            detector = states[alert.account_id].live_detector or self.decoded(
+                stored[alert.account_id], share=False
+            )
             self.monitor.suppress(detector, alert)
             stored[alert.account_id] = encode_detector(detector.to_state())
         outcome.alerts = [*decision.incident_alerts, *decision.alerts]

@@ -146,7 +146,7 @@ class Shard:
         if fold is not None:
             self.fold(*fold)
         self.batch = self.detection.prepare(due_accounts(self.store.states.items(), now_ms, everyone))
-        return self.monitor.census_records(census_view(self.batch), now_ms)
+        return self.monitor.census_records(census_view(self.batch, self.detection.stored_census), now_ms)
 
     def observe(
         self,

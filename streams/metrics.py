@@ -46,6 +46,7 @@ class Metrics:
     state_bytes: Gauge
     sweep_seconds: Histogram
     accounts_swept: Counter
+    prompt_sweeps: Counter
     checkpoint_seconds: Histogram
     state_rows_written: Counter
     recovery_in_progress: Gauge
@@ -236,6 +237,12 @@ class Metrics:
                 "'changed' by a later one of the day (only the accounts support or billing events, late "
                 "usage or answers reached since).",
                 ["scope"],
+                registry=registry,
+            ),
+            prompt_sweeps=Counter(
+                "churnwatch_prompt_sweeps",
+                "Wall-clock sweeps run right after a batch that brought a support or billing event or an "
+                "answer (CHURNWATCH_SWEEP_PROMPT_SECONDS), not on the timer.",
                 registry=registry,
             ),
             checkpoint_seconds=Histogram(

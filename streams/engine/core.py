@@ -97,7 +97,9 @@ class Engine:
         were judged on the same completed days, so judging them again would find the same. What time alone
         changes within a day (a muted reason's end, the risk model's intraday learning) reaches them at the
         next day's first sweep, which evaluates every account, as does the first sweep after :meth:`restore`.
-        Not while a holdout runs: its uplift counts every account at each sweep.
+        Not while a holdout runs: its uplift counts every account at each sweep. :attr:`urgent` says whether
+        a support or billing event or an answer was among what reached them (the live worker then sweeps
+        without waiting for its timer, ``streams/live/prompt_sweeps.py``).
     keep_decoded_detectors
         Keep each account's decoded detector state in memory between sweeps; False: only its stored form,
         decoded again when a sweep or an answer needs it (:meth:`Detection.release`; the same results).
@@ -144,6 +146,9 @@ class Engine:
         # every account judged.
         self.touched: set[str] = set()
         self.judged_day: int | None = None
+        # With ``incremental``: whether a support or billing event or an answer reached an account since the
+        # last sweep (what can raise an alert within the day: the live worker sweeps promptly for it).
+        self.urgent = False
 
     def fold(self, arrivals: Iterable[Arrival | AnswerArrival]) -> FoldResult:
         """Fold events and answers in order, sweeping first whenever an event moves the event clock past a
@@ -184,7 +189,10 @@ class Engine:
                     event = arrival.event
                     judged = self.judged_day
                     # Usage of the judged day or later changes no judgement until that day is complete.
-                    if type(event) is not UsageEvent or judged is None or day_of(event.ts_ms) < judged:
+                    if type(event) is not UsageEvent:
+                        self.touched.add(event.account_id)
+                        self.urgent = True
+                    elif judged is None or day_of(event.ts_ms) < judged:
                         self.touched.add(event.account_id)
 
     def answer(self, arrival: AnswerArrival) -> None:
@@ -199,6 +207,7 @@ class Engine:
             return
         if self.incremental:
             self.touched.add(feedback.account_id)
+            self.urgent = True
         detector = self.detection.detector_of(state)
         alerts = self.answering.apply(state, detector, feedback, feedback.answered_ts_ms)
         state.detector = encode_detector(detector.to_state())
@@ -239,12 +248,14 @@ class Engine:
         today = self.monitor.today(now_ms)
         changed_only = self.incremental and not everyone and self.judged_day == today
         touched, self.touched = self.touched, set()
+        urgent, self.urgent = self.urgent, False
         if not changed_only:
             self.judged_day = None  # until this whole sweep has ended
         try:
             outcome = yield from self._sweep_steps(now_ms, everyone, changed_only, touched)
         except BaseException:
             self.touched |= touched  # they wait for the next sweep
+            self.urgent = self.urgent or urgent
             raise
         if self.incremental and not changed_only:
             self.judged_day = today

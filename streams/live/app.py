@@ -57,6 +57,7 @@ from streams.live.ingest import FEEDBACK_TYPE, LATE_DETAIL, BatchFolder, DeadLet
 from streams.live.kafka_client import client_options, faust_credentials
 from streams.live.outbox import Outbox
 from streams.live.poison import PoisonBatch
+from streams.live.prompt_sweeps import PromptSweeps
 from streams.live.restore import ChangelogReader, RestoredTable
 from streams.live.table_store import (
     ACCOUNTS_TABLE,
@@ -223,6 +224,8 @@ class Churnwatch:
         self.events_folded = 0
         self.accounts_count = 0  # as of the last census of the rows
         self.census_spacing = Spacing()
+        # Only an incremental engine (the wall clock's) marks what is urgent.
+        self.prompt_sweeps = PromptSweeps(settings.detection.sweep_prompt_seconds)
         self.deadletters_sent = 0
         self.worked_at = float("-inf")  # when long engine work last let the event loop turn (health)
         self._start_services()
@@ -297,6 +300,8 @@ class Churnwatch:
             app.timer(settings.detection.sweep_interval_seconds, name="churnwatch.sweep")(
                 self._wall_clock_sweep
             )
+            if self.prompt_sweeps.spacing_s > 0:  # one a batch asked for too soon after the last sweep
+                app.timer(self.prompt_sweeps.spacing_s, name="churnwatch.prompt_sweep")(self._prompt_sweep)
         elif self.engine.clock.holds is not None:
             app.timer(CLOCK_HOLD_CHECK_SECONDS, name="churnwatch.clock_hold")(self._clock_hold_check)
 
@@ -316,6 +321,9 @@ class Churnwatch:
                 await self._run(engine.report_sparse_steps(self.reader.backlogs(SPARSE_TYPES)))
             # In steps: a sweep of every account must not stop the endpoints and the deliveries.
             result = await self._run(engine.fold_steps(arrivals))
+            if self.prompt_sweeps.due(engine) and self.health.settled():
+                self.metrics.prompt_sweeps.inc()
+                await self._run(engine.sweep_steps(self.clock()))
             dead_letters.extend(
                 DeadLetter(record, DeadLetterReason.LATE, LATE_DETAIL) for record in result.late
             )
@@ -387,6 +395,7 @@ class Churnwatch:
 
     def _swept(self, outcome: SweepOutcome) -> None:
         """A sweep ran (in a batch on the event clock, or on the wall-clock timer): alerts and gauges."""
+        self.prompt_sweeps.swept()
         self.pending_alerts.extend(outcome.alerts)
         self.unobserved.append(outcome)  # its risks go to the histogram in steps, after the sweep (_run)
         timing = self.engine.last_sweep
@@ -411,6 +420,14 @@ class Churnwatch:
             # Changed states are written at the reader's next checkpoint.
             await self._run(self.engine.sweep_steps(self.clock()))
             await self._send_alerts()
+
+    async def _prompt_sweep(self) -> None:
+        if self.prompt_sweeps.due(self.engine) and self.health.settled():
+            async with self.reader.lock, self.state_lock:
+                if self.prompt_sweeps.due(self.engine):  # a batch may have swept meanwhile
+                    self.metrics.prompt_sweeps.inc()
+                    await self._run(self.engine.sweep_steps(self.clock()))
+                    await self._send_alerts()
 
     async def _clock_hold_check(self) -> None:
         """Between batches: sweep what a hold no longer stops (it ran out, or the sparse topics caught up)."""

@@ -100,6 +100,15 @@ class DetectionSettings(BaseModel):
         "once the day is complete); the day's first sweep evaluates every account (false: every account at "
         "every sweep). Off while a holdout runs.",
     )
+    sweep_prompt_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3_600,
+        description="'wall' clock with sweep_changed_only: a batch that brought a support or billing event "
+        "or an answer is followed by a sweep of the accounts that changed, at most once per this many "
+        "seconds, instead of waiting for the timer (an urgent ticket's alert within seconds); not while more "
+        "than 1,000 accounts wait to be evaluated (a backlog: the timer sweeps them). 0: the timer only.",
+    )
     clock_hold_seconds: float = Field(
         default=30.0,
         ge=0,

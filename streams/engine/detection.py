@@ -5,7 +5,7 @@ the wall clock in live mode, a UTC midnight of the event-time clock otherwise. I
 write, the accounts whose stored detector state changed, and refreshes the at-risk view behind the API and
 the gauges. Detector work is per account per sweep and idempotent within a day, never per event.
 
-Size: ~420 lines: a sweep's phases (prepare, census, observe, the guard's review, settle) share the batch's
+Size: ~430 lines: a sweep's phases (prepare, census, observe, the guard's review, settle) share the batch's
 shape and whether detector states are kept decoded between sweeps, and the lock-step replay runs them one at a
 time in shards; they stay in one place.
 """

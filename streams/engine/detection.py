@@ -157,7 +157,9 @@ class Detection:
         self.segments = SegmentAnswers()
         self.at_risk: dict[str, AtRisk] = {}
         self.unlearned: list[Outcome] = []  # labelled, learned at the start of a sweep once ripe
-        self.min_gaps = monitor.new_state().gaps.min_gaps  # the gap trackers' (stored_census)
+        fresh = monitor.new_state()
+        self.min_gaps = fresh.gaps.min_gaps  # the gap trackers' (stored_census)
+        self.fresh_census = CensusInputs.of(fresh)  # what the census reads of an account never swept
 
     @property
     def risk_model(self) -> RiskModel:
@@ -234,7 +236,7 @@ class Detection:
     def stored_census(self, stored: bytes | None) -> CensusInputs:
         """What the census reads of a stored detector state (a new one for None), without decoding it."""
         if stored is None:
-            return CensusInputs.of(self.monitor.new_state())
+            return self.fresh_census
         return stored_census_inputs(stored, self.min_gaps)
 
     def release(self, state: AccountState) -> None:

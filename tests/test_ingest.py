@@ -346,6 +346,18 @@ def test_records_read_again_after_reloading_an_older_state_are_not_duplicates() 
     assert again.changed[b"acme"].window.total(USAGE, 0, 10**9) == 1
 
 
+def test_a_retry_of_an_event_a_stored_state_already_applied_is_still_a_duplicate() -> None:
+    """A checkpoint may store states newer than its offsets: after a restart the records between are read
+    again and skipped by offset, and a producer's retry of one of them under a later offset is dropped too."""
+    store = Store()
+    retried = body("billing", ts=NOW_MS - 1000)
+    store.save(deduplicating_folder().fold([rec("billing", 7, retried)], store.load).changed)
+    restarted = deduplicating_folder()  # remembers nothing: the offsets recorded stop before 7
+    result = restarted.fold([rec("billing", 7, retried), rec("billing", 9, retried)], store.load)
+    assert (result.skipped_duplicates, result.duplicate_events, result.folded) == (1, 1, 0)
+    assert result.changed[b"acme"].window.total(PAYMENT_FAILED, 0, 10**9) == 1
+
+
 def test_without_a_deduplicator_equal_events_all_count() -> None:
     same = body("usage", ts=NOW_MS - 1000)
     result = folder().fold([rec("usage", 1, same), rec("usage", 2, same)], Store().load)

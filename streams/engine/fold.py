@@ -123,6 +123,8 @@ def folding(
         topic_index = TOPIC_INDEX[kind]
         if arrival.offset <= state.applied_offsets[topic_index]:
             result.skipped_duplicates += 1
+            if deduplicator is not None:  # a retry of it under another offset is still a duplicate
+                deduplicator.remember(event_key(event), event.ts_ms, origin=origin_of(arrival, topic_index))
             continue
         state.applied_offsets[topic_index] = arrival.offset
         put(key, state)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from asyncio import Lock
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from detectors.steps import Steps, drain
 
-__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "Pacer", "Steps", "drain", "run_steps"]
+__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "Pacer", "Steps", "drain", "run_steps", "run_steps_sharing"]
 
 T = TypeVar("T")
 
@@ -111,3 +112,58 @@ async def run_steps(
             await pacer.step()
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+async def run_steps_sharing(
+    steps: Generator[Any, None, T],
+    lock: Lock,
+    *,
+    slice_s: float = SLICE_SECONDS,
+    pause_s: float = PAUSE_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+    on_turn: Callable[[], None] = lambda: None,
+    on_slice: Callable[[float], None] = lambda seconds: None,
+) -> T:
+    """:func:`run_steps`, holding ``lock`` only while steps run: it lets go of it at every turn, so a task
+    waiting for it (the next batch's fold) runs between two slices of ``slice_s``; what it returns.
+    ``on_slice`` is told how long each slice held the lock (the work's own time, without the waits).
+
+    For work that may see changes between its steps (a checkpoint's writes: a state changed meanwhile is
+    written as it is then, and again by the next checkpoint). ``asyncio.Lock`` hands itself to its waiters in
+    turn, so neither side starves the other.
+
+    >>> import asyncio
+    >>> order = []
+    >>> def work():
+    ...     for step in range(2):
+    ...         order.append(f"step {step}")
+    ...         yield
+    ...     return "done"
+    >>> async def other_task(lock):
+    ...     async with lock:
+    ...         order.append("other task")
+    >>> async def main():
+    ...     lock = asyncio.Lock()
+    ...     other = asyncio.ensure_future(other_task(lock))  # runs once the steps have begun
+    ...     result = await run_steps_sharing(work(), lock, slice_s=0.0)
+    ...     await other
+    ...     return result
+    >>> asyncio.run(main())
+    'done'
+    >>> order
+    ['step 0', 'other task', 'step 1']
+    """
+    while True:
+        async with lock:
+            started = clock()
+            try:
+                while True:
+                    next(steps)
+                    if clock() - started >= slice_s:
+                        break
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            finally:
+                on_slice(clock() - started)
+        on_turn()
+        await asyncio.sleep(pause_s)

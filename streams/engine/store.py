@@ -142,6 +142,9 @@ class CachedStore:
         self.cache_limit = cache_limit
         self.cache: dict[bytes, AccountState] = {}
         self.dirty: set[bytes] = set()
+        # Of the states the running commit writes, those not written yet, and the partitions it writes.
+        self.unwritten: set[bytes] = set()
+        self.writing_partitions: set[int] = set()
         self.engine_state: bytes | None = None
         self.rows_written: Counter[RowForm] = Counter()  # account rows by form, since the last take
 
@@ -157,6 +160,8 @@ class CachedStore:
             if raw is None:
                 return None
             state = self.cache[key] = AccountState.from_bytes(raw, self.window_config)
+        elif key in self.unwritten:  # the running commit writes it before the caller may change it
+            self._write(key, state)
         return state
 
     def put(self, key: bytes, state: AccountState) -> None:
@@ -229,36 +234,56 @@ class CachedStore:
 
     def commit_steps(self) -> Steps[None]:
         """:meth:`commit` in steps: it yields after every :data:`WRITES_PER_STEP` states written and after
-        each one dropped from the cache (:mod:`streams.engine.steps`)."""
-        owned = set(self.owned_partitions())
-        for index, key in enumerate(list(self.dirty), 1):
-            state = self.cache[key]
-            if state.partition in owned:
-                previous = self.rows.get(key) if state.closed_unchanged() else None
-                copied = state.copies_closed(previous, self.rows_in_parts)
-                row = state.to_bytes(previous, parts=self.rows_in_parts)
-                self.rows_written[RowForm.CLOSED_COPIED if copied else RowForm.of(row)] += 1
-                self.write(state.partition, key, row)
-                state.mark_written(row)
+        each one dropped from the cache (:mod:`streams.engine.steps`).
+
+        What it writes is what there is when it is called: the states changed by then, as they are then, and
+        the engine's state. The live worker folds batches between its steps: a state one of them asks for
+        (:meth:`get`, before changing it) is written first, so the rows stay one point in time, the one the
+        checkpoint records the offsets of; its change is the next commit's. The cache is trimmed of states
+        not changed since."""
+        self.unwritten, self.dirty = self.dirty, set()
+        self.writing_partitions = set(self.owned_partitions())
+        engine_state, self.engine_state = self.engine_state, None
+        return self._write_steps(list(self.unwritten), engine_state)
+
+    def _write_steps(self, taken: list[bytes], engine_state: bytes | None) -> Steps[None]:
+        owned = self.writing_partitions
+        for index, key in enumerate(taken, 1):
+            state = self.cache.get(key)
+            if state is not None and key in self.unwritten:
+                self._write(key, state)
             if index % WRITES_PER_STEP == 0:
                 yield
-        self.dirty.clear()
-        if self.engine_state is not None:
+        self.unwritten.clear()
+        if engine_state is not None:
             for partition in owned:
                 key = ENGINE_KEY % partition
-                if self.rows.get(key) != self.engine_state:  # it changes with sweeps, not with every batch
-                    self.write(partition, key, self.engine_state)
-            self.engine_state = None
+                if self.rows.get(key) != engine_state:  # it changes with sweeps, not with every batch
+                    self.write(partition, key, engine_state)
         overflow = len(self.cache) - self.cache_limit if self.cache_limit is not None else 0
         if overflow > 0:
-            for key in list(itertools.islice(self.cache, overflow)):
-                del self.cache[key]  # frees the state's objects: ~20 µs
+            oldest = itertools.islice(self.cache, overflow + len(self.dirty))
+            for key in [key for key in oldest if key not in self.dirty][:overflow]:
+                if key not in self.dirty:  # a batch between two steps may have changed it
+                    del self.cache[key]  # frees the state's objects: ~20 µs
                 yield
+
+    def _write(self, key: bytes, state: AccountState) -> None:
+        """Write one state of the running commit (unless its partition is no longer owned)."""
+        self.unwritten.discard(key)
+        if state.partition in self.writing_partitions:
+            previous = self.rows.get(key) if state.closed_unchanged() else None
+            copied = state.copies_closed(previous, self.rows_in_parts)
+            row = state.to_bytes(previous, parts=self.rows_in_parts)
+            self.rows_written[RowForm.CLOSED_COPIED if copied else RowForm.of(row)] += 1
+            self.write(state.partition, key, row)
+            state.mark_written(row)
 
     def forget(self) -> None:
         """Drop what is not committed (partitions change hands: the rows are the truth from here on)."""
         self.cache.clear()
         self.dirty.clear()
+        self.unwritten.clear()
         self.engine_state = None
 
     def drop_rows_except(self, kept: Collection[int]) -> None:

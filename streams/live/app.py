@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from importlib.metadata import version
 from typing import Any, TypeVar, cast
 
@@ -45,7 +45,7 @@ from streams.dedup import Deduplicator
 from streams.engine import AccountState, Engine, SweepOutcome
 from streams.engine.answers import AnswerOutcome
 from streams.engine.clock import SPARSE_TYPES, WallClock
-from streams.engine.steps import Pacer, Steps, run_steps
+from streams.engine.steps import Pacer, Steps, run_steps, run_steps_sharing
 from streams.engine.store import LEGACY_RISK_MODEL_KEY
 from streams.events import DeadLetterReason
 from streams.feedback import FeedbackLabel
@@ -345,23 +345,36 @@ class Churnwatch:
         if result.folded:
             self.metrics.last_event_timestamp.set(now)
 
-    async def _checkpoint(self, positions: Positions) -> None:
-        """Write changed states and the engine's state, flush (states and dead letters durable), then record
-        the reader's offsets."""
+    async def _checkpoint(self, positions: Positions) -> Awaitable[None]:
+        """Take what the checkpoint of ``positions`` writes: the changed states and the engine's state, now;
+        returns :meth:`_write_checkpoint`, which writes them and then records ``positions``."""
         async with self.state_lock:
-            started = time.perf_counter()
             self.engine.checkpoint()
             changed = len(self.store.changed())
-            await self._run(self.store.commit_steps())  # after a sweep it writes every account
-            for form, rows in self.store.take_rows_written().items():
-                self.metrics.state_rows_written.labels(form=form.value).inc(rows)
-            # A failed delivery: no offsets past it recorded.
-            await self.store.deliver_written(self.changelog, Pacer(on_turn=self._worked))
-            self.checkpoint_pace.wrote(changed, time.perf_counter() - started)
-            self.store.write_positions(positions)
-            await self.store.deliver_written(self.changelog)
-            self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks
-            self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+            commit = self.store.commit_steps()  # after a day's first sweep it writes every account
+        return self._write_checkpoint(commit, changed, positions)
+
+    async def _write_checkpoint(self, commit: Steps[None], changed: int, positions: Positions) -> None:
+        """Encode the states ``commit`` took, flush (states and dead letters durable), then record
+        ``positions``.
+
+        It holds the state lock a slice at a time, so batches fold and prompt sweeps run between the slices
+        (the reader runs this beside its reading). A state one of them asks for is written first, as it was
+        (``CachedStore.get``), so the rows are still those of ``positions``.
+        """
+        started = time.perf_counter()
+        encoding = [0.0]
+        await run_steps_sharing(commit, self.state_lock, on_turn=self._worked, on_slice=encoding.append)
+        for form, rows in self.store.take_rows_written().items():
+            self.metrics.state_rows_written.labels(form=form.value).inc(rows)
+        sending = time.perf_counter()
+        # A failed delivery: no offsets past it recorded.
+        await self.store.deliver_written(self.changelog, Pacer(on_turn=self._worked))
+        self.checkpoint_pace.wrote(changed, sum(encoding) + time.perf_counter() - sending)
+        self.store.write_positions(positions)
+        await self.store.deliver_written(self.changelog)
+        self.gc_freezer.freeze_survivors()  # what survived is the cache: out of the collector's walks
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 
     def _assigned(self, active: list[int]) -> None:
         """After a rebalance: take back the engine's saved state, forget rows this worker no longer keeps.

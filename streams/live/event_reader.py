@@ -16,6 +16,10 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   same changelog partition. A new owner recovers the table and reads on from the offsets it finds there, so
   the offsets it resumes from are never ahead of the state it recovered. States may be newer than the offsets
   (a crash between the two writes); the per-account applied offsets make re-reading those records harmless.
+  The checkpoint runs beside the reading: the reader goes on fetching and processing batches while the app
+  writes (so an urgent event does not wait for a checkpoint of ~50 k states; its batch folds between the
+  writes), starts no other checkpoint before it ends, and waits for it before it lets partitions go. Its
+  error stops the reader at its next turn.
 * **Rebalances.** When Faust revokes partitions (and on a graceful stop) the reader takes its lock (so no
   batch is half folded), checkpoints, drops its assignment and tells the app to forget cached states
   (``on_released``). It reads again only after Faust has finished the rebalance and recovered the tables, from
@@ -53,7 +57,8 @@ log = logging.getLogger(__name__)
 ProcessRecords = Callable[[list[RawRecord]], Awaitable[None]]
 # partition -> {topic: next offset to read}
 Positions = dict[int, dict[str, int]]
-Checkpoint = Callable[[Positions], Awaitable[None]]
+# Takes what the checkpoint of these positions writes; returns the writing, to run beside the reading.
+Checkpoint = Callable[[Positions], Awaitable[Awaitable[None]]]
 Fetched = dict[TopicPartition, list[Any]]
 READ_AROUND_WAIT_MS = 5_000
 REMEMBER_SECONDS = 10.0  # at most this long re-reading the records before the checkpoint, per assignment
@@ -77,7 +82,9 @@ class EventReader:
     process
         Folds one batch of records (in partition order).
     checkpoint
-        Makes the state of everything processed durable, then records ``positions``.
+        Takes the state of everything processed (at once, before the next batch), and returns the work that
+        makes it durable and then records ``positions``. That work runs while later batches are processed
+        (their changes are the next checkpoint's).
     checkpoint_pace
         Says after each batch whether to checkpoint (told the records read and those still waiting).
     on_released
@@ -142,6 +149,7 @@ class EventReader:
         self._stalled = False
         self.revoking = False
         self._inflight: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[None] | None = None  # a checkpoint beside the reading
         self.consumer: AIOKafkaConsumer | None = None
         self.lock = asyncio.Lock()
         # The Faust consumer generation whose assignment we read; None while we own nothing.
@@ -218,10 +226,14 @@ class EventReader:
                 await self._process(fetched)
             if poison is not None and not self.revoking:  # else the batch before it may be unfinished
                 self._skip(poison)
-            if self.positions != self.checkpointed and self.pace.due(
-                fetched=bool(fetched), waiting=records_waiting(consumer, self.positions)
+            if self._checkpointing is not None and self._checkpointing.done():
+                await self._checkpointed()  # its error, if it failed, stops the reader here
+            if (
+                self._checkpointing is None
+                and self.positions != self.checkpointed
+                and self.pace.due(fetched=bool(fetched), waiting=records_waiting(consumer, self.positions))
             ):
-                await self._checkpoint()
+                await self._checkpoint(beside=True)
 
     async def _fetch(self, consumer: AIOKafkaConsumer, generation: int) -> tuple[Fetched, PoisonBatch | None]:
         """The next batch; around a batch aiokafka cannot decode, the records before it and the batch."""
@@ -276,9 +288,12 @@ class EventReader:
             self.positions[tp] = batch[-1].offset + 1
         self.pace.read(len(records))
 
-    async def _checkpoint(self) -> None:
+    async def _checkpoint(self, *, beside: bool) -> None:
+        """Have ``checkpoint`` take what it writes now; then let it write and record the positions (those of
+        partitions that moved since the last one) beside the reading, or wait for it."""
+        positions = dict(self.positions)
         by_partition: Positions = {}
-        for tp, offset in self.positions.items():
+        for tp, offset in positions.items():
             by_partition.setdefault(tp.partition, {})[tp.topic] = offset
         changed = {
             partition: offsets
@@ -288,11 +303,25 @@ class EventReader:
                 for topic, offset in offsets.items()
             )
         }
-        await self.checkpoint(changed)
-        self.checkpointed = dict(self.positions)
+        recorded = self._recorded(await self.checkpoint(changed), positions)
+        if beside:
+            self._checkpointing = asyncio.ensure_future(recorded)
+        else:
+            await recorded
+
+    async def _recorded(self, writing: Awaitable[None], positions: dict[TopicPartition, int]) -> None:
+        await writing
+        self.checkpointed = positions
         self.pace.checkpointed()
 
+    async def _checkpointed(self) -> None:
+        """Wait for the checkpoint running beside the reading, if there is one (raises what it raised)."""
+        checkpointing, self._checkpointing = self._checkpointing, None
+        if checkpointing is not None:
+            await checkpointing
+
     async def _follow_assignment(self, consumer: AIOKafkaConsumer, generation: int) -> None:
+        await self._checkpointed()  # a revocation waited for it already, unless it was missed
         partitions = self.owned_partitions()
         self.on_assigned(partitions)
         tps = [TopicPartition(topic, partition) for topic in self.type_by_topic for partition in partitions]
@@ -364,8 +393,9 @@ class EventReader:
 
     async def _release(self) -> None:
         async with self.lock:
+            await self._checkpointed()
             if self.generation is not None and self.positions != self.checkpointed:
-                await self._checkpoint()
+                await self._checkpoint(beside=False)
             self.generation = None
             self.positions = {}
             self.checkpointed = {}

@@ -19,7 +19,8 @@ event, and the time ``/churnwatch/live/`` took to answer.
 
 ``--bursts B`` adds, B times a second, a support burst on a random account (``--burst-tickets`` urgent tickets
 and an escalation) and reports, per mode, the seconds from each burst's last event to the first alert on its
-account (the intraday event → alert latency; bursts that raised no alert are counted apart).
+account (the intraday event → alert latency; bursts that raised no alert are counted apart, and so are those
+alerted before their last event was sent: the producer paused within the burst and the worker was quicker).
 
 ``--worker-env CHURNWATCH_X=V`` adds a worker setting (the harness drops ``CHURNWATCH_*`` from the
 environment), ``--log PATH`` keeps the worker's log.
@@ -104,17 +105,33 @@ def support_burst(account: str, prefix: str, tickets: int) -> Iterator[dict[str,
         }
 
 
-def burst_latencies(settings: Any, bursts: dict[str, float]) -> dict[str, Any]:
-    """Seconds from each burst's last event (sent) to the first alert on its account after it."""
+def burst_latencies(
+    settings: Any, bursts: dict[str, float], started: dict[str, float], live_from: float
+) -> dict[str, Any]:
+    """Seconds from each burst's last event (sent) to the first alert on its account after it; and how many
+    accounts were alerted during their burst (after its first event was sent, before its last: the producer
+    paused between them, waiting for acks or its rate, and the worker was quicker)."""
     first: dict[str, float] = {}
-    for record in asyncio.run(read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=120)):
+    during: set[str] = set()
+    earlier: set[str] = set()  # alerted before their burst began (an episode already open)
+    records = asyncio.run(read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=120))
+    for record in records:
         account = orjson.loads(record.value)["account_id"]
         sent = bursts.get(account)
-        if sent is not None and record.timestamp / 1000 >= sent and account not in first:
-            first[account] = record.timestamp / 1000 - sent
+        at = record.timestamp / 1000
+        if sent is not None and at < started[account]:
+            earlier.add(account)
+        if sent is not None and at >= sent and account not in first:
+            first[account] = at - sent
+        elif sent is not None and started[account] <= at < sent:
+            during.add(account)
     ordered = sorted(first.values())
     return {
         "bursts": len(bursts),
+        "alerted_during_burst": len(during),
+        "alerted_before_burst": len(earlier),
+        "alerts_in_topic": len(records),
+        "alerts_before_live_phase": sum(record.timestamp / 1000 < live_from for record in records),
         "alerted": len(ordered),
         "p50_s": round(ordered[len(ordered) // 2], 3) if ordered else None,
         "p99_s": round(ordered[int(0.99 * (len(ordered) - 1))], 3) if ordered else None,
@@ -192,11 +209,15 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         prober = Prober(port)
         prober.start()
         deadline = time.monotonic() + args.seconds
+        live_from = time.time()
         bursts: dict[str, float] = {}  # account -> when its burst's last event was sent (epoch s)
+        started: dict[str, float] = {}  # account -> when its burst's first event was sent
 
         def noted(_: int, event: dict[str, Any]) -> None:
             if event.get("kind") == "escalated":  # a burst's last event
                 bursts.setdefault(event["account_id"], time.time())
+            elif event["type"] == "support":
+                started.setdefault(event["account_id"], time.time())
 
         burst_every = round(args.rate / args.bursts) if args.bursts else 0
         live = asyncio.run(
@@ -219,7 +240,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             shutil.copyfile(home / "worker.log", args.log.with_suffix(f".{mode}.log"))
         out = report(mode, args, sent, live, before, after, caught_up, prober.times, (load0, load1))
         if bursts:
-            out["support_bursts"] = burst_latencies(settings, bursts)
+            out["support_bursts"] = burst_latencies(settings, bursts, started, live_from)
         return out
 
 

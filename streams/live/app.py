@@ -15,11 +15,12 @@ The rest lives apart: alert delivery (:mod:`streams.live.outbox`), HTTP views (:
 gauges (:mod:`streams.live.gauges`), the table adapter (:mod:`streams.live.table_store`), the ``accounts``
 table's batched restore (:mod:`streams.live.restore`).
 
-Size: ~520 lines, over the ~400 aim since the sparse-topic backlog report (the clock holds of
+Size: ~540 lines, over the ~400 aim since the sparse-topic backlog report (the clock holds of
 :mod:`streams.engine.clock`), the engine's work in steps (:mod:`streams.engine.steps`, run with the progress
 that health reads) and, since 2026-12-04, the sweeps' risk histogram in steps and the collector's freezing and
 full-walk log (:mod:`streams.gc_freeze`) at each turn, since 2026-12-07 the checkpoint pace's measure of its
-writes and the prompt sweeps' wiring (their rule is :mod:`streams.live.prompt_sweeps`): what is left here
+writes and the prompt sweeps' wiring (their rule is :mod:`streams.live.prompt_sweeps`), and the checkpoint's
+two halves (what it writes taken at once, then written beside the reading): what is left here
 is the wiring of those parts to one Faust app and its rebalance and checkpoint callbacks, which read more
 easily together than split.
 """

@@ -31,6 +31,9 @@ this reader reads), changelog-backed tables, recovery and standbys. The reader f
   counts, and the next owner reads it again. A batch aiokafka cannot decode (unknown codec, corrupt batch) is
   skipped, logged and reported to ``on_skipped``; the rest is read on (:mod:`streams.live.poison`). A
   consumer the broker stopped answering with partitions to read is replaced (:mod:`.reader_rebuild`).
+
+Size: ~430 lines, over the ~400 aim since the checkpoint runs beside the reading (2026-12-07): its start,
+its wait and its error stay here, with the lock and the positions they go with.
 """
 
 from __future__ import annotations

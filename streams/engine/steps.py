@@ -128,30 +128,29 @@ async def run_steps_sharing(
     waiting for it (the next batch's fold) runs between two slices of ``slice_s``; what it returns.
     ``on_slice`` is told how long each slice held the lock (the work's own time, without the waits).
 
-    For work that may see changes between its steps (a checkpoint's writes: a state changed meanwhile is
-    written as it is then, and again by the next checkpoint). ``asyncio.Lock`` hands itself to its waiters in
+    For work that lets others change things between its steps: a checkpoint's writes, which write a state
+    first when a batch asks for it (``CachedStore.get``). ``asyncio.Lock`` hands itself to its waiters in
     turn, so neither side starves the other.
 
     >>> import asyncio
-    >>> order = []
-    >>> def work():
-    ...     for step in range(2):
-    ...         order.append(f"step {step}")
-    ...         yield
-    ...     return "done"
-    >>> async def other_task(lock):
+    >>> seen = []
+    >>> def writes():
+    ...     yield seen.append("slice 1")
+    ...     seen.append("slice 2")
+    ...     return 2
+    >>> async def fold(lock):
     ...     async with lock:
-    ...         order.append("other task")
+    ...         seen.append("batch")
     >>> async def main():
     ...     lock = asyncio.Lock()
-    ...     other = asyncio.ensure_future(other_task(lock))  # runs once the steps have begun
-    ...     result = await run_steps_sharing(work(), lock, slice_s=0.0)
-    ...     await other
-    ...     return result
+    ...     batch = asyncio.ensure_future(fold(lock))  # its turn at the lock comes between two slices
+    ...     slices = await run_steps_sharing(writes(), lock, slice_s=0.0)
+    ...     await batch
+    ...     return slices
     >>> asyncio.run(main())
-    'done'
-    >>> order
-    ['step 0', 'other task', 'step 1']
+    2
+    >>> seen
+    ['slice 1', 'batch', 'slice 2']
     """
     while True:
         async with lock:

@@ -1,7 +1,8 @@
 """Checkpoints beside the reading (streams/live/event_reader.py, ``CachedStore.commit_steps``): a checkpoint
 takes what it writes when it starts, then batches fold between its writes, and its offsets count only once
-its last write is done. A state a batch changes meanwhile is written newer than those offsets; a restart
-in the middle keeps such rows. Live still equals replay. No Kafka."""
+its last write is done. A state a batch asks for before the commit reached it is written first, as it was;
+a restart in the middle loses that checkpoint's rows (the worker sends them at its end). Live still equals
+replay. No Kafka."""
 
 from __future__ import annotations
 

@@ -131,6 +131,11 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")
 
 
+# How far (days per sampled account) the running sum of spans may fall below the threshold before the
+# mean is taken from the rows: rounding of the sum stays many orders of magnitude below it.
+SPAN_SLACK = 0.5
+
+
 def _rank(account_id: str) -> int:
     return zlib.crc32(account_id.encode())
 
@@ -165,6 +170,7 @@ class BtydModel:
 
     STATE_BUDGET_BYTES: ClassVar[int] = 24_000
     __slots__ = (
+        "_spans",
         "_worst",
         "fitted_day",
         "min_accounts",
@@ -191,6 +197,9 @@ class BtydModel:
         # account id -> [x, t_x, T]; at most sample_size entries.
         self.sample: dict[str, list[float]] = {}
         self._worst: tuple[int, str] | None = None  # the sample's largest (rank, id), cached
+        # The sum of the sample's T, kept as the sample changes: the census offers every account, so the
+        # test of the sample's mean span before a fit runs once per account (see _may_fit).
+        self._spans = 0.0
 
     def clone(self) -> BtydModel:
         return BtydModel(self.sample_size, self.refit_every_days, self.min_accounts, self.min_span_days)
@@ -202,19 +211,36 @@ class BtydModel:
     def learn_one(self, account_id: str, *, x: float, t_x: float, T: float, day: int) -> None:
         """Offer an account's current summary; refit when due (at most once per ``refit_every_days``)."""
         sample = self.sample
-        if account_id in sample or len(sample) < self.sample_size:
-            sample[account_id] = [x, t_x, T]
+        held = sample.get(account_id)
+        if held is not None:  # the same ids: the largest rank stays
+            self._spans -= held[2]
+        elif len(sample) < self.sample_size:
             self._worst = None
         else:
             if self._worst is None:
                 worst = max(sample, key=_rank)
                 self._worst = (_rank(worst), worst)
-            if _rank(account_id) < self._worst[0]:
-                del sample[self._worst[1]]
-                sample[account_id] = [x, t_x, T]
-                self._worst = None
-        if len(sample) >= self.min_accounts and (
-            self.fitted_day is None or day - self.fitted_day >= self.refit_every_days
+            if _rank(account_id) >= self._worst[0]:
+                self._may_fit(day)
+                return
+            self._spans -= sample.pop(self._worst[1])[2]
+            self._worst = None
+        sample[account_id] = [x, t_x, T]
+        self._spans += T
+        self._may_fit(day)
+
+    def _may_fit(self, day: int) -> None:
+        """Refit when due and the sample's mean span is long enough.
+
+        The mean is taken from the sample's rows, as the fit reads them; the running sum only rules out a
+        sample clearly too young (by more than :data:`SPAN_SLACK` days a row, far beyond its rounding), so
+        a young population's census no longer builds the sample's array once per account.
+        """
+        sample = self.sample
+        if (
+            len(sample) >= self.min_accounts
+            and (self.fitted_day is None or day - self.fitted_day >= self.refit_every_days)
+            and self._spans >= (self.min_span_days - SPAN_SLACK) * len(sample)
         ):
             rows = np.array(list(sample.values()), dtype=float)
             if rows[:, 2].mean() >= self.min_span_days:
@@ -223,7 +249,9 @@ class BtydModel:
 
     def forget(self, account_id: str) -> None:
         """Drop an account from the sample (it no longer belongs to the population the model describes)."""
-        if self.sample.pop(account_id, None) is not None:
+        held = self.sample.pop(account_id, None)
+        if held is not None:
+            self._spans -= held[2]
             self._worst = None
 
     def score_one(self, x: float, t_x: float, T: float) -> float:
@@ -244,4 +272,5 @@ class BtydModel:
         model.params = (r, alpha, a, b)
         model.fitted_day = state["d"]
         model.sample = {k: list(v) for k, v in state["s"].items()}
+        model._spans = float(sum(row[2] for row in model.sample.values()))
         return model

@@ -44,9 +44,9 @@ from benchmarks.pipeline_throughput import (  # noqa: E402
     start_worker,
     stats,
     wait,
+    worker_build,
 )
 from detectors.windows import DAY_MS  # noqa: E402
-from streams.dev.mypyc_build import OUTPUT  # noqa: E402
 from streams.dev.producer import produce_live  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.events import parse_ts  # noqa: E402
@@ -128,13 +128,6 @@ def run(
             "sweep_seconds_total": round(sweeps["sum"], 1),
             "worker_build": build,
         }
-
-
-def worker_build(pid: int) -> str:
-    """ "mypyc" when the worker runs the compiled build (``PYTHONPATH=build/mypyc``, its extensions are mapped
-    into the process), else "interpreted"."""
-    maps = Path(f"/proc/{pid}/maps").read_text()
-    return "mypyc" if f"{OUTPUT}/" in maps else "interpreted"
 
 
 def main() -> None:

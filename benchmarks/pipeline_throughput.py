@@ -11,8 +11,9 @@ every event is folded (events/s), the workers' CPU seconds and peak RSS, the det
 checkpoints that ended during the fold, then the restart time of one worker (changelog recovery of all
 accounts). Before the workers start and after the last one stops, a bare ``getmany`` loop reads the same event
 topics (``benchmarks/raw_getmany.py``): the consumer's own limit on this broker in this run, and the worker's
-rate as a fraction of it. Figures go to stdout as JSON; docs/performance.md quotes them. Timings depend on the
-machine and on what else runs: never assert on them.
+rate as a fraction of it. ``worker_build`` says whether the workers ran the compiled build
+(``PYTHONPATH=build/mypyc``, ``deploy/dev compile``). Figures go to stdout as JSON; docs/performance.md
+quotes them. Timings depend on the machine and on what else runs: never assert on them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.raw_getmany import raw_getmany_rate  # noqa: E402
 from streams.dev import kafka_local  # noqa: E402
+from streams.dev.mypyc_build import OUTPUT  # noqa: E402
 from streams.dev.producer import send_all  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.live.kafka_client import ensure_topics  # noqa: E402
@@ -123,6 +125,13 @@ def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes
     )
     started.append(process)
     return process, port
+
+
+def worker_build(pid: int) -> str:
+    """ "mypyc" when the worker runs the compiled build (``PYTHONPATH=build/mypyc``, its extensions are mapped
+    into the process), else "interpreted"."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "mypyc" if f"{OUTPUT}/" in maps else "interpreted"
 
 
 def metric(text: str, name: str) -> float:
@@ -248,6 +257,7 @@ def run(
         wait(lambda: all_ready(procs, partitions), 180, "workers ready")
         ready_s = time.monotonic() - began
         idle_rss = sum(rss_bytes(p.pid) for p, _ in procs)
+        builds = sorted({worker_build(p.pid) for p, _ in procs})
         spies = [start_profiler(p.pid, profile, i) for i, (p, _) in enumerate(procs)] if profile else []
         ports = [port for _, port in procs]
         (sweeps0, sweep_s0), (checkpoints0, checkpoint_s0) = so_far(ports, SWEEPS), so_far(ports, CHECKPOINTS)
@@ -303,6 +313,7 @@ def run(
         _, raw_after = raw_rate(settings)
         return {
             "clock": clock,
+            "worker_build": "/".join(builds),
             "worker_env": worker_env or {},
             "batch_max_events": batch_max_events or setting("batch_max_events").info.default,
             "workers": workers,

@@ -11,9 +11,8 @@ On the same lines (held in memory, so disk speed is out of the picture), in a ra
    with everything sorted in memory, then with runs spilled every ``--spill-mb`` MB;
 2. the memory a buffered line costs (tracemalloc), next to its length;
 3. :class:`~streams.dedup.Deduplicator` alone, per event, and its bytes per remembered key;
-4. the live path's :class:`~streams.live.ingest.BatchFolder` (batches of 2,000, in time order) with and
-   without
-   the deduplicator.
+4. the live path's :class:`~streams.live.ingest.BatchFolder` (batches of 2,000, in time order): decoding
+   alone (``decode``), then decoding and folding with and without the deduplicator.
 
 Timings are CPU time of this process (``time.process_time``: other load on a shared machine inflates
 wall-clock figures several times); never assert on them.
@@ -91,14 +90,27 @@ def dedup_cost(n: int) -> tuple[float, float]:
     return elapsed / n * 1e6, current / n
 
 
-def live_fold_cost(lines: list[bytes]) -> tuple[float, float]:
-    """(µs per record without, with the deduplicator) of folding the lines as Kafka records."""
+def live_fold_cost(lines: list[bytes]) -> tuple[float, float, float]:
+    """(µs per record of decoding alone (best of 3), of folding without, with the deduplicator) of the lines
+    as Kafka records in batches of 2,000."""
     records = [
         RawRecord(body["type"], body["account_id"].encode(), line, "t", 0, offset)
         for offset, (line, body) in enumerate(zip(lines, map(orjson.loads, lines), strict=True))
     ]
     now_ms = max(validate(orjson.loads(line), min_ts_ms=None).ts_ms for line in lines)
-    costs = []
+    decoder = BatchFolder(
+        window_config=WindowConfig(),
+        max_event_bytes=RULES.max_event_bytes,
+        max_future_skew_ms=RULES.max_future_skew_ms,
+        clock=lambda: now_ms,
+    )
+    decoding = []
+    for _ in range(3):
+        started = time.process_time()
+        for first in range(0, len(records), 2000):
+            decoder.decode(records[first : first + 2000])
+        decoding.append((time.process_time() - started) / len(records) * 1e6)
+    costs = [min(decoding)]
     for dedup in (None, Deduplicator(horizon_ms=RULES.dedup_horizon_ms, max_keys=RULES.dedup_max_keys)):
         folder = BatchFolder(
             window_config=WindowConfig(),
@@ -112,7 +124,7 @@ def live_fold_cost(lines: list[bytes]) -> tuple[float, float]:
         for first in range(0, len(records), 2000):
             folder.fold(records[first : first + 2000], lambda key: None, states=states)
         costs.append((time.process_time() - started) / len(records) * 1e6)
-    return costs[0], costs[1]
+    return costs[0], costs[1], costs[2]
 
 
 def main() -> None:
@@ -132,7 +144,8 @@ def main() -> None:
         config = SimulationConfig(seed=args.seed, accounts=args.accounts, days=args.days, start=start)
         write_jsonl(Simulation(config), args.events)
     lines = args.events.read_bytes().splitlines()
-    without, with_dedup = live_fold_cost(lines)
+    decoding, without, with_dedup = live_fold_cost(lines)
+    print(f"live decode alone: {decoding:.2f} µs/record (best of 3)")
     print(f"live fold: {without:.1f} µs/record without the deduplicator, {with_dedup:.1f} with it")
     random.Random(1).shuffle(lines)
     print(f"{len(lines):,} lines, {sum(map(len, lines)) / len(lines):.0f} bytes each on average, shuffled")

@@ -362,3 +362,39 @@ def test_without_a_deduplicator_equal_events_all_count() -> None:
     same = body("usage", ts=NOW_MS - 1000)
     result = folder().fold([rec("usage", 1, same), rec("usage", 2, same)], Store().load)
     assert (result.folded, result.duplicate_events) == (2, 0)
+
+
+def test_a_batch_text_is_checked_once_and_hostile_records_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The typed decoder's text checks run once over a plain batch; a record with a number beyond a double or
+    invalid UTF-8 in a field no decoder reads, among plain ones, is still judged alone (invalid JSON)."""
+    import streams.events
+    import streams.live.ingest
+
+    good = [rec("usage", offset, body("usage", ts=NOW_MS - offset)) for offset in range(12)]
+    extras = (b',"n":1e999}', b',"n":"\xff"}', b',"n":1}')
+    hostile = [
+        rec("usage", 100 + i, record.value[:-1] + extra, key=b"acme")
+        for i, (record, extra) in enumerate(zip(good[:3], extras, strict=True))
+        if record.value is not None
+    ]
+    calls: list[int] = []
+    original = streams.events.plain_text
+
+    def counting(raw: bytes, **kwargs: bool) -> bool:
+        calls.append(len(raw))
+        return original(raw, **kwargs)
+
+    monkeypatch.setattr(streams.live.ingest, "plain_text", counting, raising=False)
+    monkeypatch.setattr(streams.events, "plain_text", counting)
+    arrivals, dead = folder().decode(good)
+    assert len(arrivals) == 12 and dead == []
+    assert len(calls) == 1  # the batch's values joined, not one check per record
+    calls.clear()
+    mixed = [*good[:5], *hostile, *good[5:]]
+    arrivals, dead = folder().decode(mixed)
+    assert [(d.record.offset, d.reason) for d in dead] == [
+        (100, DeadLetterReason.INVALID_JSON),
+        (101, DeadLetterReason.INVALID_JSON),
+    ]
+    assert [a.offset for a in arrivals] == [*range(5), 102, *range(5, 12)]
+    assert len(calls) == 1 + len(mixed)  # the batch failed the checks: each record is checked alone

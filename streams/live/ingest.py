@@ -10,7 +10,7 @@ the fold itself is the engine's (:func:`streams.engine.fold.fold_arrivals`), who
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -19,7 +19,7 @@ from streams.dedup import Deduplicator
 from streams.engine.answers import AnswerArrival
 from streams.engine.fold import Arrival, fold_arrivals, remember_arrivals
 from streams.engine.state import AccountState
-from streams.events import MIN_TS_MS, DeadLetterReason, InvalidEventError, decode
+from streams.events import MIN_TS_MS, DeadLetterReason, InvalidEventError, decode, plain_text
 from streams.feedback import Feedback
 
 # Larger values are dead-lettered without their bytes: a dead letter must fit the producer's request size and
@@ -134,11 +134,17 @@ class BatchFolder:
         self.clock = clock
         self.deduplicator = deduplicator
 
-    def decode(self, records: Iterable[RawRecord]) -> tuple[list[Arrival | AnswerArrival], list[DeadLetter]]:
-        """Valid records as arrivals (``source`` is the record), in order; the others as dead letters."""
+    def decode(self, records: Sequence[RawRecord]) -> tuple[list[Arrival | AnswerArrival], list[DeadLetter]]:
+        """Valid records as arrivals (``source`` is the record), in order; the others as dead letters.
+
+        The typed decoder's text checks (:func:`~streams.events.plain_text`) run once over the batch's
+        values joined, as replay runs them over a batch of lines; a batch that fails them (non-ASCII text,
+        a huge number, or digits that only run on across two values) is checked a record at a time.
+        """
         arrivals: list[Arrival | AnswerArrival] = []
         dead: list[DeadLetter] = []
         max_ts_ms = self.clock() + self.max_future_skew_ms
+        plain = plain_text(b"".join([record.value for record in records if record.value is not None]))
         for record in records:
             if record.event_type == FEEDBACK_TYPE:
                 answer = decode_answer(record)
@@ -155,6 +161,7 @@ class BatchFolder:
                     min_ts_ms=self.min_ts_ms,
                     key=record.key if record.key is not None else b"",
                     expected_type=record.event_type,
+                    plain=plain,
                 )
             except InvalidEventError as exc:
                 dead.append(DeadLetter(record, exc.reason, exc.detail))
@@ -164,7 +171,7 @@ class BatchFolder:
 
     def fold(
         self,
-        records: Iterable[RawRecord],
+        records: Sequence[RawRecord],
         load: Callable[[bytes], bytes | None],
         states: dict[bytes, AccountState] | None = None,
     ) -> BatchResult:
@@ -187,7 +194,7 @@ class BatchFolder:
             max_event_ts_ms=folded.max_event_ts_ms,
         )
 
-    def remember(self, deduplicator: Deduplicator, records: Iterable[RawRecord]) -> None:
+    def remember(self, deduplicator: Deduplicator, records: Sequence[RawRecord]) -> None:
         """Let ``deduplicator`` learn the valid events of ``records`` (folded before a restart); fold none."""
         arrivals, _ = self.decode(records)
         remember_arrivals((arrival for arrival in arrivals if type(arrival) is Arrival), deduplicator)

@@ -10,7 +10,8 @@ the one number the detectors read, the day's :func:`key_events`.
 Memory (issue 15): a closed day's bucket is a tuple (a list while its day is open, or again for a late
 event) shared by every window whose day has the same counts (:func:`closed_bucket`), and the days are held in
 a list indexed by day offset (:class:`~detectors.day_table.DayTable`), so most closed days cost a pointer.
-The distinct users of all open days are one dict of user hash -> open days (:mod:`detectors.open_users`).
+The distinct users of all open days are one sorted array of user hashes and their open days
+(:mod:`detectors.open_users`).
 
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
@@ -23,12 +24,21 @@ two parts (the closed days apart, :meth:`AccountWindow.closed_state`), which dep
 from __future__ import annotations
 
 import zlib
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
-from detectors.open_users import close_days, users_by_day, users_from_state
+from detectors.open_users import (
+    DAY_BITS,
+    DAYS_MASK,
+    MAX_LATENESS_DAYS,
+    close_days,
+    users_by_day,
+    users_from_state,
+)
 from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_days
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
@@ -72,6 +82,11 @@ class WindowConfig:
     retention_days: int = 56
     allowed_lateness_ms: int = 2 * DAY_MS
     top_events: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.allowed_lateness_ms <= MAX_LATENESS_DAYS * DAY_MS:
+            # The open days' users keep a bit per open day in 32 bits (detectors.open_users).
+            raise ValueError(f"allowed_lateness_ms must be 0 to {MAX_LATENESS_DAYS} days")
 
 
 def day_of(ts_ms: int) -> int:
@@ -147,10 +162,10 @@ class AccountWindow:
         self.config = config
         self.days = DayTable()
         self.day_events: dict[int, dict[str, int]] = {}
-        # The distinct users of the days still open to late usage: user_hash -> a bit per open day it was
-        # seen on (detectors.open_users), one dict for all open days (None while empty); the bucket keeps
-        # each day's count.
-        self.open_users: dict[int, int] | None = None
+        # The distinct users of the days still open to late usage: user_hash << DAY_BITS | a bit per open day
+        # it was seen on, sorted (detectors.open_users), one array for all open days (None while empty); the
+        # bucket keeps each day's count.
+        self.open_users: array[int] | None = None
         self.event_totals: dict[str, int] = {}
         # Newest event time per stream (usage, support, billing). Lateness is judged within a stream: Kafka
         # orders records only within a partition, and how far one topic's consumption runs ahead of another's
@@ -246,13 +261,17 @@ class AccountWindow:
         if user_id is not None and bucket[ACTIVE_USERS] < MAX_USERS_PER_DAY:
             users = self.open_users
             if users is None:
-                users = self.open_users = {}
-            user = zlib.crc32(user_id.encode())  # user_hash, inlined: once per usage event
-            seen = users.get(user, 0)
-            # open_users.user_day_bit, inlined
+                users = self.open_users = array("Q")
+            # user_hash and open_users.user_day_bit, inlined: once per usage event
+            user = zlib.crc32(user_id.encode()) << DAY_BITS
             bit = 1 << day % (self.config.allowed_lateness_ms // DAY_MS + 2)
-            if not seen & bit:
-                users[user] = seen | bit
+            i = bisect_left(users, user)  # the user's entry, if any: user | its days
+            if i < len(users) and (entry := users[i]) <= user | DAYS_MASK:
+                if not entry & bit:
+                    users[i] = entry | bit
+                    bucket[ACTIVE_USERS] += 1
+            else:
+                users.insert(i, user | bit)
                 bucket[ACTIVE_USERS] += 1
         totals = self.event_totals
         if event in totals:  # the common case of _track_event_name, inlined

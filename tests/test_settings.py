@@ -102,6 +102,7 @@ def test_settings_are_frozen() -> None:
         ("max_event_bytes", "10"),
         ("max_future_skew_seconds", "0"),
         ("allowed_lateness_seconds", "-1"),
+        ("allowed_lateness_seconds", "2592001"),  # over 30 days: the open days' users keep a bit a day
         ("security_protocol", "TLS"),
         ("sasl_mechanism", "GSSAPI"),
         ("log_level", "verbose"),

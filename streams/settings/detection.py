@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from detectors.config import DetectorConfig
+from detectors.open_users import MAX_LATENESS_DAYS
 from detectors.windows import WindowConfig
 from streams.events import MIN_TS_MS, InvalidEventError, parse_ts, ts_text
 from streams.settings.kafka import GROUP_CONFIG
@@ -41,6 +42,7 @@ class WindowsSettings(BaseModel):
     allowed_lateness_seconds: float = Field(
         default=_WINDOW.allowed_lateness_ms / 1000,
         ge=0,
+        le=MAX_LATENESS_DAYS * 86_400,
         description="Out-of-order allowance behind an account's newest event.",
     )
     retention_days: int = Field(

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import orjson
 import pytest
 
 from detectors.alerts import Alert
@@ -20,6 +19,7 @@ from streams.dev.simulator import Simulation, SimulationConfig
 from streams.engine import AccountState, CachedStore, Engine, MemoryStore
 from streams.engine.answers import AnswerArrival
 from streams.engine.fold import Arrival
+from streams.engine.state import decode_detector
 from streams.engine.store import StateStore
 from streams.events import Event, UsageEvent, validate
 from streams.feedback import Feedback, FeedbackLabel, FeedbackSource
@@ -117,7 +117,10 @@ def test_the_same_alerts_and_states_as_sweeping_every_account(arrivals: list[Arr
     assert isinstance(every.store, MemoryStore) and isinstance(changed.store, MemoryStore)
 
     def states(store: MemoryStore) -> dict[bytes, dict[str, Any]]:
-        return {key: orjson.loads(state.detector or b"{}") for key, state in store.states.items()}
+        return {
+            key: decode_detector(state.detector) if state.detector else {}
+            for key, state in store.states.items()
+        }
 
     def untimed(state: dict[str, Any]) -> dict[str, Any]:
         episode = state["e"]  # [id (account:opened ms), opened ms, ...]

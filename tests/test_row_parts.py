@@ -15,7 +15,7 @@ import pytest
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import CachedStore
-from streams.engine.state import ONE_FRAME_BELOW, ROW_PARTS, AccountState, RowForm
+from streams.engine.state import ONE_FRAME_BELOW, ROW_PARTS, AccountState, RowForm, encode_detector
 
 CFG = WindowConfig(retention_days=6)  # short, so days expire within a test's events
 START = 20_000 * DAY_MS
@@ -24,7 +24,7 @@ PAD = b"x" * ONE_FRAME_BELOW  # a detector state this large makes every row two 
 
 def detector(n: int) -> bytes:
     """A detector's stored form (a new object each call) large enough for a row of two frames."""
-    return b'{"n":%d,"pad":"%s"}' % (n, PAD)
+    return encode_detector({"n": n, "pad": PAD.decode()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,7 @@ class CountedRows(dict[bytes, bytes]):
 
 
 def test_a_young_account_is_written_as_one_frame_without_looking_its_row_up() -> None:
-    state = AccountState(AccountWindow(WindowConfig()), partition=1, detector=b'{"n":1}')
+    state = AccountState(AccountWindow(WindowConfig()), partition=1, detector=encode_detector({"n": 1}))
     for day in range(4):
         state.window.add_usage(START + day * DAY_MS, "login", "u1", 1)
     row = state.to_bytes()

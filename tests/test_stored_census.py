@@ -14,7 +14,7 @@ from detectors.windows import DAY_MS, WindowConfig
 from streams.dev.simulator import Simulation, SimulationConfig
 from streams.engine import Engine, MemoryStore
 from streams.engine.fold import Arrival
-from streams.engine.state import encode_detector
+from streams.engine.state import decode_detector, detector_json, encode_detector
 from streams.engine.stored_census import stored_census_inputs
 from streams.events import validate
 
@@ -44,7 +44,7 @@ def swept_states(accounts: int, days: int) -> list[CensusInputs]:
                 continue  # no usage yet: not swept
             assert state.detector is not None
             decoded = CensusInputs.of(detector)
-            assert stored_census_inputs(state.detector, min_gaps) == decoded
+            assert stored_census_inputs(detector_json(state.detector), min_gaps) == decoded
             seen.append(decoded)
         first, tick = end, tick + DAY_MS
     return seen
@@ -67,7 +67,7 @@ def test_a_state_stored_before_the_engagement_tracker_reads_as_no_engagement() -
     detector = AccountMonitor(DetectorConfig(), WindowConfig()).new_state()
     detector.first_active_day = 20_500
     detector.engagement.learn_one(3.0, 1.0)
-    older = orjson.loads(encode_detector(detector.to_state()))
+    older = decode_detector(encode_detector(detector.to_state()))
     del older["eg"]
     inputs = stored_census_inputs(orjson.dumps(older), min_gaps=2)
     assert (inputs.first_active_day, inputs.n_days, inputs.usage) == (20_500, 0, 0.0)

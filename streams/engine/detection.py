@@ -34,7 +34,7 @@ from detectors.population import CensusRecord
 from detectors.risk import RiskModel
 from detectors.windows import AccountWindow
 from streams.engine.answers import remembering_alerts
-from streams.engine.state import AccountState, decode_detector, encode_detector
+from streams.engine.state import AccountState, decode_detector, detector_json, encode_detector
 from streams.engine.steps import Steps, drain
 from streams.engine.stored_census import stored_census_inputs
 
@@ -237,7 +237,7 @@ class Detection:
         """What the census reads of a stored detector state (a new one for None), without decoding it."""
         if stored is None:
             return self.fresh_census
-        return stored_census_inputs(stored, self.min_gaps)
+        return stored_census_inputs(detector_json(stored), self.min_gaps)
 
     def release(self, state: AccountState) -> None:
         """After the stored form of ``state``'s detector state was brought up to date: drop the decoded object

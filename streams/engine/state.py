@@ -57,11 +57,11 @@ class AccountState:
     """What a table row holds for one account: its window, detector state, applied offsets and answers.
 
     ``detector`` is the stored form of the detector state, kept encoded (:func:`encode_detector`: the
-    orjson bytes of its ``to_state()``, embedded as they are in the row's JSON); ``live_detector`` the decoded
+    orjson bytes of its ``to_state()``, compressed; the row embeds the JSON); ``live_detector`` the decoded
     object while this state stays in memory (a sweep writes the stored form back when the object changed), or
     only while a sweep or an answer needs it (``Detection(keep_decoded=False)``, the wall clock's default).
-    Encoded, the stored form takes about a sixth of the memory of the nested lists and floats it was kept as
-    before, and comparing it is one ``bytes`` comparison (docs/performance.md, "Resident state").
+    Encoded, the stored form takes about a fifteenth of the memory of the nested lists and floats it was kept
+    as before, and comparing it is one ``bytes`` comparison (docs/performance.md, "Resident state").
     """
 
     window: AccountWindow
@@ -90,14 +90,13 @@ class AccountState:
             closed = previous[_HEADER : _HEADER + int.from_bytes(previous[3:_HEADER], "big")]
         else:
             window = self.window
-            stored = len(self.detector or b"")
+            stored = zstandard.frame_content_size(self.detector) if self.detector is not None else 0
             if (  # the second test alone decides for a young account (few days of any kind)
                 not parts
                 or stored + DAY_BYTES * len(window.days.slots) < ONE_FRAME_BELOW
                 or stored + DAY_BYTES * window.closed_slots() < ONE_FRAME_BELOW
             ):
-                detector = orjson.Fragment(self.detector) if self.detector is not None else None
-                return prefix + _COMPRESSOR.compress(self._body(1, window.to_state(), detector))
+                return prefix + _COMPRESSOR.compress(self._body(1, window.to_state(), self._detector_json()))
             closed = _COMPRESSOR.compress(self.closed_body())
         whole = (
             prefix,
@@ -123,9 +122,13 @@ class AccountState:
         # A row of one frame has nothing to copy: no detector state is this object (so no look-up of the row).
         self.written_detector = self.detector if row[2] == ROW_PARTS else _ONE_FRAME
 
+    def _detector_json(self) -> orjson.Fragment | None:
+        """The detector's stored form as the row's JSON embeds it."""
+        return orjson.Fragment(detector_json(self.detector)) if self.detector is not None else None
+
     def closed_body(self) -> bytes:
         """The closed part before compression: the window's closed days and the detector's stored form."""
-        detector = orjson.Fragment(self.detector) if self.detector is not None else None
+        detector = self._detector_json()
         return orjson.dumps({"d": self.window.closed_state(), "x": detector})
 
     def open_body(self) -> bytes:
@@ -168,17 +171,25 @@ class AccountState:
 
 
 def encode_detector(state: dict[str, Any]) -> bytes:
-    """The stored form of a detector state (``AccountDetectorState.to_state()``): its orjson bytes.
+    """The stored form of a detector state (``AccountDetectorState.to_state()``): its orjson bytes, compressed
+    with the states' dictionary (:func:`detector_json` gives the JSON back).
 
     Re-encoding what a row's JSON decoded to gives the same bytes orjson wrote (compact, keys in order,
-    floats as the shortest text that reads back the same), so a state that did not change compares equal.
-    The bytes are copied: what ``orjson.dumps`` returns keeps its whole output buffer allocated (8-16 KB
-    under ``tracemalloc`` for a state of ~700 bytes), which this form stays in memory to save.
+    floats as the shortest text that reads back the same), and compressing the same bytes gives the same
+    frame, so a state that did not change compares equal. Compressed, it takes about two fifths of the JSON's
+    memory (~290 of ~760 bytes after 90 days; docs/performance.md, "The detector's stored form compressed").
+    The frame is copied: what ``compress`` returns keeps the whole bound it allocated (~800 bytes under
+    ``tracemalloc`` for a frame of ~300), which this form stays in memory to save.
     """
-    return bytes(memoryview(orjson.dumps(state)))
+    return bytes(memoryview(_COMPRESSOR.compress(orjson.dumps(state))))
+
+
+def detector_json(stored: bytes) -> bytes:
+    """The JSON of a stored detector form (:func:`encode_detector`), as a row embeds it."""
+    return _DECOMPRESSOR.decompress(stored)
 
 
 def decode_detector(stored: bytes) -> dict[str, Any]:
     """The detector state :func:`encode_detector` encoded."""
-    state: dict[str, Any] = orjson.loads(stored)
+    state: dict[str, Any] = orjson.loads(_DECOMPRESSOR.decompress(stored))
     return state

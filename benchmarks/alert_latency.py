@@ -44,9 +44,9 @@ from benchmarks.pipeline_throughput import (  # noqa: E402
     start_worker,
     stats,
     wait,
-    worker_build,
 )
 from detectors.windows import DAY_MS  # noqa: E402
+from streams.dev.mypyc_build import worker_build  # noqa: E402
 from streams.dev.producer import produce_live  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.events import parse_ts  # noqa: E402

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.raw_getmany import raw_getmany_rate  # noqa: E402
 from streams.dev import kafka_local  # noqa: E402
-from streams.dev.mypyc_build import OUTPUT  # noqa: E402
+from streams.dev.mypyc_build import worker_build  # noqa: E402
 from streams.dev.producer import send_all  # noqa: E402
 from streams.dev.simulator import Simulation, SimulationConfig  # noqa: E402
 from streams.live.kafka_client import ensure_topics  # noqa: E402
@@ -125,13 +125,6 @@ def start_worker(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes
     )
     started.append(process)
     return process, port
-
-
-def worker_build(pid: int) -> str:
-    """ "mypyc" when the worker runs the compiled build (``PYTHONPATH=build/mypyc``, its extensions are mapped
-    into the process), else "interpreted"."""
-    maps = Path(f"/proc/{pid}/maps").read_text()
-    return "mypyc" if f"{OUTPUT}/" in maps else "interpreted"
 
 
 def metric(text: str, name: str) -> float:

@@ -16,7 +16,7 @@ The distinct users of all open days are one sorted array of user hashes and thei
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
 
-Size: ~530 lines: the window's per-event fold is written out in one place on purpose (the hot
+Size: ~550 lines: the window's per-event fold is written out in one place on purpose (the hot
 path of live ingest and replay, issue 15), next to the bucket layout it depends on; so is its stored form in
 two parts (the closed days apart, :meth:`AccountWindow.closed_state`), which depends on when a day closes.
 """

@@ -167,6 +167,13 @@ def describe_build() -> str:
     return f"build: mypyc, {len(loaded)} of {len(COMPILED)} modules compiled"
 
 
+def worker_build(pid: int) -> str:
+    """ "mypyc" when process ``pid`` runs the compiled build (its extensions under :data:`OUTPUT` are mapped
+    into it), else "interpreted": a benchmark's worker, started with ``PYTHONPATH=build/mypyc`` or not."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "mypyc" if f"{OUTPUT}/" in maps else "interpreted"
+
+
 def clean(output: Path = OUTPUT) -> None:
     """Remove the compiled build."""
     shutil.rmtree(output, ignore_errors=True)

@@ -191,5 +191,5 @@ def detector_json(stored: bytes) -> bytes:
 
 def decode_detector(stored: bytes) -> dict[str, Any]:
     """The detector state :func:`encode_detector` encoded."""
-    state: dict[str, Any] = orjson.loads(_DECOMPRESSOR.decompress(stored))
+    state: dict[str, Any] = orjson.loads(detector_json(stored))
     return state

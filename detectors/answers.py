@@ -19,7 +19,9 @@ The book knows nothing of topics or labels' transport; the engine maps each answ
 
 from __future__ import annotations
 
+import sys
 import zlib
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 from detectors.account_state import AccountDetectorState
 from detectors.reasons import reason_kind
 from detectors.risk import FEATURE_INDEX, FEATURES
+from detectors.shared import shared_float
 
 DAY_MS = 86_400_000
 MAX_ALERTS = 4
@@ -62,12 +65,40 @@ class AnswerPolicy:
 
 @dataclass(frozen=True, slots=True)
 class AnsweredAlert:
-    """A remembered alert: its id, when it was raised, its reason kinds and the features it was scored on."""
+    """A remembered alert: its id, when it was raised, its reason kinds and the features it was scored on.
+
+    ``flat`` holds the features as ``(feature index, value, index, value, ...)`` at 3 decimals (zeros left
+    out), with the kinds' names and the values shared between accounts (:func:`sys.intern`,
+    :func:`~detectors.shared.shared_float`), as a pending :class:`~detectors.account_state.Snapshot` holds
+    its own: every alerted account keeps up to ``MAX_ALERTS`` of them in memory (issue 15), and a dict of
+    features with its floats took ~600 of an alert's ~1,000 bytes. :attr:`features` reads them back.
+
+    >>> alert = AnsweredAlert.of("acme:0:opened", 0, ["silence"], {"silence": 1.23456, "urgent": 0.0})
+    >>> alert.flat, alert.features
+    ((6, 1.235), {'silence': 1.235})
+    """
 
     alert_id: str
     ts_ms: int
     kinds: tuple[str, ...]
-    features: dict[str, float]
+    flat: tuple[Any, ...]
+
+    @classmethod
+    def of(
+        cls, alert_id: str, ts_ms: int, kinds: Iterable[str], features: Mapping[str, float]
+    ) -> AnsweredAlert:
+        """An alert scored on ``features`` (each non-zero one kept, rounded to 3 decimals)."""
+        flat: list[Any] = []
+        for name, value in features.items():
+            if value:
+                flat += (FEATURE_INDEX[name], shared_float(round(value, 3)))
+        return cls(alert_id, ts_ms, tuple([sys.intern(kind) for kind in kinds]), tuple(flat))
+
+    @property
+    def features(self) -> dict[str, float]:
+        """The features the alert was scored on, by name."""
+        flat = self.flat
+        return {FEATURES[flat[i]]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
 class AnswerBook:
@@ -93,7 +124,7 @@ class AnswerBook:
 
     def __init__(self) -> None:
         self.alerts: list[AnsweredAlert] = []
-        self.seen: list[int] = []
+        self.seen = array("I")  # 4 bytes an id (a list held a 32-byte int object for each)
         self.muted: dict[str, int] = {}  # kind -> muted until (ms)
         self.damped: dict[str, tuple[float, int]] = {}  # kind -> (damping, since ms)
 
@@ -101,10 +132,9 @@ class AnswerBook:
         self, alert_id: str, ts_ms: int, reasons: Iterable[str], features: Mapping[str, float]
     ) -> None:
         """Keep an alert that may be answered (the latest ``MAX_ALERTS``; the same id again replaces it)."""
-        kinds = tuple(dict.fromkeys(reason_kind(reason) for reason in reasons))
+        kinds = dict.fromkeys(reason_kind(reason) for reason in reasons)
         kept = [a for a in self.alerts if a.alert_id != alert_id]
-        rounded = {k: round(v, 3) for k, v in features.items() if v}
-        self.alerts = [*kept, AnsweredAlert(alert_id, ts_ms, kinds, rounded)][-MAX_ALERTS:]
+        self.alerts = [*kept, AnsweredAlert.of(alert_id, ts_ms, kinds, features)][-MAX_ALERTS:]
 
     def alert(self, alert_id: str) -> AnsweredAlert | None:
         return next((a for a in self.alerts if a.alert_id == alert_id), None)
@@ -112,9 +142,12 @@ class AnswerBook:
     def first_time(self, answer_id: str) -> bool:
         """Record an answer id; False when it was seen already (the same answer twice counts once)."""
         digest = zlib.crc32(answer_id.encode())
-        if digest in self.seen:
+        seen = self.seen
+        if digest in seen:
             return False
-        self.seen = [*self.seen, digest][-MAX_SEEN:]
+        seen.append(digest)
+        if len(seen) > MAX_SEEN:
+            del seen[0]
         return True
 
     def false_alarm(self, alert: AnsweredAlert, *, now_ms: int, policy: AnswerPolicy) -> None:
@@ -169,10 +202,15 @@ class AnswerBook:
         """JSON-compatible state (features by index, as the monitor's snapshots)."""
         return {
             "a": [
-                [a.alert_id, a.ts_ms, list(a.kinds), [[FEATURE_INDEX[k], v] for k, v in a.features.items()]]
+                [
+                    a.alert_id,
+                    a.ts_ms,
+                    list(a.kinds),
+                    [list(a.flat[i : i + 2]) for i in range(0, len(a.flat), 2)],
+                ]
                 for a in self.alerts
             ],
-            "s": self.seen,
+            "s": self.seen.tolist(),
             "m": self.muted,
             "d": {k: list(v) for k, v in self.damped.items()},
         }
@@ -181,12 +219,17 @@ class AnswerBook:
     def from_state(cls, state: Mapping[str, Any]) -> AnswerBook:
         book = cls()
         book.alerts = [
-            AnsweredAlert(alert_id, ts, tuple(kinds), {FEATURES[i]: v for i, v in flat})
-            for alert_id, ts, kinds, flat in state["a"]
+            AnsweredAlert(
+                alert_id,
+                ts,
+                tuple([sys.intern(kind) for kind in kinds]),
+                tuple([x for i, v in pairs for x in (i, shared_float(v))]),
+            )
+            for alert_id, ts, kinds, pairs in state["a"]
         ]
-        book.seen = list(state["s"])
-        book.muted = dict(state["m"])
-        book.damped = {k: (float(d), int(since)) for k, (d, since) in state["d"].items()}
+        book.seen = array("I", state["s"])
+        book.muted = {sys.intern(k): until for k, until in state["m"].items()}
+        book.damped = {sys.intern(k): (float(d), int(since)) for k, (d, since) in state["d"].items()}
         return book
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from detectors.alerts import Alert, Transition
 from detectors.answers import MAX_ALERTS, MAX_SEEN, AnswerBook, AnswerPolicy
 from detectors.monitor import AccountMonitor, DetectorConfig
 from detectors.reasons import reason_kind
+from detectors.risk import FEATURES
 from detectors.windows import DAY_MS, AccountWindow, WindowConfig
 from streams.engine import Engine, MemoryStore
 from streams.engine.answers import HANDLED_OUTCOME, AnswerArrival
@@ -223,6 +226,47 @@ def test_the_answer_book_stays_bounded() -> None:
     # Years later the damping has faded below the floor: the next answer forgets it.
     book.false_alarm(book.alerts[-1], now_ms=(500 + 10 * 365) * DAY_MS, policy=AnswerPolicy())
     assert all(since == (500 + 10 * 365) * DAY_MS for _, since in book.damped.values())
+
+
+def _full_book() -> AnswerBook:
+    """A book at its bounds: four alerts of ten features, sixteen answer ids, muted and damped kinds."""
+    book = AnswerBook()
+    reasons = [
+        "silent for 8 days (usually active every 1.1 days)",
+        "usage -60% vs its usual level (1/day over the last 7 days, 3/day expected)",
+        "3 tickets in 14 days (usually 0.2), 1 urgent/high, 0 escalated",
+    ]
+    for i in range(MAX_ALERTS):
+        features = {name: 0.1234 * (k + 1) + i for k, name in enumerate(FEATURES[:10])}
+        book.remember(f"acct-{i:06d}:17859744{i:05d}:opened", i * DAY_MS, reasons, features)
+        for j in range(MAX_SEEN // MAX_ALERTS):
+            assert book.first_time(f"acct:{i}|false-alarm|user{j}")
+        book.false_alarm(book.alerts[-1], now_ms=i * DAY_MS, policy=AnswerPolicy())
+    return book
+
+
+def test_a_decoded_answer_book_is_small_and_shares_its_names_and_values() -> None:
+    """Every alerted account keeps its book in memory (issue 15): features as flat pairs of shared values,
+    kinds as shared names, answer ids 4 bytes each. A book at its bounds took ~5.3 KB decoded as dicts and
+    lists of int objects, ~2.8 KB now."""
+    stored = orjson.dumps(_full_book().to_state())
+    first, second = (AnswerBook.from_state(orjson.loads(stored)) for _ in range(2))
+    assert orjson.dumps(first.to_state()) == stored  # the stored form is unchanged
+    assert first.alerts[0].kinds[0] is second.alerts[0].kinds[0]
+    assert first.alerts[0].flat[1] is second.alerts[0].flat[1]
+    assert first.alerts[-1].features == {
+        name: round(0.1234 * (k + 1) + 3, 3) for k, name in enumerate(FEATURES[:10])
+    }
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        books = [AnswerBook.from_state(orjson.loads(stored)) for _ in range(100)]
+        gc.collect()
+        per_book = (tracemalloc.get_traced_memory()[0] - before) / len(books)
+    finally:
+        tracemalloc.stop()
+    assert per_book < 3_500
 
 
 def test_live_decoding_turns_feedback_records_into_answers() -> None:

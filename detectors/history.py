@@ -24,7 +24,6 @@ from detectors.windows import (
     USAGE,
     AccountWindow,
     WindowConfig,
-    key_events,
 )
 
 __all__ = ["HistoryLearner"]
@@ -56,6 +55,7 @@ class HistoryLearner:
         new_days = last_day - start + 1
         cfg = self.config
         days = window.days
+        open_key = window.open_key_events()
         for day in range(start, last_day + 1):
             bucket = days.get(day)
             usage = bucket[USAGE] if bucket is not None else 0
@@ -76,8 +76,7 @@ class HistoryLearner:
             if bucket is None:
                 values = (0.0, 0.0, 0.0)
             else:
-                names = window.day_events.get(day)  # window.key_events(day), with the bucket at hand
-                key = key_events(names) if names is not None else bucket[KEY_EVENTS]
+                key = open_key.get(day, bucket[KEY_EVENTS])  # window.key_events(day), with the bucket at hand
                 values = (float(usage), float(bucket[ACTIVE_USERS]), float(key))
             # A day the whole population was quiet (a holiday) says nothing about this account's normal.
             quiet = calendar.is_quiet(day)

@@ -5,13 +5,13 @@ and keeps only the last ``retention_days`` of them, so its size is bounded howev
 Distinct active users are counted exactly while a day is still open to late events, then the user set is
 dropped and only the count kept. Per-event-name counts are kept for the account's top event names, found
 with the Space-Saving algorithm so the set of names stays bounded too; when a day closes its names shrink to
-the one number the detectors read, the day's :func:`key_events`.
+the one number the detectors read, the day's key events (:func:`~detectors.open_names.row_key_events`).
 
 Memory (issue 15): a closed day's bucket is a tuple (a list while its day is open, or again for a late
 event) shared by every window whose day has the same counts (:func:`closed_bucket`), and the days are held in
 a list indexed by day offset (:class:`~detectors.day_table.DayTable`), so most closed days cost a pointer.
 The distinct users of all open days are one sorted array of user hashes and their open days
-(:mod:`detectors.open_users`).
+(:mod:`detectors.open_users`), and their names' counts one array too (:mod:`detectors.open_names`).
 
 The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
 / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
@@ -31,6 +31,19 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from detectors.day_table import Bucket, DayTable
+from detectors.open_names import (
+    NO_COUNTS,
+    NO_NAMES,
+    add_name,
+    close_rows,
+    drop_name,
+    names_from_dicts,
+    names_from_state,
+    names_state,
+    open_key_events,
+    open_slots,
+    row_key_events,
+)
 from detectors.open_users import (
     DAY_BITS,
     DAYS_MASK,
@@ -39,7 +52,7 @@ from detectors.open_users import (
     users_by_day,
     users_from_state,
 )
-from detectors.shared import closed_bucket, closed_buckets, shared_day, stored_days
+from detectors.shared import closed_bucket, closed_buckets, stored_days
 from detectors.vocabulary import BillingKind, Priority, SupportKind
 
 DAY_MS = 86_400_000
@@ -47,7 +60,7 @@ DAY_MS = 86_400_000
 # Column layout of one day's bucket (ints: a list while the day is open, a tuple once it has closed).
 USAGE = 0
 ACTIVE_USERS = 1
-KEY_EVENTS = 2  # filled when the day closes (see key_events); before that the day's names are kept
+KEY_EVENTS = 2  # filled when the day closes (open_names.row_key_events); the names are kept until then
 TICKETS_LOW = 3
 TICKETS_NORMAL = 4
 TICKETS_HIGH = 5
@@ -94,21 +107,6 @@ def day_of(ts_ms: int) -> int:
     return ts_ms // DAY_MS
 
 
-def key_events(names: dict[str, int] | None) -> int:
-    """Key events of a day: tracked events other than the day's most common name.
-
-    The dominant name is usually passive (page views); what remains is deliberate work. Taking the day's own
-    maximum (rather than the account's all-time top name) keeps the signal stable when names are close in
-    frequency and their ranking flips.
-
-    >>> key_events({"page_viewed": 30, "report_exported": 6, "comment_added": 4}), key_events(None)
-    (10, 0)
-    """
-    if not names:
-        return 0
-    return sum(names.values()) - max(names.values())
-
-
 def user_hash(user_id: str) -> int:
     """A stable 32-bit hash (Python's ``hash`` is salted per process, which would break restarts)."""
     return zlib.crc32(user_id.encode())
@@ -120,11 +118,12 @@ _ATTRIBUTES = (
     "canceled_ts_ms",
     "closed_changed",
     "config",
-    "day_events",
     "days",
     "event_totals",
     "first_seen_ms",
     "mrr",
+    "open_counts",
+    "open_names",
     "open_users",
     "plan",
     "watermarks",
@@ -161,7 +160,10 @@ class AccountWindow:
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
         self.days = DayTable()
-        self.day_events: dict[int, dict[str, int]] = {}
+        # The tracked names' counts of the days still open to late usage (detectors.open_names): the names,
+        # a tuple shared between windows, and a row of counts per open-day slot.
+        self.open_names: tuple[str, ...] = NO_NAMES
+        self.open_counts: array[int] = NO_COUNTS
         # The distinct users of the days still open to late usage: user_hash << DAY_BITS | a bit per open day
         # it was seen on, sorted (detectors.open_users), one array for all open days (None while empty); the
         # bucket keeps each day's count.
@@ -257,6 +259,7 @@ class AccountWindow:
             self._track_event_name(event, count)
             return True
         day = ts_ms // DAY_MS
+        slot = day % (self.config.allowed_lateness_ms // DAY_MS + 2)  # open_slots: a day open at once's own
         bucket[USAGE] += count
         if user_id is not None and bucket[ACTIVE_USERS] < MAX_USERS_PER_DAY:
             users = self.open_users
@@ -264,7 +267,7 @@ class AccountWindow:
                 users = self.open_users = array("Q")
             # user_hash and open_users.user_day_bit, inlined: once per usage event
             user = zlib.crc32(user_id.encode()) << DAY_BITS
-            bit = 1 << day % (self.config.allowed_lateness_ms // DAY_MS + 2)
+            bit = 1 << slot
             i = bisect_left(users, user)  # the user's entry, if any: user | its days
             if i < len(users) and (entry := users[i]) <= user | DAYS_MASK:
                 if not entry & bit:
@@ -276,18 +279,21 @@ class AccountWindow:
         totals = self.event_totals
         if event in totals:  # the common case of _track_event_name, inlined
             totals[event] += count
-            tracked = True
         else:
-            tracked = self._track_event_name(event, count)
-        if tracked:
-            names = self.day_events.get(day)
-            if names is None:
-                names = self.day_events[shared_day(day)] = {}
-            names[event] = names.get(event, 0) + count
+            self._track_event_name(event, count)
+        names = self.open_names
+        try:
+            column = names.index(event)
+        except ValueError:  # the first count of this name on any open day
+            slots = open_slots(self.config.allowed_lateness_ms)
+            names, self.open_counts = add_name(names, self.open_counts, event, slots)
+            self.open_names = names
+            column = len(names) - 1
+        self.open_counts[slot * len(names) + column] += count
         return True
 
-    def _track_event_name(self, event: str, count: int) -> bool:
-        """Space-Saving heavy hitters over ``4 * top_events`` candidates; True when ``event`` is tracked.
+    def _track_event_name(self, event: str, count: int) -> None:
+        """Space-Saving heavy hitters over ``4 * top_events`` candidates (``event`` always among them after).
 
         The candidate table is wider than the reported top-k so that a name growing popular late is admitted
         before the reported top is decided; a name evicted from it loses its daily counts.
@@ -295,16 +301,16 @@ class AccountWindow:
         totals = self.event_totals
         if event in totals:
             totals[event] += count
-            return True
+            return
         if len(totals) < 4 * self.config.top_events:
             totals[event] = count
-            return True
+            return
         weakest = min(totals, key=totals.__getitem__)
         floor = totals.pop(weakest)
         totals[event] = floor + count
-        for names in self.day_events.values():
-            names.pop(weakest, None)
-        return True
+        self.open_names, self.open_counts = drop_name(
+            self.open_names, self.open_counts, weakest, open_slots(self.config.allowed_lateness_ms)
+        )
 
     def top_event_names(self) -> list[str]:
         """The account's ``top_events`` most frequent event names, most frequent first."""
@@ -402,13 +408,18 @@ class AccountWindow:
             # Before any user of a new day is added, which may reuse a closing day's bit.
             kept = close_days(users, was_open_from, open_from, self.config.allowed_lateness_ms)
             self.open_users = kept or None
-        for day in [d for d in self.day_events if d < open_from]:
-            bucket = days.get(day)
-            if bucket is not None:
-                closed = list(bucket)
-                closed[KEY_EVENTS] = key_events(self.day_events[day])
-                days[day] = closed_bucket(closed)
-            del self.day_events[day]
+        if self.open_names and open_from > was_open_from:
+            slots = open_slots(self.config.allowed_lateness_ms)
+            closing = range(was_open_from, open_from)
+            key, self.open_names, self.open_counts = close_rows(
+                self.open_names, self.open_counts, closing, slots
+            )
+            for day, events in key.items():
+                bucket = days.get(day)
+                if bucket is not None:
+                    closed = list(bucket)
+                    closed[KEY_EVENTS] = events
+                    days[day] = closed_bucket(closed)
         for day in range(max(was_open_from, oldest_kept), open_from):  # at most the retention's days
             bucket = days.get(day)
             if type(bucket) is list:
@@ -422,11 +433,19 @@ class AccountWindow:
 
     def key_events(self, day: int) -> int:
         """:func:`key_events` of ``day``: from its names while it is open, from its bucket once closed."""
-        names = self.day_events.get(day)
-        if names is not None:
-            return key_events(names)
+        if self.open_names and day in self._user_days():
+            slots = open_slots(self.config.allowed_lateness_ms)
+            return row_key_events(self.open_counts, len(self.open_names), day % slots)
         bucket = self.days.get(day)
         return bucket[KEY_EVENTS] if bucket is not None else 0
+
+    def open_key_events(self) -> dict[int, int]:
+        """:func:`key_events` of each open day that counted names (the others' are their buckets'): for
+        passes over the days that read every day's key events."""
+        if not self.open_names:
+            return {}
+        slots = open_slots(self.config.allowed_lateness_ms)
+        return open_key_events(self.open_names, self.open_counts, self._user_days(), slots)
 
     def total(self, column: int, first_day: int, last_day: int) -> int:
         """Sum of ``column`` over the days ``first_day..last_day`` inclusive."""
@@ -507,10 +526,11 @@ class AccountWindow:
 
     def _state(self, days: list[list[int]]) -> dict[str, Any]:
         users = self.open_users
+        lateness = self.config.allowed_lateness_ms
         return {
             "d": days,
-            "e": [[day, names] for day, names in sorted(self.day_events.items()) if names],
-            "u": users_by_day(users, self._user_days(), self.config.allowed_lateness_ms) if users else [],
+            "k": names_state(self.open_names, self.open_counts, self._user_days(), open_slots(lateness)),
+            "u": users_by_day(users, self._user_days(), lateness) if users else [],
             "t": self.event_totals,
             "w": self.watermarks,
             "f": self.first_seen_ms,
@@ -536,7 +556,11 @@ class AccountWindow:
             day_numbers.append(day)
             buckets.append(shared.setdefault(bucket, bucket) if day < open_from else list(bucket))
         window.days = DayTable.of_sorted(day_numbers, buckets)
-        window.day_events = {shared_day(day): dict(names) for day, names in state["e"]}
+        slots = open_slots(config.allowed_lateness_ms)
+        if "k" in state:
+            window.open_names, window.open_counts = names_from_state(state["k"], slots)
+        else:  # written before the names' counts were one array: a dict of names per day
+            window.open_names, window.open_counts = names_from_dicts(state["e"], slots)
         window.open_users = users_from_state(state["u"], config.allowed_lateness_ms)
         window.event_totals = dict(state["t"])
         window.first_seen_ms = state["f"]

@@ -249,7 +249,8 @@ def test_state_bounded_over_a_year() -> None:
         sizes.append(len(orjson.dumps(w.to_state())))
     assert len(w.days) == CFG.retention_days
     assert min(w.days) == DAY0 + 365 - CFG.retention_days
-    assert len(w.day_events) <= CFG.retention_days
+    # Names counted only for the open days too, and only the tracked ones.
+    assert len(w.to_state()["k"]) <= 1 + 3 and set(w.open_names) <= set(w.event_totals)
     # User sets only for days still open to late events (lateness 2 days: today and the two before).
     assert len(user_days(w)) <= 3
     assert len(w.event_totals) <= 4 * CFG.top_events
@@ -304,7 +305,8 @@ def test_space_saving_keeps_heavy_names() -> None:
     # Space-Saving overestimates by at most the floor it inherited; heavy names were never evicted.
     assert w.event_totals["export"] == 600
     assert w.event_totals["search"] == 200
-    names = w.day_events[DAY0]
+    names = dict(zip(w.open_names, w.to_state()["k"][1][1:], strict=True))  # DAY0's counts
+    assert w.to_state()["k"][1][0] == DAY0
     assert names["export"] == 600
     assert names["search"] == 200
     assert set(names) <= set(w.event_totals)

@@ -29,7 +29,6 @@ from detectors.windows import (
     TICKETS_URGENT,
     USAGE,
     AccountWindow,
-    key_events,
 )
 
 __all__ = ["Rhythm", "WindowSums", "window_sums"]
@@ -165,7 +164,7 @@ def window_sums(
     actual = sums.actual
     recent = old = 0
     totals = sums.weekly = [0.0] * 8 if weekly else None
-    day_events = window.day_events
+    open_key = window.open_key_events()
     only_old = max(29, signal_age) if warm else 29  # older days count in ``old`` and the weekly totals only
     days = window.days
     day = days.first - 1
@@ -194,8 +193,7 @@ def window_sums(
         if warm and age <= signal_age and not (quiet and day in quiet):  # holidays: left out (below)
             actual[0] += usage
             actual[1] += bucket[ACTIVE_USERS]
-            names = day_events.get(day)  # window.key_events(day), inlined: the bucket is at hand
-            actual[2] += key_events(names) if names is not None else bucket[KEY_EVENTS]
+            actual[2] += open_key.get(day, bucket[KEY_EVENTS])  # window.key_events(day), inlined
         if totals is not None and age <= 56 and not (quiet and day in quiet):
             totals[(56 - age) // 7] += usage
         if age < 30 and bucket[_SUPPORT_FROM:] != _NO_SUPPORT:

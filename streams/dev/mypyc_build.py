@@ -69,6 +69,7 @@ COMPILED: tuple[str, ...] = (
     "detectors.features.usage",
     "detectors.history",
     "detectors.monitor",
+    "detectors.open_names",
     "detectors.open_users",
     "detectors.outage",
     "detectors.outcomes",

@@ -20,6 +20,7 @@ row of counts per day; states written before it held a dict of names per day, st
 
 from __future__ import annotations
 
+import sys
 from array import array
 from typing import Any
 
@@ -52,7 +53,7 @@ def add_name(
     if width:
         for row in range(slots):
             grown[row * (width + 1) : row * (width + 1) + width] = counts[row * width : row * width + width]
-    return shared_names((*names, name)), grown
+    return shared_names((*names, sys.intern(name))), grown
 
 
 def drop_name(

@@ -23,6 +23,7 @@ two parts (the closed days apart, :meth:`AccountWindow.closed_state`), which dep
 
 from __future__ import annotations
 
+import sys
 import zlib
 from array import array
 from bisect import bisect_left
@@ -302,6 +303,8 @@ class AccountWindow:
         if event in totals:
             totals[event] += count
             return
+        # A new name: one object for every window (an event's name is a new string; ~60 bytes each, kept).
+        event = sys.intern(event)
         if len(totals) < 4 * self.config.top_events:
             totals[event] = count
             return
@@ -354,7 +357,7 @@ class AccountWindow:
             if mrr is not None:
                 self.mrr = mrr
             if plan is not None:
-                self.plan = plan
+                self.plan = sys.intern(plan)  # one object for every window, as names
             if kind == BillingKind.SUBSCRIPTION_CANCELED:
                 self.canceled_ts_ms = ts_ms
             elif kind == BillingKind.SUBSCRIPTION_CREATED:
@@ -564,7 +567,8 @@ class AccountWindow:
         window.open_users = users_from_state(state["u"], config.allowed_lateness_ms)
         window.event_totals = dict(state["t"])
         window.first_seen_ms = state["f"]
-        window.plan = state["p"]
+        plan = state["p"]
+        window.plan = sys.intern(plan) if plan is not None else None
         window.mrr = state["m"]
         window.billing_ts_ms = state["b"]
         window.canceled_ts_ms = state["c"]

@@ -115,11 +115,13 @@ def close_rows(
 def open_key_events(names: tuple[str, ...], counts: array[int], days: range, slots: int) -> dict[int, int]:
     """The key events of each of the open ``days`` that counted names."""
     width = len(names)
+    values = counts.tolist()  # once: slices of a list are cheaper than an array's (a sweep reads this twice)
     found: dict[int, int] = {}
     for day in days:
-        row = day % slots
-        if any(counts[row * width : row * width + width]):
-            found[day] = row_key_events(counts, width, row)
+        start = day % slots * width
+        row = values[start : start + width]
+        if any(row):
+            found[day] = sum(row) - max(row)  # row_key_events, with the row at hand
     return found
 
 

@@ -445,10 +445,14 @@ class AccountWindow:
     def open_key_events(self) -> dict[int, int]:
         """:func:`key_events` of each open day that counted names (the others' are their buckets'): for
         passes over the days that read every day's key events."""
-        if not self.open_names:
+        names = self.open_names
+        mark = self.watermarks[USAGE_STREAM]
+        if not names or mark is None:
             return {}
-        slots = open_slots(self.config.allowed_lateness_ms)
-        return open_key_events(self.open_names, self.open_counts, self._user_days(), slots)
+        # A row that counts names is an open day's: within the last ``slots`` days to the usage watermark's
+        # (closed days' rows are cleared), so the first open day need not be found.
+        slots, last = open_slots(self.config.allowed_lateness_ms), mark // DAY_MS
+        return open_key_events(names, self.open_counts, range(last - slots + 1, last + 1), slots)
 
     def total(self, column: int, first_day: int, last_day: int) -> int:
         """Sum of ``column`` over the days ``first_day..last_day`` inclusive."""

@@ -137,8 +137,8 @@ def test_the_same_alerts_and_states_as_sweeping_every_account(arrivals: list[Arr
 def test_detector_states_dropped_between_sweeps_change_nothing_but_memory(arrivals: list[Arrival]) -> None:
     """``keep_decoded_detectors=False`` (``CHURNWATCH_STATE_DECODED_DETECTORS``, the wall clock's default):
     between sweeps an account holds only its detector state's stored form, and each sweep decodes it again.
-    The same accounts evaluated, the same alerts, the same stored states; only an assessed cancellation
-    keeps its decoded state (what tells a later sweep not to judge it again)."""
+    The same accounts evaluated, the same alerts, the same stored states; an assessed cancellation keeps only
+    its time (what tells a later sweep not to judge it again), not its decoded state."""
     kept, dropped = engine(incremental=True), engine(incremental=True, keep_decoded_detectors=False)
     run_kept, run_dropped = timer_run(kept, arrivals), timer_run(dropped, arrivals)
     assert run_kept.alerts and run_dropped.alerts == run_kept.alerts
@@ -153,8 +153,9 @@ def test_detector_states_dropped_between_sweeps_change_nothing_but_memory(arriva
         if state.live_detector is not None and state.live_detector.canceled_ts_ms is not None
     }
     assert canceled, "no assessed cancellation: the test needs one"
-    decoded = {key for key, state in dropped.store.states.items() if state.live_detector is not None}
-    assert decoded == canceled
+    assert not any(state.live_detector is not None for state in dropped.store.states.values())
+    assessed = {key for key, state in dropped.store.states.items() if state.assessed_cancel_ms is not None}
+    assert assessed == canceled
     assert sum(state.live_detector is not None for state in kept.store.states.values()) > 2 * len(canceled)
 
 

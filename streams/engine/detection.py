@@ -132,7 +132,7 @@ def due(state: AccountState, now_ms: int) -> bool:
     if usage_mark >= now_ms and state.detector is None and not state.window.used_before(now_ms):
         return False
     detector = state.live_detector
-    canceled = detector.canceled_ts_ms if detector is not None else None
+    canceled = detector.canceled_ts_ms if detector is not None else state.assessed_cancel_ms
     return canceled is None or canceled != state.window.canceled_ts_ms
 
 
@@ -241,9 +241,10 @@ class Detection:
 
     def release(self, state: AccountState) -> None:
         """After the stored form of ``state``'s detector state was brought up to date: drop the decoded object
-        unless ``keep_decoded``. A cancellation already assessed keeps it, so :func:`due` can tell."""
+        unless ``keep_decoded``, keeping the cancellation it assessed, if any, so :func:`due` can tell."""
         detector = state.live_detector
-        if not self.keep_decoded and detector is not None and detector.canceled_ts_ms is None:
+        if not self.keep_decoded and detector is not None:
+            state.assessed_cancel_ms = detector.canceled_ts_ms
             state.live_detector = None
 
     def sweep(

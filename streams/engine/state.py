@@ -74,6 +74,9 @@ class AccountState:
     uplift: list[int] | None = None
     # The detector's stored form as the last row read or written held it (:meth:`closed_unchanged`).
     written_detector: bytes | None = field(default=None, compare=False, repr=False)
+    # The cancellation its detector state had assessed when the decoded state was dropped (streams.engine.
+    # detection.due): a cancelled account no longer keeps its decoded state (~3 KB) to tell that.
+    assessed_cancel_ms: int | None = field(default=None, compare=False, repr=False)
 
     def to_bytes(self, previous: bytes | None = None, *, parts: bool = True) -> bytes:
         """The partition (2 bytes, readable without decoding), then the state as JSON zstd-compressed with the

@@ -13,10 +13,11 @@ a list indexed by day offset (:class:`~detectors.day_table.DayTable`), so most c
 The distinct users of all open days are one sorted array of user hashes and their open days
 (:mod:`detectors.open_users`), and their names' counts one array too (:mod:`detectors.open_names`).
 
-The window is plain data (ints, strings, small dicts) and round-trips through :meth:`AccountWindow.to_state`
-/ :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live in a changelog-backed table.
+The window is plain data (ints, strings, small dicts, tuples and arrays) and round-trips through
+:meth:`AccountWindow.to_state` / :meth:`AccountWindow.from_state`, which are JSON-compatible, so it can live
+in a changelog-backed table.
 
-Size: ~550 lines: the window's per-event fold is written out in one place on purpose (the hot
+Size: ~590 lines: the window's per-event fold is written out in one place on purpose (the hot
 path of live ingest and replay, issue 15), next to the bucket layout it depends on; so is its stored form in
 two parts (the closed days apart, :meth:`AccountWindow.closed_state`), which depends on when a day closes.
 """
@@ -260,7 +261,9 @@ class AccountWindow:
             self._track_event_name(event, count)
             return True
         day = ts_ms // DAY_MS
-        slot = day % (self.config.allowed_lateness_ms // DAY_MS + 2)  # open_slots: a day open at once's own
+        slot = day % (
+            self.config.allowed_lateness_ms // DAY_MS + 2
+        )  # the day's slot among the open days (open_slots)
         bucket[USAGE] += count
         if user_id is not None and bucket[ACTIVE_USERS] < MAX_USERS_PER_DAY:
             users = self.open_users
@@ -435,7 +438,8 @@ class AccountWindow:
         return list(self.days.get(day) or _ZEROS)
 
     def key_events(self, day: int) -> int:
-        """:func:`key_events` of ``day``: from its names while it is open, from its bucket once closed."""
+        """The key events of ``day`` (:func:`~detectors.open_names.row_key_events`): from its names' counts
+        while it is open, from its bucket once closed."""
         if self.open_names and day in self._user_days():
             slots = open_slots(self.config.allowed_lateness_ms)
             return row_key_events(self.open_counts, len(self.open_names), day % slots)
@@ -443,7 +447,7 @@ class AccountWindow:
         return bucket[KEY_EVENTS] if bucket is not None else 0
 
     def open_key_events(self) -> dict[int, int]:
-        """:func:`key_events` of each open day that counted names (the others' are their buckets'): for
+        """:meth:`key_events` of each open day that counted names (the others' are their buckets'): for
         passes over the days that read every day's key events."""
         names = self.open_names
         mark = self.watermarks[USAGE_STREAM]
